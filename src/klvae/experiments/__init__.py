@@ -1,0 +1,1 @@
+"""Entry points that the Snakemake rules call: one function per rule."""

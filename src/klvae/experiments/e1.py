@@ -1,0 +1,170 @@
+"""E1 -- the KL coefficient sweep (seed 003, "influence of the KL coefficient").
+
+MLP VAE on MNIST with a 2-D latent space, loss = pixel-summed BCE + c * KL (nats per
+sample), Adam 1e-3, batch 128; one training run per coefficient c, all starting from
+the same initial weights (the seed saved ``vae_init.h5`` once and reloaded it).
+
+Entry points (called by ``workflow/rules/e1.smk`` through ``workflow/scripts/call.py``):
+:func:`init_weights`, :func:`train`, :func:`analyse`, :func:`collect_metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from klvae.seeding import set_global_seed
+
+
+def _atomic_path(path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(path.stem + ".tmp" + "".join(path.suffixes))
+
+
+def init_weights(weights: str, seed: int, latent_dim: int = 2, intermediate_dim: int = 512) -> None:
+    """Build E1's VAE from ``seed`` and save its initial weights (``.weights.h5``) for every c.
+
+    Args:
+        weights: output path ending in ``.weights.h5``.
+        seed: the config's seed; weights are a pure function of it.
+    """
+    set_global_seed(seed, threads=1)
+    from klvae.models.mlp import build_mlp_vae
+    vae = build_mlp_vae(kl_weight=0.0, latent_dim=latent_dim, intermediate_dim=intermediate_dim, seed=seed)
+    tmp = _atomic_path(weights)
+    vae.save_weights(tmp)
+    os.replace(tmp, weights)
+
+
+class _NaNGuard:
+    """Keras callback factory: stop with an error on a non-finite loss."""
+
+    @staticmethod
+    def make():
+        import keras
+
+        class TerminateOnNaNError(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                loss = (logs or {}).get("loss")
+                if loss is not None and not np.isfinite(float(loss)):
+                    raise FloatingPointError(f"non-finite training loss {loss} at batch {batch}; "
+                                             "lower the learning rate or the KL weight")
+        return TerminateOnNaNError()
+
+
+def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coefficient: float,
+          epochs: int, batch_size: int = 128, learning_rate: float = 1e-3, n_train: int | None = None,
+          n_test: int | None = None, seed: int = 1, latent_dim: int = 2, intermediate_dim: int = 512,
+          threads: int = 1) -> dict:
+    """Train E1's VAE for one KL coefficient c from the shared initial weights; evaluate on the test set.
+
+    Args:
+        mnist: canonical ``mnist.npz`` (uint8, see :mod:`klvae.data.mnist`).
+        init: the shared initial weights from :func:`init_weights`.
+        model: output ``.keras`` file (the whole VAE, native Keras format).
+        history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss, kl_loss``
+            (training-set means, nats per sample).
+        metrics: output JSON: test ``loss``, ``reconstruction_loss``, ``kl_loss`` (nats per
+            sample, 10,000 test images unless ``n_test``), with c, epochs and sizes.
+        kl_coefficient: c >= 0, the KL weight.
+        epochs, batch_size, learning_rate: training settings (seed: 40, 128, 1e-3).
+        n_train, n_test: use only the first n images (``None`` = all).
+        seed: seeds sampling and shuffling.
+        threads: TensorFlow intra-op threads (results are bitwise repeatable for a fixed value).
+
+    Returns:
+        The metrics dict.
+
+    Raises:
+        FloatingPointError: a non-finite loss during training (no model file is written).
+    """
+    set_global_seed(seed, threads=threads)
+    import keras
+    from klvae.data import mnist as mnist_data
+    from klvae.data.stream import image_dataset
+    from klvae.models.mlp import build_mlp_vae
+
+    x_train, _, x_test, _ = mnist_data.load(mnist, n_train, n_test)
+    vae = build_mlp_vae(kl_weight=kl_coefficient, latent_dim=latent_dim, intermediate_dim=intermediate_dim, seed=seed)
+    vae.load_weights(init)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    print(f"[e1] c={kl_coefficient}: {len(x_train):,} training images, {epochs} epochs, batch {batch_size}", flush=True)
+    hist = vae.fit(image_dataset(x_train, batch_size, shuffle=True, seed=seed), epochs=epochs, verbose=2,
+                   callbacks=[_NaNGuard.make()])
+    test = vae.evaluate(image_dataset(x_test, batch_size, shuffle=False), verbose=0, return_dict=True)
+    frame = pd.DataFrame(hist.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    tmp = _atomic_path(history)
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, history)
+    record = {"kl_coefficient": kl_coefficient, "epochs": epochs, "batch_size": batch_size,
+              "n_train": len(x_train), "n_test": len(x_test),
+              **{k: float(v) for k, v in test.items()}}
+    tmp = _atomic_path(metrics)
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, metrics)
+    tmp = _atomic_path(model)
+    vae.save(tmp)
+    os.replace(tmp, model)
+    print(f"[e1] c={kl_coefficient}: test loss {record['loss']:.2f} = reconstruction "
+          f"{record['reconstruction_loss']:.2f} + c * KL {record['kl_loss']:.2f}", flush=True)
+    return record
+
+
+def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None = None, n: int = 30,
+            limit: float = 3.0) -> None:
+    """Encode the test set and decode the latent grid of one trained E1 VAE (no sampling).
+
+    Args:
+        model: a trained ``model.keras`` from :func:`train`.
+        mnist: canonical ``mnist.npz``.
+        latent: output ``.npz`` with float32 ``z_mean (n_test, 2)``, ``z_log_var (n_test, 2)``
+            and uint8 ``labels (n_test,)``.
+        grid: output ``.npz`` with float32 ``images (n, n, 28, 28)`` decoded from the ``n x n``
+            grid over ``[-limit, limit]^2`` as the seed laid it out: row i has
+            z[1] = ``grid_y[i]`` (top = +limit), column j has z[0] = ``grid_x[j]``; plus
+            ``grid_x``, ``grid_y``.
+        n_test: first n test images (``None`` = all).
+    """
+    set_global_seed(0, threads=1)
+    import keras
+    import klvae.models.vae  # noqa: F401  (registers the custom classes for loading)
+    from klvae.data import mnist as mnist_data
+
+    vae = keras.saving.load_model(model)
+    _, _, x_test, y_test = mnist_data.load(mnist, 0, n_test)
+    z_mean, z_log_var = vae.encoder.predict(x_test.astype(np.float32) / 255.0, batch_size=1000, verbose=0)
+    tmp = _atomic_path(latent)
+    np.savez(tmp, z_mean=z_mean.astype(np.float32), z_log_var=z_log_var.astype(np.float32), labels=y_test)
+    os.replace(tmp, latent)
+
+    grid_x = np.linspace(-limit, limit, n)
+    grid_y = np.linspace(-limit, limit, n)[::-1]
+    zz = np.array([[xi, yi] for yi in grid_y for xi in grid_x], np.float32)
+    images = vae.decoder.predict(zz, batch_size=n * n, verbose=0).reshape(n, n, 28, 28)
+    tmp = _atomic_path(grid)
+    np.savez(tmp, images=images.astype(np.float32), grid_x=grid_x, grid_y=grid_y)
+    os.replace(tmp, grid)
+
+
+def collect_metrics(metrics: list[str], table: str) -> pd.DataFrame:
+    """Gather the per-c test metrics JSON files into one CSV sorted by c, with the seed's
+    table (SPEC.md, seed 003) beside ours: columns ``kl_coefficient, loss, reconstruction_loss,
+    kl_loss, seed_loss, seed_reconstruction, seed_kl, epochs, n_train, n_test``."""
+    from klvae.reference import E1_SEED_TABLE
+
+    rows = [json.loads(Path(p).read_text()) for p in metrics]
+    frame = pd.DataFrame(rows).sort_values("kl_coefficient").reset_index(drop=True)
+    seed = pd.DataFrame(E1_SEED_TABLE, columns=["kl_coefficient", "seed_loss", "seed_reconstruction", "seed_kl"])
+    frame = frame.merge(seed, on="kl_coefficient", how="left")
+    cols = ["kl_coefficient", "loss", "reconstruction_loss", "kl_loss", "seed_loss", "seed_reconstruction",
+            "seed_kl", "epochs", "n_train", "n_test"]
+    tmp = _atomic_path(table)
+    frame[cols].to_csv(tmp, index=False)
+    os.replace(tmp, table)
+    return frame[cols]

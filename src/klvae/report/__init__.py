@@ -1,0 +1,1 @@
+"""Report assembly: generated fragments (tables, numbers, provenance) and rendering."""

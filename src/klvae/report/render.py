@@ -1,0 +1,172 @@
+"""Render the Quarto project in ``report/`` to one self-contained HTML file and one PDF.
+
+Two paths, same sources:
+
+* ``quarto`` -- where the ``quarto`` command exists: ``quarto render`` of the assembled
+  project (HTML with embedded resources, PDF through Quarto's Typst format).
+* ``pandoc`` -- everywhere else (Quarto cannot be installed on our machines): the include
+  and var shortcodes are expanded here, pandoc (from ``pypandoc-binary``) writes the
+  self-contained HTML, and pandoc -> Typst -> PDF with the ``typst`` Python package. The
+  Lua filter ``crossref.lua`` numbers figures/tables and resolves ``@fig-``/``@tbl-``.
+
+Only features both paths handle are used in the ``.qmd`` files: include and var
+shortcodes, ``{#fig-...}``/``{#tbl-...}`` ids, ``@`` references, callout divs, math.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
+INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
+VAR_RE = re.compile(r"\{\{<\s*var\s+([\w.\-]+)\s*>\}\}")
+
+
+class ReportError(RuntimeError):
+    """The report could not be assembled or rendered (message says which file or key)."""
+
+
+def assemble(sources: str | Path, build: str | Path, generated: dict[str, str], figures: list[str],
+             figures_root: str | Path) -> Path:
+    """Lay out a renderable Quarto project in ``build``.
+
+    Copies ``sources`` (the ``report/`` folder), the generated files (``{name in build:
+    path}``, e.g. ``{"_variables.yml": ..., "_generated/e1.md": ...}``) and the figures (kept at
+    their path relative to ``figures_root``, under ``build/figures/``).
+
+    Returns:
+        ``build`` as a Path. The folder is recreated from scratch.
+    """
+    build = Path(build)
+    if build.exists():
+        shutil.rmtree(build)
+    shutil.copytree(sources, build)
+    for name, src in generated.items():
+        dst = build / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    for fig in figures:
+        rel = Path(fig).resolve().relative_to(Path(figures_root).resolve())
+        dst = build / "figures" / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fig, dst)
+    return build
+
+
+def _lookup(variables: dict, key: str, where: str):
+    node = variables
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ReportError(f"{where}: {{{{< var {key} >}}}} is not defined in _variables.yml")
+        node = node[part]
+    return node
+
+
+def expand_shortcodes(path: Path, variables: dict, depth: int = 0) -> str:
+    """Text of ``path`` with ``{{< include f >}}`` (recursive, relative to the including file)
+    and ``{{< var a.b >}}`` replaced, as Quarto does.
+
+    Raises:
+        ReportError: a missing include file, an undefined variable, or includes nested > 10 deep.
+    """
+    if depth > 10:
+        raise ReportError(f"{path}: includes nested more than 10 deep")
+    text = path.read_text()
+
+    def include(m):
+        target = path.parent / m.group(1)
+        if not target.is_file():
+            raise ReportError(f"{path}: included file {m.group(1)} not found (looked at {target})")
+        body = expand_shortcodes(target, variables, depth + 1)
+        return re.sub(r"\A---\n.*?\n---\n", "", body, flags=re.S)  # front matter of includes is dropped
+
+    text = INCLUDE_RE.sub(include, text)
+    return VAR_RE.sub(lambda m: str(_lookup(variables, m.group(1), str(path))), text)
+
+
+def _pandoc() -> str:
+    import pypandoc
+    return pypandoc.get_pandoc_path()
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.stderr.strip():
+        print(proc.stderr.strip(), flush=True)
+    if proc.returncode != 0:
+        raise ReportError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}:\n{proc.stderr.strip()[-2000:]}")
+
+
+def render_pandoc(build: Path, html: Path, pdf: Path, index: str = "index.qmd") -> None:
+    """The pandoc path: expand shortcodes, then pandoc -> HTML and pandoc -> Typst -> PDF."""
+    import typst
+
+    variables = yaml.safe_load((build / "_variables.yml").read_text()) if (build / "_variables.yml").exists() else {}
+    md = build / "_klvae.md"
+    md.write_text(expand_shortcodes(build / index, variables))
+    common = [_pandoc(), md.name, "--from", "markdown", "--standalone", "--lua-filter", str(CROSSREF_FILTER),
+              "--toc", "--number-sections", "--resource-path", "."]
+    if (build / "references.bib").exists():
+        common += ["--citeproc", "--bibliography", "references.bib"]
+    css = build / "style.css"
+    _run(common + ["--to", "html5", "--embed-resources", "--mathml", "--section-divs",
+                   *(["--css", css.name] if css.exists() else []), "--output", "_klvae.html"], build)
+    _run(common + ["--to", "typst", "--output", "_klvae.typ"], build)
+    try:
+        typst.compile(str(build / "_klvae.typ"), output=str(build / "_klvae.pdf"), root=str(build))
+    except Exception as err:  # typst raises its own error type with the compiler's message
+        raise ReportError(f"typst could not compile {build / '_klvae.typ'}: {err}") from err
+    for src, dst in ((build / "_klvae.html", html), (build / "_klvae.pdf", pdf)):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+
+
+def render_quarto(build: Path, html: Path, pdf: Path, index: str = "index.qmd") -> None:
+    """The Quarto path: ``quarto render`` to HTML and to Typst-PDF (formats from ``_quarto.yml``)."""
+    for fmt, dst in (("html", html), ("typst", pdf)):
+        _run(["quarto", "render", index, "--to", fmt, "--output-dir", "_out"], build)
+        produced = sorted((build / "_out").glob("*.html" if fmt == "html" else "*.pdf"))
+        if not produced:
+            raise ReportError(f"quarto render --to {fmt} produced no output in {build / '_out'}")
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(produced[0], dst)
+
+
+RENDERERS = {"pandoc": render_pandoc, "quarto": render_quarto}
+
+
+def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
+           figures_root: str, renderer: str = "auto") -> str:
+    """Assemble the project in ``build`` and render ``html`` (self-contained) and ``pdf``.
+
+    Args:
+        html, pdf: output paths.
+        sources: the ``report/`` folder (``_quarto.yml``, ``index.qmd``, chapters).
+        build: scratch folder for the assembled project (recreated).
+        generated: generated files by their name inside the project.
+        figures: PNGs to copy, found in the project under ``figures/<path relative to figures_root>``.
+        renderer: ``auto`` (quarto if the command exists, else pandoc), ``quarto`` or ``pandoc``.
+
+    Returns:
+        The renderer used.
+
+    Raises:
+        ReportError: rendering failed (with the tool's message), or ``quarto`` was asked for
+            but is not installed.
+    """
+    if renderer == "auto":
+        renderer = "quarto" if shutil.which("quarto") else "pandoc"
+    if renderer == "quarto" and not shutil.which("quarto"):
+        raise ReportError("report.renderer is 'quarto' but the quarto command is not on PATH; "
+                          "install Quarto or set report.renderer: pandoc")
+    project = assemble(sources, build, generated, figures, figures_root)
+    print(f"[report] rendering {project} with {renderer}", flush=True)
+    RENDERERS[renderer](project, Path(html), Path(pdf))
+    print(f"[report] wrote {html} and {pdf}", flush=True)
+    return renderer

@@ -1,0 +1,168 @@
+# E1 -- KL coefficient sweep (seed 003): one training job per coefficient c, all from one
+# shared set of initial weights; analysis (encode/decode) and figures as separate jobs.
+
+E1 = config["e1"]
+E1_DIR = f"{RESULTS}/e1"
+E1_FIG = f"{RESULTS}/figures/e1"
+E1_TRAIN_KW = {k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test",
+                                   "latent_dim", "intermediate_dim")}
+
+
+rule e1_init_weights:
+    """The one set of initial weights every coefficient starts from (the seed's vae_init.h5)."""
+    output:
+        weights=f"{E1_DIR}/init.weights.h5",
+    params:
+        func="klvae.experiments.e1:init_weights",
+        kwargs={"seed": config["seed"], "latent_dim": E1["latent_dim"], "intermediate_dim": E1["intermediate_dim"]},
+    benchmark:
+        f"{BENCH}/e1_init_weights.tsv"
+    script:
+        CALL
+
+
+rule e1_train:
+    """Train the MLP VAE for KL coefficient c; test loss / reconstruction / KL on the test set."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+        init=rules.e1_init_weights.output.weights,
+    output:
+        model=f"{E1_DIR}/c{{c}}/model.keras",
+        history=f"{E1_DIR}/c{{c}}/history.csv",
+        metrics=f"{E1_DIR}/c{{c}}/metrics.json",
+    params:
+        func="klvae.experiments.e1:train",
+        kwargs=lambda w: {**E1_TRAIN_KW, "kl_coefficient": float(w.c), "seed": config["seed"]},
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=3000,
+    benchmark:
+        f"{BENCH}/e1_train/c{{c}}.tsv"
+    script:
+        CALL
+
+
+rule e1_analyse:
+    """Encode the test set (z_mean, z_log_var) and decode the 30x30 latent grid of one trained model."""
+    input:
+        model=rules.e1_train.output.model,
+        mnist=rules.mnist_canonical.output.npz,
+    output:
+        latent=f"{E1_DIR}/c{{c}}/latent.npz",
+        grid=f"{E1_DIR}/c{{c}}/grid.npz",
+    params:
+        func="klvae.experiments.e1:analyse",
+        kwargs={"n_test": E1["n_test"], "n": E1["manifold_n"], "limit": E1["manifold_limit"]},
+    benchmark:
+        f"{BENCH}/e1_analyse/c{{c}}.tsv"
+    script:
+        CALL
+
+
+rule e1_table:
+    """Test loss, reconstruction and KL per coefficient beside the seed's table."""
+    input:
+        metrics=expand(f"{E1_DIR}/c{{c}}/metrics.json", c=E1_COEFS),
+    output:
+        table=f"{RESULTS}/tables/e1_losses.csv",
+    params:
+        func="klvae.experiments.e1:collect_metrics",
+    benchmark:
+        f"{BENCH}/e1_table.tsv"
+    script:
+        CALL
+
+
+rule e1_reference_scatter:
+    """Figure: 5,000 samples of the 2-D standard normal, the target the encoder is pulled towards."""
+    output:
+        out=f"{E1_FIG}/reference_scatter.png",
+    params:
+        func="klvae.figures.latent:reference_scatter",
+        kwargs={"n_samples": E1["reference_samples"], "seed": config["seed"]},
+    benchmark:
+        f"{BENCH}/e1_reference_scatter.tsv"
+    script:
+        CALL
+
+
+rule e1_scatter:
+    """Figure: test-set z_mean coloured by digit for one coefficient."""
+    input:
+        latent=rules.e1_analyse.output.latent,
+    output:
+        out=f"{E1_FIG}/scatter_c{{c}}.png",
+    params:
+        func="klvae.figures.latent:latent_scatter",
+        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+    benchmark:
+        f"{BENCH}/e1_scatter/c{{c}}.tsv"
+    script:
+        CALL
+
+
+rule e1_manifold:
+    """Figure: the 30x30 decoder manifold over [-3, 3]^2 for one coefficient."""
+    input:
+        grid=rules.e1_analyse.output.grid,
+    output:
+        out=f"{E1_FIG}/manifold_c{{c}}.png",
+    params:
+        func="klvae.figures.manifold:manifold",
+        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+    benchmark:
+        f"{BENCH}/e1_manifold/c{{c}}.tsv"
+    script:
+        CALL
+
+
+rule e1_scatter_panel:
+    """Figure: all latent scatters, shared axes."""
+    input:
+        latents=expand(f"{E1_DIR}/c{{c}}/latent.npz", c=E1_COEFS),
+    output:
+        out=f"{E1_FIG}/scatter_panel.png",
+    params:
+        func="klvae.figures.latent:scatter_panel",
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    benchmark:
+        f"{BENCH}/e1_scatter_panel.tsv"
+    script:
+        CALL
+
+
+rule e1_manifold_panel:
+    """Figure: all decoder manifolds."""
+    input:
+        grids=expand(f"{E1_DIR}/c{{c}}/grid.npz", c=E1_COEFS),
+    output:
+        out=f"{E1_FIG}/manifold_panel.png",
+    params:
+        func="klvae.figures.manifold:manifold_panel",
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    benchmark:
+        f"{BENCH}/e1_manifold_panel.tsv"
+    script:
+        CALL
+
+
+rule e1_loss_curves:
+    """Figure: per-epoch training loss, reconstruction and KL for every coefficient."""
+    input:
+        histories=expand(f"{E1_DIR}/c{{c}}/history.csv", c=E1_COEFS),
+    output:
+        out=f"{E1_FIG}/loss_curves.png",
+    params:
+        func="klvae.figures.curves:e1_loss_curves",
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    benchmark:
+        f"{BENCH}/e1_loss_curves.tsv"
+    script:
+        CALL
+
+
+E1_FIGURES = (
+    [f"{E1_FIG}/{name}.png" for name in ("reference_scatter", "scatter_panel", "manifold_panel", "loss_curves")]
+    + expand(f"{E1_FIG}/scatter_c{{c}}.png", c=E1_COEFS)
+    + expand(f"{E1_FIG}/manifold_c{{c}}.png", c=E1_COEFS)
+)
