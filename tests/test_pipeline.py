@@ -1,0 +1,162 @@
+"""A real quick-profile run of the whole workflow: data -> E1 training -> figures -> report.
+
+The run happens once per test session (fixture ``quick_run`` in conftest.py) in a fresh
+folder; these tests then check what a user would look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+
+pytestmark = pytest.mark.pipeline
+
+COEFS = ["0", "0.02", "0.1", "0.5", "1", "2", "10", "20"]
+E1_PANELS = ["reference_scatter", "scatter_panel", "manifold_panel", "loss_curves"]
+E1_REPORT_FIGURES = ["fig-e1-reference", "fig-e1-scatter", "fig-e1-manifold", "fig-e1-curves"]
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_data_is_canonical_and_provenanced(quick_run):
+    prov = json.loads((quick_run / "results/data/mnist_provenance.json").read_text())
+    assert prov["source"] == "pypi"
+    assert prov["sha256"] == "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+    assert prov["test_label_counts"] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    import numpy as np
+    with np.load(quick_run / "results/data/mnist.npz") as d:
+        assert d["x_train"].shape == (60000, 28, 28) and d["x_train"].dtype == np.uint8
+        assert d["x_test"].shape == (10000, 28, 28) and d["y_test"].dtype == np.uint8
+
+
+def test_every_coefficient_trained_from_shared_init(quick_run):
+    e1 = quick_run / "results/e1"
+    assert (e1 / "init.weights.h5").is_file()
+    for c in COEFS:
+        for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
+            assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/c{c}/{name}"
+        hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
+        assert list(hist.columns) == ["epoch", "kl_loss", "loss", "reconstruction_loss"] or \
+            set(hist.columns) == {"epoch", "loss", "reconstruction_loss", "kl_loss"}
+        assert len(hist) == 2  # quick profile: 2 epochs
+
+
+def test_e1_table_has_ours_beside_the_seeds(quick_run):
+    t = pd.read_csv(quick_run / "results/tables/e1_losses.csv")
+    assert [f"{c:g}" for c in t["kl_coefficient"]] == COEFS
+    # loss = reconstruction + c * KL on the test set (same forward pass)
+    assert ((t["reconstruction_loss"] + t["kl_coefficient"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
+    assert t["seed_loss"].tolist()[0] == pytest.approx(141.54)
+    # with c = 0 nothing restrains the KL term: it must be the largest of all runs
+    assert t["kl_loss"].idxmax() == 0
+
+
+def test_every_e1_figure_is_a_png(quick_run):
+    fig = quick_run / "results/figures/e1"
+    names = E1_PANELS + [f"scatter_c{c}" for c in COEFS] + [f"manifold_c{c}" for c in COEFS]
+    for name in names:
+        assert _is_png(fig / f"{name}.png"), f"{name}.png missing or not a PNG"
+
+
+def test_benchmarks_recorded_per_rule(quick_run):
+    bench = quick_run / "results/benchmarks"
+    assert (bench / "e1_train" / "c0.5.tsv").is_file()
+    assert (bench / "mnist_canonical.tsv").is_file()
+
+
+def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run):
+    html = (quick_run / "results/report/klvae.html").read_text()
+    for fig_id in E1_REPORT_FIGURES:
+        m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
+        assert m, f"figure {fig_id} missing from the HTML"
+        assert 'src="data:image/png;base64,' in m.group(1), f"{fig_id} is not embedded"
+        assert re.search(r"<figcaption>.*?Figure \d+:", m.group(1), re.S)
+        assert "rule" in m.group(1)  # every caption names the rule that made it
+    table = re.search(r'<table[^>]*id="tbl-e1-losses".*?</table>', html, re.S)
+    assert table, "E1 table missing"
+    assert len(re.findall(r"<tr", table.group(0))) == 1 + len(COEFS)
+    assert "141.54" in table.group(0)  # the seed's c=0 loss beside ours
+    assert "?@" not in html, "an unresolved cross-reference"
+    assert "{{<" not in html, "an unexpanded Quarto shortcode"
+    assert "Quick profile" in html  # the banner
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_run, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        page = browser.new_page()
+        page.goto((quick_run / "results/report/klvae.html").as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+        refs = page.evaluate("Array.from(document.querySelectorAll('a[href^=\"#fig-\"], a[href^=\"#tbl-\"]'))"
+                             ".map(a => [a.getAttribute('href'), a.textContent.trim(), "
+                             "!!document.getElementById(a.getAttribute('href').slice(1))])")
+        page.screenshot(path=str(quick_run / "results/report/screenshot.png"), full_page=False)
+        browser.close()
+    assert len(images) >= len(E1_REPORT_FIGURES)
+    assert all(complete and width > 0 for complete, width, _ in images), images
+    assert refs, "no cross-references found"
+    for href, text, target_exists in refs:
+        assert re.fullmatch(r"(Figure|Table) \d+", text), (href, text)
+        assert target_exists, f"reference {href} points nowhere"
+
+
+def test_pdf_has_captions_and_the_e1_table(quick_run):
+    if shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext (poppler-utils) is required in CI")
+        pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
+    pdf = quick_run / "results/report/klvae.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    flat = " ".join(text.split())
+    for n in range(1, len(E1_REPORT_FIGURES) + 1):
+        assert f"Figure {n}:" in flat
+    assert "samples from the two-dimensional standard normal" in flat
+    assert "Table 1: E1 test-set losses" in flat
+    for c, seed_loss in (("0.02", "143.99"), ("20", "203.31")):
+        assert seed_loss in flat
+    assert "??" not in flat
+
+
+def test_rebuilding_one_figure_does_not_retrain(quick_run):
+    """`snakemake <figure>` after deleting it (or forcing it) reruns only plotting."""
+    target = "results/figures/e1/scatter_panel.png"
+    models = sorted((quick_run / "results/e1").glob("c*/model.keras"))
+    before = {m: m.stat().st_mtime_ns for m in models}
+    (quick_run / target).unlink()
+    dry = run_snakemake(quick_run, target, "--dry-run", "--quiet", "rules")
+    assert "e1_scatter_panel" in dry.stdout and "e1_train" not in dry.stdout, dry.stdout
+    run_snakemake(quick_run, target)
+    run_snakemake(quick_run, target, "--forcerun", "e1_scatter_panel")
+    assert _is_png(quick_run / target)
+    assert {m: m.stat().st_mtime_ns for m in models} == before
