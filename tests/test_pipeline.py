@@ -41,11 +41,13 @@ def test_data_is_canonical_and_provenanced(quick_run):
 
 
 def test_every_coefficient_trained_from_shared_init(quick_run):
-    e1 = quick_run / "results/e1"
+    e1 = quick_run / "results/e1/r0"
     assert (e1 / "init.weights.h5").is_file()
     for c in COEFS:
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
-            assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/c{c}/{name}"
+            assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/r0/c{c}/{name}"
+        metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
+        assert metrics["kl_coefficient"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
         hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
         assert list(hist.columns) == ["epoch", "kl_loss", "loss", "reconstruction_loss"] or \
             set(hist.columns) == {"epoch", "loss", "reconstruction_loss", "kl_loss"}
@@ -71,7 +73,7 @@ def test_every_e1_figure_is_a_png(quick_run):
 
 def test_benchmarks_recorded_per_rule(quick_run):
     bench = quick_run / "results/benchmarks"
-    assert (bench / "e1_train" / "c0.5.tsv").is_file()
+    assert (bench / "e1_train" / "r0_c0.5.tsv").is_file()
     assert (bench / "mnist_canonical.tsv").is_file()
 
 
@@ -151,7 +153,8 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
 def test_rebuilding_one_figure_does_not_retrain(quick_run):
     """`snakemake <figure>` after deleting it (or forcing it) reruns only plotting."""
     target = "results/figures/e1/scatter_panel.png"
-    models = sorted((quick_run / "results/e1").glob("c*/model.keras"))
+    models = sorted((quick_run / "results/e1").glob("r*/c*/model.keras"))
+    assert len(models) == len(COEFS)
     before = {m: m.stat().st_mtime_ns for m in models}
     (quick_run / target).unlink()
     dry = run_snakemake(quick_run, target, "--dry-run", "--quiet", "rules")

@@ -24,3 +24,4 @@ E1_COEFS = [fmt_c(c) for c in config["e1"]["coefficients"]]
 
 wildcard_constraints:
     c=r"[0-9][0-9.e+-]*",
+    r=r"[0-9]+",

@@ -1,9 +1,13 @@
 # E1 -- KL coefficient sweep (seed 003): one training job per coefficient c, all from one
 # shared set of initial weights; analysis (encode/decode) and figures as separate jobs.
+# Replicate r (e1.replicates, several in the paper profile) uses seed + r for its initial
+# weights, shuffling and sampling; the table reports mean and spread over replicates, the
+# figures show replicate 0.
 
 E1 = config["e1"]
 E1_DIR = f"{RESULTS}/e1"
 E1_FIG = f"{RESULTS}/figures/e1"
+E1_REPS = list(range(E1["replicates"]))
 E1_TRAIN_KW = {k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test",
                                    "latent_dim", "intermediate_dim")}
 
@@ -11,12 +15,13 @@ E1_TRAIN_KW = {k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_tr
 rule e1_init_weights:
     """The one set of initial weights every coefficient starts from (the seed's vae_init.h5)."""
     output:
-        weights=f"{E1_DIR}/init.weights.h5",
+        weights=f"{E1_DIR}/r{{r}}/init.weights.h5",
     params:
         func="klvae.experiments.e1:init_weights",
-        kwargs={"seed": config["seed"], "latent_dim": E1["latent_dim"], "intermediate_dim": E1["intermediate_dim"]},
+        kwargs=lambda w: {"seed": config["seed"] + int(w.r), "latent_dim": E1["latent_dim"],
+                          "intermediate_dim": E1["intermediate_dim"]},
     benchmark:
-        f"{BENCH}/e1_init_weights.tsv"
+        f"{BENCH}/e1_init_weights/r{{r}}.tsv"
     script:
         CALL
 
@@ -27,17 +32,18 @@ rule e1_train:
         mnist=rules.mnist_canonical.output.npz,
         init=rules.e1_init_weights.output.weights,
     output:
-        model=f"{E1_DIR}/c{{c}}/model.keras",
-        history=f"{E1_DIR}/c{{c}}/history.csv",
-        metrics=f"{E1_DIR}/c{{c}}/metrics.json",
+        model=f"{E1_DIR}/r{{r}}/c{{c}}/model.keras",
+        history=f"{E1_DIR}/r{{r}}/c{{c}}/history.csv",
+        metrics=f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json",
     params:
         func="klvae.experiments.e1:train",
-        kwargs=lambda w: {**E1_TRAIN_KW, "kl_coefficient": float(w.c), "seed": config["seed"]},
+        kwargs=lambda w: {**E1_TRAIN_KW, "kl_coefficient": float(w.c), "seed": config["seed"] + int(w.r),
+                          "replicate": int(w.r)},
     threads: config["threads"]["train"]
     resources:
         mem_mb=3000,
     benchmark:
-        f"{BENCH}/e1_train/c{{c}}.tsv"
+        f"{BENCH}/e1_train/r{{r}}_c{{c}}.tsv"
     script:
         CALL
 
@@ -48,13 +54,13 @@ rule e1_analyse:
         model=rules.e1_train.output.model,
         mnist=rules.mnist_canonical.output.npz,
     output:
-        latent=f"{E1_DIR}/c{{c}}/latent.npz",
-        grid=f"{E1_DIR}/c{{c}}/grid.npz",
+        latent=f"{E1_DIR}/r{{r}}/c{{c}}/latent.npz",
+        grid=f"{E1_DIR}/r{{r}}/c{{c}}/grid.npz",
     params:
         func="klvae.experiments.e1:analyse",
         kwargs={"n_test": E1["n_test"], "n": E1["manifold_n"], "limit": E1["manifold_limit"]},
     benchmark:
-        f"{BENCH}/e1_analyse/c{{c}}.tsv"
+        f"{BENCH}/e1_analyse/r{{r}}_c{{c}}.tsv"
     script:
         CALL
 
@@ -62,7 +68,7 @@ rule e1_analyse:
 rule e1_table:
     """Test loss, reconstruction and KL per coefficient beside the seed's table."""
     input:
-        metrics=expand(f"{E1_DIR}/c{{c}}/metrics.json", c=E1_COEFS),
+        metrics=expand(f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json", c=E1_COEFS, r=E1_REPS),
     output:
         table=f"{RESULTS}/tables/e1_losses.csv",
     params:
@@ -89,7 +95,7 @@ rule e1_reference_scatter:
 rule e1_scatter:
     """Figure: test-set z_mean coloured by digit for one coefficient."""
     input:
-        latent=rules.e1_analyse.output.latent,
+        latent=f"{E1_DIR}/r0/c{{c}}/latent.npz",
     output:
         out=f"{E1_FIG}/scatter_c{{c}}.png",
     params:
@@ -104,7 +110,7 @@ rule e1_scatter:
 rule e1_manifold:
     """Figure: the 30x30 decoder manifold over [-3, 3]^2 for one coefficient."""
     input:
-        grid=rules.e1_analyse.output.grid,
+        grid=f"{E1_DIR}/r0/c{{c}}/grid.npz",
     output:
         out=f"{E1_FIG}/manifold_c{{c}}.png",
     params:
@@ -119,7 +125,7 @@ rule e1_manifold:
 rule e1_scatter_panel:
     """Figure: all latent scatters, shared axes."""
     input:
-        latents=expand(f"{E1_DIR}/c{{c}}/latent.npz", c=E1_COEFS),
+        latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/scatter_panel.png",
     params:
@@ -134,7 +140,7 @@ rule e1_scatter_panel:
 rule e1_manifold_panel:
     """Figure: all decoder manifolds."""
     input:
-        grids=expand(f"{E1_DIR}/c{{c}}/grid.npz", c=E1_COEFS),
+        grids=expand(f"{E1_DIR}/r0/c{{c}}/grid.npz", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/manifold_panel.png",
     params:
@@ -149,7 +155,7 @@ rule e1_manifold_panel:
 rule e1_loss_curves:
     """Figure: per-epoch training loss, reconstruction and KL for every coefficient."""
     input:
-        histories=expand(f"{E1_DIR}/c{{c}}/history.csv", c=E1_COEFS),
+        histories=expand(f"{E1_DIR}/r0/c{{c}}/history.csv", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/loss_curves.png",
     params:

@@ -14,7 +14,7 @@ rule report_fragments:
     input:
         e1_table=rules.e1_table.output.table,
         mnist_provenance=rules.mnist_canonical.output.provenance,
-        latents=expand(f"{E1_DIR}/c{{c}}/latent.npz", c=E1_COEFS),
+        latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
         paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
         after=ALL_RESULTS,
     output:
@@ -27,6 +27,8 @@ rule report_fragments:
         func="klvae.report.fragments:write_fragments",
         kwargs={"config": config, "coefficients": [float(c) for c in E1_COEFS], "benchmarks_dir": BENCH,
                 "repo": workflow.basedir},
+    benchmark:
+        f"{BENCH}/report/fragments.tsv"
     script:
         CALL
 
@@ -50,5 +52,7 @@ rule report_render:
             "figures_root": f"{RESULTS}/figures",
             "renderer": config["report"]["renderer"],
         },
+    benchmark:
+        f"{BENCH}/report/render.tsv"
     script:
         CALL

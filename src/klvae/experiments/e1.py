@@ -60,7 +60,7 @@ class _NaNGuard:
 def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coefficient: float,
           epochs: int, batch_size: int = 128, learning_rate: float = 1e-3, n_train: int | None = None,
           n_test: int | None = None, seed: int = 1, latent_dim: int = 2, intermediate_dim: int = 512,
-          threads: int = 1) -> dict:
+          replicate: int = 0, threads: int = 1) -> dict:
     """Train E1's VAE for one KL coefficient c from the shared initial weights; evaluate on the test set.
 
     Args:
@@ -74,7 +74,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
         kl_coefficient: c >= 0, the KL weight.
         epochs, batch_size, learning_rate: training settings (seed: 40, 128, 1e-3).
         n_train, n_test: use only the first n images (``None`` = all).
-        seed: seeds sampling and shuffling.
+        seed: seeds sampling and shuffling (the initial weights come from ``init``).
+        replicate: index of this run among the replicates of c (recorded in ``metrics``).
         threads: TensorFlow intra-op threads (results are bitwise repeatable for a fixed value).
 
     Returns:
@@ -102,7 +103,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     tmp = _atomic_path(history)
     frame.to_csv(tmp, index=False)
     os.replace(tmp, history)
-    record = {"kl_coefficient": kl_coefficient, "epochs": epochs, "batch_size": batch_size,
+    record = {"kl_coefficient": kl_coefficient, "replicate": replicate, "seed": seed,
+              "epochs": epochs, "batch_size": batch_size,
               "n_train": len(x_train), "n_test": len(x_test),
               **{k: float(v) for k, v in test.items()}}
     tmp = _atomic_path(metrics)
@@ -153,16 +155,31 @@ def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None =
 
 
 def collect_metrics(metrics: list[str], table: str) -> pd.DataFrame:
-    """Gather the per-c test metrics JSON files into one CSV sorted by c, with the seed's
-    table (SPEC.md, seed 003) beside ours: columns ``kl_coefficient, loss, reconstruction_loss,
-    kl_loss, seed_loss, seed_reconstruction, seed_kl, epochs, n_train, n_test``."""
+    """Gather the per-run test metrics into one CSV, one row per c, beside the seed's table.
+
+    Args:
+        metrics: ``metrics.json`` files of every (replicate, c) run.
+        table: output CSV with columns ``kl_coefficient``, ``loss``, ``reconstruction_loss``,
+            ``kl_loss`` (means over replicates, nats per image), ``loss_sd``,
+            ``reconstruction_loss_sd``, ``kl_loss_sd`` (sample standard deviation; NaN for one
+            replicate), ``replicates``, ``seed_loss``, ``seed_reconstruction``, ``seed_kl``
+            (SPEC.md, seed 003), ``epochs``, ``n_train``, ``n_test``.
+    """
     from klvae.reference import E1_SEED_TABLE
 
-    rows = [json.loads(Path(p).read_text()) for p in metrics]
-    frame = pd.DataFrame(rows).sort_values("kl_coefficient").reset_index(drop=True)
+    runs = pd.DataFrame([json.loads(Path(p).read_text()) for p in metrics])
+    keys = ["loss", "reconstruction_loss", "kl_loss"]
+    grouped = runs.groupby("kl_coefficient")
+    frame = grouped[keys].mean()
+    sd = grouped[keys].std(ddof=1).add_suffix("_sd")
+    frame = frame.join(sd)
+    frame["replicates"] = grouped.size()
+    for k in ("epochs", "n_train", "n_test"):
+        frame[k] = grouped[k].first()
+    frame = frame.reset_index().sort_values("kl_coefficient").reset_index(drop=True)
     seed = pd.DataFrame(E1_SEED_TABLE, columns=["kl_coefficient", "seed_loss", "seed_reconstruction", "seed_kl"])
     frame = frame.merge(seed, on="kl_coefficient", how="left")
-    cols = ["kl_coefficient", "loss", "reconstruction_loss", "kl_loss", "seed_loss", "seed_reconstruction",
+    cols = ["kl_coefficient", *keys, *[k + "_sd" for k in keys], "replicates", "seed_loss", "seed_reconstruction",
             "seed_kl", "epochs", "n_train", "n_test"]
     tmp = _atomic_path(table)
     frame[cols].to_csv(tmp, index=False)

@@ -23,7 +23,8 @@ from klvae.report.tables import fmt_num, markdown_table
 #: E1 settings compared between the run's profile and the seeds' (paper profile).
 E1_SETTINGS = [("epochs", "epochs per coefficient"), ("batch_size", "batch size"),
                ("learning_rate", "Adam learning rate"), ("n_train", "training images"),
-               ("n_test", "test images"), ("coefficients", "KL coefficients c")]
+               ("n_test", "test images"), ("coefficients", "KL coefficients c"),
+               ("replicates", "training runs per coefficient")]
 
 
 def _write(path: str | Path, text: str) -> None:
@@ -84,12 +85,20 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
 def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float]) -> tuple[str, dict]:
     """The E1 results table, beside the seed's, and the facts list; plus E1 variables."""
     t = pd.read_csv(table_csv)
-    rows = [[fmt_coef(r.kl_coefficient), fmt_num(r.loss), fmt_num(r.reconstruction_loss), fmt_num(r.kl_loss),
-             fmt_num(r.seed_loss), fmt_num(r.seed_reconstruction), fmt_num(r.seed_kl)] for r in t.itertuples()]
+    reps = int(t["replicates"].min())
+
+    def cell(mean, sd):
+        return fmt_num(mean) if reps < 2 else f"{fmt_num(mean)} ± {fmt_num(sd)}"
+
+    rows = [[fmt_coef(r.kl_coefficient), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
+             cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.seed_loss), fmt_num(r.seed_reconstruction), fmt_num(r.seed_kl)]
+            for r in t.itertuples()]
     epochs = int(t["epochs"].iloc[0])
+    spread = ("one training run per coefficient" if reps < 2 else
+              f"mean ± standard deviation over {reps} training runs per coefficient, each with its own seed")
     caption = (f"E1 test-set losses (nats per image, {int(t['n_test'].iloc[0]):,} test images) after {epochs} epochs "
-               f"on {int(t['n_train'].iloc[0]):,} training images, beside the seed's table after "
-               f"{reference.E1_SEED_EPOCHS} epochs. Made by rule `e1_table` from `results/tables/e1_losses.csv`.")
+               f"on {int(t['n_train'].iloc[0]):,} training images, {spread}, beside the seed's table (one run, "
+               f"{reference.E1_SEED_EPOCHS} epochs). Made by rule `e1_table` from `results/tables/e1_losses.csv`.")
     md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"],
                         rows, caption, "tbl-e1-losses")
     spreads = {}
@@ -97,7 +106,7 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float]) -
         z = np.load(path)["z_mean"]
         spreads[float(c)] = float(z.std(axis=0).mean())
     md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
-    variables = {"epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}", "n_test": f"{int(t['n_test'].iloc[0]):,}",
+    variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}", "n_test": f"{int(t['n_test'].iloc[0]):,}",
                  "n_coefficients": len(t), "coefficients": ", ".join(fmt_coef(c) for c in t["kl_coefficient"]),
                  "seed_epochs": reference.E1_SEED_EPOCHS}
     return md, variables

@@ -71,10 +71,12 @@ def git_commit(repo: str | Path) -> str:
     return "not a git checkout"
 
 
-def rule_times(benchmarks_dir: str | Path) -> list[dict]:
+def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",)) -> list[dict]:
     """Aggregate Snakemake ``benchmark:`` TSVs per rule.
 
-    The file layout is ``<dir>/<rule>.tsv`` or ``<dir>/<rule>/<wildcards>.tsv``.
+    The file layout is ``<dir>/<rule>.tsv`` or ``<dir>/<rule>/<wildcards>.tsv``; rules (or
+    folders) named in ``exclude`` are left out (the report's own rules, still running when
+    this is called).
 
     Returns:
         One dict per rule, sorted by total wall time (descending): ``rule``, ``jobs``,
@@ -86,6 +88,8 @@ def rule_times(benchmarks_dir: str | Path) -> list[dict]:
     for tsv in sorted(root.rglob("*.tsv")):
         rel = tsv.relative_to(root)
         rule = rel.parts[0] if len(rel.parts) > 1 else tsv.stem
+        if rule in exclude:
+            continue
         with open(tsv, newline="") as f:
             for row in csv.DictReader(f, delimiter="\t"):
                 try:
