@@ -26,6 +26,7 @@ validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/e1.smk"
+include: "workflow/rules/e2.smk"
 include: "workflow/rules/report.smk"
 
 

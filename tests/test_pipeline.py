@@ -23,6 +23,10 @@ pytestmark = pytest.mark.pipeline
 COEFS = ["0", "0.02", "0.1", "0.5", "1", "2", "10", "20"]
 E1_PANELS = ["reference_scatter", "scatter_panel", "manifold_panel", "loss_curves"]
 E1_REPORT_FIGURES = ["fig-e1-reference", "fig-e1-scatter", "fig-e1-manifold", "fig-e1-curves"]
+E2_STRATEGIES = ["end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape"]
+E2_REPORT_FIGURES = ["fig-e2-curves-2", "fig-e2-curves-12", "fig-e2-latent", "fig-e2-recon"]
+E2_REPORT_TABLES = ["tbl-e2-compat", "tbl-e2-equivalence", "tbl-e2-metrics", "tbl-e2-timing", "tbl-e2-timing-claims"]
+REPORT_FIGURES = E1_REPORT_FIGURES + E2_REPORT_FIGURES
 
 
 def _is_png(path: Path) -> bool:
@@ -79,7 +83,7 @@ def test_benchmarks_recorded_per_rule(quick_run):
 
 def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run):
     html = (quick_run / "results/report/klvae.html").read_text()
-    for fig_id in E1_REPORT_FIGURES:
+    for fig_id in REPORT_FIGURES:
         m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
         assert m, f"figure {fig_id} missing from the HTML"
         assert 'src="data:image/png;base64,' in m.group(1), f"{fig_id} is not embedded"
@@ -124,7 +128,7 @@ def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_ru
                              "!!document.getElementById(a.getAttribute('href').slice(1))])")
         page.screenshot(path=str(quick_run / "results/report/screenshot.png"), full_page=False)
         browser.close()
-    assert len(images) >= len(E1_REPORT_FIGURES)
+    assert len(images) >= len(REPORT_FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert refs, "no cross-references found"
     for href, text, target_exists in refs:
@@ -141,7 +145,7 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
     assert pdf.read_bytes()[:5] == b"%PDF-"
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.split())
-    for n in range(1, len(E1_REPORT_FIGURES) + 1):
+    for n in range(1, len(REPORT_FIGURES) + 1):
         assert f"Figure {n}:" in flat
     assert "samples from the two-dimensional standard normal" in flat
     assert "Table 1: E1 test-set losses" in flat
@@ -163,3 +167,45 @@ def test_rebuilding_one_figure_does_not_retrain(quick_run):
     run_snakemake(quick_run, target, "--forcerun", "e1_scatter_panel")
     assert _is_png(quick_run / target)
     assert {m: m.stat().st_mtime_ns for m in models} == before
+
+
+def test_e2_outputs_for_every_strategy_and_z_dim(quick_run):
+    for z in (2, 12):
+        for strategy in E2_STRATEGIES:
+            d = quick_run / f"results/e2/z{z}/{strategy}"
+            for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "recon.npz"):
+                assert (d / name).is_file(), f"missing {d / name}"
+    fig = quick_run / "results/figures/e2"
+    for name in ["loss_curves_z2", "loss_curves_z12", "latent_panel", "reconstructions"] + \
+            [f"latent_{s}" for s in E2_STRATEGIES]:
+        assert _is_png(fig / f"{name}.png"), name
+
+
+def test_e2_compatibility_matrix_was_produced_by_trying(quick_run):
+    long = pd.read_csv(quick_run / "results/tables/e2_compatibility_long.csv", keep_default_na=False)
+    flavours = set(long["keras_flavour"])
+    assert len(flavours) == 2, flavours  # Keras 3 and legacy Keras 2, each really imported
+    seed3 = long[(long["form"] == "seed") & long["keras_flavour"].str.startswith("Keras 3")].set_index("strategy")
+    # symbolic model.add_loss() is gone in Keras 3: the seed's form must not run there
+    assert seed3.loc["model_add_loss", "runs"] == "no" and seed3.loc["model_add_loss", "exception"]
+    project = long[long["form"] == "project"].set_index("strategy")
+    assert (project.loc[E2_STRATEGIES, "runs"] == "yes").all()
+
+
+def test_e2_equivalence_and_metrics_tables(quick_run):
+    eq = pd.read_csv(quick_run / "results/tables/e2_equivalence.csv")
+    assert set(eq["strategy"]) >= set(E2_STRATEGIES) - {"gradient_tape"}
+    assert eq["loss_close"].all() and eq["grads_allclose"].all()
+    m = pd.read_csv(quick_run / "results/tables/e2_metrics.csv")
+    assert len(m) == 2 * len(E2_STRATEGIES)
+    # same init, same data order, same eps in the evaluator: the strategies agree closely
+    assert (m.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min()) < 1e-3).all()
+    t = pd.read_csv(quick_run / "results/tables/e2_timing.csv")
+    assert set(t["strategy"]) == set(E2_STRATEGIES) | {"no_kl"}
+    assert (t["median_ms_per_step"] > 0).all() and (t["min_ms_per_step"] <= t["max_ms_per_step"]).all()
+
+
+def test_e2_tables_in_html(quick_run):
+    html = (quick_run / "results/report/klvae.html").read_text()
+    for tbl in E2_REPORT_TABLES:
+        assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"

@@ -1,43 +1,91 @@
-# The report: generated fragments (every number) + figures -> Quarto project -> HTML and PDF.
+# The report: one fragment rule per chapter (every number, as markdown + YAML variables),
+# then the Quarto project in report/ rendered to results/report/klvae.html and klvae.pdf.
 
 REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"
 REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
-ALL_FIGURES = E1_FIGURES
-# The fragments summarise every job's benchmark file, so they wait for every result.
-ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table]
+ALL_FIGURES = E1_FIGURES + E2_FIGURES
+# The methods chapter summarises every job's benchmark file, so it waits for every result.
+ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table] + E2_TABLES
 
 
-rule report_fragments:
-    """Every number the report shows: variables, tables, facts, provenance, per-rule times."""
+rule report_e1:
+    """E1 table beside the seed's, facts computed from the numbers, E1 variables."""
     input:
         e1_table=rules.e1_table.output.table,
-        mnist_provenance=rules.mnist_canonical.output.provenance,
         latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
-        paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
-        after=ALL_RESULTS,
     output:
-        variables=f"{GEN}/_variables.yml",
-        e1=f"{GEN}/e1.md",
-        methods=f"{GEN}/methods.md",
-        deviations=f"{GEN}/deviations.md",
-        banner=f"{GEN}/banner.md",
+        md=f"{GEN}/e1.md",
+        variables=f"{GEN}/e1.vars.yml",
     params:
-        func="klvae.report.fragments:write_fragments",
-        kwargs={"config": config, "coefficients": [float(c) for c in E1_COEFS], "benchmarks_dir": BENCH,
-                "repo": workflow.basedir},
+        func="klvae.report.fragments:write_e1",
+        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
     benchmark:
-        f"{BENCH}/report/fragments.tsv"
+        f"{BENCH}/report/e1.tsv"
     script:
         CALL
+
+
+rule report_e2:
+    """E2 compatibility matrix, equivalence, final losses and timing tables, E2 variables."""
+    input:
+        compatibility=rules.e2_compatibility.output.table,
+        compatibility_long=rules.e2_compatibility.output.csv,
+        equivalence=rules.e2_equivalence.output.csv,
+        metrics=rules.e2_table.output.table,
+        timing=rules.e2_timing.output.summary,
+    output:
+        compat_md=f"{GEN}/e2_compat.md",
+        equivalence_md=f"{GEN}/e2_equivalence.md",
+        metrics_md=f"{GEN}/e2_metrics.md",
+        timing_md=f"{GEN}/e2_timing.md",
+        variables=f"{GEN}/e2.vars.yml",
+    params:
+        func="klvae.report.e2:write_e2",
+        kwargs={"settings": E2},
+    benchmark:
+        f"{BENCH}/report/e2.tsv"
+    script:
+        CALL
+
+
+rule report_methods:
+    """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
+    input:
+        mnist_provenance=rules.mnist_canonical.output.provenance,
+        paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
+        schema=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+        after=ALL_RESULTS,
+    output:
+        md=f"{GEN}/methods.md",
+        deviations=f"{GEN}/deviations.md",
+        banner=f"{GEN}/banner.md",
+        variables=f"{GEN}/methods.vars.yml",
+    params:
+        func="klvae.report.fragments:write_methods",
+        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
+    benchmark:
+        f"{BENCH}/report/methods.tsv"
+    script:
+        CALL
+
+
+REPORT_FRAGMENTS = {
+    f"_generated/{os.path.basename(f)}": str(f)
+    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_methods.output]
+    if f.endswith(".md")
+}
+REPORT_VARIABLES = [str(f) for f in (rules.report_e1.output.variables, rules.report_e2.output.variables,
+                                      rules.report_methods.output.variables)]
 
 
 rule report_render:
     """Render report/ (Quarto project) to results/report/klvae.html and klvae.pdf."""
     input:
         report_sources=sorted(str(p) for p in Path(REPORT_SOURCES).rglob("*") if p.is_file()),
-        report_generated=rules.report_fragments.output,
+        fragments=list(REPORT_FRAGMENTS.values()),
+        variables=REPORT_VARIABLES,
         figures=ALL_FIGURES,
     output:
         html=REPORT_FILES[0],
@@ -47,8 +95,7 @@ rule report_render:
         kwargs={
             "sources": REPORT_SOURCES,
             "build": f"{REPORT_DIR}/build",
-            "generated": {"_variables.yml": f"{GEN}/_variables.yml",
-                          **{f"_generated/{n}.md": f"{GEN}/{n}.md" for n in ("e1", "methods", "deviations", "banner")}},
+            "generated": REPORT_FRAGMENTS,
             "figures_root": f"{RESULTS}/figures",
             "renderer": config["report"]["renderer"],
         },

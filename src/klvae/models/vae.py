@@ -3,6 +3,8 @@
 * :class:`Sampling` -- the reparameterization trick ``z = mu + exp(0.5 log sigma^2) * eps``
   with ``eps ~ N(0, I)`` drawn from a seeded ``keras.random.SeedGenerator`` (its state is
   a model variable, so checkpoints restore it and reruns are repeatable).
+* :class:`FixedNoiseSampling` -- the same reparameterization with a given, fixed eps (for
+  comparing several models on identical z; the E2 equivalence check).
 * :class:`VAE` -- a ``keras.Model`` subclass with its own ``train_step`` under
   ``tf.GradientTape`` and ``keras.metrics.Mean`` trackers for the total loss, the
   reconstruction loss and the KL divergence, after the keras.io VAE example and post VIII

@@ -20,23 +20,13 @@ from klvae.figures.common import fmt_coef
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
 
-#: E1 settings compared between the run's profile and the seeds' (paper profile).
-E1_SETTINGS = [("epochs", "epochs per coefficient"), ("batch_size", "batch size"),
-               ("learning_rate", "Adam learning rate"), ("n_train", "training images"),
-               ("n_test", "test images"), ("coefficients", "KL coefficients c"),
-               ("replicates", "training runs per coefficient")]
-
-
-def _write(path: str | Path, text: str) -> None:
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename), creating folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _n_or_all(n, total: int) -> int:
-    return total if n is None else int(n)
 
 
 def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
@@ -82,8 +72,11 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
     return [f"- {f}" for f in facts]
 
 
-def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float]) -> tuple[str, dict]:
-    """The E1 results table, beside the seed's, and the facts list; plus E1 variables."""
+def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], settings: dict) -> tuple[str, dict]:
+    """The E1 results table, beside the seed's, and the facts list; plus E1 variables.
+
+    ``settings`` is the validated ``e1`` section of the config (architecture, optimiser and
+    figure settings the chapter's text quotes)."""
     t = pd.read_csv(table_csv)
     reps = int(t["replicates"].min())
 
@@ -106,27 +99,55 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float]) -
         z = np.load(path)["z_mean"]
         spreads[float(c)] = float(z.std(axis=0).mean())
     md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
-    variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}", "n_test": f"{int(t['n_test'].iloc[0]):,}",
-                 "n_coefficients": len(t), "coefficients": ", ".join(fmt_coef(c) for c in t["kl_coefficient"]),
-                 "seed_epochs": reference.E1_SEED_EPOCHS}
+    variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}",
+                 "n_test": f"{int(t['n_test'].iloc[0]):,}", "n_coefficients": len(t),
+                 "coefficients": ", ".join(fmt_coef(c) for c in t["kl_coefficient"]),
+                 "seed_epochs": reference.E1_SEED_EPOCHS,
+                 "batch_size": settings["batch_size"], "learning_rate": f"{settings['learning_rate']:g}",
+                 "reference_samples": f"{settings['reference_samples']:,}", "manifold_n": settings["manifold_n"],
+                 "manifold_limit": f"{settings['manifold_limit']:g}", "intermediate_dim": settings["intermediate_dim"],
+                 "input_dim": 28 * 28}
     return md, variables
 
 
-def deviations_fragment(config: dict, paper_config: str) -> str:
-    """Table of the E1 settings where this run's profile differs from the seeds' (config/paper.yaml)."""
+def _fmt_setting(v) -> str:
+    if v is None:
+        return "all"
+    if isinstance(v, list):
+        return ", ".join(fmt_coef(x) if isinstance(x, (int, float)) else str(x) for x in v)
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:g}"
+
+
+def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
+    """Table of every experiment setting of this run beside the seeds' (``config/paper.yaml``
+    with the schema's defaults filled), marking those that differ.
+
+    Covers the scalar and list settings of each experiment section (``e1``, ``e2``, ``e3``);
+    ``null`` sizes mean "all images".
+    """
+    from snakemake.utils import validate
+
     paper = yaml.safe_load(Path(paper_config).read_text())
-    full = {"n_train": 60000, "n_test": 10000}
+    validate(paper, schema, set_default=True)
     rows = []
-    for key, what in E1_SETTINGS:
-        ours = config["e1"].get(key)
-        seed = paper["e1"].get(key)
-        if key in full:
-            ours, seed = _n_or_all(ours, full[key]), _n_or_all(seed, full[key])
-        fmt = lambda v: ", ".join(fmt_coef(x) for x in v) if isinstance(v, list) else (f"{v:,}" if isinstance(v, int) else f"{v:g}")
-        rows.append([f"E1 {what}", fmt(ours), fmt(seed), "same" if ours == seed else "**differs**"])
-    return markdown_table(["setting", f"this run ({config['profile']} profile)", "seed (paper profile)", ""], rows,
-                          "Settings of this run against the seeds' (the paper profile, `config/paper.yaml`). "
-                          "Made by rule `report_fragments`.", "tbl-deviations", align="llll")
+    for section in ("e1", "e2", "e3"):
+        if section not in config or section not in paper:
+            continue
+        ours_s, seed_s = config[section], paper[section]
+        for key in dict.fromkeys([*seed_s, *ours_s]):
+            ours, seed = ours_s.get(key), seed_s.get(key)
+            if isinstance(ours, dict) or isinstance(seed, dict):
+                continue
+            rows.append([f"{section.upper()} `{key}`", _fmt_setting(ours), _fmt_setting(seed),
+                         "same" if ours == seed else "**differs**"])
+    return markdown_table(["setting", f"this run ({config['profile']} profile)", "seeds (paper profile)", ""], rows,
+                          "Settings of this run against the seeds' (the paper profile, `config/paper.yaml`); "
+                          "\"all\" = the full training or test set. Made by rule `report_methods`.",
+                          "tbl-deviations", align="llll")
 
 
 def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, repo: str) -> tuple[str, dict]:
@@ -179,30 +200,27 @@ def banner_fragment(config: dict) -> str:
             "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
 
 
-def write_fragments(variables: str, e1: str, methods: str, deviations: str, banner: str, e1_table: str,
-                    mnist_provenance: str, latents: list[str], paper_config: str, config: dict,
-                    coefficients: list[float], benchmarks_dir: str, repo: str) -> None:
-    """Write the report's generated files (rule ``report_fragments``).
+def write_e1(md: str, variables: str, e1_table: str, latents: list[str], coefficients: list[float],
+             settings: dict) -> None:
+    """Rule ``report_e1``: the E1 table and facts (``md``) and E1's variables (``variables``, YAML)."""
+    text, values = e1_fragment(e1_table, latents, coefficients, settings)
+    write_text(md, text)
+    write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
 
-    Outputs: ``variables`` (``_variables.yml`` for ``{{< var >}}``), and the markdown fragments
-    ``e1`` (table + facts), ``methods`` (provenance, versions, hardware, rule times) and
-    ``deviations`` (settings that differ from the seeds'), ``banner`` (quick-profile warning).
-    """
-    e1_md, e1_vars = e1_fragment(e1_table, latents, coefficients)
-    methods_md, m_vars = methods_fragment(mnist_provenance, config, benchmarks_dir, repo)
+
+def write_methods(md: str, deviations: str, banner: str, variables: str, mnist_provenance: str, config: dict,
+                  paper_config: str, schema: str, benchmarks_dir: str, repo: str) -> None:
+    """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
+    settings that differ from the seeds' (``deviations``), the quick-profile warning (``banner``)
+    and the run-wide variables (profile, seed, data, environment)."""
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, repo)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],
-        "quick": config["profile"] == "quick",
-        "e1": {**e1_vars, "batch_size": config["e1"]["batch_size"], "learning_rate": f"{config['e1']['learning_rate']:g}",
-               "reference_samples": f"{config['e1']['reference_samples']:,}", "manifold_n": config["e1"]["manifold_n"],
-               "manifold_limit": f"{config['e1']['manifold_limit']:g}",
-               "intermediate_dim": config["e1"]["intermediate_dim"], "input_dim": 28 * 28},
         "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
-        "env": m_vars,
+        "env": env,
     }
-    _write(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
-    _write(e1, e1_md)
-    _write(methods, methods_md)
-    _write(deviations, deviations_fragment(config, paper_config))
-    _write(banner, banner_fragment(config))
+    write_text(md, text)
+    write_text(deviations, deviations_fragment(config, paper_config, schema))
+    write_text(banner, banner_fragment(config))
+    write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))

@@ -32,13 +32,30 @@ class ReportError(RuntimeError):
     """The report could not be assembled or rendered (message says which file or key)."""
 
 
+def merge_variables(paths: list[str]) -> dict:
+    """Merge the chapters' YAML variable files into one mapping for ``_variables.yml``.
+
+    Raises:
+        ReportError: two files define the same top-level key.
+    """
+    merged: dict = {}
+    for path in paths:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        clash = set(values) & set(merged)
+        if clash:
+            raise ReportError(f"{path}: variables {sorted(clash)} are already defined by another chapter")
+        merged.update(values)
+    return merged
+
+
 def assemble(sources: str | Path, build: str | Path, generated: dict[str, str], figures: list[str],
-             figures_root: str | Path) -> Path:
+             figures_root: str | Path, variables: list[str] = ()) -> Path:
     """Lay out a renderable Quarto project in ``build``.
 
     Copies ``sources`` (the ``report/`` folder), the generated files (``{name in build:
-    path}``, e.g. ``{"_variables.yml": ..., "_generated/e1.md": ...}``) and the figures (kept at
-    their path relative to ``figures_root``, under ``build/figures/``).
+    path}``, e.g. ``{"_generated/e1.md": ...}``), the figures (kept at their path relative to
+    ``figures_root``, under ``build/figures/``) and writes ``_variables.yml`` merged from
+    ``variables`` (for Quarto's ``{{< var >}}``).
 
     Returns:
         ``build`` as a Path. The folder is recreated from scratch.
@@ -56,6 +73,8 @@ def assemble(sources: str | Path, build: str | Path, generated: dict[str, str], 
         dst = build / "figures" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fig, dst)
+    (build / "_variables.yml").write_text(yaml.safe_dump(merge_variables(list(variables)), sort_keys=False,
+                                                         allow_unicode=True))
     return build
 
 
@@ -117,7 +136,8 @@ def render_pandoc(build: Path, html: Path, pdf: Path, index: str = "index.qmd") 
     css = build / "style.css"
     _run(common + ["--to", "html5", "--embed-resources", "--mathml", "--section-divs",
                    *(["--css", css.name] if css.exists() else []), "--output", "_klvae.html"], build)
-    _run(common + ["--to", "typst", "--output", "_klvae.typ"], build)
+    header = ["--include-in-header", "typst-header.typ"] if (build / "typst-header.typ").exists() else []
+    _run(common + ["--to", "typst", *header, "--output", "_klvae.typ"], build)
     try:
         typst.compile(str(build / "_klvae.typ"), output=str(build / "_klvae.pdf"), root=str(build))
     except Exception as err:  # typst raises its own error type with the compiler's message
@@ -142,7 +162,7 @@ RENDERERS = {"pandoc": render_pandoc, "quarto": render_quarto}
 
 
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
-           figures_root: str, renderer: str = "auto") -> str:
+           figures_root: str, variables: list[str] = (), renderer: str = "auto") -> str:
     """Assemble the project in ``build`` and render ``html`` (self-contained) and ``pdf``.
 
     Args:
@@ -151,6 +171,7 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
         build: scratch folder for the assembled project (recreated).
         generated: generated files by their name inside the project.
         figures: PNGs to copy, found in the project under ``figures/<path relative to figures_root>``.
+        variables: YAML files merged into the project's ``_variables.yml``.
         renderer: ``auto`` (quarto if the command exists, else pandoc), ``quarto`` or ``pandoc``.
 
     Returns:
@@ -165,7 +186,7 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
     if renderer == "quarto" and not shutil.which("quarto"):
         raise ReportError("report.renderer is 'quarto' but the quarto command is not on PATH; "
                           "install Quarto or set report.renderer: pandoc")
-    project = assemble(sources, build, generated, figures, figures_root)
+    project = assemble(sources, build, generated, figures, figures_root, variables)
     print(f"[report] rendering {project} with {renderer}", flush=True)
     RENDERERS[renderer](project, Path(html), Path(pdf))
     print(f"[report] wrote {html} and {pdf}", flush=True)

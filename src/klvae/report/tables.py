@@ -37,10 +37,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], caption: str
         raise ValueError(f"table label {label!r} must start with 'tbl-'")
     n = len(header)
     align = align or ("l" + "r" * (n - 1))
-    marks = {"l": ":--", "r": "--:", "c": ":-:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    cells = []
     for row in rows:
         if len(row) != n:
             raise ValueError(f"row {row!r} has {len(row)} cells, header has {n}")
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+        cells.append([str(c).replace("|", "\\|") for c in row])
+    # Pandoc gives wide pipe tables relative column widths from the separator's dash counts:
+    # make them follow the longest cell (header words count too), so long text gets room.
+    def width(text: str) -> int:  # monospace `code` is ~1.6x as wide as proportional text
+        code = sum(len(part) for part in text.split("`")[1::2])
+        return len(text) + int(0.6 * code)
+
+    longest = [max([max(width(w) for w in str(h).split() or [""]) + 2, *(width(r[i]) for r in cells)])
+               for i, h in enumerate(header)]
+    dashes = [max(3, min(60, m)) for m in longest]
+    marks = {"l": lambda k: ":" + "-" * (k - 1), "r": lambda k: "-" * (k - 1) + ":", "c": lambda k: ":" + "-" * (k - 2) + ":"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a](k) for a, k in zip(align, dashes)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"

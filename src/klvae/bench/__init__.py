@@ -1,0 +1,1 @@
+"""Benchmarks: training-step timings of the E2 strategies (:mod:`klvae.bench.timing`)."""

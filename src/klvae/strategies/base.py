@@ -1,0 +1,192 @@
+"""One interface for the five ways of adding the KL loss to a Keras VAE (E2, posts IV-VIII).
+
+Every strategy trains the same objective (the negative ELBO in the seeds' scaling)
+
+    loss = mean BCE(x, x_hat) + fact * KL_seed(z_mean, z_log_var),
+    KL_seed = -mean(1 + z_log_var - z_mean^2 - exp(z_log_var)),
+
+with both terms taken from :mod:`klvae.losses` (:func:`~klvae.losses.bce_mean`,
+:func:`~klvae.losses.kl_divergence_seed_mean`) and ``fact`` the KL weight (6.5e-4 in the
+seeds). What differs is only *where* Keras learns about the KL term: a loss layer at the
+end of the model (IV), a loss layer inside the encoder (V), extra model outputs with their
+own compiled losses (VI), a model-level loss (VII) or a hand-written ``train_step`` (VIII).
+
+A strategy is a small stateless object. It turns a shared ``(encoder, decoder)`` pair
+(:mod:`klvae.models.conv`) into the model that ``fit`` trains, compiles it, maps a dataset of
+images to what its ``fit`` needs, computes the training loss and its gradients on one batch
+(the same computation as its ``train_step``; used by the equivalence check), and reads
+``loss`` / ``reconstruction_loss`` / ``kl_loss`` out of Keras' logs. The encoder and decoder
+are used as nested models, never copied: after training they hold the trained weights
+whatever the strategy.
+
+Units: ``reconstruction_loss`` is the BCE in nats per pixel; ``kl_loss`` is ``KL_seed``
+(twice the KL divergence per latent dimension, in nats, unscaled by ``fact``); ``loss`` is
+the total objective above.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+
+from klvae import losses
+from klvae.models.vae import Sampling
+
+#: The seeds' KL weight for E2 (posts V-VII, cell 6 of post VII).
+FACT = 6.5e-4
+#: Canonical metric names every strategy reports.
+METRIC_NAMES = ("loss", "reconstruction_loss", "kl_loss")
+
+
+def reconstruction_loss(y_true, y_pred):
+    """Keras loss function: :func:`klvae.losses.bce_mean` of the batch (scalar, nats per pixel)."""
+    return losses.bce_mean(y_true, y_pred)
+
+
+def reconstruction_metric() -> keras.metrics.Metric:
+    """Compiled metric ``reconstruction_loss``: per-image mean BCE averaged over all images seen.
+
+    Like Keras' own ``loss`` tracker it weights each batch by its size, so epoch means of
+    ``loss``, ``reconstruction_loss`` and ``kl_loss`` stay consistent with a partial last batch.
+    """
+    def per_image_bce(y_true, y_pred):
+        n_pixels = math.prod(int(d) for d in y_pred.shape[1:])
+        return losses.bce_per_sample_sum(y_true, y_pred) / float(n_pixels)
+
+    return keras.metrics.MeanMetricWrapper(per_image_bce, name="reconstruction_loss")
+
+
+def batch_size_of(t):
+    """Batch size of tensor ``t`` as a float32 scalar tensor (weight for ``Mean`` trackers)."""
+    return keras.ops.cast(keras.ops.shape(t)[0], "float32")
+
+
+def kl_seed(z_mean, z_log_var):
+    """``KL_seed`` of E2 via :func:`klvae.losses.kl_divergence_seed_mean` (scalar float32)."""
+    return losses.kl_divergence_seed_mean(z_mean, z_log_var)
+
+
+class KLStrategy(abc.ABC):
+    """How one seed post adds the KL loss to the VAE; subclasses are registered by name.
+
+    Class attributes:
+        name: registry key, e.g. ``"encoder_layer"``.
+        seed_post: the seed post that describes it (``"IV"`` ... ``"VIII"``).
+        title: short human title.
+        description: one paragraph for the report.
+        baseline: True for the no-KL reference (not one of the five strategies).
+        keras3_form: what this project changed to make the seed's form run under Keras 3
+            (empty when the seed's form runs as written).
+    """
+
+    name: ClassVar[str] = ""
+    seed_post: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    baseline: ClassVar[bool] = False
+    keras3_form: ClassVar[str] = ""
+
+    # -- model -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self, encoder: keras.Model, decoder: keras.Model, fact: float = FACT, seed: int = 0,
+              sampling: keras.layers.Layer | None = None) -> keras.Model:
+        """The trainable model around ``encoder`` ``(b,28,28) -> [z_mean, z_log_var]`` and ``decoder``.
+
+        Args:
+            encoder, decoder: the shared networks (:func:`klvae.models.conv.build_conv_pair`);
+                used as nested models, so their weights are the trained ones after ``fit``.
+            fact: KL weight (dimensionless).
+            seed: seed of the reparameterization's ``Sampling`` layer.
+            sampling: a layer replacing ``Sampling(seed)``; e.g.
+                :class:`klvae.models.vae.FixedNoiseSampling` to fix eps.
+
+        Returns:
+            An uncompiled ``keras.Model`` named ``vae_<strategy name>``.
+        """
+
+    @abc.abstractmethod
+    def networks(self, model: keras.Model) -> tuple[keras.Model, keras.Model]:
+        """``(encoder, decoder)`` nested in a model built by :meth:`build` (or reloaded from ``.keras``).
+
+        Raises:
+            NotImplementedError: for the no-KL baseline (it has no ``z_log_var`` head).
+        """
+
+    def compile(self, model: keras.Model, learning_rate: float = 1e-3, fact: float = FACT, **kwargs) -> None:
+        """Compile ``model`` with Adam(``learning_rate``) and this strategy's losses/metrics."""
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), **self.compile_kwargs(fact),
+                      **kwargs)
+
+    @abc.abstractmethod
+    def compile_kwargs(self, fact: float = FACT) -> dict:
+        """``loss`` / ``metrics`` keyword arguments for ``model.compile``."""
+
+    # -- data ------------------------------------------------------------------------------
+    def fit_data(self, images: tf.data.Dataset, z_dim: int) -> tf.data.Dataset:
+        """Map a dataset of image batches (float32 ``(b,28,28)``) to what ``fit`` needs.
+
+        Default: ``(x, x)`` (images as their own targets, as the seeds' ``fit(x, x)``).
+        """
+        return images.map(lambda x: (x, x))
+
+    # -- one batch, for the equivalence check -----------------------------------------------
+    def loss_and_gradients(self, model: keras.Model, x, variables, z_dim: int) -> tuple:
+        """Training loss on the batch ``x`` and its gradients w.r.t. ``variables``.
+
+        Runs what the compiled ``train_step`` runs (Keras 3, TF backend): the batch mapped
+        by :meth:`fit_data`, a forward pass with ``training=True`` and
+        ``model.compute_loss`` (compiled losses plus ``add_loss`` terms) under a
+        ``tf.GradientTape``. The model must be compiled.
+
+        Args:
+            model: the built and compiled model.
+            x: float32 ``(b,28,28)`` images in [0, 1].
+            variables: the variables to differentiate (e.g. encoder + decoder weights).
+            z_dim: latent dimension (for strategies whose targets depend on it).
+
+        Returns:
+            ``(loss, grads)``: scalar float32 tensor and a list of tensors (None where a
+            variable does not influence the loss).
+        """
+        batch = tf.data.Dataset.from_tensors(tf.convert_to_tensor(x, dtype=tf.float32))
+        data = next(iter(self.fit_data(batch, z_dim)))
+        x_in, y, sw = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = model(x_in, training=True)
+            loss = model.compute_loss(x=x_in, y=y, y_pred=y_pred, sample_weight=sw, training=True)
+        return loss, tape.gradient(loss, list(variables))
+
+    # -- reporting -------------------------------------------------------------------------
+    def read_metrics(self, logs: dict, fact: float = FACT) -> dict:
+        """``{"loss", "reconstruction_loss", "kl_loss"}`` (floats) from Keras logs of this strategy.
+
+        Missing entries are NaN. Default: the logs already use the canonical names.
+        """
+        return {k: float(logs[k]) if k in logs else math.nan for k in METRIC_NAMES}
+
+    def __repr__(self) -> str:
+        return f"<KLStrategy {self.name} (post {self.seed_post})>"
+
+
+def make_sampling(seed: int, sampling: keras.layers.Layer | None) -> keras.layers.Layer:
+    """``sampling`` if given, else the seeded :class:`klvae.models.vae.Sampling` layer."""
+    return sampling if sampling is not None else Sampling(seed=seed, name="sampling")
+
+
+@keras.saving.register_keras_serializable(package="klvae")
+class Identity(keras.layers.Layer):
+    """Pass-through layer; gives a model output its name (Keras 3 names outputs by layer)."""
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+__all__ = ["FACT", "METRIC_NAMES", "KLStrategy", "reconstruction_loss", "reconstruction_metric", "batch_size_of",
+           "kl_seed", "make_sampling", "Identity"]

@@ -1,0 +1,207 @@
+# E2 -- five ways to add the KL loss (seeds 000/001, posts IV-VIII): the compatibility matrix
+# (Keras 3 vs legacy Keras 2, produced by trying), the equivalence check, one training job per
+# strategy x z_dim from shared initial weights, analysis, figures, and the timing benchmark.
+
+E2 = config["e2"]
+E2_DIR = f"{RESULTS}/e2"
+E2_FIG = f"{RESULTS}/figures/e2"
+E2_STRATS = E2["strategies"]
+E2_ZDIMS = [int(z) for z in E2["z_dims"]]
+for _key in ("latent_z_dim", "reconstruction_z_dim", "timing_z_dim"):
+    if int(E2[_key]) not in E2_ZDIMS:
+        raise WorkflowError(f"config e2.{_key} = {E2[_key]} must be one of e2.z_dims = {E2_ZDIMS}")
+E2_TRAIN_KW = {k: E2[k] for k in ("epochs", "batch_size", "fact", "learning_rate", "n_train", "n_test")}
+
+
+wildcard_constraints:
+    z=r"[0-9]+",
+    strategy="|".join(E2_STRATS),
+
+
+rule e2_compatibility:
+    """Try every strategy as the seeds wrote it under Keras 3 and legacy Keras 2 (tf-keras,
+    separate process), and this project's Keras 3 form: runs or the exact error."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+    output:
+        csv=f"{RESULTS}/tables/e2_compatibility_long.csv",
+        table=f"{RESULTS}/tables/e2_compatibility.csv",
+    params:
+        func="klvae.strategies.compat:compatibility_matrix",
+        kwargs={**E2["compatibility"], "fact": E2["fact"], "seed": config["seed"]},
+    threads: 1
+    benchmark:
+        f"{BENCH}/e2_compatibility.tsv"
+    script:
+        CALL
+
+
+rule e2_init_weights:
+    """The initial weights every strategy of one z_dim starts from."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+    output:
+        weights=f"{E2_DIR}/z{{z}}/init.weights.npz",
+    params:
+        func="klvae.experiments.e2:init_weights",
+        kwargs=lambda w: {"z_dim": int(w.z), "seed": config["seed"], "threads": 1},
+    benchmark:
+        f"{BENCH}/e2_init_weights/z{{z}}.tsv"
+    script:
+        CALL
+
+
+rule e2_equivalence:
+    """Same weights, batch and eps: every strategy's loss and gradients against gradient_tape."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+        init=expand(f"{E2_DIR}/z{{z}}/init.weights.npz", z=E2_ZDIMS),
+    output:
+        csv=f"{RESULTS}/tables/e2_equivalence.csv",
+    params:
+        func="klvae.experiments.e2:equivalence",
+        kwargs={**E2["equivalence"], "z_dim": E2_ZDIMS, "strategies": E2_STRATS, "fact": E2["fact"],
+                "seed": config["seed"]},
+    threads: 1
+    benchmark:
+        f"{BENCH}/e2_equivalence.tsv"
+    script:
+        CALL
+
+
+rule e2_train:
+    """Train one strategy at one z_dim: history, final test loss/BCE/KL, the saved model."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+        init=rules.e2_init_weights.output.weights,
+    output:
+        model=f"{E2_DIR}/z{{z}}/{{strategy}}/model.keras",
+        history=f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv",
+        metrics=f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json",
+    params:
+        func="klvae.experiments.e2:train",
+        kwargs=lambda w: {**E2_TRAIN_KW, "strategy": w.strategy, "z_dim": int(w.z), "seed": config["seed"]},
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=4000,
+    benchmark:
+        f"{BENCH}/e2_train/z{{z}}_{{strategy}}.tsv"
+    script:
+        CALL
+
+
+rule e2_analyse:
+    """Test-set z_mean and a row of reconstructions of one trained strategy."""
+    input:
+        model=rules.e2_train.output.model,
+        mnist=rules.mnist_canonical.output.npz,
+    output:
+        latent=f"{E2_DIR}/z{{z}}/{{strategy}}/latent.npz",
+        recon=f"{E2_DIR}/z{{z}}/{{strategy}}/recon.npz",
+    params:
+        func="klvae.experiments.e2:analyse",
+        kwargs=lambda w: {"n_test": E2["n_test"], "n_recon": E2["n_reconstructions"], "strategy": w.strategy},
+    benchmark:
+        f"{BENCH}/e2_analyse/z{{z}}_{{strategy}}.tsv"
+    script:
+        CALL
+
+
+rule e2_table:
+    """Final test loss / BCE / KL of every strategy and z_dim."""
+    input:
+        metrics=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS),
+    output:
+        table=f"{RESULTS}/tables/e2_metrics.csv",
+    params:
+        func="klvae.experiments.e2:collect_metrics",
+    benchmark:
+        f"{BENCH}/e2_table.tsv"
+    script:
+        CALL
+
+
+rule e2_timing:
+    """Benchmark: ms/step per strategy and a no-KL baseline, interleaved windows after warm-up."""
+    input:
+        mnist=rules.mnist_canonical.output.npz,
+    output:
+        csv=f"{RESULTS}/tables/e2_timing_windows.csv",
+        summary=f"{RESULTS}/tables/e2_timing.csv",
+    params:
+        func="klvae.bench.timing:benchmark",
+        kwargs={**E2["timing"], "strategies": E2_STRATS, "z_dim": E2["timing_z_dim"], "batch_size": E2["batch_size"],
+                "fact": E2["fact"], "learning_rate": E2["learning_rate"], "seed": config["seed"],
+                "threads": config["threads"]["train"]},
+    # the whole machine: other jobs running beside it would distort the timings
+    threads: workflow.cores
+    benchmark:
+        f"{BENCH}/e2_timing.tsv"
+    script:
+        CALL
+
+
+rule e2_loss_curves:
+    """Figure: loss, BCE and KL per epoch of all strategies overlaid, one z_dim."""
+    input:
+        histories=expand(f"{E2_DIR}/z{{{{z}}}}/{{strategy}}/history.csv", strategy=E2_STRATS),
+    output:
+        out=f"{E2_FIG}/loss_curves_z{{z}}.png",
+    params:
+        func="klvae.figures.e2:loss_curves",
+        kwargs=lambda w: {"z_dim": int(w.z)},
+    benchmark:
+        f"{BENCH}/e2_loss_curves/z{{z}}.tsv"
+    script:
+        CALL
+
+
+rule e2_latent:
+    """Figure: test-set z_mean of one strategy at z_dim 2 with the seed's observed extent."""
+    input:
+        latents=[f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz"],
+    output:
+        out=f"{E2_FIG}/latent_{{strategy}}.png",
+    params:
+        func="klvae.figures.e2:latent_scatter",
+    benchmark:
+        f"{BENCH}/e2_latent/{{strategy}}.tsv"
+    script:
+        CALL
+
+
+rule e2_latent_panel:
+    """Figure: the latent scatters of all strategies side by side (shared axes)."""
+    input:
+        latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
+    output:
+        out=f"{E2_FIG}/latent_panel.png",
+    params:
+        func="klvae.figures.e2:latent_scatter",
+    benchmark:
+        f"{BENCH}/e2_latent_panel.tsv"
+    script:
+        CALL
+
+
+rule e2_reconstructions:
+    """Figure: test digits (top row) and every strategy's reconstructions at z_dim 12."""
+    input:
+        recons=expand(f"{E2_DIR}/z{E2['reconstruction_z_dim']}/{{strategy}}/recon.npz", strategy=E2_STRATS),
+    output:
+        out=f"{E2_FIG}/reconstructions.png",
+    params:
+        func="klvae.figures.e2:reconstructions",
+    benchmark:
+        f"{BENCH}/e2_reconstructions.tsv"
+    script:
+        CALL
+
+
+E2_FIGURES = (
+    expand(f"{E2_FIG}/loss_curves_z{{z}}.png", z=E2_ZDIMS)
+    + expand(f"{E2_FIG}/latent_{{strategy}}.png", strategy=E2_STRATS)
+    + [f"{E2_FIG}/latent_panel.png", f"{E2_FIG}/reconstructions.png"]
+)
+E2_TABLES = [rules.e2_table.output.table, rules.e2_equivalence.output.csv, rules.e2_compatibility.output.table,
+             rules.e2_timing.output.summary]
