@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/e1.smk"
 include: "workflow/rules/e2.smk"
+include: "workflow/rules/e3.smk"
 include: "workflow/rules/report.smk"
 
 

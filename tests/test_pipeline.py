@@ -26,7 +26,9 @@ E1_REPORT_FIGURES = ["fig-e1-reference", "fig-e1-scatter", "fig-e1-manifold", "f
 E2_STRATEGIES = ["end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape"]
 E2_REPORT_FIGURES = ["fig-e2-curves-2", "fig-e2-curves-12", "fig-e2-latent", "fig-e2-recon"]
 E2_REPORT_TABLES = ["tbl-e2-compat", "tbl-e2-equivalence", "tbl-e2-metrics", "tbl-e2-timing", "tbl-e2-timing-claims"]
-REPORT_FIGURES = E1_REPORT_FIGURES + E2_REPORT_FIGURES
+E3_REPORT_FIGURES = ["fig-e3-random", "fig-e3-ae-points", "fig-e3-recon", "fig-e3-latents"]
+E3_REPORT_TABLES = ["tbl-e3-data", "tbl-e3-metrics", "tbl-e3-latents", "tbl-e3-bench"]
+REPORT_FIGURES = E1_REPORT_FIGURES + E2_REPORT_FIGURES + E3_REPORT_FIGURES
 
 
 def _is_png(path: Path) -> bool:
@@ -209,3 +211,29 @@ def test_e2_tables_in_html(quick_run):
     html = (quick_run / "results/report/klvae.html").read_text()
     for tbl in E2_REPORT_TABLES:
         assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"
+
+
+def test_e3_runs_on_the_labelled_standin(quick_run):
+    manifest = json.loads((quick_run / "results/data/faces/manifest.json").read_text())
+    assert manifest["standin"] is True and "not CelebA" in manifest["data_label"]
+    import numpy as np
+    train = np.load(quick_run / "results/data/faces/train.npy", mmap_mode="r")
+    assert train.dtype == np.uint8 and train.shape == (256, 96, 96, 3)
+    for name in ("random_faces", "ae_random_points", "reconstructions", "ae_latent_histogram"):
+        assert _is_png(quick_run / f"results/figures/e3/{name}.png"), name
+    for kind in ("vae", "ae"):
+        assert (quick_run / f"results/e3/{kind}/model.keras").is_file()
+    metrics = pd.read_csv(quick_run / "results/tables/e3_metrics.csv")
+    assert set(metrics["model"]) == {"vae", "ae"}
+    ae = metrics.set_index("model").loc["ae"]
+    assert ae["kl_weight"] == 0
+
+
+def test_e3_chapter_has_banner_figures_and_tables(quick_run):
+    html = (quick_run / "results/report/klvae.html").read_text()
+    assert "Synthetic stand-in data, not CelebA" in html
+    for tbl in E3_REPORT_TABLES:
+        assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"
+    for fig_id in E3_REPORT_FIGURES:
+        m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
+        assert m and "stand-in" in m.group(1), f"{fig_id} missing or its caption does not name the stand-in"

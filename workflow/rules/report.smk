@@ -5,9 +5,9 @@ REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"
 REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
-ALL_FIGURES = E1_FIGURES + E2_FIGURES
+ALL_FIGURES = E1_FIGURES + E2_FIGURES + E3_FIGURES
 # The methods chapter summarises every job's benchmark file, so it waits for every result.
-ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table] + E2_TABLES
+ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table] + E2_TABLES + E3_TABLES
 
 
 rule report_e1:
@@ -50,6 +50,31 @@ rule report_e2:
         CALL
 
 
+rule report_e3:
+    """E3 data provenance and stand-in banner, test losses, AE latent range, benchmarks, E3 variables."""
+    input:
+        manifest=rules.e3_preprocess.output.manifest,
+        metrics=rules.e3_evaluate.output.metrics,
+        latents=rules.e3_ae_latents.output.summary,
+        bench_preprocessing=rules.e3_bench_preprocessing.output.csv,
+        bench_memory=rules.e3_bench_memory.output.csv,
+        bench_pipeline=rules.e3_bench_pipeline.output.csv,
+    output:
+        banner_md=f"{GEN}/e3_banner.md",
+        data_md=f"{GEN}/e3_data.md",
+        metrics_md=f"{GEN}/e3_metrics.md",
+        latents_md=f"{GEN}/e3_latents.md",
+        bench_md=f"{GEN}/e3_bench.md",
+        variables=f"{GEN}/e3.vars.yml",
+    params:
+        func="klvae.report.e3:write_e3",
+        kwargs={"settings": E3},
+    benchmark:
+        f"{BENCH}/report/e3.tsv"
+    script:
+        CALL
+
+
 rule report_methods:
     """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
     input:
@@ -73,11 +98,11 @@ rule report_methods:
 
 REPORT_FRAGMENTS = {
     f"_generated/{os.path.basename(f)}": str(f)
-    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_methods.output]
+    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_e3.output, *rules.report_methods.output]
     if f.endswith(".md")
 }
 REPORT_VARIABLES = [str(f) for f in (rules.report_e1.output.variables, rules.report_e2.output.variables,
-                                      rules.report_methods.output.variables)]
+                                      rules.report_e3.output.variables, rules.report_methods.output.variables)]
 
 
 rule report_render:

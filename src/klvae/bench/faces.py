@@ -1,0 +1,342 @@
+"""E3 face-pipeline benchmarks (SPEC.md, Timing tables; seed post IX), each writing one CSV.
+
+* :func:`preprocessing_benchmark` -- crop + LANCZOS resize rate in images/s per process,
+  against the seed's "about 240 secs" for 200,000 images on one core (833 images/s; the
+  seed also wrote q95 JPEGs, we write uint8 rows). Target: >= 4x per core.
+* :func:`memory_benchmark` -- peak RSS of a few training steps fed by (a) the streamed
+  uint8 memmap pipeline (:func:`klvae.data.stream.image_dataset`) and (b) the seed's way:
+  the whole set as one float32 array in RAM, fed batch by batch. Each runs in its own
+  subprocess (clean RSS, ``ru_maxrss``); both are extrapolated to the seed's 170,000
+  training images (float32: 170,000 x 96 x 96 x 3 x 4 B = 18.8 GB of data). Target: the
+  stream's peak <= 25 % of the float32 approach's.
+* :func:`pipeline_benchmark` -- images/s the input pipeline delivers alone, versus images/s
+  the VAE's training step consumes (median of timed windows, spread shown), per TF thread
+  count, each in its own subprocess. Target: input >= 5x the training consumption.
+
+Every CSV row carries the hardware and versions (CPU model, cores, TF threads,
+TensorFlow/Keras/NumPy/Pillow/Python). Absolute numbers only mean something on the same
+machine; ratios carry.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: The seed's preprocessing: ~240 s for 200,000 images, single-threaded (post IX).
+SEED_PREPROCESS_SECONDS = 240.0
+SEED_PREPROCESS_IMAGES = 200_000
+SEED_PREPROCESS_RATE = SEED_PREPROCESS_IMAGES / SEED_PREPROCESS_SECONDS
+#: The seed's training set size (post IX) and its float32 footprint.
+SEED_N_TRAIN = 170_000
+BYTES_PER_IMAGE_UINT8 = 96 * 96 * 3
+BYTES_PER_IMAGE_FLOAT32 = 4 * BYTES_PER_IMAGE_UINT8
+#: What the stream holds per training image: one int64 index in tf.data's shuffle buffer,
+#: stored as a scalar tensor (8 B of data plus tensor bookkeeping); 256 B is a generous bound.
+STREAM_BYTES_PER_IMAGE = 256
+#: Targets (the brief of E3).
+TARGET_PREPROCESS_SPEEDUP = 4.0
+TARGET_MEMORY_FRACTION = 0.25
+TARGET_INPUT_OVER_TRAIN = 5.0
+
+
+def system_info(threads: int | None = None) -> dict:
+    """CPU model, logical cores, usable cores, TF threads and package versions (strings)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("tensorflow", "keras", "numpy", "PIL"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = ""
+    return {
+        "cpu": cpu, "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "tf_threads": "" if threads is None else int(threads),
+        "tensorflow": versions["tensorflow"], "keras": versions["keras"], "numpy": versions["numpy"],
+        "pillow": versions["PIL"], "python": platform.python_version(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else "",
+    }
+
+
+def _write_rows(path: str | Path, rows: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    with open(tmp, "w", newline="") as f:
+        w = _csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def _row(benchmark, quantity, value, unit, **kw) -> dict:
+    return {"benchmark": benchmark, "quantity": quantity, "value": value, "unit": unit, **kw}
+
+
+# ---------------------------------------------------------------------------------------
+# preprocessing
+# ---------------------------------------------------------------------------------------
+def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: int = 2000,
+                            threads: int = 1, repeats: int = 2) -> list[dict]:
+    """Time :func:`klvae.data.celeba.preprocess` on the first ``n_images`` of ``source_path``.
+
+    Runs with 1 process and with ``threads`` processes (if > 1), ``repeats`` times each,
+    and keeps the best (least disturbed) run. The rate counts files through the decode /
+    crop / resize / write loop (the manifest's ``seconds_decode_resize``); hashing the
+    outputs and the draft check are excluded, as the seed's 240 s excluded them too.
+
+    Writes ``csv`` with rows: images/s, images/s per process, speed-up per core over
+    the seed (833 images/s), the target (4x) and whether it is met, seconds extrapolated
+    to 200,000 images, and the draft-check result.
+    """
+    from klvae.data.celeba import preprocess
+
+    sysinfo = system_info()
+    rows = []
+    procs = [1] + ([int(threads)] if int(threads) > 1 else [])
+    with tempfile.TemporaryDirectory(prefix="klvae-bench-") as tmp:
+        for p in procs:
+            best = None
+            for _ in range(int(repeats)):
+                rec = preprocess(source_path, f"{tmp}/tr.npy", f"{tmp}/te.npy", f"{tmp}/m.json",
+                                 n_train=int(n_images), n_test=0, split="seed", threads=p)
+                t = rec["timing"]
+                if best is None or t["images_per_second"] > best["timing"]["images_per_second"]:
+                    best = rec
+            t = best["timing"]
+            per_core = t["images_per_second_per_process"]
+            speedup = per_core / SEED_PREPROCESS_RATE
+            common = {"n_images": best["files_examined"], "processes": p, "data": best["data_label"], **sysinfo}
+            rows += [
+                _row("preprocessing", "images_per_second", t["images_per_second"], "images/s", **common),
+                _row("preprocessing", "images_per_second_per_process", per_core, "images/s",
+                     reference=round(SEED_PREPROCESS_RATE, 1),
+                     reference_source="seed post IX: ~240 s for 200,000 images, 1 thread (incl. q95 JPEG writes)",
+                     ratio_to_reference=round(speedup, 3), target=f">= {TARGET_PREPROCESS_SPEEDUP:g}x per core",
+                     meets_target=speedup >= TARGET_PREPROCESS_SPEEDUP, **common),
+                _row("preprocessing", "seconds_for_200000_images", round(SEED_PREPROCESS_IMAGES / t["images_per_second"], 1),
+                     "s", reference=SEED_PREPROCESS_SECONDS, reference_source="seed post IX", **common),
+            ]
+        dc = best["draft_check"]
+        rows.append(_row("preprocessing", "draft_decode_used", dc.get("used"), "bool",
+                         detail=json.dumps({k: dc.get(k) for k in ("mean_abs_diff", "psnr_db", "max_abs_diff",
+                                                                   "tolerance", "n_images")}),
+                         **{"n_images": dc.get("n_images"), "processes": "", "data": best["data_label"], **sysinfo}))
+    _write_rows(csv, rows)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# memory (each mode in a clean subprocess)
+# ---------------------------------------------------------------------------------------
+def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, steps: int, threads: int) -> dict:
+    """Run in a fresh interpreter: build the face VAE, train ``steps`` steps fed by ``mode``, report peak RSS."""
+    from klvae.seeding import set_global_seed
+
+    set_global_seed(0, threads)
+    import keras
+    import tensorflow as tf
+
+    from klvae.models.faces import build_face_vae
+
+    model = build_face_vae()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    mm = np.load(train_npy, mmap_mode="r")[:n_images]
+    if mode == "stream":
+        from klvae.data.stream import image_dataset
+
+        ds = image_dataset(mm, batch_size, shuffle=True, seed=0)
+    elif mode == "float32":
+        # the seed's way (post IX, cells 4-5 and 9): one float32 array of all images scaled
+        # to [0, 1] in RAM (scaled in place here, which avoids the seed's temporary second
+        # copy and so favours this approach), fed in shuffled batches like ImageDataGenerator.flow
+        x = np.empty(mm.shape, np.float32)
+        for i in range(0, len(mm), 1024):
+            x[i:i + 1024] = mm[i:i + 1024]
+        x /= 255.0
+        rng = np.random.default_rng(0)
+
+        def batches():
+            while True:
+                order = rng.permutation(len(x))
+                for i in range(0, len(order), batch_size):
+                    yield x[np.sort(order[i:i + batch_size])]
+
+        ds = tf.data.Dataset.from_generator(
+            batches, output_signature=tf.TensorSpec((None, 96, 96, 3), tf.float32)).prefetch(2)
+    else:
+        raise ValueError(mode)
+    model.fit(ds.repeat() if mode == "stream" else ds, steps_per_epoch=int(steps), epochs=1, verbose=0)
+    with open("/proc/self/status") as f:
+        status = {ln.split(":")[0]: ln.split(":")[1].strip() for ln in f if ":" in ln}
+    return {"mode": mode, "n_images": int(len(mm)), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "rss_after_model_bytes": rss_model, "vm_hwm": status.get("VmHWM", ""), "steps": int(steps)}
+
+
+def _run_child(func: str, **kwargs) -> dict:
+    code = ("import json, sys; from klvae.bench import faces as b; "
+            f"print('@@RESULT@@' + json.dumps(b.{func}(**json.loads(sys.argv[1]))))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
+                                                                   os.environ.get("PYTHONPATH", "")] if p),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@RESULT@@"):
+            return json.loads(line[len("@@RESULT@@"):])
+    raise RuntimeError(f"benchmark child {func}({kwargs}) failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def memory_benchmark(train_npy: str | Path, csv: str | Path, n_images: int = 5000, batch_size: int = 128,
+                     steps: int = 6, threads: int = 1) -> list[dict]:
+    """Peak RSS of streamed-uint8 versus in-RAM-float32 training on the same ``n_images``.
+
+    Each mode runs ``steps`` training steps of the face VAE in its own subprocess. The
+    extrapolation to N = 170,000 assumes what each design implies: the float32 approach
+    holds N x 110,592 B of data on top of the fixed overhead (measured peak minus the
+    measured data size); the stream holds at most :data:`STREAM_BYTES_PER_IMAGE` per image
+    (the shuffle buffer's int64 index tensors) on top of its measured peak.
+
+    Writes ``csv``: measured peaks, the fixed overhead, extrapolated peaks at 170,000
+    images, the seed's 18.8 GB data figure, the stream/float32 ratio and the <= 25 % target.
+    """
+    sysinfo = system_info(threads)
+    res = {m: _run_child("_child_memory", mode=m, train_npy=str(train_npy), n_images=int(n_images),
+                         batch_size=int(batch_size), steps=int(steps), threads=int(threads))
+           for m in ("stream", "float32")}
+    n = res["stream"]["n_images"]
+    s_peak, f_peak = res["stream"]["peak_rss_bytes"], res["float32"]["peak_rss_bytes"]
+    f_overhead = f_peak - n * BYTES_PER_IMAGE_FLOAT32
+    s_170k = s_peak + (SEED_N_TRAIN - n) * STREAM_BYTES_PER_IMAGE
+    f_170k = f_overhead + SEED_N_TRAIN * BYTES_PER_IMAGE_FLOAT32
+    common = {"n_images": n, "batch_size": int(batch_size), "steps": int(steps), **sysinfo}
+    gb = 1e9
+    rows = [
+        _row("memory", "peak_rss_stream_uint8_memmap", round(s_peak / gb, 3), "GB", **common),
+        _row("memory", "peak_rss_float32_in_ram", round(f_peak / gb, 3), "GB", **common),
+        _row("memory", "measured_ratio_stream_over_float32", round(s_peak / f_peak, 4), "ratio", **common),
+        _row("memory", "rss_after_building_model", round(res["stream"]["rss_after_model_bytes"] / gb, 3), "GB",
+             **common),
+        _row("memory", "float32_fixed_overhead", round(f_overhead / gb, 3), "GB", **common),
+        _row("memory", "float32_data_at_170000", round(SEED_N_TRAIN * BYTES_PER_IMAGE_FLOAT32 / gb, 2), "GB",
+             reference=18.8, reference_source="seed post IX (170,000 x 96x96x3 float32)", **common),
+        _row("memory", "peak_rss_stream_at_170000_extrapolated", round(s_170k / gb, 3), "GB", **common),
+        _row("memory", "peak_rss_float32_at_170000_extrapolated", round(f_170k / gb, 3), "GB", **common),
+        _row("memory", "ratio_stream_over_float32_at_170000", round(s_170k / f_170k, 4), "ratio",
+             target=f"<= {TARGET_MEMORY_FRACTION:g}", meets_target=s_170k / f_170k <= TARGET_MEMORY_FRACTION,
+             **common),
+        _row("memory", "uint8_npy_on_disk_at_170000", round(SEED_N_TRAIN * BYTES_PER_IMAGE_UINT8 / gb, 2), "GB",
+             detail="read by pread; the OS page cache for it is not in the process's RSS", **common),
+    ]
+    _write_rows(csv, rows)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# input pipeline versus training step (each thread count in a clean subprocess)
+# ---------------------------------------------------------------------------------------
+def _child_pipeline(train_npy: str, batch_size: int, threads: int, input_batches: int, windows: int,
+                    steps_per_window: int) -> dict:
+    """Fresh interpreter: images/s of the memmap pipeline alone; s/step of the VAE's train step."""
+    from klvae.seeding import set_global_seed
+
+    set_global_seed(0, threads)
+    import keras
+    import tensorflow as tf
+
+    from klvae.data.stream import image_dataset
+    from klvae.models.faces import build_face_vae
+
+    mm = np.load(train_npy, mmap_mode="r")
+    ds = image_dataset(mm, batch_size, shuffle=True, seed=0).repeat()
+    it = iter(ds)
+    for _ in range(3):
+        next(it)
+    in_rates = []
+    for _ in range(3):
+        t = time.perf_counter()
+        n = 0
+        for _ in range(int(input_batches)):
+            n += int(next(it).shape[0])
+        in_rates.append(n / (time.perf_counter() - t))
+    model = build_face_vae()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    fixed = tf.data.Dataset.from_tensors(next(it)).repeat()  # compute only: a batch held in memory
+    model.fit(fixed, steps_per_epoch=3, epochs=1, verbose=0)  # trace + warm-up
+    s_per_step = []
+    for _ in range(int(windows)):
+        t = time.perf_counter()
+        model.fit(fixed, steps_per_epoch=int(steps_per_window), epochs=1, verbose=0)
+        s_per_step.append((time.perf_counter() - t) / int(steps_per_window))
+    streamed = []
+    for _ in range(max(1, int(windows) // 2)):
+        t = time.perf_counter()
+        model.fit(ds, steps_per_epoch=int(steps_per_window), epochs=1, verbose=0)
+        streamed.append((time.perf_counter() - t) / int(steps_per_window))
+    return {"threads": int(threads), "input_images_per_s": in_rates, "s_per_step": s_per_step,
+            "s_per_step_streamed": streamed, "batch_size": int(batch_size), "n_available": int(len(mm))}
+
+
+def pipeline_benchmark(train_npy: str | Path, csv: str | Path, batch_size: int = 128,
+                       threads_list=(1, 2), input_batches: int = 40, windows: int = 5,
+                       steps_per_window: int = 3) -> list[dict]:
+    """Input-pipeline throughput versus the training step's consumption, per TF thread count.
+
+    For each ``threads`` in ``threads_list`` (a subprocess each): the memmap ``tf.data``
+    pipeline alone (3 windows of ``input_batches`` batches; median), then the face VAE's
+    GradientTape train step on a batch held in memory (``windows`` windows of
+    ``steps_per_window`` steps after a warm-up; median and min-max spread), then
+    ``windows // 2`` windows fed by the pipeline itself. Writes ``csv``.
+    """
+    rows = []
+    for th in threads_list:
+        r = _run_child("_child_pipeline", train_npy=str(train_npy), batch_size=int(batch_size), threads=int(th),
+                       input_batches=int(input_batches), windows=int(windows), steps_per_window=int(steps_per_window))
+        sysinfo = system_info(th)
+        med_in = statistics.median(r["input_images_per_s"])
+        med_step = statistics.median(r["s_per_step"])
+        consume = batch_size / med_step
+        common = {"batch_size": int(batch_size), "n_images": r["n_available"], **sysinfo}
+        rows += [
+            _row("pipeline", "input_images_per_second", round(med_in, 1), "images/s",
+                 spread=f"{min(r['input_images_per_s']):.0f}-{max(r['input_images_per_s']):.0f}", **common),
+            _row("pipeline", "train_step_ms", round(1000 * med_step, 1), "ms/step",
+                 spread=f"{1000 * min(r['s_per_step']):.0f}-{1000 * max(r['s_per_step']):.0f}",
+                 detail=f"median of {windows} windows x {steps_per_window} steps, compute only", **common),
+            _row("pipeline", "train_step_ms_streamed", round(1000 * statistics.median(r["s_per_step_streamed"]), 1),
+                 "ms/step", spread=f"{1000 * min(r['s_per_step_streamed']):.0f}-{1000 * max(r['s_per_step_streamed']):.0f}",
+                 detail="median of windows fed by the memmap pipeline", **common),
+            _row("pipeline", "train_consumption_images_per_second", round(consume, 1), "images/s", **common),
+            _row("pipeline", "input_over_consumption", round(med_in / consume, 2), "ratio",
+                 target=f">= {TARGET_INPUT_OVER_TRAIN:g}", meets_target=med_in / consume >= TARGET_INPUT_OVER_TRAIN,
+                 **common),
+            _row("pipeline", "seconds_per_epoch_at_170000", round(med_step * np.ceil(SEED_N_TRAIN / batch_size), 0),
+                 "s", detail="compute-only step time x 1,329 steps", **common),
+        ]
+    _write_rows(csv, rows)
+    return rows
+
+
+__all__ = ["preprocessing_benchmark", "memory_benchmark", "pipeline_benchmark", "system_info"]

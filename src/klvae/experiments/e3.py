@@ -1,0 +1,212 @@
+"""E3 -- faces: the conv VAE versus the plain AE (seed 002: post IX and the AE-latent post).
+
+Entry points the Snakemake rules call (file paths + plain params as keyword arguments;
+every output is written under a temporary name and renamed when complete):
+
+* :func:`train` -- train the VAE (``kind="vae"``) or the plain AE (``kind="ae"``) of
+  :mod:`klvae.models.faces` with the ``gradient_tape`` strategy (the ``train_step`` of
+  :class:`klvae.models.vae.VAE`, post VIII), streaming batches from the uint8 ``.npy``
+  written by :func:`klvae.data.celeba.preprocess` through ``tf.data`` (seeded shuffle,
+  batch, scale to [0, 1] float32, prefetch; :func:`klvae.data.stream.image_dataset`), so
+  no float32 copy of the training set exists. Writes the model (``.keras``) and a
+  per-epoch history CSV.
+* :func:`evaluate` -- test-set loss, reconstruction and KL of both models, one CSV.
+* :func:`encode_latents` -- the encoder's ``z_mean`` of test faces (``.npy``) plus a CSV
+  summary of the value range (the AE post: "most of the data points ... in a region of
+  0 < x_i < 20").
+
+The figures are made by :mod:`klvae.figures.faces` from these files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from klvae.seeding import set_global_seed
+
+
+def _tmp(path: Path, suffix: str | None = None) -> Path:
+    suffix = path.suffix if suffix is None else suffix
+    return path.with_name(f"{path.stem}.tmp-{os.getpid()}{suffix}")
+
+
+def _write_csv(path: str | Path, rows: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def load_face_model(path: str | Path):
+    """Load a model written by :func:`train` (``.keras``), uncompiled."""
+    import keras
+
+    import klvae.models.faces  # noqa: F401  (registers FaceAE / VAE / Sampling)
+    return keras.saving.load_model(path, compile=False)
+
+
+def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
+    x = np.load(npy, mmap_mode="r")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (96, 96, 3):
+        raise ValueError(f"{npy}: expected uint8 (n, 96, 96, 3), got {x.dtype} {x.shape}")
+    if n is not None:
+        if n > len(x):
+            raise ValueError(f"{npy}: asked for {n:,} images, the file has {len(x):,}")
+        x = x[:n]
+    return x
+
+
+def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: str = "vae", epochs: int = 5,
+          batch_size: int = 128, learning_rate: float = 1e-3, kl_weight: float | None = None,
+          n_train: int | None = None, z_dim: int = 200, seed: int = 0, threads: int = 1,
+          verbose: int = 2) -> dict:
+    """Train E3's face VAE or plain AE on the streamed uint8 training array.
+
+    Args:
+        train_npy: uint8 ``(N, 96, 96, 3)`` ``.npy`` from :func:`klvae.data.celeba.preprocess`;
+            opened with ``mmap_mode="r"`` and read batch by batch.
+        model: output ``.keras`` file (the whole model: encoder, decoder, loss settings).
+        history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss,
+            kl_loss`` (mean-BCE in nats per pixel value; KL_seed, see
+            :mod:`klvae.models.faces`), ``seconds, steps, s_per_step, images_per_second``
+            and the run settings.
+        kind: ``"vae"`` or ``"ae"`` (:func:`klvae.models.faces.build_face_model`).
+        epochs: passes over the ``n_train`` images (seed: until 10-25 epochs looked good).
+        batch_size: images per step (seed: 128).
+        learning_rate: Adam's learning rate (default 1e-3, Keras' default and the keras.io
+            VAE's; the seed's CelebA post with its value is not among the seeds).
+        kl_weight: VAE only; None = :data:`klvae.models.faces.DEFAULT_KL_WEIGHT` (beta = 1).
+            Must be None or 0 for the AE.
+        n_train: use the first ``n_train`` images (None = all).
+        z_dim: latent dimensions (seed: 200).
+        seed: seeds weights, sampling and the shuffle order.
+        threads: TensorFlow intra-op threads.
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        ``{"kind", "n_train", "epochs", "seconds", "final": {metric: value}}``.
+
+    Raises:
+        ValueError: wrong array, too few images, unknown kind, KL weight for the AE.
+    """
+    set_global_seed(seed, threads)
+    import keras
+
+    from klvae.data.stream import image_dataset
+    from klvae.models.faces import DEFAULT_KL_WEIGHT, build_face_model
+
+    x = _open_images(train_npy, n_train)
+    net = build_face_model(kind, kl_weight, z_dim=z_dim, seed=seed)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    ds = image_dataset(x, batch_size, shuffle=True, seed=seed)
+    steps = int(np.ceil(len(x) / batch_size))
+
+    class _Clock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._t)
+
+    clock = _Clock()
+    t0 = time.perf_counter()
+    hist = net.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[clock], shuffle=False)  # ds shuffles
+    seconds = time.perf_counter() - t0
+    kw = 0.0 if kind == "ae" else float(DEFAULT_KL_WEIGHT if kl_weight is None else kl_weight)
+    rows = []
+    for e in range(int(epochs)):
+        rows.append({
+            "epoch": e + 1, "loss": hist.history["loss"][e],
+            "reconstruction_loss": hist.history["reconstruction_loss"][e], "kl_loss": hist.history["kl_loss"][e],
+            "seconds": round(clock.seconds[e], 3), "steps": steps, "s_per_step": round(clock.seconds[e] / steps, 4),
+            "images_per_second": round(len(x) / clock.seconds[e], 1),
+            "kind": kind, "kl_weight": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
+            "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
+            "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads),
+        })
+    model = Path(model)
+    model.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(model, ".keras")
+    net.save(tmp)
+    tmp.replace(model)
+    _write_csv(history, rows)
+    return {"kind": kind, "n_train": len(x), "epochs": int(epochs), "seconds": round(seconds, 2),
+            "final": {k: float(v[-1]) for k, v in hist.history.items()}}
+
+
+def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, metrics: str | Path,
+             n_test: int | None = None, batch_size: int = 256, seed: int = 0, threads: int = 1) -> list[dict]:
+    """Test-set loss terms of both models -> ``metrics`` CSV.
+
+    Columns: ``model`` (vae/ae), ``loss``, ``reconstruction_loss`` (mean-BCE, nats per
+    pixel value), ``kl_loss`` (KL_seed; for the AE a monitor only, weight 0),
+    ``kl_weight``, ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
+    [0, 1]^2 units), ``n_test``. The VAE's loss uses one seeded draw of z per image.
+    """
+    set_global_seed(seed, threads)
+    from keras import ops
+
+    from klvae.data.stream import image_dataset
+
+    x = _open_images(test_npy, n_test)
+    rows = []
+    for name, path in (("vae", vae_model), ("ae", ae_model)):
+        net = load_face_model(path)
+        sums = np.zeros(4)
+        for batch in image_dataset(x, batch_size, shuffle=False):
+            total, rec, kl = net.loss_terms(batch, training=False)
+            z_mean, _ = net.encoder(batch, training=False)
+            mse = ops.mean(ops.square(net.decoder(z_mean, training=False) - batch))
+            sums += np.array([float(total), float(rec), float(kl), float(mse)]) * len(batch)
+        total, rec, kl, mse = sums / len(x)
+        rows.append({"model": name, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
+                     "kl_weight": float(net.kl_weight), "mse": mse, "n_test": len(x)})
+    _write_csv(metrics, rows)
+    return rows
+
+
+def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path, summary: str | Path,
+                   n_test: int | None = None, batch_size: int = 256, threads: int = 1) -> dict:
+    """The encoder's ``z_mean`` for test faces -> ``latents`` (float32 ``(n, z_dim)`` ``.npy``) and ``summary`` CSV.
+
+    For the AE this is its (deterministic) code; the summary quantifies the AE post's
+    "most of the data points in the latent space were created in a region of
+    0 < x_i < 20". Summary columns: ``n_images, z_dim, min, max, mean, std, q01, q05,
+    q50, q95, q99, frac_in_0_20`` (fraction of all components with 0 < z_i < 20),
+    ``frac_negative``, ``frac_abs_le_3`` (fraction with |z_i| <= 3, where N(0, 1) keeps 99.7 %).
+    """
+    set_global_seed(0, threads)
+    from klvae.data.stream import image_dataset
+
+    x = _open_images(test_npy, n_test)
+    net = load_face_model(model)
+    zs = [np.asarray(net.encoder(b, training=False)[0]) for b in image_dataset(x, batch_size, shuffle=False)]
+    z = np.concatenate(zs).astype(np.float32)
+    latents = Path(latents)
+    latents.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(latents, ".npy")
+    np.save(tmp, z)
+    tmp.replace(latents)
+    q = np.quantile(z, [0.01, 0.05, 0.5, 0.95, 0.99])
+    row = {"n_images": int(z.shape[0]), "z_dim": int(z.shape[1]), "min": float(z.min()), "max": float(z.max()),
+           "mean": float(z.mean()), "std": float(z.std()), "q01": q[0], "q05": q[1], "q50": q[2], "q95": q[3],
+           "q99": q[4], "frac_in_0_20": float(np.mean((z > 0) & (z < 20))), "frac_negative": float(np.mean(z < 0)),
+           "frac_abs_le_3": float(np.mean(np.abs(z) <= 3))}
+    _write_csv(summary, [row])
+    return row
+
+
+__all__ = ["train", "evaluate", "encode_latents", "load_face_model"]

@@ -1,0 +1,198 @@
+"""E3 figures (seed 002: post IX and the AE-latent post); each function writes ONE PNG.
+
+All take a ``data_label`` ("CelebA" or "synthetic stand-in, not CelebA") that is printed
+in the figure's title -- or ``manifest``, the JSON of :func:`klvae.data.celeba.preprocess`,
+from which the label and the stand-in flag are read. When the data are the stand-in
+(``standin=True``, the manifest says so, or the label mentions "stand-in") a red banner
+across the top says so, so a stand-in figure cannot be mistaken for CelebA.
+
+* :func:`random_faces` -- VAE decodings of z ~ N(0, I) (seeded).
+* :func:`ae_random_points` -- AE decodings of z with components uniform in [0, b], one row
+  per b (AE post: b = 0.5, 2.5, 5, 8, 10, 15, 20, 30, 50; 10 shown per b).
+* :func:`reconstructions` -- held-out test faces (top row) and their VAE and AE
+  reconstructions.
+* :func:`latent_histogram` -- the AE encoder's latent values on test faces (AE post:
+  "most of the data points ... 0 < x_i < 20").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from klvae.figures.common import plt, save
+
+#: The AE post's boundaries b for z_i ~ U(0, b).
+AE_BOUNDS = (0.5, 2.5, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+_BANNER = "SYNTHETIC STAND-IN DATA \u2014 NOT CelebA"
+
+
+def _is_standin(data_label: str, standin: bool | None) -> bool:
+    return bool(standin) if standin is not None else "stand-in" in data_label.lower()
+
+
+def _resolve(data_label: str | None, standin: bool | None, manifest) -> tuple[str, bool | None]:
+    """``data_label``/``standin`` as given, else read from the preprocessing ``manifest`` JSON."""
+    if manifest is not None:
+        import json
+
+        m = json.loads(Path(manifest).read_text())
+        data_label = m["data_label"] if data_label is None else data_label
+        standin = bool(m["standin"]) if standin is None else standin
+    if data_label is None:
+        raise ValueError("give data_label or manifest (the JSON written by klvae.data.celeba.preprocess)")
+    return data_label, standin
+
+
+def _label(fig, title: str, data_label: str, standin: bool | None, top: float) -> None:
+    """Title with the data label; a red banner above it for the stand-in."""
+    fig.suptitle(f"{title}\ndata: {data_label}", y=top, fontsize=11)
+    if _is_standin(data_label, standin):
+        fig.text(0.5, 0.995, _BANNER, ha="center", va="top", fontsize=12, fontweight="bold", color="white",
+                 bbox={"boxstyle": "square,pad=0.35", "facecolor": "#c0392b", "edgecolor": "none"})
+
+
+def _grid_figure(n_rows: int, n_cols: int, title: str, data_label: str, standin: bool | None,
+                 label_in: float = 0.0, cell_in: float = 1.1):
+    """A figure with a fixed-height header (title, data label, banner) above an image grid.
+
+    Returns ``(fig, top, left)``: the grid's top and left edges in figure fractions.
+    """
+    header_in = 0.75 + (0.4 if _is_standin(data_label, standin) else 0.0)
+    w, h = cell_in * n_cols + label_in + 0.1, cell_in * n_rows + header_in
+    fig = plt.figure(figsize=(w, h))
+    _label(fig, title, data_label, standin, top=1 - (header_in - 0.7) / h)
+    return fig, 1 - header_in / h, (label_in + 0.05) / w
+
+
+def _decode(model, z: np.ndarray) -> np.ndarray:
+    out = [np.asarray(model.decoder(z[i:i + 256], training=False)) for i in range(0, len(z), 256)]
+    return np.clip(np.concatenate(out), 0.0, 1.0)
+
+
+def _grid(fig, images: np.ndarray, n_rows: int, n_cols: int, top: float, left: float = 0.01,
+          row_labels=None) -> list:
+    axes = fig.subplots(n_rows, n_cols, squeeze=False,
+                        gridspec_kw={"left": left, "right": 0.995, "bottom": 0.01, "top": top,
+                                     "wspace": 0.03, "hspace": 0.05})
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        if k < len(images):
+            ax.imshow(images[k], interpolation="nearest")
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels):
+            axes[r, 0].set_ylabel(lab, rotation=0, ha="right", va="center", fontsize=10, labelpad=6)
+    return axes
+
+
+def random_faces(vae_model: str | Path, png: str | Path, data_label: str | None = None, n_rows: int = 6,
+                 n_cols: int = 10, seed: int = 0, standin: bool | None = None, manifest: str | Path | None = None,
+                 footer: str | None = None) -> None:
+    """VAE decodings of ``n_rows * n_cols`` points z ~ N(0, I) (seeded) -> ``png``.
+
+    Args:
+        vae_model: ``.keras`` file from :func:`klvae.experiments.e3.train` (kind "vae").
+        png: output path.
+        data_label: what the model was trained on (shown; banner for the stand-in).
+        seed: seed of ``numpy.random.default_rng`` drawing z (float32 ``(n, z_dim)``).
+    """
+    from klvae.experiments.e3 import load_face_model
+
+    data_label, standin = _resolve(data_label, standin, manifest)
+    model = load_face_model(vae_model)
+    z_dim = model.decoder.input_shape[-1]
+    z = np.random.default_rng(seed).standard_normal((n_rows * n_cols, z_dim)).astype(np.float32)
+    images = _decode(model, z)
+    fig, top, left = _grid_figure(n_rows, n_cols, f"VAE: faces decoded from random z ~ N(0, I), z_dim = {z_dim} "
+                                  f"(seed {seed})", data_label, standin)
+    _grid(fig, images, n_rows, n_cols, top=top, left=left)
+    save(fig, png, footer)
+
+
+def ae_random_points(ae_model: str | Path, png: str | Path, data_label: str | None = None, bounds=AE_BOUNDS,
+                     n_per_bound: int = 10, seed: int = 0, standin: bool | None = None,
+                     manifest: str | Path | None = None, footer: str | None = None) -> None:
+    """AE decodings of z with i.i.d. components ``z_i ~ U(0, b)``, one row per ``b`` -> ``png``.
+
+    The AE post drew 100 points per b and showed 10; here ``n_per_bound`` are drawn and
+    shown (seeded with ``seed``; row b uses ``default_rng([seed, row])``).
+    """
+    from klvae.experiments.e3 import load_face_model
+
+    data_label, standin = _resolve(data_label, standin, manifest)
+    model = load_face_model(ae_model)
+    z_dim = model.decoder.input_shape[-1]
+    zs = [np.random.default_rng([seed, r]).uniform(0.0, b, (n_per_bound, z_dim)).astype(np.float32)
+          for r, b in enumerate(bounds)]
+    images = _decode(model, np.concatenate(zs))
+    n_rows = len(bounds)
+    fig, top, left = _grid_figure(n_rows, n_per_bound, f"AE: decodings of random z with z_i ~ U(0, b), z_dim = {z_dim}",
+                                  data_label, standin, label_in=0.8)
+    _grid(fig, images, n_rows, n_per_bound, top=top, left=left, row_labels=[f"b = {b:g}" for b in bounds])
+    save(fig, png, footer)
+
+
+def reconstructions(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, png: str | Path,
+                    data_label: str | None = None, n: int = 10, seed: int = 0, standin: bool | None = None,
+                    manifest: str | Path | None = None, footer: str | None = None) -> None:
+    """Held-out test faces (top row), VAE reconstructions, AE reconstructions -> ``png``.
+
+    ``n`` test images are picked with ``default_rng(seed)`` from the test ``.npy``
+    (uint8 ``(N, 96, 96, 3)``). Both reconstructions are deterministic: ``decoder(z_mean)``.
+    """
+    from klvae.experiments.e3 import load_face_model
+
+    data_label, standin = _resolve(data_label, standin, manifest)
+    x = np.load(test_npy, mmap_mode="r")
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False))
+    orig = np.asarray(x[idx], np.float32) / 255.0
+    rows = [orig]
+    for path in (vae_model, ae_model):
+        model = load_face_model(path)
+        rows.append(_decode(model, np.asarray(model.encoder(orig, training=False)[0])))
+    fig, top, left = _grid_figure(3, len(idx), "Held-out test faces and their reconstructions", data_label,
+                                  standin, label_in=0.6)
+    _grid(fig, np.concatenate(rows), 3, len(idx), top=top, left=left, row_labels=["test", "VAE", "AE"])
+    save(fig, png, footer)
+
+
+def latent_histogram(latents: str | Path, png: str | Path, data_label: str | None = None, bins: int = 120,
+                     standin: bool | None = None, manifest: str | Path | None = None,
+                     footer: str | None = None) -> None:
+    """Histogram of all latent components ``z_i`` of the AE on test faces -> ``png``.
+
+    Args:
+        latents: float32 ``(n, z_dim)`` ``.npy`` from :func:`klvae.experiments.e3.encode_latents`.
+
+    The plot marks the AE post's range 0 < z_i < 20, the range [-3, 3] where N(0, 1) keeps
+    99.7 %, and states the fraction of values inside each.
+    """
+    data_label, standin = _resolve(data_label, standin, manifest)
+    z = np.load(latents)
+    v = z.ravel()
+    in_seed = float(np.mean((v > 0) & (v < 20)))
+    in_3 = float(np.mean(np.abs(v) <= 3))
+    sb = _is_standin(data_label, standin)
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig.subplots_adjust(top=0.8 if sb else 0.84, bottom=0.12, left=0.1, right=0.97)
+    ax.hist(v, bins=bins, color="#2c7fb8", alpha=0.85, density=True)
+    ax.axvspan(0, 20, color="#fdae61", alpha=0.18, label=f"seed's range 0 < z_i < 20: {100 * in_seed:.1f} %")
+    ax.axvspan(-3, 3, color="0.5", alpha=0.15, label=f"|z_i| <= 3 (N(0,1) 99.7 %): {100 * in_3:.1f} %")
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.05 * max(hi - lo, 1e-6)
+    ax.set_xlim(lo - pad, hi + pad)  # the data's range; the shaded bands are clipped to it
+    ax.set_xlabel("latent component value z_i (AE encoder output on test faces)")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper right", fontsize=9)
+    ax.text(0.01, 0.97, f"{z.shape[0]:,} test faces x {z.shape[1]} dims\nmin {v.min():.2f}, max {v.max():.2f}, "
+            f"1-99 %: [{np.quantile(v, 0.01):.2f}, {np.quantile(v, 0.99):.2f}]",
+            transform=ax.transAxes, va="top", fontsize=9)
+    _label(fig, "Latent values the plain AE uses", data_label, standin, top=0.975 - (0.06 if sb else 0))
+    save(fig, png, footer)
+
+
+__all__ = ["random_faces", "ae_random_points", "reconstructions", "latent_histogram", "AE_BOUNDS"]

@@ -1,0 +1,157 @@
+"""The E3 chapter's generated fragments: data provenance (and the stand-in banner), test
+losses, the AE's latent range, and the three benchmarks -- all from pipeline files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from klvae.report.fragments import write_text
+from klvae.report.tables import fmt_num, markdown_table
+
+
+def banner(manifest: dict) -> str:
+    """A visible callout when the faces are the synthetic stand-in (empty for CelebA)."""
+    if not manifest["standin"]:
+        return ""
+    return ("::: {.callout-warning}\n**Synthetic stand-in data, not CelebA.** No CelebA was configured "
+            "(`data.celeba.path: null`), so every face in this chapter comes from procedurally drawn synthetic faces "
+            "written in CelebA's on-disk format (rule `e3_standin`). The pipeline, the models and the figures are the "
+            "ones CelebA would go through; the faces, losses and latent ranges are not CelebA's. Point "
+            "`data.celeba.path` at `img_align_celeba.zip` or its folder to run this chapter on CelebA.\n:::\n")
+
+
+def data_table(manifest: dict) -> str:
+    """What went into the face arrays: source, hashes, split, files used and skipped (by reason)."""
+    src = manifest["source"]
+    rows = [["data", manifest["dataset"]], ["source", f"`{src['path']}` ({src['kind']})"]]
+    if "zip" in src:
+        z = src["zip"]
+        rows.append(["zip MD5", f"`{z['md5']}` ({'verified' if z['md5_verified'] else 'not verified: opt-out'})"])
+    if "listing_sha256" in src:
+        rows.append(["file listing SHA-256", f"`{src['listing_sha256']}`"])
+    pre = manifest["preprocessing"]
+    rows += [
+        ["preprocessing", f"crop {tuple(pre['crop_box_ltrb'])} (left, top, right, bottom) → resize to "
+                          f"{pre['resize'][0]}×{pre['resize'][1]} with {pre['resample']} ({pre['library']}; {pre['source']})"],
+        ["split", f"`{manifest['split']}`: {manifest['n_train']:,} training and {manifest['n_test']:,} test faces"],
+        ["files examined / skipped", f"{manifest['files_examined']:,} / {manifest['files_skipped']:,}"],
+    ]
+    for reason, count in sorted(manifest.get("skipped_by_reason", {}).items()):
+        rows.append([f"skipped: {reason}", f"{count:,}"])
+    dc = manifest.get("draft_check", {})
+    if "used" in dc:
+        rows.append(["reduced-size JPEG decoding (`Image.draft`)", "used" if dc["used"] else
+                     f"not used: {dc.get('note', 'outside tolerance')}" if "mean_abs_diff" not in dc else
+                     f"not used: mean |Δ| {dc['mean_abs_diff']} levels, PSNR {dc['psnr_db']} dB against the full decode "
+                     f"(tolerance: mean |Δ| ≤ {dc['tolerance']['max_mean_abs_diff']}, PSNR ≥ {dc['tolerance']['min_psnr_db']} dB)"])
+    for key in ("train_npy", "test_npy"):
+        o = manifest["outputs"][key]
+        rows.append([f"`{Path(o['path']).name}`", f"uint8 {tuple(o['shape'])}, SHA-256 `{o.get('sha256', '')}`"])
+    return markdown_table(["faces", ""], rows, "The face data of E3, from the preprocessing manifest written by "
+                          "rule `e3_preprocess` (`results/data/faces/manifest.json`).", "tbl-e3-data", align="ll")
+
+
+def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
+    t = pd.read_csv(csv)
+    rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.kl_weight:.3g}",
+             f"{r.mse:.4f}"] for r in t.itertuples()]
+    md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "KL weight", "MSE"], rows,
+                        f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out faces, "
+                        f"{data_label}). Loss = mean BCE + KL weight · KL_seed; the AE has no KL term (its KL_seed column "
+                        f"is only monitored). Made by rule `e3_evaluate` (`results/tables/e3_metrics.csv`).",
+                        "tbl-e3-metrics", align="lrrrrr")
+    vae = t[t["model"] == "vae"].iloc[0]
+    return md, {"kl_weight": f"{vae.kl_weight:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
+
+
+def latent_table(csv: str, data_label: str) -> tuple[str, dict]:
+    s = pd.read_csv(csv).iloc[0]
+    rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %", "most (seed: 'most of the data points')"],
+            ["fraction of negative values", f"{100 * s.frac_negative:.1f} %", "--"],
+            ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", "--"],
+            ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", "--"],
+            ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", "--"]]
+    md = markdown_table(["AE latent values", "ours", "seed"], rows,
+                        f"The latent values the plain AE's encoder produces on {int(s.n_images):,} test faces "
+                        f"({int(s.z_dim)} dimensions each; {data_label}). Made by rule `e3_ae_latents` "
+                        f"(`results/tables/e3_ae_latents.csv`).", "tbl-e3-latents", align="lrl")
+    return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}"}
+
+
+def _pick(frame: pd.DataFrame, quantity: str, **match):
+    rows = frame[frame["quantity"] == quantity]
+    for k, v in match.items():
+        rows = rows[rows[k].astype(str) == str(v)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, dict]:
+    """The three E3 benchmarks against the seed's numbers and this project's targets."""
+    pre, mem, pipe = (pd.read_csv(p, keep_default_na=False) for p in (preprocessing, memory, pipeline))
+    rows = []
+    per_core = _pick(pre, "images_per_second_per_process", processes=1)
+    multi = pre[(pre["quantity"] == "images_per_second")]
+    if per_core is not None:
+        rows.append(["preprocessing, 1 process", f"{float(per_core.value):,.0f} images/s",
+                     f"{float(per_core.reference):,.0f} images/s (240 s for 200,000, 1 thread)",
+                     f"{float(per_core.ratio_to_reference):.2f}× (target ≥ 4×: "
+                     f"{'met' if str(per_core.meets_target) == 'True' else '**not met**'})"])
+    for r in multi.itertuples():
+        if int(r.processes) > 1:
+            rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", "--", "--"])
+    n = int(_pick(mem, "peak_rss_stream_uint8_memmap").n_images)
+    s_peak = float(_pick(mem, "peak_rss_stream_uint8_memmap").value)
+    f_peak = float(_pick(mem, "peak_rss_float32_in_ram").value)
+    rows.append([f"peak RSS of training, N = {n:,} (measured)", f"{s_peak:.2f} GB streamed uint8",
+                 f"{f_peak:.2f} GB float32 in RAM (the seed's design)", f"{s_peak / f_peak:.2f}"])
+    ratio = _pick(mem, "ratio_stream_over_float32_at_170000")
+    s170 = float(_pick(mem, "peak_rss_stream_at_170000_extrapolated").value)
+    f170 = float(_pick(mem, "peak_rss_float32_at_170000_extrapolated").value)
+    data170 = _pick(mem, "float32_data_at_170000")
+    rows.append(["peak RSS, N = 170,000 (extrapolated)", f"{s170:.2f} GB", f"{f170:.1f} GB (data alone "
+                 f"{float(data170.value):.1f} GB; seed: {float(data170.reference):g} GB)",
+                 f"{float(ratio.value):.2f} (target ≤ 0.25: {'met' if str(ratio.meets_target) == 'True' else '**not met**'})"])
+    for r in pipe[pipe["quantity"] == "input_over_consumption"].itertuples():
+        inp = _pick(pipe, "input_images_per_second", tf_threads=r.tf_threads)
+        cons = _pick(pipe, "train_consumption_images_per_second", tf_threads=r.tf_threads)
+        step = _pick(pipe, "train_step_ms", tf_threads=r.tf_threads)
+        rows.append([f"input pipeline vs training, {r.tf_threads} TF thread(s)",
+                     f"{float(inp.value):,.0f} images/s in ({inp.spread})",
+                     f"{float(cons.value):,.0f} images/s consumed ({float(step.value):,.0f} ms/step, {step.spread})",
+                     f"{float(r.value):.0f}× (target ≥ 5×: {'met' if str(r.meets_target) == 'True' else '**not met**'})"])
+    info = pre.iloc[0]
+    md = markdown_table(["benchmark", "ours", "reference", "ratio"], rows,
+                        f"E3 benchmarks: preprocessing rate per core against the seed's, peak memory of training from "
+                        f"the streamed uint8 memmap against the seed's float32 array (each in its own process; "
+                        f"extrapolated to the seed's 170,000 images), and the input pipeline's throughput against what "
+                        f"the training step consumes (batch {int(pipe['batch_size'].iloc[0])}). {info.cpu}, "
+                        f"{int(info.logical_cores)} logical CPUs, TensorFlow {info.tensorflow}, Pillow {info.pillow}. "
+                        f"Made by rules `e3_bench_preprocessing`, `e3_bench_memory`, `e3_bench_pipeline` "
+                        f"(`results/tables/e3_bench_*.csv`).", "tbl-e3-bench", align="llll")
+    out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",
+           "memory_ratio_170k": f"{float(ratio.value):.2f}"}
+    return md, out
+
+
+def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, bench_md: str, variables: str,
+             manifest: str, metrics: str, latents: str, bench_preprocessing: str, bench_memory: str,
+             bench_pipeline: str, settings: dict) -> None:
+    """Rule ``report_e3``: the E3 fragments and variables (``settings`` = config ``e3``)."""
+    m = json.loads(Path(manifest).read_text())
+    label = m["data_label"]
+    write_text(banner_md, banner(m))
+    write_text(data_md, data_table(m))
+    values = {"data_label": label, "dataset": m["dataset"], "n_train": f"{m['n_train']:,}",
+              "epochs": settings["epochs"], "batch_size": settings["batch_size"], "z_dim": settings["z_dim"],
+              "n_bounds": len(settings["ae_bounds"]), "n_per_bound": settings["n_per_bound"],
+              "bounds": ", ".join(f"{b:g}" for b in settings["ae_bounds"]), "seed_n_train": "170,000",
+              "skipped": f"{m['files_skipped']:,}"}
+    for path, (md, v) in ((metrics_md, metrics_table(metrics, label)), (latents_md, latent_table(latents, label)),
+                          (bench_md, bench_table(bench_preprocessing, bench_memory, bench_pipeline))):
+        write_text(path, md)
+        values.update(v)
+    write_text(variables, yaml.safe_dump({"e3": values}, sort_keys=False, allow_unicode=True))

@@ -1,0 +1,188 @@
+"""E3 models: the face VAE / plain AE (shapes, sizes, loss, a training step), the E3 entry
+points (train -> .keras + history, evaluate, encode_latents) and the four face figures."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from klvae import losses  # noqa: E402
+from klvae.models import faces  # noqa: E402
+from klvae.seeding import set_global_seed  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _seed():
+    set_global_seed(0, threads=1)
+
+
+def _batch(n=4, seed=0):
+    return np.random.default_rng(seed).random((n, 96, 96, 3), dtype=np.float32)
+
+
+def test_vae_layer_sizes_parameters_and_output_shapes():
+    vae = faces.build_face_vae()
+    assert vae.count_params() == faces.N_PARAMETERS == 6_315_795  # SPEC: "6.3 M parameters"
+    enc = vae.encoder
+    sides = [enc.get_layer(f"enc_conv_{i}").output.shape[1:] for i in range(4)]
+    assert [tuple(s) for s in sides] == [(48, 48, 32), (24, 24, 64), (12, 12, 128), (6, 6, 256)]
+    dec = vae.decoder
+    assert tuple(dec.get_layer("dec_reshape").output.shape[1:]) == (6, 6, 256)
+    assert [tuple(dec.get_layer(f"dec_convt_{i}").output.shape[1:3]) for i in range(4)] == \
+        [(12, 12), (24, 24), (48, 48), (96, 96)]
+    x = _batch(3)
+    z_mean, z_log_var = enc(x)
+    assert tuple(z_mean.shape) == tuple(z_log_var.shape) == (3, 200)
+    out = np.asarray(vae(x))
+    assert out.shape == (3, 96, 96, 3) and out.dtype == np.float32
+    assert np.all((out > 0) & (out < 1))
+
+
+def test_default_kl_weight_is_the_elbo():
+    """n_pixels * (mean-BCE + fact * KL_seed) == pixel-summed BCE + KL (nats): beta = 1."""
+    rng = np.random.default_rng(1)
+    x, x_hat = _batch(2), rng.uniform(0.05, 0.95, (2, 96, 96, 3)).astype(np.float32)
+    mu, lv = rng.normal(size=(2, 200)).astype(np.float32), rng.normal(size=(2, 200)).astype(np.float32)
+    seed_form = faces.N_PIXELS * (float(losses.bce_mean(x, x_hat))
+                                  + faces.DEFAULT_KL_WEIGHT * float(losses.kl_divergence_seed_mean(mu, lv)))
+    elbo = float(losses.bce_pixel_sum(x, x_hat)) + float(losses.kl_divergence(mu, lv))
+    assert seed_form == pytest.approx(elbo, rel=1e-5)
+    assert faces.DEFAULT_KL_WEIGHT == pytest.approx(100 / 27648)
+    assert faces.beta_to_fact(1.0) == faces.DEFAULT_KL_WEIGHT
+
+
+def test_vae_training_step_updates_weights_and_reports_its_loss_terms():
+    import tensorflow as tf
+
+    vae = faces.build_face_vae(kl_weight=0.01)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = _batch(8)
+    before = [w.numpy().copy() for w in vae.trainable_weights]
+    hist = vae.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    assert set(hist.history) == {"loss", "reconstruction_loss", "kl_loss"}
+    loss, rec, kl = (hist.history[k][0] for k in ("loss", "reconstruction_loss", "kl_loss"))
+    assert np.isfinite([loss, rec, kl]).all() and kl > 0
+    assert loss == pytest.approx(rec + 0.01 * kl, rel=1e-4)
+    assert rec == pytest.approx(np.log(2), abs=0.05)  # sigmoid(0-ish) = 0.5 at the start
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, vae.trainable_weights)]
+    assert all(changed)
+
+
+def test_ae_is_deterministic_has_no_kl_and_freezes_the_unused_head():
+    import tensorflow as tf
+
+    ae = faces.build_face_ae()
+    assert ae.count_params() == faces.N_PARAMETERS  # the same networks
+    x = _batch(4)
+    np.testing.assert_array_equal(np.asarray(ae(x)), np.asarray(ae(x)))  # no sampling
+    np.testing.assert_allclose(np.asarray(ae(x)), np.asarray(ae.decoder(ae.encoder(x)[0])), atol=1e-6)
+    total, rec, _ = ae.loss_terms(x)
+    assert float(total) == float(rec)
+    lv = ae.encoder.get_layer("z_log_var")
+    assert not lv.trainable and all(w is not v for w in ae.trainable_weights for v in lv.weights)
+    lv_before = [w.numpy().copy() for w in lv.weights]
+    mean_before = ae.encoder.get_layer("z_mean").kernel.numpy().copy()
+    ae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ae.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    for b, w in zip(lv_before, lv.weights):
+        np.testing.assert_array_equal(b, w.numpy())
+    assert not np.array_equal(mean_before, ae.encoder.get_layer("z_mean").kernel.numpy())
+
+
+def test_build_face_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="no KL term"):
+        faces.build_face_model("ae", kl_weight=1e-6)
+    with pytest.raises(ValueError, match="unknown model kind"):
+        faces.build_face_model("gan")
+
+
+# --- the E3 entry points on a tiny streamed data set ---------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from klvae.experiments import e3
+
+    d = tmp_path_factory.mktemp("e3")
+    rng = np.random.default_rng(0)
+    np.save(d / "train.npy", rng.integers(0, 256, (24, 96, 96, 3), dtype=np.uint8))
+    np.save(d / "test.npy", rng.integers(0, 256, (6, 96, 96, 3), dtype=np.uint8))
+    out = {"dir": d}
+    for kind in ("vae", "ae"):
+        out[kind] = e3.train(d / "train.npy", d / f"{kind}.keras", d / f"{kind}_history.csv", kind=kind, epochs=2,
+                             batch_size=8, n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0)
+    return out
+
+
+def test_train_writes_model_and_history(trained):
+    from klvae.experiments import e3
+
+    d = trained["dir"]
+    for kind in ("vae", "ae"):
+        rows = list(csv.DictReader(open(d / f"{kind}_history.csv")))
+        assert [int(r["epoch"]) for r in rows] == [1, 2]
+        assert all(int(r["steps"]) == 2 and int(r["n_train"]) == 16 and r["kind"] == kind for r in rows)
+        assert all(np.isfinite(float(r["loss"])) and float(r["s_per_step"]) > 0 for r in rows)
+        model = e3.load_face_model(d / f"{kind}.keras")
+        assert type(model).__name__ == ("FaceAE" if kind == "ae" else "VAE")
+        assert model.count_params() == faces.N_PARAMETERS
+    assert float(rows[0]["kl_weight"]) == 0.0
+    vae_rows = list(csv.DictReader(open(d / "vae_history.csv")))
+    assert float(vae_rows[0]["kl_weight"]) == pytest.approx(faces.DEFAULT_KL_WEIGHT)
+    assert trained["vae"]["final"]["loss"] == pytest.approx(float(vae_rows[-1]["loss"]))
+
+
+def test_train_is_repeatable_with_the_same_seed(trained, tmp_path):
+    from klvae.experiments import e3
+
+    d = trained["dir"]
+    r = e3.train(d / "train.npy", tmp_path / "ae.keras", tmp_path / "h.csv", kind="ae", epochs=2, batch_size=8,
+                 n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0)
+    assert r["final"] == trained["ae"]["final"]
+
+
+def test_evaluate_and_encode_latents(trained):
+    from klvae.experiments import e3
+
+    d = trained["dir"]
+    rows = e3.evaluate(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "metrics.csv", batch_size=4)
+    assert [r["model"] for r in rows] == ["vae", "ae"]
+    assert rows[1]["loss"] == pytest.approx(rows[1]["reconstruction_loss"])  # the AE has no KL term
+    assert rows[0]["loss"] == pytest.approx(rows[0]["reconstruction_loss"]
+                                            + faces.DEFAULT_KL_WEIGHT * rows[0]["kl_loss"], rel=1e-5)
+    assert all(r["n_test"] == 6 for r in rows)
+    summary = e3.encode_latents(d / "ae.keras", d / "test.npy", d / "z.npy", d / "z.csv", batch_size=4)
+    z = np.load(d / "z.npy")
+    assert z.shape == (6, 200) and z.dtype == np.float32
+    model = e3.load_face_model(d / "ae.keras")
+    x = np.load(d / "test.npy").astype(np.float32) / 255.0
+    np.testing.assert_allclose(z, np.asarray(model.encoder(x)[0]), atol=1e-5)
+    assert summary["frac_in_0_20"] == pytest.approx(np.mean((z > 0) & (z < 20)))
+
+
+def test_face_figures_write_pngs(trained):
+    from PIL import Image
+
+    from klvae.figures import faces as ff
+
+    d = trained["dir"]
+    label = "synthetic stand-in, not CelebA"
+    ff.random_faces(d / "vae.keras", d / "random.png", label, n_rows=2, n_cols=3)
+    ff.ae_random_points(d / "ae.keras", d / "ae_points.png", label, n_per_bound=3)
+    ff.reconstructions(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "rec.png", "CelebA", n=4)
+    (d / "manifest.json").write_text('{"data_label": "synthetic stand-in, not CelebA", "standin": true}')
+    ff.reconstructions(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "rec_m.png", manifest=d / "manifest.json",
+                       n=4)
+    np.save(d / "z.npy", np.random.default_rng(0).normal(size=(6, 200)).astype(np.float32))
+    ff.latent_histogram(d / "z.npy", d / "hist.png", label)
+    for name in ("random", "ae_points", "rec", "hist"):
+        im = Image.open(d / f"{name}.png")
+        assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 150
+    # the stand-in banner is red: present in a stand-in figure, absent from a CelebA one
+    red = lambda p: np.sum(np.all(np.asarray(Image.open(p).convert("RGB"))[:60] == (0xC0, 0x39, 0x2B), axis=-1))
+    assert red(d / "hist.png") > 500 and red(d / "rec.png") == 0 and red(d / "rec_m.png") > 500
+    with pytest.raises(ValueError, match="give data_label or manifest"):
+        ff.latent_histogram(d / "z.npy", d / "x.png")
+    assert ff._is_standin("CelebA", None) is False and ff._is_standin("x", True) is True

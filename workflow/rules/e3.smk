@@ -1,0 +1,233 @@
+# E3 -- faces (seed 002, post IX and the post on the AE latent space): CelebA (or the
+# labelled synthetic stand-in) -> cropped/resized uint8 memmaps -> VAE and plain AE trained
+# by streaming -> random faces, AE random points, reconstructions, AE latent histogram;
+# benchmarks of preprocessing, memory and input throughput.
+
+E3 = config["e3"]
+CELEBA = config["data"]["celeba"]
+E3_DIR = f"{RESULTS}/e3"
+E3_FIG = f"{RESULTS}/figures/e3"
+FACES = f"{RESULTS}/data/faces"
+STANDIN_DIR = f"{RESULTS}/data/standin/img_align_celeba"
+
+if CELEBA["path"]:
+    if not os.path.exists(CELEBA["path"]):
+        raise WorkflowError(
+            f"data.celeba.path = {CELEBA['path']!r} does not exist. Point it at img_align_celeba.zip or the extracted "
+            "img_align_celeba/ folder (Kaggle's nested img_align_celeba/img_align_celeba/ works too), or set it to "
+            "null to run the face branch on the synthetic stand-in.")
+    FACE_SOURCE = CELEBA["path"]
+else:
+    FACE_SOURCE = STANDIN_DIR
+
+    rule e3_standin:
+        """A CelebA-format folder of procedurally drawn synthetic faces (NOT CelebA), labelled as such."""
+        output:
+            folder=directory(STANDIN_DIR),
+        params:
+            func="klvae.data.standin:generate_standin",
+            kwargs={"n_images": E3["standin_images"], "seed": config["seed"]},
+        threads: workflow.cores
+        benchmark:
+            f"{BENCH}/e3_standin.tsv"
+        script:
+            CALL
+
+
+rule e3_preprocess:
+    """Seed IX's crop (0, 40, 178, 218) and LANCZOS resize to 96x96 -> uint8 .npy memmaps + manifest."""
+    input:
+        source_path=FACE_SOURCE,
+    output:
+        train_npy=f"{FACES}/train.npy",
+        test_npy=f"{FACES}/test.npy",
+        manifest=f"{FACES}/manifest.json",
+    params:
+        func="klvae.data.celeba:preprocess",
+        kwargs={"n_train": E3["n_train"], "n_test": E3["n_test"], "split": CELEBA["split"],
+                "partition_file": CELEBA["partition_file"], "verify_md5": CELEBA["verify_md5"]},
+    threads: workflow.cores
+    benchmark:
+        f"{BENCH}/e3_preprocess.tsv"
+    script:
+        CALL
+
+
+wildcard_constraints:
+    kind="vae|ae",
+
+
+rule e3_train:
+    """Train the face VAE (gradient_tape strategy) or the plain AE by streaming the uint8 memmap."""
+    input:
+        train_npy=rules.e3_preprocess.output.train_npy,
+    output:
+        model=f"{E3_DIR}/{{kind}}/model.keras",
+        history=f"{E3_DIR}/{{kind}}/history.csv",
+    params:
+        func="klvae.experiments.e3:train",
+        kwargs=lambda w: {"kind": w.kind, "epochs": E3["epochs"], "batch_size": E3["batch_size"],
+                          "learning_rate": E3["learning_rate"], "kl_weight": E3["kl_weight"], "z_dim": E3["z_dim"],
+                          "seed": config["seed"]},
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=6000,
+    benchmark:
+        f"{BENCH}/e3_train/{{kind}}.tsv"
+    script:
+        CALL
+
+
+rule e3_evaluate:
+    """Test-set loss, reconstruction and KL of both face models."""
+    input:
+        vae_model=f"{E3_DIR}/vae/model.keras",
+        ae_model=f"{E3_DIR}/ae/model.keras",
+        test_npy=rules.e3_preprocess.output.test_npy,
+    output:
+        metrics=f"{RESULTS}/tables/e3_metrics.csv",
+    params:
+        func="klvae.experiments.e3:evaluate",
+        kwargs={"seed": config["seed"]},
+    benchmark:
+        f"{BENCH}/e3_evaluate.tsv"
+    script:
+        CALL
+
+
+rule e3_ae_latents:
+    """The AE encoder's latent values on the test faces, and their summary."""
+    input:
+        model=f"{E3_DIR}/ae/model.keras",
+        test_npy=rules.e3_preprocess.output.test_npy,
+    output:
+        latents=f"{E3_DIR}/ae/test_latents.npy",
+        summary=f"{RESULTS}/tables/e3_ae_latents.csv",
+    params:
+        func="klvae.experiments.e3:encode_latents",
+    benchmark:
+        f"{BENCH}/e3_ae_latents.tsv"
+    script:
+        CALL
+
+
+rule e3_random_faces:
+    """Figure: VAE decodings of z ~ N(0, I)."""
+    input:
+        vae_model=f"{E3_DIR}/vae/model.keras",
+        manifest=rules.e3_preprocess.output.manifest,
+    output:
+        png=f"{E3_FIG}/random_faces.png",
+    params:
+        func="klvae.figures.faces:random_faces",
+        kwargs={"seed": config["seed"]},
+    benchmark:
+        f"{BENCH}/e3_random_faces.tsv"
+    script:
+        CALL
+
+
+rule e3_ae_random_points:
+    """Figure: AE decodings of z with components uniform in [0, b], one row per b."""
+    input:
+        ae_model=f"{E3_DIR}/ae/model.keras",
+        manifest=rules.e3_preprocess.output.manifest,
+    output:
+        png=f"{E3_FIG}/ae_random_points.png",
+    params:
+        func="klvae.figures.faces:ae_random_points",
+        kwargs={"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"], "seed": config["seed"]},
+    benchmark:
+        f"{BENCH}/e3_ae_random_points.tsv"
+    script:
+        CALL
+
+
+rule e3_reconstructions:
+    """Figure: held-out test faces and their VAE and AE reconstructions."""
+    input:
+        vae_model=f"{E3_DIR}/vae/model.keras",
+        ae_model=f"{E3_DIR}/ae/model.keras",
+        test_npy=rules.e3_preprocess.output.test_npy,
+        manifest=rules.e3_preprocess.output.manifest,
+    output:
+        png=f"{E3_FIG}/reconstructions.png",
+    params:
+        func="klvae.figures.faces:reconstructions",
+        kwargs={"seed": config["seed"]},
+    benchmark:
+        f"{BENCH}/e3_reconstructions.tsv"
+    script:
+        CALL
+
+
+rule e3_latent_histogram:
+    """Figure: histogram of the AE encoder's latent values on test faces."""
+    input:
+        latents=rules.e3_ae_latents.output.latents,
+        manifest=rules.e3_preprocess.output.manifest,
+    output:
+        png=f"{E3_FIG}/ae_latent_histogram.png",
+    params:
+        func="klvae.figures.faces:latent_histogram",
+    benchmark:
+        f"{BENCH}/e3_latent_histogram.tsv"
+    script:
+        CALL
+
+
+rule e3_bench_preprocessing:
+    """Benchmark: preprocessing images/s per core against the seed's 240 s for 200,000 images."""
+    input:
+        source_path=FACE_SOURCE,
+    output:
+        csv=f"{RESULTS}/tables/e3_bench_preprocessing.csv",
+    params:
+        func="klvae.bench.faces:preprocessing_benchmark",
+        kwargs={"n_images": E3["benchmark"]["preprocess_images"], "threads": workflow.cores},
+    threads: workflow.cores
+    benchmark:
+        f"{BENCH}/e3_bench_preprocessing.tsv"
+    script:
+        CALL
+
+
+rule e3_bench_memory:
+    """Benchmark: peak RSS of streamed uint8 versus an in-RAM float32 array, same N."""
+    input:
+        train_npy=rules.e3_preprocess.output.train_npy,
+    output:
+        csv=f"{RESULTS}/tables/e3_bench_memory.csv",
+    params:
+        func="klvae.bench.faces:memory_benchmark",
+        kwargs={"n_images": E3["benchmark"]["memory_images"], "batch_size": E3["batch_size"], "threads": 1},
+    threads: workflow.cores
+    benchmark:
+        f"{BENCH}/e3_bench_memory.tsv"
+    script:
+        CALL
+
+
+rule e3_bench_pipeline:
+    """Benchmark: input-pipeline images/s against the training step's consumption."""
+    input:
+        train_npy=rules.e3_preprocess.output.train_npy,
+    output:
+        csv=f"{RESULTS}/tables/e3_bench_pipeline.csv",
+    params:
+        func="klvae.bench.faces:pipeline_benchmark",
+        kwargs={"batch_size": E3["batch_size"], "threads_list": [1, 2],
+                "input_batches": E3["benchmark"]["input_batches"], "windows": E3["benchmark"]["windows"],
+                "steps_per_window": E3["benchmark"]["steps_per_window"]},
+    threads: workflow.cores
+    benchmark:
+        f"{BENCH}/e3_bench_pipeline.tsv"
+    script:
+        CALL
+
+
+E3_FIGURES = [f"{E3_FIG}/{n}.png" for n in ("random_faces", "ae_random_points", "reconstructions",
+                                              "ae_latent_histogram")]
+E3_TABLES = [rules.e3_evaluate.output.metrics, rules.e3_ae_latents.output.summary,
+             rules.e3_bench_preprocessing.output.csv, rules.e3_bench_memory.output.csv,
+             rules.e3_bench_pipeline.output.csv]
