@@ -89,7 +89,7 @@ def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run)
         m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
         assert m, f"figure {fig_id} missing from the HTML"
         assert 'src="data:image/png;base64,' in m.group(1), f"{fig_id} is not embedded"
-        assert re.search(r"<figcaption>.*?Figure \d+:", m.group(1), re.S)
+        assert re.search(r"<figcaption>.*?Figure(\s|&nbsp;)\d+:", m.group(1), re.S)
         assert "rule" in m.group(1)  # every caption names the rule that made it
     table = re.search(r'<table[^>]*id="tbl-e1-losses".*?</table>', html, re.S)
     assert table, "E1 table missing"
@@ -134,7 +134,7 @@ def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_ru
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert refs, "no cross-references found"
     for href, text, target_exists in refs:
-        assert re.fullmatch(r"(Figure|Table) \d+", text), (href, text)
+        assert re.fullmatch(r"(Figure|Table)\s\d+", text), (href, text)
         assert target_exists, f"reference {href} points nowhere"
 
 

@@ -20,7 +20,6 @@ machine; ratios carry.
 
 from __future__ import annotations
 
-import csv as _csv
 import json
 import os
 import platform
@@ -33,6 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from klvae.io import write_rows
 
 #: The seed's preprocessing: ~240 s for 200,000 images, single-threaded (post IX).
 SEED_PREPROCESS_SECONDS = 240.0
@@ -75,20 +76,6 @@ def system_info(threads: int | None = None) -> dict:
         "pillow": versions["PIL"], "python": platform.python_version(),
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else "",
     }
-
-
-def _write_rows(path: str | Path, rows: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    with open(tmp, "w", newline="") as f:
-        w = _csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
 
 
 def _row(benchmark, quantity, value, unit, **kw) -> dict:
@@ -144,7 +131,7 @@ def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: 
                          detail=json.dumps({k: dc.get(k) for k in ("mean_abs_diff", "psnr_db", "max_abs_diff",
                                                                    "tolerance", "n_images")}),
                          **{"n_images": dc.get("n_images"), "processes": "", "data": best["data_label"], **sysinfo}))
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
     return rows
 
 
@@ -250,7 +237,7 @@ def memory_benchmark(train_npy: str | Path, csv: str | Path, n_images: int = 500
         _row("memory", "uint8_npy_on_disk_at_170000", round(SEED_N_TRAIN * BYTES_PER_IMAGE_UINT8 / gb, 2), "GB",
              detail="read by pread; the OS page cache for it is not in the process's RSS", **common),
     ]
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
     return rows
 
 
@@ -335,7 +322,7 @@ def pipeline_benchmark(train_npy: str | Path, csv: str | Path, batch_size: int =
             _row("pipeline", "seconds_per_epoch_at_170000", round(med_step * np.ceil(SEED_N_TRAIN / batch_size), 0),
                  "s", detail="compute-only step time x 1,329 steps", **common),
         ]
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
     return rows
 
 

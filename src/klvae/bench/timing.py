@@ -104,7 +104,8 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
     import tensorflow as tf
 
     from klvae.data.stream import image_dataset
-    from klvae.experiments.e2 import _write_rows, versions
+    from klvae.experiments.e2 import versions
+    from klvae.io import write_rows
     from klvae.models.conv import build_conv_pair, copy_pair_weights
     from klvae.strategies.registry import available_strategies, get_strategy
 
@@ -148,7 +149,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
                          "batch_size": int(batch_size), "threads": threads})
         print(f"[timing] window {w + 1}/{n_windows}: " + ", ".join(
             f"{r['strategy']} {r['ms_per_step']:.0f}" for r in rows[-len(names):]) + " ms/step", flush=True)
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
 
     pipeline = _pipeline_images_per_s(x, int(batch_size), int(seed))
     v = versions()
@@ -175,7 +176,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
                   "cpu": v["cpu"], "cpu_count": v["cpu_count"], "tensorflow": v["tensorflow"],
                   "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile)})
     if summary is not None:
-        _write_rows(summary, out)
+        write_rows(summary, out)
     for r in out:
         print(f"[timing] {r['strategy']:16s} median {r['median_ms_per_step']:7.1f} ms/step "
               f"[{r['min_ms_per_step']:.0f}-{r['max_ms_per_step']:.0f}] {r['s_per_epoch']:6.1f} s/epoch "

@@ -17,13 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from klvae.io import atomic_path as _atomic_path
 from klvae.seeding import set_global_seed
-
-
-def _atomic_path(path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(path.stem + ".tmp" + "".join(path.suffixes))
 
 
 def init_weights(weights: str, seed: int, latent_dim: int = 2, intermediate_dim: int = 512) -> None:
@@ -39,22 +34,6 @@ def init_weights(weights: str, seed: int, latent_dim: int = 2, intermediate_dim:
     tmp = _atomic_path(weights)
     vae.save_weights(tmp)
     os.replace(tmp, weights)
-
-
-class _NaNGuard:
-    """Keras callback factory: stop with an error on a non-finite loss."""
-
-    @staticmethod
-    def make():
-        import keras
-
-        class TerminateOnNaNError(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                loss = (logs or {}).get("loss")
-                if loss is not None and not np.isfinite(float(loss)):
-                    raise FloatingPointError(f"non-finite training loss {loss} at batch {batch}; "
-                                             "lower the learning rate or the KL weight")
-        return TerminateOnNaNError()
 
 
 def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coefficient: float,
@@ -86,6 +65,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     """
     set_global_seed(seed, threads=threads)
     import keras
+    from klvae.callbacks import TerminateOnNaNError
     from klvae.data import mnist as mnist_data
     from klvae.data.stream import image_dataset
     from klvae.models.mlp import build_mlp_vae
@@ -96,7 +76,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
     print(f"[e1] c={kl_coefficient}: {len(x_train):,} training images, {epochs} epochs, batch {batch_size}", flush=True)
     hist = vae.fit(image_dataset(x_train, batch_size, shuffle=True, seed=seed), epochs=epochs, verbose=2,
-                   callbacks=[_NaNGuard.make()])
+                   callbacks=[TerminateOnNaNError()])
     test = vae.evaluate(image_dataset(x_test, batch_size, shuffle=False), verbose=0, return_dict=True)
     frame = pd.DataFrame(hist.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))

@@ -16,7 +16,6 @@ keyword arguments (``workflow/scripts/call.py``) and writes its outputs atomical
 
 from __future__ import annotations
 
-import csv as _csv
 import json
 import math
 import os
@@ -27,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from klvae.callbacks import EpochTimer, TerminateOnNaNError
+from klvae.io import atomic_path, write_json, write_rows
 from klvae.seeding import set_global_seed
 
 #: The seeds' settings for E2 (post VII): fact, batch size, epochs, learning rate (Keras Adam default).
@@ -50,39 +51,11 @@ SEED_LATENT_EXTENT = {"x": (-3.0, 4.5), "y": (-4.0, 3.5)}
 # ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
-def _tmp(path: Path) -> Path:
-    """A temporary sibling of ``path`` keeping its suffix (Keras checks ``.keras``)."""
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-
-
-def _write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_rows(path, rows: list[dict]) -> None:
-    """Write dict rows as CSV (header = keys of the first row, then any new keys), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    tmp = _tmp(path)
-    with open(tmp, "w", newline="") as fh:
-        w = _csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
 def _write_record(path, record: dict) -> None:
     """JSON for ``*.json``, else a one-row CSV with nested keys flattened as ``a_b``."""
     path = Path(path)
     if path.suffix == ".json":
-        _write_text(path, json.dumps(record, indent=2) + "\n")
+        write_json(path, record)
         return
     flat = {}
     for k, v in record.items():
@@ -90,7 +63,7 @@ def _write_record(path, record: dict) -> None:
             flat.update({f"{k}_{kk}": vv for kk, vv in v.items()})
         else:
             flat[k] = v
-    _write_rows(path, [flat])
+    write_rows(path, [flat])
 
 
 def versions() -> dict:
@@ -268,22 +241,11 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     strat.compile(vae, learning_rate=learning_rate, fact=fact)
     ds = strat.fit_data(image_dataset(x_train, int(batch_size), shuffle=True, seed=int(seed)), int(z_dim))
 
-    class _EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._t0)
-
-    timer = _EpochTimer()
+    timer = EpochTimer()
     print(f"[e2] train {strategy} (post {strat.seed_post}) z_dim={z_dim} epochs={epochs} batch={batch_size} "
           f"fact={fact} n_train={len(x_train)}", flush=True)
     t0 = time.perf_counter()
-    hist = vae.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[timer])
+    hist = vae.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[timer, TerminateOnNaNError()])
     train_seconds = time.perf_counter() - t0
 
     rows = []
@@ -303,10 +265,10 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
             continue
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp(path)
+        tmp = atomic_path(path)
         net.save(tmp)
         os.replace(tmp, path)
-    _write_rows(history, rows)
+    write_rows(history, rows)
     steps = math.ceil(len(x_train) / int(batch_size))
     timed = timer.seconds[1:] or timer.seconds
     record = {
@@ -380,7 +342,7 @@ def analyse(model: str, mnist: str, latent: str, recon: str, n_test: int | None 
     ):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp(path)
+        tmp = atomic_path(path)
         np.savez(tmp, **arrays, strategy=np.array(strategy), z_dim=np.array(z_dim))
         os.replace(tmp, path)
 
@@ -411,7 +373,7 @@ def collect_metrics(metrics: Sequence[str], table: str, reference: str = "gradie
             **{f"train_{k}": r["train_last_epoch"].get(k, math.nan) for k in ("loss", "reconstruction_loss", "kl_loss")},
             "s_per_epoch_median": r["s_per_epoch_median"], "ms_per_step_median": r["ms_per_step_median"],
         })
-    _write_rows(table, rows)
+    write_rows(table, rows)
     return rows
 
 
@@ -534,7 +496,7 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
                          "loss_close": bool(d <= atol + rtol * abs(ref_loss)), **stats, "rtol": rtol, "atol": atol})
             print(f"[e2] equivalence z_dim={zd} {name:16s} loss {loss:.8f} |dloss| {d:.2e} "
                   f"max|dg| {stats['max_abs_grad_diff']:.2e} rel {stats['max_rel_grad_diff']:.2e}", flush=True)
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
     return rows
 
 

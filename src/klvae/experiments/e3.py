@@ -20,30 +20,14 @@ The figures are made by :mod:`klvae.figures.faces` from these files.
 
 from __future__ import annotations
 
-import csv
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from klvae.callbacks import EpochTimer, TerminateOnNaNError
+from klvae.io import atomic_path, commit, write_rows
 from klvae.seeding import set_global_seed
-
-
-def _tmp(path: Path, suffix: str | None = None) -> Path:
-    suffix = path.suffix if suffix is None else suffix
-    return path.with_name(f"{path.stem}.tmp-{os.getpid()}{suffix}")
-
-
-def _write_csv(path: str | Path, rows: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
 
 
 def load_face_model(path: str | Path):
@@ -110,20 +94,9 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     ds = image_dataset(x, batch_size, shuffle=True, seed=seed)
     steps = int(np.ceil(len(x) / batch_size))
 
-    class _Clock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._t)
-
-    clock = _Clock()
+    clock = EpochTimer()
     t0 = time.perf_counter()
-    hist = net.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[clock], shuffle=False)  # ds shuffles
+    hist = net.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[clock, TerminateOnNaNError()], shuffle=False)  # ds shuffles
     seconds = time.perf_counter() - t0
     kw = 0.0 if kind == "ae" else float(DEFAULT_KL_WEIGHT if kl_weight is None else kl_weight)
     rows = []
@@ -137,12 +110,10 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
             "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads),
         })
-    model = Path(model)
-    model.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(model, ".keras")
+    tmp = atomic_path(model)
     net.save(tmp)
-    tmp.replace(model)
-    _write_csv(history, rows)
+    commit(tmp, model)
+    write_rows(history, rows)
     return {"kind": kind, "n_train": len(x), "epochs": int(epochs), "seconds": round(seconds, 2),
             "final": {k: float(v[-1]) for k, v in hist.history.items()}}
 
@@ -174,7 +145,7 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
         total, rec, kl, mse = sums / len(x)
         rows.append({"model": name, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
                      "kl_weight": float(net.kl_weight), "mse": mse, "n_test": len(x)})
-    _write_csv(metrics, rows)
+    write_rows(metrics, rows)
     return rows
 
 
@@ -195,17 +166,15 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     net = load_face_model(model)
     zs = [np.asarray(net.encoder(b, training=False)[0]) for b in image_dataset(x, batch_size, shuffle=False)]
     z = np.concatenate(zs).astype(np.float32)
-    latents = Path(latents)
-    latents.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(latents, ".npy")
+    tmp = atomic_path(latents)
     np.save(tmp, z)
-    tmp.replace(latents)
+    commit(tmp, latents)
     q = np.quantile(z, [0.01, 0.05, 0.5, 0.95, 0.99])
     row = {"n_images": int(z.shape[0]), "z_dim": int(z.shape[1]), "min": float(z.min()), "max": float(z.max()),
            "mean": float(z.mean()), "std": float(z.std()), "q01": q[0], "q05": q[1], "q50": q[2], "q95": q[3],
            "q99": q[4], "frac_in_0_20": float(np.mean((z > 0) & (z < 20))), "frac_negative": float(np.mean(z < 0)),
            "frac_abs_le_3": float(np.mean(np.abs(z) <= 3))}
-    _write_csv(summary, [row])
+    write_rows(summary, [row])
     return row
 
 

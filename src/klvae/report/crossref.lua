@@ -18,7 +18,7 @@ local function number(el)
   local k = kind_of(el.identifier)
   if not k then return nil end
   counts[k] = counts[k] + 1
-  local label = kinds[k] .. " " .. counts[k]
+  local label = kinds[k] .. "\u{00A0}" .. counts[k] -- no line break inside "Figure 3"
   labels[el.identifier] = label
   -- Typst numbers its figures (and tables, as figures of kind table) itself, in the
   -- same order: only the references need resolving there.

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import yaml
 
-from klvae.report.fragments import write_text
+from klvae.io import write_text
 from klvae.report.tables import fmt_num, markdown_table
 
 POSTS = {"end_layer": "IV", "encoder_layer": "V", "tensor_transfer": "VI", "model_add_loss": "VII",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from klvae.report.fragments import write_text
+from klvae.io import write_text
 from klvae.report.tables import fmt_num, markdown_table
 
 

@@ -8,7 +8,6 @@ provenance with ``{{< include _generated/<name>.md >}}``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,9 @@ import yaml
 
 from klvae import reference
 from klvae.figures.common import fmt_coef
+from klvae.io import write_text
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename), creating folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
     """Statements that follow from the E1 numbers alone (no interpretation).

@@ -145,7 +145,7 @@ def compatibility_matrix(csv: str, table: str | None = None, mnist: str | None =
     Raises:
         RuntimeError: a worker process failed as a whole.
     """
-    from klvae.experiments.e2 import _write_rows
+    from klvae.io import write_rows
     from klvae.seeding import set_global_seed
 
     set_global_seed(int(seed), threads)
@@ -183,9 +183,9 @@ def compatibility_matrix(csv: str, table: str | None = None, mnist: str | None =
     cols = ["strategy", "seed_post", "form", "keras_flavour", "keras_version", "tensorflow", "runs", "stage",
             "exception", "message", "raised_at", "steps", "final_loss", "saves_keras", "source"]
     rows = [{c: r.get(c, "") for c in cols} for r in rows]
-    _write_rows(csv, rows)
+    write_rows(csv, rows)
     if table is not None:
-        _write_rows(table, summary_table(rows))
+        write_rows(table, summary_table(rows))
     for r in rows:
         print(f"[compat] {r['strategy']:16s} {r['form']:18s} {r['keras_flavour']:20s} runs={r['runs']:3s} "
               f"{r['exception']} {r['message'][:90]!r}", flush=True)
