@@ -36,11 +36,10 @@ import numpy as np
 from klvae.io import write_rows
 
 #: The seed's preprocessing: ~240 s for 200,000 images, single-threaded (post IX).
-SEED_PREPROCESS_SECONDS = 240.0
-SEED_PREPROCESS_IMAGES = 200_000
+from klvae.reference import SEED_N_TRAIN, SEED_PREPROCESS_IMAGES, SEED_PREPROCESS_SECONDS  # noqa: E402
+
 SEED_PREPROCESS_RATE = SEED_PREPROCESS_IMAGES / SEED_PREPROCESS_SECONDS
 #: The seed's training set size (post IX) and its float32 footprint.
-SEED_N_TRAIN = 170_000
 BYTES_PER_IMAGE_UINT8 = 96 * 96 * 3
 BYTES_PER_IMAGE_FLOAT32 = 4 * BYTES_PER_IMAGE_UINT8
 #: What the stream holds per training image: one int64 index in tf.data's shuffle buffer,

@@ -37,15 +37,8 @@ EPOCHS = 37
 LEARNING_RATE = 1e-3
 #: Tolerances of the equivalence check (float32; see :func:`equivalence`).
 RTOL, ATOL = 1e-4, 1e-6
-#: Seed 000/001 (post VII, z_dim 12, model_add_loss, batch 256): training log of epochs 3-6.
-#: The seed's ``kl`` metric is ``fact * KL_seed``; ``kl_seed`` converts it to this project's
-#: ``kl_loss`` (KL_seed, unscaled): 0.0044 / 6.5e-4 = 6.77.
-SEED_VII_LOG = {"epoch": [3, 4, 5, 6], "loss": [0.1135, 0.1114, 0.1098, 0.1085],
-                "reconstruction_loss": [0.1091, 0.1070, 0.1055, 0.1041], "kl_scaled": [0.0044] * 4,
-                "kl_seed": [0.0044 / FACT] * 4, "z_dim": 12, "ms_per_step": 44.0, "s_per_epoch": 10.0,
-                "device": "GTX 960"}
-#: Seed 001 (post IV, z_dim 2, fact 6.5e-4): the test set fills -3 < x < 4.5, -4 < y < 3.5.
-SEED_LATENT_EXTENT = {"x": (-3.0, 4.5), "y": (-4.0, 3.5)}
+#: The seeds' reference numbers live in :mod:`klvae.reference` (one place for all experiments).
+from klvae.reference import SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,14 +12,11 @@ import pandas as pd
 import yaml
 
 from klvae.io import write_text
+from klvae.reference import E2_SEED_EPOCHS, SEED_IV_S_PER_EPOCH, SEED_VII_LOG, SEED_VII_SLOWDOWN
 from klvae.report.tables import fmt_num, markdown_table
 
 POSTS = {"end_layer": "IV", "encoder_layer": "V", "tensor_transfer": "VI", "model_add_loss": "VII",
          "gradient_tape": "VIII", "no_kl": "--"}
-#: Seed IV: end layer ~15 s/epoch, encoder layer 10-11 s/epoch (same GPU): ratio ~1.4.
-SEED_IV_S_PER_EPOCH = {"end_layer": 15.0, "encoder_layer": 10.5}
-#: Seed VII: model.add_loss() "may under certain conditions reduce performance by roughly a factor 1.3-1.5".
-SEED_VII_SLOWDOWN = (1.3, 1.5)
 
 
 def _cell(text, limit: int = 170) -> str:
@@ -80,8 +77,6 @@ def equivalence_table(csv: str) -> tuple[str, dict]:
 
 def metrics_table(csv: str, fact: float) -> tuple[str, dict]:
     """Final test loss/BCE/KL per strategy and z_dim, with the seed's post VII log beside."""
-    from klvae.experiments.e2 import SEED_VII_LOG
-
     t = pd.read_csv(csv)
     rows = []
     for r in t.itertuples():
@@ -159,8 +154,9 @@ def write_e2(compat_md: str, equivalence_md: str, metrics_md: str, timing_md: st
              settings: dict) -> None:
     """Rule ``report_e2``: the four E2 fragments and E2's variables (``settings`` = config ``e2``)."""
     values = {"batch_size": settings["batch_size"], "fact": f"{settings['fact']:g}",
-              "z_dims": ", ".join(str(z) for z in settings["z_dims"]), "seed_epochs": 37,
-              "n_strategies_trained": len(settings["strategies"])}
+              "z_dims": ", ".join(str(z) for z in settings["z_dims"]), "seed_epochs": E2_SEED_EPOCHS,
+              "n_strategies_trained": len(settings["strategies"]),
+              "latent_z_dim": settings["latent_z_dim"], "reconstruction_z_dim": settings["reconstruction_z_dim"]}
     for path, (md, v) in ((compat_md, compatibility_table(compatibility, compatibility_long)),
                           (equivalence_md, equivalence_table(equivalence)),
                           (metrics_md, metrics_table(metrics, settings["fact"])),

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from klvae.io import write_text
+from klvae.models.faces import N_PARAMETERS
 from klvae.report.tables import fmt_num, markdown_table
 
 
@@ -148,7 +149,8 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
     values = {"data_label": label, "dataset": m["dataset"], "n_train": f"{m['n_train']:,}",
               "epochs": settings["epochs"], "batch_size": settings["batch_size"], "z_dim": settings["z_dim"],
               "n_bounds": len(settings["ae_bounds"]), "n_per_bound": settings["n_per_bound"],
-              "bounds": ", ".join(f"{b:g}" for b in settings["ae_bounds"]), "seed_n_train": "170,000",
+              "bounds": ", ".join(f"{b:g}" for b in settings["ae_bounds"]),
+              "inner_shape": "6 × 6 × 256", "n_parameters": f"{N_PARAMETERS:,}",
               "skipped": f"{m['files_skipped']:,}"}
     for path, (md, v) in ((metrics_md, metrics_table(metrics, label)), (latents_md, latent_table(latents, label)),
                           (bench_md, bench_table(bench_preprocessing, bench_memory, bench_pipeline))):

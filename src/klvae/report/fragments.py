@@ -210,6 +210,7 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, mnist_p
         "profile": config["profile"], "seed": config["seed"],
         "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
         "env": env,
+        "seed_claims": reference.seed_variables(),
     }
     write_text(md, text)
     write_text(deviations, deviations_fragment(config, paper_config, schema))
