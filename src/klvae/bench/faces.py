@@ -84,6 +84,67 @@ def _row(benchmark, quantity, value, unit, **kw) -> dict:
 # ---------------------------------------------------------------------------------------
 # preprocessing
 # ---------------------------------------------------------------------------------------
+def _stage_rows(source_path, n: int, data_label: str, sysinfo: dict) -> list[dict]:
+    """Where one core's preprocessing time goes, per image: reading the bytes, JPEG decoding
+    (Pillow ``Image.open(...).load()``) and the seed's crop + LANCZOS resize, each timed
+    separately on the first ``n`` usable images (median of 3 passes). Their sum bounds the
+    per-core rate any Pillow-based implementation of the seed's preprocessing can reach."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from klvae.data.celeba import CROP_BOX, IMAGE_SIZE, OUT_SIZE, locate_images
+
+    src = locate_images(source_path)
+    names = [src.names[k] for k in sorted(src.names)][: max(int(n) * 2, int(n) + 10)]
+    zf = zipfile.ZipFile(src.path) if src.kind == "zip" else None
+
+    def read(name):
+        return zf.read(name) if zf is not None else Path(name if Path(name).is_absolute() else src.path / name).read_bytes()
+
+    blobs, decoded = [], []
+    for name in names:
+        b = read(name)
+        try:
+            im = Image.open(io.BytesIO(b))
+            if im.size != IMAGE_SIZE:
+                continue
+            im.load()
+        except Exception:  # noqa: BLE001 -- skipped files are not part of the per-image cost
+            continue
+        blobs.append(b)
+        decoded.append(im.convert("RGB"))
+        if len(blobs) >= n:
+            break
+    if not blobs:
+        return []
+
+    def timed(fn):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return 1000.0 * statistics.median(times) / len(blobs)
+
+    ms_read = timed(lambda: [read(nm) for nm in names[: len(blobs)]])
+    ms_decode = timed(lambda: [Image.open(io.BytesIO(b)).load() for b in blobs])
+    ms_resize = timed(lambda: [im.crop(CROP_BOX).resize(OUT_SIZE, Image.LANCZOS) for im in decoded])
+    if zf is not None:
+        zf.close()
+    common = {"n_images": len(blobs), "processes": 1, "data": data_label, **sysinfo}
+    ceiling = 1000.0 / (ms_read + ms_decode + ms_resize)
+    return [
+        _row("preprocessing", "stage_ms_read_bytes", round(ms_read, 4), "ms/image", **common),
+        _row("preprocessing", "stage_ms_jpeg_decode", round(ms_decode, 4), "ms/image", **common),
+        _row("preprocessing", "stage_ms_crop_resize_lanczos", round(ms_resize, 4), "ms/image", **common),
+        _row("preprocessing", "stage_ceiling_images_per_second_per_core", round(ceiling, 1), "images/s",
+             ratio_to_reference=round(ceiling / SEED_PREPROCESS_RATE, 3),
+             detail="1000 / (read + decode + crop/resize): no Pillow-based loop on this core can be faster", **common),
+    ]
+
+
 def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: int = 2000,
                             threads: int = 1, repeats: int = 2) -> list[dict]:
     """Time :func:`klvae.data.celeba.preprocess` on the first ``n_images`` of ``source_path``.
@@ -125,6 +186,7 @@ def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: 
                 _row("preprocessing", "seconds_for_200000_images", round(SEED_PREPROCESS_IMAGES / t["images_per_second"], 1),
                      "s", reference=SEED_PREPROCESS_SECONDS, reference_source="seed post IX", **common),
             ]
+        rows += _stage_rows(source_path, min(int(n_images), 500), best["data_label"], sysinfo)
         dc = best["draft_check"]
         rows.append(_row("preprocessing", "draft_decode_used", dc.get("used"), "bool",
                          detail=json.dumps({k: dc.get(k) for k in ("mean_abs_diff", "psnr_db", "max_abs_diff",

@@ -101,6 +101,12 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                      f"{float(per_core.reference):,.0f} images/s (240 s for 200,000, 1 thread)",
                      f"{float(per_core.ratio_to_reference):.2f}× (target ≥ 4×: "
                      f"{'met' if str(per_core.meets_target) == 'True' else '**not met**'})"])
+    ceiling = _pick(pre, "stage_ceiling_images_per_second_per_core")
+    if ceiling is not None:
+        stages = {q: float(_pick(pre, f"stage_ms_{q}").value) for q in ("read_bytes", "jpeg_decode", "crop_resize_lanczos")}
+        rows.append(["per-image cost, 1 core", f"read {stages['read_bytes']:.3f} + decode {stages['jpeg_decode']:.3f} + "
+                     f"crop/resize {stages['crop_resize_lanczos']:.3f} ms", "--",
+                     f"ceiling {float(ceiling.value):,.0f} images/s = {float(ceiling.ratio_to_reference):.2f}× the seed"])
     for r in multi.itertuples():
         if int(r.processes) > 1:
             rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", "--", "--"])
