@@ -98,6 +98,17 @@ def metrics_table(csv: str, fact: float) -> tuple[str, dict]:
                         f"{SEED_VII_LOG['kl_scaled'][last]:g}); s/epoch is the median training epoch time of each job. Made by rule `e2_table` (`results/tables/e2_metrics.csv`).",
                         "tbl-e2-metrics", align="rlrrrrr")
     spread = t.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min())
+    facts = []
+    for z, g in t.groupby("z_dim"):
+        groups = g.groupby("test_loss")["strategy"].apply(list)
+        if len(groups) == 1:
+            facts.append(f"At z_dim {z} all strategies end with the same test loss, to the last bit.")
+        else:
+            names = "; ".join("{" + ", ".join(f"`{n}`" for n in grp) + "}" for grp in groups)
+            d = g["test_loss"].max() - g["test_loss"].min()
+            facts.append(f"At z_dim {z} the strategies form {len(groups)} groups with bit-identical test losses "
+                         f"({names}); the groups differ by {d:.1e} ({100 * d / g['test_loss'].mean():.2f} % of the loss).")
+    md += "\n" + "\n".join(f"- {f}" for f in facts) + "\n"
     return md, {"epochs": epochs, "n_train": f"{n_train:,}", "n_test": f"{n_test:,}",
                 "max_loss_spread": f"{spread.max():.1e}",
                 "seed_loss_epoch6": f"{SEED_VII_LOG['loss'][last]:.4f}"}
