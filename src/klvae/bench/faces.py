@@ -101,7 +101,7 @@ def _stage_rows(source_path, n: int, data_label: str, sysinfo: dict) -> list[dic
     zf = zipfile.ZipFile(src.path) if src.kind == "zip" else None
 
     def read(name):
-        return zf.read(name) if zf is not None else Path(name if Path(name).is_absolute() else src.path / name).read_bytes()
+        return zf.read(name) if zf is not None else Path(name).read_bytes()  # folder sources list file paths
 
     blobs, decoded = [], []
     for name in names:
