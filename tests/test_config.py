@@ -42,6 +42,19 @@ BAD = [
     (("e1", "batch_size"), "big", "batch_size"),
     (("seed",), -1, "seed"),
     (("e1", "n_train"), 70000, "n_train"),
+    (("e1", "n_train"), 0, "n_train"),
+    (("e1", "coefficients"), [0.5, 5000], "coefficients"),
+    (("e2", "strategies"), ["end_layer", "gradient_tape", "lambda_layer"], "strategies"),
+    (("e2", "strategies"), ["end_layer"], "strategies"),  # gradient_tape is the reference
+    (("e2", "fact"), 2.5, "fact"),
+    (("e2", "fact"), 0, "fact"),
+    (("e2", "z_dims"), [], "z_dims"),
+    (("e3", "kl_weight"), -1e-3, "kl_weight"),
+    (("e3", "batch_size"), 0, "batch_size"),
+    (("e3", "epochs"), 1.5, "epochs"),
+    (("data", "celeba", "split"), "random", "split"),
+    (("data", "celeba", "verify_md5"), "yes", "verify_md5"),
+    (("profile",), "fast", "profile"),
 ]
 
 
