@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from klvae.io import write_rows
+from klvae.reference import SEED_N_TRAIN, SEED_PREPROCESS_IMAGES, SEED_PREPROCESS_SECONDS
 
-#: The seed's preprocessing: ~240 s for 200,000 images, single-threaded (post IX).
-from klvae.reference import SEED_N_TRAIN, SEED_PREPROCESS_IMAGES, SEED_PREPROCESS_SECONDS  # noqa: E402
-
+#: The seed's preprocessing rate: ~240 s for 200,000 images, single-threaded (post IX).
 SEED_PREPROCESS_RATE = SEED_PREPROCESS_IMAGES / SEED_PREPROCESS_SECONDS
 #: The seed's training set size (post IX) and its float32 footprint.
 BYTES_PER_IMAGE_UINT8 = 96 * 96 * 3

@@ -28,17 +28,17 @@ import numpy as np
 
 from klvae.callbacks import EpochTimer, TerminateOnNaNError
 from klvae.io import atomic_path, write_json, write_rows
+# The seeds' reference numbers live in klvae.reference (one place for all experiments).
+from klvae.reference import E2_SEED_BATCH_SIZE, E2_SEED_EPOCHS, E2_SEED_FACT, SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: F401
 from klvae.seeding import set_global_seed
 
 #: The seeds' settings for E2 (post VII): fact, batch size, epochs, learning rate (Keras Adam default).
-FACT = 6.5e-4
-BATCH_SIZE = 256
-EPOCHS = 37
+FACT = E2_SEED_FACT
+BATCH_SIZE = E2_SEED_BATCH_SIZE
+EPOCHS = E2_SEED_EPOCHS
 LEARNING_RATE = 1e-3
 #: Tolerances of the equivalence check (float32; see :func:`equivalence`).
 RTOL, ATOL = 1e-4, 1e-6
-#: The seeds' reference numbers live in :mod:`klvae.reference` (one place for all experiments).
-from klvae.reference import SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpus_visible() -> str:
+    """The GPUs TensorFlow sees in this process (``"none"`` on a CPU-only machine or build)."""
+    try:
+        import tensorflow as tf
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception as err:  # noqa: BLE001 -- report what happened rather than fail the report
+        return f"unknown ({type(err).__name__})"
+    return ", ".join(g.name for g in gpus) if gpus else "none visible to TensorFlow"
+
+
 def hardware() -> dict[str, str]:
     """CPU model, logical CPUs usable by this process, total memory (GiB), OS."""
     try:
@@ -54,7 +64,7 @@ def hardware() -> dict[str, str]:
         mem = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
     except Exception:  # pragma: no cover
         mem = "unknown"
-    gpu = "none visible to this process"
+    gpu = gpus_visible()
     return {"CPU": cpu_model(), "logical CPUs": str(cpus), "memory": mem, "GPU": gpu,
             "OS": f"{platform.system()} {platform.release()}"}
 
