@@ -11,12 +11,13 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag clean-results help
+.PHONY: report test env dag unlock clean-results help
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
 	@echo "make env                                    -> only create/update .venv"
+	@echo "make unlock                                 -> after Snakemake itself was killed: release its lock, then make report"
 
 env: $(STAMP)
 
@@ -37,6 +38,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# After Snakemake itself was killed its lock stays; training jobs resume from their checkpoints.
+unlock: $(STAMP)
+	$(BIN)/snakemake --unlock $(SNAKE_OPTS)
 
 dag: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(SNAKE_OPTS) --rulegraph | dot -Tpng > results/rulegraph.png

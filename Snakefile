@@ -9,18 +9,26 @@
 
 import os
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from klvae.config import check_config
 
 min_version("9.0")
 
-# Without --configfile the default profile runs. With one, only that file counts (no merge
-# with default.yaml, so a profile is exactly what its file says plus the schema's defaults).
-if not config:
+# Without --configfile the default profile runs (--config values still apply on top). With
+# one, only that file counts (no merge with default.yaml, so a profile is exactly what its
+# file says plus the schema's defaults).
+if not workflow.overwrite_configfiles:
 
     configfile: os.path.join(workflow.basedir, "config", "default.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+# snakemake.utils.validate (fills the schema's defaults); on failure a ConfigError (a
+# WorkflowError) lists every bad key, the value given, what is expected and what to do --
+# before any job is scheduled, so nothing runs and no result is touched.
+check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+             source=workflow.configfiles, example=os.path.join(workflow.basedir, "config", "default.yaml"),
+             overrides=workflow.config_settings.config)
 
 
 include: "workflow/rules/common.smk"

@@ -11,6 +11,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from klvae import losses  # noqa: E402
+from klvae.io import weights_digest  # noqa: E402
 from klvae.models import faces  # noqa: E402
 from klvae.seeding import set_global_seed  # noqa: E402
 
@@ -112,7 +113,8 @@ def trained(tmp_path_factory):
     out = {"dir": d}
     for kind in ("vae", "ae"):
         out[kind] = e3.train(d / "train.npy", d / f"{kind}.keras", d / f"{kind}_history.csv", kind=kind, epochs=2,
-                             batch_size=8, n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0)
+                             batch_size=8, n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0,
+                             epoch_times=d / f"{kind}_epoch_times.csv")
     return out
 
 
@@ -124,7 +126,11 @@ def test_train_writes_model_and_history(trained):
         rows = list(csv.DictReader(open(d / f"{kind}_history.csv")))
         assert [int(r["epoch"]) for r in rows] == [1, 2]
         assert all(int(r["steps"]) == 2 and int(r["n_train"]) == 16 and r["kind"] == kind for r in rows)
-        assert all(np.isfinite(float(r["loss"])) and float(r["s_per_step"]) > 0 for r in rows)
+        assert all(np.isfinite(float(r["loss"])) for r in rows)
+        assert "seconds" not in rows[0]  # timings live in epoch_times.csv, so histories of reruns are identical
+        times = list(csv.DictReader(open(d / f"{kind}_epoch_times.csv")))
+        assert [int(r["epoch"]) for r in times] == [1, 2] and all(float(r["s_per_step"]) > 0 for r in times)
+        assert not (d / f"{kind}.keras.ckpt").exists()  # the checkpoint is removed once training is done
         model = e3.load_face_model(d / f"{kind}.keras")
         assert type(model).__name__ == ("FaceAE" if kind == "ae" else "VAE")
         assert model.count_params() == faces.N_PARAMETERS
@@ -141,6 +147,7 @@ def test_train_is_repeatable_with_the_same_seed(trained, tmp_path):
     r = e3.train(d / "train.npy", tmp_path / "ae.keras", tmp_path / "h.csv", kind="ae", epochs=2, batch_size=8,
                  n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0)
     assert r["final"] == trained["ae"]["final"]
+    assert weights_digest(tmp_path / "ae.keras") == weights_digest(d / "ae.keras")  # bitwise-identical weights
 
 
 def test_evaluate_and_encode_latents(trained):

@@ -78,7 +78,7 @@ def test_every_e1_figure_is_a_png(quick_run):
 
 
 def test_benchmarks_recorded_per_rule(quick_run):
-    bench = quick_run / "results/benchmarks"
+    bench = quick_run / "results/benchmarks/quick"  # one folder per profile
     assert (bench / "e1_train" / "r0_c0.5.tsv").is_file()
     assert (bench / "mnist_canonical.tsv").is_file()
 

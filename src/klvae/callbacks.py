@@ -3,24 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 
 import keras
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall-clock seconds of every training epoch in ``self.seconds`` (list of float, s)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self._t0 = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._t0)
 
 
 class TerminateOnNaNError(keras.callbacks.Callback):
@@ -28,10 +12,22 @@ class TerminateOnNaNError(keras.callbacks.Callback):
 
     Unlike ``keras.callbacks.TerminateOnNaN`` (which stops training quietly and lets the
     caller save a broken model), the error makes the rule fail, so no model file is written.
+
+    Args:
+        hint: what to do, appended to the message (e.g. which config keys to lower).
     """
+
+    def __init__(self, hint: str = "lower the learning rate or the KL weight in the config"):
+        super().__init__()
+        self.hint = hint
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise FloatingPointError(f"non-finite training loss {float(loss)} at batch {batch}; "
-                                     "lower the learning rate or the KL weight")
+            raise FloatingPointError(f"non-finite training loss {float(loss)} at epoch {self._epoch + 1}, "
+                                     f"batch {batch + 1}: training diverged and no model was written; "
+                                     f"{self.hint}, then rerun")

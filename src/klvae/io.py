@@ -54,3 +54,53 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     commit(tmp, path)
+
+
+def weight_arrays(path: str | Path) -> dict:
+    """Every array stored in a Keras weights file, by its HDF5 path.
+
+    Args:
+        path: a native Keras model (``.keras``: a zip holding ``model.weights.h5``) or a
+            weights file (``.weights.h5``).
+
+    Returns:
+        ``{hdf5 dataset path: numpy array}`` -- the layers' weights, the optimizer's
+        variables and the sampling layers' random-generator state.
+
+    Raises:
+        ValueError: a ``.keras`` file without ``model.weights.h5``.
+    """
+    import io
+    import zipfile
+
+    import h5py
+
+    def read(f) -> dict:
+        out = {}
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        return out
+
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if "model.weights.h5" not in z.namelist():
+                raise ValueError(f"{path}: no model.weights.h5 inside; not a native Keras 3 model file")
+            with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+                return read(f)
+    with h5py.File(path, "r") as f:
+        return read(f)
+
+
+def weights_digest(path: str | Path) -> str:
+    """SHA-256 (hex) over every array of a Keras weights file (:func:`weight_arrays`): path, dtype, shape, bytes.
+
+    Two files have the same digest exactly when they hold bitwise-identical weights,
+    whatever the zip or HDF5 metadata (timestamps) around them.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, a in sorted(weight_arrays(path).items()):
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

@@ -7,7 +7,9 @@ import sys
 
 CALL = "../scripts/call.py"  # the one thin rule body: calls params.func with the rule's files
 RESULTS = "results"
-BENCH = f"{RESULTS}/benchmarks"
+# One folder per profile, so the report's per-rule times count only the jobs of this profile
+# (a job that exists only in another profile, e.g. a replicate, leaves its file elsewhere).
+BENCH = f"{RESULTS}/benchmarks/{config['profile']}"
 
 # Snakemake runs `script:` bodies with the `python` on PATH; make that the interpreter
 # Snakemake itself runs in (the project's .venv), so TensorFlow and klvae are importable.

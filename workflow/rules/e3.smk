@@ -64,6 +64,7 @@ rule e3_train:
     output:
         model=f"{E3_DIR}/{{kind}}/model.keras",
         history=f"{E3_DIR}/{{kind}}/history.csv",
+        epoch_times=f"{E3_DIR}/{{kind}}/epoch_times.csv",
     params:
         func="klvae.experiments.e3:train",
         kwargs=lambda w: {"kind": w.kind, "epochs": E3["epochs"], "batch_size": E3["batch_size"],

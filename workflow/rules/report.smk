@@ -96,13 +96,40 @@ rule report_methods:
         CALL
 
 
+rule report_scorecard:
+    """Reproduction scorecard: every numeric seed claim, ours beside it, a verdict within the config's tolerances."""
+    input:
+        e1_table=rules.e1_table.output.table,
+        e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS),
+        e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS),
+        e2_latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
+        e2_timing=rules.e2_timing.output.summary,
+        e3_manifest=rules.e3_preprocess.output.manifest,
+        e3_latents=rules.e3_ae_latents.output.summary,
+        e3_preprocessing=rules.e3_bench_preprocessing.output.csv,
+        e3_memory=rules.e3_bench_memory.output.csv,
+    output:
+        table=f"{RESULTS}/tables/scorecard.csv",
+        md=f"{GEN}/scorecard.md",
+        variables=f"{GEN}/scorecard.vars.yml",
+    params:
+        func="klvae.report.scorecard:write_scorecard",
+        kwargs={"tolerances": config["scorecard"], "profile": config["profile"]},
+    benchmark:
+        f"{BENCH}/report/scorecard.tsv"
+    script:
+        CALL
+
+
 REPORT_FRAGMENTS = {
     f"_generated/{os.path.basename(f)}": str(f)
-    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_e3.output, *rules.report_methods.output]
+    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_e3.output, *rules.report_scorecard.output,
+              *rules.report_methods.output]
     if f.endswith(".md")
 }
 REPORT_VARIABLES = [str(f) for f in (rules.report_e1.output.variables, rules.report_e2.output.variables,
-                                      rules.report_e3.output.variables, rules.report_methods.output.variables)]
+                                      rules.report_e3.output.variables, rules.report_scorecard.output.variables,
+                                      rules.report_methods.output.variables)]
 
 
 rule report_render:

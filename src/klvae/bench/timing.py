@@ -81,7 +81,8 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
             ``ratio_to_fastest``, ``ratio_to_no_kl``, ``peak_rss_mb`` (max process RSS seen
             after its windows; the process holds all models, so this is not per model),
             ``pipeline_images_per_s`` (the input pipeline alone), the CPU model, thread
-            settings, TF/Keras versions and the benchmark settings.
+            settings, TF/Keras versions, ``gpu`` (the GPUs TensorFlow used, ``none`` on a CPU
+            run) and the benchmark settings.
         mnist: canonical MNIST ``.npz``; None uses seeded random binary images.
         strategies: names to time (default: the five); ``no_kl`` is added when
             ``include_baseline``.
@@ -152,6 +153,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
     write_rows(csv, rows)
 
     pipeline = _pipeline_images_per_s(x, int(batch_size), int(seed))
+    gpu = ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "none"
     v = versions()
     steps_per_epoch = math.ceil(epoch_images / int(batch_size))
     out = []
@@ -174,7 +176,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
                   "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                   "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
                   "cpu": v["cpu"], "cpu_count": v["cpu_count"], "tensorflow": v["tensorflow"],
-                  "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile)})
+                  "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile), "gpu": gpu})
     if summary is not None:
         write_rows(summary, out)
     for r in out:

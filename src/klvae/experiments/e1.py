@@ -47,7 +47,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
         init: the shared initial weights from :func:`init_weights`.
         model: output ``.keras`` file (the whole VAE, native Keras format).
         history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss, kl_loss``
-            (training-set means, nats per sample).
+            (training-set means, nats per sample). No timings, so that reruns give identical
+            files (the rule's wall time is in its Snakemake benchmark file).
         metrics: output JSON: test ``loss``, ``reconstruction_loss``, ``kl_loss`` (nats per
             sample, 10,000 test images unless ``n_test``), with c, epochs and sizes.
         kl_coefficient: c >= 0, the KL weight.
@@ -60,12 +61,15 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     Returns:
         The metrics dict.
 
+    Training resumes from ``<model>.ckpt/`` when an earlier attempt was killed
+    (:func:`klvae.training.fit_resumable`); the result is bitwise the same.
+
     Raises:
         FloatingPointError: a non-finite loss during training (no model file is written).
     """
     set_global_seed(seed, threads=threads)
     import keras
-    from klvae.callbacks import TerminateOnNaNError
+    from klvae import training
     from klvae.data import mnist as mnist_data
     from klvae.data.stream import image_dataset
     from klvae.models.mlp import build_mlp_vae
@@ -75,10 +79,15 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     vae.load_weights(init)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
     print(f"[e1] c={kl_coefficient}: {len(x_train):,} training images, {epochs} epochs, batch {batch_size}", flush=True)
-    hist = vae.fit(image_dataset(x_train, batch_size, shuffle=True, seed=seed), epochs=epochs, verbose=2,
-                   callbacks=[TerminateOnNaNError()])
+    settings = {"run": "e1", "c": kl_coefficient, "epochs": epochs, "batch_size": batch_size, "lr": learning_rate,
+                "n_train": n_train, "seed": seed, "latent_dim": latent_dim, "intermediate_dim": intermediate_dim,
+                "threads": threads}
+    rows = training.fit_resumable(vae, x_train, epochs=epochs, batch_size=batch_size, seed=seed,
+                                  checkpoint=training.checkpoint_dir(model),
+                                  fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}),
+                                  nan_hint=f"lower e1.learning_rate (now {learning_rate:g}) or the KL coefficient c={kl_coefficient:g} in e1.coefficients")
     test = vae.evaluate(image_dataset(x_test, batch_size, shuffle=False), verbose=0, return_dict=True)
-    frame = pd.DataFrame(hist.history)
+    frame = pd.DataFrame(rows).drop(columns="seconds")
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     tmp = _atomic_path(history)
     frame.to_csv(tmp, index=False)

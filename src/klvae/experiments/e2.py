@@ -20,13 +20,11 @@ import json
 import math
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from klvae.callbacks import EpochTimer, TerminateOnNaNError
 from klvae.io import atomic_path, write_json, write_rows
 # The seeds' reference numbers live in klvae.reference (one place for all experiments).
 from klvae.reference import E2_SEED_BATCH_SIZE, E2_SEED_EPOCHS, E2_SEED_FACT, SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: F401
@@ -197,13 +195,15 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
             plain functional model (:func:`export_pair`: images -> ``z_mean``,
             ``z_log_var``, ``reconstruction``), the same structure for every strategy.
         history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``z_dim``,
-            ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_seed), ``seconds``.
-            These are Keras' running means over the epoch's training batches.
+            ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_seed): Keras'
+            running means over the epoch's training batches. No timings (they are in
+            ``metrics``), so reruns give identical files.
         metrics: output ``.json`` (or ``.csv``, flattened): final test metrics from
             :func:`evaluate_pair` (``test``), the strategy's own ``model.evaluate`` read
             through its metric names (``keras_test``), the last epoch's training metrics,
-            timings (``s_per_epoch_median``/``ms_per_step_median`` over epochs 2.. when
-            there are several: epoch 1 includes tracing) and settings.
+            timings (``epoch_seconds`` per epoch, s; ``s_per_epoch_median``/``ms_per_step_median``
+            over epochs 2.. when there are several: epoch 1 includes tracing) and settings.
+            Training resumes from ``<model>.ckpt/`` after a kill (:mod:`klvae.training`).
         strategy: registry name (``end_layer``, ``encoder_layer``, ``tensor_transfer``,
             ``model_add_loss``, ``gradient_tape``).
         z_dim, epochs, batch_size, fact, learning_rate: E2 settings (seeds: 2 or 12, 37,
@@ -221,10 +221,10 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         ValueError: ``init`` does not match the networks for ``z_dim``.
     """
     set_global_seed(int(seed), threads)
-    import keras
 
     from klvae.data.mnist import load
     from klvae.data.stream import image_dataset
+    from klvae import training
     from klvae.strategies.registry import get_strategy
 
     strat = get_strategy(strategy)
@@ -232,20 +232,21 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     encoder, decoder = _build_pair(z_dim, init, seed)
     vae = strat.build(encoder, decoder, fact=fact, seed=int(seed))
     strat.compile(vae, learning_rate=learning_rate, fact=fact)
-    ds = strat.fit_data(image_dataset(x_train, int(batch_size), shuffle=True, seed=int(seed)), int(z_dim))
-
-    timer = EpochTimer()
     print(f"[e2] train {strategy} (post {strat.seed_post}) z_dim={z_dim} epochs={epochs} batch={batch_size} "
           f"fact={fact} n_train={len(x_train)}", flush=True)
-    t0 = time.perf_counter()
-    hist = vae.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[timer, TerminateOnNaNError()])
-    train_seconds = time.perf_counter() - t0
+    settings = {"run": "e2", "strategy": strategy, "z_dim": int(z_dim), "epochs": int(epochs),
+                "batch_size": int(batch_size), "fact": float(fact), "lr": float(learning_rate), "n_train": n_train,
+                "seed": int(seed), "threads": threads}
+    logs = training.fit_resumable(
+        vae, x_train, epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+        checkpoint=training.checkpoint_dir(model), fit_data=lambda ds: strat.fit_data(ds, int(z_dim)),
+        fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}), verbose=verbose,
+        nan_hint=f"lower e2.learning_rate (now {learning_rate:g}) or e2.fact (now {fact:g})")
+    seconds = [r["seconds"] for r in logs]
+    train_seconds = float(sum(seconds))
 
-    rows = []
-    for i in range(len(hist.epoch)):
-        logs = {k: v[i] for k, v in hist.history.items()}
-        rows.append({"epoch": i + 1, "strategy": strategy, "z_dim": int(z_dim), **strat.read_metrics(logs, fact),
-                     "seconds": timer.seconds[i]})
+    rows = [{"epoch": i + 1, "strategy": strategy, "z_dim": int(z_dim), **strat.read_metrics(r, fact)}
+            for i, r in enumerate(logs)]
 
     test = evaluate_pair(encoder, decoder, x_test, int(batch_size), fact, int(seed))
     keras_test = strat.read_metrics(
@@ -263,14 +264,14 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         os.replace(tmp, path)
     write_rows(history, rows)
     steps = math.ceil(len(x_train) / int(batch_size))
-    timed = timer.seconds[1:] or timer.seconds
+    timed = seconds[1:] or seconds
     record = {
         "strategy": strategy, "seed_post": strat.seed_post, "z_dim": int(z_dim), "epochs": int(epochs),
         "batch_size": int(batch_size), "fact": float(fact), "learning_rate": float(learning_rate),
         "n_train": int(len(x_train)), "n_test": int(len(x_test)), "seed": int(seed), "threads": threads,
         "test": test, "keras_test": keras_test,
         "train_last_epoch": {k: rows[-1][k] for k in ("loss", "reconstruction_loss", "kl_loss")} if rows else {},
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "epoch_seconds": seconds,
         # epoch 1 includes tracing: medians over the later epochs when there are any
         "s_per_epoch_median": float(np.median(timed)) if timed else math.nan,
         "ms_per_step_median": 1000.0 * float(np.median(timed)) / steps if timed else math.nan,

@@ -20,12 +20,10 @@ The figures are made by :mod:`klvae.figures.faces` from these files.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from klvae.callbacks import EpochTimer, TerminateOnNaNError
 from klvae.io import atomic_path, commit, write_rows
 from klvae.seeding import set_global_seed
 
@@ -39,9 +37,29 @@ def load_face_model(path: str | Path):
 
 
 def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
-    x = np.load(npy, mmap_mode="r")
+    from klvae.data.integrity import DataIntegrityError
+
+    fix = (f"Delete {npy} and rerun snakemake: rule e3_preprocess rebuilds it (train.npy, test.npy and "
+           "manifest.json together) from data.celeba.path or the stand-in.")
+    try:
+        x = np.load(npy, mmap_mode="r")
+    except (ValueError, OSError, EOFError):
+        size = Path(npy).stat().st_size if Path(npy).is_file() else 0
+        try:  # what the header promises, to tell a truncated file from a corrupt one
+            with open(npy, "rb") as f:
+                major = np.lib.format.read_magic(f)[0]
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+                want = f.tell() + int(np.prod(shape)) * dtype.itemsize
+            if size >= want:
+                raise ValueError("not a size problem")
+            got = f"truncated: {size:,} bytes, its header promises {want:,} for {dtype} {shape}"
+        except Exception:  # noqa: BLE001 -- no readable header: corrupt
+            got = f"corrupt: {size:,} bytes without a valid .npy header"
+        raise DataIntegrityError(f"{npy}: expected a uint8 (n, 96, 96, 3) .npy array, but the file is {got}. "
+                                 f"{fix}") from None
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (96, 96, 3):
-        raise ValueError(f"{npy}: expected uint8 (n, 96, 96, 3), got {x.dtype} {x.shape}")
+        raise DataIntegrityError(f"{npy}: expected a uint8 (n, 96, 96, 3) array, got {x.dtype} {x.shape}. {fix}")
     if n is not None:
         if n > len(x):
             raise ValueError(f"{npy}: asked for {n:,} images, the file has {len(x):,}")
@@ -52,7 +70,7 @@ def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
 def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: str = "vae", epochs: int = 5,
           batch_size: int = 128, learning_rate: float = 1e-3, kl_weight: float | None = None,
           n_train: int | None = None, z_dim: int = 200, seed: int = 0, threads: int = 1,
-          verbose: int = 2) -> dict:
+          verbose: int = 2, epoch_times: str | Path | None = None) -> dict:
     """Train E3's face VAE or plain AE on the streamed uint8 training array.
 
     Args:
@@ -61,8 +79,10 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
         model: output ``.keras`` file (the whole model: encoder, decoder, loss settings).
         history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss,
             kl_loss`` (mean-BCE in nats per pixel value; KL_seed, see
-            :mod:`klvae.models.faces`), ``seconds, steps, s_per_step, images_per_second``
-            and the run settings.
+            :mod:`klvae.models.faces`), ``steps`` and the run settings -- no timings, so
+            reruns give identical files.
+        epoch_times: optional output CSV, one row per epoch: ``kind, epoch, seconds, steps,
+            s_per_step, images_per_second`` (wall time of the epoch on this machine).
         kind: ``"vae"`` or ``"ae"`` (:func:`klvae.models.faces.build_face_model`).
         epochs: passes over the ``n_train`` images (seed: until 10-25 epochs looked good).
         batch_size: images per step (seed: 128).
@@ -79,43 +99,45 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     Returns:
         ``{"kind", "n_train", "epochs", "seconds", "final": {metric: value}}``.
 
+    Training resumes from ``<model>.ckpt/`` when an earlier attempt was killed
+    (:func:`klvae.training.fit_resumable`); the result is bitwise the same.
+
     Raises:
         ValueError: wrong array, too few images, unknown kind, KL weight for the AE.
+        FloatingPointError: a non-finite training loss (no model file is written).
     """
     set_global_seed(seed, threads)
     import keras
 
-    from klvae.data.stream import image_dataset
+    from klvae import training
     from klvae.models.faces import DEFAULT_KL_WEIGHT, build_face_model
 
     x = _open_images(train_npy, n_train)
     net = build_face_model(kind, kl_weight, z_dim=z_dim, seed=seed)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
-    ds = image_dataset(x, batch_size, shuffle=True, seed=seed)
     steps = int(np.ceil(len(x) / batch_size))
-
-    clock = EpochTimer()
-    t0 = time.perf_counter()
-    hist = net.fit(ds, epochs=int(epochs), verbose=verbose, callbacks=[clock, TerminateOnNaNError()], shuffle=False)  # ds shuffles
-    seconds = time.perf_counter() - t0
     kw = 0.0 if kind == "ae" else float(DEFAULT_KL_WEIGHT if kl_weight is None else kl_weight)
-    rows = []
-    for e in range(int(epochs)):
-        rows.append({
-            "epoch": e + 1, "loss": hist.history["loss"][e],
-            "reconstruction_loss": hist.history["reconstruction_loss"][e], "kl_loss": hist.history["kl_loss"][e],
-            "seconds": round(clock.seconds[e], 3), "steps": steps, "s_per_step": round(clock.seconds[e] / steps, 4),
-            "images_per_second": round(len(x) / clock.seconds[e], 1),
-            "kind": kind, "kl_weight": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
-            "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
-            "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads),
-        })
+    settings = {"run": "e3", "kind": kind, "epochs": int(epochs), "batch_size": int(batch_size),
+                "lr": float(learning_rate), "kl_weight": kw, "n_train": n_train, "z_dim": int(z_dim),
+                "seed": int(seed), "threads": int(threads)}
+    logs = training.fit_resumable(net, x, epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+                                  checkpoint=training.checkpoint_dir(model), verbose=verbose,
+                                  fingerprint=training.fingerprint(settings, {"train": train_npy}),
+                                  nan_hint=f"lower e3.learning_rate (now {learning_rate:g}) or e3.kl_weight")
+    rows = [{"epoch": e + 1, "loss": r["loss"], "reconstruction_loss": r["reconstruction_loss"], "kl_loss": r["kl_loss"],
+             "steps": steps, "kind": kind, "kl_weight": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
+             "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
+             "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads)} for e, r in enumerate(logs)]
     tmp = atomic_path(model)
     net.save(tmp)
     commit(tmp, model)
     write_rows(history, rows)
-    return {"kind": kind, "n_train": len(x), "epochs": int(epochs), "seconds": round(seconds, 2),
-            "final": {k: float(v[-1]) for k, v in hist.history.items()}}
+    if epoch_times is not None:
+        write_rows(epoch_times, [{"kind": kind, "epoch": e + 1, "seconds": round(r["seconds"], 3), "steps": steps,
+                                  "s_per_step": round(r["seconds"] / steps, 4),
+                                  "images_per_second": round(len(x) / r["seconds"], 1)} for e, r in enumerate(logs)])
+    return {"kind": kind, "n_train": len(x), "epochs": int(epochs), "seconds": round(sum(r["seconds"] for r in logs), 2),
+            "final": {k: float(logs[-1][k]) for k in ("loss", "reconstruction_loss", "kl_loss")}}
 
 
 def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, metrics: str | Path,

@@ -1,8 +1,9 @@
 """The VAE building blocks shared by all experiments.
 
 * :class:`Sampling` -- the reparameterization trick ``z = mu + exp(0.5 log sigma^2) * eps``
-  with ``eps ~ N(0, I)`` drawn from a seeded ``keras.random.SeedGenerator`` (its state is
-  a model variable, so checkpoints restore it and reruns are repeatable).
+  with ``eps ~ N(0, I)`` drawn from a seeded ``keras.random.SeedGenerator`` whose state is
+  saved with the layer's weights (so a checkpoint restores it and a resumed run draws the
+  same eps as an uninterrupted one).
 * :class:`FixedNoiseSampling` -- the same reparameterization with a given, fixed eps (for
   comparing several models on identical z; the E2 equivalence check).
 * :class:`VAE` -- a ``keras.Model`` subclass with its own ``train_step`` under
@@ -46,6 +47,25 @@ class Sampling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+    # Keras saves a layer's own weights only, not its SeedGenerator's state, so a model
+    # restored from a checkpoint would draw eps from the start of the sequence again. Saving
+    # the state with the weights makes a resumed run draw the eps an uninterrupted one draws.
+    _STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        """Save the ``SeedGenerator`` state (int ``(2,)``) with the weights."""
+        super().save_own_variables(store)
+        store[self._STATE_KEY] = np.asarray(keras.ops.convert_to_numpy(self.seed_generator.state.value))
+
+    def load_own_variables(self, store):
+        """Restore the ``SeedGenerator`` state when the file has it (files written before it was saved do not)."""
+        keys = set(store.keys())
+        if self._STATE_KEY in keys:
+            self.seed_generator.state.assign(np.asarray(store[self._STATE_KEY]))
+            keys.discard(self._STATE_KEY)
+        if keys:
+            super().load_own_variables({k: store[k] for k in keys})
 
 
 class FixedNoiseSampling(keras.layers.Layer):

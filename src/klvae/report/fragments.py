@@ -173,7 +173,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     total = sum(r["total_s"] for r in times)
     md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "peak RSS MB"], t_rows,
                                 f"Wall time and peak memory per rule, from Snakemake's `benchmark:` files "
-                                f"(`results/benchmarks/`); {fmt_num(total / 60, 1)} minutes of job time in all "
+                                f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time in all "
                                 "(jobs may run in parallel). The report rules themselves are not listed.",
                                 "tbl-rule-times", align="lrrrrr")
     variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "tensorflow": versions["tensorflow"],

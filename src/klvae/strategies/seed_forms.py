@@ -56,6 +56,7 @@ import os
 import re
 import sys
 import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -488,12 +489,18 @@ def first_line(exc: BaseException, limit: int = 240) -> str:
 
 
 def raise_site(exc: BaseException) -> str:
-    """``file:function`` of the innermost frame that raised ``exc`` (relative to site-packages)."""
+    """``file:function`` of the innermost frame that raised ``exc`` (relative to site-packages).
+
+    AutoGraph's generated files (``/tmp/__autograph_generated_file<random>.py``) are shown as
+    ``<autograph>`` so that the compatibility table is the same in every run.
+    """
     tb = traceback.extract_tb(exc.__traceback__)
     if not tb:
         return ""
     f = tb[-1]
     path = f.filename
+    if Path(path).name.startswith("__autograph_generated_file"):
+        path = "<autograph>"
     for marker in ("site-packages/", "src/"):
         if marker in path:
             path = path.split(marker, 1)[1]

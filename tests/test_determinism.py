@@ -1,0 +1,96 @@
+"""Bitwise-repeatable on CPU: a second quick-profile run from a clean folder gives the same
+trained weights (every model), the same CSVs and the same arrays as the session's first run.
+
+Only files that record wall-clock measurements may differ, and each is named below with the
+reason; any new CSV is compared by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import QUICK_TARGETS, run_snakemake, seed_raw_data
+from klvae.io import weights_digest
+
+#: Outputs that hold times measured on this machine (they differ between any two runs), relative to results/.
+MEASURED_TIMES = {
+    "tables/e2_timing.csv": "E2 timing benchmark (ms/step windows, RSS)",
+    "tables/e2_timing_windows.csv": "E2 timing benchmark, per window",
+    "tables/e3_bench_memory.csv": "E3 memory benchmark (peak RSS, load average)",
+    "tables/e3_bench_pipeline.csv": "E3 input-pipeline benchmark (images/s)",
+    "tables/e3_bench_preprocessing.csv": "E3 preprocessing benchmark (images/s)",
+    "tables/scorecard.csv": "quotes the measured times of the benchmarks beside the seeds' claims",
+    "e3/vae/epoch_times.csv": "wall time per training epoch",
+    "e3/ae/epoch_times.csv": "wall time per training epoch",
+}
+#: CSVs that mix results with measured times: the time columns are left out of the comparison.
+TIME_COLUMNS = {"tables/e2_metrics.csv": ["s_per_epoch_median", "ms_per_step_median"]}
+
+
+@pytest.fixture(scope="module")
+def second_run(quick_run, tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("quick_again")
+    seed_raw_data(workdir)
+    run_snakemake(workdir, *QUICK_TARGETS)
+    return workdir
+
+
+def _files(root: Path, pattern: str) -> list[str]:
+    return sorted(str(p.relative_to(root / "results")) for p in (root / "results").rglob(pattern)
+                  if "benchmarks" not in p.parts)
+
+
+@pytest.mark.pipeline
+def test_trained_weights_are_bitwise_identical(quick_run, second_run):
+    models = _files(quick_run, "*.keras")
+    assert models == _files(second_run, "*.keras")
+    trained = [m for m in models if m.endswith("model.keras")]
+    assert len(trained) >= 8 + 10 + 2, trained  # E1 per c, E2 per strategy and z_dim, E3 VAE and AE
+    differ = [m for m in models if weights_digest(quick_run / "results" / m) != weights_digest(second_run / "results" / m)]
+    assert not differ, f"weights differ between two clean quick runs: {differ}"
+    inits = _files(quick_run, "*.weights.h5")
+    assert inits and all(weights_digest(quick_run / "results" / w) == weights_digest(second_run / "results" / w)
+                         for w in inits)
+
+
+@pytest.mark.pipeline
+def test_csvs_are_identical(quick_run, second_run):
+    csvs = _files(quick_run, "*.csv")
+    assert csvs == _files(second_run, "*.csv")
+    assert set(MEASURED_TIMES) <= set(csvs), set(MEASURED_TIMES) - set(csvs)
+    compared, differ = 0, []
+    for rel in csvs:
+        if rel in MEASURED_TIMES:
+            continue
+        a, b = quick_run / "results" / rel, second_run / "results" / rel
+        if rel in TIME_COLUMNS:
+            same = pd.read_csv(a).drop(columns=TIME_COLUMNS[rel]).equals(pd.read_csv(b).drop(columns=TIME_COLUMNS[rel]))
+        else:
+            same = a.read_bytes() == b.read_bytes()
+        compared += 1
+        if not same:
+            differ.append(rel)
+    assert not differ, f"CSVs differ between two clean quick runs: {differ}"
+    assert compared >= 8 + 10 + 2 + 6  # histories of every run and the result tables
+
+
+@pytest.mark.pipeline
+def test_arrays_are_identical(quick_run, second_run):
+    """Latents, decoder grids, reconstructions and the preprocessed data (np.savez's zip dates aside)."""
+    arrays = _files(quick_run, "*.npz") + _files(quick_run, "*.npy")
+    assert arrays == _files(second_run, "*.npz") + _files(second_run, "*.npy")
+    differ = []
+    for rel in arrays:
+        a, b = np.load(quick_run / "results" / rel), np.load(second_run / "results" / rel)
+        if rel.endswith(".npy"):
+            same = a.dtype == b.dtype and np.array_equal(a, b)
+        else:
+            same = sorted(a.files) == sorted(b.files) and all(
+                a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a.files)
+        if not same:
+            differ.append(rel)
+    assert not differ, f"arrays differ between two clean quick runs: {differ}"
