@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO, run_snakemake, seed_raw_data
@@ -35,6 +36,7 @@ def _snakemake_cmd(workdir: Path, configfile: Path) -> list[str]:
             str(workdir), "--cores", "1", "--configfile", str(configfile)]
 
 
+@pytest.mark.pipeline
 def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     configfile = _config(tmp_path)
     ref, killed = tmp_path / "uninterrupted", tmp_path / "killed"
