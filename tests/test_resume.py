@@ -103,3 +103,80 @@ def test_checkpoint_from_other_settings_is_not_resumed(tmp_path):
     fresh = training.EpochCheckpoint(d, keep, log=messages.append)
     assert fresh.start_epoch == 0 and fresh.rows == [] and not d.exists()
     assert "other settings" in messages[-1]
+
+
+# A training process that SIGKILLs itself in the middle of epoch 2 (after batch 2), so the kill
+# lands at a known place; then the same call in a fresh process must resume and end bitwise
+# where an uninterrupted process ends. Covers E2 (a KL strategy's own model class and
+# ``fit_data``) and E3 (the face VAE reading a memory-mapped uint8 array).
+_DRIVER = r'''
+import os, signal, sys
+import numpy as np
+from klvae import training
+
+kill_at = int(os.environ.get("KILL_IN_EPOCH", "0"))
+if kill_at:
+    import keras
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch + 1 == kill_at and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    fit = training.fit_resumable
+    training.fit_resumable = lambda *a, **k: fit(*a, **{**k, "callbacks": [*(k.get("callbacks") or []), Kill()]})
+
+kind, d = sys.argv[1], sys.argv[2]
+if kind == "e2-init":
+    from klvae.experiments import e2
+    e2.init_weights(f"{d}/init.npz", z_dim=2, seed=3)
+elif kind == "e2":
+    from klvae.experiments import e2
+    e2.train(f"{d}/../mnist.npz", f"{d}/../init.npz", f"{d}/model.keras", f"{d}/history.csv", f"{d}/metrics.json",
+             strategy="model_add_loss", z_dim=2, epochs=3, batch_size=32, n_train=160, n_test=32, seed=3, threads=1,
+             verbose=0)
+else:
+    from klvae.experiments import e3
+    e3.train(f"{d}/../faces.npy", f"{d}/model.keras", f"{d}/history.csv", kind="vae", epochs=3, batch_size=8,
+             n_train=40, seed=3, threads=1, verbose=0)
+'''
+
+
+@pytest.mark.parametrize("kind", ["e2", "e3"])
+def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if kind == "e2":
+        imgs = lambda n: ((rng.random((n, 28, 28)) < 0.2) * 255).astype(np.uint8)
+        np.savez(tmp_path / "mnist.npz", x_train=imgs(160), y_train=np.zeros(160, np.uint8), x_test=imgs(32),
+                 y_test=np.zeros(32, np.uint8))
+    else:
+        np.save(tmp_path / "faces.npy", rng.integers(0, 256, (40, 96, 96, 3), dtype=np.uint8))
+    driver = tmp_path / "driver.py"
+    driver.write_text(_DRIVER)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def run(name, kill=0, what=kind):
+        (tmp_path / name).mkdir(exist_ok=True)
+        return subprocess.run([sys.executable, str(driver), what, str(tmp_path / name)], capture_output=True,
+                              text=True, env={**env, "KILL_IN_EPOCH": str(kill)}, timeout=600)
+
+    if kind == "e2":  # the shared initial weights, made by their own process as the pipeline does
+        assert run(".", what="e2-init").returncode == 0
+    ref = run("ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = run("killed", kill=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    ckpt = tmp_path / "killed" / "model.keras.ckpt"
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 1
+    assert not (tmp_path / "killed" / "model.keras").exists()
+    resumed = run("killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after epoch 1" in resumed.stdout
+    assert weights_digest(tmp_path / "killed" / "model.keras") == weights_digest(tmp_path / "ref" / "model.keras")
+    assert (tmp_path / "killed" / "history.csv").read_bytes() == (tmp_path / "ref" / "history.csv").read_bytes()
+    assert not ckpt.exists()
