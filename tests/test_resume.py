@@ -115,7 +115,8 @@ import numpy as np
 from klvae import training
 
 kill_at = int(os.environ.get("KILL_IN_EPOCH", "0"))
-if kill_at:
+kill_after = int(os.environ.get("KILL_AFTER_EPOCH", "0"))  # after its checkpoint is written
+if kill_at or kill_after:
     import keras
 
     class Kill(keras.callbacks.Callback):
@@ -124,6 +125,10 @@ if kill_at:
 
         def on_train_batch_end(self, batch, logs=None):
             if self.epoch + 1 == kill_at and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     fit = training.fit_resumable
@@ -145,8 +150,10 @@ else:
 '''
 
 
-@pytest.mark.parametrize("kind", ["e2", "e3"])
-def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind):
+@pytest.mark.parametrize("kind,kill", [("e2", {"KILL_IN_EPOCH": "2"}), ("e3", {"KILL_IN_EPOCH": "2"}),
+                                       ("e2", {"KILL_AFTER_EPOCH": "3"})],
+                         ids=["e2-mid-epoch-2", "e3-mid-epoch-2", "e2-after-the-last-checkpoint"])
+def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind, kill):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -160,23 +167,24 @@ def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind):
     driver.write_text(_DRIVER)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    def run(name, kill=0, what=kind):
+    def run(name, kill=None, what=kind):
         (tmp_path / name).mkdir(exist_ok=True)
         return subprocess.run([sys.executable, str(driver), what, str(tmp_path / name)], capture_output=True,
-                              text=True, env={**env, "KILL_IN_EPOCH": str(kill)}, timeout=600)
+                              text=True, env={**env, **(kill or {})}, timeout=600)
 
     if kind == "e2":  # the shared initial weights, made by their own process as the pipeline does
         assert run(".", what="e2-init").returncode == 0
     ref = run("ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = run("killed", kill=2)
+    killed = run("killed", kill=kill)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     ckpt = tmp_path / "killed" / "model.keras.ckpt"
-    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 1
+    done = int(kill.get("KILL_AFTER_EPOCH", 0)) or int(kill["KILL_IN_EPOCH"]) - 1
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == done
     assert not (tmp_path / "killed" / "model.keras").exists()
     resumed = run("killed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming after epoch 1" in resumed.stdout
+    assert f"resuming after epoch {done}" in resumed.stdout
     assert weights_digest(tmp_path / "killed" / "model.keras") == weights_digest(tmp_path / "ref" / "model.keras")
     assert (tmp_path / "killed" / "history.csv").read_bytes() == (tmp_path / "ref" / "history.csv").read_bytes()
     assert not ckpt.exists()
