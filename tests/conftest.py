@@ -15,10 +15,15 @@ QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
 
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-                  timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile with ``workdir`` as working directory (results go there)."""
+                  timeout: int = 1800, backend: str | None = None) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile with ``workdir`` as working directory (results go there).
+
+    ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the environment's).
+    """
     configfile = configfile or REPO / "config" / "quick.yaml"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
     cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory",
            str(workdir), "--cores", "2", "--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -45,3 +50,19 @@ def quick_run(tmp_path_factory) -> Path:
     proc = run_snakemake(workdir, *QUICK_TARGETS)
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def quick_run_jax(tmp_path_factory) -> Path:
+    """The same complete quick-profile run with ``KERAS_BACKEND=jax`` (JAX on the CPU)."""
+    workdir = tmp_path_factory.mktemp("quick_jax")
+    seed_raw_data(workdir)
+    proc = run_snakemake(workdir, *QUICK_TARGETS, backend="jax")
+    (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    return workdir
+
+
+@pytest.fixture(scope="session", params=["tensorflow", "jax"])
+def pipeline_run(request) -> Path:
+    """A finished quick-profile run on each Keras backend: the pipeline checks run on both."""
+    return request.getfixturevalue("quick_run" if request.param == "tensorflow" else "quick_run_jax")

@@ -84,7 +84,7 @@ def test_registry_refuses_a_second_class_under_a_taken_name():
 # --- each strategy trains -----------------------------------------------------------------------
 @pytest.mark.parametrize("name", FIVE + ["no_kl"])
 def test_strategy_builds_and_takes_training_steps(name):
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
 
     keras.utils.set_random_seed(0)
     strat = registry.get_strategy(name)
@@ -92,7 +92,8 @@ def test_strategy_builds_and_takes_training_steps(name):
     before = [keras.ops.convert_to_numpy(v) for v in enc.trainable_weights + dec.trainable_weights]
     model = strat.build(enc, dec, fact=FACT, seed=0)
     strat.compile(model, learning_rate=1e-3, fact=FACT)
-    hist = model.fit(strat.fit_data(image_dataset(_images(32), 16, shuffle=True, seed=0), 2), epochs=1, verbose=0)
+    hist = model.fit(ImageBatches(_images(32), 16, shuffle=True, seed=0, transform=lambda b: strat.fit_data(b, 2)),
+                     epochs=1, verbose=0)
     m = strat.read_metrics({k: v[-1] for k, v in hist.history.items()}, FACT)
     assert math.isfinite(m["loss"]) and 0.0 < m["loss"] < 1.0  # mean BCE of [0,1] images starts near log 2
     assert math.isfinite(m["reconstruction_loss"])
@@ -267,4 +268,6 @@ def test_benchmark_times_interleaved_windows(tiny_mnist, tmp_path):
         row = s[s["strategy"] == name].iloc[0]
         assert row["median_ms_per_step"] == pytest.approx(med)
         assert row["s_per_epoch"] == pytest.approx(med * 3750 / 1000)  # 60,000 images / batch 16
-    assert {"cpu", "intra_op_threads", "tensorflow", "keras", "peak_rss_mb", "iqr_ms_per_step"} <= set(s.columns)
+    assert {"cpu", "intra_op_threads", "backend", "backend_version", "keras", "gpu", "peak_rss_mb",
+            "iqr_ms_per_step"} <= set(s.columns)
+    assert set(s["backend"]) == {"tensorflow"} and set(s["gpu"]) == {"none"}

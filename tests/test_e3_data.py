@@ -241,9 +241,9 @@ def test_standin_is_recognised_by_the_ingestion(tmp_path):
     assert rec["n_train"] + rec["n_test"] <= 6 and rec["partition"]["md5_verified"] is False
 
 
-# --- the memmap / tf.data stream -------------------------------------------------------------------
+# --- the memmap stream (keras.utils.PyDataset, backend-neutral) ------------------------------------
 def test_memmap_stream_is_float32_in_unit_range_and_a_seeded_permutation(tmp_path):
-    from klvae.data.stream import _RowReader, image_dataset, memmap_row_reader
+    from klvae.data.stream import ImageBatches, _RowReader, epoch_order, memmap_row_reader
 
     x = np.random.default_rng(0).integers(0, 256, (50, 96, 96, 3), dtype=np.uint8)
     x[0] = 0
@@ -252,29 +252,33 @@ def test_memmap_stream_is_float32_in_unit_range_and_a_seeded_permutation(tmp_pat
     mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     assert isinstance(memmap_row_reader(mm[10:]), _RowReader)  # pread path, also for row slices
 
-    def epoch(ds):
-        return np.concatenate([b.numpy() for b in ds])
-
-    ds = image_dataset(mm, batch_size=16, shuffle=True, seed=5)
-    it = iter(ds)
-    first = next(it)
-    assert first.dtype.name == "float32" and tuple(first.shape) == (16, 96, 96, 3)
-    e1, e2 = epoch(ds), epoch(ds)
-    assert e1.dtype == np.float32 and e1.min() == 0.0 and e1.max() == 1.0
-    assert np.all((e1 >= 0.0) & (e1 <= 1.0))
-    # every image exactly once per epoch, scaled by 1/255
-    key = lambda a: sorted(map(bytes, np.rint(a.reshape(len(a), -1) * 255).astype(np.uint8)))
-    assert key(e1) == key(x.astype(np.float32) / 255.0)
-    assert not np.array_equal(e1, e2)  # reshuffled each epoch
-    again = image_dataset(mm, 16, True, seed=5)  # seeded: the k-th pass is the same for the same seed
-    np.testing.assert_array_equal(first.numpy(), next(iter(again)).numpy())
-    np.testing.assert_array_equal(e1, epoch(again))
-    np.testing.assert_array_equal(e2, epoch(again))
+    ds = ImageBatches(mm, batch_size=16, shuffle=True, seed=5, epochs=2)
+    assert ds.steps_per_epoch == 4 and len(ds) == 8  # ceil(50 / 16) batches per epoch, epochs back to back
+    first = ds[0]
+    assert first.dtype == np.float32 and first.shape == (16, 96, 96, 3)
+    assert ds[3].shape == (2, 96, 96, 3)  # an epoch's last batch is short; batches never straddle epochs
+    e1, e2 = np.concatenate([ds[i] for i in range(4)]), np.concatenate([ds[i] for i in range(4, 8)])
+    assert e1.min() == 0.0 and e1.max() == 1.0 and np.all((e1 >= 0.0) & (e1 <= 1.0))
+    # every image exactly once per epoch, scaled by 1/255, in the order epoch_order(n, seed, k) gives
+    np.testing.assert_array_equal(e1, x[epoch_order(50, 5, 0)].astype(np.float32) * np.float32(1 / 255))
+    np.testing.assert_array_equal(e2, x[epoch_order(50, 5, 1)].astype(np.float32) * np.float32(1 / 255))
+    assert sorted(epoch_order(50, 5, 0)) == list(range(50)) and not np.array_equal(e1, e2)
+    # a pure function of (seed, epoch, batch): a resumed run (start_epoch=1) sees epoch 2's batches;
+    # reading batches in any order gives the same arrays
+    resumed = ImageBatches(mm, 16, shuffle=True, seed=5, epochs=2, start_epoch=1)
+    assert len(resumed) == 4
+    np.testing.assert_array_equal(np.concatenate([resumed[i] for i in (3, 2, 1, 0)][::-1]), e2)
+    np.testing.assert_array_equal(ImageBatches(mm, 16, shuffle=True, seed=5)[0], first)
+    assert not np.array_equal(ImageBatches(mm, 16, shuffle=True, seed=6)[0], first)
     # the memmap path and the in-RAM path give the same batches
-    np.testing.assert_array_equal(epoch(image_dataset(mm[5:45], 16, True, seed=2)),
-                                  epoch(image_dataset(np.asarray(x[5:45]), 16, True, seed=2)))
-    ordered = epoch(image_dataset(mm, 16, shuffle=False))
+    np.testing.assert_array_equal(np.concatenate(list(ImageBatches(mm[5:45], 16, True, seed=2))),
+                                  np.concatenate(list(ImageBatches(np.asarray(x[5:45]), 16, True, seed=2))))
+    ordered = np.concatenate(list(ImageBatches(mm, 16)))
     np.testing.assert_allclose(ordered, x.astype(np.float32) / 255.0, rtol=0, atol=1e-7)
+    with pytest.raises(IndexError, match="batch 8 outside"):
+        ds[8]
+    with pytest.raises(ValueError, match="start_epoch 2 outside"):
+        ImageBatches(mm, 16, epochs=2, start_epoch=2)
 
 
 def test_kaggle_partition_csv_is_read_and_checked_by_its_counts(tmp_path):

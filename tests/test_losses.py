@@ -81,3 +81,26 @@ def test_vae_loss_is_reconstruction_plus_c_times_kl():
     assert rec == pytest.approx(rec_np, rel=1e-4)
     assert kl == pytest.approx(kl_np, rel=1e-4)
     assert total == pytest.approx(rec_np + c * kl_np, rel=1e-4)
+
+
+def test_evaluate_is_a_mean_over_images_when_the_batch_size_does_not_divide_the_test_set():
+    """Issue 10: the trackers weight each batch by its size. 10 images in batches of 4 (4, 4, 2):
+    the reported KL equals the NumPy mean over the 10 images, not the mean of the 3 batch means."""
+    from klvae.seeding import set_global_seed
+    set_global_seed(4, threads=1)
+    import keras
+    from klvae.data.stream import ImageBatches
+    from klvae.models.mlp import build_mlp_vae
+
+    vae = build_mlp_vae(kl_weight=1.0, seed=4)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(5)
+    x = (rng.uniform(size=(10, 28, 28)) * 255).astype(np.uint8)
+    # spread the posteriors so that per-image KL values differ a lot
+    vae.encoder.get_layer("z_mean").bias.assign(np.array([3.0, -2.0], np.float32))
+    got = vae.evaluate(ImageBatches(x, 4), verbose=0, return_dict=True)
+    mu, logvar = (np.asarray(t, np.float64) for t in vae.encoder(x.astype(np.float32) / 255.0))
+    per_image = -0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)).sum(1)
+    assert got["kl_loss"] == pytest.approx(per_image.mean(), rel=1e-5)
+    batch_means = [per_image[0:4].mean(), per_image[4:8].mean(), per_image[8:].mean()]
+    assert abs(np.mean(batch_means) - per_image.mean()) > 1e-3 * per_image.mean()  # the old bug would show

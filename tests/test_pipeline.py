@@ -35,19 +35,19 @@ def _is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
 
 
-def test_data_is_canonical_and_provenanced(quick_run):
-    prov = json.loads((quick_run / "results/data/mnist_provenance.json").read_text())
+def test_data_is_canonical_and_provenanced(pipeline_run):
+    prov = json.loads((pipeline_run / "results/data/mnist_provenance.json").read_text())
     assert prov["source"] == "pypi"
     assert prov["sha256"] == "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
     assert prov["test_label_counts"] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     import numpy as np
-    with np.load(quick_run / "results/data/mnist.npz") as d:
+    with np.load(pipeline_run / "results/data/mnist.npz") as d:
         assert d["x_train"].shape == (60000, 28, 28) and d["x_train"].dtype == np.uint8
         assert d["x_test"].shape == (10000, 28, 28) and d["y_test"].dtype == np.uint8
 
 
-def test_every_coefficient_trained_from_shared_init(quick_run):
-    e1 = quick_run / "results/e1/r0"
+def test_every_coefficient_trained_from_shared_init(pipeline_run):
+    e1 = pipeline_run / "results/e1/r0"
     assert (e1 / "init.weights.h5").is_file()
     for c in COEFS:
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
@@ -60,8 +60,8 @@ def test_every_coefficient_trained_from_shared_init(quick_run):
         assert len(hist) == 2  # quick profile: 2 epochs
 
 
-def test_e1_table_has_ours_beside_the_seeds(quick_run):
-    t = pd.read_csv(quick_run / "results/tables/e1_losses.csv")
+def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
+    t = pd.read_csv(pipeline_run / "results/tables/e1_losses.csv")
     assert [f"{c:g}" for c in t["kl_coefficient"]] == COEFS
     # loss = reconstruction + c * KL on the test set (same forward pass)
     assert ((t["reconstruction_loss"] + t["kl_coefficient"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
@@ -70,21 +70,21 @@ def test_e1_table_has_ours_beside_the_seeds(quick_run):
     assert t["kl_loss"].idxmax() == 0
 
 
-def test_every_e1_figure_is_a_png(quick_run):
-    fig = quick_run / "results/figures/e1"
+def test_every_e1_figure_is_a_png(pipeline_run):
+    fig = pipeline_run / "results/figures/e1"
     names = E1_PANELS + [f"scatter_c{c}" for c in COEFS] + [f"manifold_c{c}" for c in COEFS]
     for name in names:
         assert _is_png(fig / f"{name}.png"), f"{name}.png missing or not a PNG"
 
 
-def test_benchmarks_recorded_per_rule(quick_run):
-    bench = quick_run / "results/benchmarks/quick"  # one folder per profile
+def test_benchmarks_recorded_per_rule(pipeline_run):
+    bench = pipeline_run / "results/benchmarks/quick"  # one folder per profile
     assert (bench / "e1_train" / "r0_c0.5.tsv").is_file()
     assert (bench / "mnist_canonical.tsv").is_file()
 
 
-def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+def test_html_report_is_self_contained_with_all_figures_and_the_table(pipeline_run):
+    html = (pipeline_run / "results/report/klvae.html").read_text()
     for fig_id in REPORT_FIGURES:
         m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
         assert m, f"figure {fig_id} missing from the HTML"
@@ -108,7 +108,7 @@ def _chromium() -> str | None:
     return None
 
 
-def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_run, tmp_path):
+def test_html_opens_in_headless_chromium_with_every_image_and_reference(pipeline_run, tmp_path):
     chromium = _chromium()
     if chromium is None:
         if os.environ.get("CI"):
@@ -122,13 +122,13 @@ def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_ru
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"])
         page = browser.new_page()
-        page.goto((quick_run / "results/report/klvae.html").as_uri())
+        page.goto((pipeline_run / "results/report/klvae.html").as_uri())
         page.wait_for_load_state("load")
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
         refs = page.evaluate("Array.from(document.querySelectorAll('a[href^=\"#fig-\"], a[href^=\"#tbl-\"]'))"
                              ".map(a => [a.getAttribute('href'), a.textContent.trim(), "
                              "!!document.getElementById(a.getAttribute('href').slice(1))])")
-        page.screenshot(path=str(quick_run / "results/report/screenshot.png"), full_page=False)
+        page.screenshot(path=str(pipeline_run / "results/report/screenshot.png"), full_page=False)
         browser.close()
     assert len(images) >= len(REPORT_FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
@@ -138,12 +138,12 @@ def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_ru
         assert target_exists, f"reference {href} points nowhere"
 
 
-def test_pdf_has_captions_and_the_e1_table(quick_run):
+def test_pdf_has_captions_and_the_e1_table(pipeline_run):
     if shutil.which("pdftotext") is None:
         if os.environ.get("CI"):
             pytest.fail("pdftotext (poppler-utils) is required in CI")
         pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
-    pdf = quick_run / "results/report/klvae.pdf"
+    pdf = pipeline_run / "results/report/klvae.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.split())
@@ -156,81 +156,98 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
     assert "??" not in flat
 
 
-def test_rebuilding_one_figure_does_not_retrain(quick_run):
+def test_rebuilding_one_figure_does_not_retrain(pipeline_run):
     """`snakemake <figure>` after deleting it (or forcing it) reruns only plotting."""
     target = "results/figures/e1/scatter_panel.png"
-    models = sorted((quick_run / "results/e1").glob("r*/c*/model.keras"))
+    models = sorted((pipeline_run / "results/e1").glob("r*/c*/model.keras"))
     assert len(models) == len(COEFS)
     before = {m: m.stat().st_mtime_ns for m in models}
-    (quick_run / target).unlink()
-    dry = run_snakemake(quick_run, target, "--dry-run", "--quiet", "rules")
+    (pipeline_run / target).unlink()
+    dry = run_snakemake(pipeline_run, target, "--dry-run", "--quiet", "rules")
     assert "e1_scatter_panel" in dry.stdout and "e1_train" not in dry.stdout, dry.stdout
-    run_snakemake(quick_run, target)
-    run_snakemake(quick_run, target, "--forcerun", "e1_scatter_panel")
-    assert _is_png(quick_run / target)
+    run_snakemake(pipeline_run, target)
+    run_snakemake(pipeline_run, target, "--forcerun", "e1_scatter_panel")
+    assert _is_png(pipeline_run / target)
     assert {m: m.stat().st_mtime_ns for m in models} == before
 
 
-def test_e2_outputs_for_every_strategy_and_z_dim(quick_run):
+def test_e2_outputs_for_every_strategy_and_z_dim(pipeline_run):
     for z in (2, 12):
         for strategy in E2_STRATEGIES:
-            d = quick_run / f"results/e2/z{z}/{strategy}"
+            d = pipeline_run / f"results/e2/z{z}/{strategy}"
             for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "recon.npz"):
                 assert (d / name).is_file(), f"missing {d / name}"
-    fig = quick_run / "results/figures/e2"
+    fig = pipeline_run / "results/figures/e2"
     for name in ["loss_curves_z2", "loss_curves_z12", "latent_panel", "reconstructions"] + \
             [f"latent_{s}" for s in E2_STRATEGIES]:
         assert _is_png(fig / f"{name}.png"), name
 
 
-def test_e2_compatibility_matrix_was_produced_by_trying(quick_run):
-    long = pd.read_csv(quick_run / "results/tables/e2_compatibility_long.csv", keep_default_na=False)
+def test_e2_compatibility_matrix_was_produced_by_trying(pipeline_run):
+    long = pd.read_csv(pipeline_run / "results/tables/e2_compatibility_long.csv", keep_default_na=False)
     flavours = set(long["keras_flavour"])
     assert len(flavours) == 2, flavours  # Keras 3 and legacy Keras 2, each really imported
-    seed3 = long[(long["form"] == "seed") & long["keras_flavour"].str.startswith("Keras 3")].set_index("strategy")
+    assert set(long["backend"]) == {"tensorflow", "jax", "torch"}  # the backend axis
+    seed3 = long[(long["form"] == "seed") & long["keras_flavour"].str.startswith("Keras 3")]
+    tf3 = seed3[seed3["backend"] == "tensorflow"].set_index("strategy")
     # symbolic model.add_loss() is gone in Keras 3: the seed's form must not run there
-    assert seed3.loc["model_add_loss", "runs"] == "no" and seed3.loc["model_add_loss", "exception"]
-    project = long[long["form"] == "project"].set_index("strategy")
-    assert (project.loc[E2_STRATEGIES, "runs"] == "yes").all()
+    assert tf3.loc["model_add_loss", "runs"] == "no" and tf3.loc["model_add_loss", "exception"]
+    # the seeds' tf-op code does not run on Keras 3's JAX backend, with the exact error recorded
+    jax3 = seed3[seed3["backend"] == "jax"]
+    assert (jax3["runs"] == "no").all() and (jax3["exception"] != "").all()
+    project = long[long["form"] == "project"]
+    for backend in ("tensorflow", "jax"):  # this project's forms run on both installed backends
+        runs = project[project["backend"] == backend].set_index("strategy")
+        assert (runs.loc[E2_STRATEGIES, "runs"] == "yes").all(), runs
+    torch = long[long["backend"] == "torch"]  # PyTorch is not installed here: said, not hidden
+    assert (torch["runs"] == "n/a").all() and torch["message"].str.contains("torch is not installed").all()
 
 
-def test_e2_equivalence_and_metrics_tables(quick_run):
-    eq = pd.read_csv(quick_run / "results/tables/e2_equivalence.csv")
+def test_every_training_job_recorded_its_backend(pipeline_run, request):
+    backend = "jax" if "jax" in pipeline_run.name else "tensorflow"
+    for metrics in sorted((pipeline_run / "results/e2").glob("z*/*/metrics.json")):
+        assert json.loads(metrics.read_text())["version_backend"] == backend, metrics
+    timing = pd.read_csv(pipeline_run / "results/tables/e2_timing.csv")
+    assert set(timing["backend"]) == {backend}
+
+
+def test_e2_equivalence_and_metrics_tables(pipeline_run):
+    eq = pd.read_csv(pipeline_run / "results/tables/e2_equivalence.csv")
     assert set(eq["strategy"]) >= set(E2_STRATEGIES) - {"gradient_tape"}
     assert eq["loss_close"].all() and eq["grads_allclose"].all()
-    m = pd.read_csv(quick_run / "results/tables/e2_metrics.csv")
+    m = pd.read_csv(pipeline_run / "results/tables/e2_metrics.csv")
     assert len(m) == 2 * len(E2_STRATEGIES)
     # same init, same data order, same eps in the evaluator: the strategies agree closely
     assert (m.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min()) < 1e-3).all()
-    t = pd.read_csv(quick_run / "results/tables/e2_timing.csv")
+    t = pd.read_csv(pipeline_run / "results/tables/e2_timing.csv")
     assert set(t["strategy"]) == set(E2_STRATEGIES) | {"no_kl"}
     assert (t["median_ms_per_step"] > 0).all() and (t["min_ms_per_step"] <= t["max_ms_per_step"]).all()
 
 
-def test_e2_tables_in_html(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+def test_e2_tables_in_html(pipeline_run):
+    html = (pipeline_run / "results/report/klvae.html").read_text()
     for tbl in E2_REPORT_TABLES:
         assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"
 
 
-def test_e3_runs_on_the_labelled_standin(quick_run):
-    manifest = json.loads((quick_run / "results/data/faces/manifest.json").read_text())
+def test_e3_runs_on_the_labelled_standin(pipeline_run):
+    manifest = json.loads((pipeline_run / "results/data/faces/manifest.json").read_text())
     assert manifest["standin"] is True and "not CelebA" in manifest["data_label"]
     import numpy as np
-    train = np.load(quick_run / "results/data/faces/train.npy", mmap_mode="r")
+    train = np.load(pipeline_run / "results/data/faces/train.npy", mmap_mode="r")
     assert train.dtype == np.uint8 and train.shape == (256, 96, 96, 3)
     for name in ("random_faces", "ae_random_points", "reconstructions", "ae_latent_histogram"):
-        assert _is_png(quick_run / f"results/figures/e3/{name}.png"), name
+        assert _is_png(pipeline_run / f"results/figures/e3/{name}.png"), name
     for kind in ("vae", "ae"):
-        assert (quick_run / f"results/e3/{kind}/model.keras").is_file()
-    metrics = pd.read_csv(quick_run / "results/tables/e3_metrics.csv")
+        assert (pipeline_run / f"results/e3/{kind}/model.keras").is_file()
+    metrics = pd.read_csv(pipeline_run / "results/tables/e3_metrics.csv")
     assert set(metrics["model"]) == {"vae", "ae"}
     ae = metrics.set_index("model").loc["ae"]
     assert ae["kl_weight"] == 0
 
 
-def test_e3_chapter_has_banner_figures_and_tables(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+def test_e3_chapter_has_banner_figures_and_tables(pipeline_run):
+    html = (pipeline_run / "results/report/klvae.html").read_text()
     assert "Synthetic stand-in data, not CelebA" in html
     for tbl in E3_REPORT_TABLES:
         assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"

@@ -2,14 +2,15 @@
 
 A training rule killed at any moment (SIGKILL, a cluster pre-emption, a power cut) and
 started again resumes from the end of its last finished epoch and ends with the weights an
-uninterrupted run ends with, bit for bit (on the same machine, TensorFlow version and thread
-setting). Three things make that true:
+uninterrupted run ends with, bit for bit (on the same machine, backend and version, and
+thread setting). It is backend-neutral (Keras callbacks and ``Model.save_weights``). Three
+things make that true:
 
 * the checkpoint holds everything training state is made of: the model weights, the
   optimizer's variables (Adam's moments and step counter) and the reparameterization's
   ``SeedGenerator`` state (:class:`klvae.models.vae.Sampling` saves it with its weights);
 * the data order of epoch k is a pure function of (seed, k)
-  (:func:`klvae.data.stream.epoch_indices`), so a run resumed at epoch k sees the batches
+  (:func:`klvae.data.stream.epoch_order`), so a run resumed at epoch k sees the batches
   an uninterrupted run sees;
 * checkpoints are written atomically (a new weights file, then the state file that names
   it, each by ``os.replace``), so a kill during a save leaves the previous checkpoint valid.
@@ -153,8 +154,8 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
         seed: data-order seed (epoch k's order is a pure function of seed and k).
         checkpoint: checkpoint folder (:func:`checkpoint_dir` of the model file).
         fingerprint: :func:`fingerprint` of the run's settings and inputs.
-        fit_data: optional transform of the image data set into what ``model.fit`` expects
-            (a KL strategy's ``fit_data``).
+        fit_data: optional transform of one float32 image batch (NumPy) into what
+            ``model.fit`` expects (a KL strategy's ``fit_data``).
         verbose: Keras ``fit`` verbosity.
         callbacks: further Keras callbacks.
         nan_hint: what the error for a non-finite loss tells the user to do (names the
@@ -168,17 +169,16 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
         FloatingPointError: a non-finite training loss (:class:`klvae.callbacks.TerminateOnNaNError`);
             the checkpoint is deleted too (resuming would only diverge again), no output is written.
     """
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
 
     saver = EpochCheckpoint(checkpoint, fingerprint, log=log)
     start = min(saver.start_epoch, epochs - 1)  # a checkpoint of the last epoch: fit runs no epoch
-    ds = image_dataset(x, batch_size, shuffle=True, seed=seed, epochs=epochs, start_epoch=start)
-    if fit_data is not None:
-        ds = fit_data(ds)
-    steps = math.ceil(len(x) / batch_size)
+    batches = ImageBatches(x, batch_size, shuffle=True, seed=seed, epochs=epochs, start_epoch=start,
+                           transform=fit_data)
+    steps = batches.steps_per_epoch
     nan_guard = TerminateOnNaNError(nan_hint) if nan_hint else TerminateOnNaNError()
     try:
-        model.fit(ds, epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps, verbose=verbose,
+        model.fit(batches, epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps, verbose=verbose,
                   shuffle=False, callbacks=[saver, nan_guard, *(callbacks or [])])
     except FloatingPointError:
         shutil.rmtree(checkpoint, ignore_errors=True)

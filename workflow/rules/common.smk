@@ -27,3 +27,8 @@ E1_COEFS = [fmt_c(c) for c in config["e1"]["coefficients"]]
 wildcard_constraints:
     c=r"[0-9][0-9.e+-]*",
     r=r"[0-9]+",
+
+# The Keras 3 backend of every training job (Keras' own variable; klvae.backend): tensorflow
+# (default), jax (the GPU path) or torch. Rules that train or time models take it as a param,
+# so switching backend reruns them (Snakemake's params rerun trigger) and nothing else.
+KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")

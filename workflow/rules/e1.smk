@@ -17,6 +17,7 @@ rule e1_init_weights:
     output:
         weights=f"{E1_DIR}/r{{r}}/init.weights.h5",
     params:
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         func="klvae.experiments.e1:init_weights",
         kwargs=lambda w: {"seed": config["seed"] + int(w.r), "latent_dim": E1["latent_dim"],
                           "intermediate_dim": E1["intermediate_dim"]},
@@ -36,6 +37,7 @@ rule e1_train:
         history=f"{E1_DIR}/r{{r}}/c{{c}}/history.csv",
         metrics=f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json",
     params:
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         func="klvae.experiments.e1:train",
         kwargs=lambda w: {**E1_TRAIN_KW, "kl_coefficient": float(w.c), "seed": config["seed"] + int(w.r),
                           "replicate": int(w.r)},

@@ -4,7 +4,7 @@
   against the seed's "about 240 secs" for 200,000 images on one core (833 images/s; the
   seed also wrote q95 JPEGs, we write uint8 rows). Target: >= 4x per core.
 * :func:`memory_benchmark` -- peak RSS of a few training steps fed by (a) the streamed
-  uint8 memmap pipeline (:func:`klvae.data.stream.image_dataset`) and (b) the seed's way:
+  uint8 memmap pipeline (:class:`klvae.data.stream.ImageBatches`) and (b) the seed's way:
   the whole set as one float32 array in RAM, fed batch by batch. Each runs in its own
   subprocess (clean RSS, ``ru_maxrss``); both are extrapolated to the seed's 170,000
   training images (float32: 170,000 x 96 x 96 x 3 x 4 B = 18.8 GB of data). Target: the
@@ -41,8 +41,8 @@ SEED_PREPROCESS_RATE = SEED_PREPROCESS_IMAGES / SEED_PREPROCESS_SECONDS
 #: The seed's training set size (post IX) and its float32 footprint.
 BYTES_PER_IMAGE_UINT8 = 96 * 96 * 3
 BYTES_PER_IMAGE_FLOAT32 = 4 * BYTES_PER_IMAGE_UINT8
-#: What the stream holds per training image: one int64 index in tf.data's shuffle buffer,
-#: stored as a scalar tensor (8 B of data plus tensor bookkeeping); 256 B is a generous bound.
+#: What the stream holds per training image: one int64 index in the epoch's order (8 B) plus
+#: bookkeeping; 256 B is a generous bound.
 STREAM_BYTES_PER_IMAGE = 256
 #: Targets (the brief of E3).
 TARGET_PREPROCESS_SPEEDUP = 4.0
@@ -61,7 +61,7 @@ def system_info(threads: int | None = None) -> dict:
     except OSError:
         pass
     versions = {}
-    for mod in ("tensorflow", "keras", "numpy", "PIL"):
+    for mod in ("tensorflow", "jax", "keras", "numpy", "PIL"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
@@ -70,7 +70,9 @@ def system_info(threads: int | None = None) -> dict:
         "cpu": cpu, "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "tf_threads": "" if threads is None else int(threads),
-        "tensorflow": versions["tensorflow"], "keras": versions["keras"], "numpy": versions["numpy"],
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "tensorflow": versions["tensorflow"], "jax": versions["jax"], "keras": versions["keras"],
+        "numpy": versions["numpy"],
         "pillow": versions["PIL"], "python": platform.python_version(),
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else "",
     }
@@ -204,7 +206,6 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
 
     set_global_seed(0, threads)
     import keras
-    import tensorflow as tf
 
     from klvae.models.faces import build_face_vae
 
@@ -213,9 +214,9 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     mm = np.load(train_npy, mmap_mode="r")[:n_images]
     if mode == "stream":
-        from klvae.data.stream import image_dataset
+        from klvae.data.stream import ImageBatches
 
-        ds = image_dataset(mm, batch_size, shuffle=True, seed=0)
+        ds = ImageBatches(mm, batch_size, shuffle=True, seed=0, epochs=int(steps) // max(1, len(mm) // batch_size) + 2)
     elif mode == "float32":
         # the seed's way (post IX, cells 4-5 and 9): one float32 array of all images scaled
         # to [0, 1] in RAM (scaled in place here, which avoids the seed's temporary second
@@ -224,19 +225,22 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
         for i in range(0, len(mm), 1024):
             x[i:i + 1024] = mm[i:i + 1024]
         x /= 255.0
-        rng = np.random.default_rng(0)
+        order = np.random.default_rng(0).permutation(len(x))
 
-        def batches():
-            while True:
-                order = rng.permutation(len(x))
-                for i in range(0, len(order), batch_size):
-                    yield x[np.sort(order[i:i + batch_size])]
+        class Float32Batches(keras.utils.PyDataset):
+            """Shuffled batches of the in-RAM float32 array (ImageDataGenerator.flow's role)."""
 
-        ds = tf.data.Dataset.from_generator(
-            batches, output_signature=tf.TensorSpec((None, 96, 96, 3), tf.float32)).prefetch(2)
+            def __len__(self):
+                return int(steps)
+
+            def __getitem__(self, i):
+                j = (i * batch_size) % len(x)
+                return x[np.sort(order[j:j + batch_size])]
+
+        ds = Float32Batches()
     else:
         raise ValueError(mode)
-    model.fit(ds.repeat() if mode == "stream" else ds, steps_per_epoch=int(steps), epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=int(steps), epochs=1, verbose=0)
     with open("/proc/self/status") as f:
         status = {ln.split(":")[0]: ln.split(":")[1].strip() for ln in f if ":" in ln}
     return {"mode": mode, "n_images": int(len(mm)), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -311,26 +315,37 @@ def _child_pipeline(train_npy: str, batch_size: int, threads: int, input_batches
 
     set_global_seed(0, threads)
     import keras
-    import tensorflow as tf
 
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
     from klvae.models.faces import build_face_vae
 
     mm = np.load(train_npy, mmap_mode="r")
-    ds = image_dataset(mm, batch_size, shuffle=True, seed=0).repeat()
-    it = iter(ds)
-    for _ in range(3):
-        next(it)
+    n_needed = 3 + 3 * int(input_batches) + 1
+    ds = ImageBatches(mm, batch_size, shuffle=True, seed=0,
+                      epochs=-(-max(n_needed, int(steps_per_window)) // max(1, -(-len(mm) // batch_size))) + 1)
     in_rates = []
+    i = 3
     for _ in range(3):
         t = time.perf_counter()
         n = 0
         for _ in range(int(input_batches)):
-            n += int(next(it).shape[0])
+            n += int(ds[i].shape[0])
+            i += 1
         in_rates.append(n / (time.perf_counter() - t))
     model = build_face_vae()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    fixed = tf.data.Dataset.from_tensors(next(it)).repeat()  # compute only: a batch held in memory
+    batch = ds[i]
+
+    class SameBatch(keras.utils.PyDataset):
+        """Compute only: one batch held in memory, served ``steps_per_window`` times."""
+
+        def __len__(self):
+            return max(3, int(steps_per_window))
+
+        def __getitem__(self, _):
+            return batch
+
+    fixed = SameBatch()
     model.fit(fixed, steps_per_epoch=3, epochs=1, verbose=0)  # trace + warm-up
     s_per_step = []
     for _ in range(int(windows)):
@@ -349,11 +364,11 @@ def _child_pipeline(train_npy: str, batch_size: int, threads: int, input_batches
 def pipeline_benchmark(train_npy: str | Path, csv: str | Path, batch_size: int = 128,
                        threads_list=(1, 2), input_batches: int = 40, windows: int = 5,
                        steps_per_window: int = 3) -> list[dict]:
-    """Input-pipeline throughput versus the training step's consumption, per TF thread count.
+    """Input-pipeline throughput versus the training step's consumption, per backend thread count.
 
-    For each ``threads`` in ``threads_list`` (a subprocess each): the memmap ``tf.data``
-    pipeline alone (3 windows of ``input_batches`` batches; median), then the face VAE's
-    GradientTape train step on a batch held in memory (``windows`` windows of
+    For each ``threads`` in ``threads_list`` (a subprocess each): the memmap input pipeline
+    (:class:`klvae.data.stream.ImageBatches`) alone (3 windows of ``input_batches`` batches;
+    median), then the face VAE's train step on a batch held in memory (``windows`` windows of
     ``steps_per_window`` steps after a warm-up; median and min-max spread), then
     ``windows // 2`` windows fed by the pipeline itself. Writes ``csv``.
     """

@@ -51,16 +51,15 @@ def _window_timer():
 
 
 def _pipeline_images_per_s(x: np.ndarray, batch_size: int, seed: int, n_batches: int = 30) -> float:
-    """Images per second the ``tf.data`` pipeline alone delivers (uint8 -> float32 batches)."""
-    from klvae.data.stream import image_dataset
+    """Images per second the input pipeline alone delivers (uint8 -> float32 batches of :class:`ImageBatches`)."""
+    from klvae.data.stream import ImageBatches
 
-    ds = image_dataset(x, batch_size, shuffle=True, seed=seed, drop_remainder=True).repeat()
-    it = iter(ds)
-    next(it)
+    batches = ImageBatches(x, batch_size, shuffle=True, seed=seed, drop_remainder=True, epochs=n_batches + 1)
+    batches[0]
     t0 = time.perf_counter()
     n = 0
-    for _ in range(n_batches):
-        n += int(next(it).shape[0])
+    for i in range(1, n_batches + 1):
+        n += int(batches[i].shape[0])
     return n / (time.perf_counter() - t0)
 
 
@@ -81,14 +80,14 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
             ``ratio_to_fastest``, ``ratio_to_no_kl``, ``peak_rss_mb`` (max process RSS seen
             after its windows; the process holds all models, so this is not per model),
             ``pipeline_images_per_s`` (the input pipeline alone), the CPU model, thread
-            settings, TF/Keras versions, ``gpu`` (the GPUs TensorFlow used, ``none`` on a CPU
-            run) and the benchmark settings.
+            settings, the Keras backend and its version, ``gpu`` (the accelerators the backend
+            used, ``none`` on a CPU run) and the benchmark settings.
         mnist: canonical MNIST ``.npz``; None uses seeded random binary images.
         strategies: names to time (default: the five); ``no_kl`` is added when
             ``include_baseline``.
         z_dim, batch_size, fact, learning_rate: model and training settings.
         n_windows, steps_per_window, warmup_steps: timing design.
-        threads: TensorFlow intra-op threads (inter-op is 1); None leaves TF's default.
+        threads: CPU threads of the backend (TensorFlow: intra-op, inter-op 1); None: its default.
         seed: seeds weights, data order and sampling.
         n_images: images cycled through (default ``batch_size * steps_per_window``).
         epoch_images: images per epoch for ``s_per_epoch`` (60,000 MNIST training images).
@@ -102,9 +101,9 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
     set_global_seed(int(seed), threads)
     import keras
     import psutil
-    import tensorflow as tf
 
-    from klvae.data.stream import image_dataset
+    from klvae import backend
+    from klvae.data.stream import ImageBatches
     from klvae.experiments.e2 import versions
     from klvae.io import write_rows
     from klvae.models.conv import build_conv_pair, copy_pair_weights
@@ -131,8 +130,10 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
         copy_pair_weights(ref, (enc, dec))
         model = strat.build(enc, dec, fact=fact, seed=int(seed))
         strat.compile(model, learning_rate=learning_rate, fact=fact)
-        ds = strat.fit_data(image_dataset(x, int(batch_size), shuffle=True, seed=int(seed), drop_remainder=True),
-                            int(z_dim)).repeat()
+        # enough epochs of batches for the warm-up and every window (each fit starts at batch 0)
+        ds = ImageBatches(x, int(batch_size), shuffle=True, seed=int(seed), drop_remainder=True,
+                          epochs=int(warmup_steps) + int(steps_per_window) + 1,
+                          transform=lambda b, strat=strat: strat.fit_data(b, int(z_dim)))
         t0 = time.perf_counter()
         model.fit(ds, epochs=1, steps_per_epoch=int(warmup_steps), verbose=0)
         print(f"[timing] {name}: warm-up {warmup_steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -153,7 +154,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
     write_rows(csv, rows)
 
     pipeline = _pipeline_images_per_s(x, int(batch_size), int(seed))
-    gpu = ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "none"
+    gpu = backend.accelerators()
     v = versions()
     steps_per_epoch = math.ceil(epoch_images / int(batch_size))
     out = []
@@ -173,10 +174,9 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
         r.update({"pipeline_images_per_s": pipeline, "epoch_images": int(epoch_images),
                   "z_dim": int(z_dim), "batch_size": int(batch_size), "n_windows": int(n_windows),
                   "steps_per_window": int(steps_per_window), "warmup_steps": int(warmup_steps),
-                  "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                  "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-                  "cpu": v["cpu"], "cpu_count": v["cpu_count"], "tensorflow": v["tensorflow"],
-                  "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile), "gpu": gpu})
+                  **backend.thread_settings(),
+                  "cpu": v["cpu"], "cpu_count": v["cpu_count"], "backend": v["backend"],
+                  "backend_version": v.get(v["backend"], ""), "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile), "gpu": gpu})
     if summary is not None:
         write_rows(summary, out)
     for r in out:

@@ -1,7 +1,15 @@
-"""``tf.data`` input pipelines from uint8 arrays (in RAM or memory-mapped).
+"""Backend-neutral input pipelines from uint8 arrays (in RAM or memory-mapped).
 
-Images stay uint8 until a batch is drawn; scaling to float32 in [0, 1] happens inside the
-pipeline, so no float32 copy of a data set is ever held in memory.
+:class:`ImageBatches` is a ``keras.utils.PyDataset``: NumPy batches that every Keras 3
+backend trains from (TensorFlow wraps it in a prefetching ``tf.data`` pipeline itself; JAX
+and PyTorch take the arrays). Images stay uint8 until a batch is drawn; scaling to float32
+in [0, 1] happens per batch, so no float32 copy of a data set is ever held in memory.
+
+The data order of epoch k is :func:`epoch_order` ``(n, seed, k)``, a pure function of the
+seed and the epoch, and batch ``i`` of the data set is a pure function of ``i`` (epochs
+lie back to back), whatever ran before in the process and however far a backend
+prefetches. That is what lets a training run resumed at epoch k from a checkpoint see
+exactly the batches an uninterrupted run sees.
 
 For a ``np.memmap`` (``np.load(path, mmap_mode="r")``, e.g. E3's CelebA arrays) the rows
 of a batch are read with positional reads (``os.pread``) from the ``.npy`` file, in file
@@ -19,8 +27,8 @@ import mmap
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 
 def _memmap_file_offset(x: np.memmap) -> tuple[str, int] | None:
@@ -91,81 +99,89 @@ def memmap_row_reader(x: np.ndarray):
     return lambda idx: np.asarray(x[np.asarray(idx)])
 
 
-def epoch_indices(n: int, batch_size: int, shuffle: bool, seed: int, epochs: int, start_epoch: int = 0,
-                  drop_remainder: bool = False) -> tf.data.Dataset:
-    """Batches of row indices (int64 ``(batch,)``) for epochs ``start_epoch .. epochs-1``, one after the other.
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """Row order of one epoch: int64 ``(n,)``, a permutation of ``range(n)``.
 
-    Epoch ``k``'s order is ``tf.random.experimental.stateless_shuffle(range(n), seed=[seed, k])``
-    (or ``range(n)`` without ``shuffle``): a pure function of ``(seed, k)``, whatever ran
-    before in the process. That is what lets a training run resumed at epoch ``k`` from a
-    checkpoint see exactly the batches an uninterrupted run sees. Batches never straddle two
-    epochs, so every epoch has ``ceil(n / batch_size)`` batches (``floor`` with
-    ``drop_remainder``).
+    ``numpy.random.default_rng([seed, epoch]).permutation(n)`` with ``shuffle``, else
+    ``arange(n)``: a pure function of ``(seed, epoch)``, the same on every backend and
+    machine (NumPy's PCG64 with a ``SeedSequence`` of both numbers).
 
     Raises:
-        ValueError: ``n < 1``, ``batch_size < 1`` or ``start_epoch`` outside ``[0, epochs)``.
+        ValueError: ``n < 1`` or a negative seed or epoch.
     """
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
-    if not 0 <= start_epoch < epochs:
-        raise ValueError(f"start_epoch {start_epoch} outside [0, {epochs})")
-    seed = int(seed)
-
-    def one_epoch(k):
-        idx = tf.range(n, dtype=tf.int64)
-        if shuffle:
-            idx = tf.random.experimental.stateless_shuffle(idx, seed=tf.stack([tf.constant(seed, tf.int64), k]))
-        return tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop_remainder)
-
-    return tf.data.Dataset.range(int(start_epoch), int(epochs)).flat_map(one_epoch)
+    if n < 1 or seed < 0 or epoch < 0:
+        raise ValueError(f"need n >= 1, seed >= 0 and epoch >= 0, got n={n}, seed={seed}, epoch={epoch}")
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n).astype(np.int64)
 
 
-def image_dataset(x: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
-                  scale: float = 1.0 / 255.0, drop_remainder: bool = False, epochs: int | None = None,
-                  start_epoch: int = 0) -> tf.data.Dataset:
-    """Batches of float32 images ``(batch, *x.shape[1:])`` scaled to [0, 1].
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of float32 images ``(batch, *x.shape[1:])`` in [0, 1] from uint8 images, epoch after epoch.
+
+    Batch ``i`` belongs to epoch ``start_epoch + i // steps_per_epoch`` and holds rows
+    ``epoch_order(n, seed, epoch)[j * batch_size:(j + 1) * batch_size]`` with
+    ``j = i % steps_per_epoch``, so the data set is a pure function of its arguments.
+    Batches never straddle two epochs: every epoch has ``ceil(n / batch_size)`` batches
+    (``floor`` with ``drop_remainder``). Train with
+    ``fit(ImageBatches(..., epochs=E, start_epoch=k), epochs=E, initial_epoch=k,
+    steps_per_epoch=batches.steps_per_epoch)``: Keras keeps one iterator across epochs.
 
     Args:
-        x: uint8 array ``(n, ...)`` (a ``np.memmap`` works too and is read by ``pread``,
-            see the module doc).
+        x: uint8 array ``(n, ...)``; a ``np.memmap`` is read by ``pread`` (module doc).
         batch_size: images per batch.
-        shuffle: shuffle the rows with a seeded, repeatable order (``seed``).
-        seed: shuffle seed.
-        scale: multiplier applied after the cast (1/255 maps uint8 to [0, 1]).
-        drop_remainder: drop a last, smaller batch.
-        epochs, start_epoch: with ``epochs``, the data set holds the batches of epochs
-            ``start_epoch .. epochs-1`` back to back, epoch k in the order of
-            :func:`epoch_indices` (a pure function of seed and k; pass
-            ``steps_per_epoch=ceil(n / batch_size)`` to ``fit``). This is what training uses.
-            Without it, one pass; with ``shuffle`` each new iterator reshuffles
-            (``Dataset.shuffle(reshuffle_each_iteration=True)``), so the order depends on
-            how many iterators were made before -- fine for benchmarks, not for resuming.
+        shuffle: seeded order per epoch (:func:`epoch_order`); False: file order.
+        seed: order seed.
+        epochs, start_epoch: the data set holds epochs ``start_epoch .. epochs-1``.
+        scale: multiplier after the cast to float32 (1/255 maps uint8 to [0, 1]).
+        drop_remainder: drop each epoch's last, smaller batch.
+        transform: optional function of the float32 batch (NumPy) returning what ``fit``
+            takes, e.g. ``(x, x)`` or ``(x, {name: target})`` (a KL strategy's ``fit_data``).
 
-    Returns:
-        A ``tf.data.Dataset`` of float32 tensors, prefetched. The batch contents and their
-        order are the same for a memmap and an in-RAM array with equal values.
+    Raises:
+        ValueError: an empty array, ``batch_size < 1``, ``start_epoch`` outside
+            ``[0, epochs)``, or no full batch with ``drop_remainder``.
+        IndexError: a batch index outside ``[0, len(self))``.
     """
-    n = len(x)
-    if epochs is not None:
-        ds = epoch_indices(n, batch_size, shuffle, seed, epochs, start_epoch, drop_remainder)
-    else:
-        ds = tf.data.Dataset.range(n)
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
-    if isinstance(x, np.memmap):
-        read_rows = memmap_row_reader(x)
-        row_shape = tuple(x.shape[1:])
+    def __init__(self, x: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0, epochs: int = 1,
+                 start_epoch: int = 0, scale: float = 1.0 / 255.0, drop_remainder: bool = False, transform=None):
+        super().__init__(workers=1, use_multiprocessing=False)
+        n = len(x)
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+        if not 0 <= start_epoch < epochs:
+            raise ValueError(f"start_epoch {start_epoch} outside [0, {epochs})")
+        self.n, self.batch_size, self.shuffle, self.seed = n, int(batch_size), bool(shuffle), int(seed)
+        self.epochs, self.start_epoch, self.scale = int(epochs), int(start_epoch), float(scale)
+        self.steps_per_epoch = n // self.batch_size if drop_remainder else -(-n // self.batch_size)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"drop_remainder with {n} images leaves no batch of {batch_size}")
+        self.transform = transform
+        self._read = memmap_row_reader(x)
+        self._order_epoch, self._order = -1, None
 
-        def gather(idx):
-            batch = tf.numpy_function(read_rows, [idx], tf.uint8)
-            batch.set_shape((None, *row_shape))
-            return tf.cast(batch, tf.float32) * scale
+    @property
+    def num_batches(self) -> int:
+        """Batches in the whole data set: ``steps_per_epoch * (epochs - start_epoch)``."""
+        return self.steps_per_epoch * (self.epochs - self.start_epoch)
 
-        ds = ds.map(gather, num_parallel_calls=1, deterministic=True)
-    else:
-        xt = tf.constant(x)
-        ds = ds.map(lambda idx: tf.cast(tf.gather(xt, idx), tf.float32) * scale,
-                    num_parallel_calls=1, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def rows(self, i: int) -> np.ndarray:
+        """Row indices (int64) of batch ``i``."""
+        if not 0 <= i < self.num_batches:
+            raise IndexError(f"batch {i} outside [0, {self.num_batches})")
+        epoch, j = self.start_epoch + i // self.steps_per_epoch, i % self.steps_per_epoch
+        if epoch != self._order_epoch:
+            self._order, self._order_epoch = epoch_order(self.n, self.seed, epoch, self.shuffle), epoch
+        return self._order[j * self.batch_size:(j + 1) * self.batch_size]
+
+    def __getitem__(self, i: int):
+        batch = self._read(self.rows(int(i))).astype(np.float32) * np.float32(self.scale)
+        return self.transform(batch) if self.transform is not None else batch
+
+    def __iter__(self):
+        for i in range(self.num_batches):
+            yield self[i]

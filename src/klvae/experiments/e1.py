@@ -71,7 +71,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     import keras
     from klvae import training
     from klvae.data import mnist as mnist_data
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
     from klvae.models.mlp import build_mlp_vae
 
     x_train, _, x_test, _ = mnist_data.load(mnist, n_train, n_test)
@@ -86,7 +86,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
                                   checkpoint=training.checkpoint_dir(model),
                                   fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}),
                                   nan_hint=f"lower e1.learning_rate (now {learning_rate:g}) or the KL coefficient c={kl_coefficient:g} in e1.coefficients")
-    test = vae.evaluate(image_dataset(x_test, batch_size, shuffle=False), verbose=0, return_dict=True)
+    test = vae.evaluate(ImageBatches(x_test, batch_size), verbose=0, return_dict=True)
     frame = pd.DataFrame(rows).drop(columns="seconds")
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     tmp = _atomic_path(history)

@@ -58,21 +58,12 @@ def _write_record(path, record: dict) -> None:
 
 
 def versions() -> dict:
-    """TensorFlow / Keras / NumPy / Python versions and the CPU model (strings)."""
-    import keras
-    import tensorflow as tf
+    """Keras backend and versions (:func:`klvae.backend.versions`), NumPy, Python and the CPU model (strings)."""
+    from klvae import backend
+    from klvae.report.provenance import cpu_model
 
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "cpu": cpu, "cpu_count": os.cpu_count()}
+    return {**backend.versions(), "numpy": np.__version__, "python": platform.python_version(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count()}
 
 
 def _build_pair(z_dim: int, init: str | None, seed: int):
@@ -122,13 +113,13 @@ def evaluate_pair(encoder, decoder, x_uint8: np.ndarray, batch_size: int = BATCH
         deterministic reconstruction ``decoder(z_mean)``.
     """
     from klvae import losses
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
     from klvae.models.vae import Sampling
 
     sampling = Sampling(seed=seed, name="eval_sampling")
     sums = {"reconstruction_loss": 0.0, "kl_loss": 0.0, "reconstruction_loss_at_mean": 0.0}
     n = 0
-    for x in image_dataset(x_uint8, batch_size, shuffle=False):
+    for x in ImageBatches(x_uint8, batch_size):
         z_mean, z_log_var = encoder(x, training=False)
         x_hat = decoder(sampling([z_mean, z_log_var]), training=False)
         b = int(x.shape[0])
@@ -179,7 +170,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     """Train one KL strategy on MNIST from the shared initial weights (E2).
 
     Every strategy gets the same initial weights (``init``), the same data order (the
-    shuffle of :func:`klvae.data.stream.image_dataset` seeded with ``seed``), the same
+    order of :func:`klvae.data.stream.epoch_order` seeded with ``seed``), the same
     sampling seed and the same optimizer (Adam, ``learning_rate``); only the way the KL loss
     reaches Keras differs.
 
@@ -223,7 +214,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     set_global_seed(int(seed), threads)
 
     from klvae.data.mnist import load
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
     from klvae import training
     from klvae.strategies.registry import get_strategy
 
@@ -250,7 +241,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
 
     test = evaluate_pair(encoder, decoder, x_test, int(batch_size), fact, int(seed))
     keras_test = strat.read_metrics(
-        vae.evaluate(strat.fit_data(image_dataset(x_test, int(batch_size), shuffle=False), int(z_dim)),
+        vae.evaluate(ImageBatches(x_test, int(batch_size), transform=lambda b: strat.fit_data(b, int(z_dim))),
                      verbose=0, return_dict=True), fact)
 
     for path, net in ((model, vae), (networks, export_pair(encoder, decoder, name=f"e2_{strategy}_z{int(z_dim)}")

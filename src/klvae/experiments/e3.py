@@ -4,11 +4,12 @@ Entry points the Snakemake rules call (file paths + plain params as keyword argu
 every output is written under a temporary name and renamed when complete):
 
 * :func:`train` -- train the VAE (``kind="vae"``) or the plain AE (``kind="ae"``) of
-  :mod:`klvae.models.faces` with the ``gradient_tape`` strategy (the ``train_step`` of
-  :class:`klvae.models.vae.VAE`, post VIII), streaming batches from the uint8 ``.npy``
-  written by :func:`klvae.data.celeba.preprocess` through ``tf.data`` (seeded shuffle,
-  batch, scale to [0, 1] float32, prefetch; :func:`klvae.data.stream.image_dataset`), so
-  no float32 copy of the training set exists. Writes the model (``.keras``) and a
+  :mod:`klvae.models.faces` (the keras.io VAE that post VIII's ``gradient_tape`` strategy
+  follows, :class:`klvae.models.vae.VAE`, trained through its backend-neutral
+  ``compute_loss``), streaming batches from the uint8 ``.npy`` written by
+  :func:`klvae.data.celeba.preprocess` (seeded order per epoch, batch, scale to [0, 1]
+  float32 per batch; :class:`klvae.data.stream.ImageBatches`), so no float32 copy of the
+  training set exists. Writes the model (``.keras``) and a
   per-epoch history CSV.
 * :func:`evaluate` -- test-set loss, reconstruction and KL of both models, one CSV.
 * :func:`encode_latents` -- the encoder's ``z_mean`` of test faces (``.npy``) plus a CSV
@@ -93,7 +94,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
         n_train: use the first ``n_train`` images (None = all).
         z_dim: latent dimensions (seed: 200).
         seed: seeds weights, sampling and the shuffle order.
-        threads: TensorFlow intra-op threads.
+        threads: CPU threads of the Keras backend (TensorFlow: intra-op threads).
         verbose: Keras ``fit`` verbosity.
 
     Returns:
@@ -152,14 +153,14 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
     set_global_seed(seed, threads)
     from keras import ops
 
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
 
     x = _open_images(test_npy, n_test)
     rows = []
     for name, path in (("vae", vae_model), ("ae", ae_model)):
         net = load_face_model(path)
         sums = np.zeros(4)
-        for batch in image_dataset(x, batch_size, shuffle=False):
+        for batch in ImageBatches(x, batch_size):
             total, rec, kl = net.loss_terms(batch, training=False)
             z_mean, _ = net.encoder(batch, training=False)
             mse = ops.mean(ops.square(net.decoder(z_mean, training=False) - batch))
@@ -182,11 +183,11 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     ``frac_negative``, ``frac_abs_le_3`` (fraction with |z_i| <= 3, where N(0, 1) keeps 99.7 %).
     """
     set_global_seed(0, threads)
-    from klvae.data.stream import image_dataset
+    from klvae.data.stream import ImageBatches
 
     x = _open_images(test_npy, n_test)
     net = load_face_model(model)
-    zs = [np.asarray(net.encoder(b, training=False)[0]) for b in image_dataset(x, batch_size, shuffle=False)]
+    zs = [np.asarray(net.encoder(b, training=False)[0]) for b in ImageBatches(x, batch_size)]
     z = np.concatenate(zs).astype(np.float32)
     tmp = atomic_path(latents)
     np.save(tmp, z)

@@ -12,7 +12,7 @@ The seed's ``MyVariationalAutoencoder(input_dim=(28,28,1), encoder_conv_filters=
 encoder_conv_kernel_size=[3,3,3], encoder_conv_strides=[1,2,2], decoder_conv_t_filters=[64,32,1],
 decoder_conv_t_kernel_size=[3,3,3], decoder_conv_t_strides=[2,2,1], z_dim=z_dim, act=0)``;
 ``act=0`` is LeakyReLU. The seed's input has an explicit channel axis; here the channel axis
-is added by the first layer so that the ``tf.data`` batches of :mod:`klvae.data.stream`
+is added by the first layer so that the image batches of :mod:`klvae.data.stream`
 (``(batch, 28, 28)``) are fed as they are and reconstructions have the input's shape.
 
 Every layer has a fixed name, so variable paths (``enc_conv_0/kernel``, ``dec_dense/bias``...) are the

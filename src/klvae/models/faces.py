@@ -101,8 +101,9 @@ def build_face_decoder(z_dim: int = Z_DIM, filters=DECODER_FILTERS, kernel_size:
 
 
 def build_face_vae(kl_weight: float = DEFAULT_KL_WEIGHT, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
-    """E3's VAE: ``mean-BCE + kl_weight * KL_seed``, trained by :class:`klvae.models.vae.VAE`'s
-    GradientTape ``train_step`` (the ``gradient_tape`` strategy, post VIII).
+    """E3's VAE: ``mean-BCE + kl_weight * KL_seed``, a :class:`klvae.models.vae.VAE` (the
+    keras.io VAE the ``gradient_tape`` strategy of post VIII follows; the KL term reaches
+    Keras through its backend-neutral ``compute_loss`` override).
 
     Weight initialisation uses Keras' global RNG: call :func:`klvae.seeding.set_global_seed`
     first for repeatable weights.
@@ -123,8 +124,8 @@ class FaceAE(VAE):
     ``KL_seed(z_mean, z_log_var)`` of the (unused) posterior as a monitor of how far the
     codes spread from N(0, I); it has weight 0 in ``loss``.
 
-    Training reuses :meth:`VAE.train_step` (GradientTape) unchanged; only
-    :meth:`loss_terms` and :meth:`call` differ.
+    Training reuses :class:`VAE`'s ``compute_loss`` unchanged; only :meth:`call` and
+    :meth:`loss_from_outputs` differ.
 
     Args: as :class:`VAE` (``kl_weight`` is accepted for config round trips and must be 0).
     """
@@ -137,12 +138,13 @@ class FaceAE(VAE):
         encoder.get_layer("z_log_var").trainable = False
 
     def call(self, x, training=False):
-        z_mean, _ = self.encoder(x, training=training)
-        return self.decoder(z_mean, training=training)
-
-    def loss_terms(self, x, training=False):
+        """``(x_hat, z_mean, z_log_var)`` with ``x_hat = decoder(z_mean)`` (no sampling)."""
         z_mean, z_log_var = self.encoder(x, training=training)
-        x_hat = self.decoder(z_mean, training=training)
+        return self.decoder(z_mean, training=training), z_mean, z_log_var
+
+    def loss_from_outputs(self, x, outputs):
+        """``(reconstruction, reconstruction, KL monitor)``: the loss is the reconstruction term alone."""
+        x_hat, z_mean, z_log_var = outputs
         rec = self._reconstruction_fn(x, x_hat)
         kl = ops.stop_gradient(self._kl_fn(z_mean, z_log_var))
         return rec, rec, kl

@@ -6,18 +6,18 @@
   same eps as an uninterrupted one).
 * :class:`FixedNoiseSampling` -- the same reparameterization with a given, fixed eps (for
   comparing several models on identical z; the E2 equivalence check).
-* :class:`VAE` -- a ``keras.Model`` subclass with its own ``train_step`` under
-  ``tf.GradientTape`` and ``keras.metrics.Mean`` trackers for the total loss, the
-  reconstruction loss and the KL divergence, after the keras.io VAE example and post VIII
-  of the seed series ("gradient_tape"). The loss is ``reconstruction + kl_weight * KL``
-  with the reconstruction and KL terms chosen by name from :mod:`klvae.losses`.
+* :class:`VAE` -- a ``keras.Model`` subclass whose ``compute_loss`` override adds the
+  KL divergence to the reconstruction loss, with ``keras.metrics.Mean`` trackers for the
+  total loss, the reconstruction loss and the KL divergence, after the keras.io VAE
+  example. The loss is ``reconstruction + kl_weight * KL`` with the reconstruction and KL
+  terms chosen by name from :mod:`klvae.losses`. Backend-neutral: it trains with Keras' own
+  ``train_step`` on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from klvae import losses
@@ -97,6 +97,13 @@ class FixedNoiseSampling(keras.layers.Layer):
 class VAE(keras.Model):
     """Encoder + sampling + decoder, trained on ``reconstruction + kl_weight * KL``.
 
+    Backend-neutral (``keras.ops`` only): Keras' own ``train_step`` on every backend does
+    the forward pass (:meth:`call`, which returns ``(x_hat, z_mean, z_log_var)``) and calls
+    :meth:`compute_loss`, which turns the outputs into the loss terms
+    (:meth:`loss_from_outputs`) and updates the three trackers -- the Keras 3 form of the
+    keras.io VAE example (which wrote its own ``train_step`` under ``tf.GradientTape``;
+    post VIII's hand-written step is :class:`klvae.strategies.gradient_tape.HandwrittenStepVAE`).
+
     Args:
         encoder: ``keras.Model`` mapping images ``(batch, *image_shape)`` float32 in [0, 1]
             to ``[z_mean, z_log_var]``, each ``(batch, z_dim)``.
@@ -110,9 +117,10 @@ class VAE(keras.Model):
         sampling: optional layer used instead of ``Sampling(seed)`` (e.g.
             :class:`FixedNoiseSampling` for the E2 equivalence check); not serialised.
 
-    ``fit`` takes datasets of images only (no targets). The logged metrics are
-    ``loss``, ``reconstruction_loss`` and ``kl_loss``, in the units of the chosen terms
-    (nats per sample for E1's terms).
+    ``fit`` takes batches of images only (no targets). The logged metrics are ``loss``,
+    ``reconstruction_loss`` and ``kl_loss``, in the units of the chosen terms (nats per
+    sample for E1's terms). Each tracker weights a batch by its size, so an epoch's (or a
+    test set's) value is the mean over images even when the last batch is smaller.
 
     Raises:
         KeyError: for an unknown loss name.
@@ -143,37 +151,38 @@ class VAE(keras.Model):
         return [self.total_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def call(self, x, training=False):
+        """``(x_hat, z_mean, z_log_var)`` for images ``x``: the decoder gets a sampled ``z``."""
         z_mean, z_log_var = self.encoder(x, training=training)
         z = self.sampling([z_mean, z_log_var])
-        return self.decoder(z, training=training)
+        return self.decoder(z, training=training), z_mean, z_log_var
 
-    def loss_terms(self, x, training=False):
-        """Forward pass returning ``(total, reconstruction, kl)`` scalar tensors for a batch ``x``."""
-        z_mean, z_log_var = self.encoder(x, training=training)
-        z = self.sampling([z_mean, z_log_var])
-        x_hat = self.decoder(z, training=training)
+    def loss_from_outputs(self, x, outputs):
+        """``(total, reconstruction, kl)`` scalar tensors from the images and :meth:`call`'s outputs."""
+        x_hat, z_mean, z_log_var = outputs
         rec = self._reconstruction_fn(x, x_hat)
         kl = self._kl_fn(z_mean, z_log_var)
         return rec + self.kl_weight * kl, rec, kl
 
-    def _update(self, total, rec, kl):
-        self.total_tracker.update_state(total)
-        self.reconstruction_tracker.update_state(rec)
-        self.kl_tracker.update_state(kl)
+    def loss_terms(self, x, training=False):
+        """Forward pass returning ``(total, reconstruction, kl)`` scalar tensors for a batch ``x``."""
+        return self.loss_from_outputs(x, self(x, training=training))
+
+    def update_trackers(self, x, total, rec, kl) -> dict:
+        """Add one batch's loss terms to the trackers, weighted by the batch size; the trackers' results."""
+        n = ops.cast(ops.shape(x)[0], "float32")
+        for tracker, value in zip(self.metrics, (total, rec, kl)):
+            tracker.update_state(value, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
-    def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            total, rec, kl = self.loss_terms(x, training=True)
-        grads = tape.gradient(total, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update(total, rec, kl)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of the batch ``x`` from ``y_pred`` = :meth:`call`'s outputs; updates the trackers."""
+        total, rec, kl = self.loss_from_outputs(x, y_pred)
+        self.update_trackers(x, total, rec, kl)
+        return total
 
-    def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        total, rec, kl = self.loss_terms(x, training=False)
-        return self._update(total, rec, kl)
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """The trackers' results (:meth:`compute_loss` already updated them)."""
+        return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
         return {

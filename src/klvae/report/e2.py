@@ -28,31 +28,50 @@ def _cell(text, limit: int = 170) -> str:
 
 
 def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
-    """The Keras 2 -> 3 matrix as the pipeline produced it (rule ``e2_compatibility``)."""
+    """The Keras 2 -> 3 matrix with its backend axis, as the pipeline produced it (rule ``e2_compatibility``).
+
+    Two tables: the seeds' forms (Keras 2; Keras 3 on TensorFlow, JAX, PyTorch) and this
+    project's Keras 3 forms per backend.
+    """
+    from klvae.strategies.compat import BACKEND_TITLES, BACKENDS, KERAS2
+
     t = pd.read_csv(summary_csv, keep_default_na=False)
     long = pd.read_csv(long_csv, keep_default_na=False)
-    versions = {f: long.loc[long["keras_flavour"] == f, "keras_version"].iloc[0]
-                for f in dict.fromkeys(long["keras_flavour"])}
-    k2 = next((v for f, v in versions.items() if "2" in f.split("(")[0]), "?")
-    k3 = next((v for f, v in versions.items() if f.startswith("Keras 3")), "?")
-    tf = long["tensorflow"].iloc[0]
-    rows = [[f"`{r.strategy}`", r.seed_post, _cell(r.seed_form_keras2), _cell(r.seed_form_keras3),
-             _cell(r.project_form_keras3)] for r in t.itertuples()]
-    md = markdown_table(["strategy", "post", f"seed's form, Keras 2 (tf-keras {k2})", f"seed's form, Keras 3 ({k3})",
-                         "this project's form, Keras 3"], rows,
-                        f"Does each way of adding the KL loss run as the seed wrote it? Each form was built and trained "
-                        f"for a few steps on MNIST by rule `e2_compatibility` (TensorFlow {tf}; Keras 2 in a separate "
-                        f"process with `TF_USE_LEGACY_KERAS=1`); a failure shows the stage, exception type and the first "
-                        f"line of its message. Source: `results/tables/e2_compatibility.csv`.",
-                        "tbl-e2-compat", align="llllll"[:5])
+    tried = long[long["runs"] != "n/a"]
+    versions = {f: tried.loc[tried["keras_flavour"] == f, "keras_version"] for f in dict.fromkeys(long["keras_flavour"])}
+    k2 = next((v.iloc[0] for f, v in versions.items() if f == KERAS2 and len(v)), "not installed")
+    k3 = next((v.iloc[0] for f, v in versions.items() if f.startswith("Keras 3") and len(v)), "?")
+    tf = next((v for v in long["tensorflow"] if v), "not installed")
+    seed_cols = ["seed_form_keras2", *[f"seed_form_keras3_{b}" for b in BACKENDS]]
+    rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in seed_cols]] for r in t.itertuples()]
+    md = markdown_table(["strategy", "post", f"Keras 2 (tf-keras {k2})",
+                         *[f"Keras 3 {k3}, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
+                        f"Does each way of adding the KL loss run as the seed wrote it, under legacy Keras 2 and under "
+                        f"Keras 3 on each backend? Each form was built and trained for a few steps on MNIST by rule "
+                        f"`e2_compatibility`, each flavour and backend in a fresh process (TensorFlow {tf}; Keras 2 "
+                        f"with `TF_USE_LEGACY_KERAS=1`; the seeds reach Keras through `tf.keras`, which is Keras 3 with "
+                        f"the backend named by `KERAS_BACKEND`); a failure shows the stage, exception type and the "
+                        f"first line of its message; n/a says why a cell could not be tried on the machine that made "
+                        f"the table. Source: `results/tables/e2_compatibility.csv`.",
+                        "tbl-e2-compat", align="llllll")
+    proj_cols = [f"project_form_{b}" for b in BACKENDS]
+    rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
+    md += "
+" + markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
+                                "This project's Keras 3 form of each strategy (the code E2 trains) on each Keras 3 "
+                                "backend, tried the same way by rule `e2_compatibility`. Post VIII's hand-written "
+                                "`train_step` is a per-backend idiom (`tf.GradientTape`; a stateless "
+                                "`jax.value_and_grad` step on JAX). Source: `results/tables/e2_compatibility.csv`.",
+                                "tbl-e2-compat-backends", align="lllll")
     variants = [r for r in t.itertuples() if getattr(r, "variants", "")]
     if variants:
         md += "\nVariants the pipeline also tried:\n\n" + "\n".join(
-            f"- `{r.strategy}`: {_cell(r.variants, 400)}" for r in variants) + "\n"
-    n_fail3 = int((~t["seed_form_keras3"].str.startswith("runs")).sum())
+            f"- `{r.strategy}`: {_cell(r.variants, 600)}" for r in variants) + "\n"
+    n_fail3 = int((~t["seed_form_keras3_tensorflow"].str.startswith("runs")).sum())
     n_fail2 = int((~t["seed_form_keras2"].str.startswith("runs")).sum())
+    by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in BACKENDS}
     return md, {"keras2": k2, "keras3": k3, "n_fail_keras3": n_fail3, "n_fail_keras2": n_fail2,
-                "n_strategies": len(t)}
+                "n_strategies": len(t), **by_backend}
 
 
 def equivalence_table(csv: str) -> tuple[str, dict]:
@@ -129,9 +148,10 @@ def timing_table(csv: str) -> tuple[str, dict]:
                         f"{int(r0.n_windows)} windows of {int(r0.steps_per_window)} steps, the windows interleaved across "
                         f"strategies (A B C … A B C …) after {int(r0.warmup_steps)} warm-up steps each; s/epoch = median "
                         f"× steps of an epoch of {int(r0.epoch_images):,} images. Peak RSS is that of the one benchmark "
-                        f"process (all models loaded). {r0.cpu}, {int(r0.cpu_count)} logical CPUs, TensorFlow "
-                        f"{r0.tensorflow}, Keras {r0.keras}, intra-op threads {int(r0.intra_op_threads)}, inter-op "
-                        f"{int(r0.inter_op_threads)}, jit_compile {r0.jit_compile}. Made by rule `e2_timing` "
+                        f"process (all models loaded). {r0.cpu}, {int(r0.cpu_count)} logical CPUs, accelerator: "
+                        f"{r0.gpu}, Keras {r0.keras} on {r0.backend} {r0.backend_version}, intra-op threads "
+                        f"{int(r0.intra_op_threads)}, inter-op {int(r0.inter_op_threads)} (0: the backend's "
+                        f"default), jit_compile {r0.jit_compile}. Made by rule `e2_timing` "
                         f"(`results/tables/e2_timing.csv`).", "tbl-e2-timing", align="llrrrrrrr")
     kl = t[t["strategy"] != "no_kl"].set_index("strategy")
     worst_fastest = kl["ratio_to_fastest"].max()

@@ -126,7 +126,7 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
         inp = _pick(pipe, "input_images_per_second", tf_threads=r.tf_threads)
         cons = _pick(pipe, "train_consumption_images_per_second", tf_threads=r.tf_threads)
         step = _pick(pipe, "train_step_ms", tf_threads=r.tf_threads)
-        rows.append([f"input pipeline vs training, {r.tf_threads} TF thread(s)",
+        rows.append([f"input pipeline vs training, {r.tf_threads} backend thread(s)",
                      f"{float(inp.value):,.0f} images/s in ({inp.spread})",
                      f"{float(cons.value):,.0f} images/s consumed ({float(step.value):,.0f} ms/step, {step.spread})",
                      f"{float(r.value):.0f}× (target ≥ 5×: {'met' if str(r.meets_target) == 'True' else '**not met**'})"])
@@ -136,7 +136,8 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                         f"the streamed uint8 memmap against the seed's float32 array (each in its own process; "
                         f"extrapolated to the seed's 170,000 images), and the input pipeline's throughput against what "
                         f"the training step consumes (batch {int(pipe['batch_size'].iloc[0])}). {info.cpu}, "
-                        f"{int(info.logical_cores)} logical CPUs, TensorFlow {info.tensorflow}, Pillow {info.pillow}. "
+                        f"{int(info.logical_cores)} logical CPUs, Keras backend {getattr(info, 'backend', 'tensorflow')} "
+                        f"(TensorFlow {info.tensorflow or 'not installed'}), Pillow {info.pillow}. "
                         f"Made by rules `e3_bench_preprocessing`, `e3_bench_memory`, `e3_bench_pipeline` "
                         f"(`results/tables/e3_bench_*.csv`).", "tbl-e3-bench", align="llll")
     out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",

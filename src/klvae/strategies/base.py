@@ -31,9 +31,9 @@ import math
 from typing import ClassVar
 
 import keras
-import tensorflow as tf
+import numpy as np
 
-from klvae import losses
+from klvae import backend, losses
 from klvae.models.vae import Sampling
 
 #: The seeds' KL weight for E2 (posts V-VII, cell 6 of post VII).
@@ -45,19 +45,6 @@ METRIC_NAMES = ("loss", "reconstruction_loss", "kl_loss")
 def reconstruction_loss(y_true, y_pred):
     """Keras loss function: :func:`klvae.losses.bce_mean` of the batch (scalar, nats per pixel)."""
     return losses.bce_mean(y_true, y_pred)
-
-
-def reconstruction_metric() -> keras.metrics.Metric:
-    """Compiled metric ``reconstruction_loss``: per-image mean BCE averaged over all images seen.
-
-    Like Keras' own ``loss`` tracker it weights each batch by its size, so epoch means of
-    ``loss``, ``reconstruction_loss`` and ``kl_loss`` stay consistent with a partial last batch.
-    """
-    def per_image_bce(y_true, y_pred):
-        n_pixels = math.prod(int(d) for d in y_pred.shape[1:])
-        return losses.bce_per_sample_sum(y_true, y_pred) / float(n_pixels)
-
-    return keras.metrics.MeanMetricWrapper(per_image_bce, name="reconstruction_loss")
 
 
 def batch_size_of(t):
@@ -126,21 +113,23 @@ class KLStrategy(abc.ABC):
         """``loss`` / ``metrics`` keyword arguments for ``model.compile``."""
 
     # -- data ------------------------------------------------------------------------------
-    def fit_data(self, images: tf.data.Dataset, z_dim: int) -> tf.data.Dataset:
-        """Map a dataset of image batches (float32 ``(b,28,28)``) to what ``fit`` needs.
+    def fit_data(self, images: np.ndarray, z_dim: int):
+        """Map one batch of images (float32 NumPy ``(b,28,28)`` in [0, 1]) to what ``fit`` takes.
 
         Default: ``(x, x)`` (images as their own targets, as the seeds' ``fit(x, x)``).
+        Used as the ``transform`` of :class:`klvae.data.stream.ImageBatches`.
         """
-        return images.map(lambda x: (x, x))
+        return images, images
 
     # -- one batch, for the equivalence check -----------------------------------------------
     def loss_and_gradients(self, model: keras.Model, x, variables, z_dim: int) -> tuple:
         """Training loss on the batch ``x`` and its gradients w.r.t. ``variables``.
 
-        Runs what the compiled ``train_step`` runs (Keras 3, TF backend): the batch mapped
+        Runs what the compiled ``train_step`` runs, on the active backend: the batch mapped
         by :meth:`fit_data`, a forward pass with ``training=True`` and
-        ``model.compute_loss`` (compiled losses plus ``add_loss`` terms) under a
-        ``tf.GradientTape``. The model must be compiled.
+        ``model.compute_loss`` (compiled losses, ``add_loss`` terms and ``compute_loss``
+        overrides), differentiated by the backend's own autodiff
+        (:func:`klvae.backend.loss_and_gradients`). The model must be compiled.
 
         Args:
             model: the built and compiled model.
@@ -152,13 +141,9 @@ class KLStrategy(abc.ABC):
             ``(loss, grads)``: scalar float32 tensor and a list of tensors (None where a
             variable does not influence the loss).
         """
-        batch = tf.data.Dataset.from_tensors(tf.convert_to_tensor(x, dtype=tf.float32))
-        data = next(iter(self.fit_data(batch, z_dim)))
+        data = self.fit_data(np.asarray(x, dtype=np.float32), z_dim)
         x_in, y, sw = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = model(x_in, training=True)
-            loss = model.compute_loss(x=x_in, y=y, y_pred=y_pred, sample_weight=sw, training=True)
-        return loss, tape.gradient(loss, list(variables))
+        return backend.loss_and_gradients(model, x_in, y, sw, variables)
 
     # -- reporting -------------------------------------------------------------------------
     def read_metrics(self, logs: dict, fact: float = FACT) -> dict:
@@ -178,6 +163,48 @@ def make_sampling(seed: int, sampling: keras.layers.Layer | None) -> keras.layer
 
 
 @keras.saving.register_keras_serializable(package="klvae")
+class LayerLossModel(keras.Model):
+    """Functional model whose KL term reaches Keras through a layer's ``add_loss`` (posts IV and V).
+
+    ``compute_loss`` is Keras' own (compiled losses plus the layers' ``add_loss`` terms);
+    this class only reads the terms back to report ``reconstruction_loss`` and ``kl_loss``
+    with two ``Mean`` trackers weighted by batch size. Layers cannot update metrics inside
+    ``call()`` on the JAX backend (the layer's metric variables are not part of the state
+    ``stateless_call`` threads through; Keras 3.15 raises ``TypeError: 'NoneType' object is
+    not callable``), so the trackers live here, at model level, on every backend.
+
+    Args:
+        inputs, outputs: as for a functional ``keras.Model``.
+        fact: KL weight; the last layer loss of a call is ``fact * KL_seed``.
+        reconstruction_in_layer: True when the first layer loss is the BCE (post IV: the
+            layer adds both terms); False when the BCE is the compiled loss (post V), then
+            the reconstruction is ``loss - fact * KL_seed``.
+    """
+
+    def __init__(self, *args, fact: float = FACT, reconstruction_in_layer: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fact = float(fact)
+        self.reconstruction_in_layer = bool(reconstruction_in_layer)
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        terms = self.losses
+        if not terms:  # Keras' symbolic build calls compute_loss without a forward pass
+            return total
+        fact_kl = terms[-1]
+        rec = terms[0] if self.reconstruction_in_layer else total - fact_kl
+        n = batch_size_of(keras.tree.flatten(x)[0])
+        self.reconstruction_tracker.update_state(rec, sample_weight=n)
+        self.kl_tracker.update_state(fact_kl / self.fact, sample_weight=n)
+        return total
+
+    def get_config(self):
+        return {**super().get_config(), "fact": self.fact, "reconstruction_in_layer": self.reconstruction_in_layer}
+
+
+@keras.saving.register_keras_serializable(package="klvae")
 class Identity(keras.layers.Layer):
     """Pass-through layer; gives a model output its name (Keras 3 names outputs by layer)."""
 
@@ -188,5 +215,5 @@ class Identity(keras.layers.Layer):
         return input_shape
 
 
-__all__ = ["FACT", "METRIC_NAMES", "KLStrategy", "reconstruction_loss", "reconstruction_metric", "batch_size_of",
-           "kl_seed", "make_sampling", "Identity"]
+__all__ = ["FACT", "METRIC_NAMES", "KLStrategy", "reconstruction_loss", "batch_size_of",
+           "kl_seed", "make_sampling", "Identity", "LayerLossModel"]

@@ -9,16 +9,17 @@ layer; the binary cross-entropy is given to ``compile()`` and the model is fitte
 15 s for post IV on a GTX 960).
 
 Keras 3 form (this module): the same, with the KL term from :mod:`klvae.losses` via
-``keras.ops`` and a ``keras.metrics.Mean`` tracker instead of ``add_metric``; the BCE is
-:func:`klvae.losses.bce_mean`, given to ``compile()`` as loss and as metric.
+``keras.ops``; the model (:class:`klvae.strategies.base.LayerLossModel`) reports the KL
+term and the BCE with ``Mean`` trackers instead of ``add_metric`` (removed in Keras 3; a
+layer cannot update metrics in ``call()`` on JAX); the BCE is
+:func:`klvae.losses.bce_mean`, given to ``compile()``.
 """
 
 from __future__ import annotations
 
 import keras
 
-from klvae.strategies.base import (FACT, KLStrategy, batch_size_of, kl_seed, make_sampling, reconstruction_loss,
-                                   reconstruction_metric)
+from klvae.strategies.base import FACT, KLStrategy, LayerLossModel, kl_seed, make_sampling, reconstruction_loss
 from klvae.strategies.registry import register
 
 
@@ -26,8 +27,8 @@ from klvae.strategies.registry import register
 class KLLossLayer(keras.layers.Layer):
     """Adds ``fact * KL_seed(z_mean, z_log_var)`` as a layer loss; returns its inputs unchanged.
 
-    Inputs/outputs: ``[z_mean, z_log_var]``, float32 ``(b, z_dim)`` each.
-    Metric: ``kl_loss`` (KL_seed, unscaled), mean over batches weighted by batch size.
+    Inputs/outputs: ``[z_mean, z_log_var]``, float32 ``(b, z_dim)`` each. Layer loss:
+    ``fact * KL_seed`` (scalar).
 
     Args:
         fact: KL weight.
@@ -36,13 +37,10 @@ class KLLossLayer(keras.layers.Layer):
     def __init__(self, fact: float = FACT, **kwargs):
         super().__init__(**kwargs)
         self.fact = float(fact)
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        kl = kl_seed(z_mean, z_log_var)
-        self.add_loss(self.fact * kl)
-        self.kl_tracker.update_state(kl, sample_weight=batch_size_of(z_mean))
+        self.add_loss(self.fact * kl_seed(z_mean, z_log_var))
         return [z_mean, z_log_var]
 
     def compute_output_shape(self, input_shape):
@@ -62,7 +60,8 @@ class EncoderLayer(KLStrategy):
     description = ("A custom layer right after mu/log_var inside the Encoder adds the KL loss with "
                    "add_loss() in call() and passes mu/log_var on to the sampling layer; the BCE is "
                    "given to compile() and fit(x, x) supplies the targets.")
-    keras3_form = "Mean tracker in the layer instead of the removed add_metric(); keras.ops instead of tf ops."
+    keras3_form = ("model-level Mean trackers instead of the removed add_metric() (no metric updates in a layer's "
+                   "call() on JAX); keras.ops instead of tf ops.")
 
     def build(self, encoder, decoder, fact=FACT, seed=0, sampling=None):
         x = keras.Input(shape=encoder.input.shape[1:], name="vae_input")
@@ -70,10 +69,10 @@ class EncoderLayer(KLStrategy):
         z = make_sampling(seed, sampling)([z_mean, z_log_var])
         encoder_with_kl = keras.Model(x, z, name="encoder_with_kl")
         x_in = keras.Input(shape=encoder.input.shape[1:], name="vae_input")
-        return keras.Model(x_in, decoder(encoder_with_kl(x_in)), name="vae_encoder_layer")
+        return LayerLossModel(x_in, decoder(encoder_with_kl(x_in)), fact=fact, name="vae_encoder_layer")
 
     def networks(self, model):
         return model.get_layer("encoder_with_kl").get_layer("encoder"), model.get_layer("decoder")
 
     def compile_kwargs(self, fact=FACT):
-        return {"loss": reconstruction_loss, "metrics": [reconstruction_metric()]}
+        return {"loss": reconstruction_loss}

@@ -7,27 +7,28 @@ and returns the decoder output; the model is compiled with ``loss=None`` and fit
 images alone.
 
 Keras 3 form (this module): the same layer, with the loss terms of :mod:`klvae.losses`
-via ``keras.ops``, ``self.add_loss(total)`` (Keras 3's ``add_loss`` has no ``inputs``
-argument) and two ``keras.metrics.Mean`` trackers owned by the layer in place of
-``add_metric`` (removed in Keras 3); Keras' own ``loss`` tracker reports the total.
+via ``keras.ops``; it adds the total as two ``add_loss`` terms, the BCE and ``fact * KL``
+(Keras 3's ``add_loss`` has no ``inputs`` argument; Keras sums the terms, so the total is
+the seed's), and the model (:class:`klvae.strategies.base.LayerLossModel`) reports each
+term with a ``Mean`` tracker in place of ``add_metric`` (removed in Keras 3; a layer
+cannot update metrics in ``call()`` on JAX). Keras' own ``loss`` tracker reports the total.
 """
 
 from __future__ import annotations
 
 import keras
 
-from klvae.strategies.base import FACT, KLStrategy, batch_size_of, kl_seed, make_sampling, reconstruction_loss
+from klvae.strategies.base import FACT, KLStrategy, LayerLossModel, kl_seed, make_sampling, reconstruction_loss
 from klvae.strategies.registry import register
 
 
 @keras.saving.register_keras_serializable(package="klvae")
 class VAELossLayer(keras.layers.Layer):
-    """Adds ``mean BCE + fact * KL_seed`` as a layer loss; returns the reconstruction unchanged.
+    """Adds ``mean BCE + fact * KL_seed`` as layer losses; returns the reconstruction unchanged.
 
     Inputs: ``[z_mean, z_log_var, x, x_hat]`` -- float32 ``(b, z_dim)``, ``(b, z_dim)``,
-    ``(b, 28, 28)``, ``(b, 28, 28)``. Output: ``x_hat``.
-    Metrics: ``reconstruction_loss`` (nats per pixel) and ``kl_loss`` (KL_seed), means over
-    batches weighted by batch size.
+    ``(b, 28, 28)``, ``(b, 28, 28)``. Output: ``x_hat``. Layer losses, in this order: the
+    BCE (nats per pixel), ``fact * KL_seed``.
 
     Args:
         fact: KL weight.
@@ -36,17 +37,11 @@ class VAELossLayer(keras.layers.Layer):
     def __init__(self, fact: float = FACT, **kwargs):
         super().__init__(**kwargs)
         self.fact = float(fact)
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
 
     def call(self, inputs):
         z_mean, z_log_var, x, x_hat = inputs
-        rec = reconstruction_loss(x, x_hat)
-        kl = kl_seed(z_mean, z_log_var)
-        self.add_loss(rec + self.fact * kl)
-        n = batch_size_of(x)  # weight batches by size, as Keras' own ``loss`` tracker does
-        self.reconstruction_tracker.update_state(rec, sample_weight=n)
-        self.kl_tracker.update_state(kl, sample_weight=n)
+        self.add_loss(reconstruction_loss(x, x_hat))
+        self.add_loss(self.fact * kl_seed(z_mean, z_log_var))
         return x_hat
 
     def compute_output_shape(self, input_shape):
@@ -66,8 +61,9 @@ class EndLayer(KLStrategy):
     description = ("A custom layer on top of Encoder -> Decoder receives [mu, log_var, input, output] "
                    "explicitly and adds the whole loss (BCE + fact * KL) with add_loss(); compiled with "
                    "loss=None and fitted on the images alone.")
-    keras3_form = ("add_loss(total) without the removed `inputs=` argument; Mean trackers owned by the layer "
-                   "instead of the removed add_metric(); keras.ops instead of tf.keras.backend.")
+    keras3_form = ("add_loss() without the removed `inputs=` argument, the total as two terms (BCE, fact*KL); "
+                   "model-level Mean trackers instead of the removed add_metric() (no metric updates in a "
+                   "layer's call() on JAX); keras.ops instead of tf.keras.backend.")
 
     def build(self, encoder, decoder, fact=FACT, seed=0, sampling=None):
         x = keras.Input(shape=encoder.input.shape[1:], name="vae_input")
@@ -75,7 +71,7 @@ class EndLayer(KLStrategy):
         z = make_sampling(seed, sampling)([z_mean, z_log_var])
         x_hat = decoder(z)
         out = VAELossLayer(fact, name="vae_loss")([z_mean, z_log_var, x, x_hat])
-        return keras.Model(x, out, name="vae_end_layer")
+        return LayerLossModel(x, out, fact=fact, reconstruction_in_layer=True, name="vae_end_layer")
 
     def networks(self, model):
         return model.get_layer("encoder"), model.get_layer("decoder")

@@ -483,6 +483,10 @@ def first_line(exc: BaseException, limit: int = 240) -> str:
     elif lines and lines[0].startswith("in user code:"):
         hits = [m.group(2) for m in map(_EXC_LINE.match, lines) if m]
         text = hits[-1] if hits else ""
+    elif lines and lines[0].startswith("Exception encountered when calling"):
+        # Keras 3 (JAX backend): the wrapped message follows after a blank line, then "Arguments received"
+        rest = [ln for ln in lines[1:] if ln and not ln.startswith("Arguments received")]
+        text = f"{lines[0]} {rest[0]}" if rest and not rest[0].startswith("•") else ""
     if not text:
         text = next((ln for ln in lines if ln), "")
     return text if len(text) <= limit else text[: limit - 3] + "..."
