@@ -56,8 +56,7 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
                         "tbl-e2-compat", align="llllll")
     proj_cols = [f"project_form_{b}" for b in BACKENDS]
     rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
-    md += "
-" + markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
+    md += "\n" + markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
                                 "This project's Keras 3 form of each strategy (the code E2 trains) on each Keras 3 "
                                 "backend, tried the same way by rule `e2_compatibility`. Post VIII's hand-written "
                                 "`train_step` is a per-backend idiom (`tf.GradientTape`; a stateless "

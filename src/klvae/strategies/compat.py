@@ -21,7 +21,6 @@ and the reason, never silently left out. Nothing is typed in.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
@@ -314,16 +313,9 @@ def summary_table(rows: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     """Worker: ``python -m klvae.strategies.compat --out F ...`` writes :func:`project_forms`' records as JSON."""
-    p = argparse.ArgumentParser(description="Try this project's KL strategies on the Keras backend of this process.")
-    p.add_argument("--out", required=True, help="JSON output")
-    p.add_argument("--n-images", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--z-dim", type=int, default=2)
-    p.add_argument("--fact", type=float, default=6.5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--mnist", default=None)
-    a = p.parse_args(argv)
+    from klvae.strategies.seed_forms import worker_arguments
+
+    a = worker_arguments("Try this project's KL strategies on the Keras backend of this process.", argv, 128)
     rows = project_forms(a.n_images, a.batch_size, a.z_dim, a.fact, a.seed, a.mnist, a.threads)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as fh:

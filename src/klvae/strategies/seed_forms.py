@@ -577,17 +577,24 @@ def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: floa
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Try the seeds' KL-loss forms under the Keras of this process.")
+def worker_arguments(description: str, argv=None, n_images: int = 64) -> argparse.Namespace:
+    """The command line of a compatibility worker (this module, :mod:`klvae.strategies.compat`):
+    ``--out`` (JSON), ``--n-images``, ``--batch-size``, ``--z-dim``, ``--fact``, ``--seed``,
+    ``--threads``, ``--mnist``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", required=True, help="JSON output")
-    p.add_argument("--n-images", type=int, default=64)
+    p.add_argument("--n-images", type=int, default=n_images)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--z-dim", type=int, default=2)
     p.add_argument("--fact", type=float, default=6.5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mnist", default=None)
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = worker_arguments("Try the seeds' KL-loss forms under the Keras of this process.", argv)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
