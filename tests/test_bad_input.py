@@ -399,7 +399,9 @@ def test_nan_loss_fails_the_e1_rule_and_leaves_no_model(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule e1_train" in out
-    assert "FloatingPointError: non-finite training loss nan" in out and "lower e1.learning_rate (now 1)" in out
+    # nan or inf, whichever the diverging run hits first (it depends on the data order)
+    assert re.search(r"FloatingPointError: non-finite training loss (nan|inf)", out), out[-3000:]
+    assert "lower e1.learning_rate (now 1)" in out
     run_dir = work / "results/e1/r0/c1"
     assert not (run_dir / "model.keras").exists()
     assert not run_dir.exists() or not [p for p in run_dir.rglob("*") if p.is_file()]
