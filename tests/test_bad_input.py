@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
