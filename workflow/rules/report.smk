@@ -1,5 +1,6 @@
 # The report: one fragment rule per chapter (every number, as markdown + YAML variables),
 # then the Quarto project in report/ rendered to results/report/klvae.html and klvae.pdf.
+# (Rendering from a results bundle instead uses workflow/rules/bundle.smk; see the Snakefile.)
 
 REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"
@@ -87,7 +88,12 @@ rule report_methods:
         deviations=f"{GEN}/deviations.md",
         banner=f"{GEN}/banner.md",
         variables=f"{GEN}/methods.vars.yml",
+        # the run record (Keras backend, hardware, host, date, commit, every package) and the
+        # config as used: both travel in a results bundle (klvae.bundle, `make bundle`)
+        run_json=f"{GEN}/run.json",
+        config_yaml=f"{GEN}/config.yaml",
     params:
+        backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
         func="klvae.report.fragments:write_methods",
         kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
     benchmark:

@@ -141,8 +141,14 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
                           "tbl-deviations", align="llll")
 
 
-def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, repo: str) -> tuple[str, dict]:
-    """Data provenance, software versions, hardware and per-rule wall time tables."""
+def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, repo: str,
+                     run: dict | None = None) -> tuple[str, dict]:
+    """Data provenance, software versions, hardware and per-rule wall time tables.
+
+    ``run`` is the run's :func:`klvae.report.provenance.run_record` (made here when ``None``):
+    the versions, hardware, Keras backend, host, date and commit of the machine that made the
+    numbers. Returns the markdown and the ``env`` variables."""
+    run = run if run is not None else provenance.run_record(config, repo)
     prov = json.loads(Path(mnist_provenance).read_text())
     data_rows = [["source", f"`{prov['source']}`"]]
     for key in ("file", "sha256", "member", "member_sha256", "folder"):
@@ -156,17 +162,21 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     md = markdown_table(["MNIST", "value"], data_rows,
                         "MNIST provenance: every hash was verified before the file was read. Made by rule "
                         "`mnist_canonical` (`results/data/mnist_provenance.json`).", "tbl-provenance", align="ll")
-    versions = provenance.package_versions()
+    versions = run["versions"]
     md += "\n" + markdown_table(["package", "version"], [[k, v] for k, v in versions.items()],
-                                "Software versions of the environment that rendered this report.", "tbl-versions",
-                                align="ll")
-    hw = provenance.hardware()
-    hw_rows = [[k, v] for k, v in hw.items()] + [
-        ["TensorFlow intra-op threads per training job", str(config["threads"]["train"])],
-        ["profile", f"`{config['profile']}`"], ["seed", str(config["seed"])],
-        ["project commit", f"`{provenance.git_commit(repo)}`"]]
-    md += "\n" + markdown_table(["", "value"], hw_rows, "Hardware, threads, profile and code version.",
-                                "tbl-hardware", align="ll")
+                                "Software versions of the environment that made the numbers (recorded by rule "
+                                "`report_methods` at the end of the run; every installed package is listed in "
+                                "`results/report/generated/run.json`).", "tbl-versions", align="ll")
+    hw = run["hardware"]
+    hw_rows = [["Keras backend", f"**{run['keras_backend']}**"], ["host", f"`{run['host']}`"],
+               *[[k, v] for k, v in hw.items()],
+               ["threads per training job (intra-op)", str(config["threads"]["train"])],
+               ["profile", f"`{config['profile']}`"], ["seed", str(config["seed"])],
+               ["project commit", f"`{run['git_commit']}`"], ["recorded (UTC)", run["recorded_utc"]]]
+    md += "\n" + markdown_table(["", "value"], hw_rows,
+                                "Where, when and on what the numbers were made: Keras backend, host, hardware, "
+                                "threads, profile and code version (recorded by rule `report_methods` at the end "
+                                "of the run).", "tbl-hardware", align="ll")
     times = provenance.rule_times(benchmarks_dir)
     t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
                fmt_num(r["max_s"], 1), fmt_num(r["max_rss_mb"], 0)] for r in times]
@@ -176,16 +186,35 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                                 f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time in all "
                                 "(jobs may run in parallel). The report rules themselves are not listed.",
                                 "tbl-rule-times", align="lrrrrr")
-    variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "tensorflow": versions["tensorflow"],
-                 "keras": versions["keras"], "job_minutes": fmt_num(total / 60, 1)}
+    variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
+                 "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions["keras"],
+                 "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
+                 "recorded_utc": run["recorded_utc"], "job_minutes": fmt_num(total / 60, 1)}
     return md, variables
 
 
-def banner_fragment(config: dict) -> str:
-    """A visible warning at the top of the report when the numbers come from the quick profile."""
+def provenance_line(run: dict) -> str:
+    """One sentence: where (host, hardware), when, with which Keras backend and at which commit
+    the numbers were made, from a :func:`klvae.report.provenance.run_record`."""
+    hw = run["hardware"]
+    keras = run["versions"].get("keras", "?")
+    return (f"Made with the **{run['profile']}** profile (seed {run['seed']}) on host `{run['host']}` "
+            f"({hw['CPU']}, {hw['logical CPUs']} logical CPUs, {hw['memory']}; GPU: {hw['GPU']}) with Keras "
+            f"{keras} on the **{run['keras_backend']}** backend, at project commit `{run['git_commit']}`; "
+            f"recorded {run['recorded_utc'].replace('T', ' ').replace('Z', ' UTC')} at the end of the run.")
+
+
+def banner_fragment(config: dict, run: dict | None = None) -> str:
+    """The title page's banner: where, when, on which hardware, with which Keras backend and at
+    which commit the numbers were made (when ``run`` is given), and a visible warning when they
+    come from the quick profile."""
+    out = ""
+    if run is not None:
+        out += ("::: {.callout-note}\n**Where these numbers come from.** " + provenance_line(run)
+                + " Details in the methods chapter.\n:::\n")
     if config["profile"] != "quick":
-        return ""
-    return ("::: {.callout-warning}\n"
+        return out
+    return out + ("::: {.callout-warning}\n"
             "**Quick profile.** This report was rendered from the **quick** profile (small subsets, a few epochs): it checks that "
             "every step of the pipeline runs. Its numbers are not comparable with the seeds'; run "
             "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
@@ -199,12 +228,19 @@ def write_e1(md: str, variables: str, e1_table: str, latents: list[str], coeffic
     write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
 
 
-def write_methods(md: str, deviations: str, banner: str, variables: str, mnist_provenance: str, config: dict,
-                  paper_config: str, schema: str, benchmarks_dir: str, repo: str) -> None:
+def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, config_yaml: str,
+                  mnist_provenance: str, config: dict, paper_config: str, schema: str, benchmarks_dir: str,
+                  repo: str) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
-    settings that differ from the seeds' (``deviations``), the quick-profile warning (``banner``)
-    and the run-wide variables (profile, seed, data, environment)."""
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, repo)
+    settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
+    when, on what, with which Keras backend and commit; the quick-profile warning), the run-wide
+    variables (profile, seed, data, environment), the run record (``run_json``: the resolved
+    environment, every installed package, hardware, Keras backend, host, date, git commit; see
+    :func:`klvae.report.provenance.run_record`) and the config exactly as used, schema defaults
+    filled (``config_yaml``). ``run_json`` and ``config_yaml`` travel in a results bundle
+    (:mod:`klvae.bundle`)."""
+    run = provenance.run_record(config, repo)
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, repo, run=run)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],
@@ -214,5 +250,7 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, mnist_p
     }
     write_text(md, text)
     write_text(deviations, deviations_fragment(config, paper_config, schema))
-    write_text(banner, banner_fragment(config))
+    write_text(banner, banner_fragment(config, run))
     write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    write_text(run_json, json.dumps(run, indent=2, sort_keys=False) + "\n")
+    write_text(config_yaml, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, allow_unicode=True))

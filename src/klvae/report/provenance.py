@@ -1,19 +1,34 @@
-"""Provenance facts for the methods chapter: software versions, hardware, git commit, rule times."""
+"""Provenance facts for the methods chapter: software versions, hardware, Keras backend, git
+commit, host, date and rule times.
+
+Two kinds of record:
+
+* :func:`run_record` -- where, when, on which hardware and software, with which Keras backend
+  and at which commit the *numbers* were made. Written once per run by rule ``report_methods``
+  (``results/report/generated/run.json``); the report's banner and methods chapter quote it,
+  and a results bundle (:mod:`klvae.bundle`) carries it to wherever the report is rendered.
+* :func:`render_record` -- the machine that *renders* a report (from a bundle): host, CPU,
+  OS, date and commit only. It imports no deep-learning framework.
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import os
 import platform
+import re
+import shutil
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 #: Distributions whose versions the report lists.
-PACKAGES = ["tensorflow", "keras", "tf-keras", "numpy", "pandas", "matplotlib", "pillow", "snakemake",
-            "pypandoc-binary", "typst", "jsonschema"]
+PACKAGES = ["keras", "tensorflow", "tf-keras", "jax", "jaxlib", "torch", "numpy", "pandas", "matplotlib", "pillow",
+            "snakemake", "pypandoc-binary", "typst", "jsonschema"]
 
 
 def package_versions(packages=PACKAGES) -> dict[str, str]:
@@ -43,30 +58,137 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpus_visible() -> str:
-    """The GPUs TensorFlow sees in this process (``"none"`` on a CPU-only machine or build)."""
+def keras_backend() -> str:
+    """The Keras backend of this process: ``keras.backend.backend()`` (``tensorflow``, ``jax`` or
+    ``torch``); where Keras cannot be imported, the ``KERAS_BACKEND`` environment variable
+    (default ``"tensorflow"``, Keras' own default)."""
     try:
-        import tensorflow as tf
-        gpus = tf.config.list_physical_devices("GPU")
+        from klvae import backend
+
+        return backend.name()
+    except Exception:  # noqa: BLE001 -- Keras missing or broken: say what was asked for
+        return os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
+
+
+def gpu_models() -> list[str]:
+    """The NVIDIA GPUs of this machine as ``nvidia-smi`` names them (``"<name>, <memory>"``),
+    empty where there is no ``nvidia-smi`` or it fails. Independent of any framework."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def gpus_visible() -> str:
+    """The GPUs the active Keras backend sees in this process (``"none visible to <backend>"`` on a
+    CPU-only machine or build, ``"unknown (<error>)"`` where the backend cannot be asked)."""
+    backend = keras_backend()
+    try:
+        from klvae import backend as kb
+
+        found = kb.accelerators()
     except Exception as err:  # noqa: BLE001 -- report what happened rather than fail the report
         return f"unknown ({type(err).__name__})"
-    return ", ".join(g.name for g in gpus) if gpus else "none visible to TensorFlow"
+    if found.startswith("unknown"):
+        return found
+    return found if found and found != "none" else f"none visible to {backend}"
+
+
+def _logical_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _memory() -> str:
+    try:
+        import psutil
+        return f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
+    except Exception:  # pragma: no cover
+        return "unknown"
 
 
 def hardware() -> dict[str, str]:
-    """CPU model, logical CPUs usable by this process, total memory (GiB), OS."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        import psutil
-        mem = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
-    except Exception:  # pragma: no cover
-        mem = "unknown"
+    """CPU model, logical CPUs usable by this process, total memory (GiB), the GPUs the Keras
+    backend sees (with ``nvidia-smi``'s model names where present), OS."""
     gpu = gpus_visible()
-    return {"CPU": cpu_model(), "logical CPUs": str(cpus), "memory": mem, "GPU": gpu,
+    models = gpu_models()
+    if models:
+        gpu = f"{gpu} ({'; '.join(models)})"
+    return {"CPU": cpu_model(), "logical CPUs": str(_logical_cpus()), "memory": _memory(), "GPU": gpu,
             "OS": f"{platform.system()} {platform.release()}"}
+
+
+def host() -> str:
+    """This machine's host name (``platform.node()``), ``"unknown"`` when empty."""
+    return platform.node() or "unknown"
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 to the second (``2025-01-31T12:00:00Z``)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def installed_packages() -> dict[str, str]:
+    """Every installed distribution and its version, sorted by name: the ``pip freeze`` of this
+    interpreter, read from the package metadata (no pip needed)."""
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            out.setdefault(name, dist.version)
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def run_record(config: dict, repo: str | Path) -> dict:
+    """Where, when, on what and at which commit this run's numbers were made.
+
+    Called by rule ``report_methods`` at the end of a run, in the run's environment (the same
+    ``KERAS_BACKEND`` as the training jobs). Imports Keras and its backend.
+
+    Returns:
+        A JSON-serialisable dict: ``recorded_utc`` (ISO 8601), ``host``, ``profile``, ``seed``,
+        ``keras_backend`` (``keras.backend.backend()``), ``KERAS_BACKEND`` (the variable as set,
+        ``""`` when unset), ``git_commit`` (``git describe --always --dirty``), ``hardware``
+        (:func:`hardware`), ``versions`` (:func:`package_versions`), ``python`` (executable and
+        version), ``packages`` (:func:`installed_packages`, the resolved environment).
+    """
+    return {
+        "recorded_utc": utc_now(),
+        "host": host(),
+        "profile": config["profile"],
+        "seed": config["seed"],
+        "keras_backend": keras_backend(),
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", ""),
+        "git_commit": git_commit(repo),
+        "hardware": hardware(),
+        "versions": package_versions(),
+        "python": {"executable": sys.executable, "version": sys.version.split()[0]},
+        "packages": installed_packages(),
+    }
+
+
+def render_record(repo: str | Path) -> dict:
+    """The machine that renders a report: ``rendered_utc``, ``host``, ``CPU``, ``logical CPUs``,
+    ``memory``, ``OS``, ``git_commit`` of the checkout whose ``report/`` sources were used, and
+    ``python``. Imports no deep-learning framework (rendering needs none)."""
+    return {"rendered_utc": utc_now(), "host": host(), "CPU": cpu_model(), "logical CPUs": str(_logical_cpus()),
+            "memory": _memory(), "OS": f"{platform.system()} {platform.release()}",
+            "git_commit": git_commit(repo), "python": platform.python_version()}
+
+
+def short_commit(commit: str) -> str:
+    """A file-name-safe short form of a :func:`git_commit` string: the hash's first 7 hex digits,
+    ``-dirty`` kept (``5e71b1b-dirty``); ``nogit`` for "not a git checkout"."""
+    m = re.search(r"(?:^|-g)([0-9a-f]{7,40})(-dirty)?$", commit.strip())
+    if not m:
+        return "nogit"
+    return m.group(1)[:7] + (m.group(2) or "")
 
 
 def git_commit(repo: str | Path) -> str:

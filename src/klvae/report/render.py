@@ -11,6 +11,11 @@ Two paths, same sources:
 
 Only features both paths handle are used in the ``.qmd`` files: include and var
 shortcodes, ``{#fig-...}``/``{#tbl-...}`` ids, ``@`` references, callout divs, math.
+
+Besides the run's generated fragments, :func:`render` writes two of its own, about the render
+itself: ``_generated/render_banner.md`` (title page; empty unless the report is rendered from a
+results bundle, :mod:`klvae.bundle`) and ``_generated/render_methods.md`` (methods chapter: the
+render machine, and the bundle's file name and manifest hash when there is one).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from pathlib import Path
 
 import yaml
 
+from klvae.report.provenance import render_record
+from klvae.report.tables import markdown_table
+
 CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
+#: The fragments :func:`render` writes about the render itself (names inside the project).
+RENDER_BANNER = "_generated/render_banner.md"
+RENDER_METHODS = "_generated/render_methods.md"
 INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([\w.\-]+)\s*>\}\}")
 
@@ -161,8 +172,47 @@ def render_quarto(build: Path, html: Path, pdf: Path, index: str = "index.qmd") 
 RENDERERS = {"pandoc": render_pandoc, "quarto": render_quarto}
 
 
+def render_notes(record: dict, bundle: dict | None = None) -> tuple[str, str]:
+    """The title-page banner and the methods paragraph about this render.
+
+    Args:
+        record: :func:`klvae.report.provenance.render_record` of the rendering machine.
+        bundle: ``None`` for a report rendered by the run itself; else the verified bundle's
+            ``name`` (file name), ``manifest_sha256``, ``archive_sha256``, ``members`` (count)
+            and ``created_utc``/``created_host`` (when and where it was packed).
+
+    Returns:
+        ``(banner_md, methods_md)``; ``banner_md`` is empty without a bundle.
+    """
+    when = record["rendered_utc"].replace("T", " ").replace("Z", " UTC")
+    machine = f"host `{record['host']}` ({record['CPU']}, {record['logical CPUs']} logical CPUs, {record['OS']})"
+    if bundle is None:
+        return "", (f"This report was rendered by rule `report_render` right after the run, on {machine}, "
+                    f"{when}.\n")
+    banner = ("::: {.callout-note}\n**Rendered from a results bundle.** This report was rendered on "
+              f"{machine}, {when}, from the bundle `{bundle['name']}` (manifest SHA-256 "
+              f"`{bundle['manifest_sha256']}`), with no training and no recomputation: every number and figure "
+              "comes from the bundle, whose members were all verified against its manifest before use. Where "
+              "and how the numbers were made is said above.\n:::\n")
+    rows = [["bundle file", f"`{bundle['name']}`"], ["bundle SHA-256", f"`{bundle['archive_sha256']}`"],
+            ["manifest SHA-256", f"`{bundle['manifest_sha256']}`"],
+            ["members (verified by SHA-256)", str(bundle["members"])],
+            ["packed", f"{bundle.get('created_utc', '?')} on host `{bundle.get('created_host', '?')}`"],
+            ["rendered", when], ["render host", f"`{record['host']}`"], ["render CPU", record["CPU"]],
+            ["render logical CPUs / memory", f"{record['logical CPUs']} / {record['memory']}"],
+            ["render OS / Python", f"{record['OS']} / {record['python']}"],
+            ["commit of the `report/` sources", f"`{record['git_commit']}`"]]
+    methods = ("This report was **rendered from a results bundle** (`make report BUNDLE=...`, `klvae.bundle`) on "
+               "another machine or at another time than the run: the tables, figures and generated text are the "
+               "run's, byte for byte (@tbl-render).\n\n"
+               + markdown_table(["render", "value"], rows,
+                                "The bundle this report was rendered from and the machine that rendered it.",
+                                "tbl-render", align="ll"))
+    return banner, methods
+
+
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
-           figures_root: str, variables: list[str] = (), renderer: str = "auto") -> str:
+           figures_root: str, variables: list[str] = (), renderer: str = "auto", bundle: dict | None = None) -> str:
     """Assemble the project in ``build`` and render ``html`` (self-contained) and ``pdf``.
 
     Args:
@@ -173,6 +223,8 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
         figures: PNGs to copy, found in the project under ``figures/<path relative to figures_root>``.
         variables: YAML files merged into the project's ``_variables.yml``.
         renderer: ``auto`` (quarto if the command exists, else pandoc), ``quarto`` or ``pandoc``.
+        bundle: the verified results bundle the files come from (see :func:`render_notes`), or
+            ``None`` when the report is rendered by the run itself.
 
     Returns:
         The renderer used.
@@ -187,6 +239,10 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
         raise ReportError("report.renderer is 'quarto' but the quarto command is not on PATH; "
                           "install Quarto or set report.renderer: pandoc")
     project = assemble(sources, build, generated, figures, figures_root, variables)
+    banner, methods = render_notes(render_record(Path(sources).resolve().parent), bundle)
+    for name, text in ((RENDER_BANNER, banner), (RENDER_METHODS, methods)):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
     print(f"[report] rendering {project} with {renderer}", flush=True)
     RENDERERS[renderer](project, Path(html), Path(pdf))
     print(f"[report] wrote {html} and {pdf}", flush=True)

@@ -1,0 +1,574 @@
+"""Results bundles: the small outputs of a finished run in one verifiable archive.
+
+A *bundle* is one ``tar.gz`` (at most :data:`MAX_BUNDLE_BYTES`) that carries everything the
+report needs and nothing that needs a deep-learning framework: tables, metrics, histories,
+latent summaries (``.npz``), figures, benchmarks, manifests and provenance records, the
+report's generated fragments and variables (``results/report/generated/``), the config as
+used and the run record (Keras backend, hardware, host, date, git commit, every installed
+package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
+``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
+under ``results/data/`` but its JSON provenance and manifests).
+
+What goes in is decided by an allow-list of folders and file extensions (:func:`member_kind`),
+never by listing files. The archive's first member, ``MANIFEST.json``, lists every other
+member with its size (bytes) and SHA-256; :func:`read_bundle` checks every member against it
+*before* anything is extracted or parsed and refuses, naming the file: a changed byte, a
+member that is not in the manifest or is missing, a duplicate, a symlink or any other
+non-regular entry, an absolute path or ``..``, a name outside the allow-list.
+
+Make one with ``make bundle`` (:func:`create_bundle`); render the report from one anywhere with
+``make report BUNDLE=<archive>`` (the Snakefile's bundle mode, ``workflow/rules/bundle.smk``:
+:func:`extract_bundle` then rule ``report_render``; nothing is trained or recomputed).
+
+Command line::
+
+    python -m klvae.bundle create [--results results] [--out-dir results/bundle] [--out FILE]
+    python -m klvae.bundle verify ARCHIVE
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+#: Name of the manifest, the archive's first member.
+MANIFEST_NAME = "MANIFEST.json"
+#: Manifest format tag (bumped when the layout changes).
+FORMAT = "klvae-bundle/1"
+#: Largest archive :func:`create_bundle` writes and :func:`read_bundle` accepts, in bytes (64 MB).
+MAX_BUNDLE_BYTES = 64_000_000
+#: Largest total of the members' sizes :func:`read_bundle` accepts (bytes), against gzip bombs.
+MAX_UNPACKED_BYTES = 1024 * 2**20
+#: Largest manifest accepted (bytes).
+MAX_MANIFEST_BYTES = 16 * 2**20
+#: Where a bundle is rendered: ``<RENDER_ROOT>/<bundle stem>/`` (relative to the working folder).
+RENDER_ROOT = "results/from_bundle"
+
+#: File extensions a bundle may carry (lower case).
+EXTENSIONS = frozenset({".csv", ".tsv", ".json", ".npz", ".png", ".md", ".yml", ".yaml", ".txt"})
+#: Extensions that are never packed, with the reason shown in ``make bundle``'s summary.
+EXCLUDED_EXTENSIONS = {".keras": "model", ".h5": "model/weights", ".hdf5": "model/weights", ".npy": "data array",
+                       ".ckpt": "checkpoint", ".pkl": "pickle", ".pickle": "pickle", ".whl": "raw data",
+                       ".zip": "raw data", ".gz": "raw data", ".jpg": "image data", ".jpeg": "image data"}
+#: Top-level folders of ``results/`` that are never packed (other bundles and their renders).
+EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
+#: Where the run's own record and config are inside a bundle (written by rule report_methods).
+RUN_RECORD = "report/generated/run.json"
+RUN_CONFIG = "report/generated/config.yaml"
+
+_SAFE_PART = re.compile(r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]*")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class BundleError(RuntimeError):
+    """A bundle could not be made, or one was refused; the message names the archive and the file."""
+
+
+class BundleTooLarge(BundleError):
+    """The archive would exceed the size limit; the message lists the largest files."""
+
+
+# ----------------------------------------------------------------------------------------------
+# What goes in
+
+
+def safe_member_name(name: str) -> bool:
+    """Whether ``name`` is a relative POSIX path of plain parts (letters, digits, ``._+=@,-``; no
+    part empty, hidden, ``.`` or ``..``; no absolute path, backslash or NUL)."""
+    if not isinstance(name, str) or not name or len(name) > 400 or name.startswith("/"):
+        return False
+    parts = name.split("/")
+    return all(_SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts)
+
+
+def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
+    """The allow-list: whether the file at ``rel`` (relative to ``results/``, POSIX) goes in a bundle.
+
+    Rules, first match wins: models, weights, checkpoints, data arrays, pickles and raw data are
+    out (by extension, ``*.weights.*`` and ``*.ckpt/`` folders); ``results/data/`` only gives its
+    JSON provenance and manifests; ``results/report/`` only its ``generated/`` fragments (the
+    rendered HTML/PDF and the build folder are remade from them); ``results/benchmarks/`` only
+    the run's ``profile`` folder (any when ``profile`` is None); other bundles and renders are
+    out; everything else goes in when its extension is in :data:`EXTENSIONS`.
+
+    Returns:
+        ``(included, category)``: the category names what the file is (``table``, ``figure``,
+        ``benchmark``, ``report fragment``, ``provenance``, ``run output``) or why it is out.
+    """
+    p = PurePosixPath(rel)
+    parts = p.parts
+    name = p.name.lower()
+    suffix = p.suffix.lower()
+    if not parts or rel == MANIFEST_NAME:
+        return False, "reserved name"
+    if any(part.startswith(".") for part in parts):
+        return False, "hidden or temporary file"
+    if any(part.lower().endswith(".ckpt") for part in parts[:-1]):
+        return False, "checkpoint"
+    if suffix in EXCLUDED_EXTENSIONS:
+        return False, EXCLUDED_EXTENSIONS[suffix]
+    if ".weights." in name:
+        return False, "model/weights"
+    top = parts[0]
+    if top in EXCLUDED_TOP:
+        return False, EXCLUDED_TOP[top]
+    if suffix not in EXTENSIONS:
+        return False, f"extension {suffix or '(none)'} not in the allow-list"
+    if top == "data":
+        return (True, "provenance") if suffix == ".json" else (False, "data")
+    if top == "report":
+        return (True, "report fragment") if len(parts) > 2 and parts[1] == "generated" else (False, "rendered report")
+    if top == "benchmarks":
+        if profile is not None and (len(parts) < 3 or parts[1] != profile):
+            return False, "benchmark of another profile"
+        return True, "benchmark"
+    if top == "tables":
+        return True, "table"
+    if top == "figures":
+        return True, "figure"
+    return True, "run output"
+
+
+def select_files(results: str | Path, profile: str | None = None) -> tuple[list[tuple[str, Path]], dict[str, int]]:
+    """Walk ``results`` and apply :func:`member_kind` to every regular file (symlinks are skipped).
+
+    Returns:
+        ``(included, excluded)``: ``included`` is a sorted list of ``(name in the bundle, path)``;
+        ``excluded`` counts the files left out per reason.
+
+    Raises:
+        BundleError: an included file has a name :func:`safe_member_name` refuses.
+    """
+    root = Path(results)
+    included: list[tuple[str, Path]] = []
+    excluded: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            path = Path(dirpath) / fname
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink() or not path.is_file():
+                excluded["symlink or special file"] = excluded.get("symlink or special file", 0) + 1
+                continue
+            ok, why = member_kind(rel, profile)
+            if not ok:
+                excluded[why] = excluded.get(why, 0) + 1
+                continue
+            if not safe_member_name(rel):
+                raise BundleError(f"{path}: a file name a bundle cannot carry (letters, digits and ._+=@,- only); "
+                                  "rename it or remove it from results/")
+            included.append((rel, path))
+    return sorted(included), excluded
+
+
+def sha256_file(path: str | Path, chunk: int = 2**20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_entries(files: list[tuple[str, Path]]) -> list[dict]:
+    """``[{"path", "size" (bytes), "sha256"}]`` for ``(name, path)`` pairs, in the given order."""
+    return [{"path": rel, "size": path.stat().st_size, "sha256": sha256_file(path)} for rel, path in files]
+
+
+def bundle_name(run: dict) -> str:
+    """``klvae-<profile>-<backend>-<short commit>`` from a run record (the archive's stem)."""
+    from klvae.report.provenance import short_commit
+
+    parts = ["klvae", str(run.get("profile", "unknown")), str(run.get("keras_backend", "unknown")),
+             short_commit(str(run.get("git_commit", "")))]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.+-]", "_", p) for p in parts)
+
+
+def bundle_stem(archive: str | Path) -> str:
+    """The archive's file name without ``.tar.gz``/``.tgz`` (names its render folder)."""
+    name = Path(archive).name
+    for ext in (".tar.gz", ".tgz"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def render_dir(archive: str | Path) -> str:
+    """Folder (relative to the working folder) a bundle is extracted to and rendered in."""
+    return f"{RENDER_ROOT}/{bundle_stem(archive)}"
+
+
+def _largest(entries: list[dict], n: int = 10) -> str:
+    top = sorted(entries, key=lambda e: -e["size"])[:n]
+    return "\n".join(f"  {e['size'] / 1e6:10.2f} MB  {e['path']}" for e in top)
+
+
+def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.type = size, mtime, 0o644, tarfile.REGTYPE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+# ----------------------------------------------------------------------------------------------
+# Making a bundle
+
+
+def check_finished(results: str | Path) -> dict:
+    """The run record of the finished run in ``results``.
+
+    Raises:
+        BundleError: no run record or config (rule ``report_methods`` has not run), no rendered
+            report, or a report older than its generated fragments -- the message says to run
+            ``make report`` with the run's profile first.
+    """
+    root = Path(results)
+    gen = root / "report" / "generated"
+    missing = [p for p in (root / RUN_RECORD, root / RUN_CONFIG, root / "report" / "klvae.html",
+                           root / "report" / "klvae.pdf") if not p.is_file()]
+    if missing:
+        raise BundleError(f"{root}: not a finished run (missing {', '.join(str(m) for m in missing)}); run "
+                          "`make report PROFILE=<profile>` to the end first, then `make bundle`")
+    html_time = (root / "report" / "klvae.html").stat().st_mtime
+    newer = [p.name for p in gen.iterdir() if p.is_file() and p.stat().st_mtime > html_time + 1]
+    if newer:
+        raise BundleError(f"{root}: the rendered report is older than its fragments ({', '.join(sorted(newer))}); "
+                          "run `make report` with the run's profile to bring it up to date, then `make bundle`")
+    return json.loads((root / RUN_RECORD).read_text())
+
+
+def create_bundle(results: str | Path = "results", out: str | Path | None = None,
+                  out_dir: str | Path = "results/bundle", max_bytes: int = MAX_BUNDLE_BYTES,
+                  created_utc: str | None = None) -> dict:
+    """Pack the small outputs of the finished run in ``results`` into one ``tar.gz``.
+
+    Args:
+        results: the run's results folder.
+        out: archive path; default ``<out_dir>/klvae-<profile>-<backend>-<shortcommit>.tar.gz``
+            (:func:`bundle_name`, from the run record).
+        out_dir: folder of the default archive path.
+        max_bytes: size limit of the archive in bytes (default 64 MB).
+        created_utc: the creation time to record (ISO 8601, UTC; default now).
+
+    Returns:
+        ``{"path", "size" (archive bytes), "sha256" (of the archive), "manifest_sha256",
+        "members" (count, manifest excluded), "unpacked_bytes", "excluded" (counts per reason)}``.
+        A ``<archive>.sha256`` file (``sha256sum -c`` format) is written beside it.
+
+    Raises:
+        BundleError: the run is not finished (:func:`check_finished`), a file changed while it
+            was packed, or a name cannot be carried.
+        BundleTooLarge: the archive would exceed ``max_bytes``; nothing is left behind and the
+            message lists the largest files.
+    """
+    from klvae.report.provenance import git_commit, host, utc_now
+
+    root = Path(results)
+    run = check_finished(root)
+    files, excluded = select_files(root, run.get("profile"))
+    entries = manifest_entries(files)
+    unpacked = sum(e["size"] for e in entries)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise BundleTooLarge(f"{root}: the selected files hold {unpacked / 1e6:.1f} MB, more than a bundle may "
+                             f"unpack to ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); the largest:\n{_largest(entries)}")
+    name = bundle_name(run)
+    archive = Path(out) if out is not None else Path(out_dir) / f"{name}.tar.gz"
+    manifest = {
+        "format": FORMAT, "name": bundle_stem(archive),
+        "created_utc": created_utc or utc_now(), "created_host": host(),
+        "created_commit": git_commit(Path(__file__).resolve().parents[2]),
+        "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
+        "run_commit": run.get("git_commit"), "run_host": run.get("host"), "run_recorded_utc": run.get("recorded_utc"),
+        "run_record": RUN_RECORD, "config": RUN_CONFIG,
+        "members_total_bytes": unpacked, "members": entries,
+    }
+    manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    tmp = archive.with_name(f".{archive.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                                    compresslevel=6) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            mtime = 0
+            tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), mtime), io.BytesIO(manifest_bytes))
+            for (rel, path), entry in zip(files, entries):
+                data = path.read_bytes()
+                if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise BundleError(f"{path} changed while the bundle was being made; is a run still writing "
+                                      "to results/? Try again when it has finished")
+                tar.addfile(_tarinfo(rel, len(data), int(path.stat().st_mtime)), io.BytesIO(data))
+        size = tmp.stat().st_size
+        if size > max_bytes:
+            raise BundleTooLarge(
+                f"{archive}: the bundle would be {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB. "
+                f"The largest files ({len(entries)} in all, {unpacked / 1e6:.1f} MB before compression):\n"
+                f"{_largest(entries)}\nRemove what should not travel from results/ or narrow the allow-list in "
+                "klvae.bundle (EXTENSIONS, member_kind)")
+        os.replace(tmp, archive)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    digest = sha256_file(archive)
+    Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
+    return {"path": str(archive), "size": size, "sha256": digest,
+            "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(), "members": len(entries),
+            "unpacked_bytes": unpacked, "excluded": excluded}
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a bundle
+
+
+def _refuse(archive, what: str) -> BundleError:
+    return BundleError(f"{archive}: refused: {what}. Nothing was extracted; get an intact copy of the bundle "
+                       "(or make it again with `make bundle`)")
+
+
+def parse_manifest(data: bytes, archive: str | Path = "bundle") -> dict:
+    """Parse and check a manifest's bytes: format tag, a list of members each with a safe,
+    unique, allow-listed ``path``, an integer ``size`` >= 0 and a hex ``sha256``, and a total
+    within :data:`MAX_UNPACKED_BYTES`.
+
+    Raises:
+        BundleError: naming the first problem (and the member it concerns).
+    """
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _refuse(archive, f"{MANIFEST_NAME} is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _refuse(archive, f"{MANIFEST_NAME} is not a {FORMAT} manifest "
+                               f"(format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    members = manifest.get("members")
+    if not isinstance(members, list) or not members:
+        raise _refuse(archive, f"{MANIFEST_NAME} lists no members")
+    seen: set[str] = set()
+    total = 0
+    for entry in members:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(path, str) or not safe_member_name(path):
+            raise _refuse(archive, f"{MANIFEST_NAME} names an unsafe path {path!r} (absolute, '..', or odd characters)")
+        if path in seen:
+            raise _refuse(archive, f"{MANIFEST_NAME} lists {path!r} twice")
+        if not member_kind(path)[0]:
+            raise _refuse(archive, f"{MANIFEST_NAME} lists {path!r}, a {member_kind(path)[1]} file that a bundle "
+                                   "never carries")
+        size, digest = entry.get("size"), entry.get("sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or \
+                not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise _refuse(archive, f"{MANIFEST_NAME}: the entry of {path!r} has no valid size and sha256")
+        seen.add(path)
+        total += size
+    if total > MAX_UNPACKED_BYTES:
+        raise _refuse(archive, f"its members would unpack to {total / 1e6:.0f} MB, more than "
+                               f"{MAX_UNPACKED_BYTES / 1e6:.0f} MB")
+    return manifest
+
+
+def read_bundle(archive: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> tuple[dict, dict[str, bytes], dict]:
+    """Read a bundle into memory, verifying every member against its manifest; nothing is written.
+
+    The archive is read as a stream. Its first member must be ``MANIFEST.json``
+    (:func:`parse_manifest`); every following member must be a regular file whose name is in
+    the manifest (once), with the manifest's size and SHA-256; every manifest entry must be
+    present. The first violation stops the read.
+
+    Args:
+        archive: the ``tar.gz`` file.
+        max_bytes: archives larger than this (bytes) are refused unread.
+
+    Returns:
+        ``(manifest, contents, info)``: the parsed manifest, ``{member path: bytes}`` (all
+        verified), and ``info`` = ``{"name" (file name), "archive_sha256", "manifest_sha256",
+        "members" (count), "created_utc", "created_host", "profile", "keras_backend",
+        "run_commit"}``.
+
+    Raises:
+        BundleError: the archive is missing, too large, not a readable tar.gz, or a member is
+            refused; the message names the member.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise BundleError(f"{archive}: no such bundle file")
+    size = archive.stat().st_size
+    if size > max_bytes:
+        raise _refuse(archive, f"the archive is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB a bundle may be")
+    archive_sha = sha256_file(archive)
+    manifest: dict | None = None
+    manifest_sha = ""
+    expected: dict[str, dict] = {}
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, mode="r|gz") as tar:
+            for member in tar:
+                name = member.name
+                if manifest is None:
+                    if name != MANIFEST_NAME or not member.isreg():
+                        raise _refuse(archive, f"its first member is {name!r}, not the manifest {MANIFEST_NAME}")
+                    if member.size > MAX_MANIFEST_BYTES:
+                        raise _refuse(archive, f"{MANIFEST_NAME} is {member.size} bytes, too large")
+                    data = tar.extractfile(member).read(member.size)
+                    manifest_sha = hashlib.sha256(data).hexdigest()
+                    manifest = parse_manifest(data, archive)
+                    expected = {e["path"]: e for e in manifest["members"]}
+                    continue
+                if not safe_member_name(name):
+                    raise _refuse(archive, f"member {name!r} has an unsafe path (absolute, '..', or odd characters)")
+                if not member.isreg():
+                    kind = ("a symlink" if member.issym() else "a hard link" if member.islnk() else
+                            "a directory" if member.isdir() else "not a regular file")
+                    raise _refuse(archive, f"member {name!r} is {kind}; a bundle holds regular files only")
+                if name in contents:
+                    raise _refuse(archive, f"member {name!r} appears twice")
+                entry = expected.get(name)
+                if entry is None:
+                    raise _refuse(archive, f"member {name!r} is not in the manifest (added after the bundle was made?)")
+                if member.size != entry["size"]:
+                    raise _refuse(archive, f"member {name!r} is {member.size} bytes, the manifest says {entry['size']}")
+                data = tar.extractfile(member).read(member.size)
+                digest = hashlib.sha256(data).hexdigest()
+                if len(data) != entry["size"] or digest != entry["sha256"]:
+                    raise _refuse(archive, f"member {name!r} has SHA-256 {digest}, the manifest says "
+                                           f"{entry['sha256']} (the file was changed after the bundle was made)")
+                contents[name] = data
+    except BundleError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise _refuse(archive, f"it is not a readable tar.gz ({type(err).__name__}: {err})") from None
+    if manifest is None:
+        raise _refuse(archive, f"it has no {MANIFEST_NAME}")
+    missing = sorted(set(expected) - set(contents))
+    if missing:
+        raise _refuse(archive, f"member {missing[0]!r} of the manifest is missing from the archive"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    info = {"name": archive.name, "archive_sha256": archive_sha, "manifest_sha256": manifest_sha,
+            "members": len(contents), "created_utc": manifest.get("created_utc"),
+            "created_host": manifest.get("created_host"), "profile": manifest.get("profile"),
+            "keras_backend": manifest.get("keras_backend"), "run_commit": manifest.get("run_commit")}
+    return manifest, contents, info
+
+
+def verify_bundle(archive: str | Path, expected_manifest_sha256: str | None = None) -> dict:
+    """Verify a bundle (:func:`read_bundle`) without extracting it.
+
+    Args:
+        expected_manifest_sha256: when given, the manifest's SHA-256 must equal it (pins the
+            bundle to one that was verified or published before).
+
+    Returns:
+        ``read_bundle``'s ``info`` plus ``"paths"`` (the members' names, sorted) and ``"config"``
+        (the run's config as used, parsed from its verified ``config.yaml``; ``{}`` if absent).
+
+    Raises:
+        BundleError: see :func:`read_bundle`; or the manifest hash differs from the expected one.
+    """
+    manifest, contents, info = read_bundle(archive)
+    if expected_manifest_sha256 and info["manifest_sha256"] != expected_manifest_sha256:
+        raise _refuse(archive, f"its manifest SHA-256 is {info['manifest_sha256']}, expected "
+                               f"{expected_manifest_sha256} (the bundle changed since it was verified)")
+    config_name = manifest.get("config", RUN_CONFIG)
+    config = yaml.safe_load(contents[config_name].decode()) if config_name in contents else {}
+    return {**info, "paths": sorted(contents), "config": config or {}}
+
+
+def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
+                   expected_manifest_sha256: str | None = None) -> dict:
+    """Verify a bundle completely, then write its members under ``dest`` (at their paths).
+
+    Nothing is written unless every member verified. The files are written to a temporary
+    sibling folder that is then renamed to ``dest``, so ``dest`` is either complete or absent.
+
+    Args:
+        archive: the ``tar.gz``.
+        dest: the folder to create (e.g. ``results/from_bundle/<stem>``).
+        replace: remove an existing ``dest`` first (for a folder that only ever holds a bundle's
+            render); without it an existing non-empty ``dest`` is an error.
+        expected_manifest_sha256: see :func:`verify_bundle`.
+
+    Returns:
+        :func:`verify_bundle`'s dict plus ``"dest"``.
+
+    Raises:
+        BundleError: a refused bundle (see :func:`read_bundle`), or ``dest`` exists and is not
+            empty while ``replace`` is false.
+    """
+    manifest, contents, info = read_bundle(archive)
+    if expected_manifest_sha256 and info["manifest_sha256"] != expected_manifest_sha256:
+        raise _refuse(archive, f"its manifest SHA-256 is {info['manifest_sha256']}, expected "
+                               f"{expected_manifest_sha256} (the bundle changed since it was verified)")
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not replace:
+        raise BundleError(f"{dest} exists and is not empty; extract into a fresh folder")
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        root = tmp.resolve()
+        for name, data in contents.items():
+            target = (tmp / name)
+            if root not in target.resolve().parents:  # belt and braces: names were checked already
+                raise _refuse(archive, f"member {name!r} would land outside {dest}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    config_name = manifest.get("config", RUN_CONFIG)
+    config = yaml.safe_load(contents[config_name].decode()) if config_name in contents else {}
+    print(f"[bundle] verified {info['members']} members of {info['name']} (manifest SHA-256 "
+          f"{info['manifest_sha256']}) and extracted them to {dest}", flush=True)
+    return {**info, "paths": sorted(contents), "config": config or {}, "dest": str(dest)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m klvae.bundle", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create", help="pack the finished run in --results into one tar.gz")
+    c.add_argument("--results", default="results")
+    c.add_argument("--out-dir", default="results/bundle")
+    c.add_argument("--out", default=None, help="archive path (default: <out-dir>/klvae-<profile>-<backend>-<commit>.tar.gz)")
+    v = sub.add_parser("verify", help="check every member of a bundle against its manifest")
+    v.add_argument("archive")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "create":
+            r = create_bundle(args.results, out=args.out, out_dir=args.out_dir)
+            left_out = ", ".join(f"{n} {why}" for why, n in sorted(r["excluded"].items())) or "nothing"
+            print(f">>> bundle: {r['path']}\n    {r['members']} files, {r['unpacked_bytes'] / 1e6:.1f} MB unpacked, "
+                  f"{r['size'] / 1e6:.1f} MB archive (limit {MAX_BUNDLE_BYTES / 1e6:.0f} MB)\n"
+                  f"    SHA-256 {r['sha256']} (also in {r['path']}.sha256)\n"
+                  f"    manifest SHA-256 {r['manifest_sha256']}\n    left out: {left_out}\n"
+                  f"    render it anywhere: make report BUNDLE={r['path']}")
+        else:
+            r = verify_bundle(args.archive)
+            print(f"{r['name']}: OK, {r['members']} members verified; manifest SHA-256 {r['manifest_sha256']}; "
+                  f"profile {r['profile']}, backend {r['keras_backend']}, commit {r['run_commit']}")
+    except BundleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

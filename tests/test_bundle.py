@@ -1,0 +1,487 @@
+"""Results bundles (klvae.bundle): the allow-list, the manifest, verification before extraction,
+and -- on the session's real quick-profile run (fixture ``quick_run``) -- ``make bundle``'s
+library function and ``make report BUNDLE=...`` in a fresh checkout without results/ and with
+TensorFlow, Keras, JAX and torch made unimportable."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from klvae import bundle as kb
+from klvae.report import fragments, provenance
+from klvae.report.render import render_notes
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+RUN = {"recorded_utc": "2025-01-02T03:04:05Z", "host": "gpu-node-7", "profile": "quick", "seed": 1,
+       "keras_backend": "jax", "KERAS_BACKEND": "jax", "git_commit": "0123456789ab-dirty",
+       "hardware": {"CPU": "Test CPU", "logical CPUs": "16", "memory": "125.0 GiB",
+                    "GPU": "gpu:NVIDIA H100 (NVIDIA H100, 81559 MiB)", "OS": "Linux 6"},
+       "versions": {"python": "3.11.7", "keras": "3.12.0"}, "python": {"executable": "x", "version": "3.11.7"},
+       "packages": {"keras": "3.12.0"}}
+
+
+def fake_results(root: Path) -> Path:
+    """A small results/ tree of a finished run, with every kind of file the allow-list sorts."""
+    r = root / "results"
+    files = {
+        "tables/e1_losses.csv": "kl_coefficient,loss\n0,150.1\n1,160.2\n",
+        "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
+        "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
+        "benchmarks/quick/e1_train/r0_c0.tsv": "s\tmax_rss\n1.0\t10\n",
+        "benchmarks/default/e1_train/r0_c0.tsv": "s\tmax_rss\n9.0\t10\n",
+        "data/mnist_provenance.json": '{"source": "pypi"}', "data/faces/manifest.json": "{}",
+        "report/generated/e1.md": "| c | loss |\n", "report/generated/e1.vars.yml": "e1: {epochs: 2}\n",
+        "report/generated/banner.md": "", "report/generated/run.json": json.dumps(RUN),
+        "report/generated/config.yaml": "profile: quick\nreport: {renderer: pandoc}\n",
+        # never packed:
+        "e1/r0/c0/model.keras": b"model", "e1/r0/init.weights.h5": b"h5", "e2/z2/init.weights.npz": b"w",
+        "e1/r0/c0/model.keras.ckpt/state.json": "{}", "data/mnist.npz": b"arrays", "data/faces/train.npy": b"a",
+        "data/standin/img_align_celeba/000001.jpg": b"jpg", "e3/ae/test_latents.npy": b"z",
+        "e1/r0/c0/.history.tmp123.csv": "partial", "report/build/_klvae.md": "x",
+        "bundle/old.tar.gz": b"gz", "from_bundle/old/tables/e1_losses.csv": "x",
+    }
+    for rel, data in files.items():
+        _write(r / rel, data)
+    for rel in ("report/klvae.html", "report/klvae.pdf"):  # rendered after the fragments
+        _write(r / rel, "rendered")
+    os.utime(r / "report/klvae.html", (time.time() + 5, time.time() + 5))
+    return r
+
+
+def rewrite(src: Path, dst: Path, change=None, add: dict | None = None, drop=(), first=None,
+            extra: list[tarfile.TarInfo] = ()) -> Path:
+    """Copy the tar.gz ``src`` to ``dst`` member by member, keeping its manifest: ``change(name, data)``
+    returns new bytes, ``add`` appends files, ``drop`` leaves members out, ``first`` puts a member first,
+    ``extra`` appends raw TarInfo entries (links, directories)."""
+    with tarfile.open(src, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    if first:
+        members.sort(key=lambda md: md[0].name != first)
+    with tarfile.open(dst, "w:gz") as out:
+        for m, data in members:
+            if m.name in drop:
+                continue
+            if change:
+                data = change(m.name, data)
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+        for name, data in (add or {}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+        for info in extra:
+            out.addfile(info)
+    return dst
+
+
+def with_manifest(src: Path, dst: Path, edit) -> Path:
+    """``src`` with its manifest edited by ``edit(manifest)`` (the other members unchanged)."""
+    def change(name, data):
+        if name != kb.MANIFEST_NAME:
+            return data
+        m = json.loads(data)
+        edit(m)
+        return json.dumps(m).encode()
+    return rewrite(src, dst, change=change)
+
+
+@pytest.fixture
+def made(tmp_path):
+    results = fake_results(tmp_path)
+    info = kb.create_bundle(results, out_dir=tmp_path / "out", created_utc="2025-01-02T04:00:00Z")
+    return results, Path(info["path"]), info
+
+
+# ----------------------------------------------------------------------------------------------
+# unit tests: allow-list, manifest, verification
+
+
+@pytest.mark.parametrize("rel, included", [
+    ("tables/e1_losses.csv", True), ("figures/e2/latent_panel.png", True), ("e1/r0/c0.5/latent.npz", True),
+    ("e2/z2/end_layer/metrics.json", True), ("e3/vae/history.csv", True), ("report/generated/e1.md", True),
+    ("report/generated/run.json", True), ("benchmarks/quick/e1_train/r0_c0.tsv", True),
+    ("data/mnist_provenance.json", True), ("data/faces/manifest.json", True),
+    ("e1/r0/c0/model.keras", False), ("e1/r0/init.weights.h5", False), ("e2/z2/init.weights.npz", False),
+    ("e1/r0/c0/model.keras.ckpt/weights.npz", False), ("data/mnist.npz", False), ("data/faces/train.npy", False),
+    ("e3/ae/test_latents.npy", False), ("report/klvae.html", False), ("report/klvae.pdf", False),
+    ("report/build/figures/e1/a.png", False), ("bundle/x.tar.gz", False), ("from_bundle/x/tables/a.csv", False),
+    ("e1/.x.tmp1.csv", False), ("MANIFEST.json", False), ("raw/mnist.whl", False), ("notes.docx", False),
+])
+def test_allow_list_sorts_files_by_folder_and_extension(rel, included):
+    assert kb.member_kind(rel)[0] is included, kb.member_kind(rel)
+
+
+def test_benchmarks_of_other_profiles_stay_out():
+    assert kb.member_kind("benchmarks/quick/e1_table.tsv", "quick")[0]
+    assert not kb.member_kind("benchmarks/default/e1_table.tsv", "quick")[0]
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("tables/e1.csv", True), ("figures/e1/scatter_c0.02.png", True), ("../etc/passwd", False),
+    ("/abs/file.csv", False), ("a/../b.csv", False), ("a//b.csv", False), ("a/./b.csv", False),
+    (".hidden.csv", False), ("a\\b.csv", False), ("a/b c.csv", False), ("", False), ("a\x00.csv", False),
+])
+def test_safe_member_names(name, ok):
+    assert kb.safe_member_name(name) is ok
+
+
+def test_create_bundle_writes_manifest_first_with_every_hash(made):
+    results, archive, info = made
+    assert archive.name == "klvae-quick-jax-0123456-dirty.tar.gz"
+    assert info["size"] == archive.stat().st_size <= kb.MAX_BUNDLE_BYTES
+    assert (archive.parent / f"{archive.name}.sha256").read_text().split()[0] == hashlib.sha256(
+        archive.read_bytes()).hexdigest() == info["sha256"]
+    with tarfile.open(archive, "r:gz") as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile(kb.MANIFEST_NAME).read())
+        assert names[0] == kb.MANIFEST_NAME
+        for entry in manifest["members"]:
+            data = tar.extractfile(entry["path"]).read()
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"] == kb.sha256_file(results / entry["path"])
+            assert len(data) == entry["size"]
+    paths = {e["path"] for e in manifest["members"]}
+    assert paths == set(names[1:])
+    assert {"tables/e1_losses.csv", "report/generated/run.json", "report/generated/config.yaml",
+            "benchmarks/quick/e1_train/r0_c0.tsv", "data/mnist_provenance.json", "e1/r0/c0/latent.npz"} <= paths
+    assert not [p for p in paths if re.search(r"\.(keras|h5|npy)$|weights|ckpt|^bundle/|^from_bundle/|/\.|"
+                                              r"^report/(build|klvae)|^benchmarks/default|^data/.*\.npz", p)]
+    assert manifest["keras_backend"] == "jax" and manifest["run_commit"] == RUN["git_commit"]
+    assert info["manifest_sha256"] == hashlib.sha256(
+        tarfile.open(archive, "r:gz").extractfile(kb.MANIFEST_NAME).read()).hexdigest()
+    assert info["excluded"]["model"] >= 1 and info["excluded"]["checkpoint"] == 1
+
+
+def test_verify_and_extract_round_trip(made, tmp_path):
+    results, archive, info = made
+    v = kb.verify_bundle(archive)
+    assert v["manifest_sha256"] == info["manifest_sha256"] and v["members"] == info["members"]
+    assert v["config"]["report"]["renderer"] == "pandoc" and v["keras_backend"] == "jax"
+    out = kb.extract_bundle(archive, tmp_path / "x")
+    for p in out["paths"]:
+        assert (tmp_path / "x" / p).read_bytes() == (results / p).read_bytes()
+    with pytest.raises(kb.BundleError, match="not empty"):
+        kb.extract_bundle(archive, tmp_path / "x")
+    kb.extract_bundle(archive, tmp_path / "x", replace=True)
+    with pytest.raises(kb.BundleError, match="expected"):
+        kb.verify_bundle(archive, expected_manifest_sha256="0" * 64)
+
+
+def test_unfinished_run_is_not_bundled(tmp_path):
+    results = fake_results(tmp_path)
+    (results / "report/klvae.html").unlink()
+    with pytest.raises(kb.BundleError, match="not a finished run.*klvae.html"):
+        kb.create_bundle(results, out_dir=tmp_path / "out")
+    results = fake_results(tmp_path / "b")
+    os.utime(results / "report/klvae.html", (1, 1))  # report older than its fragments
+    with pytest.raises(kb.BundleError, match="older than its fragments"):
+        kb.create_bundle(results, out_dir=tmp_path / "out")
+
+
+def test_too_large_bundle_fails_naming_the_largest_files(tmp_path):
+    results = fake_results(tmp_path)
+    _write(results / "e1/r0/c0/grid.npz", os.urandom(200_000))
+    with pytest.raises(kb.BundleTooLarge, match=r"over the limit of .*\n.*e1/r0/c0/grid\.npz") as err:
+        kb.create_bundle(results, out_dir=tmp_path / "out", max_bytes=100_000)
+    assert "0.20 MB  e1/r0/c0/grid.npz" in str(err.value).splitlines()[1]
+    assert not list((tmp_path / "out").glob("*")), "a refused bundle must leave nothing behind"
+
+
+def _flip_one_byte(name, data, target="tables/e1_losses.csv"):
+    return data[:10] + bytes([data[10] ^ 1]) + data[11:] if name == target else data
+
+
+@pytest.mark.parametrize("how, message", [
+    (dict(change=_flip_one_byte), r"member 'tables/e1_losses\.csv' has SHA-256 [0-9a-f]{64}, the manifest says"),
+    (dict(add={"tables/extra.csv": b"a,b\n"}), r"member 'tables/extra\.csv' is not in the manifest"),
+    (dict(drop={"tables/e1_losses.csv"}), r"member 'tables/e1_losses\.csv' of the manifest is missing"),
+    (dict(first="tables/e1_losses.csv"), r"first member is 'tables/e1_losses\.csv', not the manifest"),
+    (dict(add={"../evil.csv": b"x"}), r"member '\.\./evil\.csv' has an unsafe path"),
+    (dict(add={"/tmp/evil.csv": b"x"}), r"unsafe path"),
+    (dict(add={"tables/e1_losses.csv": b"kl_coefficient,loss\n"}), r"'tables/e1_losses\.csv' appears twice"),
+    (dict(change=lambda n, d: d + b"\n" if n == "report/generated/e1.md" else d),
+     r"member 'report/generated/e1\.md' is \d+ bytes, the manifest says"),
+])
+def test_tampered_bundle_is_refused_naming_the_file(made, tmp_path, how, message):
+    _, archive, _ = made
+    bad = rewrite(archive, tmp_path / "bad.tar.gz", **how)
+    with pytest.raises(kb.BundleError, match=message):
+        kb.verify_bundle(bad)
+    with pytest.raises(kb.BundleError, match="refused"):
+        kb.extract_bundle(bad, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists(), "nothing may be extracted from a refused bundle"
+
+
+def test_links_and_directories_are_refused_even_when_listed(made, tmp_path):
+    _, archive, _ = made
+    link = tarfile.TarInfo("tables/link.csv")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+
+    def listed(m):
+        m["members"].append({"path": "tables/link.csv", "size": 0, "sha256": "0" * 64})
+    src = with_manifest(archive, tmp_path / "listed.tar.gz", listed)
+    with pytest.raises(kb.BundleError, match=r"'tables/link\.csv' is a symlink"):
+        kb.verify_bundle(rewrite(src, tmp_path / "bad.tar.gz", extra=[link]))
+    hard = tarfile.TarInfo("tables/link.csv")
+    hard.type, hard.linkname = tarfile.LNKTYPE, "tables/e1_losses.csv"
+    with pytest.raises(kb.BundleError, match="hard link"):
+        kb.verify_bundle(rewrite(src, tmp_path / "bad2.tar.gz", extra=[hard]))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["members"].append({"path": "e1/r0/c0/model.keras", "size": 1, "sha256": "0" * 64}),
+     r"'e1/r0/c0/model\.keras', a model file that a bundle never carries"),
+    (lambda m: m["members"].append({"path": "../x.csv", "size": 1, "sha256": "0" * 64}), "unsafe path"),
+    (lambda m: m["members"].append(dict(m["members"][0])), "twice"),
+    (lambda m: m.update(format="other/9"), "not a klvae-bundle/1 manifest"),
+    (lambda m: m["members"][0].update(sha256="xyz"), "no valid size and sha256"),
+])
+def test_bad_manifests_are_refused(made, tmp_path, edit, message):
+    _, archive, _ = made
+    with pytest.raises(kb.BundleError, match=message):
+        kb.verify_bundle(with_manifest(archive, tmp_path / "bad.tar.gz", edit))
+
+
+def test_a_manifest_edited_to_match_changes_the_manifest_hash(made, tmp_path):
+    """Re-hashing a changed file into the manifest passes verification, but the manifest hash (printed
+    by `make bundle`, shown in the report, checkable with expected_manifest_sha256) changes."""
+    _, archive, info = made
+    new = _flip_one_byte("tables/e1_losses.csv", (made[0] / "tables/e1_losses.csv").read_bytes())
+
+    def edit(m):
+        e = next(e for e in m["members"] if e["path"] == "tables/e1_losses.csv")
+        e["sha256"] = hashlib.sha256(new).hexdigest()
+    bad = rewrite(with_manifest(archive, tmp_path / "m.tar.gz", edit), tmp_path / "bad.tar.gz",
+                  change=_flip_one_byte)
+    assert kb.verify_bundle(bad)["manifest_sha256"] != info["manifest_sha256"]
+    with pytest.raises(kb.BundleError, match="manifest SHA-256"):
+        kb.verify_bundle(bad, expected_manifest_sha256=info["manifest_sha256"])
+
+
+def test_not_a_tar_gz_is_refused(tmp_path):
+    junk = _write(tmp_path / "junk.tar.gz", os.urandom(1000))
+    with pytest.raises(kb.BundleError, match="not a readable tar.gz"):
+        kb.verify_bundle(junk)
+    with pytest.raises(kb.BundleError, match="no such bundle"):
+        kb.verify_bundle(tmp_path / "gone.tar.gz")
+
+
+def test_oversized_archive_is_refused_unread(made):
+    _, archive, _ = made
+    with pytest.raises(kb.BundleError, match="over the"):
+        kb.read_bundle(archive, max_bytes=100)
+
+
+def test_cli_create_and_verify(tmp_path, capsys):
+    results = fake_results(tmp_path)
+    assert kb._main(["create", "--results", str(results), "--out-dir", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    archive = re.search(r">>> bundle: (\S+)", out).group(1)
+    assert "make report BUNDLE=" in out and "left out:" in out
+    assert kb._main(["verify", archive]) == 0
+    rewrite(Path(archive), tmp_path / "bad.tar.gz", change=_flip_one_byte)
+    assert kb._main(["verify", str(tmp_path / "bad.tar.gz")]) == 1
+    assert "tables/e1_losses.csv" in capsys.readouterr().err
+
+
+def test_bundle_names_and_render_folder():
+    assert kb.bundle_name(RUN) == "klvae-quick-jax-0123456-dirty"
+    assert kb.bundle_stem("a/b/klvae-x.tar.gz") == "klvae-x" and kb.bundle_stem("y.tgz") == "y"
+    assert kb.render_dir("/x/klvae-x.tar.gz") == "results/from_bundle/klvae-x"
+    assert provenance.short_commit("5e71b1bdfd0d") == "5e71b1b"
+    assert provenance.short_commit("v1.0-3-g5e71b1bdfd0d-dirty") == "5e71b1b-dirty"
+    assert provenance.short_commit("not a git checkout") == "nogit"
+
+
+def test_title_banner_says_where_when_backend_and_commit():
+    banner = fragments.banner_fragment({"profile": "quick"}, RUN)
+    for part in ("gpu-node-7", "**jax** backend", "0123456789ab-dirty", "2025-01-02 03:04:05 UTC", "NVIDIA H100",
+                 "Quick profile"):
+        assert part in banner, part
+    assert "Quick profile" not in fragments.banner_fragment({"profile": "default"}, RUN)
+
+
+def test_render_notes_name_the_bundle_and_the_render_machine():
+    record = provenance.render_record(REPO)
+    banner, methods = render_notes(record)
+    assert banner == "" and "right after the run" in methods and record["host"] in methods
+    b = {"name": "klvae-quick-jax-0123456.tar.gz", "archive_sha256": "a" * 64, "manifest_sha256": "b" * 64,
+         "members": 12, "created_utc": "2025-01-02T04:00:00Z", "created_host": "gpu-node-7"}
+    banner, methods = render_notes(record, b)
+    for text in (banner, methods):
+        assert "klvae-quick-jax-0123456.tar.gz" in text and "b" * 64 in text and record["host"] in text
+    assert "{#tbl-render}" in methods
+
+
+def test_run_record_names_the_keras_backend(monkeypatch):
+    monkeypatch.setattr(provenance, "hardware", lambda: {"CPU": "c", "logical CPUs": "1", "memory": "1 GiB",
+                                                         "GPU": "none", "OS": "x"})
+    rec = provenance.run_record({"profile": "quick", "seed": 1}, REPO)
+    assert rec["keras_backend"] in ("tensorflow", "jax", "torch")
+    assert rec["keras_backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert rec["packages"]["snakemake"] and json.dumps(rec)
+
+
+def _snakemake(workdir: Path, *args, env=None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "1", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_bundle_mode_dag_holds_only_extraction_and_render(made, tmp_path):
+    _, archive, _ = made
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _snakemake(work, "-n", "--quiet", "rules", "--config", f"bundle={archive}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = set(re.findall(r"^(\w+)\s+\d+$", proc.stdout, re.M)) - {"total"}
+    assert jobs == {"bundle_extract", "report_render", "bundle_report"}, proc.stdout
+    bad = rewrite(archive, tmp_path / "bad.tar.gz", change=_flip_one_byte)
+    proc = _snakemake(work, "--config", f"bundle={bad}")  # a real run: refused while parsing
+    assert proc.returncode != 0 and "member 'tables/e1_losses.csv' has SHA-256" in proc.stdout + proc.stderr
+    assert not (work / "results").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# on the real quick-profile run
+
+
+def _blocker(root: Path) -> Path:
+    """A folder for PYTHONPATH whose tensorflow/keras/jax/torch packages refuse to import."""
+    for name in ("tensorflow", "keras", "jax", "torch"):
+        _write(root / name / "__init__.py",
+               f"raise ImportError('{name} is blocked: rendering from a bundle must not need it')\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def quick_bundle(quick_run, tmp_path_factory) -> dict:
+    """`make bundle`'s library function on the session's quick-profile run."""
+    return kb.create_bundle(quick_run / "results", out_dir=tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def fresh_checkout(tmp_path_factory) -> Path:
+    """A copy of the repository's sources (git-tracked and untracked-not-ignored files), no results/."""
+    dst = tmp_path_factory.mktemp("checkout")
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if rel.startswith(("results/", "data/")) or not src.is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
+    assert not (dst / "results").exists()
+    return dst
+
+
+def _make_report(checkout: Path, archive: str | Path, tmp: Path) -> tuple[subprocess.CompletedProcess, float]:
+    venv = Path(sys.executable).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(_blocker(tmp / "blocked")), "KERAS_BACKEND": "jax"}
+    cmd = ["make", "-C", str(checkout), f"VENV={venv}", "-o", f"{venv}/.klvae-installed", "CORES=2", "report",
+           f"BUNDLE={archive}"]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    return proc, time.time() - start
+
+
+def _tables(html: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r'<table[^>]*id="([\w-]+)".*?</table>', html, re.S)}
+
+
+@pytest.mark.pipeline
+def test_quick_bundle_is_small_complete_and_model_free(quick_run, quick_bundle):
+    archive = Path(quick_bundle["path"])
+    assert archive.stat().st_size <= kb.MAX_BUNDLE_BYTES
+    print(f"\n[bundle] {archive.name}: {archive.stat().st_size / 1e6:.2f} MB, {quick_bundle['members']} members, "
+          f"{quick_bundle['unpacked_bytes'] / 1e6:.2f} MB unpacked")
+    with tarfile.open(archive, "r:gz") as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile(kb.MANIFEST_NAME).read())
+    bad = [n for n in names if re.search(r"\.(keras|h5|npy|whl|jpg)$|\.weights\.|\.ckpt/|^data/.*\.npz$", n)]
+    assert not bad, bad
+    for needed in ("tables/e1_losses.csv", "tables/scorecard.csv", "report/generated/e1.md",
+                   "report/generated/methods.vars.yml", "report/generated/run.json", "report/generated/config.yaml",
+                   "figures/e1/scatter_panel.png", "figures/e3/random_faces.png", "e1/r0/c0.5/latent.npz",
+                   "e1/r0/c0.5/history.csv", "e2/z2/end_layer/metrics.json", "data/mnist_provenance.json",
+                   "benchmarks/quick/e1_train/r0_c0.5.tsv"):
+        assert needed in names, needed
+    for entry in manifest["members"]:  # the manifest's hashes are the run's files'
+        assert kb.sha256_file(quick_run / "results" / entry["path"]) == entry["sha256"], entry["path"]
+    run = json.loads((quick_run / "results/report/generated/run.json").read_text())
+    assert run["keras_backend"] == "tensorflow" and manifest["keras_backend"] == "tensorflow"
+    assert archive.name.startswith("klvae-quick-tensorflow-")
+
+
+@pytest.mark.pipeline
+def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, quick_bundle, fresh_checkout,
+                                                                     tmp_path):
+    archive = Path(quick_bundle["path"])
+    proc, seconds = _make_report(fresh_checkout, archive, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    print(f"\n[bundle] make report BUNDLE=... took {seconds:.1f} s")
+    out = fresh_checkout / kb.render_dir(archive) / "report"
+    assert f">>> report: {kb.render_dir(archive)}/report/klvae.html" in proc.stdout
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert ran == {"bundle_extract", "report_render", "bundle_report"}, ran  # nothing trained or plotted
+    assert not (fresh_checkout / "results/e1").exists() and not (fresh_checkout / "results/data").exists()
+    assert not list(fresh_checkout.rglob("*.keras"))
+    original = (quick_run / "results/report/klvae.html").read_text()
+    html = (out / "klvae.html").read_text()
+    ours, theirs = _tables(html), _tables(original)
+    assert "tbl-e1-losses" in theirs and theirs["tbl-e1-losses"] == ours["tbl-e1-losses"]
+    for tid, table in theirs.items():  # every table of the run's report, byte for byte
+        assert ours.get(tid) == table, tid
+    assert set(ours) - set(theirs) == {"tbl-render"}
+    for fig_id in ("fig-e1-scatter", "fig-e2-latent", "fig-e3-random"):
+        assert re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>.*?src="data:image/png;base64,', html, re.S), fig_id
+    # title page and methods: where/when/backend/commit of the numbers, and the bundle it came from
+    run = json.loads((quick_run / "results/report/generated/run.json").read_text())
+    assert "Where these numbers come from" in html and "Rendered from a results bundle" in html
+    assert archive.name in html and quick_bundle["manifest_sha256"] in html
+    assert f"<strong>{run['keras_backend']}</strong> backend" in html and run["git_commit"] in html
+    assert "Rendered from a results bundle" not in original and "Where these numbers come from" in original
+    assert "?@" not in html and "{{<" not in html
+    assert (out / "klvae.pdf").read_bytes()[:5] == b"%PDF-"
+    if shutil.which("pdftotext"):
+        text = " ".join(subprocess.run(["pdftotext", str(out / "klvae.pdf"), "-"], capture_output=True, text=True,
+                                       check=True).stdout.split())
+        assert "Rendered from a results bundle" in text and quick_bundle["manifest_sha256"][:16] in text
+        assert "Table 1: E1 test-set losses" in text
+
+
+@pytest.mark.pipeline
+def test_tampered_quick_bundle_is_refused_before_anything_is_extracted(quick_bundle, fresh_checkout, tmp_path):
+    archive = Path(quick_bundle["path"])
+    bad = rewrite(archive, tmp_path / "tampered.tar.gz", change=_flip_one_byte)
+    proc, _ = _make_report(fresh_checkout, bad, tmp_path)
+    assert proc.returncode != 0
+    assert "member 'tables/e1_losses.csv' has SHA-256" in proc.stdout + proc.stderr
+    assert not (fresh_checkout / kb.render_dir(bad)).exists()
+    added = rewrite(archive, tmp_path / "added.tar.gz", add={"figures/e1/extra.png": b"\x89PNG"})
+    proc, _ = _make_report(fresh_checkout, added, tmp_path)
+    assert proc.returncode != 0 and "member 'figures/e1/extra.png' is not in the manifest" in proc.stdout + proc.stderr
+    assert not (fresh_checkout / kb.render_dir(added)).exists()
