@@ -48,7 +48,7 @@ def fake_results(root: Path) -> Path:
     files = {
         "tables/e1_losses.csv": "kl_coefficient,loss\n0,150.1\n1,160.2\n",
         "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
-        "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
+        "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "e1/r0/c0/grid.npz": b"PK\x03\x04images", "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
         "benchmarks/quick/e1_train/r0_c0.tsv": "s\tmax_rss\n1.0\t10\n",
         "benchmarks/default/e1_train/r0_c0.tsv": "s\tmax_rss\n9.0\t10\n",
         "data/mnist_provenance.json": '{"source": "pypi"}', "data/faces/manifest.json": "{}",
@@ -60,13 +60,12 @@ def fake_results(root: Path) -> Path:
         "e1/r0/c0/model.keras.ckpt/state.json": "{}", "data/mnist.npz": b"arrays", "data/faces/train.npy": b"a",
         "data/standin/img_align_celeba/000001.jpg": b"jpg", "e3/ae/test_latents.npy": b"z",
         "e1/r0/c0/.history.tmp123.csv": "partial", "report/build/_klvae.md": "x",
-        "bundle/old.tar.gz": b"gz", "from_bundle/old/tables/e1_losses.csv": "x",
+        "bundle/old.tar.gz": b"gz", "from_bundle/old/tables/e1_losses.csv": "x", "report/klvae.html": "x",
     }
+    for rel in kb.required_files():  # every fragment the report includes
+        files.setdefault(rel, f"fragment {rel}\n")
     for rel, data in files.items():
         _write(r / rel, data)
-    for rel in ("report/klvae.html", "report/klvae.pdf"):  # rendered after the fragments
-        _write(r / rel, "rendered")
-    os.utime(r / "report/klvae.html", (time.time() + 5, time.time() + 5))
     return r
 
 
@@ -129,6 +128,7 @@ def made(tmp_path):
     ("e3/ae/test_latents.npy", False), ("report/klvae.html", False), ("report/klvae.pdf", False),
     ("report/build/figures/e1/a.png", False), ("bundle/x.tar.gz", False), ("from_bundle/x/tables/a.csv", False),
     ("e1/.x.tmp1.csv", False), ("MANIFEST.json", False), ("raw/mnist.whl", False), ("notes.docx", False),
+    ("e1/r0/c0.5/grid.npz", False), ("e2/z2/end_layer/recon.npz", True),
 ])
 def test_allow_list_sorts_files_by_folder_and_extension(rel, included):
     assert kb.member_kind(rel)[0] is included, kb.member_kind(rel)
@@ -166,12 +166,13 @@ def test_create_bundle_writes_manifest_first_with_every_hash(made):
     assert paths == set(names[1:])
     assert {"tables/e1_losses.csv", "report/generated/run.json", "report/generated/config.yaml",
             "benchmarks/quick/e1_train/r0_c0.tsv", "data/mnist_provenance.json", "e1/r0/c0/latent.npz"} <= paths
-    assert not [p for p in paths if re.search(r"\.(keras|h5|npy)$|weights|ckpt|^bundle/|^from_bundle/|/\.|"
+    assert not [p for p in paths if re.search(r"\.(keras|h5|npy)$|weights|ckpt|grid|^bundle/|^from_bundle/|/\.|"
                                               r"^report/(build|klvae)|^benchmarks/default|^data/.*\.npz", p)]
     assert manifest["keras_backend"] == "jax" and manifest["run_commit"] == RUN["git_commit"]
     assert info["manifest_sha256"] == hashlib.sha256(
         tarfile.open(archive, "r:gz").extractfile(kb.MANIFEST_NAME).read()).hexdigest()
     assert info["excluded"]["model"] >= 1 and info["excluded"]["checkpoint"] == 1
+    assert info["complete"] and manifest["complete"] and manifest["missing"] == []
 
 
 def test_verify_and_extract_round_trip(made, tmp_path):
@@ -189,23 +190,30 @@ def test_verify_and_extract_round_trip(made, tmp_path):
         kb.verify_bundle(archive, expected_manifest_sha256="0" * 64)
 
 
-def test_unfinished_run_is_not_bundled(tmp_path):
+def test_unfinished_run_is_refused_unless_partial(tmp_path):
     results = fake_results(tmp_path)
-    (results / "report/klvae.html").unlink()
-    with pytest.raises(kb.BundleError, match="not a finished run.*klvae.html"):
+    (results / "report/generated/e2_timing.md").unlink()
+    (results / "report/generated/run.json").unlink()
+    os.utime(results / "benchmarks/default/e1_train/r0_c0.tsv", (1, 1))  # the stopped run is the newest
+    with pytest.raises(kb.BundleError, match=r"not a finished run: .*e2_timing\.md.*run\.json.*--partial"):
         kb.create_bundle(results, out_dir=tmp_path / "out")
-    results = fake_results(tmp_path / "b")
-    os.utime(results / "report/klvae.html", (1, 1))  # report older than its fragments
-    with pytest.raises(kb.BundleError, match="older than its fragments"):
-        kb.create_bundle(results, out_dir=tmp_path / "out")
+    info = kb.create_bundle(results, out_dir=tmp_path / "out", partial=True)
+    assert not info["complete"] and "report/generated/e2_timing.md" in info["missing"]
+    assert Path(info["path"]).name.startswith("klvae-quick-") and info["path"].endswith("-partial.tar.gz")
+    v = kb.verify_bundle(info["path"])
+    assert v["complete"] is False and "report/generated/run.json" in v["missing"]
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _snakemake(work, "-n", "--config", f"bundle={info['path']}")
+    assert proc.returncode != 0 and "partial bundle" in proc.stdout + proc.stderr
 
 
 def test_too_large_bundle_fails_naming_the_largest_files(tmp_path):
     results = fake_results(tmp_path)
-    _write(results / "e1/r0/c0/grid.npz", os.urandom(200_000))
-    with pytest.raises(kb.BundleTooLarge, match=r"over the limit of .*\n.*e1/r0/c0/grid\.npz") as err:
+    _write(results / "e1/r0/c0/latent.npz", os.urandom(200_000))
+    with pytest.raises(kb.BundleTooLarge, match=r"over the limit of .*\n.*e1/r0/c0/latent\.npz") as err:
         kb.create_bundle(results, out_dir=tmp_path / "out", max_bytes=100_000)
-    assert "0.20 MB  e1/r0/c0/grid.npz" in str(err.value).splitlines()[1]
+    assert "0.20 MB  e1/r0/c0/latent.npz" in str(err.value).splitlines()[1]
     assert not list((tmp_path / "out").glob("*")), "a refused bundle must leave nothing behind"
 
 
@@ -296,8 +304,10 @@ def test_oversized_archive_is_refused_unread(made):
 
 def test_cli_create_and_verify(tmp_path, capsys):
     results = fake_results(tmp_path)
-    assert kb._main(["create", "--results", str(results), "--out-dir", str(tmp_path / "o")]) == 0
+    (tmp_path / "o").mkdir()
+    assert kb._main(["--results", str(results), "--out", str(tmp_path / "o")]) == 0  # create is the default
     out = capsys.readouterr().out
+    assert str(tmp_path / "o" / "klvae-quick-jax-0123456-dirty.tar.gz") in out
     archive = re.search(r">>> bundle: (\S+)", out).group(1)
     assert "make report BUNDLE=" in out and "left out:" in out
     assert kb._main(["verify", archive]) == 0
@@ -432,8 +442,9 @@ def test_quick_bundle_is_small_complete_and_model_free(quick_run, quick_bundle):
     for entry in manifest["members"]:  # the manifest's hashes are the run's files'
         assert kb.sha256_file(quick_run / "results" / entry["path"]) == entry["sha256"], entry["path"]
     run = json.loads((quick_run / "results/report/generated/run.json").read_text())
-    assert run["keras_backend"] == "tensorflow" and manifest["keras_backend"] == "tensorflow"
-    assert archive.name.startswith("klvae-quick-tensorflow-")
+    backend = os.environ.get("KERAS_BACKEND") or "tensorflow"  # quick_run runs with the session's backend
+    assert run["keras_backend"] == backend and manifest["keras_backend"] == backend
+    assert archive.name.startswith(f"klvae-quick-{backend}-")
 
 
 @pytest.mark.pipeline

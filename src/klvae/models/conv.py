@@ -141,12 +141,20 @@ def load_pair_weights(encoder: keras.Model, decoder: keras.Model, path: str | os
 
 
 def copy_pair_weights(src: tuple[keras.Model, keras.Model], dst: tuple[keras.Model, keras.Model]) -> None:
-    """Copy weights from one ``(encoder, decoder)`` pair to another built the same way (in memory)."""
+    """Copy weights from one ``(encoder, decoder)`` pair to another built the same way (in memory).
+
+    Values go through a NumPy copy: on JAX, assigning one variable's array to another would
+    share the buffer, and the first ``fit`` of either pair donates (deletes) it
+    ("Array has been deleted").
+
+    Raises:
+        ValueError: when the pairs do not have the same variable paths.
+    """
     s, d = _pair_variables(*src), _pair_variables(*dst)
     if set(s) != set(d):
         raise ValueError(f"pairs differ: {sorted(set(s) ^ set(d))}")
     for p, v in d.items():
-        v.assign(s[p])
+        v.assign(np.array(keras.ops.convert_to_numpy(s[p])))
 
 
 __all__ = ["build_conv_encoder", "build_conv_decoder", "build_conv_pair",
