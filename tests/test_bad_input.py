@@ -145,8 +145,9 @@ def test_missing_required_key_says_what_to_add():
     cfg = _quick()
     del cfg["e1"]["epochs"]
     msg = _config_error(cfg)
+    example = yaml.safe_load(DEFAULT.read_text())["e1"]["epochs"]  # the message quotes the default profile
     assert ("e1.epochs is missing: must be an integer >= 1 -- Training epochs per coefficient (seed 40). "
-            "Fix: add e1.epochs to config/bad.yaml, e.g. 30 (as in config/default.yaml).") in msg
+            f"Fix: add e1.epochs to config/bad.yaml, e.g. {example} (as in config/default.yaml).") in msg
 
 
 def test_an_empty_config_lists_each_missing_key_once():
@@ -154,7 +155,7 @@ def test_an_empty_config_lists_each_missing_key_once():
     assert msg.startswith("Invalid configuration in config/empty.yaml (6 problems)")
     for key in ("profile", "seed", "data", "e1", "e2", "e3"):
         assert msg.count(f"  - {key} is missing: must be ") == 1, key
-    assert "Fix: add e2 to config/empty.yaml, e.g. {\"epochs\": 3, " in msg
+    assert "Fix: add e2 to config/empty.yaml, e.g. {\"epochs\": %d, " % yaml.safe_load(DEFAULT.read_text())["e2"]["epochs"] in msg
 
 
 def test_every_problem_is_listed_and_the_error_is_a_workflow_error():

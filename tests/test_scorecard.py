@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from klvae import reference as ref
-from klvae.report.scorecard import COLUMNS, VERDICTS, scorecard_rows, write_scorecard
+from klvae.report.scorecard import (COLUMNS, VERDICTS, Tolerance, judge_value, prediction_interval, scorecard_rows,
+                                    write_scorecard)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,23 +29,30 @@ def tolerances(**override) -> dict:
 
 
 def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170_000, gpu=None,
-                 vii_ms=221.0) -> dict:
-    """Pipeline outputs whose numbers equal the seeds' (times ``e1_scale`` for E1's losses)."""
+                 vii_ms=221.0, e1_sd=np.nan, e1_reps=1, seed_log_epochs=None, window_jitter=0.0) -> dict:
+    """Pipeline outputs whose numbers equal the seeds' (times ``e1_scale`` for E1's losses).
+
+    ``e1_sd``/``e1_reps``: the E1 table's sd and replicate count; ``seed_log_epochs``: add a
+    longer ``model_add_loss`` z_dim-12 run (rule ``e2_seed_log``); ``window_jitter``: relative
+    spread of the per-window timings (0: every window the same)."""
     root.mkdir(parents=True, exist_ok=True)
     e1 = pd.DataFrame([{"kl_coefficient": c, "loss": loss * e1_scale, "reconstruction_loss": rec * e1_scale,
-                        "kl_loss": kl, "loss_sd": np.nan, "reconstruction_loss_sd": np.nan, "kl_loss_sd": np.nan,
-                        "replicates": 1, "epochs": e1_epochs, "n_train": 60000, "n_test": 10000}
+                        "kl_loss": kl, "loss_sd": e1_sd, "reconstruction_loss_sd": e1_sd, "kl_loss_sd": e1_sd,
+                        "replicates": e1_reps, "epochs": e1_epochs, "n_train": 60000, "n_test": 10000}
                        for c, loss, rec, kl in ref.E1_SEED_TABLE])
     e1.to_csv(root / "e1_losses.csv", index=False)
 
     runs, histories, latents = [], [], []
     log = ref.SEED_VII_LOG
-    for strategy, z in (("model_add_loss", 12), ("end_layer", 2)):
-        d = root / f"z{z}" / strategy
+    runs_to_write = [("model_add_loss", 12, "", e2_epochs), ("end_layer", 2, "", e2_epochs)]
+    if seed_log_epochs:
+        runs_to_write.append(("model_add_loss", 12, "seed_log/", seed_log_epochs))
+    for strategy, z, sub, n_epochs in runs_to_write:
+        d = root / f"{sub}z{z}" / strategy
         d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps({"strategy": strategy, "z_dim": z, "epochs": e2_epochs,
+        (d / "metrics.json").write_text(json.dumps({"strategy": strategy, "z_dim": z, "epochs": n_epochs,
                                                     "batch_size": 256, "fact": 6.5e-4, "n_train": 60000}))
-        epochs = np.arange(1, e2_epochs + 1)
+        epochs = np.arange(1, n_epochs + 1)
         at = lambda key: [log[key][min(max(e, 3), 6) - 3] for e in epochs]  # noqa: E731
         pd.DataFrame({"epoch": epochs, "strategy": strategy, "z_dim": z, "loss": at("loss"),
                       "reconstruction_loss": at("reconstruction_loss"), "kl_loss": at("kl_seed")}
@@ -56,12 +64,16 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
     np.savez(root / "latent.npz", z_mean=z, labels=np.zeros(len(z), int), strategy="end_layer", z_dim=2)
     latents.append(str(root / "latent.npz"))
 
+    medians = (("end_layer", 286.0), ("encoder_layer", 200.0), ("model_add_loss", vii_ms))
     timing = pd.DataFrame([{"strategy": s, "median_ms_per_step": ms, "s_per_epoch": ms * 235 / 1000,
-                            "ratio_to_fastest": ms / 200.0, "cpu": "Test CPU", "cpu_count": 2}
-                           for s, ms in (("end_layer", 286.0), ("encoder_layer", 200.0), ("model_add_loss", vii_ms))])
+                            "ratio_to_fastest": ms / 200.0, "cpu": "Test CPU", "cpu_count": 2, "n_windows": 5,
+                            "batch_size": 256} for s, ms in medians])
     if gpu is not None:
         timing["gpu"] = gpu
     timing.to_csv(root / "e2_timing.csv", index=False)
+    factors = 1 + window_jitter * np.array([-2, -1, 0, 1, 2])
+    pd.DataFrame([{"window": w, "strategy": s, "ms_per_step": ms * (factors[w] if s == "model_add_loss" else 1)}
+                  for w in range(5) for s, ms in medians]).to_csv(root / "e2_timing_windows.csv", index=False)
 
     (root / "manifest.json").write_text(json.dumps({"data_label": "CelebA", "n_train": faces}))
     pd.DataFrame([{"frac_in_0_20": 0.9, "q01": 0.5, "q99": 18.0}]).to_csv(root / "ae_latents.csv", index=False)
@@ -71,7 +83,8 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
                   {"quantity": "peak_rss_stream_at_170000_extrapolated", "value": 1.3, "n_images": 5000}]
                  ).to_csv(root / "mem.csv", index=False)
     return {"e1_table": str(root / "e1_losses.csv"), "e2_runs": runs, "e2_histories": histories,
-            "e2_latents": latents, "e2_timing": str(root / "e2_timing.csv"), "e3_manifest": str(root / "manifest.json"),
+            "e2_latents": latents, "e2_timing": str(root / "e2_timing.csv"),
+            "e2_timing_windows": str(root / "e2_timing_windows.csv"), "e3_manifest": str(root / "manifest.json"),
             "e3_latents": str(root / "ae_latents.csv"), "e3_preprocessing": str(root / "pre.csv"),
             "e3_memory": str(root / "mem.csv")}
 
@@ -122,10 +135,23 @@ def test_too_few_epochs_or_images_is_paper_profile_only_but_shows_ours(tmp_path)
 
 
 def test_vii_is_compared_at_the_same_epoch_of_the_seed_log(tmp_path):
+    """Fewer than the log's 6 epochs: ours at its last epoch beside the seed's same epoch, no verdict."""
     rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=4), tolerances=tolerances(), profile="default")
     loss = next(r for r in rows if r["id"] == "e2-vii-log-loss")
     assert "epoch 4" in loss["claim"] and loss["seed_value"] == f"{ref.SEED_VII_LOG['loss'][1]:.4f}"
-    assert loss["verdict"] == "reproduced"
+    assert loss["verdict"] == "paper profile only" and "epochs 4 (seed 6)" in loss["note"]
+
+
+def test_vii_uses_the_longer_seed_log_run_beside_short_main_runs(tmp_path):
+    """The default profile's E2 runs are short; rule e2_seed_log's 6-epoch run gets the verdict."""
+    rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=2, seed_log_epochs=6), tolerances=tolerances(),
+                          profile="default")
+    by_id = {r["id"]: r for r in rows}
+    for k in ("loss", "bce", "kl"):
+        r = by_id[f"e2-vii-log-{k}"]
+        assert "epoch 6" in r["claim"] and "epoch 6" in r["compared"] and r["verdict"] == "reproduced", r
+        assert r["basis"].startswith("tolerance") and r["basis"].endswith("single run")
+    assert by_id["e2-vii-log-loss"]["seed_value"] == f"{ref.SEED_VII_LOG['loss'][3]:.4f}"
 
 
 def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
@@ -141,11 +167,20 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
     for c, *numbers in ref.E1_SEED_TABLE:
         assert set(numbers) <= e1_seed, (c, numbers)
     md = (out / "scorecard.md").read_text()
-    assert md.rstrip().endswith("{#tbl-scorecard}")
-    assert "rule `report_scorecard`" in md.splitlines()[-1]
+    for e in ("E1", "E2", "E3"):  # one table per experiment, one row per claim, captioned and labelled
+        block = re.search(r"((?:^\|.*\n)+)\n: (.*) \{#tbl-scorecard-" + e.lower() + r"\}$", md, re.M)
+        assert block, e
+        header, _, *body = block.group(1).splitlines()
+        assert [h.strip() for h in header.strip("|").split("|")] == [
+            "claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"]
+        assert len(body) == (t["experiment"] == e).sum()
+        assert "rule `report_scorecard`" in block.group(2)
     counts = yaml.safe_load((out / "scorecard.vars.yml").read_text())["scorecard"]
-    assert counts["n_claims"] == len(t)
+    assert counts["n_claims"] == len(t) == 37
     assert counts["n_reproduced"] + counts["n_differs"] + counts["n_not_comparable"] + counts["n_paper_only"] == len(t)
+    assert counts["by_experiment"]["E1"] == {"n_claims": 24, "n_reproduced": 24, "n_differs": 0, "n_not_comparable": 0,
+                                             "n_paper_only": 0, "n_judged": 24}
+    assert md.startswith("**Summary.** E1: 24 claims: 24 reproduced; E2: 10 claims: ")
 
 
 def test_schema_gives_every_profile_the_tolerances_and_rejects_bad_ones():
@@ -167,8 +202,88 @@ def test_quick_run_has_the_scorecard_in_csv_and_html(quick_run):
     assert set(t["verdict"]) <= set(VERDICTS) and (t["profile"] == "quick").all()
     # the quick profile trains 2 epochs on a subset: E1's 40-epoch table is not claimed
     assert (t.loc[t["experiment"] == "E1", "verdict"] == "paper profile only").all()
+    assert {"compared", "sd", "n", "interval", "basis"} <= set(t.columns)
+    e1 = t[t["experiment"] == "E1"]
+    reps = int(yaml.safe_load((REPO / "config" / "quick.yaml").read_text())["e1"].get("replicates", 1))
+    assert (e1["n"] == reps).all()
+    assert e1["basis"].str.startswith("prediction interval, n = " if reps > 1 else "tolerance").all()
     html = (quick_run / "results/report/klvae.html").read_text()
-    table = re.search(r'<table[^>]*id="tbl-scorecard".*?</table>', html, re.S)
-    assert table and "141.54" in table.group(0)
-    assert re.search(r'<a href="#tbl-scorecard"[^>]*>Table(\s|&nbsp;|\xa0)\d+</a>', html)
+    for e in ("e1", "e2", "e3"):
+        table = re.search(rf'<table[^>]*id="tbl-scorecard-{e}".*?</table>', html, re.S)
+        assert table, e
+        assert all(f">{h}<" in table.group(0) for h in ("compared", "seed", "ours", "sd", "basis", "verdict"))
+    assert "141.54" in re.search(r'<table[^>]*id="tbl-scorecard-e1".*?</table>', html, re.S).group(0)
+    assert re.search(r'<a href="#tbl-scorecard-e1"[^>]*>Table(\s|&nbsp;|\xa0)\d+</a>', html)
+    assert "Summary." in html
     assert "?@" not in html and "{{<" not in html
+
+
+# --- the verdict rule, against hand computations ---------------------------------------------
+def test_prediction_interval_by_hand():
+    """n = 3 runs 140, 142, 144: mean 142, sd 2, t(2, 0.975) = 4.302653, half-width
+    4.302653 * 2 * sqrt(4/3) = 9.936553."""
+    lo, hi = prediction_interval(142.0, 2.0, 3)
+    assert lo == pytest.approx(142 - 9.936553, abs=1e-5) and hi == pytest.approx(142 + 9.936553, abs=1e-5)
+    # n = 10: t(9, 0.975) = 2.262157, sqrt(1.1) = 1.048809
+    lo, hi = prediction_interval(0.0, 1.0, 10)
+    assert hi == pytest.approx(2.262157 * 1.048809, abs=1e-5) and lo == pytest.approx(-hi)
+    with pytest.raises(ValueError, match="n >= 2"):
+        prediction_interval(1.0, 1.0, 1)
+
+
+def test_verdict_single_run_uses_the_tolerance():
+    tol = Tolerance("rel", 0.02)
+    j = judge_value(141.54, 144.0, np.nan, 1, tol)  # |144 - 141.54| = 2.46 <= 2.83
+    assert (j.verdict, j.basis) == ("reproduced", "tolerance ±2 %, single run")
+    assert (j.lo, j.hi) == pytest.approx((141.54 - 2.8308, 141.54 + 2.8308))
+    assert judge_value(141.54, 145.0, np.nan, 1, tol).verdict == "differs"  # 3.46 > 2.83
+    assert judge_value(6.21, 7.0, np.nan, 1, Tolerance("abs", 1.0, "nats")).basis == "tolerance ±1 nats, single run"
+
+
+def test_verdict_three_runs_inside_and_outside_the_prediction_interval():
+    tol = Tolerance("rel", 0.001)  # far tighter than the spread: must not be what decides
+    inside = judge_value(150.0, 142.0, 2.0, 3, tol)  # 150 < 151.94
+    assert (inside.verdict, inside.basis) == ("reproduced", "prediction interval, n = 3")
+    assert inside.hi == pytest.approx(151.936553, abs=1e-5)
+    outside = judge_value(152.5, 142.0, 2.0, 3, Tolerance("rel", 0.5))  # the tolerance would accept it
+    assert outside.verdict == "differs"
+    # unmet settings win over the number, but the interval is still computed
+    j = judge_value(150.0, 142.0, 2.0, 3, tol, unmet=["epochs 30 (seed 40)"])
+    assert j.verdict == "paper profile only" and j.basis == "prediction interval, n = 3"
+
+
+def test_verdict_with_zero_spread_falls_back_to_the_tolerance():
+    """Identical runs give a zero-width interval, which knows nothing about run-to-run noise."""
+    j = judge_value(100.0, 101.0, 0.0, 3, Tolerance("rel", 0.02))
+    assert (j.verdict, j.basis) == ("reproduced", "tolerance ±2 %, 3 identical runs")
+    assert judge_value(100.0, 103.0, 0.0, 3, Tolerance("rel", 0.02)).verdict == "differs"
+
+
+def test_e1_rows_use_the_replicates_spread(tmp_path):
+    """E1 table with 3 replicates and sd 1.5 nats: the seed's numbers (= our means here) are
+    inside every interval; a 5 % shift (~7 nats) lies outside the ±6.7-nat interval."""
+    rows = scorecard_rows(**fake_outputs(tmp_path / "a", e1_sd=1.5, e1_reps=3), tolerances=tolerances(),
+                          profile="paper")
+    e1 = [r for r in rows if r["experiment"] == "E1"]
+    assert len(e1) == 24 and all(r["basis"] == "prediction interval, n = 3" for r in e1)
+    assert all(r["verdict"] == "reproduced" and r["n"] == 3 and r["sd"] == "1.50" for r in e1)
+    c1 = next(r for r in e1 if r["id"] == "e1-c1-loss")
+    assert c1["interval"] == f"{150.39 - 4.302653 * 1.5 * (4 / 3) ** 0.5:.2f} to {150.39 + 4.302653 * 1.5 * (4 / 3) ** 0.5:.2f}"
+    v = verdicts(fake_outputs(tmp_path / "b", e1_sd=1.5, e1_reps=3, e1_scale=1.05))
+    assert v["e1-c1-loss"] == "differs" and v["e1-c20-loss"] == "differs" and v["e1-c1-kl"] == "reproduced"
+
+
+def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
+    """286/200 = 1.43 in every window: zero spread, so the tolerance decides; with a ±10 %/window
+    jitter of model_add_loss the slowdown's interval widens enough to meet the seed's 1.3-1.5."""
+    rows = scorecard_rows(**fake_outputs(tmp_path / "a"), tolerances=tolerances(), profile="paper")
+    ratio = next(r for r in rows if r["id"] == "e2-iv-ratio")
+    assert ratio["verdict"] == "reproduced" and ratio["basis"].startswith("tolerance") and ratio["n"] == 5
+    slow = next(r for r in rows if r["id"] == "e2-vii-slowdown")
+    assert slow["verdict"] == "differs"  # 221/200 = 1.105 with no spread
+    rows = scorecard_rows(**fake_outputs(tmp_path / "b", window_jitter=0.1), tolerances=tolerances(), profile="paper")
+    slow = next(r for r in rows if r["id"] == "e2-vii-slowdown")
+    # per-window ratios 1.105 * (0.8, 0.9, 1, 1.1, 1.2): mean 1.105, sd 0.1747, t(4) = 2.776445
+    assert slow["basis"] == "prediction interval, n = 5 windows" and slow["sd"] == "0.17"
+    assert slow["interval"] == f"{1.105 - 2.776445 * 0.174733 * 1.2 ** 0.5:.2f} to {1.105 + 2.776445 * 0.174733 * 1.2 ** 0.5:.2f}"
+    assert slow["verdict"] == "reproduced"

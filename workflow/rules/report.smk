@@ -106,10 +106,13 @@ rule report_scorecard:
     """Reproduction scorecard: every numeric seed claim, ours beside it, a verdict within the config's tolerances."""
     input:
         e1_table=rules.e1_table.output.table,
-        e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS),
-        e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS),
+        e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS)
+        + ([rules.e2_seed_log.output.metrics] if E2_SEED_LOG else []),
+        e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS)
+        + ([rules.e2_seed_log.output.history] if E2_SEED_LOG else []),
         e2_latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
         e2_timing=rules.e2_timing.output.summary,
+        e2_timing_windows=rules.e2_timing.output.csv,
         e3_manifest=rules.e3_preprocess.output.manifest,
         e3_latents=rules.e3_ae_latents.output.summary,
         e3_preprocessing=rules.e3_bench_preprocessing.output.csv,
