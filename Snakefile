@@ -32,18 +32,22 @@ if config.get("bundle"):
     include: "workflow/rules/bundle.smk"
 
     rule bundle_report:
+        default_target: True
         """The report rendered from the bundle: results/from_bundle/<stem>/report/klvae.html and .pdf."""
         input:
             BUNDLE_REPORT,
-        default_target: True
 
 else:
     # snakemake.utils.validate (fills the schema's defaults); on failure a ConfigError (a
     # WorkflowError) lists every bad key, the value given, what is expected and what to do --
     # before any job is scheduled, so nothing runs and no result is touched.
-    check_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
-                 source=workflow.configfiles, example=os.path.join(workflow.basedir, "config", "default.yaml"),
-                 overrides=workflow.config_settings.config)
+    check_config(
+        config,
+        os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+        source=workflow.configfiles,
+        example=os.path.join(workflow.basedir, "config", "default.yaml"),
+        overrides=workflow.config_settings.config,
+    )
 
     include: "workflow/rules/common.smk"
     include: "workflow/rules/data.smk"
@@ -53,6 +57,6 @@ else:
     include: "workflow/rules/report.smk"
 
     rule all:
+        default_target: True
         input:
             REPORT_FILES,
-        default_target: True

@@ -15,16 +15,18 @@ QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
 
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-                  timeout: int = 1800, backend: str | None = None) -> subprocess.CompletedProcess:
+                  timeout: int = 1800, backend: str | None = None,
+                  snakefile: Path | None = None) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with ``workdir`` as working directory (results go there).
 
-    ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the environment's).
+    ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the environment's);
+    ``snakefile`` runs another copy of the workflow (default: this checkout's).
     """
     configfile = configfile or REPO / "config" / "quick.yaml"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     if backend is not None:
         env["KERAS_BACKEND"] = backend
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or REPO / "Snakefile"), "--directory",
            str(workdir), "--cores", "2", "--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:

@@ -17,7 +17,6 @@ of other branches untouched. Cases:
 from __future__ import annotations
 
 import copy
-import io
 import os
 import re
 import zipfile
@@ -121,7 +120,7 @@ CONFIG_CASES = [
 def test_config_error_names_key_value_expectation_and_fix(path, value, start, expect):
     msg = _config_error(_with(_quick(), path, value))
     assert msg.startswith("Invalid configuration in config/bad.yaml (1 problem); nothing was run")
-    line = next(l for l in msg.splitlines() if l.startswith("  - "))
+    line = next(ln for ln in msg.splitlines() if ln.startswith("  - "))
     key = ".".join(path)
     assert line.startswith(f"  - {start}"), line
     assert expect in line, line
@@ -155,7 +154,8 @@ def test_an_empty_config_lists_each_missing_key_once():
     assert msg.startswith("Invalid configuration in config/empty.yaml (6 problems)")
     for key in ("profile", "seed", "data", "e1", "e2", "e3"):
         assert msg.count(f"  - {key} is missing: must be ") == 1, key
-    assert "Fix: add e2 to config/empty.yaml, e.g. {\"epochs\": %d, " % yaml.safe_load(DEFAULT.read_text())["e2"]["epochs"] in msg
+    assert ("Fix: add e2 to config/empty.yaml, e.g. {\"epochs\": %d, "
+            % yaml.safe_load(DEFAULT.read_text())["e2"]["epochs"] in msg)
 
 
 def test_every_problem_is_listed_and_the_error_is_a_workflow_error():
@@ -164,7 +164,7 @@ def test_every_problem_is_listed_and_the_error_is_a_workflow_error():
         check_config(cfg, SCHEMA, source="config/bad.yaml", example=DEFAULT)
     msg = str(err.value)
     assert "(3 problems)" in msg
-    assert [l.split(" ")[3] for l in msg.splitlines() if l.startswith("  - ")] == ["profile", "e1.epochs", "e2.fact"]
+    assert [ln.split(" ")[3] for ln in msg.splitlines() if ln.startswith("  - ")] == ["profile", "e1.epochs", "e2.fact"]
     assert "or pass --config profile=default" in msg  # a top-level key can be fixed on the command line
 
 
@@ -363,7 +363,9 @@ def test_damaged_faces_array_fails_e3_training_with_what_to_do(tmp_path, damage)
 def _small_mnist(path: Path, n_train: int = 256, n_test: int = 64) -> Path:
     """A canonical-format mnist.npz (uint8 28x28, sparse random strokes)."""
     rng = np.random.default_rng(0)
-    imgs = lambda n: ((rng.random((n, 28, 28)) < 0.2) * rng.integers(0, 256, (n, 28, 28))).astype(np.uint8)
+    def imgs(n):
+        return ((rng.random((n, 28, 28)) < 0.2) * rng.integers(0, 256, (n, 28, 28))).astype(np.uint8)
+
     np.savez(path, x_train=imgs(n_train), y_train=np.arange(n_train, dtype=np.uint8) % 10,
              x_test=imgs(n_test), y_test=np.arange(n_test, dtype=np.uint8) % 10)
     return path

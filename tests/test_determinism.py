@@ -50,7 +50,8 @@ def test_trained_weights_are_bitwise_identical(quick_run, second_run):
     assert models == _files(second_run, "*.keras")
     trained = [m for m in models if m.endswith("model.keras")]
     assert len(trained) >= 8 + 10 + 2, trained  # E1 per c, E2 per strategy and z_dim, E3 VAE and AE
-    differ = [m for m in models if weights_digest(quick_run / "results" / m) != weights_digest(second_run / "results" / m)]
+    differ = [m for m in models
+              if weights_digest(quick_run / "results" / m) != weights_digest(second_run / "results" / m)]
     assert not differ, f"weights differ between two clean quick runs: {differ}"
     inits = _files(quick_run, "*.weights.h5")
     assert inits and all(weights_digest(quick_run / "results" / w) == weights_digest(second_run / "results" / w)

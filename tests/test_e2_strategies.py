@@ -98,7 +98,7 @@ def test_strategy_builds_and_takes_training_steps(name):
     assert math.isfinite(m["loss"]) and 0.0 < m["loss"] < 1.0  # mean BCE of [0,1] images starts near log 2
     assert math.isfinite(m["reconstruction_loss"])
     after = [keras.ops.convert_to_numpy(v) for v in enc.trainable_weights + dec.trainable_weights]
-    changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after, strict=True)]
     if name == "no_kl":
         with pytest.raises(NotImplementedError):
             strat.networks(model)

@@ -69,7 +69,7 @@ def test_vae_training_step_updates_weights_and_reports_its_loss_terms():
     assert np.isfinite([loss, rec, kl]).all() and kl > 0
     assert loss == pytest.approx(rec + 0.01 * kl, rel=1e-4)
     assert rec == pytest.approx(np.log(2), abs=0.05)  # sigmoid(0-ish) = 0.5 at the start
-    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, vae.trainable_weights)]
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, vae.trainable_weights, strict=True)]
     assert all(changed)
 
 
@@ -87,7 +87,7 @@ def test_ae_is_deterministic_has_no_kl_and_freezes_the_unused_head():
     mean_before = ae.encoder.get_layer("z_mean").kernel.numpy().copy()
     ae.compile(optimizer=keras.optimizers.Adam(1e-3))
     ae.fit(x, batch_size=4, epochs=1, verbose=0, shuffle=False)
-    for b, w in zip(lv_before, lv.weights):
+    for b, w in zip(lv_before, lv.weights, strict=True):
         np.testing.assert_array_equal(b, w.numpy())
     assert not np.array_equal(mean_before, ae.encoder.get_layer("z_mean").kernel.numpy())
 
@@ -186,7 +186,9 @@ def test_face_figures_write_pngs(trained):
         im = Image.open(d / f"{name}.png")
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 150
     # the stand-in banner is red: present in a stand-in figure, absent from a CelebA one
-    red = lambda p: np.sum(np.all(np.asarray(Image.open(p).convert("RGB"))[:60] == (0xC0, 0x39, 0x2B), axis=-1))
+    def red(p):
+        return np.sum(np.all(np.asarray(Image.open(p).convert("RGB"))[:60] == (0xC0, 0x39, 0x2B), axis=-1))
+
     assert red(d / "hist.png") > 500 and red(d / "rec.png") == 0 and red(d / "rec_m.png") > 500
     with pytest.raises(ValueError, match="give data_label or manifest"):
         ff.latent_histogram(d / "z.npy", d / "x.png")

@@ -1,7 +1,6 @@
 """Hash checks and the restricted unpickler guard every raw file before it is parsed."""
 
 import gzip
-import io
 import os
 import pickle
 import zipfile

@@ -63,6 +63,7 @@ def test_vae_loss_is_reconstruction_plus_c_times_kl():
     from klvae.seeding import set_global_seed
     set_global_seed(3, threads=1)
     import keras
+
     from klvae.models.mlp import build_mlp_vae
 
     c = 0.5
@@ -89,6 +90,7 @@ def test_evaluate_is_a_mean_over_images_when_the_batch_size_does_not_divide_the_
     from klvae.seeding import set_global_seed
     set_global_seed(4, threads=1)
     import keras
+
     from klvae.data.stream import ImageBatches
     from klvae.models.mlp import build_mlp_vae
 

@@ -42,7 +42,8 @@ def test_standin_files_are_bitwise_identical_for_1_2_3_workers(standin_sets):
     m1 = json.loads((standin_sets[1] / standin.MARKER_NAME).read_text())
     m2 = json.loads((standin_sets[2] / standin.MARKER_NAME).read_text())
     assert m1["threads"] == 1 and m2["threads"] == 2 and m1["n_images"] == m2["n_images"] == N
-    assert {k: v for k, v in m1.items() if k not in TIMING_KEYS} == {k: v for k, v in m2.items() if k not in TIMING_KEYS}
+    assert ({k: v for k, v in m1.items() if k not in TIMING_KEYS}
+            == {k: v for k, v in m2.items() if k not in TIMING_KEYS})
 
 
 def test_standin_worker_chunks_cover_every_file_once(tmp_path):
@@ -51,7 +52,8 @@ def test_standin_worker_chunks_cover_every_file_once(tmp_path):
     standin.generate_standin(tmp_path / "b" / "img_align_celeba", 7, seed=2, threads=1)
     for i in range(1, 8):
         n = f"{i:06d}.jpg"
-        assert (tmp_path / "a" / "img_align_celeba" / n).read_bytes() == (tmp_path / "b" / "img_align_celeba" / n).read_bytes()
+        assert ((tmp_path / "a" / "img_align_celeba" / n).read_bytes()
+                == (tmp_path / "b" / "img_align_celeba" / n).read_bytes())
     assert len(list((tmp_path / "a" / "img_align_celeba").glob("*.jpg"))) == 7
 
 

@@ -55,7 +55,8 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     state = killed / RUN / "model.keras.ckpt" / "state.json"
     deadline = time.time() + 600
     while not state.is_file():
-        assert proc.poll() is None, f"training ended before a checkpoint was written: {(tmp_path / 'killed.log').read_text()[-3000:]}"
+        assert proc.poll() is None, ("training ended before a checkpoint was written: "
+                                     f"{(tmp_path / 'killed.log').read_text()[-3000:]}")
         assert time.time() < deadline, "no checkpoint within 10 minutes"
         time.sleep(0.05)
     time.sleep(1.0)  # well inside epoch 2 (an epoch takes several seconds here)
@@ -158,7 +159,9 @@ def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind, kill):
 
     rng = np.random.default_rng(0)
     if kind == "e2":
-        imgs = lambda n: ((rng.random((n, 28, 28)) < 0.2) * 255).astype(np.uint8)
+        def imgs(n):
+            return ((rng.random((n, 28, 28)) < 0.2) * 255).astype(np.uint8)
+
         np.savez(tmp_path / "mnist.npz", x_train=imgs(160), y_train=np.zeros(160, np.uint8), x_test=imgs(32),
                  y_test=np.zeros(32, np.uint8))
     else:
@@ -188,3 +191,52 @@ def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind, kill):
     assert weights_digest(tmp_path / "killed" / "model.keras") == weights_digest(tmp_path / "ref" / "model.keras")
     assert (tmp_path / "killed" / "history.csv").read_bytes() == (tmp_path / "ref" / "history.csv").read_bytes()
     assert not ckpt.exists()
+
+
+def test_tf_data_input_is_bitwise_the_pydataset_batches():
+    """backend.fit_input turns E1's in-RAM ImageBatches into tf.data on TensorFlow: the same
+    batches element by element, and (run in a fresh process, once each way) bitwise the same
+    weights after two epochs whose last batches are short."""
+    import numpy as np
+
+    from klvae.seeding import set_global_seed
+
+    set_global_seed(0, threads=1)
+    from klvae import backend
+    from klvae.data.stream import ImageBatches
+
+    x = np.random.default_rng(3).integers(0, 256, (70, 28, 28), dtype=np.uint8)
+    batches = ImageBatches(x, 16, shuffle=True, seed=4, epochs=3, start_epoch=1)
+    fed = backend.fit_input(batches)
+    if backend.name() != "tensorflow":
+        assert fed is batches
+        return
+    got = [b.numpy() for b in fed]
+    assert len(got) == len(batches) == 10 and got[4].shape == (6, 28, 28)
+    for i, b in enumerate(got):
+        np.testing.assert_array_equal(b, batches[i])  # bitwise, including the float32 scaling
+    # a transform or a memmap keeps the PyDataset
+    assert backend.fit_input(ImageBatches(x, 16, transform=lambda b: (b, b))).__class__ is ImageBatches
+
+    script = (
+        "import sys, numpy as np\n"
+        "from klvae.seeding import set_global_seed\n"
+        "set_global_seed(0, threads=1)\n"
+        "import keras\n"
+        "from klvae import backend\n"
+        "from klvae.data.stream import ImageBatches\n"
+        "from klvae.models.mlp import build_mlp_vae\n"
+        "x = np.random.default_rng(3).integers(0, 256, (300, 28, 28), dtype=np.uint8)\n"
+        "vae = build_mlp_vae(kl_weight=1.0, latent_dim=2, intermediate_dim=32, seed=0)\n"
+        "vae.compile(optimizer=keras.optimizers.Adam(1e-3))\n"
+        "b = ImageBatches(x, 128, shuffle=True, seed=1, epochs=2)\n"
+        "data = backend.fit_input(b) if sys.argv[1] == 'tf' else b\n"
+        "vae.fit(data, epochs=2, steps_per_epoch=b.steps_per_epoch, verbose=0, shuffle=False)\n"
+        "import hashlib\n"
+        "print(hashlib.sha256(np.concatenate([np.ravel(v) for v in vae.get_weights()]).tobytes()).hexdigest())\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    outs = [subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, env=env,
+                           timeout=300) for mode in ("tf", "pydataset")]
+    assert all(o.returncode == 0 for o in outs), [o.stderr[-2000:] for o in outs]
+    assert outs[0].stdout.strip() == outs[1].stdout.strip()

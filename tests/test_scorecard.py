@@ -13,8 +13,15 @@ import pytest
 import yaml
 
 from klvae import reference as ref
-from klvae.report.scorecard import (COLUMNS, VERDICTS, Tolerance, judge_value, prediction_interval, scorecard_rows,
-                                    write_scorecard)
+from klvae.report.scorecard import (
+    COLUMNS,
+    VERDICTS,
+    Tolerance,
+    judge_value,
+    prediction_interval,
+    scorecard_rows,
+    write_scorecard,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +60,10 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
         (d / "metrics.json").write_text(json.dumps({"strategy": strategy, "z_dim": z, "epochs": n_epochs,
                                                     "batch_size": 256, "fact": 6.5e-4, "n_train": 60000}))
         epochs = np.arange(1, n_epochs + 1)
-        at = lambda key: [log[key][min(max(e, 3), 6) - 3] for e in epochs]  # noqa: E731
+
+        def at(key, epochs=epochs):
+            return [log[key][min(max(e, 3), 6) - 3] for e in epochs]
+
         pd.DataFrame({"epoch": epochs, "strategy": strategy, "z_dim": z, "loss": at("loss"),
                       "reconstruction_loss": at("reconstruction_loss"), "kl_loss": at("kl_seed")}
                      ).to_csv(d / "history.csv", index=False)
@@ -268,7 +278,8 @@ def test_e1_rows_use_the_replicates_spread(tmp_path):
     assert len(e1) == 24 and all(r["basis"] == "prediction interval, n = 3" for r in e1)
     assert all(r["verdict"] == "reproduced" and r["n"] == 3 and r["sd"] == "1.50" for r in e1)
     c1 = next(r for r in e1 if r["id"] == "e1-c1-loss")
-    assert c1["interval"] == f"{150.39 - 4.302653 * 1.5 * (4 / 3) ** 0.5:.2f} to {150.39 + 4.302653 * 1.5 * (4 / 3) ** 0.5:.2f}"
+    half = 4.302653 * 1.5 * (4 / 3) ** 0.5
+    assert c1["interval"] == f"{150.39 - half:.2f} to {150.39 + half:.2f}"
     v = verdicts(fake_outputs(tmp_path / "b", e1_sd=1.5, e1_reps=3, e1_scale=1.05))
     assert v["e1-c1-loss"] == "differs" and v["e1-c20-loss"] == "differs" and v["e1-c1-kl"] == "reproduced"
 
@@ -285,5 +296,6 @@ def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     slow = next(r for r in rows if r["id"] == "e2-vii-slowdown")
     # per-window ratios 1.105 * (0.8, 0.9, 1, 1.1, 1.2): mean 1.105, sd 0.1747, t(4) = 2.776445
     assert slow["basis"] == "prediction interval, n = 5 windows" and slow["sd"] == "0.17"
-    assert slow["interval"] == f"{1.105 - 2.776445 * 0.174733 * 1.2 ** 0.5:.2f} to {1.105 + 2.776445 * 0.174733 * 1.2 ** 0.5:.2f}"
+    half = 2.776445 * 0.174733 * 1.2 ** 0.5
+    assert slow["interval"] == f"{1.105 - half:.2f} to {1.105 + half:.2f}"
     assert slow["verdict"] == "reproduced"

@@ -253,7 +253,8 @@ def required_files(sources: str | Path | None = None) -> list[str]:
     for qmd in sorted(sources.rglob("*.qmd")) if sources.is_dir() else []:
         names |= set(re.findall(r"\{\{<\s*include\s+_generated/(\S+?)\s*>\}\}", qmd.read_text()))
     names -= {Path(RENDER_BANNER).name, Path(RENDER_METHODS).name}
-    return sorted({f"report/generated/{n}" for n in names} | {RUN_RECORD, RUN_CONFIG, "report/generated/methods.vars.yml"})
+    return sorted({f"report/generated/{n}" for n in names}
+                  | {RUN_RECORD, RUN_CONFIG, "report/generated/methods.vars.yml"})
 
 
 def missing_files(results: str | Path, sources: str | Path | None = None) -> list[str]:
@@ -338,7 +339,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
                                                     compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), int(time.time())), io.BytesIO(manifest_bytes))
-            for (rel, path), entry in zip(files, entries):
+            for (rel, path), entry in zip(files, entries, strict=True):
                 data = path.read_bytes()
                 if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
                     raise BundleError(f"{path} changed while the bundle was being made; is a run still writing "
@@ -412,6 +413,42 @@ def parse_manifest(data: bytes, archive: str | Path = "bundle") -> dict:
     return manifest
 
 
+def _read_manifest_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path) -> tuple[dict, str]:
+    """``(manifest, its SHA-256)`` from the archive's first member, which must be ``MANIFEST.json``."""
+    name = member.name
+    if name != MANIFEST_NAME or not member.isreg():
+        raise _refuse(archive, f"its first member is {name!r}, not the manifest {MANIFEST_NAME}")
+    if member.size > MAX_MANIFEST_BYTES:
+        raise _refuse(archive, f"{MANIFEST_NAME} is {member.size} bytes, too large")
+    data = tar.extractfile(member).read(member.size)
+    return parse_manifest(data, archive), hashlib.sha256(data).hexdigest()
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path, expected: dict[str, dict],
+                 contents: dict[str, bytes]) -> bytes:
+    """The bytes of a member after the manifest, refused unless it is a safe, new, listed regular file that matches."""
+    name = member.name
+    if not safe_member_name(name):
+        raise _refuse(archive, f"member {name!r} has an unsafe path (absolute, '..', or odd characters)")
+    if not member.isreg():
+        kind = ("a symlink" if member.issym() else "a hard link" if member.islnk() else
+                "a directory" if member.isdir() else "not a regular file")
+        raise _refuse(archive, f"member {name!r} is {kind}; a bundle holds regular files only")
+    if name in contents:
+        raise _refuse(archive, f"member {name!r} appears twice")
+    entry = expected.get(name)
+    if entry is None:
+        raise _refuse(archive, f"member {name!r} is not in the manifest (added after the bundle was made?)")
+    if member.size != entry["size"]:
+        raise _refuse(archive, f"member {name!r} is {member.size} bytes, the manifest says {entry['size']}")
+    data = tar.extractfile(member).read(member.size)
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != entry["size"] or digest != entry["sha256"]:
+        raise _refuse(archive, f"member {name!r} has SHA-256 {digest}, the manifest says "
+                               f"{entry['sha256']} (the file was changed after the bundle was made)")
+    return data
+
+
 def read_bundle(archive: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> tuple[dict, dict[str, bytes], dict]:
     """Read a bundle into memory, verifying every member against its manifest; nothing is written.
 
@@ -448,36 +485,11 @@ def read_bundle(archive: str | Path, max_bytes: int = MAX_BUNDLE_BYTES) -> tuple
     try:
         with tarfile.open(archive, mode="r|gz") as tar:
             for member in tar:
-                name = member.name
                 if manifest is None:
-                    if name != MANIFEST_NAME or not member.isreg():
-                        raise _refuse(archive, f"its first member is {name!r}, not the manifest {MANIFEST_NAME}")
-                    if member.size > MAX_MANIFEST_BYTES:
-                        raise _refuse(archive, f"{MANIFEST_NAME} is {member.size} bytes, too large")
-                    data = tar.extractfile(member).read(member.size)
-                    manifest_sha = hashlib.sha256(data).hexdigest()
-                    manifest = parse_manifest(data, archive)
+                    manifest, manifest_sha = _read_manifest_member(tar, member, archive)
                     expected = {e["path"]: e for e in manifest["members"]}
                     continue
-                if not safe_member_name(name):
-                    raise _refuse(archive, f"member {name!r} has an unsafe path (absolute, '..', or odd characters)")
-                if not member.isreg():
-                    kind = ("a symlink" if member.issym() else "a hard link" if member.islnk() else
-                            "a directory" if member.isdir() else "not a regular file")
-                    raise _refuse(archive, f"member {name!r} is {kind}; a bundle holds regular files only")
-                if name in contents:
-                    raise _refuse(archive, f"member {name!r} appears twice")
-                entry = expected.get(name)
-                if entry is None:
-                    raise _refuse(archive, f"member {name!r} is not in the manifest (added after the bundle was made?)")
-                if member.size != entry["size"]:
-                    raise _refuse(archive, f"member {name!r} is {member.size} bytes, the manifest says {entry['size']}")
-                data = tar.extractfile(member).read(member.size)
-                digest = hashlib.sha256(data).hexdigest()
-                if len(data) != entry["size"] or digest != entry["sha256"]:
-                    raise _refuse(archive, f"member {name!r} has SHA-256 {digest}, the manifest says "
-                                           f"{entry['sha256']} (the file was changed after the bundle was made)")
-                contents[name] = data
+                contents[member.name] = _read_member(tar, member, archive, expected, contents)
     except BundleError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
@@ -610,7 +622,8 @@ def _main(argv: list[str] | None = None) -> int:
                 print(f"    render it anywhere: make report BUNDLE={r['path']}")
             else:
                 print(f"    PARTIAL: {len(r['missing'])} files the report needs are missing "
-                      f"({', '.join(r['missing'][:4])}{', ...' if len(r['missing']) > 4 else ''}); it cannot be rendered")
+                      f"({', '.join(r['missing'][:4])}{', ...' if len(r['missing']) > 4 else ''}); "
+                      "it cannot be rendered")
         elif args.cmd == "verify":
             r = verify_bundle(args.archive)
             print(f"{r['name']}: OK, {r['members']} members verified; manifest SHA-256 {r['manifest_sha256']}; "

@@ -7,7 +7,8 @@ line each, naming the dotted key (``e1.epochs``), the value given, what is expec
 the schema's constraint and ``description``) and what to do, e.g.::
 
     Invalid configuration in config/bad.yaml (1 problem); nothing was run and existing results are unchanged:
-      - e1.epochs = -3: must be an integer >= 1 -- Training epochs per coefficient (seed 40). Fix: edit e1.epochs in config/bad.yaml, e.g. 30 (as in config/default.yaml).
+      - e1.epochs = -3: must be an integer >= 1 -- Training epochs per coefficient (seed 40). Fix: edit e1.epochs
+        in config/bad.yaml, e.g. 30 (as in config/default.yaml).
     Valid values: workflow/schemas/config.schema.yaml; a complete valid example: config/default.yaml.
 
 Unknown keys name the key, suggest the closest allowed one and list all allowed ones; a
@@ -207,7 +208,8 @@ def _problem_line(schema, path, value, bad_items, ctx, missing: bool = False) ->
         line += "."
     types = sub.get("type", [])
     _, cli = _lookup(ctx["overrides"], path)
-    if not cli and isinstance(value, str) and ({"integer", "number", "boolean"} & set([types] if isinstance(types, str) else types)):
+    if not cli and isinstance(value, str) and ({"integer", "number", "boolean"}
+                                               & set([types] if isinstance(types, str) else types)):
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
@@ -226,7 +228,8 @@ def _problem_line(schema, path, value, bad_items, ctx, missing: bool = False) ->
         line += (f" Fix: set {key} in a config file instead of --config (it passes nested values as text)"
                  f"{example}")
     else:
-        line += f" Fix: add {key} to {ctx['where']}{example}" if missing else f" Fix: edit {key} in {ctx['where']}{example}"
+        line += (f" Fix: add {key} to {ctx['where']}{example}" if missing
+                 else f" Fix: edit {key} in {ctx['where']}{example}")
         if len(path) == 1 and scalar:
             line += f"; or pass --config {key}={'' if ex_value is None else ex_value}"
     return line + "."
@@ -259,7 +262,7 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
     try:
         validate(config, str(schema_path), set_default=True)
         return config
-    except WorkflowError as err:
+    except WorkflowError:
         schema = yaml.safe_load(Path(schema_path).read_text())
         lines = explain(config, schema, files, example, overrides)
         if not lines:  # should not happen: fall back to Snakemake's own message

@@ -28,7 +28,6 @@ with values in [0, 1]; ``z_mean`` and ``z_log_var`` have shape ``(batch, z_dim)`
 
 from __future__ import annotations
 
-import keras
 from keras import ops
 
 #: Clipping used inside the log of the binary cross-entropy, as in Keras' own

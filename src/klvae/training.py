@@ -168,6 +168,7 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
         FloatingPointError: a non-finite training loss (:class:`klvae.callbacks.TerminateOnNaNError`);
             the checkpoint is deleted too (resuming would only diverge again), no output is written.
     """
+    from klvae import backend
     from klvae.data.stream import ImageBatches
 
     saver = EpochCheckpoint(checkpoint, fingerprint, log=log)
@@ -177,7 +178,8 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
     steps = batches.steps_per_epoch
     nan_guard = TerminateOnNaNError(nan_hint) if nan_hint else TerminateOnNaNError()
     try:
-        model.fit(batches, epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps, verbose=verbose,
+        model.fit(backend.fit_input(batches), epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps,
+                  verbose=verbose,
                   shuffle=False, callbacks=[saver, nan_guard, *(callbacks or [])])
     except FloatingPointError:
         shutil.rmtree(checkpoint, ignore_errors=True)

@@ -18,9 +18,9 @@ from snakemake.exceptions import WorkflowError
 
 from klvae import bundle as klvae_bundle
 
-# `script:` bodies run with the `python` on PATH: make it the interpreter Snakemake runs in
-# (as workflow/rules/common.smk does in normal mode).
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+include: "call.smk"
+
 
 BUNDLE_ARCHIVE = os.path.abspath(os.path.expanduser(str(config["bundle"])))
 try:
@@ -28,25 +28,30 @@ try:
 except klvae_bundle.BundleError as err:
     raise WorkflowError(str(err)) from None
 if not BUNDLE["complete"]:
-    raise WorkflowError(f"{BUNDLE_ARCHIVE}: a partial bundle (made with --partial from an unfinished run): "
-                        f"{', '.join(BUNDLE['missing'])} missing, so the report cannot be rendered from it. "
-                        "Finish the run and make the bundle again.")
+    raise WorkflowError(
+        f"{BUNDLE_ARCHIVE}: a partial bundle (made with --partial from an unfinished run): "
+        f"{', '.join(BUNDLE['missing'])} missing, so the report cannot be rendered from it. "
+        "Finish the run and make the bundle again."
+    )
 BUNDLE_DIR = klvae_bundle.render_dir(BUNDLE_ARCHIVE)
 # The config the run used (from the verified bundle): only the renderer matters here.
 BUNDLE_CONFIG = BUNDLE["config"]
 BUNDLE_RENDERER = str(config.get("renderer") or BUNDLE_CONFIG.get("report", {}).get("renderer", "auto"))
 BUNDLE_FILES = [f"{BUNDLE_DIR}/{p}" for p in BUNDLE["paths"]]
 BUNDLE_GEN = f"{BUNDLE_DIR}/report/generated"
-BUNDLE_FRAGMENTS = {f"_generated/{Path(p).name}": p for p in BUNDLE_FILES
-                    if p.startswith(BUNDLE_GEN + "/") and p.endswith(".md")}
+BUNDLE_FRAGMENTS = {
+    f"_generated/{Path(p).name}": p for p in BUNDLE_FILES if p.startswith(BUNDLE_GEN + "/") and p.endswith(".md")
+}
 BUNDLE_VARIABLES = [p for p in BUNDLE_FILES if p.startswith(BUNDLE_GEN + "/") and p.endswith(".vars.yml")]
 BUNDLE_FIGURES = [p for p in BUNDLE_FILES if p.startswith(f"{BUNDLE_DIR}/figures/") and p.endswith(".png")]
 BUNDLE_REPORT = [f"{BUNDLE_DIR}/report/klvae.html", f"{BUNDLE_DIR}/report/klvae.pdf"]
 REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 
 if not BUNDLE_FRAGMENTS or not BUNDLE_VARIABLES:
-    raise WorkflowError(f"{BUNDLE_ARCHIVE}: the bundle holds no report fragments (report/generated/*.md and "
-                        "*.vars.yml); it cannot be rendered. Make it with `make bundle` after a finished run.")
+    raise WorkflowError(
+        f"{BUNDLE_ARCHIVE}: the bundle holds no report fragments (report/generated/*.md and "
+        "*.vars.yml); it cannot be rendered. Make it with `make bundle` after a finished run."
+    )
 
 
 rule bundle_extract:
@@ -55,11 +60,15 @@ rule bundle_extract:
         archive=BUNDLE_ARCHIVE,
     output:
         BUNDLE_FILES,
+    log:
+        f"{BUNDLE_DIR}.extract.log",
+    conda:
+        CONDA_ENV
     params:
-        func="klvae.bundle:extract_bundle",
+        **library_call("klvae.bundle:extract_bundle"),
         kwargs={"dest": BUNDLE_DIR, "replace": True, "expected_manifest_sha256": BUNDLE["manifest_sha256"]},
     script:
-        "../scripts/call.py"
+        CALL
 
 
 rule report_render:
@@ -72,16 +81,22 @@ rule report_render:
     output:
         html=BUNDLE_REPORT[0],
         pdf=BUNDLE_REPORT[1],
+    log:
+        f"{BUNDLE_DIR}/report/render.log",
+    conda:
+        CONDA_ENV
     params:
-        func="klvae.report.render:render",
+        **library_call("klvae.report.render:render"),
         kwargs={
             "sources": REPORT_SOURCES,
             "build": f"{BUNDLE_DIR}/report/build",
             "generated": BUNDLE_FRAGMENTS,
             "figures_root": f"{BUNDLE_DIR}/figures",
             "renderer": BUNDLE_RENDERER,
-            "bundle": {k: BUNDLE[k] for k in ("name", "archive_sha256", "manifest_sha256", "members",
-                                              "created_utc", "created_host")},
+            "bundle": {
+                k: BUNDLE[k]
+                for k in ("name", "archive_sha256", "manifest_sha256", "members", "created_utc", "created_host")
+            },
         },
     script:
-        "../scripts/call.py"
+        CALL

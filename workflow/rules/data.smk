@@ -1,17 +1,12 @@
 # Data: raw files (under data/) verified by hash -> canonical uint8 arrays + provenance.
 
+from klvae.data.mnist import raw_input_path
+
 MNIST_CFG = config["data"]["mnist"]
-
-
-def mnist_raw():
-    """The raw input of the configured MNIST source (a file, or the folder of IDX files)."""
-    if MNIST_CFG["source"] == "idx":
-        if not MNIST_CFG.get("idx_dir"):
-            raise WorkflowError("data.mnist.source is 'idx' but data.mnist.idx_dir is not set: name the folder "
-                                "that holds the four official *-ubyte.gz files.")
-        return MNIST_CFG["idx_dir"]
-    from klvae.data.mnist import raw_filename
-    return f"{MNIST_CFG['raw_dir']}/{raw_filename(MNIST_CFG['source'])}"
+try:
+    MNIST_RAW = raw_input_path(MNIST_CFG)  # the downloaded file, or the folder of IDX files
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 
 
 if MNIST_CFG["source"] != "idx":
@@ -19,27 +14,35 @@ if MNIST_CFG["source"] != "idx":
     rule mnist_download:
         """Fetch the raw MNIST file of the configured source and verify its SHA-256."""
         output:
-            raw=mnist_raw(),
-        params:
-            func="klvae.data.mnist:download",
-            kwargs={"source": MNIST_CFG["source"]},
+            raw=MNIST_RAW,
+        log:
+            f"{LOGS}/mnist_download.log",
         benchmark:
             f"{BENCH}/mnist_download.tsv"
+        conda:
+            CONDA_ENV
+        params:
+            **library_call("klvae.data.mnist:download"),
+            kwargs={"source": MNIST_CFG["source"]},
         script:
-            "../scripts/call.py"
+            CALL
 
 
 rule mnist_canonical:
     """Verify and parse raw MNIST into results/data/mnist.npz (uint8) with a provenance record."""
     input:
-        raw=mnist_raw(),
+        raw=MNIST_RAW,
     output:
         npz=f"{RESULTS}/data/mnist.npz",
         provenance=f"{RESULTS}/data/mnist_provenance.json",
-    params:
-        func="klvae.data.mnist:build_canonical",
-        kwargs={"source": MNIST_CFG["source"]},
+    log:
+        f"{LOGS}/mnist_canonical.log",
     benchmark:
         f"{BENCH}/mnist_canonical.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.data.mnist:build_canonical"),
+        kwargs={"source": MNIST_CFG["source"]},
     script:
-        "../scripts/call.py"
+        CALL

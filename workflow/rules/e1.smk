@@ -8,21 +8,29 @@ E1 = config["e1"]
 E1_DIR = f"{RESULTS}/e1"
 E1_FIG = f"{RESULTS}/figures/e1"
 E1_REPS = list(range(E1["replicates"]))
-E1_TRAIN_KW = {k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test",
-                                   "latent_dim", "intermediate_dim")}
+E1_TRAIN_KW = {
+    k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test", "latent_dim", "intermediate_dim")
+}
 
 
 rule e1_init_weights:
     """The one set of initial weights every coefficient starts from (the seed's vae_init.h5)."""
     output:
         weights=f"{E1_DIR}/r{{r}}/init.weights.h5",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e1:init_weights",
-        kwargs=lambda w: {"seed": config["seed"] + int(w.r), "latent_dim": E1["latent_dim"],
-                          "intermediate_dim": E1["intermediate_dim"]},
+    log:
+        f"{LOGS}/e1_init_weights/r{{r}}.log",
     benchmark:
         f"{BENCH}/e1_init_weights/r{{r}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e1:init_weights"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs=lambda w: {
+            "seed": config["seed"] + int(w.r),
+            "latent_dim": E1["latent_dim"],
+            "intermediate_dim": E1["intermediate_dim"],
+        },
     script:
         CALL
 
@@ -36,16 +44,24 @@ rule e1_train:
         model=f"{E1_DIR}/r{{r}}/c{{c}}/model.keras",
         history=f"{E1_DIR}/r{{r}}/c{{c}}/history.csv",
         metrics=f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e1:train",
-        kwargs=lambda w: {**E1_TRAIN_KW, "kl_coefficient": float(w.c), "seed": config["seed"] + int(w.r),
-                          "replicate": int(w.r)},
+    log:
+        f"{LOGS}/e1_train/r{{r}}_c{{c}}.log",
+    benchmark:
+        f"{BENCH}/e1_train/r{{r}}_c{{c}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]["train"]
     resources:
         mem_mb=3000,
-    benchmark:
-        f"{BENCH}/e1_train/r{{r}}_c{{c}}.tsv"
+    params:
+        **library_call("klvae.experiments.e1:train"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs=lambda w: {
+            **E1_TRAIN_KW,
+            "kl_coefficient": float(w.c),
+            "seed": config["seed"] + int(w.r),
+            "replicate": int(w.r),
+        },
     script:
         CALL
 
@@ -58,11 +74,15 @@ rule e1_analyse:
     output:
         latent=f"{E1_DIR}/r{{r}}/c{{c}}/latent.npz",
         grid=f"{E1_DIR}/r{{r}}/c{{c}}/grid.npz",
-    params:
-        func="klvae.experiments.e1:analyse",
-        kwargs={"n_test": E1["n_test"], "n": E1["manifold_n"], "limit": E1["manifold_limit"]},
+    log:
+        f"{LOGS}/e1_analyse/r{{r}}_c{{c}}.log",
     benchmark:
         f"{BENCH}/e1_analyse/r{{r}}_c{{c}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e1:analyse"),
+        kwargs={"n_test": E1["n_test"], "n": E1["manifold_n"], "limit": E1["manifold_limit"]},
     script:
         CALL
 
@@ -73,10 +93,14 @@ rule e1_table:
         metrics=expand(f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json", c=E1_COEFS, r=E1_REPS),
     output:
         table=f"{RESULTS}/tables/e1_losses.csv",
-    params:
-        func="klvae.experiments.e1:collect_metrics",
+    log:
+        f"{LOGS}/e1_table.log",
     benchmark:
         f"{BENCH}/e1_table.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e1:collect_metrics"),
     script:
         CALL
 
@@ -85,11 +109,15 @@ rule e1_reference_scatter:
     """Figure: 5,000 samples of the 2-D standard normal, the target the encoder is pulled towards."""
     output:
         out=f"{E1_FIG}/reference_scatter.png",
-    params:
-        func="klvae.figures.latent:reference_scatter",
-        kwargs={"n_samples": E1["reference_samples"], "seed": config["seed"]},
+    log:
+        f"{LOGS}/e1_reference_scatter.log",
     benchmark:
         f"{BENCH}/e1_reference_scatter.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.latent:reference_scatter"),
+        kwargs={"n_samples": E1["reference_samples"], "seed": config["seed"]},
     script:
         CALL
 
@@ -100,11 +128,15 @@ rule e1_scatter:
         latent=f"{E1_DIR}/r0/c{{c}}/latent.npz",
     output:
         out=f"{E1_FIG}/scatter_c{{c}}.png",
-    params:
-        func="klvae.figures.latent:latent_scatter",
-        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+    log:
+        f"{LOGS}/e1_scatter/c{{c}}.log",
     benchmark:
         f"{BENCH}/e1_scatter/c{{c}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.latent:latent_scatter"),
+        kwargs=lambda w: {"kl_coefficient": float(w.c)},
     script:
         CALL
 
@@ -115,11 +147,15 @@ rule e1_manifold:
         grid=f"{E1_DIR}/r0/c{{c}}/grid.npz",
     output:
         out=f"{E1_FIG}/manifold_c{{c}}.png",
-    params:
-        func="klvae.figures.manifold:manifold",
-        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+    log:
+        f"{LOGS}/e1_manifold/c{{c}}.log",
     benchmark:
         f"{BENCH}/e1_manifold/c{{c}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.manifold:manifold"),
+        kwargs=lambda w: {"kl_coefficient": float(w.c)},
     script:
         CALL
 
@@ -130,11 +166,15 @@ rule e1_scatter_panel:
         latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/scatter_panel.png",
-    params:
-        func="klvae.figures.latent:scatter_panel",
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    log:
+        f"{LOGS}/e1_scatter_panel.log",
     benchmark:
         f"{BENCH}/e1_scatter_panel.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.latent:scatter_panel"),
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 
@@ -145,11 +185,15 @@ rule e1_manifold_panel:
         grids=expand(f"{E1_DIR}/r0/c{{c}}/grid.npz", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/manifold_panel.png",
-    params:
-        func="klvae.figures.manifold:manifold_panel",
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    log:
+        f"{LOGS}/e1_manifold_panel.log",
     benchmark:
         f"{BENCH}/e1_manifold_panel.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.manifold:manifold_panel"),
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 
@@ -160,11 +204,15 @@ rule e1_loss_curves:
         histories=expand(f"{E1_DIR}/r0/c{{c}}/history.csv", c=E1_COEFS),
     output:
         out=f"{E1_FIG}/loss_curves.png",
-    params:
-        func="klvae.figures.curves:e1_loss_curves",
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
+    log:
+        f"{LOGS}/e1_loss_curves.log",
     benchmark:
         f"{BENCH}/e1_loss_curves.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.curves:e1_loss_curves"),
+        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 

@@ -26,12 +26,16 @@ rule e2_compatibility:
     output:
         csv=f"{RESULTS}/tables/e2_compatibility_long.csv",
         table=f"{RESULTS}/tables/e2_compatibility.csv",
-    params:
-        func="klvae.strategies.compat:compatibility_matrix",
-        kwargs={**E2["compatibility"], "fact": E2["fact"], "seed": config["seed"]},
-    threads: 1
+    log:
+        f"{LOGS}/e2_compatibility.log",
     benchmark:
         f"{BENCH}/e2_compatibility.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        **library_call("klvae.strategies.compat:compatibility_matrix"),
+        kwargs={**E2["compatibility"], "fact": E2["fact"], "seed": config["seed"]},
     script:
         CALL
 
@@ -42,12 +46,16 @@ rule e2_init_weights:
         mnist=rules.mnist_canonical.output.npz,
     output:
         weights=f"{E2_DIR}/z{{z}}/init.weights.npz",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e2:init_weights",
-        kwargs=lambda w: {"z_dim": int(w.z), "seed": config["seed"], "threads": 1},
+    log:
+        f"{LOGS}/e2_init_weights/z{{z}}.log",
     benchmark:
         f"{BENCH}/e2_init_weights/z{{z}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e2:init_weights"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs=lambda w: {"z_dim": int(w.z), "seed": config["seed"], "threads": 1},
     script:
         CALL
 
@@ -59,14 +67,23 @@ rule e2_equivalence:
         init=expand(f"{E2_DIR}/z{{z}}/init.weights.npz", z=E2_ZDIMS),
     output:
         csv=f"{RESULTS}/tables/e2_equivalence.csv",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e2:equivalence",
-        kwargs={**E2["equivalence"], "z_dim": E2_ZDIMS, "strategies": E2_STRATS, "fact": E2["fact"],
-                "seed": config["seed"]},
-    threads: 1
+    log:
+        f"{LOGS}/e2_equivalence.log",
     benchmark:
         f"{BENCH}/e2_equivalence.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        **library_call("klvae.experiments.e2:equivalence"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs={
+            **E2["equivalence"],
+            "z_dim": E2_ZDIMS,
+            "strategies": E2_STRATS,
+            "fact": E2["fact"],
+            "seed": config["seed"],
+        },
     script:
         CALL
 
@@ -80,15 +97,19 @@ rule e2_train:
         model=f"{E2_DIR}/z{{z}}/{{strategy}}/model.keras",
         history=f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv",
         metrics=f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e2:train",
-        kwargs=lambda w: {**E2_TRAIN_KW, "strategy": w.strategy, "z_dim": int(w.z), "seed": config["seed"]},
+    log:
+        f"{LOGS}/e2_train/z{{z}}_{{strategy}}.log",
+    benchmark:
+        f"{BENCH}/e2_train/z{{z}}_{{strategy}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]["train"]
     resources:
         mem_mb=4000,
-    benchmark:
-        f"{BENCH}/e2_train/z{{z}}_{{strategy}}.tsv"
+    params:
+        **library_call("klvae.experiments.e2:train"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs=lambda w: {**E2_TRAIN_KW, "strategy": w.strategy, "z_dim": int(w.z), "seed": config["seed"]},
     script:
         CALL
 
@@ -97,8 +118,9 @@ rule e2_train:
 # bit-identically (rule e2_equivalence; the E2 table), so where e2.epochs is shorter only that
 # one run is trained longer, beside the others; the scorecard reads its history.
 E2_SEED_LOG_Z = 12
-E2_SEED_LOG = (int(E2["seed_log_epochs"]) > int(E2["epochs"]) and E2_SEED_LOG_Z in E2_ZDIMS
-               and "model_add_loss" in E2_STRATS)
+E2_SEED_LOG = (
+    int(E2["seed_log_epochs"]) > int(E2["epochs"]) and E2_SEED_LOG_Z in E2_ZDIMS and "model_add_loss" in E2_STRATS
+)
 E2_SEED_LOG_DIR = f"{E2_DIR}/seed_log/z{E2_SEED_LOG_Z}/model_add_loss"
 
 
@@ -111,16 +133,25 @@ rule e2_seed_log:
         model=f"{E2_SEED_LOG_DIR}/model.keras",
         history=f"{E2_SEED_LOG_DIR}/history.csv",
         metrics=f"{E2_SEED_LOG_DIR}/metrics.json",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e2:train",
-        kwargs={**E2_TRAIN_KW, "epochs": E2["seed_log_epochs"], "strategy": "model_add_loss",
-                "z_dim": E2_SEED_LOG_Z, "seed": config["seed"]},
+    log:
+        f"{LOGS}/e2_seed_log.log",
+    benchmark:
+        f"{BENCH}/e2_seed_log.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]["train"]
     resources:
         mem_mb=4000,
-    benchmark:
-        f"{BENCH}/e2_seed_log.tsv"
+    params:
+        **library_call("klvae.experiments.e2:train"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs={
+            **E2_TRAIN_KW,
+            "epochs": E2["seed_log_epochs"],
+            "strategy": "model_add_loss",
+            "z_dim": E2_SEED_LOG_Z,
+            "seed": config["seed"],
+        },
     script:
         CALL
 
@@ -133,11 +164,15 @@ rule e2_analyse:
     output:
         latent=f"{E2_DIR}/z{{z}}/{{strategy}}/latent.npz",
         recon=f"{E2_DIR}/z{{z}}/{{strategy}}/recon.npz",
-    params:
-        func="klvae.experiments.e2:analyse",
-        kwargs=lambda w: {"n_test": E2["n_test"], "n_recon": E2["n_reconstructions"], "strategy": w.strategy},
+    log:
+        f"{LOGS}/e2_analyse/z{{z}}_{{strategy}}.log",
     benchmark:
         f"{BENCH}/e2_analyse/z{{z}}_{{strategy}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e2:analyse"),
+        kwargs=lambda w: {"n_test": E2["n_test"], "n_recon": E2["n_reconstructions"], "strategy": w.strategy},
     script:
         CALL
 
@@ -148,10 +183,14 @@ rule e2_table:
         metrics=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS),
     output:
         table=f"{RESULTS}/tables/e2_metrics.csv",
-    params:
-        func="klvae.experiments.e2:collect_metrics",
+    log:
+        f"{LOGS}/e2_table.log",
     benchmark:
         f"{BENCH}/e2_table.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e2:collect_metrics"),
     script:
         CALL
 
@@ -163,16 +202,27 @@ rule e2_timing:
     output:
         csv=f"{RESULTS}/tables/e2_timing_windows.csv",
         summary=f"{RESULTS}/tables/e2_timing.csv",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.bench.timing:benchmark",
-        kwargs={**E2["timing"], "strategies": E2_STRATS, "z_dim": E2["timing_z_dim"], "batch_size": E2["batch_size"],
-                "fact": E2["fact"], "learning_rate": E2["learning_rate"], "seed": config["seed"],
-                "threads": config["threads"]["train"]},
-    # the whole machine: other jobs running beside it would distort the timings
-    threads: workflow.cores
+    log:
+        f"{LOGS}/e2_timing.log",
     benchmark:
         f"{BENCH}/e2_timing.tsv"
+    conda:
+        CONDA_ENV
+    # the whole machine: other jobs running beside it would distort the timings
+    threads: workflow.cores
+    params:
+        **library_call("klvae.bench.timing:benchmark"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs={
+            **E2["timing"],
+            "strategies": E2_STRATS,
+            "z_dim": E2["timing_z_dim"],
+            "batch_size": E2["batch_size"],
+            "fact": E2["fact"],
+            "learning_rate": E2["learning_rate"],
+            "seed": config["seed"],
+            "threads": config["threads"]["train"],
+        },
     script:
         CALL
 
@@ -183,11 +233,15 @@ rule e2_loss_curves:
         histories=expand(f"{E2_DIR}/z{{{{z}}}}/{{strategy}}/history.csv", strategy=E2_STRATS),
     output:
         out=f"{E2_FIG}/loss_curves_z{{z}}.png",
-    params:
-        func="klvae.figures.e2:loss_curves",
-        kwargs=lambda w: {"z_dim": int(w.z)},
+    log:
+        f"{LOGS}/e2_loss_curves/z{{z}}.log",
     benchmark:
         f"{BENCH}/e2_loss_curves/z{{z}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.e2:loss_curves"),
+        kwargs=lambda w: {"z_dim": int(w.z)},
     script:
         CALL
 
@@ -198,10 +252,14 @@ rule e2_latent:
         latents=[f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz"],
     output:
         out=f"{E2_FIG}/latent_{{strategy}}.png",
-    params:
-        func="klvae.figures.e2:latent_scatter",
+    log:
+        f"{LOGS}/e2_latent/{{strategy}}.log",
     benchmark:
         f"{BENCH}/e2_latent/{{strategy}}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.e2:latent_scatter"),
     script:
         CALL
 
@@ -212,10 +270,14 @@ rule e2_latent_panel:
         latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
     output:
         out=f"{E2_FIG}/latent_panel.png",
-    params:
-        func="klvae.figures.e2:latent_scatter",
+    log:
+        f"{LOGS}/e2_latent_panel.log",
     benchmark:
         f"{BENCH}/e2_latent_panel.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.e2:latent_scatter"),
     script:
         CALL
 
@@ -226,10 +288,14 @@ rule e2_reconstructions:
         recons=expand(f"{E2_DIR}/z{E2['reconstruction_z_dim']}/{{strategy}}/recon.npz", strategy=E2_STRATS),
     output:
         out=f"{E2_FIG}/reconstructions.png",
-    params:
-        func="klvae.figures.e2:reconstructions",
+    log:
+        f"{LOGS}/e2_reconstructions.log",
     benchmark:
         f"{BENCH}/e2_reconstructions.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.e2:reconstructions"),
     script:
         CALL
 
@@ -239,5 +305,9 @@ E2_FIGURES = (
     + expand(f"{E2_FIG}/latent_{{strategy}}.png", strategy=E2_STRATS)
     + [f"{E2_FIG}/latent_panel.png", f"{E2_FIG}/reconstructions.png"]
 )
-E2_TABLES = [rules.e2_table.output.table, rules.e2_equivalence.output.csv, rules.e2_compatibility.output.table,
-             rules.e2_timing.output.summary]
+E2_TABLES = [
+    rules.e2_table.output.table,
+    rules.e2_equivalence.output.csv,
+    rules.e2_compatibility.output.table,
+    rules.e2_timing.output.summary,
+]

@@ -15,7 +15,8 @@ if CELEBA["path"]:
         raise WorkflowError(
             f"data.celeba.path = {CELEBA['path']!r} does not exist. Point it at img_align_celeba.zip or the extracted "
             "img_align_celeba/ folder (Kaggle's nested img_align_celeba/img_align_celeba/ works too), or set it to "
-            "null to run the face branch on the synthetic stand-in.")
+            "null to run the face branch on the synthetic stand-in."
+        )
     FACE_SOURCE = CELEBA["path"]
 else:
     FACE_SOURCE = STANDIN_DIR
@@ -24,12 +25,16 @@ else:
         """A CelebA-format folder of procedurally drawn synthetic faces (NOT CelebA), labelled as such."""
         output:
             folder=directory(STANDIN_DIR),
-        params:
-            func="klvae.data.standin:generate_standin",
-            kwargs={"n_images": E3["standin_images"], "seed": config["seed"]},
-        threads: workflow.cores
+        log:
+            f"{LOGS}/e3_standin.log",
         benchmark:
             f"{BENCH}/e3_standin.tsv"
+        conda:
+            CONDA_ENV
+        threads: workflow.cores
+        params:
+            **library_call("klvae.data.standin:generate_standin"),
+            kwargs={"n_images": E3["standin_images"], "seed": config["seed"]},
         script:
             CALL
 
@@ -42,13 +47,22 @@ rule e3_preprocess:
         train_npy=f"{FACES}/train.npy",
         test_npy=f"{FACES}/test.npy",
         manifest=f"{FACES}/manifest.json",
-    params:
-        func="klvae.data.celeba:preprocess",
-        kwargs={"n_train": E3["n_train"], "n_test": E3["n_test"], "split": CELEBA["split"],
-                "partition_file": CELEBA["partition_file"], "verify_md5": CELEBA["verify_md5"]},
-    threads: workflow.cores
+    log:
+        f"{LOGS}/e3_preprocess.log",
     benchmark:
         f"{BENCH}/e3_preprocess.tsv"
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    params:
+        **library_call("klvae.data.celeba:preprocess"),
+        kwargs={
+            "n_train": E3["n_train"],
+            "n_test": E3["n_test"],
+            "split": CELEBA["split"],
+            "partition_file": CELEBA["partition_file"],
+            "verify_md5": CELEBA["verify_md5"],
+        },
     script:
         CALL
 
@@ -65,17 +79,27 @@ rule e3_train:
         model=f"{E3_DIR}/{{kind}}/model.keras",
         history=f"{E3_DIR}/{{kind}}/history.csv",
         epoch_times=f"{E3_DIR}/{{kind}}/epoch_times.csv",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.experiments.e3:train",
-        kwargs=lambda w: {"kind": w.kind, "epochs": E3["epochs"], "batch_size": E3["batch_size"],
-                          "learning_rate": E3["learning_rate"], "kl_weight": E3["kl_weight"], "z_dim": E3["z_dim"],
-                          "seed": config["seed"]},
+    log:
+        f"{LOGS}/e3_train/{{kind}}.log",
+    benchmark:
+        f"{BENCH}/e3_train/{{kind}}.tsv"
+    conda:
+        CONDA_ENV
     threads: config["threads"]["train"]
     resources:
         mem_mb=6000,
-    benchmark:
-        f"{BENCH}/e3_train/{{kind}}.tsv"
+    params:
+        **library_call("klvae.experiments.e3:train"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs=lambda w: {
+            "kind": w.kind,
+            "epochs": E3["epochs"],
+            "batch_size": E3["batch_size"],
+            "learning_rate": E3["learning_rate"],
+            "kl_weight": E3["kl_weight"],
+            "z_dim": E3["z_dim"],
+            "seed": config["seed"],
+        },
     script:
         CALL
 
@@ -88,11 +112,15 @@ rule e3_evaluate:
         test_npy=rules.e3_preprocess.output.test_npy,
     output:
         metrics=f"{RESULTS}/tables/e3_metrics.csv",
-    params:
-        func="klvae.experiments.e3:evaluate",
-        kwargs={"seed": config["seed"]},
+    log:
+        f"{LOGS}/e3_evaluate.log",
     benchmark:
         f"{BENCH}/e3_evaluate.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e3:evaluate"),
+        kwargs={"seed": config["seed"]},
     script:
         CALL
 
@@ -105,10 +133,14 @@ rule e3_ae_latents:
     output:
         latents=f"{E3_DIR}/ae/test_latents.npy",
         summary=f"{RESULTS}/tables/e3_ae_latents.csv",
-    params:
-        func="klvae.experiments.e3:encode_latents",
+    log:
+        f"{LOGS}/e3_ae_latents.log",
     benchmark:
         f"{BENCH}/e3_ae_latents.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e3:encode_latents"),
     script:
         CALL
 
@@ -120,11 +152,15 @@ rule e3_random_faces:
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=f"{E3_FIG}/random_faces.png",
-    params:
-        func="klvae.figures.faces:random_faces",
-        kwargs={"seed": config["seed"]},
+    log:
+        f"{LOGS}/e3_random_faces.log",
     benchmark:
         f"{BENCH}/e3_random_faces.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.faces:random_faces"),
+        kwargs={"seed": config["seed"]},
     script:
         CALL
 
@@ -136,11 +172,15 @@ rule e3_ae_random_points:
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=f"{E3_FIG}/ae_random_points.png",
-    params:
-        func="klvae.figures.faces:ae_random_points",
-        kwargs={"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"], "seed": config["seed"]},
+    log:
+        f"{LOGS}/e3_ae_random_points.log",
     benchmark:
         f"{BENCH}/e3_ae_random_points.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.faces:ae_random_points"),
+        kwargs={"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"], "seed": config["seed"]},
     script:
         CALL
 
@@ -154,11 +194,15 @@ rule e3_reconstructions:
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=f"{E3_FIG}/reconstructions.png",
-    params:
-        func="klvae.figures.faces:reconstructions",
-        kwargs={"seed": config["seed"]},
+    log:
+        f"{LOGS}/e3_reconstructions.log",
     benchmark:
         f"{BENCH}/e3_reconstructions.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.faces:reconstructions"),
+        kwargs={"seed": config["seed"]},
     script:
         CALL
 
@@ -170,10 +214,14 @@ rule e3_latent_histogram:
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=f"{E3_FIG}/ae_latent_histogram.png",
-    params:
-        func="klvae.figures.faces:latent_histogram",
+    log:
+        f"{LOGS}/e3_latent_histogram.log",
     benchmark:
         f"{BENCH}/e3_latent_histogram.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.figures.faces:latent_histogram"),
     script:
         CALL
 
@@ -184,12 +232,16 @@ rule e3_bench_preprocessing:
         source_path=FACE_SOURCE,
     output:
         csv=f"{RESULTS}/tables/e3_bench_preprocessing.csv",
-    params:
-        func="klvae.bench.faces:preprocessing_benchmark",
-        kwargs={"n_images": E3["benchmark"]["preprocess_images"], "threads": workflow.cores},
-    threads: workflow.cores
+    log:
+        f"{LOGS}/e3_bench_preprocessing.log",
     benchmark:
         f"{BENCH}/e3_bench_preprocessing.tsv"
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    params:
+        **library_call("klvae.bench.faces:preprocessing_benchmark"),
+        kwargs={"n_images": E3["benchmark"]["preprocess_images"], "threads": workflow.cores},
     script:
         CALL
 
@@ -200,13 +252,17 @@ rule e3_bench_memory:
         train_npy=rules.e3_preprocess.output.train_npy,
     output:
         csv=f"{RESULTS}/tables/e3_bench_memory.csv",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.bench.faces:memory_benchmark",
-        kwargs={"n_images": E3["benchmark"]["memory_images"], "batch_size": E3["batch_size"], "threads": 1},
-    threads: workflow.cores
+    log:
+        f"{LOGS}/e3_bench_memory.log",
     benchmark:
         f"{BENCH}/e3_bench_memory.tsv"
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    params:
+        **library_call("klvae.bench.faces:memory_benchmark"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs={"n_images": E3["benchmark"]["memory_images"], "batch_size": E3["batch_size"], "threads": 1},
     script:
         CALL
 
@@ -217,21 +273,34 @@ rule e3_bench_pipeline:
         train_npy=rules.e3_preprocess.output.train_npy,
     output:
         csv=f"{RESULTS}/tables/e3_bench_pipeline.csv",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
-        func="klvae.bench.faces:pipeline_benchmark",
-        kwargs={"batch_size": E3["batch_size"], "threads_list": [1, 2],
-                "input_batches": E3["benchmark"]["input_batches"], "windows": E3["benchmark"]["windows"],
-                "steps_per_window": E3["benchmark"]["steps_per_window"]},
-    threads: workflow.cores
+    log:
+        f"{LOGS}/e3_bench_pipeline.log",
     benchmark:
         f"{BENCH}/e3_bench_pipeline.tsv"
+    conda:
+        CONDA_ENV
+    threads: workflow.cores
+    params:
+        **library_call("klvae.bench.faces:pipeline_benchmark"),
+        backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
+        kwargs={
+            "batch_size": E3["batch_size"],
+            "threads_list": [1, 2],
+            "input_batches": E3["benchmark"]["input_batches"],
+            "windows": E3["benchmark"]["windows"],
+            "steps_per_window": E3["benchmark"]["steps_per_window"],
+        },
     script:
         CALL
 
 
-E3_FIGURES = [f"{E3_FIG}/{n}.png" for n in ("random_faces", "ae_random_points", "reconstructions",
-                                              "ae_latent_histogram")]
-E3_TABLES = [rules.e3_evaluate.output.metrics, rules.e3_ae_latents.output.summary,
-             rules.e3_bench_preprocessing.output.csv, rules.e3_bench_memory.output.csv,
-             rules.e3_bench_pipeline.output.csv]
+E3_FIGURES = [
+    f"{E3_FIG}/{n}.png" for n in ("random_faces", "ae_random_points", "reconstructions", "ae_latent_histogram")
+]
+E3_TABLES = [
+    rules.e3_evaluate.output.metrics,
+    rules.e3_ae_latents.output.summary,
+    rules.e3_bench_preprocessing.output.csv,
+    rules.e3_bench_memory.output.csv,
+    rules.e3_bench_pipeline.output.csv,
+]

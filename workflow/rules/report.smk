@@ -19,11 +19,15 @@ rule report_e1:
     output:
         md=f"{GEN}/e1.md",
         variables=f"{GEN}/e1.vars.yml",
-    params:
-        func="klvae.report.fragments:write_e1",
-        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
+    log:
+        f"{LOGS}/report/e1.log",
     benchmark:
         f"{BENCH}/report/e1.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.fragments:write_e1"),
+        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
     script:
         CALL
 
@@ -42,11 +46,15 @@ rule report_e2:
         metrics_md=f"{GEN}/e2_metrics.md",
         timing_md=f"{GEN}/e2_timing.md",
         variables=f"{GEN}/e2.vars.yml",
-    params:
-        func="klvae.report.e2:write_e2",
-        kwargs={"settings": E2},
+    log:
+        f"{LOGS}/report/e2.log",
     benchmark:
         f"{BENCH}/report/e2.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e2:write_e2"),
+        kwargs={"settings": E2},
     script:
         CALL
 
@@ -67,11 +75,15 @@ rule report_e3:
         latents_md=f"{GEN}/e3_latents.md",
         bench_md=f"{GEN}/e3_bench.md",
         variables=f"{GEN}/e3.vars.yml",
-    params:
-        func="klvae.report.e3:write_e3",
-        kwargs={"settings": E3},
+    log:
+        f"{LOGS}/report/e3.log",
     benchmark:
         f"{BENCH}/report/e3.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e3:write_e3"),
+        kwargs={"settings": E3},
     script:
         CALL
 
@@ -92,12 +104,16 @@ rule report_methods:
         # config as used: both travel in a results bundle (klvae.bundle, `make bundle`)
         run_json=f"{GEN}/run.json",
         config_yaml=f"{GEN}/config.yaml",
-    params:
-        backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
-        func="klvae.report.fragments:write_methods",
-        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
+    log:
+        f"{LOGS}/report/methods.log",
     benchmark:
         f"{BENCH}/report/methods.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.fragments:write_methods"),
+        backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
+        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
     script:
         CALL
 
@@ -121,24 +137,40 @@ rule report_scorecard:
         table=f"{RESULTS}/tables/scorecard.csv",
         md=f"{GEN}/scorecard.md",
         variables=f"{GEN}/scorecard.vars.yml",
-    params:
-        func="klvae.report.scorecard:write_scorecard",
-        kwargs={"tolerances": config["scorecard"], "profile": config["profile"]},
+    log:
+        f"{LOGS}/report/scorecard.log",
     benchmark:
         f"{BENCH}/report/scorecard.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.scorecard:write_scorecard"),
+        kwargs={"tolerances": config["scorecard"], "profile": config["profile"]},
     script:
         CALL
 
 
 REPORT_FRAGMENTS = {
     f"_generated/{os.path.basename(f)}": str(f)
-    for f in [*rules.report_e1.output, *rules.report_e2.output, *rules.report_e3.output, *rules.report_scorecard.output,
-              *rules.report_methods.output]
+    for f in [
+        *rules.report_e1.output,
+        *rules.report_e2.output,
+        *rules.report_e3.output,
+        *rules.report_scorecard.output,
+        *rules.report_methods.output,
+    ]
     if f.endswith(".md")
 }
-REPORT_VARIABLES = [str(f) for f in (rules.report_e1.output.variables, rules.report_e2.output.variables,
-                                      rules.report_e3.output.variables, rules.report_scorecard.output.variables,
-                                      rules.report_methods.output.variables)]
+REPORT_VARIABLES = [
+    str(f)
+    for f in (
+        rules.report_e1.output.variables,
+        rules.report_e2.output.variables,
+        rules.report_e3.output.variables,
+        rules.report_scorecard.output.variables,
+        rules.report_methods.output.variables,
+    )
+]
 
 
 rule report_render:
@@ -151,8 +183,14 @@ rule report_render:
     output:
         html=REPORT_FILES[0],
         pdf=REPORT_FILES[1],
+    log:
+        f"{LOGS}/report/render.log",
+    benchmark:
+        f"{BENCH}/report/render.tsv"
+    conda:
+        CONDA_ENV
     params:
-        func="klvae.report.render:render",
+        **library_call("klvae.report.render:render"),
         kwargs={
             "sources": REPORT_SOURCES,
             "build": f"{REPORT_DIR}/build",
@@ -160,7 +198,5 @@ rule report_render:
             "figures_root": f"{RESULTS}/figures",
             "renderer": config["report"]["renderer"],
         },
-    benchmark:
-        f"{BENCH}/report/render.tsv"
     script:
         CALL

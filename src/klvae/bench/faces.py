@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from klvae import machine
 from klvae.io import write_rows
 from klvae.reference import SEED_N_TRAIN, SEED_PREPROCESS_IMAGES, SEED_PREPROCESS_SECONDS
 
@@ -52,14 +53,6 @@ TARGET_INPUT_OVER_TRAIN = 5.0
 
 def system_info(threads: int | None = None) -> dict:
     """CPU model, logical cores, usable cores, TF threads and package versions (strings)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = {}
     for mod in ("tensorflow", "jax", "keras", "numpy", "PIL"):
         try:
@@ -67,14 +60,13 @@ def system_info(threads: int | None = None) -> dict:
         except ImportError:
             versions[mod] = ""
     return {
-        "cpu": cpu, "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": machine.cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": machine.usable_cores(),
         "tf_threads": "" if threads is None else int(threads),
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "tensorflow": versions["tensorflow"], "jax": versions["jax"], "keras": versions["keras"],
         "numpy": versions["numpy"],
         "pillow": versions["PIL"], "python": platform.python_version(),
-        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else "",
+        "load_avg_1min": machine.load_average(),
     }
 
 
@@ -184,7 +176,8 @@ def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: 
                      reference_source="seed post IX: ~240 s for 200,000 images, 1 thread (incl. q95 JPEG writes)",
                      ratio_to_reference=round(speedup, 3), target=f">= {TARGET_PREPROCESS_SPEEDUP:g}x per core",
                      meets_target=speedup >= TARGET_PREPROCESS_SPEEDUP, **common),
-                _row("preprocessing", "seconds_for_200000_images", round(SEED_PREPROCESS_IMAGES / t["images_per_second"], 1),
+                _row("preprocessing", "seconds_for_200000_images",
+                     round(SEED_PREPROCESS_IMAGES / t["images_per_second"], 1),
                      "s", reference=SEED_PREPROCESS_SECONDS, reference_source="seed post IX", **common),
             ]
         rows += _stage_rows(source_path, min(int(n_images), 500), best["data_label"], sysinfo)
@@ -243,7 +236,8 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
     model.fit(ds, steps_per_epoch=int(steps), epochs=1, verbose=0)
     with open("/proc/self/status") as f:
         status = {ln.split(":")[0]: ln.split(":")[1].strip() for ln in f if ":" in ln}
-    return {"mode": mode, "n_images": int(len(mm)), "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    return {"mode": mode, "n_images": int(len(mm)),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "rss_after_model_bytes": rss_model, "vm_hwm": status.get("VmHWM", ""), "steps": int(steps)}
 
 
@@ -388,7 +382,8 @@ def pipeline_benchmark(train_npy: str | Path, csv: str | Path, batch_size: int =
                  spread=f"{1000 * min(r['s_per_step']):.0f}-{1000 * max(r['s_per_step']):.0f}",
                  detail=f"median of {windows} windows x {steps_per_window} steps, compute only", **common),
             _row("pipeline", "train_step_ms_streamed", round(1000 * statistics.median(r["s_per_step_streamed"]), 1),
-                 "ms/step", spread=f"{1000 * min(r['s_per_step_streamed']):.0f}-{1000 * max(r['s_per_step_streamed']):.0f}",
+                 "ms/step",
+                 spread=f"{1000 * min(r['s_per_step_streamed']):.0f}-{1000 * max(r['s_per_step_streamed']):.0f}",
                  detail="median of windows fed by the memmap pipeline", **common),
             _row("pipeline", "train_consumption_images_per_second", round(consume, 1), "images/s", **common),
             _row("pipeline", "input_over_consumption", round(med_in / consume, 2), "ratio",

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from klvae.machine import describe
 from klvae.seeding import set_global_seed
 
 EPOCH_IMAGES = 60_000
@@ -104,7 +105,6 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
 
     from klvae import backend
     from klvae.data.stream import ImageBatches
-    from klvae.experiments.e2 import versions
     from klvae.io import write_rows
     from klvae.models.conv import build_conv_pair, copy_pair_weights
     from klvae.strategies.registry import available_strategies, get_strategy
@@ -155,7 +155,7 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
 
     pipeline = _pipeline_images_per_s(x, int(batch_size), int(seed))
     gpu = backend.accelerators()
-    v = versions()
+    v = describe()
     steps_per_epoch = math.ceil(epoch_images / int(batch_size))
     out = []
     for name in names:
@@ -176,7 +176,8 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
                   "steps_per_window": int(steps_per_window), "warmup_steps": int(warmup_steps),
                   **backend.thread_settings(),
                   "cpu": v["cpu"], "cpu_count": v["cpu_count"], "backend": v["backend"],
-                  "backend_version": v.get(v["backend"], ""), "keras": v["keras"], "jit_compile": bool(runs[r["strategy"]][1].jit_compile), "gpu": gpu})
+                  "backend_version": v.get(v["backend"], ""), "keras": v["keras"],
+                  "jit_compile": bool(runs[r["strategy"]][1].jit_compile), "gpu": gpu})
     if summary is not None:
         write_rows(summary, out)
     for r in out:

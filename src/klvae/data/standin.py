@@ -86,7 +86,7 @@ class _Face:
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
         X = (self.cx + self.c * xs - self.s * ys) * _SS
         Y = (self.cy + self.s * xs + self.c * ys) * _SS
-        return list(zip(X.tolist(), Y.tolist()))
+        return list(zip(X.tolist(), Y.tolist(), strict=True))
 
     def ellipse(self, x, y, rx, ry, fill, rot=0.0, n=28, outline=None, width=0):
         t = np.linspace(0, 2 * math.pi, n, endpoint=False)
@@ -125,6 +125,86 @@ def _background(rng) -> Image.Image:
             d.rectangle([x, 0, x + step * 0.4, HEIGHT], fill=col)
     bg = bg.filter(ImageFilter.BoxBlur(rng.uniform(1, 6)))
     return bg.resize((WIDTH * _SS, HEIGHT * _SS), Image.BILINEAR)
+
+
+def _draw_mouth(f: _Face, rng, skin, b: float, fx: float) -> None:
+    """Lips at a random width and smile, open (teeth showing) or closed."""
+    my = 0.53 * b + rng.uniform(-3, 3)
+    mw = rng.uniform(12, 19)
+    smile = rng.uniform(-1.5, 6)
+    lip = _mix(skin, [175, 60, 70], rng.uniform(0.3, 0.65))
+    mt = np.linspace(-1, 1, 15)
+    upper = my - 2.0 - smile * (1 - mt ** 2) * 0.3 + smile * 0.3
+    lower = my + rng.uniform(2.5, 5) + smile * (1 - mt ** 2) - smile * 0.3 + 1
+    f.polygon(np.concatenate([mt * mw, (mt * mw)[::-1]]) + fx, np.concatenate([upper, lower[::-1]]), _rgb(lip))
+    if rng.random() < 0.45:  # open mouth: teeth
+        inner_l = my + smile * (1 - mt ** 2) * 0.6 - smile * 0.2 + 1.5
+        f.polygon(np.concatenate([mt * mw * 0.8, (mt * mw * 0.8)[::-1]]) + fx,
+                  np.concatenate([np.full(15, my - 0.8), inner_l[::-1]]), _rgb([238, 234, 225]))
+    else:
+        f.line(mt * mw + fx, my + smile * (1 - mt ** 2) * 0.4 - smile * 0.15, _rgb(lip * 0.6), 1.0)
+
+
+def _draw_eyes(f: _Face, rng, ey: float, yaw: float, fx: float, shade, hair) -> tuple[float, float, float]:
+    """Eyes (white, iris, pupil, highlight, lid) and brows; returns ``(eye spacing, eye x radius, eye y radius)``."""
+    es = rng.uniform(17, 22)
+    erx, ery = rng.uniform(7, 10), rng.uniform(3.4, 5.2)
+    iris = _IRIS[rng.integers(len(_IRIS))] + rng.normal(0, 8, 3)
+    gaze = rng.uniform(-2, 2)
+    tilt = math.radians(rng.uniform(-8, 8))
+    brow_y, brow_w = ey - rng.uniform(9, 14), rng.uniform(1.6, 3.8)
+    brow_lift = rng.uniform(-2, 3)
+    for side in (-1, 1):
+        scale = 1 - 0.12 * yaw * side
+        x0 = side * es * scale + fx
+        f.ellipse(x0, ey, erx * scale, ery, _rgb([245, 245, 240]), rot=side * tilt)
+        ir = min(ery * 0.98, rng.uniform(3.0, 4.2))
+        f.ellipse(x0 + gaze, ey, ir, ir, _rgb(iris))
+        f.ellipse(x0 + gaze, ey, ir * 0.45, ir * 0.45, _rgb([15, 12, 12]))
+        f.ellipse(x0 + gaze + 1, ey - 1, 0.8, 0.8, _rgb([255, 255, 255]))
+        lid = np.linspace(-1, 1, 9)
+        f.line(x0 + lid * erx * scale, ey - ery * np.sqrt(1 - lid ** 2 * 0.9) + side * lid * erx * math.sin(tilt),
+               _rgb(shade * 0.5), 1.0)
+        bx = np.linspace(-1, 1, 7)
+        f.line(x0 + bx * erx * 1.3 * scale, brow_y - brow_lift * (1 - bx ** 2) + side * bx * rng.uniform(-1.5, 1.5),
+               _rgb(hair * 0.8), brow_w)
+    return es, erx, ery
+
+
+def _draw_hair_top(f: _Face, rng, hair, hair_style, t, hx, hy, a: float, b: float) -> None:
+    """Hair on top of the head (hairline, curls or bun by ``hair_style``); none on some short-haired heads."""
+    if hair_style != 0 or rng.random() < 0.5:
+        hair_c = _rgb(hair)
+        top = (t > math.pi) & (t < 2 * math.pi)
+        hl = rng.uniform(0.58, 0.75) * b  # hairline height above the centre
+        grow = rng.uniform(1.03, 1.12) if hair_style != 0 else 1.01
+        ox, oy = hx[top] * grow * 1.02, hy[top] * grow - (rng.uniform(2, 10) if hair_style in (1, 2, 3) else 1)
+        line_x = np.linspace(a * 0.98, -a * 0.98, 15)
+        dip = rng.uniform(-0.5, 0.5) * a
+        depth = hl - (rng.uniform(0.1, 0.3) * b if hair_style == 3 else 0)
+        line_y = -depth + 6 * (line_x / a) ** 2 * rng.uniform(0, 1) + 4 * np.exp(-((line_x - dip) / 8) ** 2)
+        if hair_style == 0:
+            line_y = line_y - 0.2 * b
+        # outer arc left -> right over the top, then the hairline right -> left
+        f.polygon(np.concatenate([ox, line_x]), np.concatenate([oy, line_y]), hair_c)
+        if hair_style == 4:  # curls / volume
+            for _ in range(14):
+                ang = rng.uniform(math.pi * 1.0, math.pi * 2.0)
+                r = rng.uniform(0.95, 1.12)
+                f.ellipse(a * r * math.cos(ang), b * r * math.sin(ang) - 2, rng.uniform(8, 14), rng.uniform(8, 14),
+                          hair_c)
+        if hair_style == 5:  # bun
+            f.ellipse(rng.uniform(-8, 8), -b * 1.12, rng.uniform(12, 17), rng.uniform(10, 14), hair_c)
+
+
+def _draw_glasses(f: _Face, rng, es: float, erx: float, ery: float, ey: float, fx: float) -> None:
+    """Glasses round the eyes, on about 12 % of the faces."""
+    if rng.random() < 0.12:  # glasses
+        gc = _rgb(rng.uniform(0, 80, 3))
+        gw = rng.uniform(1.0, 2.0)
+        for side in (-1, 1):
+            f.ellipse(side * es + fx, ey + 1, erx + 5, ery + 5.5, None, outline=gc, width=gw)
+        f.line([-es + erx + 5 + fx, es - erx - 5 + fx], [ey, ey], gc, gw)
 
 
 def draw_face(seed: int, index: int) -> Image.Image:
@@ -196,71 +276,10 @@ def draw_face(seed: int, index: int) -> Image.Image:
     f.line([fx * 1.2 + light * 0.3, fx * 1.4 + light * 0.3], [ey + 8, ny - 2], _rgb(skin * 0.9), 1.2)
     for side in (-1, 1):
         f.ellipse(fx * 1.4 + side * rng.uniform(3.5, 5.5), ny, 2.6, 1.6, nose_col)
-    # mouth
-    my = 0.53 * b + rng.uniform(-3, 3)
-    mw = rng.uniform(12, 19)
-    smile = rng.uniform(-1.5, 6)
-    lip = _mix(skin, [175, 60, 70], rng.uniform(0.3, 0.65))
-    mt = np.linspace(-1, 1, 15)
-    upper = my - 2.0 - smile * (1 - mt ** 2) * 0.3 + smile * 0.3
-    lower = my + rng.uniform(2.5, 5) + smile * (1 - mt ** 2) - smile * 0.3 + 1
-    f.polygon(np.concatenate([mt * mw, (mt * mw)[::-1]]) + fx, np.concatenate([upper, lower[::-1]]), _rgb(lip))
-    if rng.random() < 0.45:  # open mouth: teeth
-        inner_l = my + smile * (1 - mt ** 2) * 0.6 - smile * 0.2 + 1.5
-        f.polygon(np.concatenate([mt * mw * 0.8, (mt * mw * 0.8)[::-1]]) + fx,
-                  np.concatenate([np.full(15, my - 0.8), inner_l[::-1]]), _rgb([238, 234, 225]))
-    else:
-        f.line(mt * mw + fx, my + smile * (1 - mt ** 2) * 0.4 - smile * 0.15, _rgb(lip * 0.6), 1.0)
-    # eyes
-    es = rng.uniform(17, 22)
-    erx, ery = rng.uniform(7, 10), rng.uniform(3.4, 5.2)
-    iris = _IRIS[rng.integers(len(_IRIS))] + rng.normal(0, 8, 3)
-    gaze = rng.uniform(-2, 2)
-    tilt = math.radians(rng.uniform(-8, 8))
-    brow_y, brow_w = ey - rng.uniform(9, 14), rng.uniform(1.6, 3.8)
-    brow_lift = rng.uniform(-2, 3)
-    for side in (-1, 1):
-        scale = 1 - 0.12 * yaw * side
-        x0 = side * es * scale + fx
-        f.ellipse(x0, ey, erx * scale, ery, _rgb([245, 245, 240]), rot=side * tilt)
-        ir = min(ery * 0.98, rng.uniform(3.0, 4.2))
-        f.ellipse(x0 + gaze, ey, ir, ir, _rgb(iris))
-        f.ellipse(x0 + gaze, ey, ir * 0.45, ir * 0.45, _rgb([15, 12, 12]))
-        f.ellipse(x0 + gaze + 1, ey - 1, 0.8, 0.8, _rgb([255, 255, 255]))
-        lid = np.linspace(-1, 1, 9)
-        f.line(x0 + lid * erx * scale, ey - ery * np.sqrt(1 - lid ** 2 * 0.9) + side * lid * erx * math.sin(tilt),
-               _rgb(shade * 0.5), 1.0)
-        bx = np.linspace(-1, 1, 7)
-        f.line(x0 + bx * erx * 1.3 * scale, brow_y - brow_lift * (1 - bx ** 2) + side * bx * rng.uniform(-1.5, 1.5),
-               _rgb(hair * 0.8), brow_w)
-    # hair on top of the head
-    if hair_style != 0 or rng.random() < 0.5:
-        hair_c = _rgb(hair)
-        top = (t > math.pi) & (t < 2 * math.pi)
-        hl = rng.uniform(0.58, 0.75) * b  # hairline height above the centre
-        grow = rng.uniform(1.03, 1.12) if hair_style != 0 else 1.01
-        ox, oy = hx[top] * grow * 1.02, hy[top] * grow - (rng.uniform(2, 10) if hair_style in (1, 2, 3) else 1)
-        line_x = np.linspace(a * 0.98, -a * 0.98, 15)
-        dip = rng.uniform(-0.5, 0.5) * a
-        depth = hl - (rng.uniform(0.1, 0.3) * b if hair_style == 3 else 0)
-        line_y = -depth + 6 * (line_x / a) ** 2 * rng.uniform(0, 1) + 4 * np.exp(-((line_x - dip) / 8) ** 2)
-        if hair_style == 0:
-            line_y = line_y - 0.2 * b
-        # outer arc left -> right over the top, then the hairline right -> left
-        f.polygon(np.concatenate([ox, line_x]), np.concatenate([oy, line_y]), hair_c)
-        if hair_style == 4:  # curls / volume
-            for _ in range(14):
-                ang = rng.uniform(math.pi * 1.0, math.pi * 2.0)
-                r = rng.uniform(0.95, 1.12)
-                f.ellipse(a * r * math.cos(ang), b * r * math.sin(ang) - 2, rng.uniform(8, 14), rng.uniform(8, 14), hair_c)
-        if hair_style == 5:  # bun
-            f.ellipse(rng.uniform(-8, 8), -b * 1.12, rng.uniform(12, 17), rng.uniform(10, 14), hair_c)
-    if rng.random() < 0.12:  # glasses
-        gc = _rgb(rng.uniform(0, 80, 3))
-        gw = rng.uniform(1.0, 2.0)
-        for side in (-1, 1):
-            f.ellipse(side * es + fx, ey + 1, erx + 5, ery + 5.5, None, outline=gc, width=gw)
-        f.line([-es + erx + 5 + fx, es - erx - 5 + fx], [ey, ey], gc, gw)
+    _draw_mouth(f, rng, skin, b, fx)
+    es, erx, ery = _draw_eyes(f, rng, ey, yaw, fx, shade, hair)
+    _draw_hair_top(f, rng, hair, hair_style, t, hx, hy, a, b)
+    _draw_glasses(f, rng, es, erx, ery, ey, fx)
 
     img = img.reduce(_SS)
     # exposure, colour cast, grain

@@ -158,6 +158,7 @@ class ImageBatches(keras.utils.PyDataset):
         if self.steps_per_epoch < 1:
             raise ValueError(f"drop_remainder with {n} images leaves no batch of {batch_size}")
         self.transform = transform
+        self.in_memory = None if isinstance(x, np.memmap) else x  # an in-RAM array (backend.fit_input)
         self._read = memmap_row_reader(x)
         self._order_epoch, self._order = -1, None
 
@@ -177,6 +178,19 @@ class ImageBatches(keras.utils.PyDataset):
         if epoch != self._order_epoch:
             self._order, self._order_epoch = epoch_order(self.n, self.seed, epoch, self.shuffle), epoch
         return self._order[j * self.batch_size:(j + 1) * self.batch_size]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole data set as index arrays: ``(order, starts, ends)``, int64.
+
+        ``order`` concatenates :func:`epoch_order` of epochs ``start_epoch .. epochs-1``;
+        batch ``i`` holds rows ``order[starts[i]:ends[i]]`` (the same rows as :meth:`rows`).
+        """
+        orders = [epoch_order(self.n, self.seed, e, self.shuffle) for e in range(self.start_epoch, self.epochs)]
+        j = np.arange(self.num_batches, dtype=np.int64)
+        epoch, step = j // self.steps_per_epoch, j % self.steps_per_epoch
+        starts = epoch * self.n + step * self.batch_size
+        ends = np.minimum(starts + self.batch_size, (epoch + 1) * self.n)
+        return np.concatenate(orders), starts, ends
 
     def __getitem__(self, i: int):
         batch = self._read(self.rows(int(i))).astype(np.float32) * np.float32(self.scale)

@@ -69,6 +69,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     """
     set_global_seed(seed, threads=threads)
     import keras
+
     from klvae import training
     from klvae.data import mnist as mnist_data
     from klvae.data.stream import ImageBatches
@@ -85,7 +86,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     rows = training.fit_resumable(vae, x_train, epochs=epochs, batch_size=batch_size, seed=seed,
                                   checkpoint=training.checkpoint_dir(model),
                                   fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}),
-                                  nan_hint=f"lower e1.learning_rate (now {learning_rate:g}) or the KL coefficient c={kl_coefficient:g} in e1.coefficients")
+                                  nan_hint=f"lower e1.learning_rate (now {learning_rate:g}) or the KL coefficient "
+                                           f"c={kl_coefficient:g} in e1.coefficients")
     test = vae.evaluate(ImageBatches(x_test, batch_size), verbose=0, return_dict=True)
     frame = pd.DataFrame(rows).drop(columns="seconds")
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
@@ -124,6 +126,7 @@ def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None =
     """
     set_global_seed(0, threads=1)
     import keras
+
     import klvae.models.vae  # noqa: F401  (registers the custom classes for loading)
     from klvae.data import mnist as mnist_data
 

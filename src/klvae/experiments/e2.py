@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from klvae.io import atomic_path, write_json, write_rows
+from klvae.machine import describe
+
 # The seeds' reference numbers live in klvae.reference (one place for all experiments).
 from klvae.reference import E2_SEED_BATCH_SIZE, E2_SEED_EPOCHS, E2_SEED_FACT, SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: F401
 from klvae.seeding import set_global_seed
@@ -55,15 +56,6 @@ def _write_record(path, record: dict) -> None:
         else:
             flat[k] = v
     write_rows(path, [flat])
-
-
-def versions() -> dict:
-    """Keras backend and versions (:func:`klvae.backend.versions`), NumPy, Python and the CPU model (strings)."""
-    from klvae import backend
-    from klvae.report.provenance import cpu_model
-
-    return {**backend.versions(), "numpy": np.__version__, "python": platform.python_version(),
-            "cpu": cpu_model(), "cpu_count": os.cpu_count()}
 
 
 def _build_pair(z_dim: int, init: str | None, seed: int):
@@ -213,9 +205,9 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     """
     set_global_seed(int(seed), threads)
 
+    from klvae import training
     from klvae.data.mnist import load
     from klvae.data.stream import ImageBatches
-    from klvae import training
     from klvae.strategies.registry import get_strategy
 
     strat = get_strategy(strategy)
@@ -267,7 +259,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         "s_per_epoch_median": float(np.median(timed)) if timed else math.nan,
         "ms_per_step_median": 1000.0 * float(np.median(timed)) / steps if timed else math.nan,
         "model_file": str(model), "model_class": type(vae).__name__, "networks_file": networks,
-        **{f"version_{k}": v for k, v in versions().items()},
+        **{f"version_{k}": v for k, v in describe().items()},
     }
     _write_record(metrics, record)
     print(f"[e2] {strategy} z_dim={z_dim}: test loss {test['loss']:.5f} = BCE {test['reconstruction_loss']:.5f} "
@@ -355,7 +347,8 @@ def collect_metrics(metrics: Sequence[str], table: str, reference: str = "gradie
             **{f"test_{k}": r["test"][k] for k in ("loss", "reconstruction_loss", "kl_loss")},
             "test_loss_minus_reference": r["test"]["loss"] - ref[r["z_dim"]] if r["z_dim"] in ref else math.nan,
             **{f"keras_test_{k}": r["keras_test"][k] for k in ("loss", "reconstruction_loss", "kl_loss")},
-            **{f"train_{k}": r["train_last_epoch"].get(k, math.nan) for k in ("loss", "reconstruction_loss", "kl_loss")},
+            **{f"train_{k}": r["train_last_epoch"].get(k, math.nan)
+               for k in ("loss", "reconstruction_loss", "kl_loss")},
             "s_per_epoch_median": r["s_per_epoch_median"], "ms_per_step_median": r["ms_per_step_median"],
         })
     write_rows(table, rows)
@@ -364,7 +357,7 @@ def collect_metrics(metrics: Sequence[str], table: str, reference: str = "gradie
 
 def _grad_stats(grads, ref, rtol: float, atol: float) -> dict:
     abs_max, rel_max, ref_max, ok, n = 0.0, 0.0, 0.0, True, 0
-    for g, r in zip(grads, ref):
+    for g, r in zip(grads, ref, strict=True):
         if g is None or r is None:
             if (g is None) != (r is None):
                 ok = False
@@ -451,7 +444,7 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
     x_train, _, _, _ = load(mnist, int(batch_size), 0)
     x = (x_train.astype(np.float32) / 255.0)
     rows = []
-    for zd, ini in zip(z_dims, inits):
+    for zd, ini in zip(z_dims, inits, strict=True):
         set_global_seed(int(seed), threads)
         ref_pair = _build_pair(zd, ini, seed)
         if latent_spread:
@@ -486,5 +479,5 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
 
 
 __all__ = ["init_weights", "train", "equivalence", "analyse", "collect_metrics", "evaluate_pair", "export_pair",
-           "versions", "SEED_VII_LOG", "SEED_LATENT_EXTENT",
+           "SEED_VII_LOG", "SEED_LATENT_EXTENT",
            "FACT", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE"]

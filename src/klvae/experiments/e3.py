@@ -125,7 +125,8 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
                                   checkpoint=training.checkpoint_dir(model), verbose=verbose,
                                   fingerprint=training.fingerprint(settings, {"train": train_npy}),
                                   nan_hint=f"lower e3.learning_rate (now {learning_rate:g}) or e3.kl_weight")
-    rows = [{"epoch": e + 1, "loss": r["loss"], "reconstruction_loss": r["reconstruction_loss"], "kl_loss": r["kl_loss"],
+    rows = [{"epoch": e + 1, "loss": r["loss"], "reconstruction_loss": r["reconstruction_loss"],
+             "kl_loss": r["kl_loss"],
              "steps": steps, "kind": kind, "kl_weight": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
              "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
              "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads)} for e, r in enumerate(logs)]
@@ -137,7 +138,8 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
         write_rows(epoch_times, [{"kind": kind, "epoch": e + 1, "seconds": round(r["seconds"], 3), "steps": steps,
                                   "s_per_step": round(r["seconds"] / steps, 4),
                                   "images_per_second": round(len(x) / r["seconds"], 1)} for e, r in enumerate(logs)])
-    return {"kind": kind, "n_train": len(x), "epochs": int(epochs), "seconds": round(sum(r["seconds"] for r in logs), 2),
+    return {"kind": kind, "n_train": len(x), "epochs": int(epochs),
+            "seconds": round(sum(r["seconds"] for r in logs), 2),
             "final": {k: float(logs[-1][k]) for k in ("loss", "reconstruction_loss", "kl_loss")}}
 
 

@@ -54,7 +54,7 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
     Panels: total loss ``BCE + fact * KL_seed``; BCE in nats per pixel; KL_seed
     (``-mean(1 + log sigma^2 - mu^2 - sigma^2)``, unscaled).
     """
-    from klvae.experiments.e2 import SEED_VII_LOG
+    from klvae.reference import SEED_VII_LOG
 
     frame = pd.concat([pd.read_csv(p) for p in histories], ignore_index=True)
     if z_dim is not None:
@@ -64,16 +64,16 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
     cmap = plt.get_cmap("tab10")
     for i, name in enumerate(_order(frame["strategy"].unique())):
         h = frame[frame["strategy"] == name].sort_values("epoch")
-        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"]):
+        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"], strict=True):
             ax.plot(h["epoch"], h[key], color=cmap(i), label=_label(name), lw=1.4, ms=4, alpha=0.85,
                     markevery=max(1, len(h) // 12), **_STYLES[i % len(_STYLES)])
     if show_seed and zs == [SEED_VII_LOG["z_dim"]]:
-        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_seed"]):
+        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_seed"], strict=True):
             ax.plot(SEED_VII_LOG["epoch"], SEED_VII_LOG[key], "k*", ms=9, ls="none",
                     label="seed, post VII (epochs 3-6)")
     titles = ["total loss = BCE + fact * KL", "reconstruction loss (mean BCE)", "KL term (KL_seed, unscaled)"]
     units = ["nats per pixel", "nats per pixel", "-mean(1 + log s^2 - mu^2 - s^2)"]
-    for ax, title, unit in zip(axes, titles, units):
+    for ax, title, unit in zip(axes, titles, units, strict=True):
         ax.set(xlabel="epoch", ylabel=unit, title=title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -95,11 +95,11 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None,
     Raises:
         ValueError: a latent file is not 2-D.
     """
-    from klvae.experiments.e2 import SEED_LATENT_EXTENT
+    from klvae.reference import SEED_LATENT_EXTENT
 
     extent = extent or SEED_LATENT_EXTENT
     data = [np.load(p) for p in latents]
-    for p, d in zip(latents, data):
+    for p, d in zip(latents, data, strict=True):
         if d["z_mean"].shape[-1] != 2:
             raise ValueError(f"{p}: z_mean has {d['z_mean'].shape[-1]} dimensions; the scatter needs z_dim = 2")
     data = sorted(data, key=lambda d: _order([str(x["strategy"]) for x in data]).index(str(d["strategy"])))
@@ -111,7 +111,7 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None,
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 0.8, 4.0 * rows), squeeze=False,
                              constrained_layout=True)
     sc = None
-    for ax, d in zip(axes.flat, data):
+    for ax, d in zip(axes.flat, data, strict=False):
         sc = scatter_on_axes(ax, d["z_mean"], d["labels"], s=1.5)
         ax.add_patch(Rectangle((extent["x"][0], extent["y"][0]), extent["x"][1] - extent["x"][0],
                                extent["y"][1] - extent["y"][0], fill=False, ls="--", lw=1.2, ec="k",
@@ -142,7 +142,7 @@ def reconstructions(recons: Sequence[str], out: str, footer: str = "") -> None:
     data = [np.load(p) for p in recons]
     data = sorted(data, key=lambda d: _order([str(x["strategy"]) for x in data]).index(str(d["strategy"])))
     originals = data[0]["originals"]
-    for p, d in zip(recons, data):
+    for p, d in zip(recons, data, strict=True):
         if not np.array_equal(d["originals"], originals):
             raise ValueError(f"{p}: different original images; reconstructions must be of the same test images")
     n = len(originals)

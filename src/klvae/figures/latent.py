@@ -53,7 +53,8 @@ def latent_scatter(latent: str, out: str, kl_coefficient: float, footer: str = "
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sc = scatter_on_axes(ax, d["z_mean"], d["labels"])
     digit_colorbar(fig, sc, ax)
-    ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(kl_coefficient)}")
+    ax.set(xlabel="z[0]", ylabel="z[1]",
+           title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(kl_coefficient)}")
     save(fig, out, footer or "rule e1_scatter")
 
 
@@ -70,13 +71,14 @@ def scatter_panel(latents: list[str], coefficients: list[float], out: str, limit
     """
     data = [np.load(p) for p in latents]
     if limit is None:
-        pool = np.concatenate([np.abs(d["z_mean"]).ravel() for d, c in zip(data, coefficients) if c != 0] or [np.array([4.0])])
+        pool = np.concatenate([np.abs(d["z_mean"]).ravel() for d, c in zip(data, coefficients, strict=True) if c != 0]
+                              or [np.array([4.0])])
         limit = float(max(4.0, np.percentile(pool, 99.5)))
     cols = 4
     rows = math.ceil(len(data) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 0.8, 3.1 * rows), squeeze=False, constrained_layout=True)
     sc = None
-    for ax, d, c in zip(axes.flat, data, coefficients):
+    for ax, d, c in zip(axes.flat, data, coefficients, strict=False):
         sc = scatter_on_axes(ax, d["z_mean"], d["labels"], s=1.0)
         if c == 0:
             ax.set_title("c = 0 (own axes)")

@@ -44,7 +44,7 @@ def manifold_panel(grids: list[str], coefficients: list[float], out: str, footer
     cols = 4
     rows = math.ceil(len(data) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows), squeeze=False, constrained_layout=True)
-    for ax, d, c in zip(axes.flat, data, coefficients):
+    for ax, d, c in zip(axes.flat, data, coefficients, strict=False):
         ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
         _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1], every=5, fontsize=6)
         ax.set_title(f"c = {fmt_coef(c)}")

@@ -54,7 +54,7 @@ def build_conv_encoder(z_dim: int, input_shape=IMAGE_SHAPE, name: str = "encoder
     x = inputs
     if len(input_shape) == 2:
         x = keras.layers.Reshape((*input_shape, 1), name="enc_add_channel")(x)
-    for i, (filters, strides) in enumerate(zip(ENCODER_FILTERS, ENCODER_STRIDES)):
+    for i, (filters, strides) in enumerate(zip(ENCODER_FILTERS, ENCODER_STRIDES, strict=True)):
         x = keras.layers.Conv2D(filters, KERNEL_SIZE, strides=strides, padding="same", name=f"enc_conv_{i}")(x)
         x = keras.layers.LeakyReLU(name=f"enc_lrelu_{i}")(x)
     x = keras.layers.Flatten(name="enc_flatten")(x)
@@ -79,7 +79,7 @@ def build_conv_decoder(z_dim: int, output_shape=IMAGE_SHAPE, name: str = "decode
     x = keras.layers.Dense(7 * 7 * ENCODER_FILTERS[-1], name="dec_dense")(z)
     x = keras.layers.Reshape((7, 7, ENCODER_FILTERS[-1]), name="dec_reshape")(x)
     last = len(DECODER_FILTERS) - 1
-    for i, (filters, strides) in enumerate(zip(DECODER_FILTERS, DECODER_STRIDES)):
+    for i, (filters, strides) in enumerate(zip(DECODER_FILTERS, DECODER_STRIDES, strict=True)):
         x = keras.layers.Conv2DTranspose(filters, KERNEL_SIZE, strides=strides, padding="same",
                                          name=f"dec_convt_{i}")(x)
         if i < last:

@@ -170,7 +170,7 @@ class VAE(keras.Model):
     def update_trackers(self, x, total, rec, kl) -> dict:
         """Add one batch's loss terms to the trackers, weighted by the batch size; the trackers' results."""
         n = ops.cast(ops.shape(x)[0], "float32")
-        for tracker, value in zip(self.metrics, (total, rec, kl)):
+        for tracker, value in zip(self.metrics, (total, rec, kl), strict=True):
             tracker.update_state(value, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 

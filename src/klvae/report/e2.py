@@ -38,7 +38,8 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
     t = pd.read_csv(summary_csv, keep_default_na=False)
     long = pd.read_csv(long_csv, keep_default_na=False)
     tried = long[long["runs"] != "n/a"]
-    versions = {f: tried.loc[tried["keras_flavour"] == f, "keras_version"] for f in dict.fromkeys(long["keras_flavour"])}
+    versions = {f: tried.loc[tried["keras_flavour"] == f, "keras_version"]
+                for f in dict.fromkeys(long["keras_flavour"])}
     k2 = next((v.iloc[0] for f, v in versions.items() if f == KERAS2 and len(v)), "not installed")
     k3 = next((v.iloc[0] for f, v in versions.items() if f.startswith("Keras 3") and len(v)), "?")
     tf = next((v for v in long["tensorflow"] if v), "not installed")
@@ -49,10 +50,10 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
                         f"Does each way of adding the KL loss run as the seed wrote it, under legacy Keras 2 and under "
                         f"Keras 3 on each backend? Each form was built and trained for a few steps on MNIST by rule "
                         f"`e2_compatibility`, each flavour and backend in a fresh process (TensorFlow {tf}; Keras 2 "
-                        f"with `TF_USE_LEGACY_KERAS=1`; the seeds reach Keras through `tf.keras`, which is Keras 3 with "
-                        f"the backend named by `KERAS_BACKEND`); a failure shows the stage, exception type and the "
-                        f"first line of its message; n/a says why a cell could not be tried on the machine that made "
-                        f"the table. Source: `results/tables/e2_compatibility.csv`.",
+                        f"with `TF_USE_LEGACY_KERAS=1`; the seeds reach Keras through `tf.keras`, which is Keras 3 "
+                        f"with the backend named by `KERAS_BACKEND`); a failure shows the stage, exception type and "
+                        f"the first line of its message; n/a says why a cell could not be tried on the machine that "
+                        f"made the table. Source: `results/tables/e2_compatibility.csv`.",
                         "tbl-e2-compat", align="llllll")
     proj_cols = [f"project_form_{b}" for b in BACKENDS]
     rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
@@ -86,11 +87,13 @@ def equivalence_table(csv: str) -> tuple[str, dict]:
                         f"{int(r0.batch_size)} training images and the same reparameterization noise ε: the training "
                         f"loss and the gradients with respect to every encoder/decoder weight (relative difference: to "
                         f"the largest reference gradient of the same variable). Tolerance: rtol {r0.rtol:g}, atol "
-                        f"{r0.atol:g} (float32). The latent biases were spread (scale {r0.latent_spread:g}) so that the "
-                        f"KL part of the loss, fact · KL = {r0.fact_kl:.1e}, is far above the tolerance. Made by rule "
-                        f"`e2_equivalence` (`results/tables/e2_equivalence.csv`).", "tbl-e2-equivalence", align="rlrrrl")
+                        f"{r0.atol:g} (float32). The latent biases were spread (scale {r0.latent_spread:g}) so that "
+                        f"the KL part of the loss, fact · KL = {r0.fact_kl:.1e}, is far above the tolerance. Made by "
+                        f"rule `e2_equivalence` (`results/tables/e2_equivalence.csv`).",
+                        "tbl-e2-equivalence", align="rlrrrl")
     ok = bool((t["loss_close"].astype(bool) & t["grads_allclose"].astype(bool)).all())
-    return md, {"all_equivalent": "all" if ok else "not all", "max_abs_grad_diff": f"{t['max_abs_grad_diff'].max():.1e}"}
+    return md, {"all_equivalent": "all" if ok else "not all",
+                "max_abs_grad_diff": f"{t['max_abs_grad_diff'].max():.1e}"}
 
 
 def metrics_table(csv: str, fact: float, seed_log_epochs: int | None = None) -> tuple[str, dict]:
@@ -108,12 +111,13 @@ def metrics_table(csv: str, fact: float, seed_log_epochs: int | None = None) -> 
     md = markdown_table(["z_dim", "strategy", "test loss", "test BCE", "test KL_seed", "Δ loss vs gradient_tape",
                          "s/epoch"], rows,
                         f"Final losses of every strategy after {epochs} epochs on {n_train:,} training images "
-                        f"(batch {{{{< var e2.batch_size >}}}}, fact = {fact:g}), evaluated on {n_test:,} test images by one "
-                        f"shared evaluator with the same ε for every strategy. Loss = mean BCE + fact · KL_seed with "
-                        f"KL_seed = −mean(1 + log σ² − μ² − σ²) (the seeds' form: mean over batch and latent "
+                        f"(batch {{{{< var e2.batch_size >}}}}, fact = {fact:g}), evaluated on {n_test:,} test images "
+                        f"by one shared evaluator with the same ε for every strategy. Loss = mean BCE + fact · KL_seed "
+                        f"with KL_seed = −mean(1 + log σ² − μ² − σ²) (the seeds' form: mean over batch and latent "
                         f"dimensions, no ½). The last row is the seed's own training log at epoch "
-                        f"{SEED_VII_LOG['epoch'][last]} (post VII, `model_add_loss`; its KL converted from fact · KL_seed = "
-                        f"{SEED_VII_LOG['kl_scaled'][last]:g}); s/epoch is the median training epoch time of each job. Made by rule `e2_table` (`results/tables/e2_metrics.csv`).",
+                        f"{SEED_VII_LOG['epoch'][last]} (post VII, `model_add_loss`; its KL converted from fact · "
+                        f"KL_seed = {SEED_VII_LOG['kl_scaled'][last]:g}); s/epoch is the median training epoch time of "
+                        f"each job. Made by rule `e2_table` (`results/tables/e2_metrics.csv`).",
                         "tbl-e2-metrics", align="rlrrrrr")
     spread = t.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min())
     facts = []
@@ -125,7 +129,8 @@ def metrics_table(csv: str, fact: float, seed_log_epochs: int | None = None) -> 
             names = "; ".join("{" + ", ".join(f"`{n}`" for n in grp) + "}" for grp in groups)
             d = g["test_loss"].max() - g["test_loss"].min()
             facts.append(f"At z_dim {z} the strategies form {len(groups)} groups with bit-identical test losses "
-                         f"({names}); the groups differ by {d:.1e} ({100 * d / g['test_loss'].mean():.2f} % of the loss).")
+                         f"({names}); the groups differ by {d:.1e} "
+                         f"({100 * d / g['test_loss'].mean():.2f} % of the loss).")
     if seed_log_epochs and int(seed_log_epochs) > epochs:
         facts.append(f"Post VII's log runs to epoch {SEED_VII_LOG['epoch'][last]}: because the strategies train "
                      f"bit-identically, only its setting (`model_add_loss`, z_dim {SEED_VII_LOG['z_dim']}) was trained "
@@ -141,7 +146,8 @@ def timing_table(csv: str) -> tuple[str, dict]:
     """Median ms/step with spread, s/epoch and ratios, from rule ``e2_timing``."""
     t = pd.read_csv(csv)
     rows = [[f"`{r.strategy}`", POSTS.get(r.strategy, ""), fmt_num(r.median_ms_per_step, 1),
-             f"{r.min_ms_per_step:.0f}–{r.max_ms_per_step:.0f}", fmt_num(r.iqr_ms_per_step, 1), fmt_num(r.s_per_epoch, 1),
+             f"{r.min_ms_per_step:.0f}–{r.max_ms_per_step:.0f}", fmt_num(r.iqr_ms_per_step, 1),
+             fmt_num(r.s_per_epoch, 1),
              f"{r.ratio_to_fastest:.2f}", f"{r.ratio_to_no_kl:.2f}", fmt_num(r.peak_rss_mb, 0)]
             for r in t.itertuples()]
     r0 = t.iloc[0]
@@ -149,12 +155,12 @@ def timing_table(csv: str) -> tuple[str, dict]:
                          "peak RSS MB"], rows,
                         f"Training-step time per strategy and for the same network without KL (`no_kl`, a plain "
                         f"autoencoder), z_dim {int(r0.z_dim)}, batch {int(r0.batch_size)}: median over "
-                        f"{int(r0.n_windows)} windows of {int(r0.steps_per_window)} steps, the windows interleaved across "
-                        f"strategies (A B C … A B C …) after {int(r0.warmup_steps)} warm-up steps each; s/epoch = median "
-                        f"× steps of an epoch of {int(r0.epoch_images):,} images. Peak RSS is that of the one benchmark "
-                        f"process (all models loaded). {r0.cpu}, {int(r0.cpu_count)} logical CPUs, accelerator: "
-                        f"{r0.gpu}, Keras {r0.keras} on {r0.backend} {r0.backend_version}, intra-op threads "
-                        f"{int(r0.intra_op_threads)}, inter-op {int(r0.inter_op_threads)} (0: the backend's "
+                        f"{int(r0.n_windows)} windows of {int(r0.steps_per_window)} steps, the windows interleaved "
+                        f"across strategies (A B C … A B C …) after {int(r0.warmup_steps)} warm-up steps each; s/epoch "
+                        f"= median × steps of an epoch of {int(r0.epoch_images):,} images. Peak RSS is that of the one "
+                        f"benchmark process (all models loaded). {r0.cpu}, {int(r0.cpu_count)} logical CPUs, "
+                        f"accelerator: {r0.gpu}, Keras {r0.keras} on {r0.backend} {r0.backend_version}, intra-op "
+                        f"threads {int(r0.intra_op_threads)}, inter-op {int(r0.inter_op_threads)} (0: the backend's "
                         f"default), jit_compile {r0.jit_compile}. Made by rule `e2_timing` "
                         f"(`results/tables/e2_timing.csv`).", "tbl-e2-timing", align="llrrrrrrr")
     kl = t[t["strategy"] != "no_kl"].set_index("strategy")

@@ -11,7 +11,7 @@ import yaml
 
 from klvae.io import write_text
 from klvae.models.faces import N_PARAMETERS
-from klvae.report.tables import fmt_num, markdown_table
+from klvae.report.tables import markdown_table
 
 
 def banner(manifest: dict) -> str:
@@ -37,7 +37,8 @@ def data_table(manifest: dict) -> str:
     pre = manifest["preprocessing"]
     rows += [
         ["preprocessing", f"crop {tuple(pre['crop_box_ltrb'])} (left, top, right, bottom) → resize to "
-                          f"{pre['resize'][0]}×{pre['resize'][1]} with {pre['resample']} ({pre['library']}; {pre['source']})"],
+                          f"{pre['resize'][0]}×{pre['resize'][1]} with {pre['resample']} "
+                          f"({pre['library']}; {pre['source']})"],
         ["split", f"`{manifest['split']}`: {manifest['n_train']:,} training and {manifest['n_test']:,} test faces"],
         ["files examined / skipped", f"{manifest['files_examined']:,} / {manifest['files_skipped']:,}"],
     ]
@@ -47,8 +48,9 @@ def data_table(manifest: dict) -> str:
     if "used" in dc:
         rows.append(["reduced-size JPEG decoding (`Image.draft`)", "used" if dc["used"] else
                      f"not used: {dc.get('note', 'outside tolerance')}" if "mean_abs_diff" not in dc else
-                     f"not used: mean |Δ| {dc['mean_abs_diff']} levels, PSNR {dc['psnr_db']} dB against the full decode "
-                     f"(tolerance: mean |Δ| ≤ {dc['tolerance']['max_mean_abs_diff']}, PSNR ≥ {dc['tolerance']['min_psnr_db']} dB)"])
+                     f"not used: mean |Δ| {dc['mean_abs_diff']} levels, PSNR {dc['psnr_db']} dB against the full "
+                     f"decode (tolerance: mean |Δ| ≤ {dc['tolerance']['max_mean_abs_diff']}, "
+                     f"PSNR ≥ {dc['tolerance']['min_psnr_db']} dB)"])
     for key in ("train_npy", "test_npy"):
         o = manifest["outputs"][key]
         rows.append([f"`{Path(o['path']).name}`", f"uint8 {tuple(o['shape'])}, SHA-256 `{o.get('sha256', '')}`"])
@@ -61,9 +63,10 @@ def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
     rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.kl_weight:.3g}",
              f"{r.mse:.4f}"] for r in t.itertuples()]
     md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "KL weight", "MSE"], rows,
-                        f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out faces, "
-                        f"{data_label}). Loss = mean BCE + KL weight · KL_seed; the AE has no KL term (its KL_seed column "
-                        f"is only monitored). Made by rule `e3_evaluate` (`results/tables/e3_metrics.csv`).",
+                        f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out "
+                        f"faces, {data_label}). Loss = mean BCE + KL weight · KL_seed; the AE has no KL term (its "
+                        f"KL_seed column is only monitored). Made by rule `e3_evaluate` "
+                        f"(`results/tables/e3_metrics.csv`).",
                         "tbl-e3-metrics", align="lrrrrr")
     vae = t[t["model"] == "vae"].iloc[0]
     return md, {"kl_weight": f"{vae.kl_weight:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
@@ -71,7 +74,8 @@ def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
 
 def latent_table(csv: str, data_label: str) -> tuple[str, dict]:
     s = pd.read_csv(csv).iloc[0]
-    rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %", "most (seed: 'most of the data points')"],
+    rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %",
+             "most (seed: 'most of the data points')"],
             ["fraction of negative values", f"{100 * s.frac_negative:.1f} %", "--"],
             ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", "--"],
             ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", "--"],
@@ -103,10 +107,13 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                      f"{'met' if str(per_core.meets_target) == 'True' else '**not met**'})"])
     ceiling = _pick(pre, "stage_ceiling_images_per_second_per_core")
     if ceiling is not None:
-        stages = {q: float(_pick(pre, f"stage_ms_{q}").value) for q in ("read_bytes", "jpeg_decode", "crop_resize_lanczos")}
-        rows.append(["per-image cost, 1 core", f"read {stages['read_bytes']:.3f} + decode {stages['jpeg_decode']:.3f} + "
+        stages = {q: float(_pick(pre, f"stage_ms_{q}").value)
+                  for q in ("read_bytes", "jpeg_decode", "crop_resize_lanczos")}
+        rows.append(["per-image cost, 1 core",
+                     f"read {stages['read_bytes']:.3f} + decode {stages['jpeg_decode']:.3f} + "
                      f"crop/resize {stages['crop_resize_lanczos']:.3f} ms", "--",
-                     f"ceiling {float(ceiling.value):,.0f} images/s = {float(ceiling.ratio_to_reference):.2f}× the seed"])
+                     f"ceiling {float(ceiling.value):,.0f} images/s = "
+                     f"{float(ceiling.ratio_to_reference):.2f}× the seed"])
     for r in multi.itertuples():
         if int(r.processes) > 1:
             rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", "--", "--"])
@@ -121,7 +128,8 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
     data170 = _pick(mem, "float32_data_at_170000")
     rows.append(["peak RSS, N = 170,000 (extrapolated)", f"{s170:.2f} GB", f"{f170:.1f} GB (data alone "
                  f"{float(data170.value):.1f} GB; seed: {float(data170.reference):g} GB)",
-                 f"{float(ratio.value):.2f} (target ≤ 0.25: {'met' if str(ratio.meets_target) == 'True' else '**not met**'})"])
+                 f"{float(ratio.value):.2f} (target ≤ 0.25: "
+                 f"{'met' if str(ratio.meets_target) == 'True' else '**not met**'})"])
     for r in pipe[pipe["quantity"] == "input_over_consumption"].itertuples():
         inp = _pick(pipe, "input_images_per_second", tf_threads=r.tf_threads)
         cons = _pick(pipe, "train_consumption_images_per_second", tf_threads=r.tf_threads)
@@ -129,17 +137,18 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
         rows.append([f"input pipeline vs training, {r.tf_threads} backend thread(s)",
                      f"{float(inp.value):,.0f} images/s in ({inp.spread})",
                      f"{float(cons.value):,.0f} images/s consumed ({float(step.value):,.0f} ms/step, {step.spread})",
-                     f"{float(r.value):.0f}× (target ≥ 5×: {'met' if str(r.meets_target) == 'True' else '**not met**'})"])
+                     f"{float(r.value):.0f}× (target ≥ 5×: "
+                     f"{'met' if str(r.meets_target) == 'True' else '**not met**'})"])
     info = pre.iloc[0]
     md = markdown_table(["benchmark", "ours", "reference", "ratio"], rows,
                         f"E3 benchmarks: preprocessing rate per core against the seed's, peak memory of training from "
                         f"the streamed uint8 memmap against the seed's float32 array (each in its own process; "
                         f"extrapolated to the seed's 170,000 images), and the input pipeline's throughput against what "
                         f"the training step consumes (batch {int(pipe['batch_size'].iloc[0])}). {info.cpu}, "
-                        f"{int(info.logical_cores)} logical CPUs, Keras backend {getattr(info, 'backend', 'tensorflow')} "
-                        f"(TensorFlow {info.tensorflow or 'not installed'}), Pillow {info.pillow}. "
-                        f"Made by rules `e3_bench_preprocessing`, `e3_bench_memory`, `e3_bench_pipeline` "
-                        f"(`results/tables/e3_bench_*.csv`).", "tbl-e3-bench", align="llll")
+                        f"{int(info.logical_cores)} logical CPUs, Keras backend "
+                        f"{getattr(info, 'backend', 'tensorflow')} (TensorFlow {info.tensorflow or 'not installed'}), "
+                        f"Pillow {info.pillow}. Made by rules `e3_bench_preprocessing`, `e3_bench_memory`, "
+                        f"`e3_bench_pipeline` (`results/tables/e3_bench_*.csv`).", "tbl-e3-bench", align="llll")
     out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",
            "memory_ratio_170k": f"{float(ratio.value):.2f}"}
     return md, out

@@ -20,6 +20,7 @@ from klvae.io import write_text
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
 
+
 def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
     """Statements that follow from the E1 numbers alone (no interpretation).
 
@@ -86,7 +87,7 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
     md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"],
                         rows, caption, "tbl-e1-losses")
     spreads = {}
-    for path, c in zip(latents, coefficients):
+    for path, c in zip(latents, coefficients, strict=True):
         z = np.load(path)["z_mean"]
         spreads[float(c)] = float(z.std(axis=0).mean())
     md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
@@ -215,8 +216,8 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
     if config["profile"] != "quick":
         return out
     return out + ("::: {.callout-warning}\n"
-            "**Quick profile.** This report was rendered from the **quick** profile (small subsets, a few epochs): it checks that "
-            "every step of the pipeline runs. Its numbers are not comparable with the seeds'; run "
+            "**Quick profile.** This report was rendered from the **quick** profile (small subsets, a few epochs): "
+            "it checks that every step of the pipeline runs. Its numbers are not comparable with the seeds'; run "
             "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from klvae.machine import cpu_model, usable_cores
+
 #: Distributions whose versions the report lists.
 PACKAGES = ["keras", "tensorflow", "tf-keras", "jax", "jaxlib", "torch", "numpy", "pandas", "matplotlib", "pillow",
             "snakemake", "pypandoc-binary", "typst", "jsonschema"]
@@ -45,17 +47,6 @@ def package_versions(packages=PACKAGES) -> dict[str, str]:
     except Exception:  # pragma: no cover - pypandoc missing or broken
         pass
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def keras_backend() -> str:
@@ -98,13 +89,6 @@ def gpus_visible() -> str:
     return found if found and found != "none" else f"none visible to {backend}"
 
 
-def _logical_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _memory() -> str:
     try:
         import psutil
@@ -120,7 +104,7 @@ def hardware() -> dict[str, str]:
     models = gpu_models()
     if models:
         gpu = f"{gpu} ({'; '.join(models)})"
-    return {"CPU": cpu_model(), "logical CPUs": str(_logical_cpus()), "memory": _memory(), "GPU": gpu,
+    return {"CPU": cpu_model(), "logical CPUs": str(usable_cores()), "memory": _memory(), "GPU": gpu,
             "OS": f"{platform.system()} {platform.release()}"}
 
 
@@ -177,7 +161,7 @@ def render_record(repo: str | Path) -> dict:
     """The machine that renders a report: ``rendered_utc``, ``host``, ``CPU``, ``logical CPUs``,
     ``memory``, ``OS``, ``git_commit`` of the checkout whose ``report/`` sources were used, and
     ``python``. Imports no deep-learning framework (rendering needs none)."""
-    return {"rendered_utc": utc_now(), "host": host(), "CPU": cpu_model(), "logical CPUs": str(_logical_cpus()),
+    return {"rendered_utc": utc_now(), "host": host(), "CPU": cpu_model(), "logical CPUs": str(usable_cores()),
             "memory": _memory(), "OS": f"{platform.system()} {platform.release()}",
             "git_commit": git_commit(repo), "python": platform.python_version()}
 

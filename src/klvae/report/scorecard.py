@@ -152,7 +152,8 @@ def unmet_settings(checks: list[tuple[str, object, object, bool]]) -> list[str]:
     for name, ours, seed, at_least in checks:
         ok = ours >= seed if at_least else math.isclose(ours, seed, rel_tol=1e-9)
         if not ok:
-            out.append(f"{name} {ours:,} (seed {seed:,})" if isinstance(seed, int) else f"{name} {ours:g} (seed {seed:g})")
+            out.append(f"{name} {ours:,} (seed {seed:,})" if isinstance(seed, int)
+                       else f"{name} {ours:g} (seed {seed:g})")
     return out
 
 
@@ -198,7 +199,7 @@ def e1_rows(e1_table: str, tol: dict) -> list[dict]:
     compared = f"test set ({n_test:,}), epoch {epochs}"
     rows = []
     for c, *seed in ref.E1_SEED_TABLE:
-        for (col, name, short, tolerance), s in zip(quantities, seed):
+        for (col, name, short, tolerance), s in zip(quantities, seed, strict=True):
             id_, claim = f"e1-c{c:g}-{short}", f"c = {c:g}: {name}"
             if c not in t.index:
                 rows.append(_row(id_, "E1", claim, "--", f"{s:.2f}", "--", "nats/image",

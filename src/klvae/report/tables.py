@@ -51,7 +51,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], caption: str
     longest = [max([max(width(w) for w in str(h).split() or [""]) + 2, *(width(r[i]) for r in cells)])
                for i, h in enumerate(header)]
     dashes = [max(3, min(60, m)) for m in longest]
-    marks = {"l": lambda k: ":" + "-" * (k - 1), "r": lambda k: "-" * (k - 1) + ":", "c": lambda k: ":" + "-" * (k - 2) + ":"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a](k) for a, k in zip(align, dashes)) + "|"]
+    marks = {"l": lambda k: ":" + "-" * (k - 1), "r": lambda k: "-" * (k - 1) + ":",
+             "c": lambda k: ":" + "-" * (k - 2) + ":"}
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(marks[a](k) for a, k in zip(align, dashes, strict=True)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"

@@ -295,7 +295,7 @@ def summary_table(rows: list[dict]) -> list[dict]:
     for name in dict.fromkeys(r["strategy"] for r in rows):
         mine = [r for r in rows if r["strategy"] == name]
 
-        def pick(form, flav, backend=None):
+        def pick(form, flav, backend=None, mine=mine):
             return next((r for r in mine if r["form"] == form and r["keras_flavour"] == flav
                          and (backend is None or r["backend"] == backend)), None)
 

@@ -103,7 +103,7 @@ def _seed_encoder(K, B, z_dim, kl_layer=None, transfer=False):
 
     encoder_input = Input(shape=(28, 28, 1), name="encoder_input")
     x = encoder_input
-    for i, (f, s) in enumerate(zip([32, 64, 128], [1, 2, 2])):
+    for i, (f, s) in enumerate(zip([32, 64, 128], [1, 2, 2], strict=True)):
         x = Conv2D(filters=f, kernel_size=3, strides=s, padding="same", name="encoder_conv_" + str(i))(x)
         x = LeakyReLU()(x)
     x = Flatten()(x)
@@ -131,7 +131,7 @@ def _seed_decoder_layers(z_dim):
     decoder_input = Input(shape=(z_dim,), name="decoder_input")
     x = Dense(7 * 7 * 128)(decoder_input)
     x = Reshape((7, 7, 128))(x)
-    for i, (f, s) in enumerate(zip([64, 32, 1], [2, 2, 1])):
+    for i, (f, s) in enumerate(zip([64, 32, 1], [2, 2, 1], strict=True)):
         x = Conv2DTranspose(filters=f, kernel_size=3, strides=s, padding="same", name="decoder_conv_t_" + str(i))(x)
         x = LeakyReLU()(x) if i < 2 else Activation("sigmoid")(x)
     return decoder_input, x
@@ -170,7 +170,9 @@ def run_end_layer(x, fact, z_dim, batch_size, progress):
 
         def call(self, inputs):
             mu = inputs[0]
-            log_var = inputs[1]; inp_img = inputs[2]; out_img = inputs[3]
+            log_var = inputs[1]
+            inp_img = inputs[2]
+            out_img = inputs[3]
             total_loss, reco_loss, kln_loss = self.vae_loss(mu, log_var, inp_img, out_img)
             self.add_loss(total_loss, inputs=inputs)
             self.add_metric(total_loss, name='total_loss', aggregation='mean')
@@ -399,7 +401,7 @@ def run_gradient_tape(x, fact, z_dim, batch_size, progress):
 
     encoder_inputs = keras.Input(shape=(28, 28, 1))
     h = encoder_inputs
-    for f, s in zip([32, 64, 128], [1, 2, 2]):
+    for f, s in zip([32, 64, 128], [1, 2, 2], strict=True):
         h = layers.Conv2D(f, 3, strides=s, padding="same")(h)
         h = layers.LeakyReLU()(h)
     h = layers.Flatten()(h)
@@ -430,7 +432,7 @@ def run_gradient_tape(x, fact, z_dim, batch_size, progress):
                 kl_loss = -fact * tf.reduce_mean(1 + z_log_var - tf.square(z_mean) - tf.exp(z_log_var))
                 total_loss = reconstruction_loss + kl_loss
             grads = tape.gradient(total_loss, self.trainable_weights)
-            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
             self.total_loss_tracker.update_state(total_loss)
             self.reconstruction_loss_tracker.update_state(reconstruction_loss)
             self.kl_loss_tracker.update_state(kl_loss)

@@ -1,0 +1,50 @@
+"""The one reader of the machine this process runs on: CPU model, cores, load, versions.
+
+Used by the training records (:mod:`klvae.experiments`), the benchmarks (:mod:`klvae.bench`)
+and the report's provenance (:mod:`klvae.report.provenance`). Imports no deep-learning
+framework at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    """Logical CPUs this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> float | str:
+    """The 1-minute load average (rounded to 0.01), or ``""`` where the OS has none."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else ""
+
+
+def describe() -> dict:
+    """What ran the numbers: the Keras backend and its versions (:func:`klvae.backend.versions`,
+    imports Keras), NumPy and Python versions, CPU model and logical CPU count (strings/ints)."""
+    import numpy as np
+
+    from klvae import backend
+
+    return {**backend.versions(), "numpy": np.__version__, "python": platform.python_version(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+
+
+__all__ = ["cpu_model", "usable_cores", "load_average", "describe"]

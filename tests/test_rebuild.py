@@ -1,0 +1,137 @@
+"""Partial rebuilds follow the code (issue 11): each rule carries ``params.code``, the digest of
+the klvae sources its function runs (:mod:`klvae.code_digest`), and Snakemake's params rerun
+trigger reruns exactly the jobs whose code changed, and what follows from them.
+
+Unit tests check the import closure and the digest; the pipeline tests edit a copy of the
+sources beside a copy of the session's finished quick run and ask Snakemake (dry run) what it
+would rerun.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_snakemake
+from klvae.code_digest import code_digest, module_closure
+
+SRC = REPO / "src"
+
+
+# --- the closure and the digest --------------------------------------------------------------
+def test_closure_follows_imports_transitively_and_includes_packages():
+    closure = module_closure(str(SRC), "klvae.figures.manifold")
+    assert {"klvae", "klvae.figures", "klvae.figures.manifold", "klvae.figures.common"} <= set(closure)
+    assert not any(m.startswith(("klvae.experiments", "klvae.models", "klvae.strategies")) for m in closure)
+    e1 = module_closure(str(SRC), "klvae.experiments.e1")
+    assert {"klvae.losses", "klvae.models.vae", "klvae.models.mlp", "klvae.training"} <= set(e1)
+
+
+def test_registry_users_depend_on_every_strategy_module():
+    closure = set(module_closure(str(SRC), "klvae.experiments.e2"))
+    for name in ("end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape", "baseline"):
+        assert f"klvae.strategies.{name}" in closure
+
+
+def test_digest_changes_with_content_only(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    func = "klvae.figures.manifold:manifold_panel"
+    before = code_digest(func, src)
+    assert before == code_digest(func, SRC)  # the path of the checkout does not count
+    target = src / "klvae" / "figures" / "manifold.py"
+    target.touch()  # a new mtime, same bytes
+    assert code_digest(func, src) == before
+    target.write_text(target.read_text() + "\n# edited\n")
+    assert code_digest(func, src) != before
+    # a module outside the closure does not count
+    assert code_digest("klvae.report.scorecard:write_scorecard", src) == code_digest(
+        "klvae.report.scorecard:write_scorecard", SRC)
+
+
+def test_digest_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="module:function"):
+        code_digest("klvae.figures.manifold", SRC)
+    with pytest.raises(FileNotFoundError, match="klvae.nowhere"):
+        code_digest("klvae.nowhere:f", SRC)
+
+
+def test_every_rule_declares_its_code():
+    """Every rule that calls the library does it through library_call (func + code)."""
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = "\n".join(line for line in smk.read_text().splitlines() if not line.lstrip().startswith("#"))
+        assert "func=" not in text, f"{smk.name}: use **library_call(...) so the rule carries its code digest"
+        for func in re.findall(r'library_call\("([^"]+)"\)', text):
+            module, name = func.split(":")
+            base = SRC / Path(*module.split("."))
+            source = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+            assert f"def {name}(" in source.read_text(), func
+
+
+# --- the pipeline: what a dry run schedules after an edit -----------------------------------
+def _copy_checkout(dst: Path) -> Path:
+    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__",
+                                                             "*.egg-info", "data", ".pytest_cache", ".whl"))
+    return dst
+
+
+def _scheduled(workdir: Path, repo: Path) -> dict[str, int]:
+    """Rule -> job count of a dry run of the quick report with the workflow in ``repo``."""
+    proc = run_snakemake(workdir, "results/report/klvae.html", "results/report/klvae.pdf", "--dry-run",
+                         snakefile=repo / "Snakefile", configfile=repo / "config" / "quick.yaml")
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    stats = out.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the checkout and of the finished quick run (mtimes and Snakemake's records kept)."""
+    root = tmp_path_factory.mktemp("rebuild")
+    repo = _copy_checkout(root / "repo")
+    work = root / "work"
+    shutil.copytree(quick_run, work, symlinks=True)
+    return repo, work
+
+
+@pytest.mark.pipeline
+def test_unchanged_copy_of_the_code_reruns_nothing(copied_run):
+    repo, work = copied_run
+    assert _scheduled(work, repo) == {}
+
+
+@pytest.mark.pipeline
+def test_editing_a_plotting_function_reruns_that_figure_and_the_report(copied_run):
+    repo, work = copied_run
+    target = repo / "src" / "klvae" / "figures" / "manifold.py"
+    original = target.read_text()
+    target.write_text(original.replace('"""', '"""Edited. ', 1))
+    try:
+        jobs = _scheduled(work, repo)
+    finally:
+        target.write_text(original)
+    assert jobs.get("e1_manifold") == 8 and jobs.get("e1_manifold_panel") == 1 and "report_render" in jobs, jobs
+    trained = [r for r in jobs if r.endswith(("_train", "_init_weights", "_seed_log"))]
+    assert not trained, jobs
+    others = set(jobs) - {"e1_manifold", "e1_manifold_panel", "report_render"}
+    assert not others, f"scheduled beyond the figure and the report: {sorted(others)}"
+
+
+@pytest.mark.pipeline
+def test_editing_the_losses_reruns_the_trainings_that_use_them(copied_run):
+    repo, work = copied_run
+    target = repo / "src" / "klvae" / "losses.py"
+    original = target.read_text()
+    target.write_text(original + "\n# edited\n")
+    try:
+        jobs = _scheduled(work, repo)
+    finally:
+        target.write_text(original)
+    assert jobs.get("e1_train") == 8 and jobs.get("e2_train") == 10 and jobs.get("e3_train") == 2, jobs
+    assert "report_render" in jobs
+    assert "mnist_canonical" not in jobs and "e3_preprocess" not in jobs  # data code did not change

@@ -1,0 +1,29 @@
+# How a rule calls the library: the one thin rule body and its params.
+#
+#   params:
+#       **library_call("klvae.figures.latent:latent_scatter"),
+#       kwargs={...},
+#   script:
+#       CALL
+#
+# Snakemake runs the script with its own interpreter (sys.executable), so TensorFlow and klvae
+# are importable wherever Snakemake is.
+#
+# library_call gives `func` (what workflow/scripts/call.py calls) and `code`, the SHA-256 of
+# the sources of that function's module and every klvae module it imports, transitively
+# (klvae.code_digest). Snakemake's params rerun trigger reruns the job, and what follows from
+# it, when that code changes -- by content: a fresh checkout (new mtimes) reruns nothing.
+
+import os
+from functools import partial
+
+from klvae.code_digest import rule_params
+
+CALL = "../scripts/call.py"  # relative to workflow/rules/, where every rule is defined
+KLVAE_SOURCES = os.path.join(workflow.basedir, "src")
+# The rules' software for `snakemake --use-conda` (not needed with `make`, which uses .venv).
+CONDA_ENV = "../envs/klvae.yaml"
+
+
+# library_call("klvae.module:function") -> {"func": ..., "code": <digest>}
+library_call = partial(rule_params, sources=KLVAE_SOURCES)
