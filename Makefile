@@ -14,13 +14,15 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag unlock clean-results help bundle
+.PHONY: report test env dag unlock clean-results help bundle lint why
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
 	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
 	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
+	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
+	@echo "make lint                                   -> ruff (Python), snakefmt --check and snakemake --lint"
 	@echo "make env                                    -> only create/update .venv"
 	@echo "make unlock                                 -> after Snakemake itself was killed: release its lock, then make report"
 
@@ -55,6 +57,21 @@ endif
 # or data) into results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).
 bundle: $(STAMP)
 	$(BIN)/python -m klvae.bundle create --results results --out-dir results/bundle
+
+# What `make report` would run now and why (Snakemake's dry run): after editing a klvae function,
+# the jobs whose code digest changed ("Params have changed": params.code) and what follows.
+why: $(STAMP)
+	@$(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS) --dry-run --quiet rules 2>&1 \
+	  | sed -n '/^Job stats/,$$p'
+	@$(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS) --dry-run 2>&1 \
+	  | grep -E "^(rule|localrule) |^    reason:" | sed -E 's/^    reason: /    why: /' | cut -c1-200
+
+# Static checks (CI runs them before the tests): Python (ruff: pyflakes, pycodestyle, bugbear,
+# import order, complexity <= 15), the Snakefiles' format (snakefmt) and Snakemake's own linter.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --configfile config/quick.yaml
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

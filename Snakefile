@@ -31,9 +31,10 @@ if config.get("bundle"):
 
     include: "workflow/rules/bundle.smk"
 
+    # The report rendered from the bundle: results/from_bundle/<stem>/report/klvae.html and .pdf.
+    # (A comment, not a docstring: snakefmt 2.1 moves `default_target` above a docstring.)
     rule bundle_report:
         default_target: True
-        """The report rendered from the bundle: results/from_bundle/<stem>/report/klvae.html and .pdf."""
         input:
             BUNDLE_REPORT,
 

@@ -411,3 +411,41 @@ def test_nan_loss_fails_the_e1_rule_and_leaves_no_model(tmp_path):
     assert not run_dir.exists() or not [p for p in run_dir.rglob("*") if p.is_file()]
     assert (work / "results/data/mnist.npz").is_file()  # the steps before it finished and are kept
     assert _snapshot(list(earlier)) == earlier
+
+
+# --- problems the schema cannot express (klvae.config.consistency_problems) ------------------
+@pytest.mark.parametrize("path,value,expected", [
+    (("e1", "coefficients"), [0, 0.5, float("nan")],
+     "e1.coefficients[2] = NaN: must be a finite number (NaN and infinity are not). Fix: edit e1.coefficients[2] "
+     "in config/bad.yaml."),
+    (("e2", "learning_rate"), float("nan"), "e2.learning_rate = NaN: must be a finite number"),
+    (("e2", "batch_size"), 1_000_000_000,
+     "e2.batch_size = 1,000,000,000 is larger than the 1,024 training images of e2 (e2.n_train). "
+     "Fix: set e2.batch_size in config/bad.yaml to at most 1,024"),
+    (("e3", "n_train"), 1000, "e3.n_train + e3.n_test = 1,064 is more than e3.standin_images = 360, the synthetic "
+                              "faces drawn when data.celeba.path is null. Fix: raise e3.standin_images to at least "
+                              "1,064"),
+])
+def test_values_the_schema_cannot_judge_are_refused_with_the_key(path, value, expected):
+    msg = _config_error(_with(_quick(), path, value))
+    assert msg.startswith("Invalid configuration in config/bad.yaml (1 problem); nothing was run"), msg
+    assert expected in msg, msg
+
+
+def test_default_batch_is_checked_against_all_of_mnist():
+    cfg = _with(yaml.safe_load(DEFAULT.read_text()), ("e1", "batch_size"), 60_001)
+    assert "e1.batch_size = 60,001 is larger than the 60,000 training images of e1 (e1.n_train, all of MNIST)" in \
+        _config_error(cfg)
+    for profile in ("quick", "default", "paper"):  # the shipped profiles stay valid
+        check_config(yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text()), SCHEMA)
+
+
+def test_face_counts_against_a_real_source():
+    from klvae.config import face_counts
+
+    line = face_counts(202_599, 170_000, 10_000, "seed", "img_align_celeba.zip")
+    assert line == ("[e3] img_align_celeba.zip: 202,599 face images; the seed's split uses the first 170,000 for "
+                    "training and the next 10,000 for testing")
+    with pytest.raises(ConfigError, match=r"e3.n_train \+ e3.n_test = 210,000 but small.zip holds 202,599 face images"):
+        face_counts(202_599, 200_000, 10_000, "seed", "small.zip")
+    assert "202,599 face images; the official split" in face_counts(202_599, None, None, "official", "x")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import REPO
 from klvae.report.render import ReportError, expand_shortcodes
 from klvae.report.tables import markdown_table
 
@@ -42,3 +43,44 @@ def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkey
     assert git_commit(tmp_path) == "not a git checkout"
     monkeypatch.setenv("KLVAE_GIT_COMMIT", "0123456789ab")
     assert git_commit(tmp_path) == "0123456789ab (from KLVAE_GIT_COMMIT)"
+
+
+def test_made_by_caption_links_the_function_source():
+    from klvae.report.provenance import made_by_caption
+
+    text = made_by_caption("e1_scatter", "klvae.figures.latent:latent_scatter", ["results/figures/e1/scatter_c{c}.png"])
+    assert text == ("Made by rule `e1_scatter` with [`klvae.figures.latent:latent_scatter`]"
+                    "(../../src/klvae/figures/latent.py) (`results/figures/e1/scatter_c<c>.png`).")
+
+
+@pytest.mark.pipeline
+def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
+    """Captions carry {{< var made_by.<rule> >}}, generated from the DAG (rule report_made_by):
+    the rule exists, its outputs include the figure, and in the HTML the function links to its
+    source file."""
+    import re
+
+    import yaml
+
+    made = yaml.safe_load((quick_run / "results/report/generated/made_by.vars.yml").read_text())
+    outputs = made["made_by_outputs"]
+    var = re.compile(r"\{\{< var made_by\.([a-z0-9_]+) >\}\}")
+    figures = 0
+    for qmd in sorted((REPO / "report").glob("*.qmd")):
+        for caption, path in re.findall(r"!\[(.*?)\]\((figures/[^)]+\.png)\)", qmd.read_text()):
+            named = var.findall(caption)
+            assert named, f"{qmd.name}: the caption of {path} names no rule"
+            assert f"results/{path}" in outputs[named[0]], (path, named[0], outputs[named[0]])
+            figures += 1
+    assert figures >= 12
+    tables = 0
+    for md in sorted((quick_run / "results/report/generated").glob("*.md")):
+        for caption in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$", md.read_text(), re.M):
+            named = var.findall(caption)
+            assert named and all(n in outputs for n in named), f"{md.name}: {caption[:80]}"
+            tables += 1
+    assert tables >= 15
+    html = (quick_run / "results/report/klvae.html").read_text()
+    assert '<a href="../../src/klvae/figures/latent.py"' in html
+    assert "Made by rule <code>e1_scatter_panel</code>" in html
+    assert "made_by." not in html

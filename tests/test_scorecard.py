@@ -184,7 +184,7 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
         assert [h.strip() for h in header.strip("|").split("|")] == [
             "claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"]
         assert len(body) == (t["experiment"] == e).sum()
-        assert "rule `report_scorecard`" in block.group(2)
+        assert "{{< var made_by.report_scorecard >}}" in block.group(2)
     counts = yaml.safe_load((out / "scorecard.vars.yml").read_text())["scorecard"]
     assert counts["n_claims"] == len(t) == 37
     assert counts["n_reproduced"] + counts["n_differs"] + counts["n_not_comparable"] + counts["n_paper_only"] == len(t)

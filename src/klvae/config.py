@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-__all__ = ["ConfigError", "check_config", "explain"]
+__all__ = ["ConfigError", "check_config", "explain", "consistency_problems", "face_counts"]
 
 _TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
                "array": "a list", "object": "a mapping (key: value)", "null": "null"}
@@ -235,6 +236,79 @@ def _problem_line(schema, path, value, bad_items, ctx, missing: bool = False) ->
     return line + "."
 
 
+def _non_finite(tree, path=()) -> list[tuple[str, float]]:
+    """Dotted keys (list items as ``key[i]``) whose value is a float NaN or infinity."""
+    if isinstance(tree, Mapping):
+        return [hit for k, v in tree.items() for hit in _non_finite(v, (*path, str(k)))]
+    if isinstance(tree, list):
+        return [hit for i, v in enumerate(tree) for hit in
+                _non_finite(v, (*path[:-1], f"{path[-1]}[{i}]") if path else (f"[{i}]",))]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return [(".".join(path), tree)]
+    return []
+
+
+def consistency_problems(config: dict, files=()) -> list[str]:
+    """Problems the schema cannot express, in a validated config (defaults filled): one line each.
+
+    * NaN or infinity anywhere (YAML's ``.nan``/``.inf`` pass JSON-schema ranges, since every
+      comparison with NaN is false);
+    * a batch larger than the training images of its experiment (``e1``/``e2``: ``n_train`` or
+      all 60,000 MNIST images; ``e3``: ``n_train``), which would train on no full batch;
+    * on the synthetic stand-in (``data.celeba.path: null``) with the seed's split,
+      ``e3.n_train + e3.n_test`` more than ``e3.standin_images`` (it is drawn first, then split).
+
+    Counts against a real CelebA source are checked when the workflow reads it
+    (:func:`face_counts`).
+    """
+    where = f" in {_files_text(files)}" if files else ""
+    lines = [f"{key} = {_show(value)}: must be a finite number (NaN and infinity are not). Fix: edit {key}{where}."
+             for key, value in _non_finite(config)]
+    if lines:
+        return lines
+    for exp, default_n in (("e1", 60_000), ("e2", 60_000), ("e3", None)):
+        section = config.get(exp, {})
+        n = section.get("n_train") or default_n
+        batch = section.get("batch_size")
+        if n and batch and batch > n:
+            lines.append(f"{exp}.batch_size = {batch:,} is larger than the {n:,} training images of {exp} "
+                         f"({exp}.n_train{'' if section.get('n_train') else ', all of MNIST'}). Fix: set "
+                         f"{exp}.batch_size{where} to at most {n:,} (the seeds use "
+                         f"{ {'e1': 128, 'e2': 256, 'e3': 128}[exp]}).")
+    e3, celeba = config.get("e3", {}), config.get("data", {}).get("celeba", {})
+    if not celeba.get("path") and celeba.get("split", "seed") == "seed":
+        wanted = (e3.get("n_train") or 0) + (e3.get("n_test") or 0)
+        have = e3.get("standin_images")
+        if have and wanted > have:
+            lines.append(f"e3.n_train + e3.n_test = {wanted:,} is more than e3.standin_images = {have:,}, the "
+                         f"synthetic faces drawn when data.celeba.path is null. Fix: raise e3.standin_images to "
+                         f"at least {wanted:,} or lower e3.n_train/e3.n_test{where}.")
+    return lines
+
+
+def face_counts(n_images: int, n_train: int | None, n_test: int | None, split: str, source: str) -> str:
+    """Check the configured face counts against the ``n_images`` a CelebA source holds.
+
+    Returns:
+        A line for the start of the run saying how many images E3 will use.
+
+    Raises:
+        ConfigError: with the seed's split (first ``n_train`` by file number, then the next
+            ``n_test``), when they add up to more than ``n_images``; the message names the keys.
+    """
+    if split == "seed":
+        wanted = (n_train or 0) + (n_test or 0)
+        if n_train is not None and n_test is not None and wanted > n_images:
+            raise ConfigError(f"e3.n_train + e3.n_test = {wanted:,} but {source} holds {n_images:,} face images. "
+                              f"Fix: lower e3.n_train and/or e3.n_test (the seed: 170,000 + 10,000 of CelebA's "
+                              f"202,599); nothing was run.")
+        train = n_train if n_train is not None else n_images - (n_test or 0)
+        return (f"[e3] {source}: {n_images:,} face images; the seed's split uses the first {train:,} for training "
+                f"and the next {n_test if n_test is not None else n_images - train:,} for testing")
+    return (f"[e3] {source}: {n_images:,} face images; the official split's partitions, capped at e3.n_train = "
+            f"{n_train} and e3.n_test = {n_test}")
+
+
 def check_config(config: dict, schema_path: str | Path, source=(), example: str | Path | None = None,
                  overrides: Mapping | None = None) -> dict:
     """Validate ``config`` (filling defaults) with ``snakemake.utils.validate``; explain any failure.
@@ -261,7 +335,15 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
     files = [source] if isinstance(source, (str, Path)) else list(source or [])
     try:
         validate(config, str(schema_path), set_default=True)
+        lines = consistency_problems(config, files)
+        if lines:
+            n = len(lines)
+            raise ConfigError(f"Invalid configuration in {_files_text(files) or 'the config'} ({n} problem"
+                              f"{'s' if n > 1 else ''}); nothing was run and existing results are unchanged:\n"
+                              + "\n".join(f"  - {line}" for line in lines))
         return config
+    except ConfigError:
+        raise
     except WorkflowError:
         schema = yaml.safe_load(Path(schema_path).read_text())
         lines = explain(config, schema, files, example, overrides)

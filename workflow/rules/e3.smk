@@ -18,6 +18,21 @@ if CELEBA["path"]:
             "null to run the face branch on the synthetic stand-in."
         )
     FACE_SOURCE = CELEBA["path"]
+    # How many images the source holds, checked against e3.n_train/n_test before any job runs
+    # (reads the zip's directory or lists the folder: about a second for all of CelebA).
+    from klvae.config import face_counts
+    from klvae.data.celeba import locate_images
+    from klvae.data.integrity import DataIntegrityError
+
+    try:
+        print(
+            face_counts(
+                len(locate_images(FACE_SOURCE).names), E3["n_train"], E3["n_test"], CELEBA["split"], FACE_SOURCE
+            ),
+            file=sys.stderr,
+        )
+    except DataIntegrityError as err:
+        raise WorkflowError(str(err)) from None
 else:
     FACE_SOURCE = STANDIN_DIR
 

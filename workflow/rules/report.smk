@@ -150,6 +150,32 @@ rule report_scorecard:
         CALL
 
 
+# Which rule made each figure and table, and with which function: read from the DAG itself
+# (every rule defined so far that calls the library), so captions cannot name a wrong rule.
+MADE_BY = {
+    r.name: {"func": r.params.get("func"), "outputs": [str(o) for o in r.output]}
+    for r in workflow.rules
+    if r.params.get("func")
+}
+
+
+rule report_made_by:
+    """Caption provenance: per rule, its name, function (linked to its source) and output files."""
+    output:
+        variables=f"{GEN}/made_by.vars.yml",
+    log:
+        f"{LOGS}/report/made_by.log",
+    benchmark:
+        f"{BENCH}/report/made_by.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.provenance:write_made_by"),
+        kwargs={"rules": MADE_BY, "source_root": "../../src"},
+    script:
+        CALL
+
+
 REPORT_FRAGMENTS = {
     f"_generated/{os.path.basename(f)}": str(f)
     for f in [
@@ -169,6 +195,7 @@ REPORT_VARIABLES = [
         rules.report_e3.output.variables,
         rules.report_scorecard.output.variables,
         rules.report_methods.output.variables,
+        rules.report_made_by.output.variables,
     )
 ]
 

@@ -53,7 +53,7 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
                         f"with `TF_USE_LEGACY_KERAS=1`; the seeds reach Keras through `tf.keras`, which is Keras 3 "
                         f"with the backend named by `KERAS_BACKEND`); a failure shows the stage, exception type and "
                         f"the first line of its message; n/a says why a cell could not be tried on the machine that "
-                        f"made the table. Source: `results/tables/e2_compatibility.csv`.",
+                        f"made the table. {{{{< var made_by.e2_compatibility >}}}}",
                         "tbl-e2-compat", align="llllll")
     proj_cols = [f"project_form_{b}" for b in BACKENDS]
     rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
@@ -61,7 +61,7 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
                                 "This project's Keras 3 form of each strategy (the code E2 trains) on each Keras 3 "
                                 "backend, tried the same way by rule `e2_compatibility`. Post VIII's hand-written "
                                 "`train_step` is a per-backend idiom (`tf.GradientTape`; a stateless "
-                                "`jax.value_and_grad` step on JAX). Source: `results/tables/e2_compatibility.csv`.",
+                                "`jax.value_and_grad` step on JAX). {{< var made_by.e2_compatibility >}}",
                                 "tbl-e2-compat-backends", align="lllll")
     variants = [r for r in t.itertuples() if getattr(r, "variants", "")]
     if variants:
@@ -88,8 +88,8 @@ def equivalence_table(csv: str) -> tuple[str, dict]:
                         f"loss and the gradients with respect to every encoder/decoder weight (relative difference: to "
                         f"the largest reference gradient of the same variable). Tolerance: rtol {r0.rtol:g}, atol "
                         f"{r0.atol:g} (float32). The latent biases were spread (scale {r0.latent_spread:g}) so that "
-                        f"the KL part of the loss, fact · KL = {r0.fact_kl:.1e}, is far above the tolerance. Made by "
-                        f"rule `e2_equivalence` (`results/tables/e2_equivalence.csv`).",
+                        f"the KL part of the loss, fact · KL = {r0.fact_kl:.1e}, is far above the tolerance. "
+                        f"{{{{< var made_by.e2_equivalence >}}}}",
                         "tbl-e2-equivalence", align="rlrrrl")
     ok = bool((t["loss_close"].astype(bool) & t["grads_allclose"].astype(bool)).all())
     return md, {"all_equivalent": "all" if ok else "not all",
@@ -117,7 +117,7 @@ def metrics_table(csv: str, fact: float, seed_log_epochs: int | None = None) -> 
                         f"dimensions, no ½). The last row is the seed's own training log at epoch "
                         f"{SEED_VII_LOG['epoch'][last]} (post VII, `model_add_loss`; its KL converted from fact · "
                         f"KL_seed = {SEED_VII_LOG['kl_scaled'][last]:g}); s/epoch is the median training epoch time of "
-                        f"each job. Made by rule `e2_table` (`results/tables/e2_metrics.csv`).",
+                        f"each job. {{{{< var made_by.e2_table >}}}}",
                         "tbl-e2-metrics", align="rlrrrrr")
     spread = t.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min())
     facts = []
@@ -161,8 +161,8 @@ def timing_table(csv: str) -> tuple[str, dict]:
                         f"benchmark process (all models loaded). {r0.cpu}, {int(r0.cpu_count)} logical CPUs, "
                         f"accelerator: {r0.gpu}, Keras {r0.keras} on {r0.backend} {r0.backend_version}, intra-op "
                         f"threads {int(r0.intra_op_threads)}, inter-op {int(r0.inter_op_threads)} (0: the backend's "
-                        f"default), jit_compile {r0.jit_compile}. Made by rule `e2_timing` "
-                        f"(`results/tables/e2_timing.csv`).", "tbl-e2-timing", align="llrrrrrrr")
+                        f"default), jit_compile {r0.jit_compile}. "
+                        f"{{{{< var made_by.e2_timing >}}}}", "tbl-e2-timing", align="llrrrrrrr")
     kl = t[t["strategy"] != "no_kl"].set_index("strategy")
     worst_fastest = kl["ratio_to_fastest"].max()
     worst_nokl = kl["ratio_to_no_kl"].max()
@@ -174,7 +174,8 @@ def timing_table(csv: str) -> tuple[str, dict]:
                    "met" if worst_nokl <= 1.05 else "**not met**"])
     md += "\n" + markdown_table(["claim", "ours", "verdict"], claims,
                                 "This project's timing targets against our measurement (@tbl-e2-timing); the seeds' "
-                                "timing claims are judged in the scorecard (@tbl-scorecard-e2).",
+                                "timing claims are judged in the scorecard (@tbl-scorecard-e2). "
+                                "{{< var made_by.e2_timing >}}",
                                 "tbl-e2-timing-claims", align="lll")
     return md, {"worst_ratio_fastest": f"{worst_fastest:.2f}", "worst_ratio_no_kl": f"{worst_nokl:.2f}"}
 

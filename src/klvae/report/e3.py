@@ -54,8 +54,8 @@ def data_table(manifest: dict) -> str:
     for key in ("train_npy", "test_npy"):
         o = manifest["outputs"][key]
         rows.append([f"`{Path(o['path']).name}`", f"uint8 {tuple(o['shape'])}, SHA-256 `{o.get('sha256', '')}`"])
-    return markdown_table(["faces", ""], rows, "The face data of E3, from the preprocessing manifest written by "
-                          "rule `e3_preprocess` (`results/data/faces/manifest.json`).", "tbl-e3-data", align="ll")
+    return markdown_table(["faces", ""], rows, "The face data of E3, from the preprocessing manifest. "
+                          "{{< var made_by.e3_preprocess >}}", "tbl-e3-data", align="ll")
 
 
 def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
@@ -65,8 +65,8 @@ def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
     md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "KL weight", "MSE"], rows,
                         f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out "
                         f"faces, {data_label}). Loss = mean BCE + KL weight · KL_seed; the AE has no KL term (its "
-                        f"KL_seed column is only monitored). Made by rule `e3_evaluate` "
-                        f"(`results/tables/e3_metrics.csv`).",
+                        f"KL_seed column is only monitored). "
+                        f"{{{{< var made_by.e3_evaluate >}}}}",
                         "tbl-e3-metrics", align="lrrrrr")
     vae = t[t["model"] == "vae"].iloc[0]
     return md, {"kl_weight": f"{vae.kl_weight:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
@@ -82,8 +82,8 @@ def latent_table(csv: str, data_label: str) -> tuple[str, dict]:
             ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", "--"]]
     md = markdown_table(["AE latent values", "ours", "seed"], rows,
                         f"The latent values the plain AE's encoder produces on {int(s.n_images):,} test faces "
-                        f"({int(s.z_dim)} dimensions each; {data_label}). Made by rule `e3_ae_latents` "
-                        f"(`results/tables/e3_ae_latents.csv`).", "tbl-e3-latents", align="lrl")
+                        f"({int(s.z_dim)} dimensions each; {data_label}). "
+                        f"{{{{< var made_by.e3_ae_latents >}}}}", "tbl-e3-latents", align="lrl")
     return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}"}
 
 
@@ -147,8 +147,9 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                         f"the training step consumes (batch {int(pipe['batch_size'].iloc[0])}). {info.cpu}, "
                         f"{int(info.logical_cores)} logical CPUs, Keras backend "
                         f"{getattr(info, 'backend', 'tensorflow')} (TensorFlow {info.tensorflow or 'not installed'}), "
-                        f"Pillow {info.pillow}. Made by rules `e3_bench_preprocessing`, `e3_bench_memory`, "
-                        f"`e3_bench_pipeline` (`results/tables/e3_bench_*.csv`).", "tbl-e3-bench", align="llll")
+                        f"Pillow {info.pillow}. "
+                        f"{{{{< var made_by.e3_bench_preprocessing >}}}} {{{{< var made_by.e3_bench_memory >}}}}"
+                        f" {{{{< var made_by.e3_bench_pipeline >}}}}", "tbl-e3-bench", align="llll")
     out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",
            "memory_ratio_170k": f"{float(ratio.value):.2f}"}
     return md, out

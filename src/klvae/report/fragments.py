@@ -83,7 +83,7 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
               f"mean ± standard deviation over {reps} training runs per coefficient, each with its own seed")
     caption = (f"E1 test-set losses (nats per image, {int(t['n_test'].iloc[0]):,} test images) after {epochs} epochs "
                f"on {int(t['n_train'].iloc[0]):,} training images, {spread}, beside the seed's table (one run, "
-               f"{reference.E1_SEED_EPOCHS} epochs). Made by rule `e1_table` from `results/tables/e1_losses.csv`.")
+               f"{reference.E1_SEED_EPOCHS} epochs). {{{{< var made_by.e1_table >}}}}")
     md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"],
                         rows, caption, "tbl-e1-losses")
     spreads = {}
@@ -138,7 +138,7 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
                          "same" if ours == seed else "**differs**"])
     return markdown_table(["setting", f"this run ({config['profile']} profile)", "seeds (paper profile)", ""], rows,
                           "Settings of this run against the seeds' (the paper profile, `config/paper.yaml`); "
-                          "\"all\" = the full training or test set. Made by rule `report_methods`.",
+                          "\"all\" = the full training or test set. {{< var made_by.report_methods >}}",
                           "tbl-deviations", align="llll")
 
 
@@ -161,13 +161,13 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                   ["test label counts (digits 0-9)", " ".join(str(x) for x in prov["test_label_counts"])],
                   ["canonical file SHA-256", f"`{prov['canonical_sha256']}`"]]
     md = markdown_table(["MNIST", "value"], data_rows,
-                        "MNIST provenance: every hash was verified before the file was read. Made by rule "
-                        "`mnist_canonical` (`results/data/mnist_provenance.json`).", "tbl-provenance", align="ll")
+                        "MNIST provenance: every hash was verified before the file was read. "
+                        "{{< var made_by.mnist_canonical >}}", "tbl-provenance", align="ll")
     versions = run["versions"]
     md += "\n" + markdown_table(["package", "version"], [[k, v] for k, v in versions.items()],
-                                "Software versions of the environment that made the numbers (recorded by rule "
-                                "`report_methods` at the end of the run; every installed package is listed in "
-                                "`results/report/generated/run.json`).", "tbl-versions", align="ll")
+                                "Software versions of the environment that made the numbers, recorded at the end of "
+                                "the run (every installed package is in `results/report/generated/run.json`). "
+                                "{{< var made_by.report_methods >}}", "tbl-versions", align="ll")
     hw = run["hardware"]
     hw_rows = [["Keras backend", f"**{run['keras_backend']}**"], ["host", f"`{run['host']}`"],
                *[[k, v] for k, v in hw.items()],
@@ -176,8 +176,8 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                ["project commit", f"`{run['git_commit']}`"], ["recorded (UTC)", run["recorded_utc"]]]
     md += "\n" + markdown_table(["", "value"], hw_rows,
                                 "Where, when and on what the numbers were made: Keras backend, host, hardware, "
-                                "threads, profile and code version (recorded by rule `report_methods` at the end "
-                                "of the run).", "tbl-hardware", align="ll")
+                                "threads, profile and code version, recorded at the end of the run. "
+                                "{{< var made_by.report_methods >}}", "tbl-hardware", align="ll")
     times = provenance.rule_times(benchmarks_dir)
     t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
                fmt_num(r["max_s"], 1), fmt_num(r["max_rss_mb"], 0)] for r in times]
@@ -185,7 +185,8 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "peak RSS MB"], t_rows,
                                 f"Wall time and peak memory per rule, from Snakemake's `benchmark:` files "
                                 f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time in all "
-                                "(jobs may run in parallel). The report rules themselves are not listed.",
+                                "(jobs may run in parallel). The report rules themselves are not listed. "
+                                "{{< var made_by.report_methods >}}",
                                 "tbl-rule-times", align="lrrrrr")
     variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
                  "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions["keras"],

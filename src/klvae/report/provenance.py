@@ -231,3 +231,39 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
                      "max_s": float(s.max()),
                      "max_rss_mb": float(np.nanmax(rss)) if np.isfinite(rss).any() else float("nan")})
     return sorted(rows, key=lambda r: -r["total_s"])
+
+
+def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src") -> str:
+    """The provenance sentence of a figure's or table's caption (markdown).
+
+    ``Made by rule `e1_scatter_panel` with [`klvae.figures.latent:scatter_panel`](../../src/klvae/figures/latent.py)
+    (`results/figures/e1/scatter_panel.png`).`` -- the function links to its source file,
+    relative to the rendered report (``results/report/``); in the PDF the function's name says
+    where it is. Wildcards in an output (``{c}``) are shown as ``<c>``.
+    """
+    module = func.split(":")[0]
+    path = f"{source_root}/{module.replace('.', '/')}.py"
+    shown = ", ".join("`" + re.sub(r"\{([a-z_]+)[^}]*\}", r"<\1>", o) + "`" for o in outputs)
+    return f"Made by rule `{rule}` with [`{func}`]({path}) ({shown})."
+
+
+def write_made_by(variables: str, rules: dict, source_root: str = "../../src") -> dict:
+    """Rule ``report_made_by``: ``made_by.<rule>`` (the caption sentence of
+    :func:`made_by_caption`) and ``made_by_outputs.<rule>`` (the rule's output paths) for every
+    rule that calls the library, as report variables (``{{< var made_by.e1_scatter_panel >}}``).
+
+    Args:
+        variables: output YAML.
+        rules: ``{rule: {"func": "klvae.module:function", "outputs": [paths]}}`` read from the
+            workflow's DAG (``workflow/rules/report.smk``).
+        source_root: the ``src`` folder relative to the rendered report.
+    """
+    import yaml
+
+    ordered = sorted(rules.items())
+    values = {"made_by": {r: made_by_caption(r, v["func"], v["outputs"], source_root) for r, v in ordered},
+              "made_by_outputs": {r: list(v["outputs"]) for r, v in ordered}}
+    Path(variables).parent.mkdir(parents=True, exist_ok=True)
+    Path(variables).write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    return values
+

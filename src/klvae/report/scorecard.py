@@ -473,7 +473,7 @@ def _table(rows: list[dict], experiment: str, profile: str) -> str:
                f"ours: the mean over n runs (sd: their sample standard deviation); basis: the 95 % prediction "
                f"interval (PI) for one new run where n ≥ 2, else the config's tolerance. "
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
-               f"Made by rule `report_scorecard` (`klvae.report.scorecard`, `results/tables/scorecard.csv`).")
+               "{{< var made_by.report_scorecard >}}")
     table = markdown_table(["claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"], body,
                            caption, f"tbl-scorecard-{experiment.lower()}", align="llrrrrlll")
     listed = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
