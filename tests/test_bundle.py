@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO
 from klvae import bundle as kb
-from klvae.report import fragments, provenance
+from klvae.report import methods, provenance
 from klvae.report.render import render_notes
 
 # ----------------------------------------------------------------------------------------------
@@ -327,23 +327,23 @@ def test_bundle_names_and_render_folder():
 
 
 def test_title_banner_says_where_when_backend_and_commit():
-    banner = fragments.banner_fragment({"profile": "quick"}, RUN)
+    banner = methods.banner_fragment({"profile": "quick"}, RUN)
     for part in ("gpu-node-7", "**jax** backend", "0123456789ab-dirty", "2025-01-02 03:04:05 UTC", "NVIDIA H100",
                  "Quick profile"):
         assert part in banner, part
-    assert "Quick profile" not in fragments.banner_fragment({"profile": "default"}, RUN)
+    assert "Quick profile" not in methods.banner_fragment({"profile": "default"}, RUN)
 
 
 def test_render_notes_name_the_bundle_and_the_render_machine():
     record = provenance.render_record(REPO)
-    banner, methods = render_notes(record)
-    assert banner == "" and "right after the run" in methods and record["host"] in methods
+    banner, methods_note = render_notes(record)
+    assert banner == "" and "right after the run" in methods_note and record["host"] in methods_note
     b = {"name": "klvae-quick-jax-0123456.tar.gz", "archive_sha256": "a" * 64, "manifest_sha256": "b" * 64,
          "members": 12, "created_utc": "2025-01-02T04:00:00Z", "created_host": "gpu-node-7"}
-    banner, methods = render_notes(record, b)
-    for text in (banner, methods):
+    banner, methods_note = render_notes(record, b)
+    for text in (banner, methods_note):
         assert "klvae-quick-jax-0123456.tar.gz" in text and "b" * 64 in text and record["host"] in text
-    assert "{#tbl-render}" in methods
+    assert "{#tbl-render}" in methods_note
 
 
 def test_run_record_names_the_keras_backend(monkeypatch):

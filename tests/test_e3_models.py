@@ -117,7 +117,6 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_model_and_history(trained):
-    from klvae.experiments import e3
 
     d = trained["dir"]
     for kind in ("vae", "ae"):
@@ -129,7 +128,7 @@ def test_train_writes_model_and_history(trained):
         times = list(csv.DictReader(open(d / f"{kind}_epoch_times.csv")))
         assert [int(r["epoch"]) for r in times] == [1, 2] and all(float(r["s_per_step"]) > 0 for r in times)
         assert not (d / f"{kind}.keras.ckpt").exists()  # the checkpoint is removed once training is done
-        model = e3.load_face_model(d / f"{kind}.keras")
+        model = faces.load_face_model(d / f"{kind}.keras")
         assert type(model).__name__ == ("FaceAE" if kind == "ae" else "VAE")
         assert model.count_params() == faces.N_PARAMETERS
     assert float(rows[0]["kl_weight"]) == 0.0
@@ -161,7 +160,7 @@ def test_evaluate_and_encode_latents(trained):
     summary = e3.encode_latents(d / "ae.keras", d / "test.npy", d / "z.npy", d / "z.csv", batch_size=4)
     z = np.load(d / "z.npy")
     assert z.shape == (6, 200) and z.dtype == np.float32
-    model = e3.load_face_model(d / "ae.keras")
+    model = faces.load_face_model(d / "ae.keras")
     x = np.load(d / "test.npy").astype(np.float32) / 255.0
     np.testing.assert_allclose(z, np.asarray(model.encoder(x)[0]), atol=1e-5)
     assert summary["frac_in_0_20"] == pytest.approx(np.mean((z > 0) & (z < 20)))
@@ -170,7 +169,7 @@ def test_evaluate_and_encode_latents(trained):
 def test_face_figures_write_pngs(trained):
     from PIL import Image
 
-    from klvae.figures import faces as ff
+    from klvae.figures import e3 as ff
 
     d = trained["dir"]
     label = "synthetic stand-in, not CelebA"

@@ -23,8 +23,8 @@ SRC = REPO / "src"
 
 # --- the closure and the digest --------------------------------------------------------------
 def test_closure_follows_imports_transitively_and_includes_packages():
-    closure = module_closure(str(SRC), "klvae.figures.manifold")
-    assert {"klvae", "klvae.figures", "klvae.figures.manifold", "klvae.figures.common"} <= set(closure)
+    closure = module_closure(str(SRC), "klvae.figures.e1")
+    assert {"klvae", "klvae.figures", "klvae.figures.e1", "klvae.figures.common"} <= set(closure)
     assert not any(m.startswith(("klvae.experiments", "klvae.models", "klvae.strategies")) for m in closure)
     e1 = module_closure(str(SRC), "klvae.experiments.e1")
     assert {"klvae.losses", "klvae.models.vae", "klvae.models.mlp", "klvae.training"} <= set(e1)
@@ -39,10 +39,10 @@ def test_registry_users_depend_on_every_strategy_module():
 def test_digest_changes_with_content_only(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    func = "klvae.figures.manifold:manifold_panel"
+    func = "klvae.figures.e1:manifold_panel"
     before = code_digest(func, src)
     assert before == code_digest(func, SRC)  # the path of the checkout does not count
-    target = src / "klvae" / "figures" / "manifold.py"
+    target = src / "klvae" / "figures" / "e1.py"
     target.touch()  # a new mtime, same bytes
     assert code_digest(func, src) == before
     target.write_text(target.read_text() + "\n# edited\n")
@@ -54,7 +54,7 @@ def test_digest_changes_with_content_only(tmp_path):
 
 def test_digest_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="module:function"):
-        code_digest("klvae.figures.manifold", SRC)
+        code_digest("klvae.figures.e1", SRC)
     with pytest.raises(FileNotFoundError, match="klvae.nowhere"):
         code_digest("klvae.nowhere:f", SRC)
 
@@ -105,21 +105,25 @@ def test_unchanged_copy_of_the_code_reruns_nothing(copied_run):
     assert _scheduled(work, repo) == {}
 
 
+E1_FIGURE_RULES = {"e1_reference_scatter", "e1_scatter", "e1_scatter_panel", "e1_manifold", "e1_manifold_panel",
+                   "e1_loss_curves"}
+
+
 @pytest.mark.pipeline
-def test_editing_a_plotting_function_reruns_that_figure_and_the_report(copied_run):
+def test_editing_a_plotting_function_reruns_its_figures_and_the_report(copied_run):
+    """The digest is per module: editing E1's figure module (klvae.figures.e1) redraws E1's
+    figures and re-renders the report -- no training, no analysis, no other experiment."""
     repo, work = copied_run
-    target = repo / "src" / "klvae" / "figures" / "manifold.py"
+    target = repo / "src" / "klvae" / "figures" / "e1.py"
     original = target.read_text()
-    target.write_text(original.replace('"""', '"""Edited. ', 1))
+    target.write_text(original.replace("def manifold_panel(", "def manifold_panel(  # edited\n", 1))
     try:
         jobs = _scheduled(work, repo)
     finally:
         target.write_text(original)
     assert jobs.get("e1_manifold") == 8 and jobs.get("e1_manifold_panel") == 1 and "report_render" in jobs, jobs
-    trained = [r for r in jobs if r.endswith(("_train", "_init_weights", "_seed_log"))]
-    assert not trained, jobs
-    others = set(jobs) - {"e1_manifold", "e1_manifold_panel", "report_render"}
-    assert not others, f"scheduled beyond the figure and the report: {sorted(others)}"
+    others = {r for r in jobs if not r.startswith("report_")} - E1_FIGURE_RULES
+    assert not others, f"scheduled beyond E1's figures and the report: {sorted(others)}"
 
 
 @pytest.mark.pipeline

@@ -48,9 +48,9 @@ def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkey
 def test_made_by_caption_links_the_function_source():
     from klvae.report.provenance import made_by_caption
 
-    text = made_by_caption("e1_scatter", "klvae.figures.latent:latent_scatter", ["results/figures/e1/scatter_c{c}.png"])
-    assert text == ("Made by rule `e1_scatter` with [`klvae.figures.latent:latent_scatter`]"
-                    "(../../src/klvae/figures/latent.py) (`results/figures/e1/scatter_c<c>.png`).")
+    text = made_by_caption("e1_scatter", "klvae.figures.e1:latent_scatter", ["results/figures/e1/scatter_c{c}.png"])
+    assert text == ("Made by rule `e1_scatter` with [`klvae.figures.e1:latent_scatter`]"
+                    "(../../src/klvae/figures/e1.py) (`results/figures/e1/scatter_c<c>.png`).")
 
 
 @pytest.mark.pipeline
@@ -81,6 +81,6 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
             tables += 1
     assert tables >= 15
     html = (quick_run / "results/report/klvae.html").read_text()
-    assert '<a href="../../src/klvae/figures/latent.py"' in html
+    assert '<a href="../../src/klvae/figures/e1.py"' in html
     assert "Made by rule <code>e1_scatter_panel</code>" in html
     assert "made_by." not in html

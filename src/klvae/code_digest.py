@@ -72,7 +72,7 @@ def module_closure(root: str, module: str) -> tuple[str, ...]:
 
     Args:
         root: the folder holding the ``klvae`` package (``<repo>/src``).
-        module: dotted name, e.g. ``"klvae.figures.latent"``.
+        module: dotted name, e.g. ``"klvae.figures.e1"``.
 
     Raises:
         FileNotFoundError: when ``module`` has no source file under ``root``.

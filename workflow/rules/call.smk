@@ -1,7 +1,7 @@
 # How a rule calls the library: the one thin rule body and its params.
 #
 #   params:
-#       **library_call("klvae.figures.latent:latent_scatter"),
+#       **library_call("klvae.figures.e1:latent_scatter"),
 #       kwargs={...},
 #   script:
 #       CALL

@@ -116,7 +116,7 @@ rule e1_reference_scatter:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.latent:reference_scatter"),
+        **library_call("klvae.figures.e1:reference_scatter"),
         kwargs={"n_samples": E1["reference_samples"], "seed": config["seed"]},
     script:
         CALL
@@ -135,7 +135,7 @@ rule e1_scatter:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.latent:latent_scatter"),
+        **library_call("klvae.figures.e1:latent_scatter"),
         kwargs=lambda w: {"kl_coefficient": float(w.c)},
     script:
         CALL
@@ -154,7 +154,7 @@ rule e1_manifold:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.manifold:manifold"),
+        **library_call("klvae.figures.e1:manifold"),
         kwargs=lambda w: {"kl_coefficient": float(w.c)},
     script:
         CALL
@@ -173,7 +173,7 @@ rule e1_scatter_panel:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.latent:scatter_panel"),
+        **library_call("klvae.figures.e1:scatter_panel"),
         kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
@@ -192,7 +192,7 @@ rule e1_manifold_panel:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.manifold:manifold_panel"),
+        **library_call("klvae.figures.e1:manifold_panel"),
         kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
@@ -211,7 +211,7 @@ rule e1_loss_curves:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.curves:e1_loss_curves"),
+        **library_call("klvae.figures.e1:loss_curves"),
         kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL

@@ -174,7 +174,7 @@ rule e3_random_faces:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.faces:random_faces"),
+        **library_call("klvae.figures.e3:random_faces"),
         kwargs={"seed": config["seed"]},
     script:
         CALL
@@ -194,7 +194,7 @@ rule e3_ae_random_points:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.faces:ae_random_points"),
+        **library_call("klvae.figures.e3:ae_random_points"),
         kwargs={"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"], "seed": config["seed"]},
     script:
         CALL
@@ -216,7 +216,7 @@ rule e3_reconstructions:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.faces:reconstructions"),
+        **library_call("klvae.figures.e3:reconstructions"),
         kwargs={"seed": config["seed"]},
     script:
         CALL
@@ -236,7 +236,7 @@ rule e3_latent_histogram:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.figures.faces:latent_histogram"),
+        **library_call("klvae.figures.e3:latent_histogram"),
     script:
         CALL
 

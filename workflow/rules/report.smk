@@ -26,7 +26,7 @@ rule report_e1:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.fragments:write_e1"),
+        **library_call("klvae.report.e1:write_e1"),
         kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
     script:
         CALL
@@ -111,7 +111,7 @@ rule report_methods:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.fragments:write_methods"),
+        **library_call("klvae.report.methods:write_methods"),
         backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
         kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
     script:

@@ -177,7 +177,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         networks: optional output ``.keras``: the trained encoder and decoder alone as one
             plain functional model (:func:`export_pair`: images -> ``z_mean``,
             ``z_log_var``, ``reconstruction``), the same structure for every strategy.
-        history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``z_dim``,
+        history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``seed_post``, ``z_dim``,
             ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_seed): Keras'
             running means over the epoch's training batches. No timings (they are in
             ``metrics``), so reruns give identical files.
@@ -228,7 +228,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     seconds = [r["seconds"] for r in logs]
     train_seconds = float(sum(seconds))
 
-    rows = [{"epoch": i + 1, "strategy": strategy, "z_dim": int(z_dim), **strat.read_metrics(r, fact)}
+    rows = [{"epoch": i + 1, "strategy": strategy, "seed_post": strat.seed_post, "z_dim": int(z_dim),
+             **strat.read_metrics(r, fact)}
             for i, r in enumerate(logs)]
 
     test = evaluate_pair(encoder, decoder, x_test, int(batch_size), fact, int(seed))
@@ -320,7 +321,8 @@ def analyse(model: str, mnist: str, latent: str, recon: str, n_test: int | None 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = atomic_path(path)
-        np.savez(tmp, **arrays, strategy=np.array(strategy), z_dim=np.array(z_dim))
+        np.savez(tmp, **arrays, strategy=np.array(strategy), seed_post=np.array(get_strategy(strategy).seed_post),
+                 z_dim=np.array(z_dim))
         os.replace(tmp, path)
 
 

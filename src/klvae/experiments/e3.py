@@ -16,7 +16,7 @@ every output is written under a temporary name and renamed when complete):
   summary of the value range (the AE post: "most of the data points ... in a region of
   0 < x_i < 20").
 
-The figures are made by :mod:`klvae.figures.faces` from these files.
+The figures are made by :mod:`klvae.figures.e3` from these files.
 """
 
 from __future__ import annotations
@@ -27,14 +27,6 @@ import numpy as np
 
 from klvae.io import atomic_path, commit, write_rows
 from klvae.seeding import set_global_seed
-
-
-def load_face_model(path: str | Path):
-    """Load a model written by :func:`train` (``.keras``), uncompiled."""
-    import keras
-
-    import klvae.models.faces  # noqa: F401  (registers FaceAE / VAE / Sampling)
-    return keras.saving.load_model(path, compile=False)
 
 
 def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
@@ -156,6 +148,7 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
     from keras import ops
 
     from klvae.data.stream import ImageBatches
+    from klvae.models.faces import load_face_model
 
     x = _open_images(test_npy, n_test)
     rows = []
@@ -186,6 +179,7 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     """
     set_global_seed(0, threads)
     from klvae.data.stream import ImageBatches
+    from klvae.models.faces import load_face_model
 
     x = _open_images(test_npy, n_test)
     net = load_face_model(model)
@@ -203,4 +197,4 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     return row
 
 
-__all__ = ["train", "evaluate", "encode_latents", "load_face_model"]
+__all__ = ["train", "evaluate", "encode_latents"]

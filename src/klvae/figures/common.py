@@ -1,4 +1,6 @@
-"""Shared figure helpers: consistent style, atomic PNG writes and a provenance footer."""
+"""Shared figure building blocks: atomic PNG writes, the KL coefficient's format, latent
+scatters coloured by digit (E1 and E2). Each experiment's figures are in
+:mod:`klvae.figures.e1`, :mod:`klvae.figures.e2` and :mod:`klvae.figures.e3`."""
 
 from __future__ import annotations
 
@@ -9,22 +11,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 DPI = 110
 
 
-def save(fig, out: str | Path, footer: str | None = None) -> None:
+def save(fig, out: str | Path) -> None:
     """Save ``fig`` to ``out`` as PNG atomically (write a temp file, then rename) and close it.
 
     Args:
         fig: a matplotlib Figure.
         out: output ``.png`` path; parent folders are created.
-        footer: small grey text at the bottom-right naming the rule and data (provenance).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if footer:
-        fig.text(0.995, 0.003, footer, ha="right", va="bottom", fontsize=7, color="0.45")
     tmp = out.with_name(out.stem + ".tmp.png")
     fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -34,3 +34,24 @@ def save(fig, out: str | Path, footer: str | None = None) -> None:
 def fmt_coef(c: float) -> str:
     """Format a KL coefficient as the seed writes it (0, 0.02, 0.1, 0.5, 1, 2, 10, 20)."""
     return f"{c:g}"
+
+
+DIGIT_CMAP = "tab10"
+
+
+def scatter_on_axes(ax, z: np.ndarray, labels: np.ndarray | None = None, s: float = 2.0, cmap: str = DIGIT_CMAP):
+    """Scatter ``z`` (float ``(n, 2)``) on ``ax``, coloured by integer ``labels`` (0-9) if given.
+
+    Returns the ``PathCollection`` (for a colour bar).
+    """
+    kw = dict(s=s, linewidths=0, alpha=0.7, rasterized=True)
+    if labels is None:
+        return ax.scatter(z[:, 0], z[:, 1], **kw)
+    return ax.scatter(z[:, 0], z[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=9.5, **kw)
+
+
+def digit_colorbar(fig, mappable, ax):
+    """A colour bar with one tick per digit 0-9."""
+    cb = fig.colorbar(mappable, ax=ax, ticks=range(10))
+    cb.set_label("digit")
+    return cb

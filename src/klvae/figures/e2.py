@@ -18,28 +18,30 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Rectangle
 
-from klvae.figures.common import plt, save
-from klvae.figures.latent import digit_colorbar, scatter_on_axes
+from klvae.figures.common import digit_colorbar, plt, save, scatter_on_axes
 
 #: Line styles that keep identical curves distinguishable when they lie on top of each other.
 _STYLES = [dict(ls="-", marker="o"), dict(ls="--", marker="s"), dict(ls="-.", marker="^"),
            dict(ls=":", marker="D"), dict(ls=(0, (5, 1, 1, 1)), marker="v"), dict(ls="-", marker="x")]
-_POSTS = {"end_layer": "IV", "encoder_layer": "V", "tensor_transfer": "VI", "model_add_loss": "VII",
-          "gradient_tape": "VIII", "no_kl": "-"}
+_ROMAN = {"I": 1, "V": 5, "X": 10}
 
 
-def _label(strategy: str) -> str:
-    post = _POSTS.get(strategy)
-    return f"{strategy} ({post})" if post and post != "-" else strategy
+def _post_number(post: str) -> int:
+    """A seed post's Roman numeral as a number (``"VII"`` -> 7), for ordering; 0 for none (``"-"``)."""
+    digits = [_ROMAN.get(ch, 0) for ch in str(post)]
+    return sum(-d if i + 1 < len(digits) and d < digits[i + 1] else d for i, d in enumerate(digits))
 
 
-def _order(names):
-    keys = list(_POSTS)
-    return sorted(names, key=lambda n: keys.index(n) if n in keys else len(keys))
+def _label(strategy: str, post: str) -> str:
+    return f"{strategy} ({post})" if _post_number(post) else strategy
 
 
-def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, show_seed: bool = True,
-                footer: str = "") -> None:
+def _ordered(items, post_of):
+    """``items`` in the seeds' order (posts IV..VIII), baselines (no post) last."""
+    return sorted(items, key=lambda it: _post_number(post_of(it)) or 99)
+
+
+def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, show_seed: bool = True) -> None:
     """Per-epoch training loss, reconstruction loss and KL of every strategy, overlaid (one PNG).
 
     Args:
@@ -49,7 +51,6 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
         z_dim: keep only rows of this z_dim (None: all rows; then the CSVs should share one).
         show_seed: for z_dim 12, mark the seed's post VII log (epochs 3-6, model_add_loss,
             GTX 960; its ``kl`` converted to KL_seed by dividing by fact).
-        footer: provenance text.
 
     Panels: total loss ``BCE + fact * KL_seed``; BCE in nats per pixel; KL_seed
     (``-mean(1 + log sigma^2 - mu^2 - sigma^2)``, unscaled).
@@ -62,10 +63,11 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
     zs = sorted(frame["z_dim"].unique())
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
     cmap = plt.get_cmap("tab10")
-    for i, name in enumerate(_order(frame["strategy"].unique())):
+    posts = dict(zip(frame["strategy"], frame["seed_post"], strict=True))
+    for i, name in enumerate(_ordered(frame["strategy"].unique(), posts.get)):
         h = frame[frame["strategy"] == name].sort_values("epoch")
         for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"], strict=True):
-            ax.plot(h["epoch"], h[key], color=cmap(i), label=_label(name), lw=1.4, ms=4, alpha=0.85,
+            ax.plot(h["epoch"], h[key], color=cmap(i), label=_label(name, posts[name]), lw=1.4, ms=4, alpha=0.85,
                     markevery=max(1, len(h) // 12), **_STYLES[i % len(_STYLES)])
     if show_seed and zs == [SEED_VII_LOG["z_dim"]]:
         for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_seed"], strict=True):
@@ -78,10 +80,10 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"E2 training curves, z_dim = {', '.join(str(z) for z in zs)} (training-set epoch means)")
-    save(fig, out, footer or "rule e2_loss_curves")
+    save(fig, out)
 
 
-def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None, footer: str = "") -> None:
+def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None) -> None:
     """Test-set z_mean of each strategy (z_dim = 2), coloured by digit, shared axes (one PNG).
 
     Args:
@@ -90,7 +92,6 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None,
         out: PNG path.
         extent: the seed's observed extent ``{"x": (lo, hi), "y": (lo, hi)}``, drawn as a
             dashed box (default: post IV's -3 < x < 4.5, -4 < y < 3.5).
-        footer: provenance text.
 
     Raises:
         ValueError: a latent file is not 2-D.
@@ -102,7 +103,7 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None,
     for p, d in zip(latents, data, strict=True):
         if d["z_mean"].shape[-1] != 2:
             raise ValueError(f"{p}: z_mean has {d['z_mean'].shape[-1]} dimensions; the scatter needs z_dim = 2")
-    data = sorted(data, key=lambda d: _order([str(x["strategy"]) for x in data]).index(str(d["strategy"])))
+    data = _ordered(data, lambda d: str(d["seed_post"]))
     pool = np.concatenate([d["z_mean"] for d in data])
     lo = np.minimum(np.percentile(pool, 0.2, axis=0), [extent["x"][0], extent["y"][0]]) - 0.5
     hi = np.maximum(np.percentile(pool, 99.8, axis=0), [extent["x"][1], extent["y"][1]]) + 0.5
@@ -117,36 +118,36 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None,
                                extent["y"][1] - extent["y"][0], fill=False, ls="--", lw=1.2, ec="k",
                                label="seed (post IV): -3<x<4.5, -4<y<3.5"))
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="z_mean[0]", ylabel="z_mean[1]",
-               title=_label(str(d["strategy"])), aspect="equal")
+               title=_label(str(d["strategy"]), str(d["seed_post"])), aspect="equal")
     for ax in list(axes.flat)[len(data):]:
         ax.axis("off")
     axes.flat[0].legend(loc="upper left", fontsize=7)
     if sc is not None:
         digit_colorbar(fig, sc, list(axes.flat))
     fig.suptitle(f"E2 latent space (z_dim = 2): test-set z_mean, {len(data[0]['labels']):,} images per panel")
-    save(fig, out, footer or "rule e2_latent_scatter")
+    save(fig, out)
 
 
-def reconstructions(recons: Sequence[str], out: str, footer: str = "") -> None:
+def reconstructions(recons: Sequence[str], out: str) -> None:
     """Test images (top row) and each strategy's reconstructions below (one PNG).
 
     Args:
         recons: ``analyse`` recon ``.npz`` files (``originals``, ``reconstructions``
             ``(n, 28, 28)``, ``strategy``, ``z_dim``), one per strategy, same images.
         out: PNG path.
-        footer: provenance text.
 
     Raises:
         ValueError: the files do not hold the same original images.
     """
     data = [np.load(p) for p in recons]
-    data = sorted(data, key=lambda d: _order([str(x["strategy"]) for x in data]).index(str(d["strategy"])))
+    data = _ordered(data, lambda d: str(d["seed_post"]))
     originals = data[0]["originals"]
     for p, d in zip(recons, data, strict=True):
         if not np.array_equal(d["originals"], originals):
             raise ValueError(f"{p}: different original images; reconstructions must be of the same test images")
     n = len(originals)
-    rows = [("test images", originals)] + [(_label(str(d["strategy"])), d["reconstructions"]) for d in data]
+    rows = [("test images", originals)] + [(_label(str(d["strategy"]), str(d["seed_post"])), d["reconstructions"])
+                                           for d in data]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.6, 1.15 * len(rows)), squeeze=False)
     for r, (label, imgs) in enumerate(rows):
         for c in range(n):
@@ -164,7 +165,7 @@ def reconstructions(recons: Sequence[str], out: str, footer: str = "") -> None:
     fig.suptitle(f"E2 reconstructions, z_dim = {', '.join(map(str, zs))}: decoder(z_mean) of the first {n} test images",
                  fontsize=10)
     fig.subplots_adjust(left=0.17, right=0.99, top=0.88, bottom=0.06, wspace=0.05, hspace=0.08)
-    save(fig, out, footer or "rule e2_reconstructions")
+    save(fig, out)
 
 
 __all__ = ["loss_curves", "latent_scatter", "reconstructions"]

@@ -174,7 +174,15 @@ def build_face_model(kind: str, kl_weight: float | None = None, z_dim: int = Z_D
         return build_face_ae(z_dim, seed)
     raise ValueError(f"unknown model kind {kind!r}; choose 'vae' or 'ae'")
 
+def load_face_model(path):
+    """Load an E3 model written by :func:`klvae.experiments.e3.train` (``.keras``), uncompiled.
 
-__all__ = ["build_face_encoder", "build_face_decoder", "build_face_vae", "build_face_ae", "build_face_model",
-           "FaceAE", "beta_to_fact", "DEFAULT_KL_WEIGHT", "SEED_AE_KL_WEIGHT", "Z_DIM", "INPUT_SHAPE",
+    Importing this module registers the custom classes (``FaceAE``, the VAE, ``Sampling``).
+    """
+    return keras.saving.load_model(path, compile=False)
+
+
+__all__ = ["load_face_model", "build_face_encoder", "build_face_decoder", "build_face_vae", "build_face_ae",
+           "build_face_model", "FaceAE", "beta_to_fact", "DEFAULT_KL_WEIGHT", "SEED_AE_KL_WEIGHT", "Z_DIM",
+           "INPUT_SHAPE",
            "N_PARAMETERS"]

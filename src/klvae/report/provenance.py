@@ -236,7 +236,7 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
 def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src") -> str:
     """The provenance sentence of a figure's or table's caption (markdown).
 
-    ``Made by rule `e1_scatter_panel` with [`klvae.figures.latent:scatter_panel`](../../src/klvae/figures/latent.py)
+    ``Made by rule `e1_scatter_panel` with [`klvae.figures.e1:scatter_panel`](../../src/klvae/figures/e1.py)
     (`results/figures/e1/scatter_panel.png`).`` -- the function links to its source file,
     relative to the rendered report (``results/report/``); in the PDF the function's name says
     where it is. Wildcards in an output (``{c}``) are shown as ``<c>``.

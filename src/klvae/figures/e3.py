@@ -90,8 +90,8 @@ def _grid(fig, images: np.ndarray, n_rows: int, n_cols: int, top: float, left: f
 
 
 def random_faces(vae_model: str | Path, png: str | Path, data_label: str | None = None, n_rows: int = 6,
-                 n_cols: int = 10, seed: int = 0, standin: bool | None = None, manifest: str | Path | None = None,
-                 footer: str | None = None) -> None:
+                 n_cols: int = 10, seed: int = 0, standin: bool | None = None,
+                 manifest: str | Path | None = None) -> None:
     """VAE decodings of ``n_rows * n_cols`` points z ~ N(0, I) (seeded) -> ``png``.
 
     Args:
@@ -100,7 +100,7 @@ def random_faces(vae_model: str | Path, png: str | Path, data_label: str | None 
         data_label: what the model was trained on (shown; banner for the stand-in).
         seed: seed of ``numpy.random.default_rng`` drawing z (float32 ``(n, z_dim)``).
     """
-    from klvae.experiments.e3 import load_face_model
+    from klvae.models.faces import load_face_model
 
     data_label, standin = _resolve(data_label, standin, manifest)
     model = load_face_model(vae_model)
@@ -110,18 +110,18 @@ def random_faces(vae_model: str | Path, png: str | Path, data_label: str | None 
     fig, top, left = _grid_figure(n_rows, n_cols, f"VAE: faces decoded from random z ~ N(0, I), z_dim = {z_dim} "
                                   f"(seed {seed})", data_label, standin)
     _grid(fig, images, n_rows, n_cols, top=top, left=left)
-    save(fig, png, footer)
+    save(fig, png)
 
 
 def ae_random_points(ae_model: str | Path, png: str | Path, data_label: str | None = None, bounds=AE_BOUNDS,
                      n_per_bound: int = 10, seed: int = 0, standin: bool | None = None,
-                     manifest: str | Path | None = None, footer: str | None = None) -> None:
+                     manifest: str | Path | None = None) -> None:
     """AE decodings of z with i.i.d. components ``z_i ~ U(0, b)``, one row per ``b`` -> ``png``.
 
     The AE post drew 100 points per b and showed 10; here ``n_per_bound`` are drawn and
     shown (seeded with ``seed``; row b uses ``default_rng([seed, row])``).
     """
-    from klvae.experiments.e3 import load_face_model
+    from klvae.models.faces import load_face_model
 
     data_label, standin = _resolve(data_label, standin, manifest)
     model = load_face_model(ae_model)
@@ -133,18 +133,18 @@ def ae_random_points(ae_model: str | Path, png: str | Path, data_label: str | No
     fig, top, left = _grid_figure(n_rows, n_per_bound, f"AE: decodings of random z with z_i ~ U(0, b), z_dim = {z_dim}",
                                   data_label, standin, label_in=0.8)
     _grid(fig, images, n_rows, n_per_bound, top=top, left=left, row_labels=[f"b = {b:g}" for b in bounds])
-    save(fig, png, footer)
+    save(fig, png)
 
 
 def reconstructions(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, png: str | Path,
                     data_label: str | None = None, n: int = 10, seed: int = 0, standin: bool | None = None,
-                    manifest: str | Path | None = None, footer: str | None = None) -> None:
+                    manifest: str | Path | None = None) -> None:
     """Held-out test faces (top row), VAE reconstructions, AE reconstructions -> ``png``.
 
     ``n`` test images are picked with ``default_rng(seed)`` from the test ``.npy``
     (uint8 ``(N, 96, 96, 3)``). Both reconstructions are deterministic: ``decoder(z_mean)``.
     """
-    from klvae.experiments.e3 import load_face_model
+    from klvae.models.faces import load_face_model
 
     data_label, standin = _resolve(data_label, standin, manifest)
     x = np.load(test_npy, mmap_mode="r")
@@ -157,12 +157,11 @@ def reconstructions(vae_model: str | Path, ae_model: str | Path, test_npy: str |
     fig, top, left = _grid_figure(3, len(idx), "Held-out test faces and their reconstructions", data_label,
                                   standin, label_in=0.6)
     _grid(fig, np.concatenate(rows), 3, len(idx), top=top, left=left, row_labels=["test", "VAE", "AE"])
-    save(fig, png, footer)
+    save(fig, png)
 
 
 def latent_histogram(latents: str | Path, png: str | Path, data_label: str | None = None, bins: int = 120,
-                     standin: bool | None = None, manifest: str | Path | None = None,
-                     footer: str | None = None) -> None:
+                     standin: bool | None = None, manifest: str | Path | None = None) -> None:
     """Histogram of all latent components ``z_i`` of the AE on test faces -> ``png``.
 
     Args:
@@ -192,7 +191,7 @@ def latent_histogram(latents: str | Path, png: str | Path, data_label: str | Non
             f"1-99 %: [{np.quantile(v, 0.01):.2f}, {np.quantile(v, 0.99):.2f}]",
             transform=ax.transAxes, va="top", fontsize=9)
     _label(fig, "Latent values the plain AE uses", data_label, standin, top=0.975 - (0.06 if sb else 0))
-    save(fig, png, footer)
+    save(fig, png)
 
 
 __all__ = ["random_faces", "ae_random_points", "reconstructions", "latent_histogram", "AE_BOUNDS"]
