@@ -110,7 +110,7 @@ CONFIG_CASES = [
     (("e3", "kl_weight"), 5, "e3.kl_weight = 5", "must be a number >= 0 and <= 1 or null"),
     # other constraints
     (("e1", "learning_rate"), 2, "e1.learning_rate = 2", "must be a number > 0 and <= 1"),
-    (("e1", "latent_dim"), 3, "e1.latent_dim = 3", "must be exactly 2"),
+    (("e1", "z_dim"), 3, "e1.z_dim = 3", "must be exactly 2"),
     (("e1", "epochs"), "3", "e1.epochs = '3' (a string)", "write it without quotes"),
 ]
 
@@ -381,7 +381,7 @@ def test_nan_loss_fails_e1_training_and_writes_no_output(tmp_path):
     out.mkdir()
     with pytest.raises(FloatingPointError) as err:  # lr 1e8 diverges at the first step or two
         e1.train(mnist=str(mnist), init=str(init), model=str(out / "model.keras"), history=str(out / "history.csv"),
-                 metrics=str(out / "metrics.json"), kl_coefficient=1.0, epochs=2, batch_size=32,
+                 metrics=str(out / "metrics.json"), kl_weight=1.0, epochs=2, batch_size=32,
                  learning_rate=1e8, n_train=256, n_test=64, seed=1)
     msg = str(err.value)
     assert msg.startswith("non-finite training loss") and "no model was written" in msg

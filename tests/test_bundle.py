@@ -46,7 +46,7 @@ def fake_results(root: Path) -> Path:
     """A small results/ tree of a finished run, with every kind of file the allow-list sorts."""
     r = root / "results"
     files = {
-        "tables/e1_losses.csv": "kl_coefficient,loss\n0,150.1\n1,160.2\n",
+        "tables/e1_losses.csv": "kl_weight,loss\n0,150.1\n1,160.2\n",
         "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
         "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "e1/r0/c0/grid.npz": b"PK\x03\x04images",
         "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
@@ -229,7 +229,7 @@ def _flip_one_byte(name, data, target="tables/e1_losses.csv"):
     (dict(first="tables/e1_losses.csv"), r"first member is 'tables/e1_losses\.csv', not the manifest"),
     (dict(add={"../evil.csv": b"x"}), r"member '\.\./evil\.csv' has an unsafe path"),
     (dict(add={"/tmp/evil.csv": b"x"}), r"unsafe path"),
-    (dict(add={"tables/e1_losses.csv": b"kl_coefficient,loss\n"}), r"'tables/e1_losses\.csv' appears twice"),
+    (dict(add={"tables/e1_losses.csv": b"kl_weight,loss\n"}), r"'tables/e1_losses\.csv' appears twice"),
     (dict(change=lambda n, d: d + b"\n" if n == "report/generated/e1.md" else d),
      r"member 'report/generated/e1\.md' is \d+ bytes, the manifest says"),
 ])

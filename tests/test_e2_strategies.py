@@ -215,7 +215,7 @@ def test_init_weights_are_shared_and_checked(tmp_path):
 def test_train_writes_model_history_and_metrics(tiny_mnist, tmp_path):
     e2.init_weights(weights=str(tmp_path / "init.npz"), z_dim=2, seed=0)
     out = {k: str(tmp_path / v) for k, v in
-           {"model": "m.keras", "networks": "n.keras", "history": "h.csv", "metrics": "m.json"}.items()}
+           {"model": "m.keras", "history": "h.csv", "metrics": "m.json"}.items()}
     e2.train(mnist=tiny_mnist, init=str(tmp_path / "init.npz"), strategy="tensor_transfer", z_dim=2, epochs=2,
              batch_size=32, n_train=64, n_test=32, seed=0, threads=1, verbose=0, **out)
     hist = pd.read_csv(out["history"])
@@ -225,21 +225,23 @@ def test_train_writes_model_history_and_metrics(tiny_mnist, tmp_path):
     t = rec["test"]
     assert t["loss"] == pytest.approx(t["reconstruction_loss"] + FACT * t["kl_loss"], rel=1e-9)
     assert rec["keras_test"]["loss"] == pytest.approx(t["loss"], rel=0.05)  # own evaluate, other eps
-    pair = keras.saving.load_model(out["networks"], compile=False)
+    # the strategy's own model reloads from .keras; its networks export to one plain functional
+    # model (images -> z_mean, z_log_var, reconstruction) that holds the same trained encoder
+    full = keras.saving.load_model(out["model"], compile=False)
+    enc, dec = registry.get_strategy("tensor_transfer").networks(full)
+    pair = e2.export_pair(enc, dec, name="pair")
+    pair.save(tmp_path / "pair.keras")
     pred = pair.predict(_images(3).astype(np.float32) / 255.0, verbose=0)
     assert pred["z_mean"].shape == (3, 2) and pred["reconstruction"].shape == (3, 28, 28)
-    # the strategy's own model reloads from .keras and holds the same trained encoder
-    full = keras.saving.load_model(out["model"], compile=False)
-    enc, _ = registry.get_strategy("tensor_transfer").networks(full)
     np.testing.assert_array_equal(enc.predict(_images(3).astype(np.float32) / 255.0, verbose=0)[0], pred["z_mean"])
-    # analyse (from either file) + figures from these outputs
-    for src in ("model", "networks"):
-        e2.analyse(model=out[src], mnist=tiny_mnist, latent=str(tmp_path / f"lat_{src}.npz"),
-                   recon=str(tmp_path / f"rec_{src}.npz"), n_recon=4)
+    # analyse (from the strategy's model and from the exported pair) + figures from these outputs
+    for src, path in (("model", out["model"]), ("pair", str(tmp_path / "pair.keras"))):
+        e2.analyse(model=path, mnist=tiny_mnist, latent=str(tmp_path / f"lat_{src}.npz"),
+                   recon=str(tmp_path / f"rec_{src}.npz"), n_recon=4, strategy="tensor_transfer")
     lat = np.load(tmp_path / "lat_model.npz")
     assert lat["z_mean"].shape == (32, 2) and str(lat["strategy"]) == "tensor_transfer"
-    np.testing.assert_array_equal(lat["z_mean"], np.load(tmp_path / "lat_networks.npz")["z_mean"])
-    assert str(np.load(tmp_path / "lat_networks.npz")["strategy"]) == "tensor_transfer"
+    assert str(lat["seed_post"]) == "VI"
+    np.testing.assert_array_equal(lat["z_mean"], np.load(tmp_path / "lat_pair.npz")["z_mean"])
     from klvae.figures import e2 as fig
 
     fig.loss_curves(histories=[out["history"]], out=str(tmp_path / "curves.png"), z_dim=2)

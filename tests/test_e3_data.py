@@ -292,3 +292,19 @@ def test_kaggle_partition_csv_is_read_and_checked_by_its_counts(tmp_path):
     bad.write_text("000001.jpg 0\n000002.jpg 7\n")
     with pytest.raises(DataIntegrityError, match="line 2"):
         celeba.read_partition(bad, verify_md5=False)
+
+
+def test_draft_never_and_always_skip_the_check_and_say_so(fixture_dir, tmp_path):
+    """draft="never" decodes at full size, "always" at half size (Image.draft), neither samples
+    the check; "always" gives other pixels than the full decode (the reason "auto" checks)."""
+    out = {}
+    for mode in ("never", "always"):
+        d = tmp_path / mode
+        d.mkdir()
+        celeba.preprocess(fixture_dir, d / "tr.npy", d / "te.npy", d / "m.json", n_train=3, n_test=2, threads=1,
+                          draft=mode)
+        check = json.loads((d / "m.json").read_text())["draft_check"]
+        assert check == {"used": mode == "always", "note": f"draft={mode!r} (no check)"}
+        out[mode] = np.load(d / "tr.npy")
+    np.testing.assert_array_equal(out["never"], _expected(fixture_dir, [1, 3, 7]))
+    assert not np.array_equal(out["always"], out["never"])

@@ -53,7 +53,7 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
             assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/r0/c{c}/{name}"
         metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
-        assert metrics["kl_coefficient"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
+        assert metrics["kl_weight"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
         hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
         assert list(hist.columns) == ["epoch", "kl_loss", "loss", "reconstruction_loss"] or \
             set(hist.columns) == {"epoch", "loss", "reconstruction_loss", "kl_loss"}
@@ -62,9 +62,9 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
 
 def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
     t = pd.read_csv(pipeline_run / "results/tables/e1_losses.csv")
-    assert [f"{c:g}" for c in t["kl_coefficient"]] == COEFS
+    assert [f"{c:g}" for c in t["kl_weight"]] == COEFS
     # loss = reconstruction + c * KL on the test set (same forward pass)
-    assert ((t["reconstruction_loss"] + t["kl_coefficient"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
+    assert ((t["reconstruction_loss"] + t["kl_weight"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
     assert t["seed_loss"].tolist()[0] == pytest.approx(141.54)
     # with c = 0 nothing restrains the KL term: it must be the largest of all runs
     assert t["kl_loss"].idxmax() == 0

@@ -43,7 +43,7 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
     longer ``model_add_loss`` z_dim-12 run (rule ``e2_seed_log``); ``window_jitter``: relative
     spread of the per-window timings (0: every window the same)."""
     root.mkdir(parents=True, exist_ok=True)
-    e1 = pd.DataFrame([{"kl_coefficient": c, "loss": loss * e1_scale, "reconstruction_loss": rec * e1_scale,
+    e1 = pd.DataFrame([{"kl_weight": c, "loss": loss * e1_scale, "reconstruction_loss": rec * e1_scale,
                         "kl_loss": kl, "loss_sd": e1_sd, "reconstruction_loss_sd": e1_sd, "kl_loss_sd": e1_sd,
                         "replicates": e1_reps, "epochs": e1_epochs, "n_train": 60000, "n_test": 10000}
                        for c, loss, rec, kl in ref.E1_SEED_TABLE])

@@ -9,7 +9,7 @@ E1_DIR = f"{RESULTS}/e1"
 E1_FIG = f"{RESULTS}/figures/e1"
 E1_REPS = list(range(E1["replicates"]))
 E1_TRAIN_KW = {
-    k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test", "latent_dim", "intermediate_dim")
+    k: E1[k] for k in ("epochs", "batch_size", "learning_rate", "n_train", "n_test", "z_dim", "intermediate_dim")
 }
 
 
@@ -28,7 +28,7 @@ rule e1_init_weights:
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs=lambda w: {
             "seed": config["seed"] + int(w.r),
-            "latent_dim": E1["latent_dim"],
+            "z_dim": E1["z_dim"],
             "intermediate_dim": E1["intermediate_dim"],
         },
     script:
@@ -58,7 +58,7 @@ rule e1_train:
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs=lambda w: {
             **E1_TRAIN_KW,
-            "kl_coefficient": float(w.c),
+            "kl_weight": float(w.c),
             "seed": config["seed"] + int(w.r),
             "replicate": int(w.r),
         },
@@ -136,7 +136,7 @@ rule e1_scatter:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:latent_scatter"),
-        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+        kwargs=lambda w: {"kl_weight": float(w.c)},
     script:
         CALL
 
@@ -155,7 +155,7 @@ rule e1_manifold:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:manifold"),
-        kwargs=lambda w: {"kl_coefficient": float(w.c)},
+        kwargs=lambda w: {"kl_weight": float(w.c)},
     script:
         CALL
 

@@ -21,7 +21,7 @@ from klvae.io import atomic_path as _atomic_path
 from klvae.seeding import set_global_seed
 
 
-def init_weights(weights: str, seed: int, latent_dim: int = 2, intermediate_dim: int = 512) -> None:
+def init_weights(weights: str, seed: int, z_dim: int = 2, intermediate_dim: int = 512) -> None:
     """Build E1's VAE from ``seed`` and save its initial weights (``.weights.h5``) for every c.
 
     Args:
@@ -30,15 +30,15 @@ def init_weights(weights: str, seed: int, latent_dim: int = 2, intermediate_dim:
     """
     set_global_seed(seed, threads=1)
     from klvae.models.mlp import build_mlp_vae
-    vae = build_mlp_vae(kl_weight=0.0, latent_dim=latent_dim, intermediate_dim=intermediate_dim, seed=seed)
+    vae = build_mlp_vae(kl_weight=0.0, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
     tmp = _atomic_path(weights)
     vae.save_weights(tmp)
     os.replace(tmp, weights)
 
 
-def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coefficient: float,
+def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_weight: float,
           epochs: int, batch_size: int = 128, learning_rate: float = 1e-3, n_train: int | None = None,
-          n_test: int | None = None, seed: int = 1, latent_dim: int = 2, intermediate_dim: int = 512,
+          n_test: int | None = None, seed: int = 1, z_dim: int = 2, intermediate_dim: int = 512,
           replicate: int = 0, threads: int = 1) -> dict:
     """Train E1's VAE for one KL coefficient c from the shared initial weights; evaluate on the test set.
 
@@ -51,7 +51,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
             files (the rule's wall time is in its Snakemake benchmark file).
         metrics: output JSON: test ``loss``, ``reconstruction_loss``, ``kl_loss`` (nats per
             sample, 10,000 test images unless ``n_test``), with c, epochs and sizes.
-        kl_coefficient: c >= 0, the KL weight.
+        kl_weight: c >= 0, the KL weight.
         epochs, batch_size, learning_rate: training settings (seed: 40, 128, 1e-3).
         n_train, n_test: use only the first n images (``None`` = all).
         seed: seeds sampling and shuffling (the initial weights come from ``init``).
@@ -76,25 +76,25 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     from klvae.models.mlp import build_mlp_vae
 
     x_train, _, x_test, _ = mnist_data.load(mnist, n_train, n_test)
-    vae = build_mlp_vae(kl_weight=kl_coefficient, latent_dim=latent_dim, intermediate_dim=intermediate_dim, seed=seed)
+    vae = build_mlp_vae(kl_weight=kl_weight, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
     vae.load_weights(init)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    print(f"[e1] c={kl_coefficient}: {len(x_train):,} training images, {epochs} epochs, batch {batch_size}", flush=True)
-    settings = {"run": "e1", "c": kl_coefficient, "epochs": epochs, "batch_size": batch_size, "lr": learning_rate,
-                "n_train": n_train, "seed": seed, "latent_dim": latent_dim, "intermediate_dim": intermediate_dim,
+    print(f"[e1] c={kl_weight}: {len(x_train):,} training images, {epochs} epochs, batch {batch_size}", flush=True)
+    settings = {"run": "e1", "c": kl_weight, "epochs": epochs, "batch_size": batch_size, "lr": learning_rate,
+                "n_train": n_train, "seed": seed, "z_dim": z_dim, "intermediate_dim": intermediate_dim,
                 "threads": threads}
     rows = training.fit_resumable(vae, x_train, epochs=epochs, batch_size=batch_size, seed=seed,
                                   checkpoint=training.checkpoint_dir(model),
                                   fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}),
                                   nan_hint=f"lower e1.learning_rate (now {learning_rate:g}) or the KL coefficient "
-                                           f"c={kl_coefficient:g} in e1.coefficients")
+                                           f"c={kl_weight:g} in e1.coefficients")
     test = vae.evaluate(ImageBatches(x_test, batch_size), verbose=0, return_dict=True)
     frame = pd.DataFrame(rows).drop(columns="seconds")
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     tmp = _atomic_path(history)
     frame.to_csv(tmp, index=False)
     os.replace(tmp, history)
-    record = {"kl_coefficient": kl_coefficient, "replicate": replicate, "seed": seed,
+    record = {"kl_weight": kl_weight, "replicate": replicate, "seed": seed,
               "epochs": epochs, "batch_size": batch_size,
               "n_train": len(x_train), "n_test": len(x_test),
               **{k: float(v) for k, v in test.items()}}
@@ -104,7 +104,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_coef
     tmp = _atomic_path(model)
     vae.save(tmp)
     os.replace(tmp, model)
-    print(f"[e1] c={kl_coefficient}: test loss {record['loss']:.2f} = reconstruction "
+    print(f"[e1] c={kl_weight}: test loss {record['loss']:.2f} = reconstruction "
           f"{record['reconstruction_loss']:.2f} + c * KL {record['kl_loss']:.2f}", flush=True)
     return record
 
@@ -151,7 +151,7 @@ def collect_metrics(metrics: list[str], table: str) -> pd.DataFrame:
 
     Args:
         metrics: ``metrics.json`` files of every (replicate, c) run.
-        table: output CSV with columns ``kl_coefficient``, ``loss``, ``reconstruction_loss``,
+        table: output CSV with columns ``kl_weight``, ``loss``, ``reconstruction_loss``,
             ``kl_loss`` (means over replicates, nats per image), ``loss_sd``,
             ``reconstruction_loss_sd``, ``kl_loss_sd`` (sample standard deviation; NaN for one
             replicate), ``replicates``, ``seed_loss``, ``seed_reconstruction``, ``seed_kl``
@@ -161,17 +161,17 @@ def collect_metrics(metrics: list[str], table: str) -> pd.DataFrame:
 
     runs = pd.DataFrame([json.loads(Path(p).read_text()) for p in metrics])
     keys = ["loss", "reconstruction_loss", "kl_loss"]
-    grouped = runs.groupby("kl_coefficient")
+    grouped = runs.groupby("kl_weight")
     frame = grouped[keys].mean()
     sd = grouped[keys].std(ddof=1).add_suffix("_sd")
     frame = frame.join(sd)
     frame["replicates"] = grouped.size()
     for k in ("epochs", "n_train", "n_test"):
         frame[k] = grouped[k].first()
-    frame = frame.reset_index().sort_values("kl_coefficient").reset_index(drop=True)
-    seed = pd.DataFrame(E1_SEED_TABLE, columns=["kl_coefficient", "seed_loss", "seed_reconstruction", "seed_kl"])
-    frame = frame.merge(seed, on="kl_coefficient", how="left")
-    cols = ["kl_coefficient", *keys, *[k + "_sd" for k in keys], "replicates", "seed_loss", "seed_reconstruction",
+    frame = frame.reset_index().sort_values("kl_weight").reset_index(drop=True)
+    seed = pd.DataFrame(E1_SEED_TABLE, columns=["kl_weight", "seed_loss", "seed_reconstruction", "seed_kl"])
+    frame = frame.merge(seed, on="kl_weight", how="left")
+    cols = ["kl_weight", *keys, *[k + "_sd" for k in keys], "replicates", "seed_loss", "seed_reconstruction",
             "seed_kl", "epochs", "n_train", "n_test"]
     tmp = _atomic_path(table)
     frame[cols].to_csv(tmp, index=False)

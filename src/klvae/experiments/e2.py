@@ -43,21 +43,6 @@ RTOL, ATOL = 1e-4, 1e-6
 # ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
-def _write_record(path, record: dict) -> None:
-    """JSON for ``*.json``, else a one-row CSV with nested keys flattened as ``a_b``."""
-    path = Path(path)
-    if path.suffix == ".json":
-        write_json(path, record)
-        return
-    flat = {}
-    for k, v in record.items():
-        if isinstance(v, dict):
-            flat.update({f"{k}_{kk}": vv for kk, vv in v.items()})
-        else:
-            flat[k] = v
-    write_rows(path, [flat])
-
-
 def _build_pair(z_dim: int, init: str | None, seed: int):
     """Fresh conv encoder/decoder with the weights of ``init`` (or seeded fresh weights)."""
     from klvae.models.conv import build_conv_pair, load_pair_weights
@@ -158,7 +143,7 @@ def init_weights(weights: str, z_dim: int, seed: int = 0, mnist: str | None = No
 def train(mnist: str, init: str, model: str, history: str, metrics: str, strategy: str, z_dim: int,
           epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, fact: float = FACT,
           learning_rate: float = LEARNING_RATE, n_train: int | None = None, n_test: int | None = None,
-          seed: int = 0, threads: int | None = None, networks: str | None = None, verbose: int = 2) -> dict:
+          seed: int = 0, threads: int | None = None, verbose: int = 2) -> dict:
     """Train one KL strategy on MNIST from the shared initial weights (E2).
 
     Every strategy gets the same initial weights (``init``), the same data order (the
@@ -174,9 +159,6 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
             :mod:`klvae.strategies.registry` and calling ``available_strategies()`` so the
             custom classes are registered; ``get_strategy(name).networks(model)`` gives the
             encoder and decoder).
-        networks: optional output ``.keras``: the trained encoder and decoder alone as one
-            plain functional model (:func:`export_pair`: images -> ``z_mean``,
-            ``z_log_var``, ``reconstruction``), the same structure for every strategy.
         history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``seed_post``, ``z_dim``,
             ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_seed): Keras'
             running means over the epoch's training batches. No timings (they are in
@@ -237,15 +219,11 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         vae.evaluate(ImageBatches(x_test, int(batch_size), transform=lambda b: strat.fit_data(b, int(z_dim))),
                      verbose=0, return_dict=True), fact)
 
-    for path, net in ((model, vae), (networks, export_pair(encoder, decoder, name=f"e2_{strategy}_z{int(z_dim)}")
-                                      if networks else None)):
-        if path is None:
-            continue
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = atomic_path(path)
-        net.save(tmp)
-        os.replace(tmp, path)
+    path = Path(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    vae.save(tmp)
+    os.replace(tmp, path)
     write_rows(history, rows)
     steps = math.ceil(len(x_train) / int(batch_size))
     timed = seconds[1:] or seconds
@@ -259,10 +237,10 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
         # epoch 1 includes tracing: medians over the later epochs when there are any
         "s_per_epoch_median": float(np.median(timed)) if timed else math.nan,
         "ms_per_step_median": 1000.0 * float(np.median(timed)) / steps if timed else math.nan,
-        "model_file": str(model), "model_class": type(vae).__name__, "networks_file": networks,
+        "model_file": str(model), "model_class": type(vae).__name__,
         **{f"version_{k}": v for k, v in describe().items()},
     }
-    _write_record(metrics, record)
+    write_json(metrics, record)
     print(f"[e2] {strategy} z_dim={z_dim}: test loss {test['loss']:.5f} = BCE {test['reconstruction_loss']:.5f} "
           f"+ {fact} * KL {test['kl_loss']:.5f}", flush=True)
     return record

@@ -25,20 +25,20 @@ def reference_scatter(out: str, n_samples: int = 5000, seed: int = 1) -> None:
     save(fig, out)
 
 
-def latent_scatter(latent: str, out: str, kl_coefficient: float) -> None:
+def latent_scatter(latent: str, out: str, kl_weight: float) -> None:
     """Test-set z_mean of one E1 run, coloured by digit, with a colour bar (seed 003's plot).
 
     Args:
         latent: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``z_mean``, ``labels``).
         out: PNG path.
-        kl_coefficient: c, for the title.
+        kl_weight: c, for the title.
     """
     d = np.load(latent)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sc = scatter_on_axes(ax, d["z_mean"], d["labels"])
     digit_colorbar(fig, sc, ax)
     ax.set(xlabel="z[0]", ylabel="z[1]",
-           title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(kl_coefficient)}")
+           title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(kl_weight)}")
     save(fig, out)
 
 
@@ -94,20 +94,20 @@ def _seed_ticks(ax, grid_x, grid_y, size: int, every: int = 1, fontsize: float =
     ax.set_yticks(pixel_range[::every], np.round(grid_y, 1)[::every], fontsize=fontsize)
 
 
-def manifold(grid: str, out: str, kl_coefficient: float) -> None:
+def manifold(grid: str, out: str, kl_weight: float) -> None:
     """One decoder manifold with the seed's axes and tick labels (z rounded to 0.1).
 
     Args:
         grid: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``images (n, n, 28, 28)``,
             ``grid_x``, ``grid_y``).
         out: PNG path.
-        kl_coefficient: c, for the title.
+        kl_weight: c, for the title.
     """
     d = np.load(grid)
     fig, ax = plt.subplots(figsize=(8.5, 8.5))
     ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
     _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1])
-    ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Decoder output for KL coefficient c = {fmt_coef(kl_coefficient)}")
+    ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Decoder output for KL coefficient c = {fmt_coef(kl_weight)}")
     save(fig, out)
 
 

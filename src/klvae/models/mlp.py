@@ -11,36 +11,36 @@ import keras
 from klvae.models.vae import VAE
 
 
-def build_mlp_encoder(input_shape=(28, 28), intermediate_dim: int = 512, latent_dim: int = 2) -> keras.Model:
-    """Encoder ``(batch, 28, 28)`` float32 in [0, 1] -> ``[z_mean, z_log_var]`` ``(batch, latent_dim)``."""
+def build_mlp_encoder(input_shape=(28, 28), intermediate_dim: int = 512, z_dim: int = 2) -> keras.Model:
+    """Encoder ``(batch, 28, 28)`` float32 in [0, 1] -> ``[z_mean, z_log_var]`` ``(batch, z_dim)``."""
     inputs = keras.Input(shape=input_shape, name="encoder_input")
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(intermediate_dim, activation="relu")(x)
-    z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = keras.layers.Dense(latent_dim, name="z_log_var")(x)
+    z_mean = keras.layers.Dense(z_dim, name="z_mean")(x)
+    z_log_var = keras.layers.Dense(z_dim, name="z_log_var")(x)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
-def build_mlp_decoder(output_shape=(28, 28), intermediate_dim: int = 512, latent_dim: int = 2) -> keras.Model:
-    """Decoder ``(batch, latent_dim)`` -> probabilities ``(batch, 28, 28)`` float32 in (0, 1)."""
+def build_mlp_decoder(output_shape=(28, 28), intermediate_dim: int = 512, z_dim: int = 2) -> keras.Model:
+    """Decoder ``(batch, z_dim)`` -> probabilities ``(batch, 28, 28)`` float32 in (0, 1)."""
     n = 1
     for d in output_shape:
         n *= d
-    z = keras.Input(shape=(latent_dim,), name="z_sampling")
+    z = keras.Input(shape=(z_dim,), name="z_sampling")
     x = keras.layers.Dense(intermediate_dim, activation="relu")(z)
     x = keras.layers.Dense(n, activation="sigmoid")(x)
     out = keras.layers.Reshape(output_shape)(x)
     return keras.Model(z, out, name="decoder")
 
 
-def build_mlp_vae(kl_weight: float, latent_dim: int = 2, intermediate_dim: int = 512, seed: int = 0) -> VAE:
+def build_mlp_vae(kl_weight: float, z_dim: int = 2, intermediate_dim: int = 512, seed: int = 0) -> VAE:
     """E1's VAE: pixel-summed BCE + ``kl_weight`` * KL (nats per sample), built and ready to load weights.
 
     Weight initialisation uses Keras' global RNG: call
     :func:`klvae.seeding.set_global_seed` first for repeatable weights.
     """
-    vae = VAE(build_mlp_encoder(latent_dim=latent_dim, intermediate_dim=intermediate_dim),
-              build_mlp_decoder(latent_dim=latent_dim, intermediate_dim=intermediate_dim),
+    vae = VAE(build_mlp_encoder(z_dim=z_dim, intermediate_dim=intermediate_dim),
+              build_mlp_decoder(z_dim=z_dim, intermediate_dim=intermediate_dim),
               kl_weight=kl_weight, reconstruction="bce_pixel_sum", kl="kl_sum", seed=seed, name="vae_mlp")
     vae.build((None, 28, 28))
     return vae

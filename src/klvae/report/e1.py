@@ -21,15 +21,15 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
     """Statements that follow from the E1 numbers alone (no interpretation).
 
     Args:
-        table: the E1 table (``kl_coefficient``, ``loss``, ``reconstruction_loss``, ``kl_loss``,
+        table: the E1 table (``kl_weight``, ``loss``, ``reconstruction_loss``, ``kl_loss``,
             ``seed_*``), one row per c.
         spreads: c -> mean over both latent axes of the standard deviation of the test-set z_mean.
 
     Returns:
         Markdown sentences.
     """
-    t = table.sort_values("kl_coefficient").reset_index(drop=True)
-    c, kl, rec, loss = t["kl_coefficient"], t["kl_loss"], t["reconstruction_loss"], t["loss"]
+    t = table.sort_values("kl_weight").reset_index(drop=True)
+    c, kl, rec, loss = t["kl_weight"], t["kl_loss"], t["reconstruction_loss"], t["loss"]
     facts = []
     diffs = np.diff(kl.to_numpy())
     if (diffs < 0).all():
@@ -71,7 +71,7 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
     def cell(mean, sd):
         return fmt_num(mean) if reps < 2 else f"{fmt_num(mean)} ± {fmt_num(sd)}"
 
-    rows = [[fmt_coef(r.kl_coefficient), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
+    rows = [[fmt_coef(r.kl_weight), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
              cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.seed_loss), fmt_num(r.seed_reconstruction), fmt_num(r.seed_kl)]
             for r in t.itertuples()]
     epochs = int(t["epochs"].iloc[0])
@@ -89,7 +89,7 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
     md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
     variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}",
                  "n_test": f"{int(t['n_test'].iloc[0]):,}", "n_coefficients": len(t),
-                 "coefficients": ", ".join(fmt_coef(c) for c in t["kl_coefficient"]),
+                 "coefficients": ", ".join(fmt_coef(c) for c in t["kl_weight"]),
                  "seed_epochs": reference.E1_SEED_EPOCHS,
                  "batch_size": settings["batch_size"], "learning_rate": f"{settings['learning_rate']:g}",
                  "reference_samples": f"{settings['reference_samples']:,}", "manifold_n": settings["manifold_n"],

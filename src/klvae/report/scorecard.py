@@ -187,7 +187,7 @@ def e1_rows(e1_table: str, tol: dict) -> list[dict]:
     Ours is the mean over the replicates of each c (rule ``e1_table``: mean, sample sd and
     count), judged by :func:`judge_value`.
     """
-    t = pd.read_csv(e1_table).set_index("kl_coefficient")
+    t = pd.read_csv(e1_table).set_index("kl_weight")
     epochs, n_test = int(t["epochs"].min()), int(t["n_test"].min())
     unmet = unmet_settings([("epochs", epochs, ref.E1_SEED_EPOCHS, True),
                             ("training images", int(t["n_train"].min()), MNIST_TRAIN, True),
