@@ -194,9 +194,10 @@ def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind, kill):
 
 
 def test_tf_data_input_is_bitwise_the_pydataset_batches():
-    """backend.fit_input turns E1's in-RAM ImageBatches into tf.data on TensorFlow: the same
-    batches element by element, and (run in a fresh process, once each way) bitwise the same
-    weights after two epochs whose last batches are short."""
+    """backend.fit_input turns ImageBatches into tf.data on TensorFlow (in-graph for E1's in-RAM
+    arrays, one numpy_function per batch with a transform): the same batches element by element,
+    and (run in a fresh process, once each way) bitwise the same weights after two epochs whose
+    last batches are short."""
     import numpy as np
 
     from klvae.seeding import set_global_seed
@@ -215,8 +216,18 @@ def test_tf_data_input_is_bitwise_the_pydataset_batches():
     assert len(got) == len(batches) == 10 and got[4].shape == (6, 28, 28)
     for i, b in enumerate(got):
         np.testing.assert_array_equal(b, batches[i])  # bitwise, including the float32 scaling
-    # a transform or a memmap keeps the PyDataset
-    assert backend.fit_input(ImageBatches(x, 16, transform=lambda b: (b, b))).__class__ is ImageBatches
+    # with a transform (E2's fit_data: nested tuples and dicts) the same structures, bitwise
+    def transform(b):
+        return b, {"x": b, "zeros": np.zeros((len(b), 3), np.float32)}
+
+    shaped = ImageBatches(x, 16, shuffle=True, seed=4, epochs=2, transform=transform)
+    got = list(backend.fit_input(shaped))
+    assert len(got) == len(shaped) == 10
+    for i, (a, d) in enumerate(got):
+        want_a, want_d = shaped[i]
+        np.testing.assert_array_equal(a.numpy(), want_a)
+        assert set(d) == {"x", "zeros"} and d["zeros"].shape == (len(want_a), 3)
+        np.testing.assert_array_equal(d["x"].numpy(), want_d["x"])
 
     script = (
         "import sys, numpy as np\n"

@@ -130,10 +130,11 @@ def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
         copy_pair_weights(ref, (enc, dec))
         model = strat.build(enc, dec, fact=fact, seed=int(seed))
         strat.compile(model, learning_rate=learning_rate, fact=fact)
-        # enough epochs of batches for the warm-up and every window (each fit starts at batch 0)
-        ds = ImageBatches(x, int(batch_size), shuffle=True, seed=int(seed), drop_remainder=True,
-                          epochs=int(warmup_steps) + int(steps_per_window) + 1,
-                          transform=lambda b, strat=strat: strat.fit_data(b, int(z_dim)))
+        # enough epochs of batches for the warm-up and every window (each fit starts at batch 0);
+        # fed as training feeds them (backend.fit_input), so the times are training's step times
+        ds = backend.fit_input(ImageBatches(x, int(batch_size), shuffle=True, seed=int(seed), drop_remainder=True,
+                                            epochs=int(warmup_steps) + int(steps_per_window) + 1,
+                                            transform=lambda b, strat=strat: strat.fit_data(b, int(z_dim))))
         t0 = time.perf_counter()
         model.fit(ds, epochs=1, steps_per_epoch=int(warmup_steps), verbose=0)
         print(f"[timing] {name}: warm-up {warmup_steps} steps in {time.perf_counter() - t0:.1f} s", flush=True)
