@@ -253,8 +253,8 @@ def consistency_problems(config: dict, files=()) -> list[str]:
 
     * NaN or infinity anywhere (YAML's ``.nan``/``.inf`` pass JSON-schema ranges, since every
       comparison with NaN is false);
-    * a batch larger than the training images of its experiment (``e1``/``e2``: ``n_train`` or
-      all 60,000 MNIST images; ``e3``: ``n_train``), which would train on no full batch;
+    * an MNIST batch larger than the experiment's training images (``e1``/``e2``: ``n_train`` or
+      all 60,000), surely a typo (it would train on one partial batch per epoch);
     * on the synthetic stand-in (``data.celeba.path: null``) with the seed's split,
       ``e3.n_train + e3.n_test`` more than ``e3.standin_images`` (it is drawn first, then split).
 
@@ -266,7 +266,7 @@ def consistency_problems(config: dict, files=()) -> list[str]:
              for key, value in _non_finite(config)]
     if lines:
         return lines
-    for exp, default_n in (("e1", 60_000), ("e2", 60_000), ("e3", None)):
+    for exp, default_n in (("e1", 60_000), ("e2", 60_000)):
         section = config.get(exp, {})
         n = section.get("n_train") or default_n
         batch = section.get("batch_size")
@@ -274,7 +274,7 @@ def consistency_problems(config: dict, files=()) -> list[str]:
             lines.append(f"{exp}.batch_size = {batch:,} is larger than the {n:,} training images of {exp} "
                          f"({exp}.n_train{'' if section.get('n_train') else ', all of MNIST'}). Fix: set "
                          f"{exp}.batch_size{where} to at most {n:,} (the seeds use "
-                         f"{ {'e1': 128, 'e2': 256, 'e3': 128}[exp]}).")
+                         f"{ {'e1': 128, 'e2': 256}[exp]}).")
     e3, celeba = config.get("e3", {}), config.get("data", {}).get("celeba", {})
     if not celeba.get("path") and celeba.get("split", "seed") == "seed":
         wanted = (e3.get("n_train") or 0) + (e3.get("n_test") or 0)
