@@ -252,7 +252,7 @@ def test_train_writes_model_history_and_metrics(tiny_mnist, tmp_path):
 
 
 def test_benchmark_times_interleaved_windows(tiny_mnist, tmp_path):
-    from klvae.bench.timing import benchmark
+    from klvae.bench.e2 import benchmark
 
     summary = benchmark(csv=str(tmp_path / "w.csv"), summary=str(tmp_path / "s.csv"), mnist=tiny_mnist,
                         strategies=["encoder_layer", "gradient_tape"], z_dim=2, batch_size=16, n_windows=2,

@@ -211,7 +211,7 @@ rule e2_timing:
     # the whole machine: other jobs running beside it would distort the timings
     threads: workflow.cores
     params:
-        **library_call("klvae.bench.timing:benchmark"),
+        **library_call("klvae.bench.e2:benchmark"),
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs={
             **E2["timing"],

@@ -255,7 +255,7 @@ rule e3_bench_preprocessing:
         CONDA_ENV
     threads: workflow.cores
     params:
-        **library_call("klvae.bench.faces:preprocessing_benchmark"),
+        **library_call("klvae.bench.e3:preprocessing_benchmark"),
         kwargs={"n_images": E3["benchmark"]["preprocess_images"], "threads": workflow.cores},
     script:
         CALL
@@ -275,7 +275,7 @@ rule e3_bench_memory:
         CONDA_ENV
     threads: workflow.cores
     params:
-        **library_call("klvae.bench.faces:memory_benchmark"),
+        **library_call("klvae.bench.e3:memory_benchmark"),
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs={"n_images": E3["benchmark"]["memory_images"], "batch_size": E3["batch_size"], "threads": 1},
     script:
@@ -296,7 +296,7 @@ rule e3_bench_pipeline:
         CONDA_ENV
     threads: workflow.cores
     params:
-        **library_call("klvae.bench.faces:pipeline_benchmark"),
+        **library_call("klvae.bench.e3:pipeline_benchmark"),
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs={
             "batch_size": E3["batch_size"],

@@ -242,7 +242,7 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
 
 
 def _run_child(func: str, **kwargs) -> dict:
-    code = ("import json, sys; from klvae.bench import faces as b; "
+    code = ("import json, sys; from klvae.bench import e3 as b; "
             f"print('@@RESULT@@' + json.dumps(b.{func}(**json.loads(sys.argv[1]))))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                                    os.environ.get("PYTHONPATH", "")] if p),
