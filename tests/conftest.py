@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
+BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
 
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
@@ -19,11 +20,16 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
                   snakefile: Path | None = None) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with ``workdir`` as working directory (results go there).
 
-    ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the environment's);
+    ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the backend a fixture
+    recorded in ``workdir/BACKEND_MARKER`` when it made the run there, else the environment's; a
+    later call on a JAX run must use JAX too, or the backend param would rerun its trainings);
     ``snakefile`` runs another copy of the workflow (default: this checkout's).
     """
     configfile = configfile or REPO / "config" / "quick.yaml"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    marker = workdir / BACKEND_MARKER
+    if backend is None and marker.is_file():
+        backend = marker.read_text().strip()
     if backend is not None:
         env["KERAS_BACKEND"] = backend
     cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or REPO / "Snakefile"), "--directory",
@@ -49,6 +55,7 @@ def quick_run(tmp_path_factory) -> Path:
     """A complete quick-profile run (data -> training -> figures -> report) in a fresh folder."""
     workdir = tmp_path_factory.mktemp("quick")
     seed_raw_data(workdir)
+    (workdir / BACKEND_MARKER).write_text("tensorflow")
     proc = run_snakemake(workdir, *QUICK_TARGETS)
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
@@ -59,7 +66,8 @@ def quick_run_jax(tmp_path_factory) -> Path:
     """The same complete quick-profile run with ``KERAS_BACKEND=jax`` (JAX on the CPU)."""
     workdir = tmp_path_factory.mktemp("quick_jax")
     seed_raw_data(workdir)
-    proc = run_snakemake(workdir, *QUICK_TARGETS, backend="jax")
+    (workdir / BACKEND_MARKER).write_text("jax")
+    proc = run_snakemake(workdir, *QUICK_TARGETS)
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
 

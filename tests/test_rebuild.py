@@ -72,9 +72,18 @@ def test_every_rule_declares_its_code():
 
 
 # --- the pipeline: what a dry run schedules after an edit -----------------------------------
+TOP_LEVEL_SKIPPED = {".git", ".venv", "results", ".snakemake", "data", ".pytest_cache", ".ruff_cache", ".whl"}
+
+
 def _copy_checkout(dst: Path) -> Path:
-    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "__pycache__",
-                                                             "*.egg-info", "data", ".pytest_cache", ".whl"))
+    """Copy the checkout without its generated folders: ``data``/``results`` only at the top
+    level (``src/klvae/data`` is code), caches anywhere."""
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = TOP_LEVEL_SKIPPED if Path(folder) == REPO else set()
+        return {n for n in names if n in top or n == "__pycache__" or n.endswith(".egg-info")}
+
+    shutil.copytree(REPO, dst, ignore=ignore)
+    assert (dst / "src" / "klvae" / "data" / "mnist.py").is_file()
     return dst
 
 
