@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_snakemake
-from klvae.code_digest import code_digest, module_closure
+from klvae.code_digest import code_digest, module_closure, rule_params
 
 SRC = REPO / "src"
 
@@ -52,6 +52,32 @@ def test_digest_changes_with_content_only(tmp_path):
         "klvae.report.scorecard:write_scorecard", SRC)
 
 
+def test_rule_params_cover_the_runner_script_by_content(tmp_path):
+    func = "klvae.figures.e1:manifold_panel"
+    runner = tmp_path / "call.py"
+    runner.write_text("print('call')\n")
+    with_runner = rule_params(func, SRC, runner)
+    assert with_runner["func"] == func
+    assert with_runner["code"] != rule_params(func, SRC)["code"] == code_digest(func, SRC)
+    runner.touch()
+    assert rule_params(func, SRC, runner) == with_runner
+    runner.write_text("print('edited')\n")
+    assert rule_params(func, SRC, runner)["code"] != with_runner["code"]
+    with pytest.raises(FileNotFoundError):
+        rule_params(func, SRC, tmp_path / "missing.py")
+
+
+def test_the_default_workflow_profile_is_found_and_drops_the_mtime_code_trigger():
+    """Snakemake reads profiles/default/ beside the Snakefile; its rerun triggers must not
+    include `code` (mtime of call.py for script rules) but must include params (the digest)."""
+    import yaml
+    assert (REPO / "Snakefile").is_file()
+    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert "code" not in profile["rerun-triggers"] and "params" in profile["rerun-triggers"]
+    for other in (REPO / "workflow" / "profiles").glob("*/config.yaml"):
+        assert yaml.safe_load(other.read_text())["rerun-triggers"] == profile["rerun-triggers"], other
+
+
 def test_digest_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="module:function"):
         code_digest("klvae.figures.e1", SRC)
@@ -84,6 +110,8 @@ def _copy_checkout(dst: Path) -> Path:
 
     shutil.copytree(REPO, dst, ignore=ignore)
     assert (dst / "src" / "klvae" / "data" / "mnist.py").is_file()
+    for path in dst.rglob("*"):  # new mtimes, as a fresh clone has
+        path.touch()
     return dst
 
 
@@ -108,10 +136,24 @@ def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
     return repo, work
 
 
+# The report rules name the checkout's files (report/ sources, config/paper.yaml, the schema) as
+# inputs and the checkout's path as a param, so a checkout elsewhere or with new mtimes renders
+# the report again (seconds); nothing else may rerun.
+REPORT_RULES_NAMING_THE_CHECKOUT = {"report_methods", "report_render"}
+
+
 @pytest.mark.pipeline
-def test_unchanged_copy_of_the_code_reruns_nothing(copied_run):
+def test_the_same_checkout_reruns_nothing(copied_run):
+    _, work = copied_run
+    assert _scheduled(work, REPO) == {}
+
+
+@pytest.mark.pipeline
+def test_a_fresh_copy_of_the_code_reruns_only_the_report_rendering(copied_run):
+    """Same sources, another path, new mtimes: no training, analysis or figure reruns."""
     repo, work = copied_run
-    assert _scheduled(work, repo) == {}
+    jobs = _scheduled(work, repo)
+    assert set(jobs) <= REPORT_RULES_NAMING_THE_CHECKOUT, jobs
 
 
 E1_FIGURE_RULES = {"e1_reference_scatter", "e1_scatter", "e1_scatter_panel", "e1_manifold", "e1_manifold_panel",

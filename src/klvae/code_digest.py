@@ -5,7 +5,9 @@ Every Snakemake rule calls one library function (``params.func = "klvae.module:f
 ``params.code``: the digest of the function's module and every ``klvae`` module it imports,
 transitively (:func:`code_digest`). Snakemake's *params* rerun trigger then reruns a job, and
 what depends on it, exactly when that code changed -- by content, so a fresh checkout (new
-mtimes, same bytes) reruns nothing.
+mtimes, same bytes) reruns no training, analysis or figure. (The workflow profile
+``profiles/default`` leaves Snakemake's own ``code`` trigger out: for ``script:`` rules it
+compares the script's mtime.)
 
 Imports are read with :mod:`ast` from the sources next to the Snakefile, never executed:
 ``import klvae.x``, ``from klvae.x import y`` (``y`` a module or a name), relative imports, and
@@ -114,10 +116,22 @@ def code_digest(func: str, root: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def rule_params(func: str, sources: str | Path) -> dict[str, str]:
+def rule_params(func: str, sources: str | Path, runner: str | Path | None = None) -> dict[str, str]:
     """A rule's params for calling ``func`` through ``workflow/scripts/call.py``:
-    ``{"func": func, "code": code_digest(func, sources)}`` (``workflow/rules/call.smk``)."""
-    return {"func": func, "code": code_digest(func, sources)}
+    ``{"func": func, "code": <digest>}`` (``workflow/rules/call.smk``).
+
+    The digest is :func:`code_digest` of ``func``; with ``runner`` (the path of ``call.py``)
+    it also covers that script's bytes, so editing the one script every rule runs reruns every
+    job, as Snakemake's mtime-based ``code`` trigger would, but by content.
+
+    Raises:
+        ValueError, FileNotFoundError: as :func:`code_digest`; FileNotFoundError also for a
+        missing ``runner``.
+    """
+    digest = code_digest(func, sources)
+    if runner is not None:
+        digest = hashlib.sha256(digest.encode() + b"\0" + Path(runner).read_bytes()).hexdigest()[:16]
+    return {"func": func, "code": digest}
 
 
 __all__ = ["code_digest", "module_closure", "rule_params"]

@@ -10,9 +10,11 @@
 # are importable wherever Snakemake is.
 #
 # library_call gives `func` (what workflow/scripts/call.py calls) and `code`, the SHA-256 of
-# the sources of that function's module and every klvae module it imports, transitively
-# (klvae.code_digest). Snakemake's params rerun trigger reruns the job, and what follows from
-# it, when that code changes -- by content: a fresh checkout (new mtimes) reruns nothing.
+# the sources of that function's module and every klvae module it imports, transitively, and
+# of call.py itself (klvae.code_digest). Snakemake's params rerun trigger reruns the job, and
+# what follows from it, when that code changes -- by content: a fresh checkout (new mtimes)
+# reruns no training or figure. profiles/default leaves Snakemake's mtime-based `code`
+# trigger for scripts out.
 
 import os
 from functools import partial
@@ -26,4 +28,8 @@ CONDA_ENV = "../envs/klvae.yaml"
 
 
 # library_call("klvae.module:function") -> {"func": ..., "code": <digest>}
-library_call = partial(rule_params, sources=KLVAE_SOURCES)
+library_call = partial(
+    rule_params,
+    sources=KLVAE_SOURCES,
+    runner=os.path.join(workflow.basedir, "workflow", "scripts", "call.py"),
+)
