@@ -84,3 +84,23 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
     assert '<a href="../../src/klvae/figures/e1.py"' in html
     assert "Made by rule <code>e1_scatter_panel</code>" in html
     assert "made_by." not in html
+
+
+def test_rule_and_experiment_times_sum_wall_and_cpu_seconds_from_benchmark_files(tmp_path):
+    from klvae.report.provenance import experiment_times, rule_times
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"e1_train/r0_c0.tsv": (100.0, 80.0, 500.0), "e1_train/r0_c1.tsv": (50.0, 40.0, 700.0),
+             "e2_timing.tsv": (30.0, 29.5, 900.0), "mnist_download.tsv": (2.0, 1.0, 100.0),
+             "report/render.tsv": (9.0, 9.0, 100.0)}
+    for name, (s, cpu, rss) in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{s}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    times = rule_times(tmp_path)
+    assert [r["rule"] for r in times] == ["e1_train", "e2_timing", "mnist_download"]  # report rules left out
+    e1 = times[0]
+    assert (e1["jobs"], e1["total_s"], e1["median_s"], e1["max_s"], e1["cpu_s"], e1["max_rss_mb"]) == \
+        (2, 150.0, 75.0, 100.0, 120.0, 700.0)
+    per_experiment = experiment_times(times)
+    assert [(e["experiment"], e["jobs"], e["total_s"], e["cpu_s"]) for e in per_experiment] == [
+        ("data (MNIST)", 1, 2.0, 1.0), ("E1", 2, 150.0, 120.0), ("E2", 1, 30.0, 29.5)]

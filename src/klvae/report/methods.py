@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from klvae import reference
@@ -93,18 +94,30 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                                 "{{< var made_by.report_methods >}}", "tbl-hardware", align="ll")
     times = provenance.rule_times(benchmarks_dir)
     t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
-               fmt_num(r["max_s"], 1), fmt_num(r["max_rss_mb"], 0)] for r in times]
+               fmt_num(r["max_s"], 1), fmt_num(r["cpu_s"], 0), fmt_num(r["max_rss_mb"], 0)] for r in times]
     total = sum(r["total_s"] for r in times)
-    md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "peak RSS MB"], t_rows,
-                                f"Wall time and peak memory per rule, from Snakemake's `benchmark:` files "
-                                f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time in all "
+    cpu_total = sum(r["cpu_s"] for r in times if np.isfinite(r["cpu_s"]))
+    per_experiment = provenance.experiment_times(times)
+    md += "\n" + markdown_table(["experiment", "jobs", "job wall s", "job CPU s"],
+                                [[e["experiment"], str(e["jobs"]), fmt_num(e["total_s"], 0), fmt_num(e["cpu_s"], 0)]
+                                 for e in per_experiment],
+                                f"Time per experiment on this run ({config['profile']} profile): wall-clock seconds "
+                                "of its jobs summed (jobs may run in parallel, so the elapsed time is shorter) "
+                                "and CPU seconds of its jobs' processes summed, from Snakemake's `benchmark:` "
+                                f"files (`{benchmarks_dir}/`); report rules not counted. "
+                                "{{< var made_by.report_methods >}}", "tbl-experiment-times", align="lrrr")
+    md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"], t_rows,
+                                f"Wall time, CPU time and peak memory per rule, from Snakemake's `benchmark:` files "
+                                f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time and "
+                                f"{fmt_num(cpu_total / 60, 1)} CPU minutes in all "
                                 "(jobs may run in parallel). The report rules themselves are not listed. "
                                 "{{< var made_by.report_methods >}}",
-                                "tbl-rule-times", align="lrrrrr")
+                                "tbl-rule-times", align="lrrrrrr")
     variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
                  "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions["keras"],
                  "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
-                 "recorded_utc": run["recorded_utc"], "job_minutes": fmt_num(total / 60, 1)}
+                 "recorded_utc": run["recorded_utc"], "job_minutes": fmt_num(total / 60, 1),
+                 "cpu_minutes": fmt_num(cpu_total / 60, 1)}
     return md, variables
 
 

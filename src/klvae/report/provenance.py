@@ -205,11 +205,12 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
 
     Returns:
         One dict per rule, sorted by total wall time (descending): ``rule``, ``jobs``,
-        ``total_s``, ``median_s``, ``max_s`` (wall-clock seconds) and ``max_rss_mb``
-        (peak resident memory, MB, as Snakemake measured it).
+        ``total_s``, ``median_s``, ``max_s`` (wall-clock seconds), ``cpu_s`` (CPU seconds of
+        the jobs' processes summed, Snakemake's ``cpu_time``; NaN where not measured) and
+        ``max_rss_mb`` (peak resident memory, MB, as Snakemake measured it).
     """
     root = Path(benchmarks_dir)
-    per_rule: dict[str, list[tuple[float, float]]] = {}
+    per_rule: dict[str, list[tuple[float, float, float]]] = {}
     for tsv in sorted(root.rglob("*.tsv")):
         rel = tsv.relative_to(root)
         rule = rel.parts[0] if len(rel.parts) > 1 else tsv.stem
@@ -220,17 +221,42 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
                 try:
                     s = float(row["s"])
                     rss = float(row.get("max_rss") or "nan")
+                    cpu = float(row.get("cpu_time") or "nan")
                 except (KeyError, ValueError):
                     continue
-                per_rule.setdefault(rule, []).append((s, rss))
+                per_rule.setdefault(rule, []).append((s, rss, cpu))
     rows = []
     for rule, vals in per_rule.items():
-        s = np.array([v[0] for v in vals])
-        rss = np.array([v[1] for v in vals])
+        s, rss, cpu = (np.array(col) for col in zip(*vals, strict=True))
         rows.append({"rule": rule, "jobs": len(vals), "total_s": float(s.sum()), "median_s": float(np.median(s)),
                      "max_s": float(s.max()),
+                     "cpu_s": float(np.nansum(cpu)) if np.isfinite(cpu).any() else float("nan"),
                      "max_rss_mb": float(np.nanmax(rss)) if np.isfinite(rss).any() else float("nan")})
     return sorted(rows, key=lambda r: -r["total_s"])
+
+
+EXPERIMENT_OF_RULE_PREFIX = {"mnist_": "data (MNIST)", "e1_": "E1", "e2_": "E2", "e3_": "E3"}
+
+
+def experiment_times(times: list[dict]) -> list[dict]:
+    """Sum :func:`rule_times` rows per experiment, by rule-name prefix (``mnist_`` -> data,
+    ``e1_``/``e2_``/``e3_`` -> E1/E2/E3, anything else -> ``other``).
+
+    Returns:
+        One dict per experiment present, in the order data, E1, E2, E3, other: ``experiment``,
+        ``jobs``, ``total_s`` (job wall-clock seconds summed; jobs may run in parallel, so this is
+        not the elapsed time) and ``cpu_s`` (CPU seconds summed; the budget measure that does not
+        depend on how busy the machine was).
+    """
+    order = [*EXPERIMENT_OF_RULE_PREFIX.values(), "other"]
+    sums: dict[str, dict] = {}
+    for row in times:
+        name = next((e for p, e in EXPERIMENT_OF_RULE_PREFIX.items() if row["rule"].startswith(p)), "other")
+        acc = sums.setdefault(name, {"experiment": name, "jobs": 0, "total_s": 0.0, "cpu_s": 0.0})
+        acc["jobs"] += row["jobs"]
+        acc["total_s"] += row["total_s"]
+        acc["cpu_s"] += row["cpu_s"] if np.isfinite(row["cpu_s"]) else 0.0
+    return [sums[e] for e in order if e in sums]
 
 
 def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src") -> str:
