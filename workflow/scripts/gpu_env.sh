@@ -4,10 +4,10 @@
 
 # Keras 3 on JAX: models, losses and training are backend-neutral (klvae.backend).
 export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
-# Each JAX process may use at most 20% of the card, so the 4 training jobs the gpu profile
-# runs at once (resources gpu=4, one slot each) share it ...
-export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.2}"
-# ... and takes memory as it needs it instead of grabbing the 20% at start-up: the analysis,
+# Each JAX process may use at most 15% of the card, so the 6 training jobs the gpu profile
+# runs at once (resources gpu=6, one slot each) share it ...
+export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.15}"
+# ... and takes memory as it needs it instead of grabbing the 15% at start-up: the analysis,
 # evaluation and figure jobs that load a model beside them (no gpu slot) stay small.
 export XLA_PYTHON_CLIENT_PREALLOCATE="${XLA_PYTHON_CLIENT_PREALLOCATE:-false}"
 # Deterministic GPU reductions/scatters: a rerun gives the same weights (klvae.backend.configure

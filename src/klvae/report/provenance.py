@@ -178,11 +178,15 @@ def short_commit(commit: str) -> str:
 def git_commit(repo: str | Path) -> str:
     """``git describe --always --dirty`` of ``repo``.
 
-    Outside a git checkout (e.g. the copy of the tree a GPU machine runs, see
-    ``workflow/scripts/device_run.sh``), the value of the environment variable
-    ``KLVAE_GIT_COMMIT`` with " (from KLVAE_GIT_COMMIT)" appended, else a sentence saying it
-    is not a git checkout.
+    The environment variable ``KLVAE_GIT_COMMIT``, where set, wins, with " (from
+    KLVAE_GIT_COMMIT)" appended: the copy of the tree a GPU machine runs (see
+    ``workflow/scripts/device_run.sh``) is not our checkout, and the device tool may wrap it in
+    a git repository of its own whose commits are not ours. Outside a git checkout and
+    without the variable: a sentence saying it is not a git checkout.
     """
+    exported = os.environ.get("KLVAE_GIT_COMMIT", "").strip()
+    if exported:
+        return f"{exported} (from KLVAE_GIT_COMMIT)"
     try:
         out = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--abbrev=12"],
                              capture_output=True, text=True, timeout=10)
@@ -190,9 +194,6 @@ def git_commit(repo: str | Path) -> str:
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    exported = os.environ.get("KLVAE_GIT_COMMIT", "").strip()
-    if exported:
-        return f"{exported} (from KLVAE_GIT_COMMIT)"
     return "not a git checkout"
 
 
