@@ -454,6 +454,12 @@ _TITLES = {"E1": "E1, seed 003: test losses per KL coefficient c",
            "E3": "E3, post IX and the AE-latent post: faces"}
 
 
+def _unbroken(value) -> str:
+    """A number or range (``-3 to 4.5``, ``1.3–1.5``) that a narrow table cell must not break:
+    no-break spaces, and a word joiner (U+2060) after each en dash."""
+    return str(value).replace(" ", "\u00a0").replace("–", "–\u2060")
+
+
 def _table(rows: list[dict], experiment: str, profile: str) -> str:
     """One experiment's claims: a pipe table (one row per claim) with caption and
     ``{#tbl-scorecard-e1}``-style id; notes shared by rows are numbered under the table."""
@@ -466,7 +472,8 @@ def _table(rows: list[dict], experiment: str, profile: str) -> str:
         verdict = f"**{r['verdict']}**" if r["verdict"] == "differs" else r["verdict"]
         basis = r["basis"].replace("prediction interval", "PI").replace("tolerance ", "")
         interval = r["interval"] if r["basis"].startswith("prediction interval") else ""
-        body.append([r["claim"], r["compared"], r["seed_value"], r["ours"], r["sd"], str(r["n"]) if r["n"] else "",
+        body.append([r["claim"], r["compared"], *(_unbroken(r[k]) for k in ("seed_value", "ours", "sd")),
+                     str(r["n"]) if r["n"] else "",
                      f"{basis}: {interval}" if interval else basis, verdict, mark])
     units = sorted({r["unit"] for r in rows})
     caption = (f"Scorecard, {_TITLES.get(experiment, experiment)} ({profile} profile; unit: {', '.join(units)}). "

@@ -50,7 +50,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], caption: str
 
     longest = [max([max(width(w) for w in str(h).split() or [""]) + 2, *(width(r[i]) for r in cells)])
                for i, h in enumerate(header)]
-    dashes = [max(3, min(60, m)) for m in longest]
+    # + the cell padding ("reproduced" stays one word); right-aligned columns hold numbers, whose
+    # digits are wider than the average letter and must not wrap; text wraps, up to 40 wide
+    dashes = [max(3, min(40, m + 3)) if a == "l" else max(3, int(1.3 * m) + 3)
+              for a, m in zip(align, longest, strict=True)]
     marks = {"l": lambda k: ":" + "-" * (k - 1), "r": lambda k: "-" * (k - 1) + ":",
              "c": lambda k: ":" + "-" * (k - 2) + ":"}
     lines = ["| " + " | ".join(header) + " |",
