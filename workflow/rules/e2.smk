@@ -137,6 +137,8 @@ rule e2_seed_log:
         f"{LOGS}/e2_seed_log.log",
     benchmark:
         f"{BENCH}/e2_seed_log.tsv"
+    # the longest jobs start first, so that two cores are not left with one long job at the end
+    priority: 10
     conda:
         CONDA_ENV
     threads: config["threads"]["train"]

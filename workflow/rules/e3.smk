@@ -44,6 +44,8 @@ else:
             f"{LOGS}/e3_standin.log",
         benchmark:
             f"{BENCH}/e3_standin.tsv"
+        # on the way to e3_train (priority 10)
+        priority: 10
         conda:
             CONDA_ENV
         threads: workflow.cores
@@ -66,6 +68,8 @@ rule e3_preprocess:
         f"{LOGS}/e3_preprocess.log",
     benchmark:
         f"{BENCH}/e3_preprocess.tsv"
+    # on the way to e3_train (priority 10)
+    priority: 10
     conda:
         CONDA_ENV
     threads: workflow.cores
@@ -98,6 +102,8 @@ rule e3_train:
         f"{LOGS}/e3_train/{{kind}}.log",
     benchmark:
         f"{BENCH}/e3_train/{{kind}}.tsv"
+    # the longest jobs start first, so that two cores are not left with one long job at the end
+    priority: 10
     conda:
         CONDA_ENV
     threads: config["threads"]["train"]
