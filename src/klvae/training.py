@@ -77,6 +77,11 @@ class EpochCheckpoint(keras.callbacks.BackupAndRestore):
         start_epoch: the number of epochs already done by the checkpoint (0 for a fresh run).
     """
 
+    #: Keras may run this callback's (empty: ``save_freq="epoch"``) batch hook in a worker thread,
+    #: so a JAX training step need not wait for the previous one (see
+    #: :class:`klvae.callbacks.TerminateOnNaNError`).
+    async_safe = True
+
     def __init__(self, directory: str | os.PathLike, fingerprint: str, log: Callable[[str], None] = print):
         super().__init__(backup_dir=str(directory), save_freq="epoch", delete_checkpoint=True)
         self.directory = Path(directory)
@@ -180,7 +185,7 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
     try:
         model.fit(backend.fit_input(batches), epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps,
                   verbose=verbose,
-                  shuffle=False, callbacks=[saver, nan_guard, *(callbacks or [])])
+                  shuffle=False, callbacks=[nan_guard, saver, *(callbacks or [])])
     except FloatingPointError:
         shutil.rmtree(checkpoint, ignore_errors=True)
         raise
