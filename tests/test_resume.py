@@ -251,3 +251,43 @@ def test_tf_data_input_is_bitwise_the_pydataset_batches():
                            timeout=300) for mode in ("tf", "pydataset")]
     assert all(o.returncode == 0 for o in outs), [o.stderr[-2000:] for o in outs]
     assert outs[0].stdout.strip() == outs[1].stdout.strip()
+
+
+def test_fit_resumable_callbacks_keep_keras_async_batch_dispatch(tmp_path):
+    """Keras 3 runs batch callbacks asynchronously (on JAX, PyTorch) only when every callback given to
+    ``fit`` leaves ``on_train_batch_end`` at Keras' default or is ``async_safe``; one that does not makes
+    every training step wait for the previous one (the H100 run's slow steps)."""
+    import numpy as np
+    from keras.src.utils.python_utils import is_default
+
+    from klvae import training
+    from klvae.callbacks import TerminateOnNaNError
+
+    seen = {}
+
+    class FitRecorder:
+        def fit(self, *args, callbacks, **kwargs):
+            seen["callbacks"] = callbacks
+
+    with pytest.raises(RuntimeError, match="expected 1 epochs of logs, have 0"):  # the recorder trains nothing
+        training.fit_resumable(FitRecorder(), np.zeros((8, 28, 28), np.uint8), epochs=1, batch_size=4, seed=0,
+                               checkpoint=tmp_path / "ckpt", fingerprint="f", nan_hint="lower x")
+    kinds = [type(cb) for cb in seen["callbacks"]]
+    assert kinds == [TerminateOnNaNError, training.EpochCheckpoint]
+    blocking = [type(cb).__name__ for cb in seen["callbacks"]
+                if not getattr(cb, "async_safe", False) and not is_default(cb.on_train_batch_end)]
+    assert blocking == []
+
+
+def test_nan_guard_fails_at_the_end_of_the_epoch_with_the_hint():
+    import math
+
+    from klvae.callbacks import TerminateOnNaNError
+
+    guard = TerminateOnNaNError("lower e1.learning_rate")
+    guard.on_epoch_end(0, {"loss": 1.5})  # finite: nothing happens
+    for bad in (math.nan, math.inf):
+        with pytest.raises(FloatingPointError) as err:
+            guard.on_epoch_end(2, {"loss": bad})
+        assert str(err.value) == (f"non-finite training loss {bad} in epoch 3: training diverged and no model was "
+                                  "written; lower e1.learning_rate, then rerun")

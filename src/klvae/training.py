@@ -185,6 +185,7 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
     try:
         model.fit(backend.fit_input(batches), epochs=epochs, initial_epoch=saver.start_epoch, steps_per_epoch=steps,
                   verbose=verbose,
+                  # the NaN guard first: a diverged epoch raises before its checkpoint is written
                   shuffle=False, callbacks=[nan_guard, saver, *(callbacks or [])])
     except FloatingPointError:
         shutil.rmtree(checkpoint, ignore_errors=True)
