@@ -199,6 +199,23 @@ def test_seed_forms_run_under_legacy_keras2_in_a_separate_process():
     assert by[("model_add_loss", "seed_keras_ops")]["runs"] == "n/a"
 
 
+def test_tensorflow_determinism_settings_in_a_fresh_process():
+    """klvae.backend.tensorflow_determinism: op determinism on, arithmetic optimizer off, threads pinned."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import tensorflow as tf; from tensorflow.python.framework import config as c; "
+            "from klvae.backend import tensorflow_determinism as t; t(1); "
+            "print(c.is_op_determinism_enabled(), "
+            "tf.config.optimizer.get_experimental_options().get('arithmetic_optimization'), "
+            "tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.stdout.split() == ["True", "False", "1", "1"], out.stdout + out.stderr[-2000:]
+
+
 # --- entry points -------------------------------------------------------------------------------
 def test_init_weights_are_shared_and_checked(tmp_path):
     e2.init_weights(weights=str(tmp_path / "z2.npz"), z_dim=2, seed=5)

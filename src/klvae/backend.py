@@ -35,12 +35,42 @@ def name() -> str:
     return keras.backend.backend()
 
 
+def tensorflow_determinism(threads: int | None = None) -> None:
+    """TensorFlow's settings for bitwise-repeatable CPU runs, for every TensorFlow process of klvae.
+
+    Used by the trainings (through :func:`configure`) and by the workers of the E2
+    compatibility matrix (:mod:`klvae.strategies.seed_forms`, which run the seeds' code under
+    ``tf.keras`` -- Keras 3 or legacy ``tf-keras`` -- and so must not import Keras 3 here):
+
+    * intra-op threads = ``threads``, inter-op threads 1 (``None`` leaves TensorFlow's
+      defaults; a process whose thread pools already started keeps what it has);
+    * op determinism on (``tf.config.experimental.enable_op_determinism``);
+    * Grappler's arithmetic optimizer off. With it, whether the optimizer rewrites an
+      expression such as ``reconstruction_loss + kl_loss`` differs between compilations, so
+      a logged loss changes in its last bit between runs: post VIII's seed form
+      (:func:`klvae.strategies.seed_forms.run_gradient_tape`) logged 0.6917371153831482 in
+      one clean run and 0.6917370557785034 (one float32 ulp less, the value of the graph as
+      written) in the next. With the optimizer off every compilation gives the second value.
+
+    Only ``tensorflow`` is imported. Seeding is the caller's (``tf.keras.utils.set_random_seed``).
+    """
+    import tensorflow as tf
+
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process; keep what it has
+            pass
+    tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+
+
 def configure(seed: int, threads: int | None = None) -> None:
     """Make training on the active backend repeatable and pin its CPU threads.
 
-    * ``tensorflow``: intra-op threads = ``threads`` (inter-op 1), op determinism on, and
-      Grappler's arithmetic optimizer off (with it the compiled total loss differed in its
-      last bits between compilations; see :func:`klvae.seeding.set_global_seed`).
+    * ``tensorflow``: :func:`tensorflow_determinism` (intra-op threads = ``threads``,
+      inter-op 1, op determinism on, Grappler's arithmetic optimizer off).
     * ``jax``: adds ``--xla_gpu_deterministic_ops=true`` to ``XLA_FLAGS`` (deterministic GPU
       reductions; must happen before JAX initialises its backends, so call this first in a
       process), and with ``threads == 1`` asks XLA's CPU backend for one thread. XLA on CPU
@@ -56,17 +86,8 @@ def configure(seed: int, threads: int | None = None) -> None:
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        if threads is not None:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # already initialised in this process; keep what it has
-                pass
         keras.utils.set_random_seed(int(seed))
-        tf.config.experimental.enable_op_determinism()
-        tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+        tensorflow_determinism(threads)
     elif backend == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
         add = [XLA_DETERMINISTIC] if XLA_DETERMINISTIC not in flags else []

@@ -43,7 +43,10 @@ with ``x`` float32 ``(n, 28, 28, 1)`` in [0, 1], trains one epoch over ``x``
 (``n / batch_size`` steps) and updates ``progress["stage"]`` (``build`` / ``compile`` /
 ``fit``) so a caller can tell where an exception came from.
 
-Run as a script it executes every form in this process and writes a JSON list of results
+Run as a script it executes every form in this process, with the trainings' TensorFlow
+settings (:func:`klvae.backend.tensorflow_determinism`: op determinism, Grappler's arithmetic
+optimizer off, pinned threads; without them post VIII's logged loss varied in its last bit
+between clean runs), and writes a JSON list of results
 (``python -m klvae.strategies.seed_forms --out results.json ...``);
 :func:`klvae.strategies.compat.compatibility_matrix` starts it once per Keras flavour.
 """
@@ -597,10 +600,9 @@ def worker_arguments(description: str, argv=None, n_images: int = 64) -> argpars
 
 def main(argv=None) -> int:
     a = worker_arguments("Try the seeds' KL-loss forms under the Keras of this process.", argv)
-    import tensorflow as tf
+    from klvae.backend import tensorflow_determinism
 
-    tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tensorflow_determinism(a.threads)  # the trainings' settings: without them a logged loss varied in its last bit
     rows = run_all(a.n_images, a.batch_size, a.z_dim, a.fact, a.seed, a.mnist)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as fh:
