@@ -86,7 +86,7 @@ dag: $(STAMP)
 clean-results:
 	rm -rf results/*
 
-# The lent GPU machine (issue 9; docs/gpu_section.md): the wheels a device call carries in .whl/
+# An offline GPU node (docs/gpu.md): the wheelhouse .whl/ to copy there with the working tree
 # (Keras, Snakemake and their closures, the MNIST wheel, klvae) and the environment it exports.
 GPU_ENV = workflow/scripts/gpu_env.sh
 .PHONY: gpu-wheels

@@ -35,7 +35,7 @@ def test_markdown_table_caption_and_label():
 
 
 def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkeypatch):
-    """A tree copied to a GPU machine is not our checkout: the commit exported by device_run.sh is used."""
+    """A tree copied to a GPU machine is not our checkout: the commit exported by gpu_run.sh is used."""
     from klvae.report.provenance import git_commit
 
     monkeypatch.delenv("KLVAE_GIT_COMMIT", raising=False)
@@ -43,7 +43,7 @@ def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkey
     assert git_commit(tmp_path) == "not a git checkout"
     monkeypatch.setenv("KLVAE_GIT_COMMIT", "0123456789ab")
     assert git_commit(tmp_path) == "0123456789ab (from KLVAE_GIT_COMMIT)"
-    # the device tool may wrap its copy in a git repository of its own: the export wins there too
+    # a copy tool may wrap the tree in a git repository of its own: the export wins there too
     monkeypatch.delenv("GIT_CEILING_DIRECTORIES")
     assert git_commit(REPO) == "0123456789ab (from KLVAE_GIT_COMMIT)"
 

@@ -279,7 +279,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         out_dir: folder of the default archive path.
         max_bytes: size limit of the archive in bytes (default 64 MB).
         created_utc: the creation time to record (ISO 8601, UTC; default now).
-        partial: pack an unfinished run too (e.g. one stopped at a deadline on a lent GPU): the
+        partial: pack an unfinished run too (e.g. one stopped at a batch job's time limit): the
             manifest says ``"complete": false`` and lists what is missing, the name ends in
             ``-partial``, and ``make report BUNDLE=`` refuses to render it.
 

@@ -1,4 +1,4 @@
-# Source this before Snakemake on a GPU machine (workflow/profiles/gpu, docs/gpu_section.md):
+# Source this before Snakemake on a GPU machine (workflow/profiles/gpu, docs/gpu.md):
 #   source workflow/scripts/gpu_env.sh
 # Values already set in the environment win (e.g. XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 for two jobs).
 
@@ -16,6 +16,14 @@ case " ${XLA_FLAGS:-} " in
   *" --xla_gpu_deterministic_ops=true "*) ;;
   *) export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_deterministic_ops=true" ;;
 esac
-# No TensorFlow on the device: keep anything that probes for it quiet.
+# Full float32 matmuls and convolutions: on Ampere/Hopper cards XLA may otherwise use TF32
+# (10-bit mantissa) for them, while the CPU path (TensorFlow) is full float32. The run records
+# the value in its provenance (run.json).
+export JAX_DEFAULT_MATMUL_PRECISION="${JAX_DEFAULT_MATMUL_PRECISION:-float32}"
+# JAX's persistent compilation cache, shared by every job of the run: jobs of one shape (the 24
+# E1 trainings, the 10 E2 trainings) compile their programs once; the rest read them from disk.
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/results/jax-cache}"
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
+# TensorFlow is not needed on the GPU node: keep anything that probes for it quiet.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export PYTHONUNBUFFERED=1

