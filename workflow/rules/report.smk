@@ -150,6 +150,26 @@ rule report_scorecard:
         CALL
 
 
+rule report_summary:
+    """The summary page: verdict counts per experiment, headline findings by a fixed rule, compute used."""
+    input:
+        scorecard=rules.report_scorecard.output.table,
+        methods_variables=rules.report_methods.output.variables,
+    output:
+        md=f"{GEN}/summary.md",
+        variables=f"{GEN}/summary.vars.yml",
+    log:
+        f"{LOGS}/report/summary.log",
+    benchmark:
+        f"{BENCH}/report/summary.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.summary:write_summary"),
+    script:
+        CALL
+
+
 # Which rule made each figure and table, and with which function: read from the DAG itself
 # (every rule defined so far that calls the library), so captions cannot name a wrong rule.
 MADE_BY = {
@@ -184,6 +204,7 @@ REPORT_FRAGMENTS = {
         *rules.report_e3.output,
         *rules.report_scorecard.output,
         *rules.report_methods.output,
+        *rules.report_summary.output,
     ]
     if f.endswith(".md")
 }
@@ -195,6 +216,7 @@ REPORT_VARIABLES = [
         rules.report_e3.output.variables,
         rules.report_scorecard.output.variables,
         rules.report_methods.output.variables,
+        rules.report_summary.output.variables,
         rules.report_made_by.output.variables,
     )
 ]
