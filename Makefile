@@ -67,11 +67,13 @@ why: $(STAMP)
 	  | grep -E "^(rule|localrule) |^    reason:" | sed -E 's/^    reason: /    why: /' | cut -c1-200
 
 # Static checks (CI runs them before the tests): Python (ruff: pyflakes, pycodestyle, bugbear,
-# import order, complexity <= 15), the Snakefiles' format (snakefmt) and Snakemake's own linter.
+# import order, complexity <= 15), the Snakefiles' format (snakefmt), Snakemake's own linter and
+# config/README.md against the schema (klvae.config_docs).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
+	$(BIN)/python -m klvae.config_docs --check
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

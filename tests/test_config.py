@@ -75,3 +75,22 @@ def test_schema_refuses_unknown_keys():
     cfg["e1"]["epoch"] = 3  # typo of "epochs"
     with pytest.raises(WorkflowError, match="epoch"):
         validate(cfg, SCHEMA, set_default=True)
+
+
+def test_config_reference_page_is_current_and_lists_every_key(tmp_path, monkeypatch):
+    """config/README.md is written from the schema (klvae.config_docs); a stale page is caught."""
+    import yaml
+
+    from klvae import config_docs
+
+    assert config_docs.main(["--check"]) == 0
+    schema = yaml.safe_load(config_docs.SCHEMA.read_text())
+    page = config_docs.PAGE.read_text()
+    keys = [".".join(path) for path, _ in config_docs.leaves(schema)]
+    assert "e1.coefficients" in keys and "data.celeba.path" in keys
+    for key in keys:
+        assert f"| `{key}` |" in page, key
+    stale = tmp_path / "README.md"
+    stale.write_text(page.replace("| `e1.coefficients` |", "| `e1.coefs` |"))
+    monkeypatch.setattr(config_docs, "PAGE", stale)
+    assert config_docs.main(["--check"]) == 1
