@@ -261,3 +261,18 @@ def test_e3_chapter_has_banner_figures_and_tables(pipeline_run):
     for fig_id in E3_REPORT_FIGURES:
         m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
         assert m and "stand-in" in m.group(1), f"{fig_id} missing or its caption does not name the stand-in"
+
+
+def test_every_job_recorded_where_its_time_went(pipeline_run):
+    """workflow/scripts/call.py writes <log>.phases.json per job (klvae.bench.phases): start-up,
+    imports, compilation and training sum to the job's time; E1's trainings have their epochs."""
+    from klvae.bench.phases import PHASES, summarize
+
+    rows = {r["rule"]: r for r in summarize(pipeline_run / "results/logs/quick")}
+    train = rows["e1_train"]
+    assert train["jobs"] == 8 and train["import_s"] > 0 and train["train_s"] > 0
+    records = [json.loads(p.read_text()) for p in (pipeline_run / "results/logs/quick").rglob("*.phases.json")]
+    e1 = [r for r in records if r["rule"] == "e1_train"]
+    assert all(r["epochs"] == 2 for r in e1)  # the quick profile's 2 epochs, both run in the job
+    for r in records:
+        assert r["total_s"] == pytest.approx(sum(r[p] for p in PHASES), abs=0.01), r

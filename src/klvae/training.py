@@ -144,6 +144,13 @@ class EpochCheckpoint(keras.callbacks.BackupAndRestore):
             (self.directory / previous["weights"]).unlink(missing_ok=True)
 
 
+#: One record per :func:`fit_resumable` call in this process: ``{"epochs": n run now,
+#: "epoch_seconds": [s, ...]}`` of the epochs this process ran (restored ones excluded). The
+#: rule runner (``workflow/scripts/call.py``) reads it to split a job's time into start-up,
+#: imports, compilation (first epoch minus the median later epoch) and training.
+FIT_TIMES: list[dict] = []
+
+
 def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size: int, seed: int,
                   checkpoint: str | os.PathLike, fingerprint: str,
                   fit_data: Callable | None = None, verbose: int = 2, log: Callable[[str], None] = print,
@@ -192,4 +199,6 @@ def fit_resumable(model: keras.Model, x: np.ndarray, *, epochs: int, batch_size:
         raise
     if len(saver.rows) != epochs:
         raise RuntimeError(f"expected {epochs} epochs of logs, have {len(saver.rows)} ({checkpoint})")
+    ran = [float(r["seconds"]) for r in saver.rows[saver.start_epoch:]]
+    FIT_TIMES.append({"epochs": len(ran), "epoch_seconds": ran})
     return saver.rows

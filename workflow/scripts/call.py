@@ -6,6 +6,9 @@ inputs and named outputs that it has parameters for (other named inputs are depe
 only, e.g. the report waiting for every result), plus ``params.kwargs`` and ``threads`` when
 it accepts that. Snakemake runs this in its own Python process.
 
+At the end the job's time split (process start-up, imports, compilation, training; see
+``klvae.bench.phases``) is written next to its log as ``<log>.phases.json``.
+
 What the job prints (Python's stdout and stderr: progress, Keras logs, tracebacks) goes to the
 console as before and is also copied to the rule's log file. Messages that native libraries
 write straight to file descriptor 2 (TensorFlow's C++ logging) reach the console only.
@@ -39,6 +42,7 @@ class _Tee:
         return getattr(self.console, name)
 
 
+T_CALL = time.time()  # the job's phases (klvae.bench.phases): start-up ends here
 smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 console = sys.stdout, sys.stderr
 log = open(smk.log[0], "w", buffering=1) if smk.log else None  # open for the job's lifetime
@@ -47,6 +51,7 @@ if log is not None:
 try:
     module_name, func_name = smk.params.func.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
+    t_imported = time.time()
     accepted = inspect.signature(func).parameters
     files = {**dict(smk.input.items()), **dict(smk.output.items())}
     kwargs = {k: v for k, v in files.items() if k in accepted}
@@ -57,6 +62,10 @@ try:
     print(f"[{smk.rule}] {smk.params.func}({', '.join(sorted(kwargs))})", file=sys.stderr, flush=True)
     func(**kwargs)
     print(f"[{smk.rule}] done in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    if smk.log:  # <log>.phases.json: start-up, imports, compilation, training (klvae.bench.phases)
+        from klvae.bench.phases import record
+
+        record(smk.log[0], smk.rule, dict(smk.wildcards.items()), T_CALL, t_imported)
 except BaseException:
     if log is not None:  # the traceback in the log too (Snakemake prints it on the console)
         log.write(traceback.format_exc())

@@ -13,11 +13,13 @@
 #    the report's generated fragments -- everything up to, not including, report_render
 #    (the report is rendered where pandoc is, from the results bundle).
 #    Arguments pick experiments: e1, e2, e3 (each with the data it needs), default all;
-# 5. writes the wall time per experiment (from the rules' benchmark files) to $OUT/walltime.tsv;
+# 5. writes where the jobs' time went (start-up, imports, compilation, training per rule:
+#    klvae.bench.phases) to $OUT/phases.tsv and the wall time per experiment to $OUT/walltime.tsv;
 # 6. writes the results bundle to $OUT (python -m klvae.bundle create; --partial when Snakemake
 #    did not finish: such a bundle cannot be rendered, the next run resumes instead).
 #
-# Environment (all optional): PYTHON (python3), SITE (/tmp/site), CONFIG (config/paper.yaml),
+# Environment (all optional): PROBE=1 (first a short probe run, see 3b; PROBE_DEADLINE, default 150 s),
+# PYTHON (python3), SITE (/tmp/site), CONFIG (config/paper.yaml),
 # OUT (./gpu-out), CORES (the profile's 16), DEADLINE (seconds Snakemake may run before it is
 # stopped with SIGINT so that the bundle of what finished is still written, e.g. under a batch
 # job's time limit; 0 = none), SPLIT_BYTES (split archives larger than this into numbered
@@ -60,6 +62,32 @@ stamp "environment: KERAS_BACKEND=$KERAS_BACKEND XLA_PYTHON_CLIENT_MEM_FRACTION=
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 "$PY" -c "import sys, jax, keras, snakemake; print('python', sys.version.split()[0], '| jax', jax.__version__, jax.devices(), '| keras', keras.__version__, keras.backend.backend(), '| snakemake', snakemake.__version__)" || exit 1
 
+# 3b. optional probe (PROBE=1): the quick profile in ./probe, at most PROBE_DEADLINE seconds, with
+#     the card's utilisation sampled every second; prints where each job's time went (start-up,
+#     imports, compilation, training: klvae.bench.phases) before the long run starts.
+if [ "${PROBE:-0}" = 1 ]; then
+    mkdir -p probe/data/raw && cp -r data/raw/mnist probe/data/raw/ 2>/dev/null
+    SMI=""
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 1 \
+            > "$OUT/probe_gpu_utilisation.csv" 2>/dev/null &
+        SMI=$!
+    fi
+    stamp "probe: the quick profile in ./probe (at most ${PROBE_DEADLINE:-150} s)"
+    timeout --signal=INT --kill-after=20 "${PROBE_DEADLINE:-150}" "$PY" -m snakemake all --directory probe \
+        --snakefile Snakefile --configfile config/quick.yaml --workflow-profile workflow/profiles/gpu \
+        --omit-from report_render > "$OUT/probe_snakemake.log" 2>&1
+    stamp "probe: snakemake exit status $?"
+    [ -n "$SMI" ] && kill "$SMI" 2>/dev/null
+    "$PY" -m klvae.bench.phases probe/results/logs/quick --tsv "$OUT/probe_phases.tsv"
+    [ -s "$OUT/probe_gpu_utilisation.csv" ] && "$PY" - "$OUT/probe_gpu_utilisation.csv" <<'EOF2'
+import csv, statistics, sys
+u = [float(r[1].split()[0]) for r in csv.reader(open(sys.argv[1])) if len(r) > 2 and r[1].strip()[:1].isdigit()]
+if u:
+    print(f">>> probe: GPU utilisation over {len(u)} s: median {statistics.median(u):.0f} %, mean {statistics.mean(u):.0f} %")
+EOF2
+fi
+
 # 4. Snakemake: everything the report needs, the render excepted
 UNTIL=()
 GROUPS_=("${@:-all}")
@@ -88,7 +116,11 @@ T_SNAKE=$(date +%s)
 RC=${PIPESTATUS[0]}
 stamp "snakemake exit status $RC after $(( $(date +%s) - T_SNAKE )) s"
 
-# 5. wall time per experiment: a job ends at its benchmark file's mtime and ran its 's' seconds
+# 5a. where the jobs' time went, per rule (start-up, imports, compilation, training)
+CONFIG_PROFILE=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['profile'])" "$CONFIG")
+"$PY" -m klvae.bench.phases "results/logs/$CONFIG_PROFILE" --tsv "$OUT/phases.tsv" || true
+
+# 5b. wall time per experiment: a job ends at its benchmark file's mtime and ran its 's' seconds
 "$PY" - "$CONFIG" "$T_SNAKE" "$OUT/walltime.tsv" <<'EOF'
 import csv, sys, time
 from pathlib import Path
