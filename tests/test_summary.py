@@ -65,11 +65,22 @@ def test_write_summary_from_files(tmp_path):
     methods.write_text(yaml.safe_dump({"env": {"cpu_minutes": "97.5", "job_minutes": "120.0", "cpu": "AMD EPYC",
                                                "gpu": "none"}}))
     md, variables = tmp_path / "summary.md", tmp_path / "summary.vars.yml"
-    write_summary(str(card), str(methods), str(md), str(variables))
+    run = tmp_path / "run.json"
+    run.write_text('{"packages": {"klvae": "0.1.0"}}')
+    write_summary(str(card), str(methods), str(md), str(variables), str(run))
     v = yaml.safe_load(variables.read_text())["summary"]
     assert (v["n_claims"], v["n_reproduced"], v["n_differs"], v["n_verdicts"]) == (9, 3, 4, 7)
+    assert v["version"] == "0.1.0"
     assert (v["cpu_hours"], v["job_hours"], v["cpu"], v["gpu"], v["headlines"]) == ("1.62", "2.00", "AMD EPYC",
                                                                                       "none", 4)
     text = md.read_text()
     assert "{#tbl-summary-verdicts}" in text and "{#tbl-summary-headlines}" in text
     assert "5.5 %" in text and "[E1](#sec-e1)" in text
+
+
+def test_code_version_from_the_run_record():
+    from klvae.report.summary import code_version
+
+    assert code_version({"packages": {"keras": "3.15.1", "klvae": "0.1.0"}}) == "0.1.0"
+    assert code_version({"packages": {"keras": "3.15.1"}}) == "unknown"
+    assert code_version({}) == "unknown"

@@ -155,6 +155,7 @@ rule report_summary:
     input:
         scorecard=rules.report_scorecard.output.table,
         methods_variables=rules.report_methods.output.variables,
+        run_json=rules.report_methods.output.run_json,
     output:
         md=f"{GEN}/summary.md",
         variables=f"{GEN}/summary.vars.yml",

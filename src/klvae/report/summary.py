@@ -13,6 +13,7 @@ not candidates.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -105,7 +106,14 @@ def summary_markdown(rows: list[dict]) -> str:
     return md
 
 
-def write_summary(scorecard: str, methods_variables: str, md: str, variables: str) -> None:
+def code_version(run: dict) -> str:
+    """The klvae version a run was made with, from its run record's installed packages
+    (:func:`klvae.report.provenance.installed_packages`); ``"unknown"`` where not listed."""
+    packages = {str(k).lower(): v for k, v in (run.get("packages") or {}).items()}
+    return str(packages.get("klvae") or "unknown")
+
+
+def write_summary(scorecard: str, methods_variables: str, md: str, variables: str, run_json: str | None = None) -> None:
     """Rule ``report_summary``: the summary page's tables and variables.
 
     Args:
@@ -116,7 +124,9 @@ def write_summary(scorecard: str, methods_variables: str, md: str, variables: st
         variables: output YAML: ``summary.n_posts``, ``n_experiments``, ``n_claims``,
             ``n_verdicts`` (claims judged reproduced or differs), ``n_reproduced``,
             ``n_differs``, ``cpu_hours`` (CPU time of every job, hours, 2 decimals),
-            ``job_hours``, ``cpu``, ``gpu``, ``headlines`` (how many findings are listed).
+            ``job_hours``, ``cpu``, ``gpu``, ``headlines`` (how many findings are listed),
+            ``version`` (klvae's version in the run, :func:`code_version`; for citing).
+        run_json: the run record of rule ``report_methods`` (optional).
 
     Raises:
         FileNotFoundError: an input is missing. KeyError: the scorecard lacks a column.
@@ -137,5 +147,6 @@ def write_summary(scorecard: str, methods_variables: str, md: str, variables: st
               "n_verdicts": verdicts.count("reproduced") + verdicts.count("differs"),
               "cpu_hours": hours(env.get("cpu_minutes")), "job_hours": hours(env.get("job_minutes")),
               "cpu": str(env.get("cpu", "unknown")), "gpu": str(env.get("gpu", "none")),
-              "headlines": len(headline_findings(rows))}
+              "headlines": len(headline_findings(rows)),
+              "version": code_version(json.loads(open(run_json).read())) if run_json else "unknown"}
     write_text(variables, yaml.safe_dump({"summary": values}, sort_keys=False, allow_unicode=True))
