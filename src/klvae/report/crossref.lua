@@ -1,10 +1,12 @@
 -- Quarto-style cross-references for plain pandoc (the render path used where Quarto is
 -- not installed). Numbers figures with ids "fig-*" and tables with ids "tbl-*" in
 -- document order, prefixes their captions with "Figure N:" / "Table N:", and turns the
--- citations @fig-x / @tbl-x into links reading "Figure N" / "Table N". An unknown
--- reference becomes "??" (as Quarto does), so tests can find it.
+-- citations @fig-x / @tbl-x into links reading "Figure N" / "Table N" and @sec-x into
+-- "Section N" (N.M for subsections: the numbers pandoc's --number-sections gives, headers
+-- marked .unnumbered skipped). An unknown reference becomes "??" (as Quarto does), so tests
+-- can find it.
 
-local kinds = { fig = "Figure", tbl = "Table" }
+local kinds = { fig = "Figure", tbl = "Table", sec = "Section" }
 local counts = { fig = 0, tbl = 0 }
 local labels = {}
 
@@ -38,6 +40,24 @@ local function number(el)
   return el
 end
 
+-- Section numbers in document order, as pandoc's --number-sections counts them.
+local section = {}
+local function number_headers(doc)
+  for _, block in ipairs(doc.blocks) do
+    if block.t == "Header" and not block.classes:includes("unnumbered") then
+      local level = block.level
+      section[level] = (section[level] or 0) + 1
+      for deeper = level + 1, 9 do section[deeper] = nil end
+      if kind_of(block.identifier) == "sec" then
+        local parts = {}
+        for l = 1, level do parts[#parts + 1] = tostring(section[l] or 0) end
+        labels[block.identifier] = "Section\u{00A0}" .. table.concat(parts, ".")
+      end
+    end
+  end
+  return nil
+end
+
 local function resolve(cite)
   local out = pandoc.List()
   for i, c in ipairs(cite.citations) do
@@ -56,6 +76,7 @@ local function resolve(cite)
 end
 
 return {
+  { Pandoc = number_headers },
   { Figure = number, Table = number },
   { Cite = resolve },
 }
