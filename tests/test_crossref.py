@@ -47,3 +47,12 @@ def test_section_references_get_pandocs_section_numbers(tmp_path):
     assert '<a href="#tbl-a" class="crossref">Table\u00a01</a>' in out
     # an unknown section reference is flagged as Quarto does, and named on stderr
     assert "?@sec-nowhere" in out and "unresolved reference @sec-nowhere" in out
+
+
+def test_content_visible_when_format_is_kept_only_in_that_format(tmp_path):
+    src = tmp_path / "doc.md"
+    src.write_text('::: {.content-visible when-format="html"}\n[PDF version](klvae.pdf)\n:::\n\nBody text.\n')
+    outs = {fmt: subprocess.run([pypandoc.get_pandoc_path(), str(src), "--lua-filter", str(FILTER), "--to", fmt],
+                                capture_output=True, text=True, check=True).stdout for fmt in ("html5", "typst")}
+    assert '<a href="klvae.pdf">PDF version</a>' in outs["html5"] and "<div" not in outs["html5"]
+    assert "PDF version" not in outs["typst"] and "Body text." in outs["typst"]

@@ -276,3 +276,46 @@ def test_every_job_recorded_where_its_time_went(pipeline_run):
     assert all(r["epochs"] == 2 for r in e1)  # the quick profile's 2 epochs, both run in the job
     for r in records:
         assert r["total_s"] == pytest.approx(sum(r[p] for p in PHASES), abs=0.01), r
+
+
+def test_html_reading_comforts_in_headless_chromium(pipeline_run, tmp_path):
+    """The pandoc path's HTML: the table of contents beside the text on a wide screen (in the flow on a
+    narrow one), a link to the PDF at the top, section anchors, figures that open full size on a click."""
+    chromium = _chromium()
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    html = pipeline_run / "results/report/klvae.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(html.as_uri())
+        page.wait_for_load_state("load")
+        toc = page.evaluate("(() => { const n = document.getElementById('TOC'); const r = n.getBoundingClientRect();"
+                            " return [getComputedStyle(n).position, r.right,"
+                            " document.querySelector('section[id]').getBoundingClientRect().left]; })()")
+        pdf_links = page.evaluate("Array.from(document.querySelectorAll('a[href=\"klvae.pdf\"]')).length")
+        anchors = page.evaluate("Array.from(document.querySelectorAll('a.anchor')).map(a => "
+                                "!!document.getElementById(a.getAttribute('href').slice(1)))")
+        img = page.locator("figure img").first
+        before = img.bounding_box()
+        img.click()
+        zoomed = page.evaluate("document.querySelector('figure img').classList.contains('zoomed')")
+        after = img.bounding_box()
+        page.locator("figure img.zoomed").click()
+        closed = not page.evaluate("document.querySelector('figure img').classList.contains('zoomed')")
+        page.set_viewport_size({"width": 900, "height": 1000})
+        narrow = page.evaluate("getComputedStyle(document.getElementById('TOC')).position")
+        browser.close()
+    position, toc_right, text_left = toc
+    assert position == "fixed" and toc_right <= text_left, toc  # beside the text, not over it
+    assert narrow == "static"
+    assert pdf_links == 1 and (html.parent / "klvae.pdf").is_file()
+    assert len(anchors) >= 6 and all(anchors), anchors  # every chapter heading, each pointing at its section
+    assert zoomed and closed and after["width"] > before["width"], (before, after)

@@ -75,7 +75,17 @@ local function resolve(cite)
   return out
 end
 
+-- Quarto's conditional content: ::: {.content-visible when-format="html"} is kept (unwrapped)
+-- only in that output format, as Quarto does (e.g. the HTML's link to the PDF).
+local function conditional(div)
+  if not div.classes:includes("content-visible") then return nil end
+  local wanted = div.attributes["when-format"]
+  if wanted and not FORMAT:match(wanted) then return {} end
+  return div.content
+end
+
 return {
+  { Div = conditional },
   { Pandoc = number_headers },
   { Figure = number, Table = number },
   { Cite = resolve },

@@ -144,9 +144,11 @@ def render_pandoc(build: Path, html: Path, pdf: Path, index: str = "index.qmd") 
               "--toc", "--number-sections", "--resource-path", "."]
     if (build / "references.bib").exists():
         common += ["--citeproc", "--bibliography", "references.bib"]
-    css = build / "style.css"
+    css, after = build / "style.css", build / "html-after-body.html"  # reading comforts (Quarto has its own)
     _run(common + ["--to", "html5", "--embed-resources", "--mathml", "--section-divs",
-                   *(["--css", css.name] if css.exists() else []), "--output", "_klvae.html"], build)
+                   *(["--css", css.name] if css.exists() else []),
+                   *(["--include-after-body", after.name] if after.exists() else []), "--output", "_klvae.html"],
+         build)
     header = ["--include-in-header", "typst-header.typ"] if (build / "typst-header.typ").exists() else []
     _run(common + ["--to", "typst", *header, "--output", "_klvae.typ"], build)
     try:
