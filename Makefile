@@ -22,7 +22,7 @@ help:
 	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
 	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
-	@echo "make lint                                   -> ruff (Python), snakefmt --check and snakemake --lint"
+	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
 	@echo "make unlock                                 -> after Snakemake itself was killed: release its lock, then make report"
 
@@ -68,12 +68,14 @@ why: $(STAMP)
 
 # Static checks (CI runs them before the tests): Python (ruff: pyflakes, pycodestyle, bugbear,
 # import order, complexity <= 15), the Snakefiles' format (snakefmt), Snakemake's own linter and
-# config/README.md against the schema (klvae.config_docs).
+# config/README.md against the schema (klvae.config_docs) and the report's sources (no shortcode inside
+# TeX math, no '{{{<' escape: real Quarto renders both differently).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
 	$(BIN)/python -m klvae.config_docs --check
+	$(BIN)/python -m klvae.report.render --check report
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

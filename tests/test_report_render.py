@@ -1,9 +1,13 @@
 """The pandoc render path's shortcode expansion and table helper."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from conftest import REPO
-from klvae.report.render import ReportError, expand_shortcodes
+from klvae.report.render import ReportError, check_sources, expand_shortcodes, math_spans, quarto_incompatibilities
 from klvae.report.tables import markdown_table
 
 
@@ -24,6 +28,65 @@ def test_missing_include_is_an_error(tmp_path):
     (tmp_path / "index.qmd").write_text("{{< include _gone.md >}}")
     with pytest.raises(ReportError, match="_gone.md"):
         expand_shortcodes(tmp_path / "index.qmd", {})
+
+
+def test_shortcode_in_inline_math_is_refused_with_file_and_line(tmp_path):
+    """Real Quarto leaves a shortcode inside $...$ unexpanded ("Could not convert TeX math")."""
+    (tmp_path / "index.qmd").write_text("# A\n\nA grid in\n$[-{{< var e1.limit >}}, {{< var e1.limit >}}]^2$ here.\n")
+    with pytest.raises(ReportError) as err:
+        expand_shortcodes(tmp_path / "index.qmd", {"e1": {"limit": 4}})
+    assert str(err.value).startswith(f"{tmp_path / 'index.qmd'}:4: a shortcode inside TeX math ")
+    assert "put the shortcode outside the math" in str(err.value)
+
+
+def test_shortcode_in_display_math_of_an_included_file_names_that_file_and_line(tmp_path):
+    (tmp_path / "_part.qmd").write_text("---\ntitle: x\n---\nText.\n\n$$\nx = 1,\n\\quad n = {{< var e1.n >}}\n$$\n")
+    (tmp_path / "index.qmd").write_text("# A\n{{< include _part.qmd >}}\n")
+    with pytest.raises(ReportError, match=r"_part\.qmd:8: a shortcode inside TeX math"):
+        expand_shortcodes(tmp_path / "index.qmd", {"e1": {"n": 3}})
+
+
+def test_triple_brace_escape_is_refused_with_file_and_line(tmp_path):
+    """``{{{< var >}}}`` is Quarto's escape for a literal shortcode: shown as text there, expanded here."""
+    (tmp_path / "index.qmd").write_text("# A\n\nz_dim in {{{< var e2.z_dims >}}}.\n")
+    with pytest.raises(ReportError) as err:
+        expand_shortcodes(tmp_path / "index.qmd", {"e2": {"z_dims": "2, 12"}})
+    assert str(err.value) == (
+        f"{tmp_path / 'index.qmd'}:3: '{{{{{{<' is Quarto's escape for a literal shortcode (shown as text, not "
+        "expanded); for braces around a shortcode write them as HTML entities (&#123;{{< var x >}}&#125;), with a "
+        "space ({ {{< var x >}} }) or in words")
+
+
+def test_shortcodes_beside_math_code_and_dollars_are_accepted(tmp_path):
+    """Math next to a shortcode, a shortcode in code, and dollar signs that pandoc does not read as
+    math ($5 ... $6: a space before the closing $) are fine; braces as entities expand as before."""
+    text = ("$c$ = {{< var a >}} and $c > 0$.\n\nIt costs $5 and {{< var a >}} $6.\n\n`$x = {{< var a >}}$`\n\n"
+            "```\n$y = {{< var a >}}$\n```\n\nz_dim &#123;{{< var a >}}&#125;\n")
+    assert quarto_incompatibilities(text, "t.qmd") == []
+    assert [text[i:j] for i, j in math_spans(text)] == ["$c$", "$c > 0$"]
+    (tmp_path / "index.qmd").write_text(text)
+    assert "z_dim &#123;7&#125;" in expand_shortcodes(tmp_path / "index.qmd", {"a": 7})
+
+
+def test_the_reports_own_sources_are_clean_under_real_quarto():
+    assert check_sources(REPO / "report") == []
+    e1, e2 = (REPO / "report" / "_e1.qmd").read_text(), (REPO / "report" / "_e2.qmd").read_text()
+    assert "[−{{< var e1.manifold_limit >}}, {{< var e1.manifold_limit >}}]²" in e1
+    assert "&#123;{{< var e2.z_dims >}}&#125;" in e2
+
+
+def test_check_command_exits_1_on_a_bad_file_and_0_on_the_report(tmp_path):
+    (tmp_path / "_a.qmd").write_text("ok $x$\n$y_{{< var n >}}$\nset {{{< var n >}}}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    bad = subprocess.run([sys.executable, "-m", "klvae.report.render", "--check", str(tmp_path)], capture_output=True,
+                         text=True, env=env)
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [f"{tmp_path / '_a.qmd'}:2", f"{tmp_path / '_a.qmd'}:3"]
+    assert "shortcode inside TeX math" in lines[0] and "escape for a literal shortcode" in lines[1]
+    good = subprocess.run([sys.executable, "-m", "klvae.report.render", "--check", str(REPO / "report")],
+                          capture_output=True, text=True, env=env)
+    assert (good.returncode, good.stdout) == (0, "")
 
 
 def test_markdown_table_caption_and_label():

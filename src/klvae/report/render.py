@@ -10,7 +10,11 @@ Two paths, same sources:
   Lua filter ``crossref.lua`` numbers figures/tables and resolves ``@fig-``/``@tbl-``.
 
 Only features both paths handle are used in the ``.qmd`` files: include and var
-shortcodes, ``{#fig-...}``/``{#tbl-...}`` ids, ``@`` references, callout divs, math.
+shortcodes, ``{#fig-...}``/``{#tbl-...}`` ids, ``@`` references, callout divs, math. Two
+patterns that the two paths read differently are refused (:func:`quarto_incompatibilities`,
+also run by ``make lint`` as ``python -m klvae.report.render --check report``): a shortcode
+inside TeX math (Quarto leaves it unexpanded) and ``{{{<`` (Quarto's escape for a literal
+shortcode).
 
 Besides the run's generated fragments, :func:`render` writes two of its own, about the render
 itself: ``_generated/render_banner.md`` (title page; empty unless the report is rendered from a
@@ -20,10 +24,12 @@ render machine, and the bundle's file name and manifest hash when there is one).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -37,6 +43,9 @@ RENDER_BANNER = "_generated/render_banner.md"
 RENDER_METHODS = "_generated/render_methods.md"
 INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([\w.\-]+)\s*>\}\}")
+SHORTCODE_OPEN = "{{<"
+ESCAPED_SHORTCODE = "{{{<"
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
 
 class ReportError(RuntimeError):
@@ -98,16 +107,134 @@ def _lookup(variables: dict, key: str, where: str):
     return node
 
 
+def _fenced_code(text: str) -> list[bool]:
+    """Per character of ``text``: whether it lies in a fenced code block (```` ``` ```` or ``~~~``;
+    as in pandoc, a fence opens only after a blank line, not inside a paragraph)."""
+    mask = [False] * len(text)
+    pos, fence, after_blank = 0, None, True
+    for line in text.splitlines(keepends=True):
+        m = _FENCE_RE.match(line)
+        inside = fence is not None
+        if fence is None and m and after_blank:
+            fence, inside = m.group(1), True
+        elif fence is not None and m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                and not line[m.end():].strip():
+            fence = None
+        if inside:
+            mask[pos:pos + len(line)] = [True] * len(line)
+        pos += len(line)
+        after_blank = not line.strip() or inside
+    return mask
+
+
+def _inline_math_end(text: str, start: int) -> int | None:
+    """End (index after the closing ``$``) of pandoc inline math opened by the ``$`` at
+    ``start``, or ``None`` where that ``$`` is plain text: pandoc's rule (extension
+    ``tex_math_dollars``) -- no space after the opening ``$``, none before the closing one, no
+    digit right after it, no blank line inside, ``\\$`` does not close."""
+    i, n = start + 1, len(text)
+    if i >= n or text[i].isspace():
+        return None
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "$" and i > start + 1:
+            return None if i + 1 < n and text[i + 1].isdigit() else i + 1
+        if c.isspace():
+            j = i
+            while j < n and text[j].isspace():
+                j += 1
+            if j < n and text[j] == "$" or text[i:j].count("\n") > 1:
+                return None
+            i = j
+            continue
+        i += 1
+    return None
+
+
+def math_spans(text: str) -> list[tuple[int, int]]:
+    """Where pandoc reads TeX math in markdown ``text``: ``(start, end)`` character offsets of
+    each ``$$...$$`` (display, no blank line inside) and ``$...$`` (inline, see
+    :func:`_inline_math_end`) span, delimiters included. Read left to right as pandoc does:
+    fenced code blocks, inline code spans that open before a ``$``, and ``\\$`` hold no math."""
+    fenced = _fenced_code(text)
+    spans, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if fenced[i]:
+            i += 1
+        elif c == "\\":
+            i += 2
+        elif c == "`":
+            ticks = re.match(r"`+", text[i:]).group(0)
+            close = re.compile(r"(?<!`)" + ticks + r"(?!`)").search(text, i + len(ticks))
+            i = close.end() if close and not re.search(r"\n[ \t]*\n", text[i:close.start()]) else i + len(ticks)
+        elif text.startswith("$$", i):
+            close = text.find("$$", i + 2)
+            if close > i + 2 and not re.search(r"\n[ \t]*\n", text[i + 2:close]):
+                spans.append((i, close + 2))
+                i = close + 2
+            else:
+                i += 2
+        elif c == "$" and (end := _inline_math_end(text, i)) is not None:
+            spans.append((i, end))
+            i = end
+        else:
+            i += 1
+    return spans
+
+
+def quarto_incompatibilities(text: str, path: str | Path) -> list[str]:
+    """The places in one ``.qmd``/``.md`` file that real Quarto renders differently from the
+    pandoc path, each as ``"<path>:<line>: <what to write instead>"`` (line 1-based), in order.
+
+    * a shortcode (``{{<``) inside TeX math (``$...$``, ``$$...$$``): Quarto does not expand
+      shortcodes in math ("Could not convert TeX math"), the raw markup shows in its output;
+    * ``{{{<`` (anywhere, code included): Quarto's escape for a *literal* shortcode, shown as
+      text there but expanded here.
+
+    Args:
+        text: the file's text (before shortcodes are expanded).
+        path: the file name used in the messages.
+
+    Returns:
+        An empty list when the file is clean.
+    """
+    def line(offset: int) -> int:
+        return text.count("\n", 0, offset) + 1
+
+    found: list[tuple[int, str]] = []
+    for start, end in math_spans(text):
+        at = text.find(SHORTCODE_OPEN, start, end)
+        if at >= 0:
+            found.append((at, f"{path}:{line(at)}: a shortcode inside TeX math ({text[start:end][:60]!r}) is not "
+                              "expanded by Quarto; put the shortcode outside the math, e.g. "
+                              "$[-a, a]^2$ -> [−{{< var x >}}, {{< var x >}}]² in plain text, or split the math "
+                              "around it"))
+    for m in re.finditer(re.escape(ESCAPED_SHORTCODE), text):
+        found.append((m.start(), f"{path}:{line(m.start())}: '{{{{{{<' is Quarto's escape for a literal shortcode "
+                                 "(shown as text, not expanded); for braces around a shortcode write them as HTML "
+                                 "entities (&#123;{{< var x >}}&#125;), with a space ({ {{< var x >}} }) or in words"))
+    return [msg for _, msg in sorted(found)]
+
+
 def expand_shortcodes(path: Path, variables: dict, depth: int = 0) -> str:
     """Text of ``path`` with ``{{< include f >}}`` (recursive, relative to the including file)
     and ``{{< var a.b >}}`` replaced, as Quarto does.
 
     Raises:
-        ReportError: a missing include file, an undefined variable, or includes nested > 10 deep.
+        ReportError: a missing include file, an undefined variable, includes nested > 10 deep, or
+            a pattern real Quarto renders differently (:func:`quarto_incompatibilities`: a
+            shortcode in TeX math, a ``{{{<`` escape), naming file, line and what to write instead.
     """
     if depth > 10:
         raise ReportError(f"{path}: includes nested more than 10 deep")
     text = path.read_text()
+    problems = quarto_incompatibilities(text, path)
+    if problems:
+        raise ReportError("\n".join(problems))
 
     def include(m):
         target = path.parent / m.group(1)
@@ -249,3 +376,34 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
     RENDERERS[renderer](project, Path(html), Path(pdf))
     print(f"[report] wrote {html} and {pdf}", flush=True)
     return renderer
+
+
+def check_sources(folder: str | Path) -> list[str]:
+    """:func:`quarto_incompatibilities` of every ``*.qmd`` file in ``folder`` (not recursive; the
+    report's chapters), sorted by file name."""
+    return [problem for qmd in sorted(Path(folder).glob("*.qmd"))
+            for problem in quarto_incompatibilities(qmd.read_text(), qmd)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m klvae.report.render --check report``: print each pattern of the report's
+    ``.qmd`` sources that real Quarto renders differently (``file:line: message``).
+
+    Returns:
+        The exit status: 0 when every file is clean, 1 otherwise (2 for a missing folder).
+    """
+    parser = argparse.ArgumentParser(prog="python -m klvae.report.render", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--check", metavar="FOLDER", required=True,
+                        help="check FOLDER/*.qmd for a shortcode in TeX math and for '{{{<'")
+    args = parser.parse_args(argv)
+    if not Path(args.check).is_dir():
+        print(f"{args.check}: not a folder", file=sys.stderr)
+        return 2
+    problems = check_sources(args.check)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
