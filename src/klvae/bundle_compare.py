@@ -489,7 +489,7 @@ def merge_main(out: str | Path, archives: list[str | Path]) -> dict:
         out, out_dir = None, out
     r = merge_bundles(out, archives, out_dir=out_dir or "results/bundle")
     m = r["manifest"]
-    print(f">>> merged bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.1f} MB; "
+    print(f">>> merged bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.2f} MB; "
           f"experiments {', '.join(e.upper() for e in r['experiments'])}\n"
           f"    SHA-256 {r['sha256']}\n    manifest SHA-256 {r['manifest_sha256']}")
     for p in m["provenance"]:
