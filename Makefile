@@ -4,23 +4,27 @@
 # PROFILE=quick|default|paper selects config/$(PROFILE).yaml; CORES=N limits the cores used.
 #   make bundle                  packs the finished run's small outputs into results/bundle/*.tar.gz
 #   make report BUNDLE=<archive> renders the report from such a bundle (verified; nothing is trained)
+#   make compare A=<archive> B=<archive>  every number of two bundles side by side (B against A's interval)
 
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= default
 CORES   ?= all
 BUNDLE  ?=
+A       ?=
+B       ?=
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag unlock clean-results help bundle lint why
+.PHONY: report test env dag unlock clean-results help bundle compare lint why
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
 	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
 	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
+	@echo "make compare A=<archive> B=<archive>        -> every metric and scorecard number of two bundles, B against A's interval"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
 	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
@@ -57,6 +61,12 @@ endif
 # or data) into results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).
 bundle: $(STAMP)
 	$(BIN)/python -m klvae.bundle create --results results --out-dir results/bundle
+
+# Two bundles side by side (klvae.bundle_compare): every table value and scorecard number, B - A,
+# and whether B lies in A's 95 % prediction interval where A has n >= 2 runs. Both are verified first.
+compare: $(STAMP)
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<bundle.tar.gz> B=<bundle.tar.gz>"; exit 2; }
+	$(BIN)/python -m klvae.bundle diff $(A) $(B)
 
 # What `make report` would run now and why (Snakemake's dry run): after editing a klvae function,
 # the jobs whose code digest changed ("Params have changed": params.code) and what follows.

@@ -48,6 +48,8 @@ def fake_results(root: Path) -> Path:
     files = {
         "tables/e1_losses.csv": "kl_weight,loss\n0,150.1\n1,160.2\n",
         "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
+        "e2/z2/end_layer/metrics.json": '{"strategy": "end_layer"}', "tables/e2_metrics.csv": "strategy,z_dim\n",
+        "e3/vae/history.csv": "epoch,loss\n1,0.5\n", "tables/e3_metrics.csv": "model,loss\nvae,0.5\n",
         "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "e1/r0/c0/grid.npz": b"PK\x03\x04images",
         "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
         "benchmarks/quick/e1_train/r0_c0.tsv": "s\tmax_rss\n1.0\t10\n",

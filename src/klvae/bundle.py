@@ -12,7 +12,9 @@ image grids (``grid.npz``; their figures are packed).
 
 What goes in is decided by an allow-list of folders and file extensions (:func:`member_kind`),
 never by listing files. The archive's first member, ``MANIFEST.json``, lists every other
-member with its size (bytes) and SHA-256; :func:`read_bundle` checks every member against it
+member with its size (bytes) and SHA-256, the experiments the run holds (``experiments``:
+:func:`experiments_in`) and, per experiment, the run's commit, backend, host, hardware and config
+(``provenance``: :func:`provenance_entries`); :func:`read_bundle` checks every member against it
 *before* anything is extracted or parsed and refuses, naming the file: a changed byte, a
 member that is not in the manifest or is missing, a duplicate, a symlink or any other
 non-regular entry, an absolute path or ``..``, a name outside the allow-list.
@@ -26,6 +28,10 @@ Command line (``create`` is the default command)::
     python -m klvae.bundle create [--results results] [--out-dir results/bundle] [--out FILE|DIR] [--partial]
     python -m klvae.bundle verify ARCHIVE
     python -m klvae.bundle extract ARCHIVE --into DIR
+    python -m klvae.bundle diff A B [--csv FILE]        # every number of two bundles side by side
+    python -m klvae.bundle merge OUT A B [C ...]        # per-experiment bundles joined into one
+
+``diff`` and ``merge`` live in :mod:`klvae.bundle_compare`.
 
 Sizes are in bytes (MB = 10**6 bytes in messages). Errors are :class:`BundleError` (the CLI
 prints them and exits with status 1).
@@ -75,6 +81,10 @@ EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
 RUN_RECORD = "report/generated/run.json"
 RUN_CONFIG = "report/generated/config.yaml"
+#: The experiments a bundle can hold, in the report's order.
+EXPERIMENTS = ("e1", "e2", "e3")
+#: Folders of ``results/data/`` that belong to one experiment (the faces are E3's; MNIST is shared).
+DATA_OWNERS = {"faces": "e3", "standin": "e3", "celeba": "e3"}
 
 _SAFE_PART = re.compile(r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -198,12 +208,73 @@ def manifest_entries(files: list[tuple[str, Path]]) -> list[dict]:
     return [{"path": rel, "size": path.stat().st_size, "sha256": sha256_file(path)} for rel, path in files]
 
 
-def bundle_name(run: dict) -> str:
-    """``klvae-<profile>-<backend>-<short commit>`` from a run record (the archive's stem)."""
+def experiment_of(rel: str) -> str | None:
+    """The experiment (``e1``, ``e2``, ``e3``) a bundle member belongs to, or None for a shared file.
+
+    A member belongs to ``eN`` when it lies under ``eN/``, is ``tables/eN_*`` or ``figures/eN/...``,
+    a report fragment or variables file ``report/generated/eN.*``/``eN_*``, a benchmark of a rule
+    ``eN_*`` (``benchmarks/<profile>/eN_<rule>/...``), or E3's face data records (:data:`DATA_OWNERS`).
+    Shared: the run record, the config, the MNIST provenance, the scorecard, the methods fragments.
+    """
+    parts = PurePosixPath(rel).parts
+    if not parts:
+        return None
+
+    def own(name: str) -> str | None:
+        m = re.match(r"(e\d+)(?:[_.]|$)", name)
+        return m.group(1) if m and m.group(1) in EXPERIMENTS else None
+
+    top = parts[0]
+    if top in EXPERIMENTS:
+        return top
+    if top in ("tables", "figures") and len(parts) > 1:
+        return own(parts[1])
+    if top == "report" and len(parts) > 2 and parts[1] == "generated":
+        return own(parts[2])
+    if top == "benchmarks" and len(parts) > 2:
+        return own(parts[2])
+    if top == "data" and len(parts) > 2:
+        return DATA_OWNERS.get(parts[1])
+    return None
+
+
+def experiments_in(paths) -> list[str]:
+    """Which experiments a run's outputs hold: ``eN`` where a member lies under ``eN/`` or is a
+    table ``tables/eN_*`` (report fragments, figures and benchmarks alone do not count).
+
+    Args:
+        paths: member names (relative to ``results/``, POSIX).
+
+    Returns:
+        The experiments, in :data:`EXPERIMENTS` order (``[]`` when none ran).
+    """
+    found = set()
+    for rel in paths:
+        parts = PurePosixPath(rel).parts
+        if len(parts) > 1 and parts[0] in EXPERIMENTS:
+            found.add(parts[0])
+        elif len(parts) == 2 and parts[0] == "tables":
+            found.update(e for e in EXPERIMENTS if parts[1].startswith(f"{e}_"))
+    return [e for e in EXPERIMENTS if e in found]
+
+
+def bundle_name(run: dict, experiments=None) -> str:
+    """``klvae-<profile>-<backend>-<short commit>`` from a run record (the archive's stem).
+
+    ``keras_backend`` and ``git_commit`` may be lists (a merged bundle's runs): their distinct
+    values are joined by ``+``. When ``experiments`` is given and is not all of
+    :data:`EXPERIMENTS`, ``-e1+e2`` (the experiments held) is appended.
+    """
     from klvae.report.provenance import short_commit
 
-    parts = ["klvae", str(run.get("profile", "unknown")), str(run.get("keras_backend", "unknown")),
-             short_commit(str(run.get("git_commit", "")))]
+    def joined(value, default: str, form=str) -> str:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return "+".join(dict.fromkeys(form(str(v)) for v in values if v is not None)) or default
+
+    parts = ["klvae", str(run.get("profile", "unknown")), joined(run.get("keras_backend"), "unknown"),
+             joined(run.get("git_commit", ""), "nogit", short_commit)]
+    if experiments is not None and list(experiments) != list(EXPERIMENTS):
+        parts.append("+".join(experiments) or "none")
     return "-".join(re.sub(r"[^A-Za-z0-9_.+-]", "_", p) for p in parts)
 
 
@@ -320,8 +391,11 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     if unpacked > MAX_UNPACKED_BYTES:
         raise BundleTooLarge(f"{root}: the selected files hold {unpacked / 1e6:.1f} MB, more than a bundle may "
                              f"unpack to ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); the largest:\n{_largest(entries)}")
-    name = bundle_name(run) + ("-partial" if missing else "")
+    experiments = experiments_in(rel for rel, _ in files)
+    name = bundle_name(run, experiments) + ("-partial" if missing else "")
     archive = Path(out) if out is not None else Path(out_dir) / f"{name}.tar.gz"
+    config_path = root / RUN_CONFIG
+    config = (yaml.safe_load(config_path.read_text()) if config_path.is_file() else None) or {}
     manifest = {
         "format": FORMAT, "name": bundle_stem(archive),
         "created_utc": created_utc or utc_now(), "created_host": host(),
@@ -329,8 +403,51 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
         "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
         "run_commit": run.get("git_commit"), "run_host": run.get("host"), "run_recorded_utc": run.get("recorded_utc"),
         "run_record": RUN_RECORD, "config": RUN_CONFIG, "complete": not missing, "missing": missing,
+        "experiments": experiments, "provenance": provenance_entries(run, config, experiments),
         "members_total_bytes": unpacked, "members": entries,
     }
+    result = write_archive(archive, manifest, [(rel, path, int(path.stat().st_mtime)) for rel, path in files],
+                           max_bytes)
+    return {**result, "excluded": excluded, "complete": not missing, "missing": missing, "experiments": experiments}
+
+
+def provenance_entries(run: dict, config: dict, experiments) -> list[dict]:
+    """One provenance record per experiment of a run, as a manifest's ``provenance`` list.
+
+    Each is ``{"experiment", "profile", "keras_backend", "run_commit", "run_host",
+    "run_recorded_utc", "hardware" (the run record's dict: CPU, GPU, memory, OS), "config" (the
+    run's whole config as used)}``; :func:`klvae.bundle_compare.merge_bundles` keeps them per
+    experiment, so a merged bundle still says which commit, config and machine made each part.
+    """
+    return [{"experiment": e, "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
+             "run_commit": run.get("git_commit"), "run_host": run.get("host"),
+             "run_recorded_utc": run.get("recorded_utc"), "hardware": run.get("hardware") or {}, "config": config}
+            for e in experiments]
+
+
+def write_archive(archive: str | Path, manifest: dict, items: list[tuple[str, Path | bytes, int]],
+                  max_bytes: int = MAX_BUNDLE_BYTES) -> dict:
+    """Write a bundle: ``manifest`` as the first member, then ``items`` in order; atomically.
+
+    Args:
+        archive: the ``tar.gz`` to write (its folder is created); a ``<archive>.sha256`` file
+            (``sha256sum -c`` format) is written beside it.
+        manifest: the manifest; its ``members`` must list every item with its size and SHA-256.
+        items: ``(member name, source, mtime)``; ``source`` is a file (re-hashed while it is packed)
+            or the member's bytes.
+        max_bytes: size limit of the archive (bytes).
+
+    Returns:
+        ``{"path", "size" (archive bytes), "sha256", "manifest_sha256", "members" (count),
+        "unpacked_bytes"}``.
+
+    Raises:
+        BundleError: a file changed since the manifest was made.
+        BundleTooLarge: the archive would exceed ``max_bytes``; nothing is left behind.
+    """
+    archive = Path(archive)
+    entries = manifest["members"]
+    unpacked = sum(e["size"] for e in entries)
     manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(f".{archive.name}.tmp{os.getpid()}")
@@ -339,12 +456,14 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
                                                     compresslevel=6) as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes), int(time.time())), io.BytesIO(manifest_bytes))
-            for (rel, path), entry in zip(files, entries, strict=True):
-                data = path.read_bytes()
-                if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    raise BundleError(f"{path} changed while the bundle was being made; is a run still writing "
-                                      "to results/? Try again when it has finished")
-                tar.addfile(_tarinfo(rel, len(data), int(path.stat().st_mtime)), io.BytesIO(data))
+            for (rel, source, mtime), entry in zip(items, entries, strict=True):
+                data = source if isinstance(source, bytes) else Path(source).read_bytes()
+                if rel != entry["path"] or len(data) != entry["size"] or \
+                        hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise BundleError(f"{source if not isinstance(source, bytes) else rel} changed while the bundle "
+                                      "was being made; is a run still writing to results/? Try again when it has "
+                                      "finished")
+                tar.addfile(_tarinfo(rel, len(data), mtime), io.BytesIO(data))
         size = tmp.stat().st_size
         if size > max_bytes:
             raise BundleTooLarge(
@@ -360,7 +479,7 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     Path(f"{archive}.sha256").write_text(f"{digest}  {archive.name}\n")
     return {"path": str(archive), "size": size, "sha256": digest,
             "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(), "members": len(entries),
-            "unpacked_bytes": unpacked, "excluded": excluded, "complete": not missing, "missing": missing}
+            "unpacked_bytes": unpacked}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -606,6 +725,13 @@ def _main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("extract", help="verify a bundle, then write its members into a folder")
     x.add_argument("archive")
     x.add_argument("--into", required=True, help="a new or empty folder")
+    d = sub.add_parser("diff", help="every metric and scorecard number of two bundles, B against A's interval")
+    d.add_argument("a")
+    d.add_argument("b")
+    d.add_argument("--csv", default=None, help="also write the rows to this CSV file")
+    m = sub.add_parser("merge", help="join bundles of different experiments (E1, E2, E3) into one")
+    m.add_argument("out", help="the merged archive, or an existing folder for the default name")
+    m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "create":
@@ -629,6 +755,14 @@ def _main(argv: list[str] | None = None) -> int:
             print(f"{r['name']}: OK, {r['members']} members verified; manifest SHA-256 {r['manifest_sha256']}; "
                   f"profile {r['profile']}, backend {r['keras_backend']}, commit {r['run_commit']}"
                   + ("" if r["complete"] else f"; PARTIAL ({len(r['missing'])} report files missing)"))
+        elif args.cmd == "diff":
+            from klvae.bundle_compare import diff_main
+
+            diff_main(args.a, args.b, args.csv)
+        elif args.cmd == "merge":
+            from klvae.bundle_compare import merge_main
+
+            merge_main(args.out, args.members)
         else:
             extract_bundle(args.archive, args.into)
     except BundleError as err:
