@@ -49,13 +49,17 @@ def test_headlines_are_the_largest_disagreements_then_the_closest_reproductions(
 
 def test_verdict_table_counts_every_verdict_per_experiment_and_in_all():
     header, body = verdict_table(ROWS + [_row("j", "E3", "1", "1", "inconclusive")])
-    assert header == ["experiment", "claims", "reproduced", "differs", "not comparable", "paper profile only",
-                      "inconclusive"]
+    # the scorecard's verdicts in its order (klvae.report.scorecard.VERDICTS), those present only
+    assert header == ["experiment", "claims", "reproduced", "differs", "inconclusive", "not comparable",
+                      "paper profile only"]
     table = {r[0]: r[1:] for r in body}
     assert table["[E1](#sec-e1)"] == ["4", "2", "2", "0", "0", "0"]
-    assert table["[E2](#sec-e2)"] == ["3", "1", "1", "1", "0", "0"]
-    assert table["[E3](#sec-e3)"] == ["3", "0", "1", "0", "1", "1"]
+    assert table["[E2](#sec-e2)"] == ["3", "1", "1", "0", "1", "0"]
+    assert table["[E3](#sec-e3)"] == ["3", "0", "1", "1", "0", "1"]
     assert table["**all**"] == ["10", "3", "4", "1", "1", "1"]
+    # a verdict the scorecard does not list (yet) is still counted, after the listed ones
+    header, body = verdict_table([_row("k", "E1", "1", "1", "withdrawn"), _row("l", "E1", "1", "1", "differs")])
+    assert header[2:] == ["differs", "withdrawn"] and body[-1] == ["**all**", "2", "1", "1"]
 
 
 def test_write_summary_from_files(tmp_path):
