@@ -84,11 +84,14 @@ def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kw
             problems.append(f"input {name!r} is declared deps_only, but {func_name} has a parameter {name!r}: "
                             "drop it from deps_only to pass it, or rename the input")
     if not takes_any:
-        for name in inputs:
-            if name not in accepted and name not in deps:
-                problems.append(f"named input {name!r} is not a parameter of {func_name}. Rename it to the "
-                                f"parameter that should receive it, or, if the job only waits for it, declare it a "
-                                f"dependency only: **library_call({func_name!r}, deps_only=[{name!r}])")
+        extra = [name for name in inputs if name not in accepted and name not in deps]
+        if extra:
+            names = ", ".join(repr(n) for n in extra)
+            what = (f"named input {names} is not a parameter" if len(extra) == 1
+                    else f"named inputs {names} are not parameters")
+            problems.append(f"{what} of {func_name}. Rename each to the parameter that should receive it, or, if "
+                            f"the job only waits for it, declare it a dependency only: "
+                            f"**library_call({func_name!r}, deps_only={[*deps, *extra]!r})")
         for name in outputs:
             if name not in accepted:
                 problems.append(f"named output {name!r} is not a parameter of {func_name}, so nothing would "
