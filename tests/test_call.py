@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import runpy
 import subprocess
@@ -113,3 +114,41 @@ def test_every_rule_of_the_workflow_passes_all_its_named_files(tmp_path):
         module, func = r["func"].split(":")
         call_kwargs(name, r["func"], getattr(importlib.import_module(module), func),
                     {k: "in" for k in r["inputs"]}, {k: "out" for k in r["outputs"]}, deps_only=r["deps_only"])
+
+
+_TINY_SNAKEFILE = """
+rule wrote:
+    input:
+        extra="in.txt",
+    output:
+        path="out_{how}.txt",
+    log:
+        "log_{how}.txt",
+    params:
+        func="klvae.io:write_text",
+        kwargs={"text": "written by call.py"},
+        deps_only=lambda w: ["extra"] if w.how == "declared" else [],
+    script:
+        "CALL"
+"""
+
+
+@pytest.mark.parametrize("how", ["declared", "undeclared"])
+def test_call_py_under_snakemake(tmp_path, how):
+    """The real script under Snakemake's ``script:``: a declared dependency runs, an undeclared one fails the job."""
+    (tmp_path / "Snakefile").write_text(_TINY_SNAKEFILE.replace("CALL", str(REPO / "workflow" / "scripts" / "call.py")))
+    (tmp_path / "in.txt").write_text("a dependency\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path),
+                           "--snakefile", str(tmp_path / "Snakefile"), f"out_{how}.txt"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    log = (tmp_path / f"log_{how}.txt").read_text()
+    if how == "declared":
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert (tmp_path / "out_declared.txt").read_text() == "written by call.py"
+        assert "[wrote] klvae.io:write_text(path, text)" in log
+    else:
+        assert proc.returncode != 0 and not (tmp_path / "out_undeclared.txt").exists()
+        assert ("CallError: rule wrote: named input 'extra' is not a parameter of klvae.io:write_text. Rename each "
+                "to the parameter that should receive it") in log
+        assert "klvae.io:write_text accepts: path, text." in log
