@@ -131,7 +131,8 @@ def made(tmp_path):
     ("e3/ae/test_latents.npy", False), ("report/klvae.html", False), ("report/klvae.pdf", False),
     ("report/build/figures/e1/a.png", False), ("bundle/x.tar.gz", False), ("from_bundle/x/tables/a.csv", False),
     ("e1/.x.tmp1.csv", False), ("MANIFEST.json", False), ("raw/mnist.whl", False), ("notes.docx", False),
-    ("e1/r0/c0.5/grid.npz", False), ("e2/z2/end_layer/recon.npz", True),
+    ("e1/r0/c0.5/grid.npz", False), ("e2/z2/end_layer/recon.npz", True), ("e3/decoded_faces.npz", False),
+    ("e3/vae/model.json", True),
 ])
 def test_allow_list_sorts_files_by_folder_and_extension(rel, included):
     assert kb.member_kind(rel)[0] is included, kb.member_kind(rel)
@@ -348,13 +349,29 @@ def test_render_notes_name_the_bundle_and_the_render_machine():
     assert "{#tbl-render}" in methods_note
 
 
-def test_run_record_names_the_keras_backend(monkeypatch):
-    monkeypatch.setattr(provenance, "hardware", lambda: {"CPU": "c", "logical CPUs": "1", "memory": "1 GiB",
-                                                         "GPU": "none", "OS": "x"})
-    rec = provenance.run_record({"profile": "quick", "seed": 1}, REPO)
+def test_run_record_names_the_keras_backend(monkeypatch, tmp_path):
+    pytest.importorskip("keras")
+    from klvae import backend
+
+    monkeypatch.setattr(provenance, "hardware", lambda b: {"CPU": "c", "logical CPUs": "1", "memory": "1 GiB",
+                                                           "GPU": provenance.gpus_visible(b), "OS": "x"})
+    facts = backend.write_facts(tmp_path / "backend.json")  # what rule report_backend writes
+    assert json.loads((tmp_path / "backend.json").read_text()) == facts
+    rec = provenance.run_record({"profile": "quick", "seed": 1}, REPO, facts)
     assert rec["keras_backend"] in ("tensorflow", "jax", "torch")
     assert rec["keras_backend"] == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert rec["KERAS_BACKEND"] == os.environ.get("KERAS_BACKEND", "")
+    assert rec["versions"]["keras"] == facts["versions"]["keras"]
     assert rec["packages"]["snakemake"] and json.dumps(rec)
+
+
+def test_gpus_visible_reads_the_recorded_accelerators():
+    assert provenance.gpus_visible({"keras_backend": "jax", "accelerators": "none"}) == "none visible to jax"
+    assert provenance.gpus_visible({"keras_backend": "jax", "accelerators": ""}) == "none visible to jax"
+    assert provenance.gpus_visible({"keras_backend": "tensorflow", "accelerators": "/physical_device:GPU:0"}) \
+        == "/physical_device:GPU:0"
+    assert provenance.gpus_visible({"keras_backend": "torch", "accelerators": "unknown (ImportError)"}) \
+        == "unknown (ImportError)"
 
 
 def _snakemake(workdir: Path, *args, env=None) -> subprocess.CompletedProcess:

@@ -1,9 +1,11 @@
 """E3 models: the face VAE / plain AE (shapes, sizes, loss, a training step), the E3 entry
-points (train -> .keras + history, evaluate, encode_latents) and the four face figures."""
+points (train -> .keras + history + model facts, evaluate, encode_latents, decode_faces) and
+the four face figures."""
 
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -112,7 +114,7 @@ def trained(tmp_path_factory):
     for kind in ("vae", "ae"):
         out[kind] = e3.train(d / "train.npy", d / f"{kind}.keras", d / f"{kind}_history.csv", kind=kind, epochs=2,
                              batch_size=8, n_train=16, learning_rate=1e-3, seed=0, threads=1, verbose=0,
-                             epoch_times=d / f"{kind}_epoch_times.csv")
+                             epoch_times=d / f"{kind}_epoch_times.csv", model_info=d / f"{kind}_model.json")
     return out
 
 
@@ -131,6 +133,11 @@ def test_train_writes_model_and_history(trained):
         model = faces.load_face_model(d / f"{kind}.keras")
         assert type(model).__name__ == ("FaceAE" if kind == "ae" else "VAE")
         assert model.count_params() == faces.N_PARAMETERS
+        info = json.loads((d / f"{kind}_model.json").read_text())
+        assert info == {"kind": kind, "n_parameters": 6_315_795, "n_encoder_parameters": 4_075_216,
+                        "n_decoder_parameters": 2_240_579, "z_dim": 200,
+                        "kl_weight": 0.0 if kind == "ae" else faces.DEFAULT_KL_WEIGHT, "reconstruction": "bce_mean",
+                        "kl": "kl_seed_mean"}
     assert float(rows[0]["kl_weight"]) == 0.0
     vae_rows = list(csv.DictReader(open(d / "vae_history.csv")))
     assert float(vae_rows[0]["kl_weight"]) == pytest.approx(faces.DEFAULT_KL_WEIGHT)
@@ -166,19 +173,58 @@ def test_evaluate_and_encode_latents(trained):
     assert summary["frac_in_0_20"] == pytest.approx(np.mean((z > 0) & (z < 20)))
 
 
-def test_face_figures_write_pngs(trained):
+def _decode_as_the_figures_did(model, z):
+    """The face figures' decoding before it moved to klvae.experiments.e3.decode_faces (verbatim)."""
+    out = [np.asarray(model.decoder(z[i:i + 256], training=False)) for i in range(0, len(z), 256)]
+    return np.clip(np.concatenate(out), 0.0, 1.0)
+
+
+def test_decode_faces_gives_the_bits_the_figures_decoded(trained, tmp_path):
+    from klvae.experiments import e3
+
+    d = trained["dir"]
+    bounds = [0.5, 5, 50]
+    info = e3.decode_faces(d / "vae.keras", d / "ae.keras", d / "test.npy", tmp_path / "decoded.npz", n_random=6,
+                           bounds=bounds, n_per_bound=3, n_test=4, seed=7)
+    assert info == {"z_dim": 200, "n_random": 6, "n_ae_points": 9, "n_test": 4}
+    got = np.load(tmp_path / "decoded.npz")
+    # what figures/e3.py computed before (random_faces, ae_random_points, reconstructions), step by step
+    vae, ae = faces.load_face_model(d / "vae.keras"), faces.load_face_model(d / "ae.keras")
+    z = np.random.default_rng(7).standard_normal((6, 200)).astype(np.float32)
+    want = {"random_faces": _decode_as_the_figures_did(vae, z)}
+    zs = [np.random.default_rng([7, r]).uniform(0.0, b, (3, 200)).astype(np.float32) for r, b in enumerate(bounds)]
+    want["ae_points"] = _decode_as_the_figures_did(ae, np.concatenate(zs))
+    x = np.load(d / "test.npy", mmap_mode="r")
+    idx = np.sort(np.random.default_rng(7).choice(len(x), size=4, replace=False))
+    want["test_index"], want["test_faces"] = idx, np.asarray(x[idx], np.float32) / 255.0
+    for name, model in (("vae", vae), ("ae", ae)):
+        want[f"{name}_reconstructions"] = _decode_as_the_figures_did(
+            model, np.asarray(model.encoder(want["test_faces"], training=False)[0]))
+    for key, value in want.items():
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+        assert got[key].tobytes() == value.tobytes(), key  # bitwise
+    assert got["random_faces"].shape == (6, 96, 96, 3) and got["ae_points"].shape == (9, 96, 96, 3)
+    assert got["bounds"].tolist() == [0.5, 5.0, 50.0] and int(got["n_per_bound"]) == 3
+    assert int(got["z_dim"]) == int(got["ae_z_dim"]) == 200 and int(got["seed"]) == 7
+    assert float(got["vae_kl_weight"]) == faces.DEFAULT_KL_WEIGHT and float(got["ae_kl_weight"]) == 0.0
+
+
+def test_face_figures_write_pngs(trained, tmp_path):
     from PIL import Image
 
+    from klvae.experiments import e3
     from klvae.figures import e3 as ff
 
     d = trained["dir"]
+    e3.decode_faces(d / "vae.keras", d / "ae.keras", d / "test.npy", tmp_path / "decoded.npz", n_random=6,
+                    n_per_bound=3, n_test=4)
+    dec = tmp_path / "decoded.npz"
     label = "synthetic stand-in, not CelebA"
-    ff.random_faces(d / "vae.keras", d / "random.png", label, n_rows=2, n_cols=3)
-    ff.ae_random_points(d / "ae.keras", d / "ae_points.png", label, n_per_bound=3)
-    ff.reconstructions(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "rec.png", "CelebA", n=4)
+    ff.random_faces(dec, d / "random.png", label, n_cols=3)
+    ff.ae_random_points(dec, d / "ae_points.png", label)
+    ff.reconstructions(dec, d / "rec.png", "CelebA")
     (d / "manifest.json").write_text('{"data_label": "synthetic stand-in, not CelebA", "standin": true}')
-    ff.reconstructions(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "rec_m.png", manifest=d / "manifest.json",
-                       n=4)
+    ff.reconstructions(dec, d / "rec_m.png", manifest=d / "manifest.json")
     np.save(d / "z.npy", np.random.default_rng(0).normal(size=(6, 200)).astype(np.float32))
     ff.latent_histogram(d / "z.npy", d / "hist.png", label)
     for name in ("random", "ae_points", "rec", "hist"):

@@ -14,7 +14,9 @@ What cannot be backend-neutral lives here:
 * :func:`handwritten_train_step` -- post VIII's hand-written ``train_step``: a per-backend
   idiom, exactly as the Keras guides "Customizing what happens in ``fit()``" show it for
   TensorFlow and JAX.
-* :func:`accelerators`, :func:`versions` -- what the report's provenance lines print.
+* :func:`accelerators`, :func:`versions`, :func:`describe` -- what ran the numbers;
+  :func:`write_facts` (rule ``report_backend``) writes them to a JSON file that the report's
+  provenance reads (:func:`klvae.report.provenance.run_record`), so the report imports no Keras.
 """
 
 from __future__ import annotations
@@ -340,6 +342,45 @@ def versions() -> dict[str, str]:
     return out
 
 
+def describe() -> dict:
+    """What ran the numbers: the Keras backend and its versions (:func:`versions`), NumPy and
+    Python versions, CPU model and logical CPU count (strings/ints). Recorded in E2's metrics
+    (``version_*`` keys) and benchmark tables."""
+    import platform
+
+    import numpy as np
+
+    from klvae.machine import cpu_model
+
+    return {**versions(), "numpy": np.__version__, "python": platform.python_version(),
+            "cpu": cpu_model(), "cpu_count": os.cpu_count()}
+
+
+def backend_facts() -> dict:
+    """The backend facts of this process that the report's provenance quotes.
+
+    Returns:
+        ``{"keras_backend": name(), "KERAS_BACKEND": the variable as set ("" when unset),
+        "accelerators": accelerators() (GPUs/TPUs the backend sees, "none", or "unknown (<error>)"),
+        "versions": versions()}`` (strings; JSON-serialisable).
+    """
+    return {"keras_backend": name(), "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", ""),
+            "accelerators": accelerators(), "versions": versions()}
+
+
+def write_facts(facts: str) -> dict:
+    """Rule ``report_backend``: :func:`backend_facts` of the run's environment -> ``facts`` (JSON).
+
+    Run at the end of a run with the same ``KERAS_BACKEND`` as the trainings; rule
+    ``report_methods`` reads the file into the run record (:func:`klvae.report.provenance.run_record`),
+    so the report's own code imports no Keras. Returns what it wrote.
+    """
+    from klvae.io import write_json
+
+    found = backend_facts()
+    write_json(facts, found)
+    return found
+
+
 __all__ = ["BACKENDS", "name", "configure", "loss_and_gradients", "handwritten_train_step", "fit_input",
-           "thread_settings",
-           "accelerators", "versions"]
+           "thread_settings", "accelerators", "versions", "describe", "backend_facts", "write_facts"]

@@ -7,8 +7,9 @@ report's generated fragments and variables (``results/report/generated/``), the 
 used and the run record (Keras backend, hardware, host, date, git commit, every installed
 package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
 ``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
-under ``results/data/`` but its JSON provenance and manifests), nor the E1 manifold's decoded
-image grids (``grid.npz``; their figures are packed).
+under ``results/data/`` but its JSON provenance and manifests), nor decoded images that only
+feed a figure (the E1 manifold's ``grid.npz``, E3's ``decoded_faces.npz``; their figures are
+packed).
 
 What goes in is decided by an allow-list of folders and file extensions (:func:`member_kind`),
 never by listing files. The archive's first member, ``MANIFEST.json``, lists every other
@@ -74,8 +75,9 @@ EXTENSIONS = frozenset({".csv", ".tsv", ".json", ".npz", ".png", ".md", ".yml", 
 EXCLUDED_EXTENSIONS = {".keras": "model", ".h5": "model/weights", ".hdf5": "model/weights", ".npy": "data array",
                        ".ckpt": "checkpoint", ".pkl": "pickle", ".pickle": "pickle", ".whl": "raw data",
                        ".zip": "raw data", ".gz": "raw data", ".jpg": "image data", ".jpeg": "image data"}
-#: Arrays of decoded images that only feed a figure (the figure is packed instead).
-IMAGE_GRIDS = frozenset({"grid.npz"})
+#: Arrays of decoded images that only feed a figure (the figure is packed instead): the E1
+#: manifold's 30x30 digits (2.8 MB each) and E3's decoded faces (about 20 MB of float32).
+IMAGE_GRIDS = frozenset({"grid.npz", "decoded_faces.npz"})
 #: Top-level folders of ``results/`` that are never packed (other bundles and their renders).
 EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
@@ -119,7 +121,8 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
     1. out: hidden/temporary files, anything in a ``*.ckpt/`` folder (checkpoints), models and
        weights (``.keras``, ``.h5``, ``*.weights.*``), data arrays (``.npy``), pickles, raw data
        (``.whl``, ``.zip``, ``.gz``, JPEGs) and decoded image grids (:data:`IMAGE_GRIDS`: the
-       manifold's 30x30 decoded digits, 2.8 MB each; its figure is in the bundle);
+       manifold's 30x30 decoded digits, 2.8 MB each, and E3's decoded faces; their figures
+       are in the bundle);
     2. by folder: ``bundle/`` and ``from_bundle/`` out (bundles and their renders);
        ``data/`` only its JSON provenance records and manifests; ``report/`` only ``generated/``
        (the HTML/PDF and the build folder are remade from it); ``benchmarks/`` only the run's

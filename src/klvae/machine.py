@@ -1,8 +1,8 @@
-"""The one reader of the machine this process runs on: CPU model, cores, load, versions.
+"""The one reader of the machine this process runs on: CPU model, cores, load.
 
 Used by the training records (:mod:`klvae.experiments`), the benchmarks (:mod:`klvae.bench`)
 and the report's provenance (:mod:`klvae.report.provenance`). Imports no deep-learning
-framework at module level.
+framework (the backend's versions are :func:`klvae.backend.describe`).
 """
 
 from __future__ import annotations
@@ -36,15 +36,4 @@ def load_average() -> float | str:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else ""
 
 
-def describe() -> dict:
-    """What ran the numbers: the Keras backend and its versions (:func:`klvae.backend.versions`,
-    imports Keras), NumPy and Python versions, CPU model and logical CPU count (strings/ints)."""
-    import numpy as np
-
-    from klvae import backend
-
-    return {**backend.versions(), "numpy": np.__version__, "python": platform.python_version(),
-            "cpu": cpu_model(), "cpu_count": os.cpu_count()}
-
-
-__all__ = ["cpu_model", "usable_cores", "load_average", "describe"]
+__all__ = ["cpu_model", "usable_cores", "load_average"]

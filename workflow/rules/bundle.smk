@@ -86,7 +86,7 @@ rule report_render:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.render:render"),
+        **library_call("klvae.report.render:render", deps_only=["report_sources", "fragments"]),
         kwargs={
             "sources": REPORT_SOURCES,
             "build": f"{BUNDLE_DIR}/report/build",

@@ -15,6 +15,14 @@
 # what follows from it, when that code changes -- by content: a fresh checkout (new mtimes)
 # reruns no training or figure. profiles/default leaves Snakemake's mtime-based `code`
 # trigger for scripts out.
+#
+# Every named input and output is passed to the function under its name, and one the function
+# has no parameter for is an error (a typo never goes unnoticed). An input the job must only
+# wait for, or rerun after, is declared so by name:
+#
+#   **library_call("klvae.report.methods:write_methods", deps_only=["after"]),
+#
+# which adds `deps_only` to the params; call.py passes those inputs to no one.
 
 import os
 from functools import partial
@@ -27,9 +35,16 @@ KLVAE_SOURCES = os.path.join(workflow.basedir, "src")
 CONDA_ENV = "../envs/klvae.yaml"
 
 
-# library_call("klvae.module:function") -> {"func": ..., "code": <digest>}
-library_call = partial(
+_rule_params = partial(
     rule_params,
     sources=KLVAE_SOURCES,
     runner=os.path.join(workflow.basedir, "workflow", "scripts", "call.py"),
 )
+
+
+def library_call(func, deps_only=()):
+    """library_call("klvae.module:function", deps_only=[...]) -> {"func", "code"[, "deps_only"]}."""
+    params = _rule_params(func)
+    if deps_only:
+        params["deps_only"] = list(deps_only)
+    return params

@@ -68,6 +68,7 @@ rule report_e3:
         bench_preprocessing=rules.e3_bench_preprocessing.output.csv,
         bench_memory=rules.e3_bench_memory.output.csv,
         bench_pipeline=rules.e3_bench_pipeline.output.csv,
+        vae_info=f"{E3_DIR}/vae/model.json",
     output:
         banner_md=f"{GEN}/e3_banner.md",
         data_md=f"{GEN}/e3_data.md",
@@ -88,10 +89,31 @@ rule report_e3:
         CALL
 
 
+rule report_backend:
+    """The run's Keras backend, its versions and the accelerators it sees, for the report (which imports no Keras)."""
+    input:
+        # recorded at the end of the run, as the rest of the run record
+        after=ALL_RESULTS,
+    output:
+        facts=f"{REPORT_DIR}/backend.json",
+    log:
+        f"{LOGS}/report/backend.log",
+    benchmark:
+        f"{BENCH}/report/backend.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.backend:write_facts", deps_only=["after"]),
+        backend=KERAS_BACKEND,  # rerun trigger: the facts name the backend
+    script:
+        CALL
+
+
 rule report_methods:
     """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
     input:
         mnist_provenance=rules.mnist_canonical.output.provenance,
+        backend=rules.report_backend.output.facts,
         paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
         schema=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
         after=ALL_RESULTS,
@@ -111,7 +133,7 @@ rule report_methods:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.methods:write_methods"),
+        **library_call("klvae.report.methods:write_methods", deps_only=["after"]),
         backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
         kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
     script:
@@ -240,7 +262,7 @@ rule report_render:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.render:render"),
+        **library_call("klvae.report.render:render", deps_only=["report_sources", "fragments"]),
         kwargs={
             "sources": REPORT_SOURCES,
             "build": f"{REPORT_DIR}/build",

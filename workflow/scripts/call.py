@@ -1,10 +1,13 @@
 """Generic thin rule body: call one klvae library function with the rule's files and params.
 
 A rule sets ``params: **library_call("klvae.module:function"), kwargs={...}``, ``log:`` and
-``script: CALL`` (``workflow/rules/call.smk``). The function is called with the rule's named
-inputs and named outputs that it has parameters for (other named inputs are dependencies
-only, e.g. the report waiting for every result), plus ``params.kwargs`` and ``threads`` when
-it accepts that. Snakemake runs this in its own Python process.
+``script: CALL`` (``workflow/rules/call.smk``). The function is called with every named input
+and named output of the rule under its name, plus ``params.kwargs`` and ``threads`` when it
+accepts that (:func:`call_kwargs`). A named input or output the function has no parameter for
+is an error naming the rule, the file's name and the parameters the function accepts -- unless
+the input is declared a dependency only (``library_call(..., deps_only=["after"])``, e.g. the
+report waiting for every result), which is then passed to no one. Snakemake runs this in its
+own Python process.
 
 At the end the job's time split (process start-up, imports, compilation, training; see
 ``klvae.bench.phases``) is written next to its log as ``<log>.phases.json``.
@@ -43,36 +46,103 @@ class _Tee:
 
 
 T_CALL = time.time()  # the job's phases (klvae.bench.phases): start-up ends here
-smk = snakemake  # noqa: F821  (injected by Snakemake's script directive)
-console = sys.stdout, sys.stderr
-log = open(smk.log[0], "w", buffering=1) if smk.log else None  # open for the job's lifetime
-if log is not None:
-    sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
-try:
-    module_name, func_name = smk.params.func.split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    t_imported = time.time()
-    accepted = inspect.signature(func).parameters
-    files = {**dict(smk.input.items()), **dict(smk.output.items())}
-    kwargs = {k: v for k, v in files.items() if k in accepted}
-    kwargs.update(smk.params.get("kwargs", {}))
-    if "threads" in accepted:
-        kwargs["threads"] = smk.threads
-    start = time.time()
-    print(f"[{smk.rule}] {smk.params.func}({', '.join(sorted(kwargs))})", file=sys.stderr, flush=True)
-    func(**kwargs)
-    print(f"[{smk.rule}] done in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
-    if smk.log:  # <log>.phases.json: start-up, imports, compilation, training (klvae.bench.phases)
-        from klvae.bench.phases import record
 
-        record(smk.log[0], smk.rule, dict(smk.wildcards.items()), T_CALL, t_imported)
-except BaseException:
-    if log is not None:  # the traceback in the log too (Snakemake prints it on the console)
-        log.write(traceback.format_exc())
-    raise
-finally:
+
+class CallError(TypeError):
+    """A rule's named files do not match its function's parameters; the message says how to fix it."""
+
+
+def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kwargs: dict | None = None,
+                deps_only=(), threads: int | None = None) -> dict:
+    """The keyword arguments ``func`` is called with for one job of ``rule``.
+
+    Args:
+        rule: the rule's name (for messages).
+        func_name: ``"klvae.module:function"`` (for messages).
+        func: the function; its parameters come from :func:`inspect.signature`.
+        inputs, outputs: the rule's named inputs and outputs, ``{name: path or list of paths}``.
+        kwargs: ``params.kwargs`` (passed as given; they win over a file of the same name).
+        deps_only: names of inputs the job only depends on: passed to no one.
+        threads: the job's threads, passed when ``func`` has a ``threads`` parameter.
+
+    Returns:
+        ``{name: value}``: every named input but ``deps_only``, every named output, the kwargs
+        and ``threads``.
+
+    Raises:
+        CallError: a named input (not in ``deps_only``) or a named output that ``func`` has no
+            parameter for (and no ``**kwargs``); a ``deps_only`` name that is not a named input,
+            or that ``func`` does have a parameter for. The message names the rule, the file's
+            name and the parameters ``func`` accepts.
+    """
+    params = inspect.signature(func).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = [n for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                inspect.Parameter.VAR_KEYWORD)]
+    deps = list(deps_only)
+    shown = ", ".join(accepted) or "no parameters"
+    problems = []
+    for name in deps:
+        if name not in inputs:
+            problems.append(f"deps_only names {name!r}, which is not a named input of the rule (named inputs: "
+                            f"{', '.join(inputs) or 'none'})")
+        elif name in accepted:
+            problems.append(f"input {name!r} is declared deps_only, but {func_name} has a parameter {name!r}: "
+                            "drop it from deps_only to pass it, or rename the input")
+    if not takes_any:
+        extra = [name for name in inputs if name not in accepted and name not in deps]
+        if extra:
+            names = ", ".join(repr(n) for n in extra)
+            what = (f"named input {names} is not a parameter" if len(extra) == 1
+                    else f"named inputs {names} are not parameters")
+            problems.append(f"{what} of {func_name}. Rename each to the parameter that should receive it, or, if "
+                            f"the job only waits for it, declare it a dependency only: "
+                            f"**library_call({func_name!r}, deps_only={[*deps, *extra]!r})")
+        for name in outputs:
+            if name not in accepted:
+                problems.append(f"named output {name!r} is not a parameter of {func_name}, so nothing would "
+                                "write it. Rename it to the parameter that receives its path")
+    if problems:
+        raise CallError(f"rule {rule}: " + "; ".join(problems) + f". {func_name} accepts: {shown}.")
+    out = {k: v for k, v in inputs.items() if k not in deps}
+    out.update(outputs)
+    out.update(kwargs or {})
+    if threads is not None and ("threads" in accepted or takes_any):
+        out["threads"] = threads
+    return out
+
+
+def main(smk) -> None:
+    """Run one job: tee its output to the rule's log, call ``params.func`` (:func:`call_kwargs`)."""
+    console = sys.stdout, sys.stderr
+    log = open(smk.log[0], "w", buffering=1) if smk.log else None  # open for the job's lifetime
     if log is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout, sys.stderr = console
-        log.close()
+        sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+    try:
+        module_name, func_name = smk.params.func.split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        t_imported = time.time()
+        kwargs = call_kwargs(smk.rule, smk.params.func, func, dict(smk.input.items()), dict(smk.output.items()),
+                             smk.params.get("kwargs", {}), smk.params.get("deps_only", ()), smk.threads)
+        start = time.time()
+        print(f"[{smk.rule}] {smk.params.func}({', '.join(sorted(kwargs))})", file=sys.stderr, flush=True)
+        func(**kwargs)
+        print(f"[{smk.rule}] done in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+        if smk.log:  # <log>.phases.json: start-up, imports, compilation, training (klvae.bench.phases)
+            from klvae.bench.phases import record
+
+            record(smk.log[0], smk.rule, dict(smk.wildcards.items()), T_CALL, t_imported)
+    except BaseException:
+        if log is not None:  # the traceback in the log too (Snakemake prints it on the console)
+            log.write(traceback.format_exc())
+        raise
+    finally:
+        if log is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = console
+            log.close()
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from klvae.machine import describe
+from klvae.backend import describe
 from klvae.seeding import set_global_seed
 
 EPOCH_IMAGES = 60_000

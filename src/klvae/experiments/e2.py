@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from klvae.backend import describe
 from klvae.io import atomic_path, write_json, write_rows
-from klvae.machine import describe
 
 # The seeds' reference numbers live in klvae.reference (one place for all experiments).
 from klvae.reference import E2_SEED_BATCH_SIZE, E2_SEED_EPOCHS, E2_SEED_FACT, SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: F401

@@ -15,8 +15,11 @@ every output is written under a temporary name and renamed when complete):
 * :func:`encode_latents` -- the encoder's ``z_mean`` of test faces (``.npy``) plus a CSV
   summary of the value range (the AE post: "most of the data points ... in a region of
   0 < x_i < 20").
+* :func:`decode_faces` -- the decoded images the face figures show (VAE faces from
+  z ~ N(0, I), AE decodings of z_i ~ U(0, b), test faces and both models' reconstructions),
+  one ``.npz`` with the settings that made them.
 
-The figures are made by :mod:`klvae.figures.e3` from these files.
+The figures are drawn by :mod:`klvae.figures.e3` from these files (no model is loaded there).
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from klvae.io import atomic_path, commit, write_rows
+from klvae.io import atomic_path, commit, write_json, write_rows
 from klvae.seeding import set_global_seed
+
+#: The AE post's boundaries b for z_i ~ U(0, b) (config ``e3.ae_bounds``).
+AE_BOUNDS = (0.5, 2.5, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
+#: Latent points decoded per model call in :func:`decode_faces`.
+DECODE_BATCH = 256
 
 
 def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
@@ -63,7 +71,7 @@ def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
 def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: str = "vae", epochs: int = 5,
           batch_size: int = 128, learning_rate: float = 1e-3, kl_weight: float | None = None,
           n_train: int | None = None, z_dim: int = 200, seed: int = 0, threads: int = 1,
-          verbose: int = 2, epoch_times: str | Path | None = None) -> dict:
+          verbose: int = 2, epoch_times: str | Path | None = None, model_info: str | Path | None = None) -> dict:
     """Train E3's face VAE or plain AE on the streamed uint8 training array.
 
     Args:
@@ -76,6 +84,12 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             reruns give identical files.
         epoch_times: optional output CSV, one row per epoch: ``kind, epoch, seconds, steps,
             s_per_step, images_per_second`` (wall time of the epoch on this machine).
+        model_info: optional output JSON, facts about the trained model for the report (which
+            imports no Keras): ``kind``, ``n_parameters`` (encoder + decoder weights, int;
+            6,315,795 at z_dim 200, :data:`klvae.models.faces.N_PARAMETERS`),
+            ``n_encoder_parameters``, ``n_decoder_parameters``, ``z_dim``, ``kl_weight``
+            (``fact``), ``reconstruction``, ``kl``. Written after the model; reading the counts
+            draws no random numbers.
         kind: ``"vae"`` or ``"ae"`` (:func:`klvae.models.faces.build_face_model`).
         epochs: passes over the ``n_train`` images (seed: until 10-25 epochs looked good).
         batch_size: images per step (seed: 128).
@@ -126,6 +140,11 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     net.save(tmp)
     commit(tmp, model)
     write_rows(history, rows)
+    if model_info is not None:
+        n_enc, n_dec = int(net.encoder.count_params()), int(net.decoder.count_params())
+        write_json(model_info, {"kind": kind, "n_parameters": n_enc + n_dec, "n_encoder_parameters": n_enc,
+                                "n_decoder_parameters": n_dec, "z_dim": int(z_dim), "kl_weight": kw,
+                                "reconstruction": "bce_mean", "kl": "kl_seed_mean"})
     if epoch_times is not None:
         write_rows(epoch_times, [{"kind": kind, "epoch": e + 1, "seconds": round(r["seconds"], 3), "steps": steps,
                                   "s_per_step": round(r["seconds"] / steps, 4),
@@ -197,4 +216,78 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     return row
 
 
-__all__ = ["train", "evaluate", "encode_latents"]
+def _decode(model, z: np.ndarray) -> np.ndarray:
+    """``decoder(z)`` in chunks of :data:`DECODE_BATCH`, clipped to [0, 1]: float32 ``(n, 96, 96, 3)``."""
+    out = [np.asarray(model.decoder(z[i:i + DECODE_BATCH], training=False)) for i in range(0, len(z), DECODE_BATCH)]
+    return np.clip(np.concatenate(out), 0.0, 1.0)
+
+
+def decode_faces(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, decoded: str | Path,
+                 n_random: int = 60, bounds=AE_BOUNDS, n_per_bound: int = 10, n_test: int = 10,
+                 seed: int = 0) -> dict:
+    """Decode what the face figures show -> ``decoded`` (``.npz``); the figures only draw it.
+
+    Three sets, each drawn and decoded exactly as the figures did before (same generators,
+    seeds, order of draws and batches):
+
+    * ``random_faces``: the VAE's ``decoder(z)`` of ``n_random`` points
+      ``z = default_rng(seed).standard_normal((n_random, z_dim))`` (float32);
+    * ``ae_points``: the AE's ``decoder(z)``, one block of ``n_per_bound`` rows per boundary
+      ``b`` (row ``r``: ``z = default_rng([seed, r]).uniform(0, b, (n_per_bound, z_dim))``,
+      float32), blocks in the order of ``bounds``;
+    * ``test_faces`` (uint8 test images / 255, float32), ``test_index`` (int, sorted; picked
+      with ``default_rng(seed).choice(N, min(n_test, N), replace=False)``), and
+      ``vae_reconstructions``/``ae_reconstructions``: ``decoder(z_mean)`` of each model
+      (deterministic, no sampling).
+
+    Every image array is float32 ``(n, 96, 96, 3)`` clipped to [0, 1]; the decoder runs on
+    chunks of :data:`DECODE_BATCH` points. Settings stored beside them: ``z_dim``, ``seed``,
+    ``bounds`` (float64), ``n_per_bound``, ``vae_kl_weight`` and ``ae_kl_weight`` (the models'
+    ``fact``; 0 for the AE). No random draw of the backend is used and its threads are left at
+    their defaults, so the images are those the figure rules decoded.
+
+    Args:
+        vae_model, ae_model: ``.keras`` files from :func:`train` (kind ``"vae"``, ``"ae"``).
+        test_npy: uint8 ``(N, 96, 96, 3)`` test ``.npy`` from :func:`klvae.data.celeba.preprocess`.
+        decoded: output ``.npz``.
+        n_random: points z ~ N(0, I) for the random-face figure (6 rows x 10).
+        bounds: boundaries b of z_i ~ U(0, b) (the AE post's, :data:`AE_BOUNDS`).
+        n_per_bound: points per boundary (the AE post showed 10 of 100).
+        n_test: test faces to reconstruct.
+        seed: seeds the NumPy generators above.
+
+    Returns:
+        ``{"z_dim", "n_random", "n_ae_points", "n_test"}``.
+
+    Raises:
+        DataIntegrityError: the test array is missing, truncated or of the wrong shape.
+    """
+    from klvae.models.faces import load_face_model
+
+    x = _open_images(test_npy, None)
+    vae = load_face_model(vae_model)
+    z_dim = vae.decoder.input_shape[-1]
+    z = np.random.default_rng(seed).standard_normal((n_random, z_dim)).astype(np.float32)
+    random_faces = _decode(vae, z)
+
+    ae = load_face_model(ae_model)
+    ae_z_dim = ae.decoder.input_shape[-1]
+    zs = [np.random.default_rng([seed, r]).uniform(0.0, b, (n_per_bound, ae_z_dim)).astype(np.float32)
+          for r, b in enumerate(bounds)]
+    ae_points = _decode(ae, np.concatenate(zs))
+
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=min(n_test, len(x)), replace=False))
+    orig = np.asarray(x[idx], np.float32) / 255.0
+    recs = [_decode(m, np.asarray(m.encoder(orig, training=False)[0])) for m in (vae, ae)]
+
+    tmp = atomic_path(decoded)
+    np.savez(tmp, random_faces=random_faces, ae_points=ae_points, test_faces=orig, test_index=idx,
+             vae_reconstructions=recs[0], ae_reconstructions=recs[1], z_dim=np.int64(z_dim),
+             ae_z_dim=np.int64(ae_z_dim), seed=np.int64(seed), bounds=np.asarray(bounds, np.float64),
+             n_per_bound=np.int64(n_per_bound), vae_kl_weight=np.float64(float(vae.kl_weight)),
+             ae_kl_weight=np.float64(float(ae.kl_weight)))
+    commit(tmp, decoded)
+    return {"z_dim": int(z_dim), "n_random": len(random_faces), "n_ae_points": len(ae_points), "n_test": len(idx)}
+
+
+__all__ = ["train", "evaluate", "encode_latents", "decode_faces", "AE_BOUNDS"]

@@ -1,6 +1,6 @@
-"""Shared figure building blocks: atomic PNG writes, the KL coefficient's format, latent
-scatters coloured by digit (E1 and E2). Each experiment's figures are in
-:mod:`klvae.figures.e1`, :mod:`klvae.figures.e2` and :mod:`klvae.figures.e3`."""
+"""Shared figure building blocks: atomic PNG writes, latent scatters coloured by digit (E1 and
+E2). The KL coefficient's format is :func:`klvae.formatting.fmt_coef`. Each experiment's
+figures are in :mod:`klvae.figures.e1`, :mod:`klvae.figures.e2` and :mod:`klvae.figures.e3`."""
 
 from __future__ import annotations
 
@@ -29,11 +29,6 @@ def save(fig, out: str | Path) -> None:
     fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
     plt.close(fig)
     os.replace(tmp, out)
-
-
-def fmt_coef(c: float) -> str:
-    """Format a KL coefficient as the seed writes it (0, 0.02, 0.1, 0.5, 1, 2, 10, 20)."""
-    return f"{c:g}"
 
 
 DIGIT_CMAP = "tab10"

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from klvae.figures.common import digit_colorbar, fmt_coef, plt, save, scatter_on_axes
+from klvae.figures.common import digit_colorbar, plt, save, scatter_on_axes
+from klvae.formatting import fmt_coef
 
 
 # --- latent scatters ---------------------------------------------------------------------------

@@ -13,6 +13,9 @@ across the top says so, so a stand-in figure cannot be mistaken for CelebA.
   reconstructions.
 * :func:`latent_histogram` -- the AE encoder's latent values on test faces (AE post:
   "most of the data points ... 0 < x_i < 20").
+
+The first three draw the images that :func:`klvae.experiments.e3.decode_faces` decoded (rule
+``e3_decode``, ``decoded_faces.npz``); no model is loaded here.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ import numpy as np
 
 from klvae.figures.common import plt, save
 
-#: The AE post's boundaries b for z_i ~ U(0, b).
-AE_BOUNDS = (0.5, 2.5, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 _BANNER = "SYNTHETIC STAND-IN DATA \u2014 NOT CelebA"
 
 
@@ -66,11 +67,6 @@ def _grid_figure(n_rows: int, n_cols: int, title: str, data_label: str, standin:
     return fig, 1 - header_in / h, (label_in + 0.05) / w
 
 
-def _decode(model, z: np.ndarray) -> np.ndarray:
-    out = [np.asarray(model.decoder(z[i:i + 256], training=False)) for i in range(0, len(z), 256)]
-    return np.clip(np.concatenate(out), 0.0, 1.0)
-
-
 def _grid(fig, images: np.ndarray, n_rows: int, n_cols: int, top: float, left: float = 0.01,
           row_labels=None) -> list:
     axes = fig.subplots(n_rows, n_cols, squeeze=False,
@@ -89,46 +85,42 @@ def _grid(fig, images: np.ndarray, n_rows: int, n_cols: int, top: float, left: f
     return axes
 
 
-def random_faces(vae_model: str | Path, png: str | Path, data_label: str | None = None, n_rows: int = 6,
-                 n_cols: int = 10, seed: int = 0, standin: bool | None = None,
-                 manifest: str | Path | None = None) -> None:
-    """VAE decodings of ``n_rows * n_cols`` points z ~ N(0, I) (seeded) -> ``png``.
+def random_faces(decoded: str | Path, png: str | Path, data_label: str | None = None, n_cols: int = 10,
+                 standin: bool | None = None, manifest: str | Path | None = None) -> None:
+    """VAE decodings of points z ~ N(0, I) (seeded), ``n_cols`` per row -> ``png``.
 
     Args:
-        vae_model: ``.keras`` file from :func:`klvae.experiments.e3.train` (kind "vae").
+        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``random_faces``
+            float32 ``(n, 96, 96, 3)``, ``z_dim``, ``seed``).
         png: output path.
         data_label: what the model was trained on (shown; banner for the stand-in).
-        seed: seed of ``numpy.random.default_rng`` drawing z (float32 ``(n, z_dim)``).
+        n_cols: images per row; ``ceil(n / n_cols)`` rows.
     """
-    from klvae.models.faces import load_face_model
-
     data_label, standin = _resolve(data_label, standin, manifest)
-    model = load_face_model(vae_model)
-    z_dim = model.decoder.input_shape[-1]
-    z = np.random.default_rng(seed).standard_normal((n_rows * n_cols, z_dim)).astype(np.float32)
-    images = _decode(model, z)
+    with np.load(decoded) as d:
+        images, z_dim, seed = d["random_faces"], int(d["z_dim"]), int(d["seed"])
+    n_rows = -(-len(images) // n_cols)
     fig, top, left = _grid_figure(n_rows, n_cols, f"VAE: faces decoded from random z ~ N(0, I), z_dim = {z_dim} "
                                   f"(seed {seed})", data_label, standin)
     _grid(fig, images, n_rows, n_cols, top=top, left=left)
     save(fig, png)
 
 
-def ae_random_points(ae_model: str | Path, png: str | Path, data_label: str | None = None, bounds=AE_BOUNDS,
-                     n_per_bound: int = 10, seed: int = 0, standin: bool | None = None,
-                     manifest: str | Path | None = None) -> None:
+def ae_random_points(decoded: str | Path, png: str | Path, data_label: str | None = None,
+                     standin: bool | None = None, manifest: str | Path | None = None) -> None:
     """AE decodings of z with i.i.d. components ``z_i ~ U(0, b)``, one row per ``b`` -> ``png``.
 
-    The AE post drew 100 points per b and showed 10; here ``n_per_bound`` are drawn and
-    shown (seeded with ``seed``; row b uses ``default_rng([seed, row])``).
+    Args:
+        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``ae_points``
+            float32 ``(len(bounds) * n_per_bound, 96, 96, 3)``, ``bounds``, ``n_per_bound``,
+            ``ae_z_dim``). The AE post drew 100 points per b and showed 10; all decoded points
+            are shown.
+        png: output path.
     """
-    from klvae.models.faces import load_face_model
-
     data_label, standin = _resolve(data_label, standin, manifest)
-    model = load_face_model(ae_model)
-    z_dim = model.decoder.input_shape[-1]
-    zs = [np.random.default_rng([seed, r]).uniform(0.0, b, (n_per_bound, z_dim)).astype(np.float32)
-          for r, b in enumerate(bounds)]
-    images = _decode(model, np.concatenate(zs))
+    with np.load(decoded) as d:
+        images, bounds = d["ae_points"], [float(b) for b in d["bounds"]]
+        n_per_bound, z_dim = int(d["n_per_bound"]), int(d["ae_z_dim"])
     n_rows = len(bounds)
     fig, top, left = _grid_figure(n_rows, n_per_bound, f"AE: decodings of random z with z_i ~ U(0, b), z_dim = {z_dim}",
                                   data_label, standin, label_in=0.8)
@@ -136,27 +128,23 @@ def ae_random_points(ae_model: str | Path, png: str | Path, data_label: str | No
     save(fig, png)
 
 
-def reconstructions(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, png: str | Path,
-                    data_label: str | None = None, n: int = 10, seed: int = 0, standin: bool | None = None,
-                    manifest: str | Path | None = None) -> None:
+def reconstructions(decoded: str | Path, png: str | Path, data_label: str | None = None,
+                    standin: bool | None = None, manifest: str | Path | None = None) -> None:
     """Held-out test faces (top row), VAE reconstructions, AE reconstructions -> ``png``.
 
-    ``n`` test images are picked with ``default_rng(seed)`` from the test ``.npy``
-    (uint8 ``(N, 96, 96, 3)``). Both reconstructions are deterministic: ``decoder(z_mean)``.
+    Args:
+        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``test_faces``,
+            ``vae_reconstructions``, ``ae_reconstructions``: float32 ``(n, 96, 96, 3)``; both
+            reconstructions are ``decoder(z_mean)``).
+        png: output path.
     """
-    from klvae.models.faces import load_face_model
-
     data_label, standin = _resolve(data_label, standin, manifest)
-    x = np.load(test_npy, mmap_mode="r")
-    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=min(n, len(x)), replace=False))
-    orig = np.asarray(x[idx], np.float32) / 255.0
-    rows = [orig]
-    for path in (vae_model, ae_model):
-        model = load_face_model(path)
-        rows.append(_decode(model, np.asarray(model.encoder(orig, training=False)[0])))
-    fig, top, left = _grid_figure(3, len(idx), "Held-out test faces and their reconstructions", data_label,
+    with np.load(decoded) as d:
+        rows = [d["test_faces"], d["vae_reconstructions"], d["ae_reconstructions"]]
+    n = len(rows[0])
+    fig, top, left = _grid_figure(3, n, "Held-out test faces and their reconstructions", data_label,
                                   standin, label_in=0.6)
-    _grid(fig, np.concatenate(rows), 3, len(idx), top=top, left=left, row_labels=["test", "VAE", "AE"])
+    _grid(fig, np.concatenate(rows), 3, n, top=top, left=left, row_labels=["test", "VAE", "AE"])
     save(fig, png)
 
 
@@ -194,4 +182,4 @@ def latent_histogram(latents: str | Path, png: str | Path, data_label: str | Non
     save(fig, png)
 
 
-__all__ = ["random_faces", "ae_random_points", "reconstructions", "latent_histogram", "AE_BOUNDS"]
+__all__ = ["random_faces", "ae_random_points", "reconstructions", "latent_histogram"]

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from klvae import reference
-from klvae.figures.common import fmt_coef
+from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.report.tables import fmt_num, markdown_table
 

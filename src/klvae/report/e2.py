@@ -11,6 +11,7 @@ import math
 import pandas as pd
 import yaml
 
+from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
 from klvae.reference import E2_SEED_EPOCHS, SEED_VII_LOG
 from klvae.report.tables import fmt_num, markdown_table
@@ -28,11 +29,17 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
     """The Keras 2 -> 3 matrix with its backend axis, as the pipeline produced it (rule ``e2_compatibility``).
 
     Two tables: the seeds' forms (Keras 2; Keras 3 on TensorFlow, JAX, PyTorch) and this
-    project's Keras 3 forms per backend.
-    """
-    from klvae.strategies.compat import BACKEND_TITLES, BACKENDS, KERAS2
+    project's Keras 3 forms per backend. The backends and their order are the summary's
+    ``project_form_<backend>`` columns (:func:`klvae.strategies.compat.summary_table`).
 
+    Raises:
+        ValueError: the summary has no ``project_form_<backend>`` column.
+    """
     t = pd.read_csv(summary_csv, keep_default_na=False)
+    backends = [c.removeprefix("project_form_") for c in t.columns if c.startswith("project_form_")]
+    if not backends:
+        raise ValueError(f"{summary_csv}: no project_form_<backend> column; expected the summary table of rule "
+                         "e2_compatibility (klvae.strategies.compat.summary_table)")
     long = pd.read_csv(long_csv, keep_default_na=False)
     tried = long[long["runs"] != "n/a"]
     versions = {f: tried.loc[tried["keras_flavour"] == f, "keras_version"]
@@ -40,10 +47,10 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
     k2 = next((v.iloc[0] for f, v in versions.items() if f == KERAS2 and len(v)), "not installed")
     k3 = next((v.iloc[0] for f, v in versions.items() if f.startswith("Keras 3") and len(v)), "?")
     tf = next((v for v in long["tensorflow"] if v), "not installed")
-    seed_cols = ["seed_form_keras2", *[f"seed_form_keras3_{b}" for b in BACKENDS]]
+    seed_cols = ["seed_form_keras2", *[f"seed_form_keras3_{b}" for b in backends]]
     rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in seed_cols]] for r in t.itertuples()]
     md = markdown_table(["strategy", "post", f"Keras 2 (tf-keras {k2})",
-                         *[f"Keras 3 {k3}, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
+                         *[f"Keras 3 {k3}, {BACKEND_TITLES.get(b, b)}" for b in backends]], rows,
                         f"Does each way of adding the KL loss run as the seed wrote it, under legacy Keras 2 and under "
                         f"Keras 3 on each backend? Each form was built and trained for a few steps on MNIST by rule "
                         f"`e2_compatibility`, each flavour and backend in a fresh process (TensorFlow {tf}; Keras 2 "
@@ -52,9 +59,9 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
                         f"the first line of its message; n/a says why a cell could not be tried on the machine that "
                         f"made the table. {{{{< var made_by.e2_compatibility >}}}}",
                         "tbl-e2-compat", align="llllll")
-    proj_cols = [f"project_form_{b}" for b in BACKENDS]
+    proj_cols = [f"project_form_{b}" for b in backends]
     rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
-    md += "\n" + markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES[b]}" for b in BACKENDS]], rows,
+    md += "\n" + markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES.get(b, b)}" for b in backends]], rows,
                                 "This project's Keras 3 form of each strategy (the code E2 trains) on each Keras 3 "
                                 "backend, tried the same way by rule `e2_compatibility`. Post VIII's hand-written "
                                 "`train_step` is a per-backend idiom (`tf.GradientTape`; a stateless "
@@ -66,7 +73,7 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[str, dict]:
             f"- `{r.strategy}`: {_cell(r.variants, 600)}" for r in variants) + "\n"
     n_fail3 = int((~t["seed_form_keras3_tensorflow"].str.startswith("runs")).sum())
     n_fail2 = int((~t["seed_form_keras2"].str.startswith("runs")).sum())
-    by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in BACKENDS}
+    by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in backends}
     return md, {"keras2": k2, "keras3": k3, "n_fail_keras3": n_fail3, "n_fail_keras2": n_fail2,
                 "n_strategies": len(t), **by_backend}
 

@@ -10,7 +10,6 @@ import pandas as pd
 import yaml
 
 from klvae.io import write_text
-from klvae.models.faces import N_PARAMETERS
 from klvae.report.tables import markdown_table
 
 
@@ -157,9 +156,14 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
 
 def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, bench_md: str, variables: str,
              manifest: str, metrics: str, latents: str, bench_preprocessing: str, bench_memory: str,
-             bench_pipeline: str, settings: dict) -> None:
-    """Rule ``report_e3``: the E3 fragments and variables (``settings`` = config ``e3``)."""
+             bench_pipeline: str, vae_info: str, settings: dict) -> None:
+    """Rule ``report_e3``: the E3 fragments and variables (``settings`` = config ``e3``).
+
+    ``vae_info`` is the VAE's model facts (JSON written by :func:`klvae.experiments.e3.train`:
+    ``n_parameters`` and more), so this module needs no Keras.
+    """
     m = json.loads(Path(manifest).read_text())
+    info = json.loads(Path(vae_info).read_text())
     label = m["data_label"]
     write_text(banner_md, banner(m))
     write_text(data_md, data_table(m))
@@ -167,7 +171,7 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
               "epochs": settings["epochs"], "batch_size": settings["batch_size"], "z_dim": settings["z_dim"],
               "n_bounds": len(settings["ae_bounds"]), "n_per_bound": settings["n_per_bound"],
               "bounds": ", ".join(f"{b:g}" for b in settings["ae_bounds"]),
-              "inner_shape": "6 × 6 × 256", "n_parameters": f"{N_PARAMETERS:,}",
+              "inner_shape": "6 × 6 × 256", "n_parameters": f"{int(info['n_parameters']):,}",
               "skipped": f"{m['files_skipped']:,}"}
     for path, (md, v) in ((metrics_md, metrics_table(metrics, label)), (latents_md, latent_table(latents, label)),
                           (bench_md, bench_table(bench_preprocessing, bench_memory, bench_pipeline))):

@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from klvae import reference
-from klvae.figures.common import fmt_coef
+from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
@@ -56,14 +56,12 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
                           "tbl-deviations", align="llll")
 
 
-def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, repo: str,
-                     run: dict | None = None) -> tuple[str, dict]:
+def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict) -> tuple[str, dict]:
     """Data provenance, software versions, hardware and per-rule wall time tables.
 
-    ``run`` is the run's :func:`klvae.report.provenance.run_record` (made here when ``None``):
-    the versions, hardware, Keras backend, host, date and commit of the machine that made the
-    numbers. Returns the markdown and the ``env`` variables."""
-    run = run if run is not None else provenance.run_record(config, repo)
+    ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
+    Keras backend, host, date and commit of the machine that made the numbers. Returns the
+    markdown and the ``env`` variables."""
     prov = json.loads(Path(mnist_provenance).read_text())
     data_rows = [["source", f"`{prov['source']}`"]]
     for key in ("file", "sha256", "member", "member_sha256", "folder"):
@@ -149,8 +147,8 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
 
 
 def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, config_yaml: str,
-                  mnist_provenance: str, config: dict, paper_config: str, schema: str, benchmarks_dir: str,
-                  repo: str) -> None:
+                  mnist_provenance: str, backend: str, config: dict, paper_config: str, schema: str,
+                  benchmarks_dir: str, repo: str) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
     settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
     when, on what, with which Keras backend and commit; the quick-profile warning), the run-wide
@@ -158,9 +156,10 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     environment, every installed package, hardware, Keras backend, host, date, git commit; see
     :func:`klvae.report.provenance.run_record`) and the config exactly as used, schema defaults
     filled (``config_yaml``). ``run_json`` and ``config_yaml`` travel in a results bundle
-    (:mod:`klvae.bundle`)."""
-    run = provenance.run_record(config, repo)
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, repo, run=run)
+    (:mod:`klvae.bundle`). ``backend`` is the JSON of the run's Keras backend facts (rule
+    ``report_backend``, :func:`klvae.backend.write_facts`)."""
+    run = provenance.run_record(config, repo, json.loads(Path(backend).read_text()))
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],

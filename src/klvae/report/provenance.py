@@ -7,8 +7,12 @@ Two kinds of record:
   and at which commit the *numbers* were made. Written once per run by rule ``report_methods``
   (``results/report/generated/run.json``); the report's banner and methods chapter quote it,
   and a results bundle (:mod:`klvae.bundle`) carries it to wherever the report is rendered.
+  The Keras backend and the accelerators it sees come from the file rule ``report_backend``
+  wrote in the run's environment (:func:`klvae.backend.write_facts`).
 * :func:`render_record` -- the machine that *renders* a report (from a bundle): host, CPU,
-  OS, date and commit only. It imports no deep-learning framework.
+  OS, date and commit only.
+
+This module imports no deep-learning framework.
 """
 
 from __future__ import annotations
@@ -49,18 +53,6 @@ def package_versions(packages=PACKAGES) -> dict[str, str]:
     return out
 
 
-def keras_backend() -> str:
-    """The Keras backend of this process: ``keras.backend.backend()`` (``tensorflow``, ``jax`` or
-    ``torch``); where Keras cannot be imported, the ``KERAS_BACKEND`` environment variable
-    (default ``"tensorflow"``, Keras' own default)."""
-    try:
-        from klvae import backend
-
-        return backend.name()
-    except Exception:  # noqa: BLE001 -- Keras missing or broken: say what was asked for
-        return os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow"
-
-
 def gpu_models() -> list[str]:
     """The NVIDIA GPUs of this machine as ``nvidia-smi`` names them (``"<name>, <memory>"``),
     empty where there is no ``nvidia-smi`` or it fails. Independent of any framework."""
@@ -74,19 +66,22 @@ def gpu_models() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def gpus_visible() -> str:
-    """The GPUs the active Keras backend sees in this process (``"none visible to <backend>"`` on a
-    CPU-only machine or build, ``"unknown (<error>)"`` where the backend cannot be asked)."""
-    backend = keras_backend()
-    try:
-        from klvae import backend as kb
+def gpus_visible(backend: dict) -> str:
+    """The GPUs the run's Keras backend saw, from its recorded facts.
 
-        found = kb.accelerators()
-    except Exception as err:  # noqa: BLE001 -- report what happened rather than fail the report
-        return f"unknown ({type(err).__name__})"
+    Args:
+        backend: :func:`klvae.backend.backend_facts` as rule ``report_backend`` wrote them
+            (``keras_backend``, ``accelerators``).
+
+    Returns:
+        ``accelerators`` as recorded (e.g. ``"/physical_device:GPU:0"``), ``"none visible to
+        <backend>"`` for a CPU-only machine or build, or ``"unknown (<error>)"`` where the backend
+        could not be asked.
+    """
+    found = str(backend.get("accelerators", ""))
     if found.startswith("unknown"):
         return found
-    return found if found and found != "none" else f"none visible to {backend}"
+    return found if found and found != "none" else f"none visible to {backend['keras_backend']}"
 
 
 def _memory() -> str:
@@ -97,10 +92,11 @@ def _memory() -> str:
         return "unknown"
 
 
-def hardware() -> dict[str, str]:
+def hardware(backend: dict) -> dict[str, str]:
     """CPU model, logical CPUs usable by this process, total memory (GiB), the GPUs the Keras
-    backend sees (with ``nvidia-smi``'s model names where present), OS."""
-    gpu = gpus_visible()
+    backend saw (:func:`gpus_visible` of the recorded ``backend`` facts, with ``nvidia-smi``'s
+    model names where present), OS."""
+    gpu = gpus_visible(backend)
     models = gpu_models()
     if models:
         gpu = f"{gpu} ({'; '.join(models)})"
@@ -129,28 +125,30 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
 
 
-def run_record(config: dict, repo: str | Path) -> dict:
+def run_record(config: dict, repo: str | Path, backend: dict) -> dict:
     """Where, when, on what and at which commit this run's numbers were made.
 
-    Called by rule ``report_methods`` at the end of a run, in the run's environment (the same
-    ``KERAS_BACKEND`` as the training jobs). Imports Keras and its backend.
+    Called by rule ``report_methods`` at the end of a run, in the run's environment. The Keras
+    backend facts are read, not asked: ``backend`` is what rule ``report_backend`` recorded in
+    the same environment (:func:`klvae.backend.backend_facts`; this module imports no Keras).
 
     Returns:
         A JSON-serialisable dict: ``recorded_utc`` (ISO 8601), ``host``, ``profile``, ``seed``,
-        ``keras_backend`` (``keras.backend.backend()``), ``KERAS_BACKEND`` (the variable as set,
-        ``""`` when unset), ``git_commit`` (``git describe --always --dirty``), ``hardware``
-        (:func:`hardware`), ``versions`` (:func:`package_versions`), ``python`` (executable and
-        version), ``packages`` (:func:`installed_packages`, the resolved environment).
+        ``keras_backend`` (``keras.backend.backend()`` as recorded), ``KERAS_BACKEND`` (the
+        variable as set there, ``""`` when unset), ``git_commit`` (``git describe --always
+        --dirty``), ``hardware`` (:func:`hardware`), ``versions`` (:func:`package_versions`),
+        ``python`` (executable and version), ``packages`` (:func:`installed_packages`, the
+        resolved environment).
     """
     return {
         "recorded_utc": utc_now(),
         "host": host(),
         "profile": config["profile"],
         "seed": config["seed"],
-        "keras_backend": keras_backend(),
-        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", ""),
+        "keras_backend": backend["keras_backend"],
+        "KERAS_BACKEND": backend.get("KERAS_BACKEND", ""),
         "git_commit": git_commit(repo),
-        "hardware": hardware(),
+        "hardware": hardware(backend),
         "versions": package_versions(),
         "python": {"executable": sys.executable, "version": sys.version.split()[0]},
         "packages": installed_packages(),

@@ -33,12 +33,11 @@ from pathlib import Path
 import numpy as np
 
 import klvae
+from klvae.formatting import BACKEND_TITLES, KERAS2, KERAS3  # the flavour labels and backend titles
 
-KERAS3, KERAS2 = "Keras 3", "Keras 2 (tf-keras)"
 #: Keras 3 backends of the matrix, in column order, and the modules each needs.
 BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax",), "torch": ("torch",)}
-BACKEND_TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 def _src_root() -> str:
