@@ -214,8 +214,9 @@ def test_merge_of_an_e1_and_an_e2_bundle(tmp_path):
     assert {"tables/e1_losses.csv", "e1/r0/c0.5/metrics.json", "tables/e2_metrics.csv",
             "e2/z2/end_layer/metrics.json", "figures/e1/scatter_panel.png", "tables/scorecard.csv"} <= set(contents)
     assert not [p for p in contents if kb.experiment_of(p) == "e3"]
-    assert contents["report/generated/e1.md"].decode().endswith("run on node-a\n")  # each from the run that made it
-    assert contents["report/generated/e2_metrics.md"].decode().endswith("run on node-b\n")
+    runs = {json.loads(contents[kb.RUN_RECORD])["host"]}  # shared files from the first experiment's run
+    assert runs == {"node-a"} and not [p for p in contents if p.startswith("report/") and p not in
+                                       (kb.RUN_RECORD, kb.RUN_CONFIG)]  # data only: no report fragments
     prov = {p["experiment"]: p for p in manifest["provenance"]}
     assert (prov["e1"]["run_commit"], prov["e1"]["run_host"], prov["e1"]["bundle"]) == ("aaaaaaa1111", "node-a",
                                                                                         e1.name)
@@ -225,7 +226,7 @@ def test_merge_of_an_e1_and_an_e2_bundle(tmp_path):
     assert config["e1"]["epochs"] == 2 and config["seed"] == 1  # E1's section from the E1 run
     assert manifest["merged"]["shared_from"] == e1.name and "report/generated/run.json" in \
         manifest["merged"]["shared_differing"]
-    assert r["complete"] is False and r["missing"] == [f for f in kb.required_files() if kb.experiment_of(f) == "e3"]
+    assert r["complete"] is False and r["missing"] == ["e3/ (no E3 outputs)"]
     # ... and with an E3 run: all three, complete
     e3 = make_bundle(tmp_path, "e3", experiments=("e3",), run=_run(commit="ccccccc3333", host="node-c"))
     full = bc.merge_bundles(None, [r["path"], e3], out_dir=tmp_path / "m")
@@ -264,9 +265,9 @@ def test_merge_refuses_a_profile_mismatch(tmp_path, change, message):
 def test_merge_refuses_an_unfinished_member(tmp_path):
     a = make_bundle(tmp_path, "a", experiments=("e1",))
     results = fake_run(tmp_path / "p", experiments=("e2",))
-    (results / "report/generated/e2_metrics.md").unlink()
+    (results / kb.RUN_RECORD).unlink()  # rule run_record writes it once every result is there
     b = kb.create_bundle(results, out_dir=tmp_path / "p", partial=True)["path"]
-    with pytest.raises(kb.BundleError, match=r"an unfinished run \(report/generated/e2_metrics\.md missing\)"):
+    with pytest.raises(kb.BundleError, match=r"an unfinished run \(report/generated/run\.json missing\)"):
         bc.merge_bundles(tmp_path / "m.tar.gz", [a, b])
 
 

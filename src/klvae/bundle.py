@@ -2,8 +2,7 @@
 
 A *bundle* is one ``tar.gz`` (at most :data:`MAX_BUNDLE_BYTES`) that carries everything the
 report needs and nothing that needs a deep-learning framework: tables, metrics, histories,
-latent summaries (``.npz``), figures, benchmarks, manifests and provenance records, the
-report's generated fragments and variables (``results/report/generated/``), the config as
+latent summaries (``.npz``), figures, benchmarks, manifests and provenance records, the config as
 used and the run record (Keras backend, hardware, host, date, git commit, every installed
 package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
 ``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
@@ -58,8 +57,11 @@ import yaml
 
 #: Name of the manifest, the archive's first member.
 MANIFEST_NAME = "MANIFEST.json"
-#: Manifest format tag (bumped when the layout changes).
-FORMAT = "klvae-bundle/1"
+#: Manifest format tag (bumped when the layout changes). 2: data only (no report fragments; the
+#: report is remade from the data by today's code). Bundles of format 1 still render: their
+#: fragments are ignored.
+FORMAT = "klvae-bundle/2"
+READABLE_FORMATS = ("klvae-bundle/1", FORMAT)
 #: Largest archive :func:`create_bundle` writes and :func:`read_bundle` accepts, in bytes (64 MB).
 MAX_BUNDLE_BYTES = 64_000_000
 #: Largest total of the members' sizes :func:`read_bundle` accepts (bytes), against gzip bombs.
@@ -82,6 +84,9 @@ IMAGE_GRIDS = frozenset({"grid.npz", "decoded_faces.npz"})
 EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
 RUN_RECORD = "report/generated/run.json"
+#: Files the report rules write that a bundle also carries (the scorecard, for `klvae.bundle diff`);
+#: in bundle mode they are remade, not extracted.
+REPORT_PRODUCTS = frozenset({"tables/scorecard.csv"})
 RUN_CONFIG = "report/generated/config.yaml"
 #: The experiments a bundle can hold, in the report's order.
 EXPERIMENTS = ("e1", "e2", "e3")
@@ -124,8 +129,9 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
        manifold's 30x30 decoded digits, 2.8 MB each, and E3's decoded faces; their figures
        are in the bundle);
     2. by folder: ``bundle/`` and ``from_bundle/`` out (bundles and their renders);
-       ``data/`` only its JSON provenance records and manifests; ``report/`` only ``generated/``
-       (the HTML/PDF and the build folder are remade from it); ``benchmarks/`` only the run's
+       ``data/`` only its JSON provenance records and manifests; ``report/`` only the run record and
+       the config (``generated/run.json``, ``config.yaml``: fragments, HTML and PDF are remade
+       from the data by today's code); ``benchmarks/`` only the run's
        ``profile`` folder (any when ``profile`` is None);
     3. everything else in when its extension is in :data:`EXTENSIONS` (tables, metrics,
        histories, latent summaries, figures, benchmark files, fragments, variables).
@@ -155,8 +161,9 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
         return False, EXCLUDED_TOP[top]
     if top == "data" and suffix != ".json":
         return False, "data"
-    if top == "report" and not (len(parts) > 2 and parts[1] == "generated"):
-        return False, "rendered report"
+    if top == "report" and rel not in (RUN_RECORD, RUN_CONFIG):
+        return False, ("report fragment (remade from the data)" if len(parts) > 2 and parts[1] == "generated"
+                       else "rendered report")
     if top == "benchmarks" and profile is not None and (len(parts) < 3 or parts[1] != profile):
         return False, "benchmark of another profile"
     if suffix not in EXTENSIONS:
@@ -313,22 +320,23 @@ def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 def required_files(sources: str | Path | None = None) -> list[str]:
-    """What a bundle must hold to be rendered (names relative to ``results/``): every
-    ``_generated/*`` file the report's sources include (except the two the render writes
-    itself), ``methods.vars.yml``, the run record and the config.
+    """What a bundle must hold to be rendered (names relative to ``results/``): the run record and
+    the config as used. Rule ``run_record`` writes both once every result of the run is there, so
+    their presence also says the run finished; the report's fragments are remade from the data.
 
     Args:
-        sources: the ``report/`` folder to scan (default: this checkout's).
+        sources: unused (kept for callers that name the ``report/`` folder).
     """
-    from klvae.report.render import RENDER_BANNER, RENDER_METHODS
+    return [RUN_CONFIG, RUN_RECORD]
 
-    sources = Path(sources) if sources is not None else Path(__file__).resolve().parents[2] / "report"
-    names: set[str] = set()
-    for qmd in sorted(sources.rglob("*.qmd")) if sources.is_dir() else []:
-        names |= set(re.findall(r"\{\{<\s*include\s+_generated/(\S+?)\s*>\}\}", qmd.read_text()))
-    names -= {Path(RENDER_BANNER).name, Path(RENDER_METHODS).name}
-    return sorted({f"report/generated/{n}" for n in names}
-                  | {RUN_RECORD, RUN_CONFIG, "report/generated/methods.vars.yml"})
+
+def is_data_member(rel: str) -> bool:
+    """Whether a bundle member is data the report is made from (extracted in bundle mode), not a
+    product of the report rules themselves (fragments of older bundles, :data:`REPORT_PRODUCTS`),
+    which are remade by today's code."""
+    if rel in REPORT_PRODUCTS:
+        return False
+    return not (rel.startswith("report/") and rel not in (RUN_RECORD, RUN_CONFIG))
 
 
 def missing_files(results: str | Path, sources: str | Path | None = None) -> list[str]:
@@ -341,10 +349,9 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
                   created_utc: str | None = None, partial: bool = False) -> dict:
     """Pack the small outputs of the finished run in ``results`` into one ``tar.gz``.
 
-    A run is finished when it has every file the report is rendered from
-    (:func:`required_files`: the generated fragments and variables, ``run.json``,
-    ``config.yaml``), i.e. Snakemake ran to the end or to just before ``report_render``. The
-    rendered HTML/PDF are not needed (and not packed).
+    A run is finished when it has its run record and config (:func:`required_files`; rule
+    ``run_record`` writes them once every result is there). A bundle holds data only: the
+    report's fragments, HTML and PDF are remade from it by today's code (bundle mode).
 
     Args:
         results: the run's results folder.
@@ -506,8 +513,8 @@ def parse_manifest(data: bytes, archive: str | Path = "bundle") -> dict:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _refuse(archive, f"{MANIFEST_NAME} is not valid JSON ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise _refuse(archive, f"{MANIFEST_NAME} is not a {FORMAT} manifest "
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS:
+        raise _refuse(archive, f"{MANIFEST_NAME} is not a {' or '.join(READABLE_FORMATS)} manifest "
                                f"(format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
     members = manifest.get("members")
     if not isinstance(members, list) or not members:
@@ -654,7 +661,7 @@ def verify_bundle(archive: str | Path, expected_manifest_sha256: str | None = No
 
 
 def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
-                   expected_manifest_sha256: str | None = None) -> dict:
+                   expected_manifest_sha256: str | None = None, only=None) -> dict:
     """Verify a bundle completely, then write its members under ``dest`` (at their paths).
 
     Nothing is written unless every member verified. The files are written to a temporary
@@ -666,6 +673,8 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
         replace: remove an existing ``dest`` first (for a folder that only ever holds a bundle's
             render); without it an existing non-empty ``dest`` is an error.
         expected_manifest_sha256: see :func:`verify_bundle`.
+        only: member names to write (all verified members when None); every member is verified
+            either way.
 
     Returns:
         :func:`verify_bundle`'s dict plus ``"dest"``.
@@ -686,7 +695,10 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
         shutil.rmtree(tmp)
     try:
         root = tmp.resolve()
+        wanted = None if only is None else set(only)
         for name, data in contents.items():
+            if wanted is not None and name not in wanted:
+                continue
             target = (tmp / name)
             if root not in target.resolve().parents:  # belt and braces: names were checked already
                 raise _refuse(archive, f"member {name!r} would land outside {dest}")

@@ -7,7 +7,7 @@ manifest's SHA-256 before anything is parsed, in memory; nothing is extracted.
 number of the two runs' tables (``tables/*.csv``: the E1 losses per KL coefficient c, the E2
 metrics per strategy and z_dim, the E2 equivalence, timing and compatibility tables, the E3
 metrics, latent summary and benchmarks, the scorecard's ``ours`` and verdict per claim id) and the
-scorecard's verdict counts (``report/generated/scorecard.vars.yml``): A's value, B's value,
+scorecard's verdict counts (from ``tables/scorecard.csv``): A's value, B's value,
 ``B - A``, and whether B lies in A's 95 % prediction interval for one new run where A's value is a
 mean of n >= 2 runs with a standard deviation (:func:`klvae.report.scorecard.prediction_interval`),
 else ``n = 1``. Text values (verdicts, which forms run) are compared as text: ``same``/``different``.
@@ -40,7 +40,7 @@ import yaml
 from klvae import bundle as kb
 
 #: Where the scorecard's verdict counts are inside a bundle (rule report_scorecard).
-SCORECARD_VARS = "report/generated/scorecard.vars.yml"
+SCORECARD = "tables/scorecard.csv"
 #: Columns never compared: the seeds' own numbers (the same in every bundle) and descriptive text.
 SKIP_COLUMNS = frozenset({"seed_post", "seed_loss", "seed_reconstruction", "seed_kl", "seed_value", "claim",
                           "compared", "note", "unit", "profile", "basis", "interval", "experiment", "message",
@@ -161,18 +161,22 @@ def bundle_values(contents: dict[str, bytes]) -> dict[str, dict[tuple[str, str],
     Returns:
         ``{table name: {(row label, column): value record}}`` (see :func:`table_values`); the
         tables are the members ``tables/*.csv`` (named by their stem) and ``scorecard counts``
-        (:data:`SCORECARD_VARS`: the verdict counts, one row per experiment and ``all``).
+        (:data:`SCORECARD`'s verdict counts, one row per experiment and ``all``).
     """
     out: dict[str, dict] = {}
     for name in sorted(contents):
         p = PurePosixPath(name)
         if len(p.parts) == 2 and p.parts[0] == "tables" and p.suffix == ".csv":
             out[p.stem] = table_values(name, contents[name])
-    if SCORECARD_VARS in contents:
-        counts = (yaml.safe_load(contents[SCORECARD_VARS].decode()) or {}).get("scorecard") or {}
-        table = {("all", k): {"value": v, "sd": None, "n": None} for k, v in counts.items() if k != "by_experiment"}
-        for exp, sub in (counts.get("by_experiment") or {}).items():
-            table.update({(str(exp), k): {"value": v, "sd": None, "n": None} for k, v in _flatten(sub).items()})
+    if SCORECARD in contents:  # the verdict counts, per experiment and in all
+        rows = list(csv.DictReader(io.StringIO(contents[SCORECARD].decode())))
+        verdicts = list(dict.fromkeys(r["verdict"] for r in rows))
+        table = {}
+        for exp in [*dict.fromkeys(r["experiment"] for r in rows), "all"]:
+            picked = [r["verdict"] for r in rows if exp in ("all", r["experiment"])]
+            table.update({(exp, f"n_{v.replace(' ', '_')}"): {"value": picked.count(v), "sd": None, "n": None}
+                          for v in verdicts})
+            table[(exp, "n_claims")] = {"value": len(picked), "sd": None, "n": None}
         out["scorecard counts"] = table
     return out
 
@@ -387,7 +391,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     * a manifest whose ``provenance`` keeps, per experiment, the run's commit, backend, host, date,
       hardware and whole config, with the member bundle's name and manifest SHA-256.
 
-    It is ``complete`` when every file the report needs is there (i.e. all three experiments).
+    It is ``complete`` when it holds the run record, the config and all three experiments' outputs.
 
     Args:
         out: the archive to write, or None for ``<out_dir>/<bundle_name>.tar.gz``
@@ -455,7 +459,8 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
         values = list(dict.fromkeys(p.get(key) for p in provenance))
         return values[0] if len(values) == 1 else values if sep is None else sep.join(map(str, values))
 
-    missing = [r for r in kb.required_files() if r not in files]
+    missing = [r for r in kb.required_files() if r not in files] + [
+        f"{e}/ (no {e.upper()} outputs)" for e in kb.EXPERIMENTS if e not in experiments]
     name = kb.bundle_name({"profile": members[0]["manifest"].get("profile"),
                            "keras_backend": joined("keras_backend", None), "git_commit": joined("run_commit", None)},
                           experiments)

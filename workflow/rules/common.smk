@@ -9,7 +9,11 @@ from pathlib import Path
 import os
 import sys
 
-RESULTS = "results"
+# Where every generated file goes: results/, or in bundle mode (workflow/rules/bundle.smk) the
+# folder a verified results bundle was extracted to, whose data the report rules then read.
+RESULTS = globals().get("BUNDLE_DIR", "results")
+BUNDLE_MODE = "BUNDLE_DIR" in globals()
+BUNDLE_INFO = globals().get("BUNDLE_INFO")
 # One folder per profile, so the report's per-rule times count only the jobs of this profile
 # (a job that exists only in another profile, e.g. a replicate, leaves its file elsewhere).
 BENCH = f"{RESULTS}/benchmarks/{config['profile']}"

@@ -10,7 +10,9 @@ E3_FIG = f"{RESULTS}/figures/e3"
 FACES = f"{RESULTS}/data/faces"
 STANDIN_DIR = f"{RESULTS}/data/standin/img_align_celeba"
 
-if CELEBA["path"]:
+if CELEBA["path"] and BUNDLE_MODE:
+    FACE_SOURCE = CELEBA["path"]  # the run's; a report rendered from its bundle never reads it
+elif CELEBA["path"]:
     if not os.path.exists(CELEBA["path"]):
         raise WorkflowError(
             f"data.celeba.path = {CELEBA['path']!r} does not exist. Point it at img_align_celeba.zip or the extracted "

@@ -109,11 +109,36 @@ rule report_backend:
         CALL
 
 
+rule run_record:
+    """The run's record (Keras backend, hardware, host, date, commit, every package) and its config as used."""
+    input:
+        backend=rules.report_backend.output.facts,
+        # written at the end of the run, once every result is there
+        after=ALL_RESULTS,
+    output:
+        # data that travel in a results bundle (klvae.bundle): a report rendered from the bundle
+        # shows where and how the numbers were made, not where it was rendered
+        run_json=f"{GEN}/run.json",
+        config_yaml=f"{GEN}/config.yaml",
+    log:
+        f"{LOGS}/report/run_record.log",
+    benchmark:
+        f"{BENCH}/report/run_record.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.provenance:write_run_record", deps_only=["after"]),
+        backend=KERAS_BACKEND,  # rerun trigger: the record names the backend
+        kwargs={"config": config, "repo": workflow.basedir},
+    script:
+        CALL
+
+
 rule report_methods:
     """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
     input:
+        run_json=rules.run_record.output.run_json,
         mnist_provenance=rules.mnist_canonical.output.provenance,
-        backend=rules.report_backend.output.facts,
         paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
         schema=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
         after=ALL_RESULTS,
@@ -122,10 +147,6 @@ rule report_methods:
         deviations=f"{GEN}/deviations.md",
         banner=f"{GEN}/banner.md",
         variables=f"{GEN}/methods.vars.yml",
-        # the run record (Keras backend, hardware, host, date, commit, every package) and the
-        # config as used: both travel in a results bundle (klvae.bundle, `make bundle`)
-        run_json=f"{GEN}/run.json",
-        config_yaml=f"{GEN}/config.yaml",
     log:
         f"{LOGS}/report/methods.log",
     benchmark:
@@ -134,8 +155,7 @@ rule report_methods:
         CONDA_ENV
     params:
         **library_call("klvae.report.methods:write_methods", deps_only=["after"]),
-        backend=KERAS_BACKEND,  # rerun trigger: the provenance names the backend
-        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir},
+        kwargs={"config": config, "benchmarks_dir": BENCH},
     script:
         CALL
 
@@ -177,7 +197,7 @@ rule report_summary:
     input:
         scorecard=rules.report_scorecard.output.table,
         methods_variables=rules.report_methods.output.variables,
-        run_json=rules.report_methods.output.run_json,
+        run_json=rules.run_record.output.run_json,
     output:
         md=f"{GEN}/summary.md",
         variables=f"{GEN}/summary.vars.yml",
@@ -269,6 +289,8 @@ rule report_render:
             "generated": REPORT_FRAGMENTS,
             "figures_root": f"{RESULTS}/figures",
             "renderer": config["report"]["renderer"],
+            # the verified results bundle this report is rendered from (bundle mode), else None
+            "bundle": BUNDLE_INFO,
         },
     script:
         CALL

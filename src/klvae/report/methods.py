@@ -146,19 +146,19 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
             "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
 
 
-def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, config_yaml: str,
-                  mnist_provenance: str, backend: str, config: dict, paper_config: str, schema: str,
-                  benchmarks_dir: str, repo: str) -> None:
+def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, mnist_provenance: str,
+                  config: dict, paper_config: str, schema: str, benchmarks_dir: str) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
     settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
-    when, on what, with which Keras backend and commit; the quick-profile warning), the run-wide
-    variables (profile, seed, data, environment), the run record (``run_json``: the resolved
-    environment, every installed package, hardware, Keras backend, host, date, git commit; see
-    :func:`klvae.report.provenance.run_record`) and the config exactly as used, schema defaults
-    filled (``config_yaml``). ``run_json`` and ``config_yaml`` travel in a results bundle
-    (:mod:`klvae.bundle`). ``backend`` is the JSON of the run's Keras backend facts (rule
-    ``report_backend``, :func:`klvae.backend.write_facts`)."""
-    run = provenance.run_record(config, repo, json.loads(Path(backend).read_text()))
+    when, on what, with which Keras backend and commit; the quick-profile warning) and the run-wide
+    variables (profile, seed, data, environment).
+
+    Everything about the run comes from files the run wrote: its record ``run_json`` (rule
+    ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
+    host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
+    fragments come out when the report is rendered later, elsewhere, from a results bundle.
+    """
+    run = json.loads(Path(run_json).read_text())
     text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
@@ -171,5 +171,3 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     write_text(deviations, deviations_fragment(config, paper_config, schema))
     write_text(banner, banner_fragment(config, run))
     write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
-    write_text(run_json, json.dumps(run, indent=2, sort_keys=False) + "\n")
-    write_text(config_yaml, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, allow_unicode=True))

@@ -128,7 +128,8 @@ def installed_packages() -> dict[str, str]:
 def run_record(config: dict, repo: str | Path, backend: dict) -> dict:
     """Where, when, on what and at which commit this run's numbers were made.
 
-    Called by rule ``report_methods`` at the end of a run, in the run's environment. The Keras
+    Called by rule ``run_record`` (:func:`write_run_record`) at the end of a run, in the run's
+    environment. The Keras
     backend facts are read, not asked: ``backend`` is what rule ``report_backend`` recorded in
     the same environment (:func:`klvae.backend.backend_facts`; this module imports no Keras).
 
@@ -153,6 +154,30 @@ def run_record(config: dict, repo: str | Path, backend: dict) -> dict:
         "python": {"executable": sys.executable, "version": sys.version.split()[0]},
         "packages": installed_packages(),
     }
+
+
+def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict, repo: str) -> None:
+    """Rule ``run_record``: the run's record (:func:`run_record`) and its config exactly as used.
+
+    Written once, at the end of the run, in the run's environment; both are data that travel in
+    a results bundle (:mod:`klvae.bundle`), so a report rendered from the bundle shows where,
+    when, on what and at which commit the numbers were made, not where it was rendered.
+
+    Args:
+        run_json: output JSON (:func:`run_record`).
+        config_yaml: output YAML: the validated config, schema defaults filled.
+        backend: the Keras backend facts of rule ``report_backend`` (JSON).
+        config: the run's config. repo: the checkout (for ``git describe``).
+    """
+    import json
+
+    import yaml
+
+    from klvae.io import write_text
+
+    run = run_record(config, repo, json.loads(Path(backend).read_text()))
+    write_text(run_json, json.dumps(run, indent=2, sort_keys=False) + "\n")
+    write_text(config_yaml, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, allow_unicode=True))
 
 
 def render_record(repo: str | Path) -> dict:
