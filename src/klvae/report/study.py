@@ -110,7 +110,8 @@ def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
 
 
 def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(contents[f"{STUDY_ROOT}/{name}"]))
+    # only empty fields are missing numbers: the verdict columns' "n/a" stays a string
+    return pd.read_csv(io.BytesIO(contents[f"{STUDY_ROOT}/{name}"]), keep_default_na=False, na_values=[""])
 
 
 def _pct(x: float) -> str:
@@ -119,6 +120,10 @@ def _pct(x: float) -> str:
 
 def _num(x, digits: int = 2) -> str:
     return NOT_RUN if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt_num(x, digits)
+
+
+def _sig(x: float) -> str:
+    return NOT_RUN if not math.isfinite(x) else f"{x:.3g}"
 
 
 def verdicts(welch: pd.DataFrame, latent: pd.DataFrame, backends: list[str]) -> dict[str, str]:
@@ -199,7 +204,7 @@ def latent_table(latent: pd.DataFrame) -> str:
                      f"{fmt_num(r['kl_mean_part'])} ± {fmt_num(r['kl_mean_part_sd'])}",
                      f"{fmt_num(r['kl_variance_part'])} ± {fmt_num(r['kl_variance_part_sd'])}",
                      _pct(r["mean_share"]), f"{fmt_num(r['z_mean_sd'])} ± {fmt_num(r['z_mean_sd_sd'])}",
-                     fmt_num(r["z_log_var_median"]), fmt_num(r["sigma_median"], 4),
+                     fmt_num(r["z_log_var_median"]), f"{r['sigma_median']:.3g}",
                      f"{fmt_num(r['gap'])} ± {fmt_num(r['gap_sd'])}", str(int(r["n"]))])
     caption = ("Latent-code evidence of the final models on the test set, mean ± sd over seeds: the KL divergence, "
                "its mean part ½Σμ² and variance part ½Σ(σ² − 1 − log σ²) (nats per image), the mean part's share, "
@@ -276,7 +281,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
                   f"h1_variance_part_{b}": _num(_backend_value(latent, 0.0, b, "kl_variance_part")),
                   f"h1_z_sd_{b}": _num(_backend_value(latent, 0.0, b, "z_mean_sd")),
                   f"h2_log_var_{b}": _num(_backend_value(latent, 0.02, b, "z_log_var_median")),
-                  f"h2_sigma_{b}": _num(_backend_value(latent, 0.02, b, "sigma_median"), 4),
+                  f"h2_sigma_{b}": _sig(_backend_value(latent, 0.02, b, "sigma_median")),
                   f"h2_z_sd_{b}": _num(_backend_value(latent, 0.02, b, "z_mean_sd")),
                   f"h2_gap_{b}": _num(_backend_value(latent, 0.02, b, "gap"))})
     return main, latent_table(latent) + "\n", v, contents[f"{STUDY_ROOT}/figures/losses.png"]
