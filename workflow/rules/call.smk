@@ -56,5 +56,5 @@ def library_call_backend(func):
     params = library_call(func)
     runner = os.path.join(workflow.basedir, "workflow", "scripts", "call_backend.py")
     with open(runner, "rb") as fh:
-        params["code"] = hashlib.sha256(params["code"].encode() + b"\0" + fh.read()).hexdigest()[:16]
+        params["code"] = hashlib.sha256(b"\0".join([params["code"].encode(), fh.read()])).hexdigest()[:16]
     return params

@@ -31,11 +31,6 @@ wildcard_constraints:
     s=r"[0-9]+",
 
 
-def study_epoch_weights(path):
-    """The weights-per-epoch folder: deleted once evaluated unless backend_study.keep_epoch_weights."""
-    return directory(path) if STUDY["keep_epoch_weights"] else temp(directory(path))
-
-
 rule study_init_weights:
     """One seed's initial weights, built on TensorFlow; every backend and c of that seed loads them."""
     output:
@@ -64,7 +59,10 @@ rule study_train:
         metrics=f"{STUDY_RUN}/metrics.json",
         timing=f"{STUDY_RUN}/timing.json",
         final=f"{STUDY_RUN}/final.weights.npz",
-        epoch_weights=study_epoch_weights(f"{STUDY_RUN}/epochs"),
+        # the weights after every epoch: deleted once evaluated unless backend_study.keep_epoch_weights
+        epoch_weights=(
+            directory(f"{STUDY_RUN}/epochs") if STUDY["keep_epoch_weights"] else temp(directory(f"{STUDY_RUN}/epochs"))
+        ),
     log:
         f"{LOGS}/study_train/{{backend}}_s{{s}}_c{{c}}.log",
     benchmark:
