@@ -5,6 +5,8 @@
 #   make bundle                  packs the finished run's small outputs into results/bundle/*.tar.gz
 #   make report BUNDLE=<archive> renders the report from such a bundle (verified; nothing is trained)
 #   make compare A=<archive> B=<archive>  every number of two bundles side by side (B against A's interval)
+#   make backend-study           runs the backend study (config/backend_study.yaml over config/default.yaml)
+#   make study-bundle            packs it into bundles/backend-study-<commit>.tar.gz (commit that file)
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -17,7 +19,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag unlock clean-results help bundle compare lint why
+.PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
@@ -25,6 +27,8 @@ help:
 	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
 	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
 	@echo "make compare A=<archive> B=<archive>        -> every metric and scorecard number of two bundles, B against A's interval"
+	@echo "make backend-study                          -> the backend study (TensorFlow vs JAX, 5 seeds): results/study/backend/"
+	@echo "make study-bundle                           -> bundles/backend-study-<commit>.tar.gz of the finished study"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
 	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
@@ -67,6 +71,21 @@ bundle: $(STAMP)
 compare: $(STAMP)
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<bundle.tar.gz> B=<bundle.tar.gz>"; exit 2; }
 	$(BIN)/python -m klvae.bundle diff $(A) $(B)
+
+# The backend study (workflow/rules/study.smk; report section "Does the framework matter?"): E1 at
+# c = 0, 0.02, 1, five seeds, TensorFlow and JAX, 40 epochs -- 30 runs, one core each. Not part of
+# `make report`. The profile is an overlay on the default one.
+STUDY_OPTS = --cores $(CORES) --configfile config/default.yaml config/backend_study.yaml
+backend-study: $(STAMP)
+	@echo ">>> backend study (config/backend_study.yaml): 30 runs of 40 epochs; progress below, logs in results/logs/backend_study/"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake backend_study $(STUDY_OPTS)
+	@echo ">>> tables: results/study/backend/tables/, figure: results/study/backend/figures/losses.png"
+	@echo ">>> pack it for the report: make study-bundle"
+
+# Pack the finished study (tables, per-run metrics/histories/latent summaries, figure, config, run
+# record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.study_bundle).
+study-bundle: $(STAMP)
+	$(BIN)/python -m klvae.study_bundle create --results results --out-dir bundles
 
 # What `make report` would run now and why (Snakemake's dry run): after editing a klvae function,
 # the jobs whose code digest changed ("Params have changed": params.code) and what follows.

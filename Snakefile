@@ -64,6 +64,7 @@ else:
     include: "workflow/rules/e1.smk"
     include: "workflow/rules/e2.smk"
     include: "workflow/rules/e3.smk"
+    include: "workflow/rules/study.smk"
     include: "workflow/rules/report.smk"
 
     rule all:

@@ -93,7 +93,7 @@ CONFIG_CASES = [
      "item [2] = 'lambda_layer' is not"),
     (("e2", "strategies"), ["end_layer"], "e2.strategies = [\"end_layer\"]", "'gradient_tape' is missing"),
     (("data", "mnist", "source"), "torrent", "data.mnist.source = 'torrent'", "must be one of 'pypi', 'keras', 'idx'"),
-    (("profile",), "fast", "profile = 'fast'", "must be one of 'quick', 'default', 'paper', 'custom'"),
+    (("profile",), "fast", "profile = 'fast'", "must be one of 'quick', 'default', 'paper', 'backend_study', 'custom'"),
     (("data", "celeba", "split"), "random", "data.celeba.split = 'random'", "must be one of 'seed', 'official'"),
     (("report", "renderer"), "latex", "report.renderer = 'latex'", "must be one of 'auto', 'quarto', 'pandoc'"),
     # empty lists

@@ -482,7 +482,7 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     # the report remade from the bundle's data by today's code; nothing trained, analysed or plotted
     assert ran == {"bundle_extract", "report_e1", "report_e2", "report_e3", "report_scorecard", "report_methods",
-                   "report_summary", "report_made_by", "report_render", "bundle_report"}, ran
+                   "report_summary", "report_study", "report_made_by", "report_render", "bundle_report"}, ran
     assert not (fresh_checkout / "results/e1").exists() and not (fresh_checkout / "results/data").exists()
     assert not list(fresh_checkout.rglob("*.keras"))
     original = (quick_run / "results/report/klvae.html").read_text()

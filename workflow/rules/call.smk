@@ -48,3 +48,28 @@ def library_call(func, deps_only=()):
     if deps_only:
         params["deps_only"] = list(deps_only)
     return params
+
+
+# Rules whose jobs run on a Keras backend named by a wildcard (the backend study, study.smk):
+#
+#   params:
+#       **library_call_backend("klvae.experiments.backend_study:train"),
+#       keras_backend=lambda w: w.backend,
+#   script:
+#       CALL_BACKEND
+#
+# call_backend.py sets KERAS_BACKEND for the job's process from params.keras_backend, then runs
+# call.py unchanged (so the other rules' code digests, which cover call.py, do not change). The
+# digest covers call_backend.py too.
+CALL_BACKEND = "../scripts/call_backend.py"
+
+
+def library_call_backend(func):
+    """library_call(func) whose `code` digest also covers workflow/scripts/call_backend.py."""
+    import hashlib
+
+    params = library_call(func)
+    runner = os.path.join(workflow.basedir, "workflow", "scripts", "call_backend.py")
+    with open(runner, "rb") as fh:
+        params["code"] = hashlib.sha256(b"\0".join([params["code"].encode(), fh.read()])).hexdigest()[:16]
+    return params

@@ -6,7 +6,7 @@ REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"
 REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
-ALL_FIGURES = E1_FIGURES + E2_FIGURES + E3_FIGURES
+ALL_FIGURES = E1_FIGURES + E2_FIGURES + E3_FIGURES + STUDY_REPORT_FIGURES
 # The methods chapter summarises every job's benchmark file, so it waits for every result.
 ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table] + E2_TABLES + E3_TABLES
 
@@ -134,6 +134,34 @@ rule run_record:
         CALL
 
 
+rule report_study:
+    """Section "Does the framework matter?": the backend study from its committed bundle, this run's study or neither."""
+    input:
+        # only with backend_study.report_source: results does the report wait for (and run) the study
+        study=STUDY_TARGETS if STUDY["report_source"] == "results" else [],
+    output:
+        md=f"{GEN}/backend_study.md",
+        latent_md=f"{GEN}/backend_study_latent.md",
+        variables=f"{GEN}/backend_study.vars.yml",
+        figure=STUDY_REPORT_FIGURES,
+    log:
+        f"{LOGS}/report/study.log",
+    benchmark:
+        f"{BENCH}/report/study.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.study:write_study"),
+        source=source_digest(STUDY_SOURCE, STUDY_SOURCE_PATH),  # rerun trigger: the bundle or results changed
+        kwargs={
+            "source_kind": STUDY_SOURCE,
+            "source_path": STUDY_SOURCE_PATH,
+            "command": "make backend-study",
+        },
+    script:
+        CALL
+
+
 rule report_methods:
     """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
     input:
@@ -245,6 +273,7 @@ REPORT_FRAGMENTS = {
         *rules.report_e1.output,
         *rules.report_e2.output,
         *rules.report_e3.output,
+        *rules.report_study.output,
         *rules.report_scorecard.output,
         *rules.report_methods.output,
         *rules.report_summary.output,
@@ -257,6 +286,7 @@ REPORT_VARIABLES = [
         rules.report_e1.output.variables,
         rules.report_e2.output.variables,
         rules.report_e3.output.variables,
+        rules.report_study.output.variables,
         rules.report_scorecard.output.variables,
         rules.report_methods.output.variables,
         rules.report_summary.output.variables,

@@ -1,0 +1,336 @@
+"""The report section "Does the framework matter?" (``report/_backend_study.qmd``): fragments and variables.
+
+The section is rendered from one of three sources (rule ``report_study``,
+``workflow/rules/study.smk``; chosen when the workflow is parsed, :func:`choose_source`):
+
+* ``bundle`` -- the committed study bundle under ``bundles/`` (:mod:`klvae.study_bundle`),
+  verified member by member before anything is read;
+* ``results`` -- this checkout's study results (``results/study/backend/``, written by
+  ``make backend-study``);
+* ``none`` -- the study has not been run: a short paragraph with the command that runs it.
+
+The prose, the decision rule and the hypotheses are in the ``.qmd``; every number and every
+verdict comes from here, through ``{{< var study.* >}}`` variables and two generated fragments
+(``_generated/backend_study.md``: the comparison table and the figure;
+``_generated/backend_study_latent.md``: the latent-code evidence). Each hypothesis' verdict is
+computed by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from klvae.formatting import fmt_coef
+from klvae.io import write_text
+from klvae.report.tables import fmt_num, markdown_table
+
+STUDY_ROOT = "study/backend"
+#: Thresholds of the decision rules (fixed before the runs; quoted in the section through variables).
+H1_SHARE = 0.90          # H1: 1/2 sum mu^2 is at least this share of the c = 0 test KL on both backends
+H2_SIGMA_RATIO = 0.10    # H2a: median posterior sd below this fraction of the smaller z_mean sd per axis
+NOT_RUN = "n/a"
+QUANTITY_NAMES = {"loss": "test loss", "reconstruction_loss": "reconstruction", "kl_loss": "KL divergence",
+                  "train_loss": "training loss", "gap": "test − training loss"}
+
+
+def choose_source(mode: str, bundles_dir: str | Path, results_dir: str | Path) -> tuple[str, str | None]:
+    """Where the section's numbers come from.
+
+    Args:
+        mode: ``auto`` (the newest committed study bundle; else this checkout's results if the
+            study's tables exist; else none), ``bundle`` (the bundle, required) or ``results``
+            (the study's results of this run).
+        bundles_dir: the repository's ``bundles/`` folder.
+        results_dir: the results folder (holding ``study/backend/``).
+
+    Returns:
+        ``(kind, path)``: ``("bundle", archive)``, ``("results", results_dir)`` or ``("none", None)``.
+
+    Raises:
+        klvae.bundle.BundleError: a study bundle under ``bundles_dir`` is refused by verification,
+            or ``mode`` is ``bundle`` and there is none.
+        ValueError: an unknown ``mode``.
+    """
+    from klvae import bundle as kb
+    from klvae.study_bundle import REQUIRED, find_study_bundle
+
+    if mode not in ("auto", "bundle", "results"):
+        raise ValueError(f"backend_study.report_source must be auto, bundle or results, got {mode!r}")
+    if mode == "results":
+        return "results", str(results_dir)
+    found = find_study_bundle(bundles_dir)
+    if found is not None:
+        return "bundle", str(found)
+    if mode == "bundle":
+        raise kb.BundleError(f"{bundles_dir}: no backend-study-*.tar.gz (backend_study.report_source: bundle); "
+                             "make one with `make backend-study` and `make study-bundle`")
+    if all((Path(results_dir) / rel).is_file() for rel in REQUIRED):
+        return "results", str(results_dir)
+    return "none", None
+
+
+def source_digest(kind: str, path: str | None) -> str:
+    """SHA-256 (16 hex) of what the section would be made from (a rerun trigger for rule ``report_study``):
+    the archive's bytes, the study's result tables and record, or ``"none"``."""
+    import hashlib
+
+    from klvae.study_bundle import REQUIRED
+
+    if kind == "none" or path is None:
+        return "none"
+    h = hashlib.sha256(kind.encode())
+    files = [Path(path)] if kind == "bundle" else [Path(path) / rel for rel in REQUIRED]
+    for f in files:
+        h.update(f.read_bytes() if f.is_file() else b"missing")
+    return h.hexdigest()[:16]
+
+
+def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
+    """The study's files by name (relative to ``results/``) and a sentence on where they come from.
+
+    A bundle is verified completely first (:func:`klvae.study_bundle.read_study_bundle`); from a
+    results folder the :data:`klvae.study_bundle.REQUIRED` files and every run's files are read.
+    """
+    from klvae.study_bundle import read_study_bundle, study_members
+
+    if kind == "bundle":
+        _, contents, info = read_study_bundle(path)
+        where = (f"the committed study bundle `bundles/{info['name']}` ({info['members']} files, each verified "
+                 f"against its manifest, SHA-256 `{info['manifest_sha256'][:16]}…`; packed {info['created_utc']})")
+        return contents, where
+    contents = {rel: p.read_bytes() for rel, p in study_members(path)}
+    return contents, "this checkout's study results (`results/study/backend/`, from `make backend-study`)"
+
+
+def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
+    # only empty fields are missing numbers: the verdict columns' "n/a" stays a string
+    return pd.read_csv(io.BytesIO(contents[f"{STUDY_ROOT}/{name}"]), keep_default_na=False, na_values=[""])
+
+
+def _pct(x: float) -> str:
+    return NOT_RUN if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
+
+
+def _num(x, digits: int = 2) -> str:
+    return NOT_RUN if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt_num(x, digits)
+
+
+def _sig(x: float) -> str:
+    return NOT_RUN if not math.isfinite(x) else f"{x:.3g}"
+
+
+def verdicts(welch: pd.DataFrame, latent: pd.DataFrame, backends: list[str]) -> dict[str, str]:
+    """Each hypothesis' verdict by the section's fixed rules (``supported``, ``refuted`` or ``not testable``).
+
+    * H1 (c = 0: the KL measures the latent scale): ``supported`` if the mean part
+      1/2 sum mu^2 is at least :data:`H1_SHARE` of the test-set KL on both backends (mean share
+      over seeds), else ``refuted``.
+    * H2a (c = 0.02: a nearly deterministic autoencoder): ``supported`` if on both backends the
+      median posterior sd is below :data:`H2_SIGMA_RATIO` times the mean per-axis z_mean sd
+      (means over seeds), else ``refuted``.
+    * H2b (c = 0.02: the backend gap is one of generalisation): ``supported`` if the backends'
+      difference in test - training loss (``gap``) has a Welch interval that excludes 0 while
+      the one of the training loss does not, else ``refuted``.
+    * H3 (with a shared init the backend gap is seed-to-seed noise): ``supported`` if no
+      Welch interval at c = 0 or c = 0.02 for test loss, reconstruction or KL excludes 0,
+      else ``refuted``.
+    * control (c = 1): ``agree`` if none of those three intervals excludes 0, else ``differ``.
+
+    ``not testable`` where the c is not in the study or a backend has fewer than 2 runs.
+    """
+    out = {}
+
+    def lat(c, b):
+        r = latent[(np.isclose(latent["kl_weight"], c)) & (latent["backend"] == b)]
+        return None if r.empty else r.iloc[0]
+
+    def wel(c, q):
+        r = welch[(np.isclose(welch["kl_weight"], c)) & (welch["quantity"] == q)]
+        return None if r.empty or r.iloc[0]["differ"] == "n/a" else r.iloc[0]
+
+    rows = [lat(0.0, b) for b in backends]
+    out["h1"] = "not testable" if any(r is None for r in rows) else (
+        "supported" if all(r["mean_share"] >= H1_SHARE for r in rows) else "refuted")
+    rows = [lat(0.02, b) for b in backends]
+    out["h2a"] = "not testable" if any(r is None for r in rows) else (
+        "supported" if all(r["sigma_median"] < H2_SIGMA_RATIO * r["z_mean_sd"] for r in rows) else "refuted")
+    gap, train = wel(0.02, "gap"), wel(0.02, "train_loss")
+    out["h2b"] = "not testable" if gap is None or train is None else (
+        "supported" if gap["differ"] == "yes" and train["differ"] == "no" else "refuted")
+    main = [wel(c, q) for c in (0.0, 0.02) for q in ("loss", "reconstruction_loss", "kl_loss")]
+    out["h3"] = "not testable" if any(r is None for r in main) else (
+        "refuted" if any(r["differ"] == "yes" for r in main) else "supported")
+    control = [wel(1.0, q) for q in ("loss", "reconstruction_loss", "kl_loss")]
+    out["control"] = "not testable" if any(r is None for r in control) else (
+        "differ" if any(r["differ"] == "yes" for r in control) else "agree")
+    return out
+
+
+def comparison_table(welch: pd.DataFrame, backends: list[str]) -> str:
+    """The section's main table: per c and quantity both backends' mean ± sd (n), the difference with
+    its 95 % Welch interval, the verdict, the seed's value and whether it is inside each backend's
+    prediction interval."""
+    a, b = backends
+    rows = []
+    for r in welch.itertuples(index=False):
+        r = r._asdict()
+        seed_in = " / ".join(r[f"seed_inside_{x}"] for x in backends)
+        rows.append([fmt_coef(r["kl_weight"]), QUANTITY_NAMES.get(r["quantity"], r["quantity"]),
+                     f"{fmt_num(r[f'mean_{a}'])} ± {fmt_num(r[f'sd_{a}'])} ({r[f'n_{a}']})",
+                     f"{fmt_num(r[f'mean_{b}'])} ± {fmt_num(r[f'sd_{b}'])} ({r[f'n_{b}']})",
+                     fmt_num(r["difference"]), f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
+                     f"**{r['differ']}**", fmt_num(r["seed"]), seed_in if not pd.isna(r["seed"]) else "--"])
+    caption = (f"Test-set numbers after training, nats per image: mean ± sd (n runs) per backend, the difference "
+               f"{a} − {b} with its 95 % Welch interval, whether the backends differ by the decision rule, the "
+               f"seed's single run and whether it lies inside the 95 % prediction interval of {a} / {b}. "
+               "{{< var made_by.study_table >}}")
+    return markdown_table(["c", "quantity", a, b, "difference", "95 % interval", "differ", "seed",
+                           "seed inside"], rows, caption, "tbl-study-backends", align="llrrrrlrl")
+
+
+def latent_table(latent: pd.DataFrame) -> str:
+    """The latent-code evidence per c and backend (means ± sd over seeds)."""
+    rows = []
+    for r in latent.sort_values(["kl_weight", "backend"]).itertuples(index=False):
+        r = r._asdict()
+        rows.append([fmt_coef(r["kl_weight"]), r["backend"], f"{fmt_num(r['kl_loss'])} ± {fmt_num(r['kl_loss_sd'])}",
+                     f"{fmt_num(r['kl_mean_part'])} ± {fmt_num(r['kl_mean_part_sd'])}",
+                     f"{fmt_num(r['kl_variance_part'])} ± {fmt_num(r['kl_variance_part_sd'])}",
+                     _pct(r["mean_share"]), f"{fmt_num(r['z_mean_sd'])} ± {fmt_num(r['z_mean_sd_sd'])}",
+                     fmt_num(r["z_log_var_median"]), f"{r['sigma_median']:.3g}",
+                     f"{fmt_num(r['gap'])} ± {fmt_num(r['gap_sd'])}", str(int(r["n"]))])
+    caption = ("Latent-code evidence of the final models on the test set, mean ± sd over seeds: the KL divergence, "
+               "its mean part ½Σμ² and variance part ½Σ(σ² − 1 − log σ²) (nats per image), the mean part's share, "
+               "the sd of z_mean per axis (mean over the axes), the median z_log_var and the median posterior sd "
+               "σ = exp(½ · median z_log_var), the test − training loss gap, and the runs n. "
+               "{{< var made_by.study_table >}}")
+    return markdown_table(["c", "backend", "KL", "½Σμ²", "variance part", "share", "z_mean sd", "median z_log_var",
+                           "median σ", "test − train", "n"], rows, caption, "tbl-study-latent", align="llrrrrrrrrr")
+
+
+def _backend_value(latent: pd.DataFrame, c: float, b: str, col: str) -> float:
+    r = latent[(np.isclose(latent["kl_weight"], c)) & (latent["backend"] == b)]
+    return float(r.iloc[0][col]) if not r.empty else math.nan
+
+
+def not_run_variables(command: str) -> dict:
+    """The ``study`` variables when the study has not been run: every number ``n/a``, every verdict
+    ``not tested``."""
+    keys = ["seeds", "n_seeds", "epochs", "n_train", "n_test", "coefficients", "backends", "cpu_hours",
+            "s_per_epoch"]
+    v = {k: NOT_RUN for k in keys}
+    for b in ("tensorflow", "jax"):
+        for k in ("h1_share", "h1_kl", "h1_mean_part", "h1_variance_part", "h1_z_sd", "h2_log_var", "h2_sigma",
+                  "h2_z_sd", "h2_gap"):
+            v[f"{k}_{b}"] = NOT_RUN
+    v.update({f"{h}_verdict": "not tested (the study has not been run)" for h in ("h1", "h2a", "h2b", "h3")})
+    v.update(control_verdict="not tested", n_differ=NOT_RUN, n_rows=NOT_RUN, status="not run",
+             source="nowhere: the study has not been run", command=command)
+    return v
+
+
+def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tuple[str, str, dict, bytes]:
+    """The two fragments, the variables and the figure's bytes from the study's files.
+
+    Returns:
+        ``(main_md, latent_md, variables, png_bytes)``.
+    """
+    welch = _csv(contents, "tables/backends.csv")
+    runs = _csv(contents, "tables/runs.csv")
+    latent = _csv(contents, "tables/latent.csv")
+    run = json.loads(contents[f"{STUDY_ROOT}/run.json"])
+    settings = run.get("study", {})
+    backends = list(settings.get("backends") or sorted(runs["backend"].unique()))
+    verdict = verdicts(welch, latent, backends)
+    seconds = []
+    for name, blob in contents.items():
+        if name.startswith(STUDY_ROOT + "/") and name.endswith("/timing.json"):
+            t = json.loads(blob)
+            seconds.append((t["backend"], float(np.median(t["epoch_seconds"]))))
+    per_backend = {b: float(np.median([s for x, s in seconds if x == b])) for b in backends
+                   if any(x == b for x, _ in seconds)}
+    main = (f"Source of the numbers below: {where}.\n\n" + comparison_table(welch, backends) + "\n\n"
+            "![Training loss (dashed) and test loss (solid) per epoch, nats per image, for every run: each seed a "
+            "thin line, the mean over seeds of each backend a bold one; one panel per KL coefficient c. The test "
+            "loss of each epoch was computed after training from the weights saved at the end of that epoch. "
+            "{{< var made_by.study_figure >}}](figures/study/backend_losses.png){#fig-study-curves width=100%}\n")
+    diff_rows = welch[welch["quantity"].isin(["loss", "reconstruction_loss", "kl_loss"])]
+    v = {
+        "status": "bundle" if where.startswith("the committed") else "results", "source": where, "command": command,
+        "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())), "n_seeds": int(runs["seed"].nunique()),
+        "epochs": int(runs["epochs"].max()), "n_train": f"{int(runs['n_train'].max()):,}",
+        "n_test": f"{int(runs['n_test'].max()):,}",
+        "coefficients": ", ".join(fmt_coef(c) for c in sorted(runs["kl_weight"].unique())),
+        "backends": " and ".join(backends),
+        "cpu_hours": f"{run.get('cpu_seconds', math.nan) / 3600:.2f}" if run.get("cpu_seconds") else NOT_RUN,
+        "s_per_epoch": ", ".join(f"{b} {s:.1f} s" for b, s in per_backend.items()) or NOT_RUN,
+        "n_differ": int((diff_rows["differ"] == "yes").sum()), "n_rows": len(diff_rows),
+        **{f"{h}_verdict": verdict[h] for h in ("h1", "h2a", "h2b", "h3")}, "control_verdict": verdict["control"],
+    }
+    for b in ("tensorflow", "jax"):
+        v.update({f"h1_share_{b}": _pct(_backend_value(latent, 0.0, b, "mean_share")),
+                  f"h1_kl_{b}": _num(_backend_value(latent, 0.0, b, "kl_loss")),
+                  f"h1_mean_part_{b}": _num(_backend_value(latent, 0.0, b, "kl_mean_part")),
+                  f"h1_variance_part_{b}": _num(_backend_value(latent, 0.0, b, "kl_variance_part")),
+                  f"h1_z_sd_{b}": _num(_backend_value(latent, 0.0, b, "z_mean_sd")),
+                  f"h2_log_var_{b}": _num(_backend_value(latent, 0.02, b, "z_log_var_median")),
+                  f"h2_sigma_{b}": _sig(_backend_value(latent, 0.02, b, "sigma_median")),
+                  f"h2_z_sd_{b}": _num(_backend_value(latent, 0.02, b, "z_mean_sd")),
+                  f"h2_gap_{b}": _num(_backend_value(latent, 0.02, b, "gap"))})
+    return main, latent_table(latent) + "\n", v, contents[f"{STUDY_ROOT}/figures/losses.png"]
+
+
+def write_study(md: str, latent_md: str, variables: str, source_kind: str, source_path: str | None = None,
+                figure: str | list[str] | None = None, command: str = "make backend-study") -> dict:
+    """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
+
+    Args:
+        md: output, ``_generated/backend_study.md`` (source, comparison table and figure; or the
+            paragraph saying the study has not been run and how to run it).
+        latent_md: output, ``_generated/backend_study_latent.md`` (the latent evidence table; empty
+            when not run).
+        variables: output YAML with the ``study`` variables (:func:`study_fragments`,
+            :func:`not_run_variables`) and the decision rules' thresholds.
+        source_kind, source_path: :func:`choose_source`'s answer.
+        figure: output PNG (the study's loss curves) -- required unless ``source_kind`` is ``none``.
+        command: the command that runs the study (quoted in the not-run paragraph).
+
+    Returns:
+        The variables.
+
+    Raises:
+        klvae.bundle.BundleError: the bundle is refused by verification.
+        ValueError: results exist but no ``figure`` path was given.
+    """
+    if isinstance(figure, (list, tuple)):  # the rule's named output is a list (empty when not run)
+        figure = str(figure[0]) if figure else None
+    thresholds = {"h1_threshold": f"{100 * H1_SHARE:.0f} %", "h2_ratio": f"{100 * H2_SIGMA_RATIO:.0f} %"}
+    if source_kind == "none":
+        text = ("::: {.callout-note}\n**The backend study has not been run**, and no study bundle is committed under "
+                f"`bundles/`. Run it with `{command}` (about 4–6 CPU-seconds per epoch per run: 40 epochs × 30 runs "
+                "at the full settings), pack it with `make study-bundle`, and render the report again; the table, "
+                "the figure and the verdicts of the hypotheses below then appear here.\n:::\n")
+        values = {**not_run_variables(command), **thresholds}
+        write_text(md, text)
+        write_text(latent_md, "")
+    else:
+        if figure is None:
+            raise ValueError("the study has results but no figure path was given for the report")
+        contents, where = read_source(source_kind, source_path)
+        text, latent_text, values, png = study_fragments(contents, where, command)
+        values.update(thresholds)
+        write_text(md, text)
+        write_text(latent_md, latent_text)
+        Path(figure).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(figure).with_name(Path(figure).stem + ".tmp.png")
+        tmp.write_bytes(png)
+        tmp.replace(figure)
+    write_text(variables, yaml.safe_dump({"study": values}, sort_keys=False, allow_unicode=True))
+    return values
