@@ -36,6 +36,7 @@ if config.get("bundle"):
     include: "workflow/rules/e1.smk"
     include: "workflow/rules/e2.smk"
     include: "workflow/rules/e3.smk"
+    include: "workflow/rules/study.smk"
     include: "workflow/rules/report.smk"
 
     prefer_bundle_files()

@@ -62,7 +62,8 @@ class Named(dict):
     def __getattr__(self, k): return self[k]
 smk = types.SimpleNamespace(
     params=Named(func="klvae.io:write_text", keras_backend="jax", kwargs={{"text": "hello"}}),
-    input=Named(), output=Named(path={str(out)!r}), log=[{str(tmp_path / 'job.log')!r}], rule="fake", threads=1)
+    input=Named(), output=Named(path={str(out)!r}), log=[{str(tmp_path / 'job.log')!r}], rule="fake", threads=1,
+    wildcards=Named())
 runpy.run_path({str(REPO / 'workflow/scripts/call_backend.py')!r}, init_globals={{"snakemake": smk}})
 import os, keras
 print(os.environ["KERAS_BACKEND"], keras.backend.backend())

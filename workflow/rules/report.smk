@@ -151,7 +151,7 @@ rule report_study:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.study:write_study"),
+        **library_call("klvae.report.study:write_study", deps_only=["study"]),
         source=source_digest(STUDY_SOURCE, STUDY_SOURCE_PATH),  # rerun trigger: the bundle or results changed
         kwargs={
             "source_kind": STUDY_SOURCE,

@@ -175,7 +175,7 @@ rule study_record:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.backend_study:record"),
+        **library_call("klvae.experiments.backend_study:record", deps_only=["tables", "figure"]),
         kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir, "settings": STUDY},
     script:
         CALL

@@ -543,11 +543,12 @@ def record(run_json: str, config_yaml: str, config: dict, benchmarks_dir: str, r
 
     import yaml
 
+    from klvae import backend
     from klvae.report import provenance
 
     times = [t for t in provenance.rule_times(benchmarks_dir, exclude=()) if t["rule"].startswith("study_")]
     rec = {"recorded_utc": provenance.utc_now(), "host": provenance.host(), "profile": config.get("profile"),
-           "git_commit": provenance.git_commit(repo), "hardware": provenance.hardware(),
+           "git_commit": provenance.git_commit(repo), "hardware": provenance.hardware(backend.backend_facts()),
            "versions": provenance.package_versions(),
            "python": {"executable": sys.executable, "version": platform.python_version()},
            "study": settings, "rule_times": times,
