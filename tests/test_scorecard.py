@@ -308,6 +308,17 @@ def test_e1_rows_use_the_replicates_spread(tmp_path):
     assert v["e1-c1-loss"] == "differs" and v["e1-c20-loss"] == "differs" and v["e1-c1-kl"] == "reproduced"
 
 
+def test_small_kl_weight_rows_name_the_backend_and_point_to_the_backend_study(tmp_path):
+    """c = 0 and 0.02, where single runs on TensorFlow and JAX disagreed: the note names this run's
+    backend and the section that weighs framework against chance; the other coefficients do not."""
+    rows = scorecard_rows(**fake_outputs(tmp_path), tolerances=tolerances(), profile="default", backend="jax")
+    notes = {r["id"]: r["note"] for r in rows if r["experiment"] == "E1"}
+    for c in ("0", "0.02"):
+        for q in ("loss", "rec", "kl"):
+            assert "made on the jax backend" in notes[f"e1-c{c}-{q}"] and "@sec-backend-study" in notes[f"e1-c{c}-{q}"]
+    assert not any("@sec-backend-study" in notes[f"e1-c{c}-loss"] for c in ("0.1", "1", "20"))
+
+
 def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     """286/200 = 1.43 in every window: zero spread, so the tolerance decides; with a ±10 %/window
     jitter of model_add_loss the slowdown's interval widens enough to meet the seed's 1.3-1.5, and
