@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from klvae.code_digest import _module_file  # the same lookup the rules' code digests use
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: klvae modules that need Keras (or train): below the report and the figures.
@@ -28,14 +30,6 @@ LAYERS = {
     "klvae.figures": KLVAE_BELOW + FRAMEWORKS,
     "klvae.report": KLVAE_BELOW + FRAMEWORKS + ("matplotlib",),
 }
-
-
-def _module_file(root: Path, module: str) -> Path | None:
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _with_parents(name: str) -> list[str]:
