@@ -247,7 +247,8 @@ def test_collect_writes_the_welch_table_and_the_latent_evidence(tmp_path):
 def _expand_section(build: Path, variables: dict) -> str:
     from klvae.report.render import expand_shortcodes
 
-    (build / "_backend_study.qmd").write_text((REPO / "report/_backend_study.qmd").read_text())
+    for name in ("_backend_study.qmd", "_backend_study_results.qmd", "_backend_study_notrun.qmd"):
+        (build / name).write_text((REPO / "report" / name).read_text())
     made_by = {"made_by": {"study_table": "(rule `study_table`)", "study_figure": "(rule `study_figure`)"}}
     return expand_shortcodes(build / "_backend_study.qmd", {**variables, **made_by})
 
@@ -263,7 +264,8 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     write_study(str(gen / "backend_study.md"), str(gen / "backend_study_latent.md"), str(gen / "v.yml"), "none")
     text = _expand_section(tmp_path / "build", yaml.safe_load((gen / "v.yml").read_text()))
     assert "The backend study has not been run" in text and "`make backend-study`" in text
-    assert "not tested (the study has not been run)" in text
+    # without numbers no hypothesis verdicts and no "n/a" sentences: the section says what to run
+    assert "n/a" not in text and "## Hypotheses" not in text and "{{<" not in text
 
     _finish_fake_study(results)
     assert choose_source("auto", bundles, results) == ("results", str(results))

@@ -294,7 +294,8 @@ def test_html_reading_comforts_in_headless_chromium(pipeline_run, tmp_path):
             str(tmp_path / "profile"), executable_path=chromium, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page()
+        page.set_viewport_size({"width": 1600, "height": 1000})
         page.goto(html.as_uri())
         page.wait_for_load_state("load")
         toc = page.evaluate("(() => { const n = document.getElementById('TOC'); const r = n.getBoundingClientRect();"

@@ -172,3 +172,16 @@ def test_rule_and_experiment_times_sum_wall_and_cpu_seconds_from_benchmark_files
     per_experiment = experiment_times(times)
     assert [(e["experiment"], e["jobs"], e["total_s"], e["cpu_s"]) for e in per_experiment] == [
         ("data (MNIST)", 1, 2.0, 1.0), ("E1", 2, 150.0, 120.0), ("E2", 1, 30.0, 29.5)]
+
+
+def test_includes_resolve_from_the_main_documents_folder_as_in_quarto(tmp_path):
+    """Quarto resolves an include inside an included file from the main document's folder (a
+    leading / too): a generated fragment in _generated/ can include report prose beside index.qmd."""
+    from klvae.report.render import expand_shortcodes
+
+    (tmp_path / "_generated").mkdir()
+    (tmp_path / "index.qmd").write_text("A\n\n{{< include _generated/frag.md >}}\n")
+    (tmp_path / "_generated" / "frag.md").write_text("B\n\n{{< include /_prose.qmd >}}\n\n{{< include _more.qmd >}}\n")
+    (tmp_path / "_prose.qmd").write_text("C {{< var x >}}\n")
+    (tmp_path / "_more.qmd").write_text("D\n")
+    assert expand_shortcodes(tmp_path / "index.qmd", {"x": 1}).split() == ["A", "B", "C", "1", "D"]

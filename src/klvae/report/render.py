@@ -220,9 +220,11 @@ def quarto_incompatibilities(text: str, path: str | Path) -> list[str]:
     return [msg for _, msg in sorted(found)]
 
 
-def expand_shortcodes(path: Path, variables: dict, depth: int = 0) -> str:
-    """Text of ``path`` with ``{{< include f >}}`` (recursive, relative to the including file)
-    and ``{{< var a.b >}}`` replaced, as Quarto does.
+def expand_shortcodes(path: Path, variables: dict, depth: int = 0, root: Path | None = None) -> str:
+    """Text of ``path`` with ``{{< include f >}}`` (recursive) and ``{{< var a.b >}}`` replaced, as
+    Quarto does: an include's path is relative to the main document's folder ``root`` (default:
+    ``path``'s), also inside an included file, and a leading ``/`` means that folder too (Quarto:
+    "relative references inside the included file resolve based on the directory of the main file").
 
     Raises:
         ReportError: a missing include file, an undefined variable, includes nested > 10 deep, or
@@ -236,11 +238,13 @@ def expand_shortcodes(path: Path, variables: dict, depth: int = 0) -> str:
     if problems:
         raise ReportError("\n".join(problems))
 
+    root = Path(root) if root is not None else path.parent
+
     def include(m):
-        target = path.parent / m.group(1)
+        target = root / m.group(1).lstrip("/")
         if not target.is_file():
             raise ReportError(f"{path}: included file {m.group(1)} not found (looked at {target})")
-        body = expand_shortcodes(target, variables, depth + 1)
+        body = expand_shortcodes(target, variables, depth + 1, root)
         return re.sub(r"\A---\n.*?\n---\n", "", body, flags=re.S)  # front matter of includes is dropped
 
     text = INCLUDE_RE.sub(include, text)

@@ -287,6 +287,10 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
     return main, latent_table(latent) + "\n", v, contents[f"{STUDY_ROOT}/figures/losses.png"]
 
 
+#: The section's prose for each case (report/, included from the generated fragment).
+RESULTS_QMD, NOT_RUN_QMD = "_backend_study_results.qmd", "_backend_study_notrun.qmd"
+
+
 def write_study(md: str, latent_md: str, variables: str, source_kind: str, source_path: str | None = None,
                 figure: str | list[str] | None = None, command: str = "make backend-study") -> dict:
     """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
@@ -313,10 +317,7 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
         figure = str(figure[0]) if figure else None
     thresholds = {"h1_threshold": f"{100 * H1_SHARE:.0f} %", "h2_ratio": f"{100 * H2_SIGMA_RATIO:.0f} %"}
     if source_kind == "none":
-        text = ("::: {.callout-note}\n**The backend study has not been run**, and no study bundle is committed under "
-                f"`bundles/`. Run it with `{command}` (about 4–6 CPU-seconds per epoch per run: 40 epochs × 30 runs "
-                "at the full settings), pack it with `make study-bundle`, and render the report again; the table, "
-                "the figure and the verdicts of the hypotheses below then appear here.\n:::\n")
+        text = f"{{{{< include /{NOT_RUN_QMD} >}}}}\n"  # the prose is in report/ (relative to the project root)
         values = {**not_run_variables(command), **thresholds}
         write_text(md, text)
         write_text(latent_md, "")
@@ -325,6 +326,7 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
             raise ValueError("the study has results but no figure path was given for the report")
         contents, where = read_source(source_kind, source_path)
         text, latent_text, values, png = study_fragments(contents, where, command)
+        text = text.rstrip("\n") + f"\n\n{{{{< include /{RESULTS_QMD} >}}}}\n"  # results, hypotheses: report/
         values.update(thresholds)
         write_text(md, text)
         write_text(latent_md, latent_text)
