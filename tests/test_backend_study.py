@@ -261,11 +261,14 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     results, bundles, gen = tmp_path / "results", tmp_path / "bundles", tmp_path / "build/_generated"
     # not run: no bundle, no results
     assert choose_source("auto", bundles, results) == ("none", None)
-    write_study(str(gen / "backend_study.md"), str(gen / "backend_study_latent.md"), str(gen / "v.yml"), "none")
+    write_study(str(gen / "backend_study.md"), str(gen / "backend_study_latent.md"), str(gen / "v.yml"), "none",
+                settings={"coefficients": [0.02, 0, 1], "seeds": [1, 2, 3], "backends": ["tensorflow", "jax"],
+                          "epochs": 40, "n_train": 60000, "n_test": 10000})
     text = _expand_section(tmp_path / "build", yaml.safe_load((gen / "v.yml").read_text()))
     assert "The backend study has not been run" in text and "`make backend-study`" in text
     # without numbers no hypothesis verdicts and no "n/a" sentences: the section says what to run
     assert "n/a" not in text and "## Hypotheses" not in text and "{{<" not in text
+    assert "$c$ = 0, 0.02, 1" in text and "with seeds 1, 2, 3 (3 per backend)" in text  # the planned design
 
     _finish_fake_study(results)
     assert choose_source("auto", bundles, results) == ("results", str(results))

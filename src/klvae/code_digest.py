@@ -116,22 +116,31 @@ def code_digest(func: str, root: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def rule_params(func: str, sources: str | Path, runner: str | Path | None = None) -> dict[str, str]:
+def rule_params(func: str, sources: str | Path, runner: str | Path | None = None, deps_only=(),
+                extra_runners=()) -> dict:
     """A rule's params for calling ``func`` through ``workflow/scripts/call.py``:
-    ``{"func": func, "code": <digest>}`` (``workflow/rules/call.smk``).
+    ``{"func": func, "code": <digest>}`` plus ``"deps_only"`` when given (``workflow/rules/call.smk``).
 
     The digest is :func:`code_digest` of ``func``; with ``runner`` (the path of ``call.py``)
     it also covers that script's bytes, so editing the one script every rule runs reruns every
-    job, as Snakemake's mtime-based ``code`` trigger would, but by content.
+    job, as Snakemake's mtime-based ``code`` trigger would, but by content; ``extra_runners``
+    (e.g. ``call_backend.py``, which runs ``call.py`` on a rule's Keras backend) are covered too.
+
+    Args:
+        deps_only: names of the rule's inputs the job only waits for (``call.py`` passes them to
+            no one; any other named input the function has no parameter for is an error).
 
     Raises:
         ValueError, FileNotFoundError: as :func:`code_digest`; FileNotFoundError also for a
-        missing ``runner``.
+        missing ``runner`` or extra runner.
     """
     digest = code_digest(func, sources)
-    if runner is not None:
-        digest = hashlib.sha256(digest.encode() + b"\0" + Path(runner).read_bytes()).hexdigest()[:16]
-    return {"func": func, "code": digest}
+    for script in ([runner] if runner is not None else []) + list(extra_runners):
+        digest = hashlib.sha256(digest.encode() + b"\0" + Path(script).read_bytes()).hexdigest()[:16]
+    params = {"func": func, "code": digest}
+    if deps_only:
+        params["deps_only"] = list(deps_only)
+    return params
 
 
 __all__ = ["code_digest", "module_closure", "rule_params"]

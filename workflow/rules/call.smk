@@ -35,19 +35,12 @@ KLVAE_SOURCES = os.path.join(workflow.basedir, "src")
 CONDA_ENV = "../envs/klvae.yaml"
 
 
-_rule_params = partial(
+# library_call("klvae.module:function", deps_only=[...]) -> {"func", "code"[, "deps_only"]}
+library_call = partial(
     rule_params,
     sources=KLVAE_SOURCES,
     runner=os.path.join(workflow.basedir, "workflow", "scripts", "call.py"),
 )
-
-
-def library_call(func, deps_only=()):
-    """library_call("klvae.module:function", deps_only=[...]) -> {"func", "code"[, "deps_only"]}."""
-    params = _rule_params(func)
-    if deps_only:
-        params["deps_only"] = list(deps_only)
-    return params
 
 
 # Rules whose jobs run on a Keras backend named by a wildcard (the backend study, study.smk):
@@ -64,12 +57,7 @@ def library_call(func, deps_only=()):
 CALL_BACKEND = "../scripts/call_backend.py"
 
 
-def library_call_backend(func):
-    """library_call(func) whose `code` digest also covers workflow/scripts/call_backend.py."""
-    import hashlib
-
-    params = library_call(func)
-    runner = os.path.join(workflow.basedir, "workflow", "scripts", "call_backend.py")
-    with open(runner, "rb") as fh:
-        params["code"] = hashlib.sha256(b"\0".join([params["code"].encode(), fh.read()])).hexdigest()[:16]
-    return params
+# library_call_backend("klvae.module:function"): as library_call, the digest also covers call_backend.py
+library_call_backend = partial(
+    library_call, extra_runners=[os.path.join(workflow.basedir, "workflow", "scripts", "call_backend.py")]
+)

@@ -157,6 +157,7 @@ rule report_study:
             "source_kind": STUDY_SOURCE,
             "source_path": STUDY_SOURCE_PATH,
             "command": "make backend-study",
+            "settings": config["backend_study"],  # the planned design, shown when the study has not been run
         },
     script:
         CALL

@@ -220,12 +220,19 @@ def _backend_value(latent: pd.DataFrame, c: float, b: str, col: str) -> float:
     return float(r.iloc[0][col]) if not r.empty else math.nan
 
 
-def not_run_variables(command: str) -> dict:
-    """The ``study`` variables when the study has not been run: every number ``n/a``, every verdict
-    ``not tested``."""
+def not_run_variables(command: str, settings: dict | None = None) -> dict:
+    """The ``study`` variables when the study has not been run: the planned design from the
+    config's ``backend_study`` section (``settings``: coefficients, seeds, backends, epochs, image
+    counts; ``n/a`` without it), every number ``n/a``, every verdict ``not tested``."""
     keys = ["seeds", "n_seeds", "epochs", "n_train", "n_test", "coefficients", "backends", "cpu_hours",
             "s_per_epoch"]
     v = {k: NOT_RUN for k in keys}
+    if settings:
+        seeds = list(settings.get("seeds") or [])
+        v.update(seeds=", ".join(str(x) for x in seeds), n_seeds=len(seeds), epochs=int(settings["epochs"]),
+                 n_train=f"{int(settings['n_train']):,}", n_test=f"{int(settings['n_test']):,}",
+                 coefficients=", ".join(fmt_coef(float(c)) for c in sorted(settings["coefficients"])),
+                 backends=" and ".join(settings.get("backends") or []))
     for b in ("tensorflow", "jax"):
         for k in ("h1_share", "h1_kl", "h1_mean_part", "h1_variance_part", "h1_z_sd", "h2_log_var", "h2_sigma",
                   "h2_z_sd", "h2_gap"):
@@ -292,7 +299,8 @@ RESULTS_QMD, NOT_RUN_QMD = "_backend_study_results.qmd", "_backend_study_notrun.
 
 
 def write_study(md: str, latent_md: str, variables: str, source_kind: str, source_path: str | None = None,
-                figure: str | list[str] | None = None, command: str = "make backend-study") -> dict:
+                figure: str | list[str] | None = None, command: str = "make backend-study",
+                settings: dict | None = None) -> dict:
     """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
 
     Args:
@@ -304,6 +312,8 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
             :func:`not_run_variables`) and the decision rules' thresholds.
         source_kind, source_path: :func:`choose_source`'s answer.
         figure: output PNG (the study's loss curves) -- required unless ``source_kind`` is ``none``.
+        settings: the config's ``backend_study`` section: the planned design the section names when
+            the study has not been run (:func:`not_run_variables`).
         command: the command that runs the study (quoted in the not-run paragraph).
 
     Returns:
@@ -318,7 +328,7 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
     thresholds = {"h1_threshold": f"{100 * H1_SHARE:.0f} %", "h2_ratio": f"{100 * H2_SIGMA_RATIO:.0f} %"}
     if source_kind == "none":
         text = f"{{{{< include /{NOT_RUN_QMD} >}}}}\n"  # the prose is in report/ (relative to the project root)
-        values = {**not_run_variables(command), **thresholds}
+        values = {**not_run_variables(command, settings), **thresholds}
         write_text(md, text)
         write_text(latent_md, "")
     else:
