@@ -137,9 +137,9 @@ def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
 
 
 # The report rules name the checkout's files (report/ sources, config/paper.yaml, the schema) as
-# inputs and the checkout's path as a param, so a checkout elsewhere or with new mtimes renders
-# the report again (seconds); nothing else may rerun.
-REPORT_RULES_NAMING_THE_CHECKOUT = {"report_methods", "report_render"}
+# inputs, so a checkout elsewhere or with new mtimes renders the report again (seconds), and the
+# summary follows the methods chapter's variables; nothing else may rerun (the run record neither).
+REPORT_RULES_NAMING_THE_CHECKOUT = {"report_methods", "report_summary", "report_render"}
 
 
 @pytest.mark.pipeline

@@ -8,7 +8,8 @@ REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
 ALL_FIGURES = E1_FIGURES + E2_FIGURES + E3_FIGURES + STUDY_REPORT_FIGURES
 # The methods chapter summarises every job's benchmark file, so it waits for every result.
-ALL_RESULTS = ALL_FIGURES + [rules.e1_table.output.table] + E2_TABLES + E3_TABLES
+ALL_TABLES = [rules.e1_table.output.table] + E2_TABLES + E3_TABLES
+ALL_RESULTS = ALL_FIGURES + ALL_TABLES
 
 
 rule report_e1:
@@ -92,8 +93,9 @@ rule report_e3:
 rule report_backend:
     """The run's Keras backend, its versions and the accelerators it sees, for the report (which imports no Keras)."""
     input:
-        # recorded at the end of the run, as the rest of the run record
-        after=ALL_RESULTS,
+        # recorded at the end of the run's computations, as the rest of the run record (a redrawn
+        # figure does not re-record the run)
+        after=ALL_TABLES,
     output:
         facts=f"{REPORT_DIR}/backend.json",
     log:
@@ -113,8 +115,9 @@ rule run_record:
     """The run's record (Keras backend, hardware, host, date, commit, every package) and its config as used."""
     input:
         backend=rules.report_backend.output.facts,
-        # written at the end of the run, once every result is there
-        after=ALL_RESULTS,
+        # written at the end of the run's computations, once every table is there (a redrawn
+        # figure or a fresh checkout of the same code does not re-record the run)
+        after=ALL_TABLES,
     output:
         # data that travel in a results bundle (klvae.bundle): a report rendered from the bundle
         # shows where and how the numbers were made, not where it was rendered
@@ -129,7 +132,7 @@ rule run_record:
     params:
         **library_call("klvae.report.provenance:write_run_record", deps_only=["after"]),
         backend=KERAS_BACKEND,  # rerun trigger: the record names the backend
-        kwargs={"config": config, "repo": workflow.basedir},
+        kwargs={"config": config},
     script:
         CALL
 

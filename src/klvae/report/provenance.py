@@ -156,7 +156,7 @@ def run_record(config: dict, repo: str | Path, backend: dict) -> dict:
     }
 
 
-def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict, repo: str) -> None:
+def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict, repo: str | None = None) -> None:
     """Rule ``run_record``: the run's record (:func:`run_record`) and its config exactly as used.
 
     Written once, at the end of the run, in the run's environment; both are data that travel in
@@ -167,7 +167,9 @@ def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict
         run_json: output JSON (:func:`run_record`).
         config_yaml: output YAML: the validated config, schema defaults filled.
         backend: the Keras backend facts of rule ``report_backend`` (JSON).
-        config: the run's config. repo: the checkout (for ``git describe``).
+        config: the run's config.
+        repo: the checkout (for ``git describe``); default: the one this klvae is imported from, so
+            that the checkout's path is no rule param and a copy of it does not re-record the run.
     """
     import json
 
@@ -175,6 +177,7 @@ def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict
 
     from klvae.io import write_text
 
+    repo = repo if repo is not None else Path(__file__).resolve().parents[3]
     run = run_record(config, repo, json.loads(Path(backend).read_text()))
     write_text(run_json, json.dumps(run, indent=2, sort_keys=False) + "\n")
     write_text(config_yaml, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, allow_unicode=True))
