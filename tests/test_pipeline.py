@@ -108,19 +108,30 @@ def _chromium() -> str | None:
     return None
 
 
-def test_html_opens_in_headless_chromium_with_every_image_and_reference(pipeline_run, tmp_path):
+def _chromium_or_skip() -> str:
+    """Chromium's path; without it the test is skipped here and fails in CI (which installs it)."""
     chromium = _chromium()
     if chromium is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (.ci/run installs it)")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return chromium
+
+
+def _launch(p, chromium: str, tmp_path: Path):
+    """Headless Chromium with a fresh profile and the flags an offline, sandbox-less machine needs."""
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=chromium, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--no-first-run", "--disable-sync"])
+
+
+def test_html_opens_in_headless_chromium_with_every_image_and_reference(pipeline_run, tmp_path):
+    chromium = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        browser = _launch(p, chromium, tmp_path)
         page = browser.new_page()
         page.goto((pipeline_run / "results/report/klvae.html").as_uri())
         page.wait_for_load_state("load")
@@ -281,19 +292,12 @@ def test_every_job_recorded_where_its_time_went(pipeline_run):
 def test_html_reading_comforts_in_headless_chromium(pipeline_run, tmp_path):
     """The pandoc path's HTML: the table of contents beside the text on a wide screen (in the flow on a
     narrow one), a link to the PDF at the top, section anchors, figures that open full size on a click."""
-    chromium = _chromium()
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (.ci/run installs it)")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    chromium = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     html = pipeline_run / "results/report/klvae.html"
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        browser = _launch(p, chromium, tmp_path)
         page = browser.new_page()
         page.set_viewport_size({"width": 1600, "height": 1000})
         page.goto(html.as_uri())
