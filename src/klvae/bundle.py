@@ -661,7 +661,7 @@ def verify_bundle(archive: str | Path, expected_manifest_sha256: str | None = No
 
 
 def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
-                   expected_manifest_sha256: str | None = None, only=None) -> dict:
+                   expected_manifest_sha256: str | None = None, only=None, merge: bool = False) -> dict:
     """Verify a bundle completely, then write its members under ``dest`` (at their paths).
 
     Nothing is written unless every member verified. The files are written to a temporary
@@ -675,6 +675,8 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
         expected_manifest_sha256: see :func:`verify_bundle`.
         only: member names to write (all verified members when None); every member is verified
             either way.
+        merge: write the (verified) members into ``dest`` file by file, keeping what else is
+            there (bundle mode: report rules may already have written into the same folder).
 
     Returns:
         :func:`verify_bundle`'s dict plus ``"dest"``.
@@ -688,6 +690,20 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
         raise _refuse(archive, f"its manifest SHA-256 is {info['manifest_sha256']}, expected "
                                f"{expected_manifest_sha256} (the bundle changed since it was verified)")
     dest = Path(dest)
+    wanted = None if only is None else set(only)
+    if merge:
+        root = dest.resolve()
+        for name, data in contents.items():
+            target = dest / name
+            if wanted is not None and name not in wanted:
+                continue
+            if root not in target.resolve().parents:  # belt and braces: names were checked already
+                raise _refuse(archive, f"member {name!r} would land outside {dest}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = target.with_name(f".{target.name}.part{os.getpid()}")
+            part.write_bytes(data)
+            os.replace(part, target)
+        return {**info, "paths": sorted(contents), "dest": str(dest)}
     if dest.exists() and any(dest.iterdir()) and not replace:
         raise BundleError(f"{dest} exists and is not empty; extract into a fresh folder")
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
@@ -695,7 +711,6 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
         shutil.rmtree(tmp)
     try:
         root = tmp.resolve()
-        wanted = None if only is None else set(only)
         for name, data in contents.items():
             if wanted is not None and name not in wanted:
                 continue

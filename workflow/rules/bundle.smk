@@ -56,7 +56,9 @@ if _RENDERER:
     config["report"]["renderer"] = str(_RENDERER)
 # Data members only: report fragments of bundles made before bundles held data only are left out
 # (the report rules write them anew).
-BUNDLE_DATA = [p for p in BUNDLE["paths"] if klvae_bundle.is_data_member(p)]
+# Files under a folder that a rule makes as a whole (the stand-in's, whose label file travels in
+# the bundle) are extracted but not declared: one output may not sit inside another's folder.
+BUNDLE_DATA = [p for p in BUNDLE["paths"] if klvae_bundle.is_data_member(p) and not p.startswith("data/standin/")]
 BUNDLE_FILES = [f"{BUNDLE_DIR}/{p}" for p in BUNDLE_DATA]
 
 
@@ -74,7 +76,8 @@ rule bundle_extract:
         **library_call("klvae.bundle:extract_bundle"),
         kwargs={
             "dest": BUNDLE_DIR,
-            "replace": True,
+            # into the folder file by file: report rules without inputs may have written there first
+            "merge": True,
             "expected_manifest_sha256": BUNDLE["manifest_sha256"],
             "only": BUNDLE_DATA,
         },
@@ -88,6 +91,10 @@ def prefer_bundle_files():
     file a report rule reads must be in the bundle or the checkout, else the render stops here,
     naming the files, before anything is extracted."""
     report_rules = [r for r in workflow.rules if r.name.startswith("report_") and r.name != "report_backend"]
+    for r in report_rules:
+        # an input given as rules.<name>.output names its producer outright, past any ruleorder:
+        # here the bundle is the producer, so the report rules forget those names
+        r.dependencies.clear()
     for r in list(workflow.rules):
         if r.name not in {"bundle_extract", "bundle_report"} | {x.name for x in report_rules}:
             workflow.ruleorder("bundle_extract", r.name)

@@ -38,28 +38,24 @@ elif CELEBA["path"]:
 else:
     FACE_SOURCE = STANDIN_DIR
 
-    # (not in bundle mode: the bundle carries the stand-in's label file, which would sit inside this
-    # rule's output folder)
-    if not BUNDLE_MODE:
-
-        rule e3_standin:
-            """A CelebA-format folder of procedurally drawn synthetic faces (NOT CelebA), labelled as such."""
-            output:
-                folder=directory(STANDIN_DIR),
-            log:
-                f"{LOGS}/e3_standin.log",
-            benchmark:
-                f"{BENCH}/e3_standin.tsv"
-            # on the way to e3_train (priority 10)
-            priority: 10
-            conda:
-                CONDA_ENV
-            threads: workflow.cores
-            params:
-                **library_call("klvae.data.standin:generate_standin"),
-                kwargs={"n_images": E3["standin_images"], "seed": config["seed"]},
-            script:
-                CALL
+    rule e3_standin:
+        """A CelebA-format folder of procedurally drawn synthetic faces (NOT CelebA), labelled as such."""
+        output:
+            folder=directory(STANDIN_DIR),
+        log:
+            f"{LOGS}/e3_standin.log",
+        benchmark:
+            f"{BENCH}/e3_standin.tsv"
+        # on the way to e3_train (priority 10)
+        priority: 10
+        conda:
+            CONDA_ENV
+        threads: workflow.cores
+        params:
+            **library_call("klvae.data.standin:generate_standin"),
+            kwargs={"n_images": E3["standin_images"], "seed": config["seed"]},
+        script:
+            CALL
 
 
 rule e3_preprocess:

@@ -187,7 +187,7 @@ rule report_methods:
         CONDA_ENV
     params:
         **library_call("klvae.report.methods:write_methods", deps_only=["after"]),
-        kwargs={"config": config, "benchmarks_dir": BENCH},
+        kwargs={"config": config, "benchmarks_dir": BENCH, "benchmarks_shown": results_relative(BENCH)},
     script:
         CALL
 
@@ -248,7 +248,7 @@ rule report_summary:
 # Which rule made each figure and table, and with which function: read from the DAG itself
 # (every rule defined so far that calls the library), so captions cannot name a wrong rule.
 MADE_BY = {
-    r.name: {"func": r.params.get("func"), "outputs": [str(o) for o in r.output]}
+    r.name: {"func": r.params.get("func"), "outputs": [results_relative(o) for o in r.output]}
     for r in workflow.rules
     if r.params.get("func")
 }

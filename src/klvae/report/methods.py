@@ -56,7 +56,8 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
                           "tbl-deviations", align="llll")
 
 
-def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict) -> tuple[str, dict]:
+def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict,
+                     benchmarks_shown: str | None = None) -> tuple[str, dict]:
     """Data provenance, software versions, hardware and per-rule wall time tables.
 
     ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
@@ -91,6 +92,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                                 "threads, profile and code version, recorded at the end of the run. "
                                 "{{< var made_by.report_methods >}}", "tbl-hardware", align="ll")
     times = provenance.rule_times(benchmarks_dir)
+    shown = benchmarks_shown or benchmarks_dir
     t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
                fmt_num(r["max_s"], 1), fmt_num(r["cpu_s"], 0), fmt_num(r["max_rss_mb"], 0)] for r in times]
     total = sum(r["total_s"] for r in times)
@@ -102,11 +104,11 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                                 f"Time per experiment on this run ({config['profile']} profile): wall-clock seconds "
                                 "of its jobs summed (jobs may run in parallel, so the elapsed time is shorter) "
                                 "and CPU seconds of its jobs' processes summed, from Snakemake's `benchmark:` "
-                                f"files (`{benchmarks_dir}/`); report rules not counted. "
+                                f"files (`{shown}/`); report rules not counted. "
                                 "{{< var made_by.report_methods >}}", "tbl-experiment-times", align="lrrr")
     md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"], t_rows,
                                 f"Wall time, CPU time and peak memory per rule, from Snakemake's `benchmark:` files "
-                                f"(`{benchmarks_dir}/`); {fmt_num(total / 60, 1)} minutes of job time and "
+                                f"(`{shown}/`); {fmt_num(total / 60, 1)} minutes of job time and "
                                 f"{fmt_num(cpu_total / 60, 1)} CPU minutes in all "
                                 "(jobs may run in parallel). The report rules themselves are not listed. "
                                 "{{< var made_by.report_methods >}}",
@@ -147,7 +149,8 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
 
 
 def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, mnist_provenance: str,
-                  config: dict, paper_config: str, schema: str, benchmarks_dir: str) -> None:
+                  config: dict, paper_config: str, schema: str, benchmarks_dir: str,
+                  benchmarks_shown: str | None = None) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
     settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
     when, on what, with which Keras backend and commit; the quick-profile warning) and the run-wide
@@ -156,10 +159,11 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     Everything about the run comes from files the run wrote: its record ``run_json`` (rule
     ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
     host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
-    fragments come out when the report is rendered later, elsewhere, from a results bundle.
+    fragments come out when the report is rendered later, elsewhere, from a results bundle
+    (``benchmarks_shown``: the benchmark folder as the run named it, for the captions).
     """
     run = json.loads(Path(run_json).read_text())
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run)
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],
