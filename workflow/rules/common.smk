@@ -15,7 +15,7 @@ RESULTS = globals().get("BUNDLE_DIR", "results")
 BUNDLE_MODE = "BUNDLE_DIR" in globals()
 BUNDLE_INFO = globals().get("BUNDLE_INFO")
 # A path as a run names it (results/...), also in bundle mode, where RESULTS is the bundle's folder.
-results_relative = lambda path: "results" + str(path)[len(RESULTS) :] if str(path).startswith(RESULTS) else str(path)
+results_relative = lambda path: f"results{str(path)[len(RESULTS):]}" if str(path).startswith(RESULTS) else str(path)
 # One folder per profile, so the report's per-rule times count only the jobs of this profile
 # (a job that exists only in another profile, e.g. a replicate, leaves its file elsewhere).
 BENCH = f"{RESULTS}/benchmarks/{config['profile']}"
