@@ -703,6 +703,8 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
             part = target.with_name(f".{target.name}.part{os.getpid()}")
             part.write_bytes(data)
             os.replace(part, target)
+        print(f"[bundle] verified {info['members']} members of {info['name']} (manifest SHA-256 "
+              f"{info['manifest_sha256']}) and wrote them into {dest}", flush=True)
         return {**info, "paths": sorted(contents), "dest": str(dest)}
     if dest.exists() and any(dest.iterdir()) and not replace:
         raise BundleError(f"{dest} exists and is not empty; extract into a fresh folder")
