@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake
+from conftest import SWITCHED_MARKER, run_snakemake
 
 pytestmark = pytest.mark.pipeline
 
@@ -227,6 +227,17 @@ def test_every_training_job_recorded_its_backend(pipeline_run, request):
         assert json.loads(metrics.read_text())["version_backend"] == backend, metrics
     timing = pd.read_csv(pipeline_run / "results/tables/e2_timing.csv")
     assert set(timing["backend"]) == {backend}
+    assert json.loads((pipeline_run / "results/report/backend.json").read_text())["keras_backend"] == backend
+    switched = pipeline_run / SWITCHED_MARKER
+    if backend == "jax":  # the run switched from TensorFlow: every trained file was made again on JAX
+        t_switch = float(switched.read_text())
+        trained = [p for pattern in ("*.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz")
+                   for p in (pipeline_run / "results").glob(f"e[123]/**/{pattern}")]
+        assert len(trained) >= 3 * (8 + 10 + 2), len(trained)
+        stale = [str(p.relative_to(pipeline_run)) for p in trained if p.stat().st_mtime < t_switch]
+        assert not stale, f"left from the TensorFlow run: {stale}"
+        log = (pipeline_run / "snakemake.log").read_text()
+        assert "rule e2_compatibility:" not in log and "rule mnist_canonical:" not in log  # kept
 
 
 def test_e2_equivalence_and_metrics_tables(pipeline_run):
