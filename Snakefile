@@ -5,8 +5,8 @@
 #   snakemake --cores all --config bundle=results/bundle/<name>.tar.gz   # report from a results bundle
 #
 # The rule graph: data -> training (one job per KL coefficient) -> analysis -> figures and
-# tables -> report. Figures never train; training never plots; the report only includes
-# files that rules wrote.
+# tables -> report, for each experiment of the registry (EXPERIMENTS in workflow/rules/common.smk).
+# Figures never train; training never plots; the report only includes files that rules wrote.
 
 import os
 
@@ -33,9 +33,11 @@ if config.get("bundle"):
     include: "workflow/rules/bundle.smk"
     include: "workflow/rules/common.smk"
     include: "workflow/rules/data.smk"
-    include: "workflow/rules/e1.smk"
-    include: "workflow/rules/e2.smk"
-    include: "workflow/rules/e3.smk"
+
+    # the experiments of the registry (EXPERIMENTS, workflow/rules/common.smk)
+    for experiment in EXPERIMENTS:
+
+        include: f"workflow/rules/{experiment}.smk"
     include: "workflow/rules/study.smk"
     include: "workflow/rules/report.smk"
 
@@ -62,9 +64,11 @@ else:
 
     include: "workflow/rules/common.smk"
     include: "workflow/rules/data.smk"
-    include: "workflow/rules/e1.smk"
-    include: "workflow/rules/e2.smk"
-    include: "workflow/rules/e3.smk"
+
+    # the experiments of the registry (EXPERIMENTS, workflow/rules/common.smk)
+    for experiment in EXPERIMENTS:
+
+        include: f"workflow/rules/{experiment}.smk"
     include: "workflow/rules/study.smk"
     include: "workflow/rules/report.smk"
 

@@ -18,16 +18,18 @@ BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backe
 
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
                   timeout: int = 1800, backend: str | None = None,
-                  snakefile: Path | None = None) -> subprocess.CompletedProcess:
+                  snakefile: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with ``workdir`` as working directory (results go there).
 
     ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the backend a fixture
     recorded in ``workdir/BACKEND_MARKER`` when it made the run there, else the environment's; a
     later call on a JAX run must use JAX too, or the backend param would rerun its trainings);
-    ``snakefile`` runs another copy of the workflow (default: this checkout's).
+    ``snakefile`` runs another copy of the workflow (default: this checkout's); ``env``: more
+    environment variables for Snakemake and its jobs (``PYTHONPATH`` for another copy's code).
     """
     configfile = configfile or REPO / "config" / "quick.yaml"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **(env or {})}
     marker = workdir / BACKEND_MARKER
     if backend is None and marker.is_file():
         backend = marker.read_text().strip()
@@ -39,6 +41,23 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+TOP_LEVEL_SKIPPED = {".git", ".venv", "results", ".snakemake", "data", ".pytest_cache", ".ruff_cache", ".whl"}
+
+
+def copy_checkout(dst: Path) -> Path:
+    """Copy the checkout without its generated folders: ``data``/``results`` only at the top
+    level (``src/klvae/data`` is code), caches anywhere."""
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = TOP_LEVEL_SKIPPED if Path(folder) == REPO else set()
+        return {n for n in names if n in top or n == "__pycache__" or n.endswith(".egg-info")}
+
+    shutil.copytree(REPO, dst, ignore=ignore)
+    assert (dst / "src" / "klvae" / "data" / "mnist.py").is_file()
+    for path in dst.rglob("*"):  # new mtimes, as a fresh clone has
+        path.touch()
+    return dst
 
 
 def seed_raw_data(workdir: Path) -> None:

@@ -441,7 +441,30 @@ def _make_report(checkout: Path, archive: str | Path, tmp: Path) -> tuple[subpro
 
 
 def _tables(html: str) -> dict[str, str]:
-    return {m.group(1): m.group(0) for m in re.finditer(r'<table[^>]*id="([\w-]+)".*?</table>', html, re.S)}
+    """Every table by id; a caption's link to its function (relative to where the report was
+    rendered, so it differs between two folders) is shown by its target file only."""
+    def target(m: re.Match) -> str:
+        return f'href="…/{m[1]}"'
+
+    return {m.group(1): re.sub(r'href="[^"]*?(src/klvae/[^"#]+)[^"]*"', target, m.group(0))
+            for m in re.finditer(r'<table[^>]*id="([\w-]+)".*?</table>', html, re.S)}
+
+
+def broken_links(html_file: Path) -> list[str]:
+    """The links and images of a rendered HTML that lead nowhere: a ``#id`` the page lacks, or a
+    relative path (resolved from the HTML's folder) that is not a file. Web and data URLs are not followed."""
+    html = html_file.read_text()
+    ids = set(re.findall(r'\sid="([^"]+)"', html))
+    broken = []
+    for ref in sorted(set(re.findall(r'\s(?:href|src)="([^"]+)"', html))):
+        if ref.startswith(("data:", "http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = ref.partition("#")
+        if path and not (html_file.parent / path).is_file():
+            broken.append(ref)
+        elif not path and anchor not in ids:
+            broken.append(ref)
+    return broken
 
 
 @pytest.mark.pipeline
@@ -481,7 +504,8 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     assert f">>> report: {kb.render_dir(archive)}/report/klvae.html" in proc.stdout
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     # the report remade from the bundle's data by today's code; nothing trained, analysed or plotted
-    assert ran == {"bundle_extract", "report_e1", "report_e2", "report_e3", "report_scorecard", "report_methods",
+    assert ran == {"bundle_extract", "report_e1", "report_e2", "report_e3", "report_scorecard_e1",
+                   "report_scorecard_e2", "report_scorecard_e3", "report_scorecard", "report_methods",
                    "report_summary", "report_study", "report_made_by", "report_render", "bundle_report"}, ran
     assert not (fresh_checkout / "results/e1").exists() and not (fresh_checkout / "results/data").exists()
     assert not list(fresh_checkout.rglob("*.keras"))
@@ -501,6 +525,9 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     assert f"<strong>{run['keras_backend']}</strong> backend" in html and run["git_commit"] in html
     assert "Rendered from a results bundle" not in original and "Where these numbers come from" in original
     assert "?@" not in html and "{{<" not in html
+    # every link and anchor works from where this report was rendered (the PDF, the code that made each table)
+    assert not broken_links(out / "klvae.html"), broken_links(out / "klvae.html")
+    assert 'href="klvae.pdf"' in html and re.search(r'href="[^"]*src/klvae/figures/e1\.py"', html)
     assert (out / "klvae.pdf").read_bytes()[:5] == b"%PDF-"
     if shutil.which("pdftotext"):
         text = " ".join(subprocess.run(["pdftotext", str(out / "klvae.pdf"), "-"], capture_output=True, text=True,

@@ -25,6 +25,8 @@ MEASURED_TIMES = {
     "tables/e3_bench_pipeline.csv": "E3 input-pipeline benchmark (images/s)",
     "tables/e3_bench_preprocessing.csv": "E3 preprocessing benchmark (images/s)",
     "tables/scorecard.csv": "quotes the measured times of the benchmarks beside the seeds' claims",
+    "report/generated/scorecard_e2.csv": "E2's scorecard part: quotes the E2 timing benchmark",
+    "report/generated/scorecard_e3.csv": "E3's scorecard part: quotes the E3 benchmarks",
     "e3/vae/epoch_times.csv": "wall time per training epoch",
     "e3/ae/epoch_times.csv": "wall time per training epoch",
 }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, copy_checkout, run_snakemake
 from klvae.code_digest import code_digest, module_closure, rule_params
 
 SRC = REPO / "src"
@@ -98,21 +98,6 @@ def test_every_rule_declares_its_code():
 
 
 # --- the pipeline: what a dry run schedules after an edit -----------------------------------
-TOP_LEVEL_SKIPPED = {".git", ".venv", "results", ".snakemake", "data", ".pytest_cache", ".ruff_cache", ".whl"}
-
-
-def _copy_checkout(dst: Path) -> Path:
-    """Copy the checkout without its generated folders: ``data``/``results`` only at the top
-    level (``src/klvae/data`` is code), caches anywhere."""
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        top = TOP_LEVEL_SKIPPED if Path(folder) == REPO else set()
-        return {n for n in names if n in top or n == "__pycache__" or n.endswith(".egg-info")}
-
-    shutil.copytree(REPO, dst, ignore=ignore)
-    assert (dst / "src" / "klvae" / "data" / "mnist.py").is_file()
-    for path in dst.rglob("*"):  # new mtimes, as a fresh clone has
-        path.touch()
-    return dst
 
 
 def _scheduled(workdir: Path, repo: Path) -> dict[str, int]:
@@ -130,7 +115,7 @@ def _scheduled(workdir: Path, repo: Path) -> dict[str, int]:
 def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
     """A copy of the checkout and of the finished quick run (mtimes and Snakemake's records kept)."""
     root = tmp_path_factory.mktemp("rebuild")
-    repo = _copy_checkout(root / "repo")
+    repo = copy_checkout(root / "repo")
     work = root / "work"
     shutil.copytree(quick_run, work, symlinks=True)
     return repo, work

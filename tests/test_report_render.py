@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -119,6 +120,49 @@ def test_made_by_caption_links_the_function_source():
                     "(../../src/klvae/figures/e1.py) (`results/figures/e1/scatter_c<c>.png`).")
 
 
+def test_repository_links_name_a_file_and_line_of_the_checkout(tmp_path):
+    """With report.repository set, every rule's caption links <repository>/blob/<commit>/<path>#L<line>,
+    and that path and line are the function's ``def`` in this checkout, at its HEAD."""
+    import re
+
+    import yaml
+
+    from klvae.report.provenance import head_commit, write_made_by
+
+    commit = head_commit(REPO)
+    if commit is None:
+        pytest.skip("not a git checkout")
+    code = "\n".join(line for smk in (REPO / "workflow/rules").glob("*.smk")
+                     for line in smk.read_text().splitlines() if not line.lstrip().startswith("#"))
+    funcs = sorted(set(re.findall(r'library_call(?:_backend)?\(\s*"([a-z0-9_.]+:[a-z0-9_]+)"', code)))
+    assert len(funcs) >= 40, funcs
+    rules = {f"rule_{i}": {"func": f, "outputs": [f"results/x{i}.csv"]} for i, f in enumerate(funcs)}
+    repo_url = "https://github.com/example/klvae"
+    values = write_made_by(str(tmp_path / "made_by.vars.yml"), rules, str(tmp_path), repository=repo_url,
+                           src_dir=REPO / "src")
+    assert yaml.safe_load((tmp_path / "made_by.vars.yml").read_text()) == values
+    for rule, v in rules.items():
+        link = re.search(r"\]\((\S+)\)", values["made_by"][rule]).group(1)
+        m = re.fullmatch(re.escape(repo_url) + r"/blob/([0-9a-f]{40})/(src/\S+\.py)#L(\d+)", link)
+        assert m and m[1] == commit, link
+        line = (REPO / m[2]).read_text().splitlines()[int(m[3]) - 1]
+        assert line.startswith(f"def {v['func'].split(':')[1]}("), (link, line)
+    with pytest.raises(ValueError, match="klvae.figures.e1:no_such_function not found"):
+        write_made_by(str(tmp_path / "x.yml"), {"r": {"func": "klvae.figures.e1:no_such_function", "outputs": []}},
+                      str(tmp_path), repository=repo_url, src_dir=REPO / "src")
+
+
+def test_without_a_repository_links_are_relative_to_the_rendered_report(tmp_path):
+    from klvae.report.provenance import write_made_by
+
+    report_dir = tmp_path / "results" / "from_bundle" / "b" / "report"
+    values = write_made_by(str(tmp_path / "v.yml"), {"e1_table": {"func": "klvae.experiments.e1:collect_metrics",
+                                                                   "outputs": ["results/tables/e1_losses.csv"]}},
+                           str(report_dir), src_dir=REPO / "src")
+    href = values["made_by"]["e1_table"].split("](", 1)[1].split(")", 1)[0]
+    assert (report_dir / href).resolve() == (REPO / "src/klvae/experiments/e1.py").resolve()
+
+
 @pytest.mark.pipeline
 def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
     """Captions carry {{< var made_by.<rule> >}}, generated from the DAG (rule report_made_by):
@@ -149,8 +193,13 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
             tables += 1
     assert tables >= 15
     html = re.sub(r"\s+", " ", (quick_run / "results/report/klvae.html").read_text())  # pandoc wraps lines
-    assert ('Made by rule <code>e1_scatter_panel</code> with <a href="../../src/klvae/figures/e1.py">'
-            "<code>klvae.figures.e1:scatter_panel</code></a>") in html
+    link = re.search(r'Made by rule <code>e1_scatter_panel</code> with <a href="([^"]+)">'
+                     r"<code>klvae.figures.e1:scatter_panel</code></a>", html)
+    assert link, "the caption of E1's scatter panel does not link its function"
+    # relative to the rendered report, it reaches the source file of the code that drew it
+    import klvae
+    drawn_by = Path(klvae.__file__).resolve().parent / "figures" / "e1.py"
+    assert (quick_run / "results/report" / link.group(1)).resolve() == drawn_by
     assert "made_by." not in html
 
 

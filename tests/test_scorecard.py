@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ import pytest
 import yaml
 
 from klvae import reference as ref
+from klvae.report.e1 import write_e1_scorecard
+from klvae.report.e2 import timing_rows, write_e2_scorecard
+from klvae.report.e3 import write_e3_scorecard
 from klvae.report.scorecard import (
     COLUMNS,
     VERDICTS,
@@ -23,10 +27,10 @@ from klvae.report.scorecard import (
     load_spreads,
     prediction_interval,
     ratio_verdict,
+    read_parts,
+    run_backend,
     scorecard_markdown,
-    scorecard_rows,
     speed_note,
-    timing_rows,
     verdict_counts,
     write_scorecard,
 )
@@ -111,6 +115,31 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
             "e3_memory": str(root / "mem.csv")}
 
 
+TITLES = {"E1": "E1, seed 003", "E2": "E2, posts IV-VIII", "E3": "E3, post IX"}
+
+
+def write_parts(out: Path, e1_table, e2_runs, e2_histories, e2_latents, e2_timing, e3_manifest, e3_latents,
+                e3_preprocessing, e3_memory, tolerances, profile, e2_timing_windows=None, spreads=None,
+                backend=None) -> list[str]:
+    """Each experiment's scorecard part, written by its rule's function (rules report_scorecard_e1,
+    _e2, _e3), the run's backend given as the rules give it (else the one the timing job recorded)."""
+    out.mkdir(parents=True, exist_ok=True)
+    backend = backend or run_backend(e2_timing)
+    parts = [str(out / f"scorecard_e{i}.csv") for i in (1, 2, 3)]
+    write_e1_scorecard(parts[0], e1_table, tolerances, profile, backend, spreads)
+    write_e2_scorecard(parts[1], e2_runs, e2_histories, e2_latents, e2_timing, tolerances, profile, e2_timing_windows,
+                       spreads, backend)
+    write_e3_scorecard(parts[2], e3_manifest, e3_latents, e3_preprocessing, e3_memory, tolerances, profile, spreads,
+                       backend)
+    return parts
+
+
+def scorecard_rows(**inputs) -> list[dict]:
+    """The joined scorecard's rows: the parts of :func:`write_parts`, read back as rule
+    report_scorecard reads them."""
+    return read_parts(write_parts(Path(tempfile.mkdtemp(prefix="scorecard-parts-")), **inputs))
+
+
 def verdicts(inputs: dict, profile="paper", **tol) -> dict[str, str]:
     return {r["id"]: r["verdict"] for r in scorecard_rows(**inputs, tolerances=tolerances(**tol), profile=profile)}
 
@@ -190,8 +219,9 @@ def test_vii_uses_the_longer_seed_log_run_beside_short_main_runs(tmp_path):
 def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
     inputs = fake_outputs(tmp_path / "in")
     out = tmp_path / "out"
+    parts = write_parts(tmp_path / "parts", **inputs, tolerances=tolerances(), profile="paper")
     write_scorecard(str(out / "scorecard.csv"), str(out / "scorecard.md"), str(out / "scorecard.vars.yml"),
-                    **inputs, tolerances=tolerances(), profile="paper")
+                    parts, "paper", TITLES)
     t = pd.read_csv(out / "scorecard.csv", dtype=str, keep_default_na=False)
     assert tuple(t.columns) == COLUMNS
     assert set(t["verdict"]) <= set(VERDICTS)

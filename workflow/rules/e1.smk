@@ -222,3 +222,53 @@ E1_FIGURES = (
     + expand(f"{E1_FIG}/scatter_c{{c}}.png", c=E1_COEFS)
     + expand(f"{E1_FIG}/manifold_c{{c}}.png", c=E1_COEFS)
 )
+
+
+rule report_e1:
+    """E1 table beside the seed's, facts computed from the numbers, E1 variables."""
+    input:
+        e1_table=rules.e1_table.output.table,
+        latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
+    output:
+        md=f"{GEN}/e1.md",
+        variables=f"{GEN}/e1.vars.yml",
+    log:
+        f"{LOGS}/report/e1.log",
+    benchmark:
+        f"{BENCH}/report/e1.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e1:write_e1"),
+        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
+    script:
+        CALL
+
+
+rule report_scorecard_e1:
+    """E1's scorecard part: seed 003's table, ours beside it, a verdict per claim."""
+    input:
+        e1_table=rules.e1_table.output.table,
+    output:
+        table=f"{GEN}/scorecard_e1.csv",
+    log:
+        f"{LOGS}/report/scorecard_e1.log",
+    benchmark:
+        f"{BENCH}/report/scorecard_e1.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e1:write_e1_scorecard"),
+        kwargs={"tolerances": config["scorecard"], "profile": config["profile"], "backend": RUN_BACKEND},
+    script:
+        CALL
+
+
+register_experiment(
+    "e1",
+    title="E1, seed 003: test losses per KL coefficient c",
+    figures=E1_FIGURES,
+    tables=[rules.e1_table.output.table],
+    report_rule=rules.report_e1,
+    scorecard_rule=rules.report_scorecard_e1,
+)

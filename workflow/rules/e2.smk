@@ -313,3 +313,65 @@ E2_TABLES = [
     rules.e2_compatibility.output.table,
     rules.e2_timing.output.summary,
 ]
+
+
+rule report_e2:
+    """E2 compatibility matrix, equivalence, final losses and timing tables, E2 variables."""
+    input:
+        compatibility=rules.e2_compatibility.output.table,
+        compatibility_long=rules.e2_compatibility.output.csv,
+        equivalence=rules.e2_equivalence.output.csv,
+        metrics=rules.e2_table.output.table,
+        timing=rules.e2_timing.output.summary,
+    output:
+        compat_md=f"{GEN}/e2_compat.md",
+        equivalence_md=f"{GEN}/e2_equivalence.md",
+        metrics_md=f"{GEN}/e2_metrics.md",
+        timing_md=f"{GEN}/e2_timing.md",
+        variables=f"{GEN}/e2.vars.yml",
+    log:
+        f"{LOGS}/report/e2.log",
+    benchmark:
+        f"{BENCH}/report/e2.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e2:write_e2"),
+        kwargs={"settings": E2},
+    script:
+        CALL
+
+
+rule report_scorecard_e2:
+    """E2's scorecard part: post VII's log, post IV's latent extent, the timings of posts IV and VII."""
+    input:
+        e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS)
+        + ([rules.e2_seed_log.output.metrics] if E2_SEED_LOG else []),
+        e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS)
+        + ([rules.e2_seed_log.output.history] if E2_SEED_LOG else []),
+        e2_latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
+        e2_timing=rules.e2_timing.output.summary,
+        e2_timing_windows=rules.e2_timing.output.csv,
+    output:
+        table=f"{GEN}/scorecard_e2.csv",
+    log:
+        f"{LOGS}/report/scorecard_e2.log",
+    benchmark:
+        f"{BENCH}/report/scorecard_e2.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e2:write_e2_scorecard"),
+        kwargs={"tolerances": config["scorecard"], "profile": config["profile"]},
+    script:
+        CALL
+
+
+register_experiment(
+    "e2",
+    title="E2, posts IV-VIII: training log, latent extent and timings",
+    figures=E2_FIGURES,
+    tables=E2_TABLES,
+    report_rule=rules.report_e2,
+    scorecard_rule=rules.report_scorecard_e2,
+)

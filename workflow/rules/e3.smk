@@ -346,3 +346,65 @@ E3_TABLES = [
     rules.e3_bench_memory.output.csv,
     rules.e3_bench_pipeline.output.csv,
 ]
+
+
+rule report_e3:
+    """E3 data provenance and stand-in banner, test losses, AE latent range, benchmarks, E3 variables."""
+    input:
+        manifest=rules.e3_preprocess.output.manifest,
+        metrics=rules.e3_evaluate.output.metrics,
+        latents=rules.e3_ae_latents.output.summary,
+        bench_preprocessing=rules.e3_bench_preprocessing.output.csv,
+        bench_memory=rules.e3_bench_memory.output.csv,
+        bench_pipeline=rules.e3_bench_pipeline.output.csv,
+        vae_info=f"{E3_DIR}/vae/model.json",
+    output:
+        banner_md=f"{GEN}/e3_banner.md",
+        data_md=f"{GEN}/e3_data.md",
+        metrics_md=f"{GEN}/e3_metrics.md",
+        latents_md=f"{GEN}/e3_latents.md",
+        bench_md=f"{GEN}/e3_bench.md",
+        variables=f"{GEN}/e3.vars.yml",
+    log:
+        f"{LOGS}/report/e3.log",
+    benchmark:
+        f"{BENCH}/report/e3.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e3:write_e3"),
+        kwargs={"settings": E3},
+    script:
+        CALL
+
+
+rule report_scorecard_e3:
+    """E3's scorecard part: post IX's preprocessing time and memory, the AE latent range."""
+    input:
+        e3_manifest=rules.e3_preprocess.output.manifest,
+        e3_latents=rules.e3_ae_latents.output.summary,
+        e3_preprocessing=rules.e3_bench_preprocessing.output.csv,
+        e3_memory=rules.e3_bench_memory.output.csv,
+    output:
+        table=f"{GEN}/scorecard_e3.csv",
+    log:
+        f"{LOGS}/report/scorecard_e3.log",
+    benchmark:
+        f"{BENCH}/report/scorecard_e3.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.e3:write_e3_scorecard"),
+        kwargs={"tolerances": config["scorecard"], "profile": config["profile"], "backend": RUN_BACKEND},
+    script:
+        CALL
+
+
+register_experiment(
+    "e3",
+    title="E3, post IX and the AE-latent post: faces",
+    figures=E3_FIGURES,
+    tables=E3_TABLES,
+    report_rule=rules.report_e3,
+    scorecard_rule=rules.report_scorecard_e3,
+)

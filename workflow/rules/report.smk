@@ -2,92 +2,13 @@
 # then the Quarto project in report/ rendered to results/report/klvae.html and klvae.pdf.
 # (Rendering from a results bundle instead uses workflow/rules/bundle.smk; see the Snakefile.)
 
-REPORT_DIR = f"{RESULTS}/report"
-GEN = f"{REPORT_DIR}/generated"
 REPORT_SOURCES = os.path.join(workflow.basedir, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
-ALL_FIGURES = E1_FIGURES + E2_FIGURES + E3_FIGURES + STUDY_REPORT_FIGURES
+# Every registered experiment's figures and tables (EXPERIMENTS, workflow/rules/common.smk).
+ALL_FIGURES = registered("figures") + STUDY_REPORT_FIGURES
 # The methods chapter summarises every job's benchmark file, so it waits for every result.
-ALL_TABLES = [rules.e1_table.output.table] + E2_TABLES + E3_TABLES
+ALL_TABLES = registered("tables")
 ALL_RESULTS = ALL_FIGURES + ALL_TABLES
-
-
-rule report_e1:
-    """E1 table beside the seed's, facts computed from the numbers, E1 variables."""
-    input:
-        e1_table=rules.e1_table.output.table,
-        latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
-    output:
-        md=f"{GEN}/e1.md",
-        variables=f"{GEN}/e1.vars.yml",
-    log:
-        f"{LOGS}/report/e1.log",
-    benchmark:
-        f"{BENCH}/report/e1.tsv"
-    conda:
-        CONDA_ENV
-    params:
-        **library_call("klvae.report.e1:write_e1"),
-        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
-    script:
-        CALL
-
-
-rule report_e2:
-    """E2 compatibility matrix, equivalence, final losses and timing tables, E2 variables."""
-    input:
-        compatibility=rules.e2_compatibility.output.table,
-        compatibility_long=rules.e2_compatibility.output.csv,
-        equivalence=rules.e2_equivalence.output.csv,
-        metrics=rules.e2_table.output.table,
-        timing=rules.e2_timing.output.summary,
-    output:
-        compat_md=f"{GEN}/e2_compat.md",
-        equivalence_md=f"{GEN}/e2_equivalence.md",
-        metrics_md=f"{GEN}/e2_metrics.md",
-        timing_md=f"{GEN}/e2_timing.md",
-        variables=f"{GEN}/e2.vars.yml",
-    log:
-        f"{LOGS}/report/e2.log",
-    benchmark:
-        f"{BENCH}/report/e2.tsv"
-    conda:
-        CONDA_ENV
-    params:
-        **library_call("klvae.report.e2:write_e2"),
-        kwargs={"settings": E2},
-    script:
-        CALL
-
-
-rule report_e3:
-    """E3 data provenance and stand-in banner, test losses, AE latent range, benchmarks, E3 variables."""
-    input:
-        manifest=rules.e3_preprocess.output.manifest,
-        metrics=rules.e3_evaluate.output.metrics,
-        latents=rules.e3_ae_latents.output.summary,
-        bench_preprocessing=rules.e3_bench_preprocessing.output.csv,
-        bench_memory=rules.e3_bench_memory.output.csv,
-        bench_pipeline=rules.e3_bench_pipeline.output.csv,
-        vae_info=f"{E3_DIR}/vae/model.json",
-    output:
-        banner_md=f"{GEN}/e3_banner.md",
-        data_md=f"{GEN}/e3_data.md",
-        metrics_md=f"{GEN}/e3_metrics.md",
-        latents_md=f"{GEN}/e3_latents.md",
-        bench_md=f"{GEN}/e3_bench.md",
-        variables=f"{GEN}/e3.vars.yml",
-    log:
-        f"{LOGS}/report/e3.log",
-    benchmark:
-        f"{BENCH}/report/e3.tsv"
-    conda:
-        CONDA_ENV
-    params:
-        **library_call("klvae.report.e3:write_e3"),
-        kwargs={"settings": E3},
-    script:
-        CALL
 
 
 rule report_backend:
@@ -187,26 +108,20 @@ rule report_methods:
         CONDA_ENV
     params:
         **library_call("klvae.report.methods:write_methods", deps_only=["after"]),
-        kwargs={"config": config, "benchmarks_dir": BENCH, "benchmarks_shown": results_relative(BENCH)},
+        kwargs={
+            "config": config,
+            "benchmarks_dir": BENCH,
+            "benchmarks_shown": results_relative(BENCH),
+            "experiments": EXPERIMENTS,
+        },
     script:
         CALL
 
 
 rule report_scorecard:
-    """Reproduction scorecard: every numeric seed claim, ours beside it, a verdict within the config's tolerances."""
+    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric seed claim, ours, a verdict)."""
     input:
-        e1_table=rules.e1_table.output.table,
-        e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS)
-        + ([rules.e2_seed_log.output.metrics] if E2_SEED_LOG else []),
-        e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS)
-        + ([rules.e2_seed_log.output.history] if E2_SEED_LOG else []),
-        e2_latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
-        e2_timing=rules.e2_timing.output.summary,
-        e2_timing_windows=rules.e2_timing.output.csv,
-        e3_manifest=rules.e3_preprocess.output.manifest,
-        e3_latents=rules.e3_ae_latents.output.summary,
-        e3_preprocessing=rules.e3_bench_preprocessing.output.csv,
-        e3_memory=rules.e3_bench_memory.output.csv,
+        parts=registered("scorecard"),
     output:
         table=f"{RESULTS}/tables/scorecard.csv",
         md=f"{GEN}/scorecard.md",
@@ -219,7 +134,10 @@ rule report_scorecard:
         CONDA_ENV
     params:
         **library_call("klvae.report.scorecard:write_scorecard"),
-        kwargs={"tolerances": config["scorecard"], "profile": config["profile"]},
+        kwargs={
+            "profile": config["profile"],
+            "titles": {e.upper(): EXPERIMENT_PARTS[e]["title"] for e in EXPERIMENTS},
+        },
     script:
         CALL
 
@@ -266,7 +184,7 @@ rule report_made_by:
         CONDA_ENV
     params:
         **library_call("klvae.report.provenance:write_made_by"),
-        kwargs={"rules": MADE_BY, "source_root": "../../src"},
+        kwargs={"rules": MADE_BY, "report_dir": REPORT_DIR, "repository": config["report"]["repository"]},
     script:
         CALL
 
@@ -274,9 +192,7 @@ rule report_made_by:
 REPORT_FRAGMENTS = {
     f"_generated/{os.path.basename(f)}": str(f)
     for f in [
-        *rules.report_e1.output,
-        *rules.report_e2.output,
-        *rules.report_e3.output,
+        *registered("fragments"),
         *rules.report_study.output,
         *rules.report_scorecard.output,
         *rules.report_methods.output,
@@ -287,9 +203,7 @@ REPORT_FRAGMENTS = {
 REPORT_VARIABLES = [
     str(f)
     for f in (
-        rules.report_e1.output.variables,
-        rules.report_e2.output.variables,
-        rules.report_e3.output.variables,
+        *registered("variables"),
         rules.report_study.output.variables,
         rules.report_scorecard.output.variables,
         rules.report_methods.output.variables,
@@ -325,6 +239,8 @@ rule report_render:
             "renderer": config["report"]["renderer"],
             # the verified results bundle this report is rendered from (bundle mode), else None
             "bundle": BUNDLE_INFO,
+            # the experiments' chapters, in the registry's order (report/index.qmd includes them)
+            "chapters": [f"_{e}.qmd" for e in EXPERIMENTS],
         },
     script:
         CALL

@@ -7,6 +7,8 @@ The ``.qmd`` chapters in ``report/`` hold prose only; they pull numbers in with 
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 import yaml
@@ -14,6 +16,20 @@ import yaml
 from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
+from klvae.report.scorecard import (
+    MNIST_TEST,
+    MNIST_TRAIN,
+    Judgement,
+    Spread,
+    claim_row,
+    config_tolerance,
+    join_notes,
+    judge_value,
+    load_spreads,
+    same_backend,
+    unmet_settings,
+    write_part,
+)
 from klvae.report.tables import fmt_num, markdown_table
 
 
@@ -104,3 +120,68 @@ def write_e1(md: str, variables: str, e1_table: str, latents: list[str], coeffic
     text, values = e1_fragment(e1_table, latents, coefficients, settings)
     write_text(md, text)
     write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# E1's scorecard part (rule report_scorecard_e1)
+
+#: E1's KL coefficients where single runs on TensorFlow and JAX disagreed beyond the others (the backend study).
+BACKEND_SENSITIVE = (0.0, 0.02)
+
+
+def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] | None = None,
+            backend: str | None = None) -> list[dict]:
+    """Seed 003's table: test loss, reconstruction loss and KL divergence (nats per image) per KL
+    coefficient c, after 40 epochs on all of MNIST (:data:`klvae.reference.E1_SEED_TABLE`).
+
+    Ours is the mean over the replicates of each c (rule ``e1_table``: mean, sample sd and
+    count), judged by :func:`judge_value`; where a c has one run, with the same-backend spread
+    of that claim from ``spreads`` (by ``("E1", id)``, :func:`same_backend`) when there is one.
+    The rows of c = 0 and 0.02 (:data:`BACKEND_SENSITIVE`) carry a note naming this run's Keras
+    ``backend`` and pointing to the backend study's section (``@sec-backend-study``).
+    """
+    spreads = spreads or {}
+    t = pd.read_csv(e1_table).set_index("kl_weight")
+    epochs, n_test = int(t["epochs"].min()), int(t["n_test"].min())
+    unmet = unmet_settings([("epochs", epochs, reference.E1_SEED_EPOCHS, True),
+                            ("training images", int(t["n_train"].min()), MNIST_TRAIN, True),
+                            ("test images", n_test, MNIST_TEST, True)])
+    quantities = (("loss", "test loss", "loss", config_tolerance(tol, "loss_rel")),
+                  ("reconstruction_loss", "reconstruction loss", "rec", config_tolerance(tol, "loss_rel")),
+                  # absolute: the KL divergence spans 0.68 to 507 nats
+                  ("kl_loss", "KL divergence", "kl", config_tolerance(tol, "kl_abs", "abs", "nats")))
+    compared = f"test set ({n_test:,}), epoch {epochs}"
+    rows = []
+    for c, *seed in reference.E1_SEED_TABLE:
+        for (col, name, short, tolerance), s in zip(quantities, seed, strict=True):
+            id_, claim = f"e1-c{c:g}-{short}", f"c = {c:g}: {name}"
+            if c not in t.index:
+                rows.append(claim_row(id_, "E1", claim, "--", f"{s:.2f}", "--", "nats/image",
+                                 Judgement("paper profile only", f"tolerance {tolerance.text}"),
+                                 f"c = {c:g} not trained in this run", n=0))
+                continue
+            r = t.loc[c]
+            n, sd = int(r.replicates), float(r[col + "_sd"])
+            j = judge_value(s, float(r[col]), sd, n, tolerance, unmet, spread=spreads.get(("E1", id_)))
+            study = (f"made on the {backend or 'recorded'} backend; whether the framework or chance explains a "
+                     "difference at this KL weight: @sec-backend-study") if c in BACKEND_SENSITIVE else ""
+            rows.append(claim_row(id_, "E1", claim, compared, f"{s:.2f}", float(r[col]), "nats/image", j,
+                             join_notes(unmet, study), sd=sd, n=n))
+    return rows
+
+
+def write_e1_scorecard(table: str, e1_table: str, tolerances: dict, profile: str, backend: str | None = None,
+                       spreads=None) -> None:
+    """Rule ``report_scorecard_e1``: :func:`e1_rows` as E1's scorecard part (:func:`klvae.report.scorecard.write_part`).
+
+    Args:
+        table: output CSV (the scorecard's columns, one row per claim of seed 003's table).
+        e1_table: rule ``e1_table``'s CSV.
+        tolerances: the validated ``scorecard`` section of the config.
+        profile: the config's profile name.
+        backend: the run's Keras backend (named in the notes of c = 0 and 0.02; spreads of
+            other backends are not used).
+        spreads: optional same-setting spreads (:func:`klvae.report.scorecard.load_spreads`).
+    """
+    book = same_backend(load_spreads(spreads), backend)
+    write_part(table, e1_rows(e1_table, tolerances, book, backend), profile)

@@ -6,14 +6,37 @@ Every number comes from the pipeline's CSVs; the seeds' claims are quoted from
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Mapping
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from klvae import reference as ref
 from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
 from klvae.reference import E2_SEED_EPOCHS, SEED_VII_LOG
+from klvae.report.scorecard import (
+    MNIST_TRAIN,
+    Judgement,
+    Spread,
+    Tolerance,
+    claim_row,
+    config_tolerance,
+    join_notes,
+    judge,
+    judge_ratio,
+    judge_value,
+    load_spreads,
+    run_backend,
+    same_backend,
+    speed_note,
+    unmet_settings,
+    write_part,
+)
 from klvae.report.tables import fmt_num, markdown_table
 
 
@@ -199,3 +222,197 @@ def write_e2(compat_md: str, equivalence_md: str, metrics_md: str, timing_md: st
         write_text(path, md)
         values.update(v)
     write_text(variables, yaml.safe_dump({"e2": values}, sort_keys=False, allow_unicode=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# E2's scorecard part (rule report_scorecard_e2)
+
+def _runs(e2_runs: list[str]) -> dict[tuple[str, int], dict]:
+    """Training records by (strategy, z_dim); of two runs of one pair (rule ``e2_seed_log``'s
+    longer run beside the main one) the one with more epochs."""
+    runs: dict[tuple[str, int], dict] = {}
+    for path in e2_runs:
+        m = json.loads(Path(path).read_text())
+        key = (m["strategy"], int(m["z_dim"]))
+        if key not in runs or int(m["epochs"]) > int(runs[key]["epochs"]):
+            runs[key] = m
+    return runs
+
+
+def _e2_unmet(run: dict, epochs: int) -> list[str]:
+    return unmet_settings([("epochs", int(run["epochs"]), epochs, True),
+                           ("training images", int(run["n_train"]), MNIST_TRAIN, True),
+                           ("batch", int(run["batch_size"]), ref.E2_SEED_BATCH_SIZE, False),
+                           ("KL weight fact", float(run["fact"]), ref.E2_SEED_FACT, False)])
+
+
+def vii_rows(e2_runs: list[str], e2_histories: list[str], tol: dict,
+             spreads: Mapping[tuple[str, str], Spread] | None = None) -> list[dict]:
+    """Post VII's training log (z_dim 12, ``model_add_loss``, epochs 3-6: loss, BCE, KL_seed;
+    :data:`klvae.reference.SEED_VII_LOG`) against our ``model_add_loss`` history at the same
+    epoch, the last one both have (epoch 6 once we train 6 or more). Where several histories
+    of that pair are given (rule ``e2_seed_log``), the longest is used. One run: the basis is
+    the same-backend spread of the claim in ``spreads`` (by ``("E2", id)``) where there is one,
+    else the tolerance."""
+    spreads = spreads or {}
+    log, z = ref.SEED_VII_LOG, ref.SEED_VII_LOG["z_dim"]
+    run = _runs(e2_runs).get(("model_add_loss", z))
+    candidates = [h for h in (pd.read_csv(p) for p in e2_histories)
+                  if {"model_add_loss"} == set(h["strategy"]) and set(h["z_dim"]) == {z}]
+    hist = max(candidates, key=lambda h: int(h["epoch"].max()), default=None)
+    quantities = (("loss", "loss", "loss (mean BCE + fact · KL_seed)", config_tolerance(tol, "loss_rel"), log["loss"]),
+                  ("bce", "reconstruction_loss", "BCE", config_tolerance(tol, "loss_rel"), log["reconstruction_loss"]),
+                  ("kl", "kl_loss", "KL_seed (unscaled)", config_tolerance(tol, "kl_rel"), log["kl_seed"]))
+    if run is None or hist is None:
+        return [claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {log['epoch'][-1]}: {name}", "--",
+                     f"{seed[-1]:.{3 if k == 'kl' else 4}f}", "--", "KL_seed" if k == "kl" else "nats/pixel",
+                     Judgement("paper profile only", f"tolerance {t.text}"),
+                     f"`model_add_loss` at z_dim {z} not trained in this run", n=0)
+                for k, _, name, t, seed in quantities]
+    first, final = log["epoch"][0], log["epoch"][-1]
+    last = int(hist["epoch"].max())
+    our_epoch = min(last, final)  # the same epoch as the seed's log where we have it
+    seed_epoch = max(our_epoch, first)
+    i = log["epoch"].index(seed_epoch)
+    ours = hist.set_index("epoch").loc[our_epoch]
+    unmet = _e2_unmet(run, final)
+    compared = f"training log, epoch {our_epoch}, `model_add_loss`"
+    rows = []
+    for k, col, name, tolerance, seed in quantities:
+        digits = 3 if k == "kl" else 4
+        note = join_notes(unmet,
+                          f"ours: epoch {our_epoch}, the seed's: {seed_epoch}" if our_epoch != seed_epoch else "",
+                     f"seed: fact · KL_seed = {log['kl_scaled'][i]:g}, ÷ fact" if k == "kl" else "")
+        j = judge_value(seed[i], float(ours[col]), math.nan, 1, tolerance, unmet,
+                        spread=spreads.get(("E2", f"e2-vii-log-{k}")))
+        rows.append(claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {seed_epoch}: {name}", compared,
+                         f"{seed[i]:.{digits}f}", float(ours[col]), "KL_seed" if k == "kl" else "nats/pixel", j,
+                         note, digits=digits))
+    return rows
+
+
+def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[dict]:
+    """Post IV's latent extent at z_dim 2 (:data:`klvae.reference.SEED_LATENT_EXTENT`) against the
+    ``q``..``1 - q`` quantiles of our test-set z_mean per axis (``end_layer``, post IV's strategy,
+    when it was trained; the seed's box leaves out outliers such as its 6s). One run: each end
+    must lie within the tolerance."""
+    data = {str(d["strategy"]): d for d in (np.load(p) for p in e2_latents)}
+    strategy = "end_layer" if "end_layer" in data else sorted(data)[0]
+    z = data[strategy]["z_mean"]
+    q = tol["latent_quantile"]
+    lo, hi = np.quantile(z, [q, 1 - q], axis=0)
+    run = _runs(e2_runs).get((strategy, int(z.shape[1])))
+    unmet = _e2_unmet(run, ref.E2_SEED_EPOCHS) if run else ["no training record"]
+    epochs = f", epoch {int(run['epochs'])}" if run else ""
+    tolerance = Tolerance("abs", float(tol["latent_abs"]), "per end")
+    rows = []
+    for i, axis in enumerate(("x", "y")):
+        s_lo, s_hi = ref.SEED_LATENT_EXTENT[axis]
+        ok = tolerance.within(lo[i], s_lo) and tolerance.within(hi[i], s_hi)
+        j = Judgement(judge(ok, unmet), f"tolerance {tolerance.text}, single run")
+        rows.append(claim_row(f"e2-iv-latent-{axis}", "E2", f"IV, z_dim 2: z_mean[{i}] ({axis}) range",
+                         f"test z_mean, {100 * q:g}–{100 * (1 - q):g} % quantiles, `{strategy}`{epochs}",
+                         f"{s_lo:g} to {s_hi:g}", f"{lo[i]:.1f} to {hi[i]:.1f}", "latent units", j,
+                         join_notes(unmet, f"seed: {ref.SEED_LATENT_EXTENT_EPOCHS} epochs at batch 128")))
+    return rows
+
+
+def _window_ratios(windows: pd.DataFrame | None, num: str, den: str | list[str]) -> np.ndarray:
+    """Per-window ratio of one strategy's ms/step to another's, or to the median of several
+    (``den`` a list: the comparator fixed in advance), in each window (interleaved windows: same
+    conditions). Empty without windows or where a strategy was not timed."""
+    if windows is None:
+        return np.array([])
+    w = windows.pivot_table(index="window", columns="strategy", values="ms_per_step")
+    dens = [den] if isinstance(den, str) else list(den)
+    if num not in w or not dens or any(d not in w for d in dens):
+        return np.array([])
+    return (w[num] / w[dens].median(axis=1, skipna=False)).dropna().to_numpy(float)
+
+
+def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None) -> list[dict]:
+    """Posts IV and VII's timings (:data:`klvae.reference.SEED_VII_LOG`, ``SEED_VII_SLOWDOWN``,
+    ``SEED_IV_S_PER_EPOCH``, all on a GTX 960) against rule ``e2_timing``'s medians.
+
+    Ratios of strategies carry across machines and are judged on their spread over the timing
+    windows (each window times every strategy back to back: the windows are the ratio's
+    replicates) by :func:`judge_ratio`. Post VII's ``model.add_loss()`` slowdown is
+    ``model_add_loss`` divided by a comparator fixed before the data are seen: in each window
+    the median ms/step of the other strategies with a KL term (``no_kl`` left out), never the
+    fastest one picked afterwards. Absolute times were measured on the seed's GPU and are
+    ``not comparable`` on any other machine; the note says whether ours is faster or slower.
+    """
+    t = pd.read_csv(e2_timing, keep_default_na=False).set_index("strategy")
+    windows = pd.read_csv(e2_timing_windows) if e2_timing_windows else None
+    gpu = str(t["gpu"].iloc[0]) if "gpu" in t.columns else ""
+    on_gpu = gpu.strip().lower() not in ("", "none", "nan")
+    cpu = f"{t['cpu'].iloc[0]}, {t['cpu_count'].iloc[0]} logical CPUs"
+    where = f"ours: {gpu}" if on_gpu else f"ours: {cpu}, no GPU" + (" recorded" if "gpu" not in t.columns else "")
+    n_windows = int(t["n_windows"].iloc[0]) if "n_windows" in t.columns else 1
+    batch = int(t["batch_size"].iloc[0]) if "batch_size" in t.columns else ref.E2_SEED_BATCH_SIZE
+    compared = f"median of {n_windows} windows, batch {batch}"
+    device = ref.SEED_VII_LOG["device"]
+    rows = []
+
+    def absolute(id_, claim, seed, strategy, col, unit):
+        if strategy not in t.index:
+            return
+        ours = float(t.loc[strategy, col])
+        rows.append(claim_row(id_, "E2", claim, compared, f"{seed:g}", ours, unit,
+                         Judgement("not comparable", f"other hardware (seed: {device})"),
+                         f"{speed_note(seed, ours, unit, higher_is_faster=False)}; seed: {device}; {where}",
+                         digits=1))
+
+    def ratio(id_, claim, seed_text, seed_lo, seed_hi, num, den, unit, note, comparator=""):
+        medians = t["median_ms_per_step"].astype(float)
+        single = float(medians[num] / (medians[den] if isinstance(den, str) else medians[den].median()))
+        j, ours, sd, n = judge_ratio(_window_ratios(windows, num, den), single, seed_lo, seed_hi,
+                                     config_tolerance(tol, "ratio_abs", "abs"))
+        rows.append(claim_row(id_, "E2", claim, f"per window, {n} windows" if n else compared, seed_text, ours, unit,
+                         Judgement(j.verdict, j.basis + comparator, j.lo, j.hi), f"{note}; {where}", sd=sd,
+                         n=max(n, 1)))
+
+    log = ref.SEED_VII_LOG
+    absolute("e2-vii-ms", f"VII: `model_add_loss` step time, batch {ref.E2_SEED_BATCH_SIZE}", log["ms_per_step"],
+             "model_add_loss", "median_ms_per_step", "ms/step")
+    others = [s for s in t.index if s not in ("no_kl", "model_add_loss")]
+    if "model_add_loss" in t.index and others:
+        lo, hi = ref.SEED_VII_SLOWDOWN
+        names = ", ".join(f"`{s}`" for s in others)
+        ratio("e2-vii-slowdown", "VII: `model.add_loss()` slowdown (\"in certain conditions\")", f"{lo:g}–{hi:g}",
+              lo, hi, "model_add_loss", others, "× median of the others",
+              f"comparator fixed in advance: in each window the median ms/step of {names} (`no_kl` left out); "
+              "reproduced if the interval meets the seed's range and is no wider than it, inconclusive if wider",
+              f"; ÷ median of the other {len(others)} strategies" + (" per window" if windows is not None else ""))
+    iv = ref.SEED_IV_S_PER_EPOCH
+    absolute("e2-iv-end-s", "IV: end layer epoch time", iv["end_layer"], "end_layer", "s_per_epoch", "s/epoch")
+    absolute("e2-iv-encoder-s", "V: encoder layer epoch time (\"10 to 11\")", iv["encoder_layer"], "encoder_layer",
+             "s_per_epoch", "s/epoch")
+    if {"end_layer", "encoder_layer"} <= set(t.index):
+        seed = iv["end_layer"] / iv["encoder_layer"]
+        ratio("e2-iv-ratio", "IV/V: end layer ÷ encoder layer time", f"{seed:.2f}", seed, seed, "end_layer",
+              "encoder_layer", "ratio", f"seed: {iv['end_layer']:g} ÷ 10–11 s/epoch")
+    return rows
+
+
+def write_e2_scorecard(table: str, e2_runs: list[str], e2_histories: list[str], e2_latents: list[str],
+                       e2_timing: str, tolerances: dict, profile: str, e2_timing_windows: str | None = None,
+                       spreads=None, backend: str | None = None) -> None:
+    """Rule ``report_scorecard_e2``: post VII's log (:func:`vii_rows`), post IV's latent extent
+    (:func:`latent_rows`) and the timings (:func:`timing_rows`) as E2's scorecard part.
+
+    Args:
+        table: output CSV (the scorecard's columns, one row per claim).
+        e2_runs, e2_histories: every E2 training job's ``metrics.json`` and ``history.csv``
+            (rule ``e2_seed_log``'s longer run included where the profile has it).
+        e2_latents: rule ``e2_analyse``'s latent ``.npz`` files at z_dim 2.
+        e2_timing, e2_timing_windows: rule ``e2_timing``'s summary and per-window CSVs.
+        tolerances: the validated ``scorecard`` section of the config.
+        profile: the config's profile name.
+        spreads, backend: optional same-setting spreads and this run's Keras backend (default:
+            the one rule ``e2_timing`` recorded, :func:`klvae.report.scorecard.run_backend`).
+    """
+    book = same_backend(load_spreads(spreads), backend or run_backend(e2_timing))
+    rows = (vii_rows(e2_runs, e2_histories, tolerances, book) + latent_rows(e2_latents, e2_runs, tolerances)
+            + timing_rows(e2_timing, tolerances, e2_timing_windows))
+    write_part(table, rows, profile)

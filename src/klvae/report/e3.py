@@ -4,12 +4,29 @@ losses, the AE's latent range, and the three benchmarks -- all from pipeline fil
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 import yaml
 
+from klvae import reference as ref
 from klvae.io import write_text
+from klvae.report.scorecard import (
+    Judgement,
+    Spread,
+    claim_row,
+    config_tolerance,
+    join_notes,
+    judge,
+    judge_value,
+    load_spreads,
+    same_backend,
+    speed_note,
+    unmet_settings,
+    write_part,
+)
 from klvae.report.tables import markdown_table
 
 
@@ -178,3 +195,77 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
         write_text(path, md)
         values.update(v)
     write_text(variables, yaml.safe_dump({"e3": values}, sort_keys=False, allow_unicode=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# E3's scorecard part (rule report_scorecard_e3)
+
+def _quantity(frame: pd.DataFrame, quantity: str, **match) -> pd.Series | None:
+    rows = frame[frame["quantity"] == quantity]
+    for k, v in match.items():
+        rows = rows[rows[k].astype(str) == str(v)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory: str, tol: dict,
+            spreads: Mapping[tuple[str, str], Spread] | None = None) -> list[dict]:
+    """Post IX's preprocessing time and memory (:data:`klvae.reference.SEED_PREPROCESS_SECONDS`,
+    ``SEED_FLOAT32_GB``) and the AE-latent post's range (``SEED_AE_LATENT_RANGE``) against rules
+    ``e3_bench_preprocessing``, ``e3_bench_memory`` and ``e3_ae_latents``. The preprocessing
+    rate was measured on the seed's CPU: ``not comparable``, the note says whether ours is faster
+    or slower and by what factor. The memory: one run, judged with the claim's same-backend
+    spread in ``spreads`` (by ``("E3", id)``) where there is one, else the tolerance."""
+    spreads = spreads or {}
+    manifest = json.loads(Path(e3_manifest).read_text())
+    data = manifest["data_label"]
+    unmet = unmet_settings([("training faces", int(manifest["n_train"]), ref.SEED_N_TRAIN, True)])
+    rows = []
+    pre = pd.read_csv(e3_preprocessing, keep_default_na=False)
+    rate = _quantity(pre, "images_per_second_per_process", processes=1)
+    if rate is not None:
+        seed = ref.SEED_PREPROCESS_IMAGES / ref.SEED_PREPROCESS_SECONDS
+        ours = float(rate.value)
+        secs = ref.SEED_PREPROCESS_IMAGES / ours
+        rows.append(claim_row("e3-ix-preprocess", "E3", "IX: crop + LANCZOS resize, 1 process",
+                         f"1 process, {data}", f"{seed:.0f}", ours, "images/s per core",
+                         Judgement("not comparable", "other hardware (seed: its own CPU)"),
+                         f"{speed_note(seed, ours, 'images/s', higher_is_faster=True)}; seed: "
+                         f"{ref.SEED_PREPROCESS_SECONDS:g} s for {ref.SEED_PREPROCESS_IMAGES:,}, ours {secs:.0f} s; "
+                         f"different CPU ({rate.cpu}); the seed also wrote q95 JPEGs", digits=0))
+    mem = pd.read_csv(e3_memory, keep_default_na=False)
+    f170 = _quantity(mem, "peak_rss_float32_at_170000_extrapolated")
+    s170 = _quantity(mem, "peak_rss_stream_at_170000_extrapolated")
+    if f170 is not None:
+        ours = float(f170.value)
+        stream = f"; this project's streamed uint8: {float(s170.value):.2f} GB" if s170 is not None else ""
+        j = judge_value(ref.SEED_FLOAT32_GB, ours, math.nan, 1, config_tolerance(tol, "memory_rel"), unmet,
+                        spread=spreads.get(("E3", "e3-ix-memory")))
+        rows.append(claim_row("e3-ix-memory", "E3", f"IX: {ref.SEED_N_TRAIN:,} faces as one float32 array in RAM",
+                         f"peak RSS, from {int(f170.n_images):,} images", f"{ref.SEED_FLOAT32_GB:g}", ours, "GB", j,
+                         join_notes(unmet, f"ours extrapolated to {ref.SEED_N_TRAIN:,}{stream}"), digits=1))
+    lat = pd.read_csv(e3_latents).iloc[0]
+    lo, hi = ref.SEED_AE_LATENT_RANGE
+    frac = float(lat.frac_in_0_20)
+    majority = float(tol["ae_latent_majority"])
+    rows.append(claim_row("e3-ae-latent-range", "E3", f"AE latent values mostly in {lo:g} < z_i < {hi:g}",
+                     f"test faces, {data}", "most", f"{100 * frac:.1f} %", "share of values",
+                     Judgement(judge(frac >= majority, unmet), f"\"most\" = ≥ {100 * majority:g} %, single run"),
+                     join_notes(unmet, f"ours: 1–99 % quantiles {lat.q01:.2f} to {lat.q99:.2f}")))
+    return rows
+
+
+def write_e3_scorecard(table: str, e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory: str,
+                       tolerances: dict, profile: str, spreads=None, backend: str | None = None) -> None:
+    """Rule ``report_scorecard_e3``: post IX's preprocessing time and memory and the AE latent
+    range (:func:`e3_rows`) as E3's scorecard part.
+
+    Args:
+        table: output CSV (the scorecard's columns, one row per claim).
+        e3_manifest, e3_latents, e3_preprocessing, e3_memory: the face manifest, the AE-latent
+            summary and two E3 benchmark CSVs.
+        tolerances: the validated ``scorecard`` section of the config.
+        profile: the config's profile name.
+        spreads, backend: optional same-setting spreads and the run's Keras backend.
+    """
+    book = same_backend(load_spreads(spreads), backend)
+    write_part(table, e3_rows(e3_manifest, e3_latents, e3_preprocessing, e3_memory, tolerances, book), profile)

@@ -4,7 +4,9 @@ that differ from the seeds', the title-page banner and the run-wide report varia
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import yaml
@@ -28,11 +30,17 @@ def _fmt_setting(v) -> str:
     return f"{v:g}"
 
 
-def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
+def experiment_sections(config: dict) -> list[str]:
+    """The experiments' config sections (``e1``, ``e2``, ...: the registry's names), in the config's order."""
+    return [k for k in config if re.fullmatch(r"e[0-9]+", str(k))]
+
+
+def deviations_fragment(config: dict, paper_config: str, schema: str, experiments: Sequence[str] | None = None) -> str:
     """Table of every experiment setting of this run beside the seeds' (``config/paper.yaml``
     with the schema's defaults filled), marking those that differ.
 
-    Covers the scalar and list settings of each experiment section (``e1``, ``e2``, ``e3``);
+    Covers the scalar and list settings of each experiment's section (``experiments``: the
+    registry's names; default :func:`experiment_sections`);
     ``null`` sizes mean "all images".
     """
     from snakemake.utils import validate
@@ -40,7 +48,7 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
     paper = yaml.safe_load(Path(paper_config).read_text())
     validate(paper, schema, set_default=True)
     rows = []
-    for section in ("e1", "e2", "e3"):
+    for section in experiments or experiment_sections(config):
         if section not in config or section not in paper:
             continue
         ours_s, seed_s = config[section], paper[section]
@@ -57,7 +65,7 @@ def deviations_fragment(config: dict, paper_config: str, schema: str) -> str:
 
 
 def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict,
-                     benchmarks_shown: str | None = None) -> tuple[str, dict]:
+                     benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> tuple[str, dict]:
     """Data provenance, software versions, hardware and per-rule wall time tables.
 
     ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
@@ -97,7 +105,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                fmt_num(r["max_s"], 1), fmt_num(r["cpu_s"], 0), fmt_num(r["max_rss_mb"], 0)] for r in times]
     total = sum(r["total_s"] for r in times)
     cpu_total = sum(r["cpu_s"] for r in times if np.isfinite(r["cpu_s"]))
-    per_experiment = provenance.experiment_times(times)
+    per_experiment = provenance.experiment_times(times, experiments or experiment_sections(config))
     md += "\n" + markdown_table(["experiment", "jobs", "job wall s", "job CPU s"],
                                 [[e["experiment"], str(e["jobs"]), fmt_num(e["total_s"], 0), fmt_num(e["cpu_s"], 0)]
                                  for e in per_experiment],
@@ -150,7 +158,7 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
 
 def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, mnist_provenance: str,
                   config: dict, paper_config: str, schema: str, benchmarks_dir: str,
-                  benchmarks_shown: str | None = None) -> None:
+                  benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
     settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
     when, on what, with which Keras backend and commit; the quick-profile warning) and the run-wide
@@ -161,9 +169,11 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
     fragments come out when the report is rendered later, elsewhere, from a results bundle
     (``benchmarks_shown``: the benchmark folder as the run named it, for the captions).
+    ``experiments``: the experiment registry's names (``e1``, ...), for the per-experiment times
+    and the settings table (default: the config's experiment sections).
     """
     run = json.loads(Path(run_json).read_text())
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown)
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],
@@ -172,6 +182,6 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
         "seed_claims": reference.seed_variables(),
     }
     write_text(md, text)
-    write_text(deviations, deviations_fragment(config, paper_config, schema))
+    write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
     write_text(banner, banner_fragment(config, run))
     write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))

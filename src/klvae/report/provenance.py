@@ -17,6 +17,7 @@ This module imports no deep-learning framework.
 
 from __future__ import annotations
 
+import ast
 import csv
 import datetime as _dt
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -223,6 +225,18 @@ def git_commit(repo: str | Path) -> str:
     return "not a git checkout"
 
 
+def head_commit(repo: str | Path) -> str | None:
+    """The full SHA of ``repo``'s ``HEAD`` (``KLVAE_GIT_COMMIT`` where set), or None outside a git checkout."""
+    exported = os.environ.get("KLVAE_GIT_COMMIT", "").strip()
+    if exported:
+        return exported.removesuffix("-dirty")
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
 def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",)) -> list[dict]:
     """Aggregate Snakemake ``benchmark:`` TSVs per rule.
 
@@ -262,23 +276,21 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
     return sorted(rows, key=lambda r: -r["total_s"])
 
 
-EXPERIMENT_OF_RULE_PREFIX = {"mnist_": "data (MNIST)", "e1_": "E1", "e2_": "E2", "e3_": "E3"}
-
-
-def experiment_times(times: list[dict]) -> list[dict]:
+def experiment_times(times: list[dict], experiments: Sequence[str] = ("e1", "e2", "e3")) -> list[dict]:
     """Sum :func:`rule_times` rows per experiment, by rule-name prefix (``mnist_`` -> data,
-    ``e1_``/``e2_``/``e3_`` -> E1/E2/E3, anything else -> ``other``).
+    ``e1_`` -> E1, ... for each of ``experiments`` (the registry's names), anything else -> ``other``).
 
     Returns:
-        One dict per experiment present, in the order data, E1, E2, E3, other: ``experiment``,
+        One dict per experiment present, in the order data, the experiments, other: ``experiment``,
         ``jobs``, ``total_s`` (job wall-clock seconds summed; jobs may run in parallel, so this is
         not the elapsed time) and ``cpu_s`` (CPU seconds summed; the budget measure that does not
         depend on how busy the machine was).
     """
-    order = [*EXPERIMENT_OF_RULE_PREFIX.values(), "other"]
+    prefixes = {"mnist_": "data (MNIST)", **{f"{e}_": e.upper() for e in experiments}}
+    order = [*prefixes.values(), "other"]
     sums: dict[str, dict] = {}
     for row in times:
-        name = next((e for p, e in EXPERIMENT_OF_RULE_PREFIX.items() if row["rule"].startswith(p)), "other")
+        name = next((e for p, e in prefixes.items() if row["rule"].startswith(p)), "other")
         acc = sums.setdefault(name, {"experiment": name, "jobs": 0, "total_s": 0.0, "cpu_s": 0.0})
         acc["jobs"] += row["jobs"]
         acc["total_s"] += row["total_s"]
@@ -286,21 +298,48 @@ def experiment_times(times: list[dict]) -> list[dict]:
     return [sums[e] for e in order if e in sums]
 
 
-def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src") -> str:
+def function_line(src_dir: str | Path, func: str) -> int | None:
+    """The line of ``def <name>(`` for ``func`` (``klvae.figures.e1:scatter_panel``) in the source
+    tree ``src_dir`` (read with :mod:`ast`, not imported), or None if the file or function is not there."""
+    module, _, name = func.partition(":")
+    path = Path(src_dir) / f"{module.replace('.', '/')}.py"
+    if not path.is_file():
+        path = Path(src_dir) / module.replace(".", "/") / "__init__.py"
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return None
+    return next((n.lineno for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == name), None)
+
+
+def source_link(func: str, source_root: str = "../../src", repository: str | None = None,
+                commit: str | None = None, line: int | None = None) -> str:
+    """Where a caption links ``func``: ``<repository>/blob/<commit>/src/<module path>.py#L<line>``
+    when a repository and a commit are given, else ``<source_root>/<module path>.py`` (relative to
+    the rendered report)."""
+    rel = func.split(":")[0].replace(".", "/") + ".py"
+    if repository and commit:
+        return f"{repository.rstrip('/')}/blob/{commit}/src/{rel}" + (f"#L{line}" if line else "")
+    return f"{source_root}/{rel}"
+
+
+def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src",
+                    link: str | None = None) -> str:
     """The provenance sentence of a figure's or table's caption (markdown).
 
     ``Made by rule `e1_scatter_panel` with [`klvae.figures.e1:scatter_panel`](../../src/klvae/figures/e1.py)
-    (`results/figures/e1/scatter_panel.png`).`` -- the function links to its source file,
-    relative to the rendered report (``results/report/``); in the PDF the function's name says
-    where it is. Wildcards in an output (``{c}``) are shown as ``<c>``.
+    (`results/figures/e1/scatter_panel.png`).`` -- the function links to ``link``
+    (:func:`source_link`; default its source file relative to the rendered report, under
+    ``source_root``); in the PDF the function's name says where it is. Wildcards in an output
+    (``{c}``) are shown as ``<c>``.
     """
-    module = func.split(":")[0]
-    path = f"{source_root}/{module.replace('.', '/')}.py"
     shown = ", ".join("`" + re.sub(r"\{([a-z_]+)[^}]*\}", r"<\1>", o) + "`" for o in outputs)
-    return f"Made by rule `{rule}` with [`{func}`]({path}) ({shown})."
+    return f"Made by rule `{rule}` with [`{func}`]({link or source_link(func, source_root)}) ({shown})."
 
 
-def write_made_by(variables: str, rules: dict, source_root: str = "../../src") -> dict:
+def write_made_by(variables: str, rules: dict, report_dir: str = "results/report", repository: str | None = None,
+                  src_dir: str | Path | None = None) -> dict:
     """Rule ``report_made_by``: ``made_by.<rule>`` (the caption sentence of
     :func:`made_by_caption`) and ``made_by_outputs.<rule>`` (the rule's output paths) for every
     rule that calls the library, as report variables (``{{< var made_by.e1_scatter_panel >}}``).
@@ -309,13 +348,33 @@ def write_made_by(variables: str, rules: dict, source_root: str = "../../src") -
         variables: output YAML.
         rules: ``{rule: {"func": "klvae.module:function", "outputs": [paths]}}`` read from the
             workflow's DAG (``workflow/rules/report.smk``).
-        source_root: the ``src`` folder relative to the rendered report.
+        report_dir: the folder of the rendered HTML (relative to the working directory): local
+            links are relative to it, so they resolve from wherever the report was rendered.
+        repository: config ``report.repository``: links go to the function's line in that
+            repository at this checkout's commit (:func:`source_link`); None: local links.
+        src_dir: the source tree the functions are looked up in (default: the one ``klvae`` is
+            imported from).
+
+    Raises:
+        ValueError: with a repository, a function that is not in ``src_dir`` (the link would be dead).
     """
     import yaml
 
-    ordered = sorted(rules.items())
-    values = {"made_by": {r: made_by_caption(r, v["func"], v["outputs"], source_root) for r, v in ordered},
-              "made_by_outputs": {r: list(v["outputs"]) for r, v in ordered}}
+    import klvae
+
+    src = Path(src_dir) if src_dir else Path(klvae.__file__).resolve().parent.parent
+    source_root = os.path.relpath(src, Path(report_dir).resolve())
+    commit = head_commit(src.parent) if repository else None
+    if repository and commit is None:
+        raise ValueError(f"report.repository is set but {src.parent} is not a git checkout: no commit to link to")
+    captions = {}
+    for r, v in sorted(rules.items()):
+        line = function_line(src, v["func"])
+        if repository and line is None:
+            raise ValueError(f"rule {r}: {v['func']} not found under {src}; a link to it would be dead")
+        link = source_link(v["func"], source_root, repository, commit, line)
+        captions[r] = made_by_caption(r, v["func"], v["outputs"], link=link)
+    values = {"made_by": captions, "made_by_outputs": {r: list(v["outputs"]) for r, v in sorted(rules.items())}}
     Path(variables).parent.mkdir(parents=True, exist_ok=True)
     Path(variables).write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     return values

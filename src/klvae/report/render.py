@@ -41,6 +41,8 @@ CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
 #: The fragments :func:`render` writes about the render itself (names inside the project).
 RENDER_BANNER = "_generated/render_banner.md"
 RENDER_METHODS = "_generated/render_methods.md"
+#: The experiments' chapters, one include each, in the registry's order (``index.qmd`` includes it).
+RENDER_CHAPTERS = "_generated/experiments.qmd"
 INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([\w.\-]+)\s*>\}\}")
 SHORTCODE_OPEN = "{{<"
@@ -345,7 +347,8 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[str, str]:
 
 
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
-           figures_root: str, variables: list[str] = (), renderer: str = "auto", bundle: dict | None = None) -> str:
+           figures_root: str, variables: list[str] = (), renderer: str = "auto", bundle: dict | None = None,
+           chapters: list[str] = ()) -> str:
     """Assemble the project in ``build`` and render ``html`` (self-contained) and ``pdf``.
 
     Args:
@@ -358,6 +361,8 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
         renderer: ``auto`` (quarto if the command exists, else pandoc), ``quarto`` or ``pandoc``.
         bundle: the verified results bundle the files come from (see :func:`render_notes`), or
             ``None`` when the report is rendered by the run itself.
+        chapters: the experiments' chapters (``_e1.qmd``, ...; the experiment registry's order),
+            included by ``index.qmd`` through :data:`RENDER_CHAPTERS`.
 
     Returns:
         The renderer used.
@@ -373,7 +378,8 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
                           "install Quarto or set report.renderer: pandoc")
     project = assemble(sources, build, generated, figures, figures_root, variables)
     banner, methods = render_notes(render_record(Path(sources).resolve().parent), bundle)
-    for name, text in ((RENDER_BANNER, banner), (RENDER_METHODS, methods)):
+    included = "\n".join(f"{{{{< include /{c} >}}}}\n" for c in chapters)
+    for name, text in ((RENDER_BANNER, banner), (RENDER_METHODS, methods), (RENDER_CHAPTERS, included)):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text)
     print(f"[report] rendering {project} with {renderer}", flush=True)
