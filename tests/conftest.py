@@ -76,7 +76,7 @@ def quick_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("quick")
     seed_raw_data(workdir)
     (workdir / BACKEND_MARKER).write_text("tensorflow")
-    proc = run_snakemake(workdir, *QUICK_TARGETS)
+    proc = run_snakemake(workdir, *QUICK_TARGETS, timeout=3600)  # ~10 min at a normal hour
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
 
@@ -99,7 +99,8 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
     shutil.copytree(quick_run, workdir, symlinks=True, dirs_exist_ok=True)
     (workdir / BACKEND_MARKER).write_text("jax")
     (workdir / SWITCHED_MARKER).write_text(repr(time.time()))
-    proc = run_snakemake(workdir, *QUICK_TARGETS)
+    # about 16 min at a normal hour here: allow for a machine twice as slow, or a busy one
+    proc = run_snakemake(workdir, *QUICK_TARGETS, timeout=3600)
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
 
