@@ -79,5 +79,10 @@ wildcard_constraints:
 # (default), jax (the GPU path) or torch. Rules that train or time models take it as a param,
 # so switching backend reruns them (Snakemake's params rerun trigger) and nothing else.
 KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-# The backend the results were made with: this run's, or in bundle mode the bundle's run's.
-RUN_BACKEND = str(BUNDLE["keras_backend"]) if BUNDLE_MODE else KERAS_BACKEND
+# The backend the results were made with: this run's, or in bundle mode the bundle's run's
+# (a merged bundle's runs may name several: "tensorflow, jax").
+RUN_BACKEND = (
+    ", ".join(map(str, BUNDLE["keras_backend"]))
+    if BUNDLE_MODE and isinstance(BUNDLE["keras_backend"], list)
+    else (str(BUNDLE["keras_backend"]) if BUNDLE_MODE else KERAS_BACKEND)
+)
