@@ -101,7 +101,7 @@ why: $(STAMP)
 # TeX math, no '{{{<' escape: real Quarto renders both differently).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
 	$(BIN)/python -m klvae.config_docs --check
 	$(BIN)/python -m klvae.report.render --check report

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"  # the Snakemake workflow catalog's layout
 QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
 BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
 
@@ -35,7 +36,7 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
         backend = marker.read_text().strip()
     if backend is not None:
         env["KERAS_BACKEND"] = backend
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or SNAKEFILE), "--directory",
            str(workdir), "--cores", "2", "--configfile", str(configfile)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SNAKEFILE
 from klvae import bundle as kb
 from klvae.report import methods, provenance
 from klvae.report.render import render_notes
@@ -374,7 +374,7 @@ def test_gpus_visible_reads_the_recorded_accelerators():
 
 
 def _snakemake(workdir: Path, *args, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
            "--cores", "1", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 

@@ -93,7 +93,7 @@ repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
 with SnakemakeApi(OutputSettings()) as api:
     wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
                         config_settings=ConfigSettings(configfiles=[repo / "config" / "quick.yaml"]),
-                        snakefile=repo / "Snakefile", workdir=workdir)
+                        snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
     rules = {r.name: {"func": r.params.get("func"), "inputs": list(r.input.keys()), "outputs": list(r.output.keys()),
                       "deps_only": list(r.params.get("deps_only", []))}
              for r in wapi._workflow.rules if r.params.get("func")}

@@ -68,11 +68,11 @@ def test_rule_params_cover_the_runner_script_by_content(tmp_path):
 
 
 def test_the_default_workflow_profile_is_found_and_drops_the_mtime_code_trigger():
-    """Snakemake reads profiles/default/ beside the Snakefile; its rerun triggers must not
+    """Snakemake reads profiles/default/ beside the Snakefile (workflow/); its rerun triggers must not
     include `code` (mtime of call.py for script rules) but must include params (the digest)."""
     import yaml
-    assert (REPO / "Snakefile").is_file()
-    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert (REPO / "workflow" / "Snakefile").is_file()
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "default" / "config.yaml").read_text())
     assert "code" not in profile["rerun-triggers"] and "params" in profile["rerun-triggers"]
     for other in (REPO / "workflow" / "profiles").glob("*/config.yaml"):
         assert yaml.safe_load(other.read_text())["rerun-triggers"] == profile["rerun-triggers"], other
@@ -103,7 +103,7 @@ def test_every_rule_declares_its_code():
 def _scheduled(workdir: Path, repo: Path) -> dict[str, int]:
     """Rule -> job count of a dry run of the quick report with the workflow in ``repo``."""
     proc = run_snakemake(workdir, "results/report/klvae.html", "results/report/klvae.pdf", "--dry-run",
-                         snakefile=repo / "Snakefile", configfile=repo / "config" / "quick.yaml")
+                         snakefile=repo / "workflow" / "Snakefile", configfile=repo / "config" / "quick.yaml")
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}

@@ -192,8 +192,9 @@ def with_e9(quick_run, tmp_path_factory) -> tuple[Path, Path, str]:
     assert len(touched) == 6
     work = root / "work"
     shutil.copytree(quick_run, work, symlinks=True)
-    proc = run_snakemake(work, "results/report/klvae.html", "results/report/klvae.pdf", snakefile=repo / "Snakefile",
-                         configfile=repo / "config" / "quick.yaml", env={"PYTHONPATH": str(repo / "src")})
+    proc = run_snakemake(work, "results/report/klvae.html", "results/report/klvae.pdf",
+                         snakefile=repo / "workflow" / "Snakefile", configfile=repo / "config" / "quick.yaml",
+                         env={"PYTHONPATH": str(repo / "src")})
     return repo, work, proc.stdout + proc.stderr
 
 

@@ -14,7 +14,7 @@ RULE_LIKE = re.compile(r"`((?:e\d+|report|mnist|bundle|study|data)_[a-z0-9_]+)`"
 
 def test_rule_names_quoted_in_the_report_exist_in_the_workflow():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile",
-                           str(REPO / "config" / "quick.yaml"), "--snakefile", str(REPO / "Snakefile")],
+                           str(REPO / "config" / "quick.yaml"), "--snakefile", str(REPO / "workflow" / "Snakefile")],
                           capture_output=True, text=True, check=True, cwd=REPO)
     rules = set(proc.stdout.split())
     assert {"e1_train", "report_render"} <= rules, proc.stdout[-2000:]

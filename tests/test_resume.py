@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, seed_raw_data
+from conftest import REPO, SNAKEFILE, run_snakemake, seed_raw_data
 from klvae.io import weights_digest
 
 RUN = Path("results/e1/r0/c1")
@@ -32,7 +32,7 @@ def _config(tmp: Path) -> Path:
 
 
 def _snakemake_cmd(workdir: Path, configfile: Path) -> list[str]:
-    return [sys.executable, "-m", "snakemake", TARGET, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    return [sys.executable, "-m", "snakemake", TARGET, "--snakefile", str(SNAKEFILE), "--directory",
             str(workdir), "--cores", "1", "--configfile", str(configfile)]
 
 

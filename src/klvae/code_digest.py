@@ -6,10 +6,10 @@ Every Snakemake rule calls one library function (``params.func = "klvae.module:f
 transitively (:func:`code_digest`). Snakemake's *params* rerun trigger then reruns a job, and
 what depends on it, exactly when that code changed -- by content, so a fresh checkout (new
 mtimes, same bytes) reruns no training, analysis or figure. (The workflow profile
-``profiles/default`` leaves Snakemake's own ``code`` trigger out: for ``script:`` rules it
+``workflow/profiles/default`` leaves Snakemake's own ``code`` trigger out: for ``script:`` rules it
 compares the script's mtime.)
 
-Imports are read with :mod:`ast` from the sources next to the Snakefile, never executed:
+Imports are read with :mod:`ast` from the repository's ``src/``, never executed:
 ``import klvae.x``, ``from klvae.x import y`` (``y`` a module or a name), relative imports, and
 imports inside functions (lazy imports count: the function may run them). Packages'
 ``__init__.py`` files along the way count too, since importing a module runs them. A module

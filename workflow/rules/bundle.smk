@@ -46,7 +46,7 @@ _RENDERER = config.get("renderer")
 config.clear()
 config.update(BUNDLE["config"])
 try:
-    validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"), set_default=True)
+    validate(config, os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml"), set_default=True)
 except WorkflowError as err:
     raise WorkflowError(
         f"{BUNDLE_ARCHIVE}: the run's config ({klvae_bundle.RUN_CONFIG}) does not fit this version's config "

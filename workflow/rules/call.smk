@@ -30,7 +30,7 @@ from functools import partial
 from klvae.code_digest import rule_params
 
 CALL = "../scripts/call.py"  # relative to workflow/rules/, where every rule is defined
-KLVAE_SOURCES = os.path.join(workflow.basedir, "src")
+KLVAE_SOURCES = os.path.join(REPO_ROOT, "src")
 # The rules' software for `snakemake --use-conda` (not needed with `make`, which uses .venv).
 CONDA_ENV = "../envs/klvae.yaml"
 
@@ -39,7 +39,7 @@ CONDA_ENV = "../envs/klvae.yaml"
 library_call = partial(
     rule_params,
     sources=KLVAE_SOURCES,
-    runner=os.path.join(workflow.basedir, "workflow", "scripts", "call.py"),
+    runner=os.path.join(REPO_ROOT, "workflow", "scripts", "call.py"),
 )
 
 
@@ -59,5 +59,5 @@ CALL_BACKEND = "../scripts/call_backend.py"
 
 # library_call_backend("klvae.module:function"): as library_call, the digest also covers call_backend.py
 library_call_backend = partial(
-    library_call, extra_runners=[os.path.join(workflow.basedir, "workflow", "scripts", "call_backend.py")]
+    library_call, extra_runners=[os.path.join(REPO_ROOT, "workflow", "scripts", "call_backend.py")]
 )

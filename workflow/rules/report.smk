@@ -2,7 +2,7 @@
 # then the Quarto project in report/ rendered to results/report/klvae.html and klvae.pdf.
 # (Rendering from a results bundle instead uses workflow/rules/bundle.smk; see the Snakefile.)
 
-REPORT_SOURCES = os.path.join(workflow.basedir, "report")
+REPORT_SOURCES = os.path.join(REPO_ROOT, "report")
 REPORT_FILES = [f"{REPORT_DIR}/klvae.html", f"{REPORT_DIR}/klvae.pdf"]
 # Every registered experiment's figures and tables (EXPERIMENTS, workflow/rules/common.smk).
 ALL_FIGURES = registered("figures") + STUDY_REPORT_FIGURES
@@ -92,8 +92,8 @@ rule report_methods:
     input:
         run_json=rules.run_record.output.run_json,
         mnist_provenance=rules.mnist_canonical.output.provenance,
-        paper_config=os.path.join(workflow.basedir, "config", "paper.yaml"),
-        schema=os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"),
+        paper_config=os.path.join(REPO_ROOT, "config", "paper.yaml"),
+        schema=os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml"),
         after=ALL_RESULTS,
     output:
         md=f"{GEN}/methods.md",

@@ -176,7 +176,7 @@ rule study_record:
         CONDA_ENV
     params:
         **library_call("klvae.experiments.backend_study:record", deps_only=["tables", "figure"]),
-        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": workflow.basedir, "settings": STUDY},
+        kwargs={"config": config, "benchmarks_dir": BENCH, "repo": REPO_ROOT, "settings": STUDY},
     script:
         CALL
 
@@ -196,7 +196,5 @@ rule backend_study:
 # backend_study.report_source is `results`, which makes the study's outputs inputs of the report.
 from klvae.report.study import choose_source, source_digest
 
-STUDY_SOURCE, STUDY_SOURCE_PATH = choose_source(
-    STUDY["report_source"], os.path.join(workflow.basedir, "bundles"), RESULTS
-)
+STUDY_SOURCE, STUDY_SOURCE_PATH = choose_source(STUDY["report_source"], os.path.join(REPO_ROOT, "bundles"), RESULTS)
 STUDY_REPORT_FIGURES = [] if STUDY_SOURCE == "none" else [f"{RESULTS}/figures/study/backend_losses.png"]

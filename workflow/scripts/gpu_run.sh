@@ -75,7 +75,7 @@ if [ "${PROBE:-0}" = 1 ]; then
     fi
     stamp "probe: the quick profile in ./probe (at most ${PROBE_DEADLINE:-150} s)"
     timeout --signal=INT --kill-after=20 "${PROBE_DEADLINE:-150}" "$PY" -m snakemake all --directory probe \
-        --snakefile Snakefile --configfile config/quick.yaml --workflow-profile workflow/profiles/gpu \
+        --snakefile workflow/Snakefile --configfile config/quick.yaml --workflow-profile workflow/profiles/gpu \
         --omit-from report_render > "$OUT/probe_snakemake.log" 2>&1
     stamp "probe: snakemake exit status $?"
     [ -n "$SMI" ] && kill "$SMI" 2>/dev/null
