@@ -104,3 +104,20 @@ def weights_digest(path: str | Path) -> str:
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def kl_weight_of(data, path: str = "") -> float:
+    """The KL coefficient c stored in a ``latent.npz`` or ``grid.npz`` of :func:`klvae.experiments.e1.analyse`.
+
+    Args:
+        data: the loaded ``.npz`` (``np.load``'s mapping).
+        path: its path, for the message.
+
+    Raises:
+        ValueError: the file predates the stored coefficient (rerun rule ``e1_analyse`` for it).
+    """
+    if "kl_weight" not in data:
+        raise ValueError(f"{path or 'this .npz'} has no 'kl_weight': it was written before e1_analyse stored the "
+                       f"model's KL coefficient; rerun e1_analyse (delete the file and run snakemake again)")
+    return float(data["kl_weight"])
+

@@ -136,7 +136,6 @@ rule e1_scatter:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:latent_scatter"),
-        kwargs=lambda w: {"kl_weight": float(w.c)},
     script:
         CALL
 
@@ -155,7 +154,6 @@ rule e1_manifold:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:manifold"),
-        kwargs=lambda w: {"kl_weight": float(w.c)},
     script:
         CALL
 
@@ -174,7 +172,6 @@ rule e1_scatter_panel:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:scatter_panel"),
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 
@@ -193,7 +190,6 @@ rule e1_manifold_panel:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:manifold_panel"),
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 
@@ -240,7 +236,7 @@ rule report_e1:
         CONDA_ENV
     params:
         **library_call("klvae.report.e1:write_e1"),
-        kwargs={"coefficients": [float(c) for c in E1_COEFS], "settings": E1},
+        kwargs={"settings": E1},
     script:
         CALL
 

@@ -116,12 +116,13 @@ def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None =
     Args:
         model: a trained ``model.keras`` from :func:`train`.
         mnist: canonical ``mnist.npz``.
-        latent: output ``.npz`` with float32 ``z_mean (n_test, 2)``, ``z_log_var (n_test, 2)``
-            and uint8 ``labels (n_test,)``.
+        latent: output ``.npz`` with float32 ``z_mean (n_test, 2)``, ``z_log_var (n_test, 2)``,
+            uint8 ``labels (n_test,)`` and float64 ``kl_weight`` (the model's c, a scalar).
         grid: output ``.npz`` with float32 ``images (n, n, 28, 28)`` decoded from the ``n x n``
             grid over ``[-limit, limit]^2`` as the seed laid it out: row i has
             z[1] = ``grid_y[i]`` (top = +limit), column j has z[0] = ``grid_x[j]``; plus
-            ``grid_x``, ``grid_y``.
+            ``grid_x``, ``grid_y`` and ``kl_weight``. The figures and the report read c from
+            these files (:func:`klvae.io.kl_weight_of`), so no list of coefficients must line up with them.
         n_test: first n test images (``None`` = all).
     """
     set_global_seed(0, threads=1)
@@ -134,7 +135,9 @@ def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None =
     _, _, x_test, y_test = mnist_data.load(mnist, 0, n_test)
     z_mean, z_log_var = vae.encoder.predict(x_test.astype(np.float32) / 255.0, batch_size=1000, verbose=0)
     tmp = _atomic_path(latent)
-    np.savez(tmp, z_mean=z_mean.astype(np.float32), z_log_var=z_log_var.astype(np.float32), labels=y_test)
+    kl_weight = np.float64(vae.kl_weight)  # the c the model was trained with (saved in its config)
+    np.savez(tmp, z_mean=z_mean.astype(np.float32), z_log_var=z_log_var.astype(np.float32), labels=y_test,
+             kl_weight=kl_weight)
     os.replace(tmp, latent)
 
     grid_x = np.linspace(-limit, limit, n)
@@ -142,7 +145,7 @@ def analyse(model: str, mnist: str, latent: str, grid: str, n_test: int | None =
     zz = np.array([[xi, yi] for yi in grid_y for xi in grid_x], np.float32)
     images = vae.decoder.predict(zz, batch_size=n * n, verbose=0).reshape(n, n, 28, 28)
     tmp = _atomic_path(grid)
-    np.savez(tmp, images=images.astype(np.float32), grid_x=grid_x, grid_y=grid_y)
+    np.savez(tmp, images=images.astype(np.float32), grid_x=grid_x, grid_y=grid_y, kl_weight=kl_weight)
     os.replace(tmp, grid)
 
 

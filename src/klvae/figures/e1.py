@@ -11,6 +11,7 @@ import pandas as pd
 
 from klvae.figures.common import digit_colorbar, plt, save, scatter_on_axes
 from klvae.formatting import fmt_coef
+from klvae.io import kl_weight_of
 
 
 # --- latent scatters ---------------------------------------------------------------------------
@@ -26,15 +27,16 @@ def reference_scatter(out: str, n_samples: int = 5000, seed: int = 1) -> None:
     save(fig, out)
 
 
-def latent_scatter(latent: str, out: str, kl_weight: float) -> None:
+def latent_scatter(latent: str, out: str) -> None:
     """Test-set z_mean of one E1 run, coloured by digit, with a colour bar (seed 003's plot).
 
     Args:
-        latent: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``z_mean``, ``labels``).
+        latent: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``z_mean``, ``labels``, and
+            ``kl_weight``, the c in the title).
         out: PNG path.
-        kl_weight: c, for the title.
     """
     d = np.load(latent)
+    kl_weight = kl_weight_of(d, latent)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sc = scatter_on_axes(ax, d["z_mean"], d["labels"])
     digit_colorbar(fig, sc, ax)
@@ -43,17 +45,18 @@ def latent_scatter(latent: str, out: str, kl_weight: float) -> None:
     save(fig, out)
 
 
-def scatter_panel(latents: list[str], coefficients: list[float], out: str, limit: float | None = None) -> None:
+def scatter_panel(latents: list[str], out: str, limit: float | None = None) -> None:
     """All E1 latent scatters on one page with shared axes (one panel per c) and one colour bar.
 
     Args:
-        latents: ``.npz`` files in the order of ``coefficients``.
-        coefficients: the c of each panel.
+        latents: ``.npz`` files of :func:`klvae.experiments.e1.analyse`, one panel each in this
+            order, titled with the c stored in the file.
         limit: axes span ``[-limit, limit]`` on both axes; ``None`` takes the 99.5th
             percentile of |z_mean| over all runs except c = 0 (whose spread is far larger,
             it gets its own axes and says so in its title).
     """
     data = [np.load(p) for p in latents]
+    coefficients = [kl_weight_of(d, p) for d, p in zip(data, latents, strict=True)]
     if limit is None:
         pool = np.concatenate([np.abs(d["z_mean"]).ravel() for d, c in zip(data, coefficients, strict=True) if c != 0]
                               or [np.array([4.0])])
@@ -95,16 +98,16 @@ def _seed_ticks(ax, grid_x, grid_y, size: int, every: int = 1, fontsize: float =
     ax.set_yticks(pixel_range[::every], np.round(grid_y, 1)[::every], fontsize=fontsize)
 
 
-def manifold(grid: str, out: str, kl_weight: float) -> None:
+def manifold(grid: str, out: str) -> None:
     """One decoder manifold with the seed's axes and tick labels (z rounded to 0.1).
 
     Args:
         grid: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``images (n, n, 28, 28)``,
-            ``grid_x``, ``grid_y``).
+            ``grid_x``, ``grid_y``, and ``kl_weight``, the c in the title).
         out: PNG path.
-        kl_weight: c, for the title.
     """
     d = np.load(grid)
+    kl_weight = kl_weight_of(d, grid)
     fig, ax = plt.subplots(figsize=(8.5, 8.5))
     ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
     _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1])
@@ -112,9 +115,11 @@ def manifold(grid: str, out: str, kl_weight: float) -> None:
     save(fig, out)
 
 
-def manifold_panel(grids: list[str], coefficients: list[float], out: str) -> None:
-    """All E1 manifolds on one page, same latent window for all (ticks every 5th grid point)."""
+def manifold_panel(grids: list[str], out: str) -> None:
+    """All E1 manifolds on one page, same latent window for all (ticks every 5th grid point),
+    one panel per ``grid.npz`` of :func:`klvae.experiments.e1.analyse`, titled with its stored c."""
     data = [np.load(p) for p in grids]
+    coefficients = [kl_weight_of(d, p) for d, p in zip(data, grids, strict=True)]
     cols = 4
     rows = math.ceil(len(data) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows), squeeze=False, constrained_layout=True)

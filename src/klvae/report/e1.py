@@ -15,7 +15,7 @@ import yaml
 
 from klvae import reference
 from klvae.formatting import fmt_coef
-from klvae.io import write_text
+from klvae.io import kl_weight_of, write_text
 from klvae.report.scorecard import (
     MNIST_TEST,
     MNIST_TRAIN,
@@ -76,7 +76,7 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
     return [f"- {f}" for f in facts]
 
 
-def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], settings: dict) -> tuple[str, dict]:
+def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str, dict]:
     """The E1 results table, beside the seed's, and the facts list; plus E1 variables.
 
     ``settings`` is the validated ``e1`` section of the config (architecture, optimiser and
@@ -99,9 +99,9 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
     md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"],
                         rows, caption, "tbl-e1-losses")
     spreads = {}
-    for path, c in zip(latents, coefficients, strict=True):
-        z = np.load(path)["z_mean"]
-        spreads[float(c)] = float(z.std(axis=0).mean())
+    for path in latents:
+        with np.load(path) as d:
+            spreads[kl_weight_of(d, path)] = float(d["z_mean"].std(axis=0).mean())
     md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
     variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}",
                  "n_test": f"{int(t['n_test'].iloc[0]):,}", "n_coefficients": len(t),
@@ -114,10 +114,9 @@ def e1_fragment(table_csv: str, latents: list[str], coefficients: list[float], s
     return md, variables
 
 
-def write_e1(md: str, variables: str, e1_table: str, latents: list[str], coefficients: list[float],
-             settings: dict) -> None:
+def write_e1(md: str, variables: str, e1_table: str, latents: list[str], settings: dict) -> None:
     """Rule ``report_e1``: the E1 table and facts (``md``) and E1's variables (``variables``, YAML)."""
-    text, values = e1_fragment(e1_table, latents, coefficients, settings)
+    text, values = e1_fragment(e1_table, latents, settings)
     write_text(md, text)
     write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
 
