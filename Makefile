@@ -19,7 +19,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
 
-.PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle
+.PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle snakemake-report
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
@@ -29,6 +29,7 @@ help:
 	@echo "make compare A=<archive> B=<archive>        -> every metric and scorecard number of two bundles, B against A's interval"
 	@echo "make backend-study                          -> the backend study (TensorFlow vs JAX, 5 seeds): results/study/backend/"
 	@echo "make study-bundle                           -> bundles/backend-study-<commit>.tar.gz of the finished study"
+	@echo "make snakemake-report [PROFILE=...]         -> results/report/snakemake-report.zip: Snakemake's own report (figures by experiment, rule graph, run times)"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
 	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
@@ -86,6 +87,12 @@ backend-study: $(STAMP)
 # record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.study_bundle).
 study-bundle: $(STAMP)
 	$(BIN)/python -m klvae.study_bundle create --results results --out-dir bundles
+
+# Snakemake's own report of a finished run: every figure (report() flags, one category per
+# experiment), the rule graph, each job's code and run times, as one zip of HTML.
+snakemake-report: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake results/report/klvae.html $(SNAKE_OPTS) --report results/report/snakemake-report.zip
+	@echo ">>> Snakemake's report: results/report/snakemake-report.zip (unzip; open report.html)"
 
 # What `make report` would run now and why (Snakemake's dry run): after editing a klvae function,
 # the jobs whose code digest changed ("Params have changed": params.code) and what follows.

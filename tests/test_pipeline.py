@@ -343,3 +343,21 @@ def test_html_reading_comforts_in_headless_chromium(quick_run, tmp_path):
     assert pdf_links == 1 and (html.parent / "klvae.pdf").is_file()
     assert len(anchors) >= 6 and all(anchors), anchors  # every chapter heading, each pointing at its section
     assert zoomed and closed and after["width"] > before["width"], (before, after)
+
+
+def test_snakemakes_own_report_lists_every_figure_by_experiment(quick_run, tmp_path):
+    """`make snakemake-report`: every figure rule's PNG is flagged with report(), one category per experiment."""
+    import zipfile
+
+    out = tmp_path / "snakemake-report.zip"
+    run_snakemake(quick_run, "results/report/klvae.html", "--report", str(out))
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        text = "".join(z.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js")))
+    pngs = [n for n in names if n.endswith(".png")]
+    expected = {f"scatter_c{c}.png" for c in COEFS} | {f"latent_{s}.png" for s in E2_STRATEGIES} | {
+        "scatter_panel.png", "manifold_panel.png", "random_faces.png", "ae_latent_histogram.png"}
+    assert expected <= {Path(n).name for n in pngs}, expected - {Path(n).name for n in pngs}
+    for category in ("E1: KL coefficient sweep (MNIST)", "E2: five ways to add the KL loss",
+                     "E3: faces, VAE against AE"):
+        assert category in text, category

@@ -108,7 +108,11 @@ rule e1_table:
 rule e1_reference_scatter:
     """Figure: 5,000 samples of the 2-D standard normal, the target the encoder is pulled towards."""
     output:
-        out=f"{E1_FIG}/reference_scatter.png",
+        out=report(
+            f"{E1_FIG}/reference_scatter.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_reference_scatter.log",
     benchmark:
@@ -127,7 +131,11 @@ rule e1_scatter:
     input:
         latent=f"{E1_DIR}/r0/c{{c}}/latent.npz",
     output:
-        out=f"{E1_FIG}/scatter_c{{c}}.png",
+        out=report(
+            f"{E1_FIG}/scatter_c{{c}}.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_scatter/c{{c}}.log",
     benchmark:
@@ -145,7 +153,11 @@ rule e1_manifold:
     input:
         grid=f"{E1_DIR}/r0/c{{c}}/grid.npz",
     output:
-        out=f"{E1_FIG}/manifold_c{{c}}.png",
+        out=report(
+            f"{E1_FIG}/manifold_c{{c}}.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_manifold/c{{c}}.log",
     benchmark:
@@ -163,7 +175,11 @@ rule e1_scatter_panel:
     input:
         latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
     output:
-        out=f"{E1_FIG}/scatter_panel.png",
+        out=report(
+            f"{E1_FIG}/scatter_panel.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_scatter_panel.log",
     benchmark:
@@ -181,7 +197,11 @@ rule e1_manifold_panel:
     input:
         grids=expand(f"{E1_DIR}/r0/c{{c}}/grid.npz", c=E1_COEFS),
     output:
-        out=f"{E1_FIG}/manifold_panel.png",
+        out=report(
+            f"{E1_FIG}/manifold_panel.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_manifold_panel.log",
     benchmark:
@@ -199,7 +219,11 @@ rule e1_loss_curves:
     input:
         histories=expand(f"{E1_DIR}/r0/c{{c}}/history.csv", c=E1_COEFS),
     output:
-        out=f"{E1_FIG}/loss_curves.png",
+        out=report(
+            f"{E1_FIG}/loss_curves.png",
+            category="E1: KL coefficient sweep (MNIST)",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e1_loss_curves.log",
     benchmark:

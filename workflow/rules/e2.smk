@@ -234,7 +234,11 @@ rule e2_loss_curves:
     input:
         histories=expand(f"{E2_DIR}/z{{{{z}}}}/{{strategy}}/history.csv", strategy=E2_STRATS),
     output:
-        out=f"{E2_FIG}/loss_curves_z{{z}}.png",
+        out=report(
+            f"{E2_FIG}/loss_curves_z{{z}}.png",
+            category="E2: five ways to add the KL loss",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e2_loss_curves/z{{z}}.log",
     benchmark:
@@ -253,7 +257,11 @@ rule e2_latent:
     input:
         latents=[f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz"],
     output:
-        out=f"{E2_FIG}/latent_{{strategy}}.png",
+        out=report(
+            f"{E2_FIG}/latent_{{strategy}}.png",
+            category="E2: five ways to add the KL loss",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e2_latent/{{strategy}}.log",
     benchmark:
@@ -271,7 +279,11 @@ rule e2_latent_panel:
     input:
         latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
     output:
-        out=f"{E2_FIG}/latent_panel.png",
+        out=report(
+            f"{E2_FIG}/latent_panel.png",
+            category="E2: five ways to add the KL loss",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e2_latent_panel.log",
     benchmark:
@@ -289,7 +301,11 @@ rule e2_reconstructions:
     input:
         recons=expand(f"{E2_DIR}/z{E2['reconstruction_z_dim']}/{{strategy}}/recon.npz", strategy=E2_STRATS),
     output:
-        out=f"{E2_FIG}/reconstructions.png",
+        out=report(
+            f"{E2_FIG}/reconstructions.png",
+            category="E2: five ways to add the KL loss",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e2_reconstructions.log",
     benchmark:

@@ -198,7 +198,11 @@ rule e3_random_faces:
         decoded=rules.e3_decode.output.decoded,
         manifest=rules.e3_preprocess.output.manifest,
     output:
-        png=f"{E3_FIG}/random_faces.png",
+        png=report(
+            f"{E3_FIG}/random_faces.png",
+            category="E3: faces, VAE against AE",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e3_random_faces.log",
     benchmark:
@@ -217,7 +221,11 @@ rule e3_ae_random_points:
         decoded=rules.e3_decode.output.decoded,
         manifest=rules.e3_preprocess.output.manifest,
     output:
-        png=f"{E3_FIG}/ae_random_points.png",
+        png=report(
+            f"{E3_FIG}/ae_random_points.png",
+            category="E3: faces, VAE against AE",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e3_ae_random_points.log",
     benchmark:
@@ -236,7 +244,11 @@ rule e3_reconstructions:
         decoded=rules.e3_decode.output.decoded,
         manifest=rules.e3_preprocess.output.manifest,
     output:
-        png=f"{E3_FIG}/reconstructions.png",
+        png=report(
+            f"{E3_FIG}/reconstructions.png",
+            category="E3: faces, VAE against AE",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e3_reconstructions.log",
     benchmark:
@@ -255,7 +267,11 @@ rule e3_latent_histogram:
         latents=rules.e3_ae_latents.output.latents,
         manifest=rules.e3_preprocess.output.manifest,
     output:
-        png=f"{E3_FIG}/ae_latent_histogram.png",
+        png=report(
+            f"{E3_FIG}/ae_latent_histogram.png",
+            category="E3: faces, VAE against AE",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/e3_latent_histogram.log",
     benchmark:

@@ -146,7 +146,11 @@ rule study_figure:
     input:
         epochs_csvs=expand(f"{STUDY_RUN}/epochs.csv", **STUDY_RUNS),
     output:
-        out=f"{STUDY_DIR}/figures/losses.png",
+        out=report(
+            f"{STUDY_DIR}/figures/losses.png",
+            category="Backend study: TensorFlow against JAX",
+            caption="../report/figure.rst",
+        ),
     log:
         f"{LOGS}/study_figure.log",
     benchmark:
