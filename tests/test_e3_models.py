@@ -47,21 +47,21 @@ def test_vae_layer_sizes_parameters_and_output_shapes():
     assert np.all((out > 0) & (out < 1))
 
 
-def test_default_kl_weight_is_the_elbo():
+def test_default_fact_is_the_elbo():
     """n_pixels * (mean-BCE + fact * KL_seed) == pixel-summed BCE + KL (nats): beta = 1."""
     rng = np.random.default_rng(1)
     x, x_hat = _batch(2), rng.uniform(0.05, 0.95, (2, 96, 96, 3)).astype(np.float32)
     mu, lv = rng.normal(size=(2, 200)).astype(np.float32), rng.normal(size=(2, 200)).astype(np.float32)
     seed_form = faces.N_PIXELS * (float(losses.bce_mean(x, x_hat))
-                                  + faces.DEFAULT_KL_WEIGHT * float(losses.kl_divergence_seed_mean(mu, lv)))
+                                  + faces.DEFAULT_FACT * float(losses.kl_divergence_seed_mean(mu, lv)))
     elbo = float(losses.bce_pixel_sum(x, x_hat)) + float(losses.kl_divergence(mu, lv))
     assert seed_form == pytest.approx(elbo, rel=1e-5)
-    assert faces.DEFAULT_KL_WEIGHT == pytest.approx(100 / 27648)
-    assert faces.beta_to_fact(1.0) == faces.DEFAULT_KL_WEIGHT
+    assert faces.DEFAULT_FACT == pytest.approx(100 / 27648)
+    assert faces.beta_to_fact(1.0) == faces.DEFAULT_FACT
 
 
 def test_vae_training_step_updates_weights_and_reports_its_loss_terms():
-    vae = faces.build_face_vae(kl_weight=0.01)
+    vae = faces.build_face_vae(fact=0.01)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     x = _batch(8)
     before = [w.numpy().copy() for w in vae.trainable_weights]
@@ -96,7 +96,7 @@ def test_ae_is_deterministic_has_no_kl_and_freezes_the_unused_head():
 
 def test_build_face_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="no KL term"):
-        faces.build_face_model("ae", kl_weight=1e-6)
+        faces.build_face_model("ae", fact=1e-6)
     with pytest.raises(ValueError, match="unknown model kind"):
         faces.build_face_model("gan")
 
@@ -136,11 +136,11 @@ def test_train_writes_model_and_history(trained):
         info = json.loads((d / f"{kind}_model.json").read_text())
         assert info == {"kind": kind, "n_parameters": 6_315_795, "n_encoder_parameters": 4_075_216,
                         "n_decoder_parameters": 2_240_579, "z_dim": 200,
-                        "kl_weight": 0.0 if kind == "ae" else faces.DEFAULT_KL_WEIGHT, "reconstruction": "bce_mean",
+                        "fact": 0.0 if kind == "ae" else faces.DEFAULT_FACT, "reconstruction": "bce_mean",
                         "kl": "kl_seed_mean"}
-    assert float(rows[0]["kl_weight"]) == 0.0
+    assert float(rows[0]["fact"]) == 0.0
     vae_rows = list(csv.DictReader(open(d / "vae_history.csv")))
-    assert float(vae_rows[0]["kl_weight"]) == pytest.approx(faces.DEFAULT_KL_WEIGHT)
+    assert float(vae_rows[0]["fact"]) == pytest.approx(faces.DEFAULT_FACT)
     assert trained["vae"]["final"]["loss"] == pytest.approx(float(vae_rows[-1]["loss"]))
 
 
@@ -162,7 +162,7 @@ def test_evaluate_and_encode_latents(trained):
     assert [r["model"] for r in rows] == ["vae", "ae"]
     assert rows[1]["loss"] == pytest.approx(rows[1]["reconstruction_loss"])  # the AE has no KL term
     assert rows[0]["loss"] == pytest.approx(rows[0]["reconstruction_loss"]
-                                            + faces.DEFAULT_KL_WEIGHT * rows[0]["kl_loss"], rel=1e-5)
+                                            + faces.DEFAULT_FACT * rows[0]["kl_loss"], rel=1e-5)
     assert all(r["n_test"] == 6 for r in rows)
     summary = e3.encode_latents(d / "ae.keras", d / "test.npy", d / "z.npy", d / "z.csv", batch_size=4)
     z = np.load(d / "z.npy")
@@ -206,7 +206,7 @@ def test_decode_faces_gives_the_bits_the_figures_decoded(trained, tmp_path):
     assert got["random_faces"].shape == (6, 96, 96, 3) and got["ae_points"].shape == (9, 96, 96, 3)
     assert got["bounds"].tolist() == [0.5, 5.0, 50.0] and int(got["n_per_bound"]) == 3
     assert int(got["z_dim"]) == int(got["ae_z_dim"]) == 200 and int(got["seed"]) == 7
-    assert float(got["vae_kl_weight"]) == faces.DEFAULT_KL_WEIGHT and float(got["ae_kl_weight"]) == 0.0
+    assert float(got["vae_fact"]) == faces.DEFAULT_FACT and float(got["ae_fact"]) == 0.0
 
 
 def test_face_figures_write_pngs(trained, tmp_path):

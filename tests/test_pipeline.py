@@ -280,7 +280,7 @@ def test_e3_runs_on_the_labelled_standin(pipeline_run):
     metrics = pd.read_csv(pipeline_run / "results/tables/e3_metrics.csv")
     assert set(metrics["model"]) == {"vae", "ae"}
     ae = metrics.set_index("model").loc["ae"]
-    assert ae["kl_weight"] == 0
+    assert ae["fact"] == 0
 
 
 def test_e3_chapter_has_banner_figures_and_tables(quick_run):

@@ -100,7 +100,7 @@ rule e3_train:
         model=f"{E3_DIR}/{{kind}}/model.keras",
         history=f"{E3_DIR}/{{kind}}/history.csv",
         epoch_times=f"{E3_DIR}/{{kind}}/epoch_times.csv",
-        # facts the report quotes (parameter count, z_dim, kl_weight), so the report needs no Keras
+        # facts the report quotes (parameter count, z_dim, fact), so the report needs no Keras
         model_info=f"{E3_DIR}/{{kind}}/model.json",
     log:
         f"{LOGS}/e3_train/{{kind}}.log",
@@ -121,7 +121,7 @@ rule e3_train:
             "epochs": E3["epochs"],
             "batch_size": E3["batch_size"],
             "learning_rate": E3["learning_rate"],
-            "kl_weight": E3["kl_weight"],
+            "fact": E3["fact"],
             "z_dim": E3["z_dim"],
             "seed": config["seed"],
         },

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from klvae.backend import describe
+from klvae.reference import E2_SEED_FACT
 from klvae.seeding import set_global_seed
 
 EPOCH_IMAGES = 60_000
@@ -67,7 +68,7 @@ def _pipeline_images_per_s(x: np.ndarray, batch_size: int, seed: int, n_batches:
 def benchmark(csv: str, summary: str | None = None, mnist: str | None = None,
               strategies: Sequence[str] | None = None, z_dim: int = 12, batch_size: int = 256,
               n_windows: int = 5, steps_per_window: int = 10, warmup_steps: int = 3, threads: int | None = 1,
-              seed: int = 0, include_baseline: bool = True, fact: float = 6.5e-4, learning_rate: float = 1e-3,
+              seed: int = 0, include_baseline: bool = True, fact: float = E2_SEED_FACT, learning_rate: float = 1e-3,
               n_images: int | None = None, epoch_images: int = EPOCH_IMAGES) -> list[dict]:
     """Time E2 training steps per strategy in interleaved windows; write per-window and summary CSVs.
 

@@ -69,7 +69,7 @@ def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
 
 
 def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: str = "vae", epochs: int = 5,
-          batch_size: int = 128, learning_rate: float = 1e-3, kl_weight: float | None = None,
+          batch_size: int = 128, learning_rate: float = 1e-3, fact: float | None = None,
           n_train: int | None = None, z_dim: int = 200, seed: int = 0, threads: int = 1,
           verbose: int = 2, epoch_times: str | Path | None = None, model_info: str | Path | None = None) -> dict:
     """Train E3's face VAE or plain AE on the streamed uint8 training array.
@@ -87,15 +87,16 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
         model_info: optional output JSON, facts about the trained model for the report (which
             imports no Keras): ``kind``, ``n_parameters`` (encoder + decoder weights, int;
             6,315,795 at z_dim 200, :data:`klvae.models.faces.N_PARAMETERS`),
-            ``n_encoder_parameters``, ``n_decoder_parameters``, ``z_dim``, ``kl_weight``
-            (``fact``), ``reconstruction``, ``kl``. Written after the model; reading the counts
+            ``n_encoder_parameters``, ``n_decoder_parameters``, ``z_dim``, ``fact``,
+            ``reconstruction``, ``kl``. Written after the model; reading the counts
             draws no random numbers.
         kind: ``"vae"`` or ``"ae"`` (:func:`klvae.models.faces.build_face_model`).
         epochs: passes over the ``n_train`` images (seed: until 10-25 epochs looked good).
         batch_size: images per step (seed: 128).
         learning_rate: Adam's learning rate (default 1e-3, Keras' default and the keras.io
             VAE's; the seed's CelebA post with its value is not among the seeds).
-        kl_weight: VAE only; None = :data:`klvae.models.faces.DEFAULT_KL_WEIGHT` (beta = 1).
+        fact: the VAE's KL weight on the seeds' scale (KL_seed against the mean BCE; config
+            ``e3.fact``); None = :data:`klvae.models.faces.DEFAULT_FACT` (beta = 1, the ELBO).
             Must be None or 0 for the AE.
         n_train: use the first ``n_train`` images (None = all).
         z_dim: latent dimensions (seed: 200).
@@ -117,23 +118,23 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     import keras
 
     from klvae import training
-    from klvae.models.faces import DEFAULT_KL_WEIGHT, build_face_model
+    from klvae.models.faces import DEFAULT_FACT, build_face_model
 
     x = _open_images(train_npy, n_train)
-    net = build_face_model(kind, kl_weight, z_dim=z_dim, seed=seed)
+    net = build_face_model(kind, fact, z_dim=z_dim, seed=seed)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
     steps = int(np.ceil(len(x) / batch_size))
-    kw = 0.0 if kind == "ae" else float(DEFAULT_KL_WEIGHT if kl_weight is None else kl_weight)
+    kw = 0.0 if kind == "ae" else float(DEFAULT_FACT if fact is None else fact)
     settings = {"run": "e3", "kind": kind, "epochs": int(epochs), "batch_size": int(batch_size),
-                "lr": float(learning_rate), "kl_weight": kw, "n_train": n_train, "z_dim": int(z_dim),
+                "lr": float(learning_rate), "fact": kw, "n_train": n_train, "z_dim": int(z_dim),
                 "seed": int(seed), "threads": int(threads)}
     logs = training.fit_resumable(net, x, epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
                                   checkpoint=training.checkpoint_dir(model), verbose=verbose,
                                   fingerprint=training.fingerprint(settings, {"train": train_npy}),
-                                  nan_hint=f"lower e3.learning_rate (now {learning_rate:g}) or e3.kl_weight")
+                                  nan_hint=f"lower e3.learning_rate (now {learning_rate:g}) or e3.fact")
     rows = [{"epoch": e + 1, "loss": r["loss"], "reconstruction_loss": r["reconstruction_loss"],
              "kl_loss": r["kl_loss"],
-             "steps": steps, "kind": kind, "kl_weight": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
+             "steps": steps, "kind": kind, "fact": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
              "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
              "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads)} for e, r in enumerate(logs)]
     tmp = atomic_path(model)
@@ -143,7 +144,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     if model_info is not None:
         n_enc, n_dec = int(net.encoder.count_params()), int(net.decoder.count_params())
         write_json(model_info, {"kind": kind, "n_parameters": n_enc + n_dec, "n_encoder_parameters": n_enc,
-                                "n_decoder_parameters": n_dec, "z_dim": int(z_dim), "kl_weight": kw,
+                                "n_decoder_parameters": n_dec, "z_dim": int(z_dim), "fact": kw,
                                 "reconstruction": "bce_mean", "kl": "kl_seed_mean"})
     if epoch_times is not None:
         write_rows(epoch_times, [{"kind": kind, "epoch": e + 1, "seconds": round(r["seconds"], 3), "steps": steps,
@@ -160,7 +161,7 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
 
     Columns: ``model`` (vae/ae), ``loss``, ``reconstruction_loss`` (mean-BCE, nats per
     pixel value), ``kl_loss`` (KL_seed; for the AE a monitor only, weight 0),
-    ``kl_weight``, ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
+    ``fact`` (the KL weight on the seeds' scale), ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
     [0, 1]^2 units), ``n_test``. The VAE's loss uses one seeded draw of z per image.
     """
     set_global_seed(seed, threads)
@@ -181,7 +182,7 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
             sums += np.array([float(total), float(rec), float(kl), float(mse)]) * len(batch)
         total, rec, kl, mse = sums / len(x)
         rows.append({"model": name, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
-                     "kl_weight": float(net.kl_weight), "mse": mse, "n_test": len(x)})
+                     "fact": float(net.kl_weight), "mse": mse, "n_test": len(x)})
     write_rows(metrics, rows)
     return rows
 
@@ -242,7 +243,7 @@ def decode_faces(vae_model: str | Path, ae_model: str | Path, test_npy: str | Pa
 
     Every image array is float32 ``(n, 96, 96, 3)`` clipped to [0, 1]; the decoder runs on
     chunks of :data:`DECODE_BATCH` points. Settings stored beside them: ``z_dim``, ``seed``,
-    ``bounds`` (float64), ``n_per_bound``, ``vae_kl_weight`` and ``ae_kl_weight`` (the models'
+    ``bounds`` (float64), ``n_per_bound``, ``vae_fact`` and ``ae_fact`` (the models'
     ``fact``; 0 for the AE). No random draw of the backend is used and its threads are left at
     their defaults, so the images are those the figure rules decoded.
 
@@ -284,8 +285,8 @@ def decode_faces(vae_model: str | Path, ae_model: str | Path, test_npy: str | Pa
     np.savez(tmp, random_faces=random_faces, ae_points=ae_points, test_faces=orig, test_index=idx,
              vae_reconstructions=recs[0], ae_reconstructions=recs[1], z_dim=np.int64(z_dim),
              ae_z_dim=np.int64(ae_z_dim), seed=np.int64(seed), bounds=np.asarray(bounds, np.float64),
-             n_per_bound=np.int64(n_per_bound), vae_kl_weight=np.float64(float(vae.kl_weight)),
-             ae_kl_weight=np.float64(float(ae.kl_weight)))
+             n_per_bound=np.int64(n_per_bound), vae_fact=np.float64(float(vae.kl_weight)),
+             ae_fact=np.float64(float(ae.kl_weight)))
     commit(tmp, decoded)
     return {"z_dim": int(z_dim), "n_random": len(random_faces), "n_ae_points": len(ae_points), "n_test": len(idx)}
 

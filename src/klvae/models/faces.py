@@ -19,7 +19,7 @@ Loss, as in the seed's class (posts IV-VIII, SPEC E2): ``mean-BCE + fact * KL_se
 ``KL_seed = -mean(1 + log sigma^2 - mu^2 - sigma^2)`` over batch and latent dims
 (:func:`klvae.losses.bce_mean`, :func:`klvae.losses.kl_divergence_seed_mean`).
 
-KL weight (:data:`DEFAULT_KL_WEIGHT`): ``fact = z_dim / (2 * 96 * 96 * 3) = 100 / 27648
+KL weight (:data:`DEFAULT_FACT`): ``fact = z_dim / (2 * 96 * 96 * 3) = 100 / 27648
 = 3.617e-3``. With this value ``mean-BCE + fact * KL_seed`` is exactly the negative ELBO
 (BCE summed over the 27,648 pixel values + the KL in nats) divided by 27,648, i.e. the
 standard VAE (beta = 1) of Kingma & Welling with a Bernoulli decoder. That is the weight
@@ -33,7 +33,7 @@ The plain AE (:class:`FaceAE`): the SAME encoder and decoder networks, determini
 the decoder gets ``z = z_mean`` (no sampling), the loss is the reconstruction term alone
 (no KL at all), and the unused ``z_log_var`` head is frozen. SPEC asks for "no KL"; the
 seed instead trained a VAE with ``fact = 1e-6`` as "basically an AE", which
-``build_face_vae(kl_weight=1e-6)`` reproduces if wanted.
+``build_face_vae(fact=1e-6)`` reproduces if wanted.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ KERNEL_SIZE = 3
 #: Pixel values per image (96 * 96 * 3).
 N_PIXELS = 96 * 96 * 3
 #: ``fact`` of ``mean-BCE + fact * KL_seed`` equal to beta = 1 (the ELBO); see the module doc.
-DEFAULT_KL_WEIGHT = Z_DIM / (2 * N_PIXELS)
+DEFAULT_FACT = Z_DIM / (2 * N_PIXELS)
 #: The seed's "basically an AE" factor (AE post), for reference.
-SEED_AE_KL_WEIGHT = 1e-6
+SEED_AE_FACT = 1e-6
 #: Number of trainable parameters of the VAE (checked by the tests).
 N_PARAMETERS = 6_315_795
 
@@ -100,15 +100,19 @@ def build_face_decoder(z_dim: int = Z_DIM, filters=DECODER_FILTERS, kernel_size:
     return keras.Model(z, x, name="face_decoder")
 
 
-def build_face_vae(kl_weight: float = DEFAULT_KL_WEIGHT, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
-    """E3's VAE: ``mean-BCE + kl_weight * KL_seed``, a :class:`klvae.models.vae.VAE` (the
+def build_face_vae(fact: float = DEFAULT_FACT, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
+    """E3's VAE: ``mean-BCE + fact * KL_seed``, a :class:`klvae.models.vae.VAE` (the
     keras.io VAE the ``gradient_tape`` strategy of post VIII follows; the KL term reaches
     Keras through its backend-neutral ``compute_loss`` override).
+
+    ``fact`` is on the seeds' scale (KL_seed against the *mean* BCE, config ``e3.fact``); the
+    VAE class stores it as the weight of its KL term in this loss form. :func:`beta_to_fact`
+    converts a KL weight beta on E1's scale (KL in nats against the pixel-summed BCE) into it.
 
     Weight initialisation uses Keras' global RNG: call :func:`klvae.seeding.set_global_seed`
     first for repeatable weights.
     """
-    vae = VAE(build_face_encoder(z_dim), build_face_decoder(z_dim), kl_weight=kl_weight,
+    vae = VAE(build_face_encoder(z_dim), build_face_decoder(z_dim), kl_weight=fact,
               reconstruction="bce_mean", kl="kl_seed_mean", seed=seed, name="face_vae")
     vae.build((None, *INPUT_SHAPE))
     return vae
@@ -158,21 +162,22 @@ def build_face_ae(z_dim: int = Z_DIM, seed: int = 0) -> FaceAE:
     return ae
 
 
-def build_face_model(kind: str, kl_weight: float | None = None, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
-    """``kind="vae"`` -> :func:`build_face_vae` (``kl_weight`` None = :data:`DEFAULT_KL_WEIGHT`);
-    ``kind="ae"`` -> :func:`build_face_ae` (``kl_weight`` must be None or 0).
+def build_face_model(kind: str, fact: float | None = None, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
+    """``kind="vae"`` -> :func:`build_face_vae` (``fact`` None = :data:`DEFAULT_FACT`);
+    ``kind="ae"`` -> :func:`build_face_ae` (``fact`` must be None or 0).
 
     Raises:
-        ValueError: unknown kind, or a non-zero ``kl_weight`` for the AE.
+        ValueError: unknown kind, or a non-zero ``fact`` for the AE.
     """
     if kind == "vae":
-        return build_face_vae(DEFAULT_KL_WEIGHT if kl_weight is None else float(kl_weight), z_dim, seed)
+        return build_face_vae(DEFAULT_FACT if fact is None else float(fact), z_dim, seed)
     if kind == "ae":
-        if kl_weight:
-            raise ValueError(f"the plain AE has no KL term; kl_weight must be None or 0, got {kl_weight} "
-                             f"(for the seed's 'basically an AE' use kind='vae', kl_weight={SEED_AE_KL_WEIGHT})")
+        if fact:
+            raise ValueError(f"the plain AE has no KL term; fact must be None or 0, got {fact} "
+                             f"(for the seed's 'basically an AE' use kind='vae', fact={SEED_AE_FACT})")
         return build_face_ae(z_dim, seed)
     raise ValueError(f"unknown model kind {kind!r}; choose 'vae' or 'ae'")
+
 
 def load_face_model(path):
     """Load an E3 model written by :func:`klvae.experiments.e3.train` (``.keras``), uncompiled.
@@ -183,6 +188,6 @@ def load_face_model(path):
 
 
 __all__ = ["load_face_model", "build_face_encoder", "build_face_decoder", "build_face_vae", "build_face_ae",
-           "build_face_model", "FaceAE", "beta_to_fact", "DEFAULT_KL_WEIGHT", "SEED_AE_KL_WEIGHT", "Z_DIM",
+           "build_face_model", "FaceAE", "beta_to_fact", "DEFAULT_FACT", "SEED_AE_FACT", "Z_DIM",
            "INPUT_SHAPE",
            "N_PARAMETERS"]

@@ -76,16 +76,16 @@ def data_table(manifest: dict) -> str:
 
 def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
     t = pd.read_csv(csv)
-    rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.kl_weight:.3g}",
+    rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.fact:.3g}",
              f"{r.mse:.4f}"] for r in t.itertuples()]
-    md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "KL weight", "MSE"], rows,
+    md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "fact", "MSE"], rows,
                         f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out "
-                        f"faces, {data_label}). Loss = mean BCE + KL weight · KL_seed; the AE has no KL term (its "
-                        f"KL_seed column is only monitored). "
+                        f"faces, {data_label}). Loss = mean BCE + fact · KL_seed (the seeds' scale); the AE has no "
+                        f"KL term (its KL_seed column is only monitored). "
                         f"{{{{< var made_by.e3_evaluate >}}}}",
                         "tbl-e3-metrics", align="lrrrrr")
     vae = t[t["model"] == "vae"].iloc[0]
-    return md, {"kl_weight": f"{vae.kl_weight:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
+    return md, {"fact": f"{vae.fact:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
 
 
 def latent_table(csv: str, data_label: str) -> tuple[str, dict]:

@@ -35,9 +35,10 @@ import numpy as np
 
 from klvae import backend, losses
 from klvae.models.vae import Sampling
+from klvae.reference import E2_SEED_FACT
 
-#: The seeds' KL weight for E2 (posts V-VII, cell 6 of post VII).
-FACT = 6.5e-4
+#: The seeds' KL weight for E2 (posts V-VII, cell 6 of post VII), defined once in :mod:`klvae.reference`.
+FACT = E2_SEED_FACT
 #: Canonical metric names every strategy reports.
 METRIC_NAMES = ("loss", "reconstruction_loss", "kl_loss")
 

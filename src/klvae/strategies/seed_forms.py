@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from klvae.reference import E2_SEED_FACT
+
 
 def _keras():
     import tensorflow as tf
@@ -545,7 +547,7 @@ def try_form(fn, x, fact, z_dim, batch_size) -> dict:
     return rec
 
 
-def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: float = 6.5e-4, seed: int = 0,
+def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: float = E2_SEED_FACT, seed: int = 0,
             mnist: str | None = None, include_keras3_only: bool | None = None) -> list[dict]:
     """Try every seed form in this process; returns one record per form (see :func:`try_form`).
 
@@ -591,7 +593,7 @@ def worker_arguments(description: str, argv=None, n_images: int = 64) -> argpars
     p.add_argument("--n-images", type=int, default=n_images)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--z-dim", type=int, default=2)
-    p.add_argument("--fact", type=float, default=6.5e-4)
+    p.add_argument("--fact", type=float, default=E2_SEED_FACT)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mnist", default=None)
