@@ -506,7 +506,8 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     # the report remade from the bundle's data by today's code; nothing trained, analysed or plotted
     assert ran == {"bundle_extract", "report_e1", "report_e2", "report_e3", "report_scorecard_e1",
                    "report_scorecard_e2", "report_scorecard_e3", "report_scorecard", "report_methods",
-                   "report_summary", "report_study", "report_made_by", "report_render", "bundle_report"}, ran
+                   "report_summary", "report_study", "report_compare", "report_made_by", "report_render",
+                   "bundle_report"}, ran
     assert not (fresh_checkout / "results/e1").exists() and not (fresh_checkout / "results/data").exists()
     assert not list(fresh_checkout.rglob("*.keras"))
     original = (quick_run / "results/report/klvae.html").read_text()
@@ -548,3 +549,36 @@ def test_tampered_quick_bundle_is_refused_before_anything_is_extracted(quick_bun
     proc, _ = _make_report(fresh_checkout, added, tmp_path)
     assert proc.returncode != 0 and "member 'figures/e1/extra.png' is not in the manifest" in proc.stdout + proc.stderr
     assert not (fresh_checkout / kb.render_dir(added)).exists()
+
+
+@pytest.mark.pipeline
+def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundle, tmp_path):
+    """Section "This run against a shipped run" (klvae.report.compare), tried on two quick-profile
+    runs: the session's run beside its own bundle gives a difference of 0 for every number and no
+    changed verdict; without a shipped paper bundle the section says so."""
+    import csv
+
+    import yaml
+
+    from conftest import QUICK_TARGETS, run_snakemake
+
+    own = (quick_run / "results/report/klvae.html").read_text()
+    assert 'id="sec-compare"' in own and "No shipped run to compare with" in own
+    work = tmp_path / "work"
+    shutil.copytree(quick_run, work, symlinks=True)
+    archive = Path(quick_bundle["path"])
+    proc = run_snakemake(work, *QUICK_TARGETS, "--config", f'report={{"compare_with": "{archive}"}}')
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert "report_compare" in ran and not {r for r in ran if r.startswith(("e1_", "e2_", "e3_"))}, ran
+    html = (work / "results/report/klvae.html").read_text()
+    table = re.search(r'<table[^>]*id="tbl-compare".*?</table>', html, re.S)
+    assert table and archive.name in html and "No shipped run to compare with" not in html
+    assert len(re.findall(r"<tr", table.group(0))) > 20  # E1 per c, E2 per strategy and z_dim, E3, verdict counts
+    gen = work / "results/report/generated"
+    values = yaml.safe_load((gen / "compare.vars.yml").read_text())["compare"]
+    assert values["available"] == "yes" and values["n_verdicts"] >= 30 and values["n_verdicts_changed"] == 0
+    rows = list(csv.DictReader(open(gen / "compare.csv")))
+    assert len(rows) == values["n_values"] > 100
+    numeric = [r for r in rows if r["diff"] != ""]
+    assert numeric and all(float(r["diff"]) == 0 for r in numeric), [r for r in numeric if float(r["diff"]) != 0][:5]
+    assert {r["status"] for r in rows} <= {"n = 1", "in interval", "same"}

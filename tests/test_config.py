@@ -108,3 +108,19 @@ def test_the_seeds_fact_is_defined_once():
     assert schema["properties"]["e2"]["properties"]["fact"]["default"] == reference.E2_SEED_FACT == base.FACT
     for profile in ("quick", "default", "paper"):
         assert "fact" not in (yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text()).get("e2") or {})
+
+
+def test_an_old_bundles_config_keys_take_todays_names():
+    """A results bundle made before e3.kl_weight was renamed e3.fact renders with today's schema."""
+    from klvae.config import migrate
+
+    old = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    old["e3"]["kl_weight"] = None
+    assert migrate(old) == ["e3.kl_weight -> e3.fact (one name per scale: E3's KL weight is on the seeds' "
+                            "`fact` scale)"]
+    assert "kl_weight" not in old["e3"] and old["e3"]["fact"] is None
+    validate(old, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    assert migrate(old) == []
+    both = {"e3": {"kl_weight": 0.1, "fact": 0.2}}
+    with pytest.raises(ValueError, match="e3.kl_weight and e3.fact are both set"):
+        migrate(both)

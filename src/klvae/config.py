@@ -357,3 +357,33 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
                + f"\nValid values: {schema_path}; a complete valid example: "
                + (str(example) if example else "config/default.yaml") + ".")
         raise ConfigError(msg) from None
+
+
+#: Config keys renamed since results bundles were first made: ``(section, old name, new name, why)``.
+#: :func:`migrate` applies them to the config a bundle carries, so today's code renders old bundles.
+RENAMED_KEYS = (
+    ("e3", "kl_weight", "fact", "one name per scale: E3's KL weight is on the seeds' `fact` scale"),
+)
+
+
+def migrate(config: dict) -> list[str]:
+    """Rename the keys of :data:`RENAMED_KEYS` in ``config`` (in place), for a results bundle's
+    config written by an earlier version.
+
+    Returns:
+        One line per renamed key (``"e3.kl_weight -> e3.fact (why)"``); empty when nothing changed.
+
+    Raises:
+        ValueError: both the old and the new name are set (the bundle's config is ambiguous).
+    """
+    done = []
+    for section, old, new, why in RENAMED_KEYS:
+        part = config.get(section)
+        if not isinstance(part, dict) or old not in part:
+            continue
+        if new in part:
+            raise ValueError(f"{section}.{old} and {section}.{new} are both set; {section}.{old} is the old "
+                             f"name of {section}.{new} ({why}): keep one")
+        part[new] = part.pop(old)
+        done.append(f"{section}.{old} -> {section}.{new} ({why})")
+    return done

@@ -12,11 +12,13 @@
 # over every rule that could also make one of them (the trainings, analyses and figures).
 
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from klvae import bundle as klvae_bundle
+from klvae.config import migrate as migrate_config
 
 
 include: "call.smk"
@@ -45,6 +47,9 @@ BUNDLE_INFO = {
 _RENDERER = config.get("renderer")
 config.clear()
 config.update(BUNDLE["config"])
+# keys renamed since the bundle was made (klvae.config.RENAMED_KEYS) take today's names
+for _line in migrate_config(config):
+    print(f"{BUNDLE_ARCHIVE}: config key renamed since the bundle was made: {_line}", file=sys.stderr)
 try:
     validate(config, os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml"), set_default=True)
 except WorkflowError as err:

@@ -163,6 +163,34 @@ rule report_summary:
         CALL
 
 
+# The shipped run this one is set beside (report.compare_with; klvae.report.compare): by default the
+# newest paper-profile bundle committed under bundles/, verified when the workflow is parsed.
+from klvae.report.compare import choose_reference
+
+COMPARE_WITH = choose_reference(config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"))
+
+
+rule report_compare:
+    """Section "This run against a shipped run": every number of this run's tables beside a committed bundle's."""
+    input:
+        tables=ALL_TABLES + [rules.report_scorecard.output.table],
+        reference=[COMPARE_WITH] if COMPARE_WITH else [],
+    output:
+        md=f"{GEN}/compare.md",
+        variables=f"{GEN}/compare.vars.yml",
+        diff_csv=f"{GEN}/compare.csv",
+    log:
+        f"{LOGS}/report/compare.log",
+    benchmark:
+        f"{BENCH}/report/compare.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.compare:write_compare"),
+    script:
+        CALL
+
+
 # Which rule made each figure and table, and with which function: read from the DAG itself
 # (every rule defined so far that calls the library), so captions cannot name a wrong rule.
 MADE_BY = {
@@ -197,6 +225,7 @@ REPORT_FRAGMENTS = {
         *rules.report_scorecard.output,
         *rules.report_methods.output,
         *rules.report_summary.output,
+        *rules.report_compare.output,
     ]
     if f.endswith(".md")
 }
@@ -208,6 +237,7 @@ REPORT_VARIABLES = [
         rules.report_scorecard.output.variables,
         rules.report_methods.output.variables,
         rules.report_summary.output.variables,
+        rules.report_compare.output.variables,
         rules.report_made_by.output.variables,
     )
 ]

@@ -1,0 +1,161 @@
+"""The report section "This run against a shipped run" (``report/_compare.qmd``).
+
+A results bundle committed under ``bundles/`` -- by default the newest *paper*-profile bundle, the
+reference run of this report -- is set beside this run: every number of this run's tables
+(``results/tables/*.csv``: E1's losses per KL coefficient, E2's metrics per strategy and z_dim,
+E3's metrics, the scorecard's ``ours`` and verdict per claim, ...) against the shipped run's, with
+the difference and whether this run lies in the shipped run's 95 % prediction interval for one
+new run where the shipped value is a mean of n >= 2 runs. The rules are those of
+``python -m klvae.bundle diff`` (:mod:`klvae.bundle_compare`), whose A is the shipped run and B
+this run; the report shows the headline tables, the CSV written beside it has every value.
+
+Which bundle (config ``report.compare_with``): ``auto`` = the newest ``klvae-paper-*.tar.gz``
+under ``bundles/`` (by the time it was packed, from its verified manifest), none when there is
+none; ``none``; or a path to a bundle. The bundle is verified member by member
+(:func:`klvae.bundle.read_bundle`) before anything is read. The prose is in the qmd files; this
+module writes the table, a sentence-free fragment that includes the right qmd, and the
+``compare`` variables. Never imports Keras.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from klvae.io import write_text
+from klvae.report.tables import markdown_table
+
+#: The tables the report shows (the CSV has all of them), in this order.
+SHOWN_TABLES = ("e1_losses", "e2_metrics", "e3_metrics", "scorecard counts")
+#: The columns shown per table (others are in the CSV).
+SHOWN_METRICS = {"e1_losses": ("loss", "kl_loss"), "e2_metrics": ("test_loss",), "e3_metrics": ("loss", "mse")}
+RESULTS_QMD, NONE_QMD = "_compare_results.qmd", "_compare_none.qmd"
+PAPER_GLOB = "klvae-paper-*.tar.gz"
+
+
+def choose_reference(setting: str | None, bundles_dir: str | Path) -> str | None:
+    """The bundle to compare this run with, or ``None``.
+
+    Args:
+        setting: ``report.compare_with``: ``auto``, ``none`` or a bundle's path.
+        bundles_dir: the repository's ``bundles/`` folder.
+
+    Raises:
+        FileNotFoundError: ``setting`` names a file that does not exist (the message names the key).
+        klvae.bundle.BundleError: with ``auto``, a paper bundle under ``bundles_dir`` is refused.
+    """
+    from klvae import bundle as kb
+
+    if setting in (None, "none"):
+        return None
+    if setting != "auto":
+        if not Path(setting).is_file():
+            raise FileNotFoundError(f"report.compare_with = {setting!r}: no such bundle file "
+                                    f"(give a results bundle's path, or auto, or none)")
+        return str(setting)
+    folder = Path(bundles_dir)
+    candidates = sorted(folder.glob(PAPER_GLOB)) if folder.is_dir() else []
+    if not candidates:
+        return None
+    dated = [(kb.read_bundle(p)[2].get("created_utc") or "", p.name, p) for p in candidates]
+    return str(max(dated)[2])
+
+
+def this_run(tables_dir: str | Path) -> dict[str, bytes]:
+    """This run's tables as a bundle holds them: ``{"tables/<name>.csv": bytes}``."""
+    return {f"tables/{p.name}": p.read_bytes() for p in sorted(Path(tables_dir).glob("*.csv"))}
+
+
+def _cell(x, digits: int = 4) -> str:
+    if x is None or x == "":
+        return "–"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return f"{v:,.0f}" if v == int(v) and abs(v) >= 1 and "." not in str(x) else f"{v:.{digits}g}"
+
+
+def _status(r: dict) -> str:
+    if r["a_lo"] is not None:
+        return f"{r['status']} [{r['a_lo']:.4g}, {r['a_hi']:.4g}], n = {r['a_n']}"
+    return r["status"]
+
+
+def shown_rows(rows: list[dict]) -> list[dict]:
+    """The rows of :func:`klvae.bundle_compare.diff_contents` the report shows (:data:`SHOWN_TABLES`)."""
+    return [r for r in rows if r["table"] in SHOWN_TABLES
+            and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
+
+
+def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, dict, list[dict]]:
+    """The section's fragment, its variables and every diff row.
+
+    Returns:
+        ``(markdown, variables, rows)``: without a reference, an include of :data:`NONE_QMD` and
+        ``{"available": "no"}``; with one, an include of :data:`RESULTS_QMD` and the table
+        ``{#tbl-compare}``, variables ``reference`` (the bundle, described), ``n_values``,
+        ``n_shown``, ``n_in``/``n_outside`` (numbers with the shipped run's interval), ``n_single``
+        (numbers where the shipped run has n = 1), ``n_verdicts_changed`` (claims whose verdict
+        differs), and the rows (:data:`klvae.bundle_compare.DIFF_COLUMNS`).
+
+    Raises:
+        klvae.bundle.BundleError: the reference bundle is refused (the message names the member).
+    """
+    from klvae import bundle as kb
+    from klvae.bundle_compare import describe, diff_contents
+
+    if reference is None:
+        return f"{{{{< include {NONE_QMD} >}}}}\n", {"available": "no"}, []
+    manifest, contents, info = kb.read_bundle(reference)
+    rows = diff_contents(contents, this_run(tables_dir))
+    shown = shown_rows(rows)
+    table = markdown_table(
+        ["table", "row", "quantity", "shipped run", "this run", "this − shipped",
+         "this run in the shipped run's interval"],
+        [[r["table"].replace("_", " "), r["row"], r["metric"].replace("_", " "), _cell(r["a"]), _cell(r["b"]),
+          _cell(r["diff"]), _status(r)] for r in shown],
+        "This run beside the shipped run, quantity by quantity (E1: nats per image on the test set; E2 and E3: "
+        "the seeds' per-pixel scale; scorecard counts: claims per verdict). The interval is the shipped run's 95 % "
+        "prediction interval for one new run where its value is a mean of n ≥ 2 runs. "
+        "{{< var made_by.report_compare >}}", "tbl-compare", align="lllrrrl")
+    verdicts = [r for r in rows if r["table"] == "scorecard" and r["metric"] == "verdict"]
+    variables = {
+        "available": "yes",
+        "reference": describe(info, manifest),
+        "reference_file": Path(reference).name,
+        "n_values": len(rows), "n_shown": len(shown),
+        "n_in": sum(r["status"] == "in interval" for r in rows),
+        "n_outside": sum(r["status"] == "outside interval" for r in rows),
+        "n_single": sum(r["status"] == "n = 1" for r in rows),
+        "n_verdicts": len(verdicts),
+        "n_verdicts_changed": sum(r["status"] == "different" for r in verdicts),
+    }
+    return f"{{{{< include {RESULTS_QMD} >}}}}\n\n{table}\n", variables, rows
+
+
+def write_compare(md: str, variables: str, diff_csv: str, tables: list[str],
+                  reference: str | list[str] | None = None) -> dict:
+    """Rule ``report_compare``: the fragment (``md``), the ``compare`` variables (YAML) and every
+    diff row (``diff_csv``, :func:`klvae.bundle_compare.write_diff_csv`; a header-only file
+    without a reference).
+
+    Args:
+        tables: this run's ``tables/*.csv`` (their folder is read; the list makes the rule wait for them).
+        reference: the chosen bundle (:func:`choose_reference`; the rule's input, so a new bundle
+            reruns the rule), an empty list or None for none.
+    """
+    from klvae.bundle_compare import DIFF_COLUMNS, write_diff_csv
+
+    if isinstance(reference, (list, tuple)):
+        reference = reference[0] if reference else None
+    tables_dir = Path(tables[0]).parent if tables else Path(".")
+    text, values, rows = compare_fragment(reference, tables_dir)
+    write_text(md, text)
+    write_text(variables, yaml.safe_dump({"compare": values}, sort_keys=False, allow_unicode=True))
+    if rows:
+        write_diff_csv(rows, diff_csv)
+    else:
+        write_text(diff_csv, ",".join(DIFF_COLUMNS) + "\n")
+    return values
