@@ -45,3 +45,34 @@ def test_a_latent_file_without_its_coefficient_says_to_rerun_the_analysis(tmp_pa
              labels=np.zeros(3, np.uint8))
     with pytest.raises(ValueError, match=r"latent\.npz has no 'kl_weight'.*rerun e1_analyse"):
         fig.scatter_panel(latents=[str(old)], out=str(tmp_path / "panel.png"))
+
+
+def test_loss_curves_label_each_history_with_its_own_coefficient(tmp_path):
+    import matplotlib
+
+    from klvae.figures import e1 as fig
+
+    paths = []
+    for c in (0.0, 20.0):
+        path = tmp_path / f"c{c}.csv"
+        path.write_text("epoch,kl_weight,kl_loss,loss,reconstruction_loss\n"
+                        f"1,{c},50.0,200.0,150.0\n2,{c},40.0,190.0,150.0\n")
+        paths.append(str(path))
+    seen = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("label"))
+        return original(self, *args, **kwargs)
+
+    matplotlib.axes.Axes.plot = spy
+    try:
+        fig.loss_curves(histories=paths, out=str(tmp_path / "curves.png"))
+    finally:
+        matplotlib.axes.Axes.plot = original
+    assert set(seen) == {"c = 0", "c = 20"}
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    old = tmp_path / "old.csv"
+    old.write_text("epoch,kl_loss,loss,reconstruction_loss\n1,50.0,200.0,150.0\n")
+    with pytest.raises(ValueError, match=r"old\.csv has no 'kl_weight' column.*rerun e1_train"):
+        fig.loss_curves(histories=[str(old)], out=str(tmp_path / "x.png"))

@@ -232,7 +232,6 @@ rule e1_loss_curves:
         CONDA_ENV
     params:
         **library_call("klvae.figures.e1:loss_curves"),
-        kwargs={"coefficients": [float(c) for c in E1_COEFS]},
     script:
         CALL
 

@@ -46,9 +46,10 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_weig
         mnist: canonical ``mnist.npz`` (uint8, see :mod:`klvae.data.mnist`).
         init: the shared initial weights from :func:`init_weights`.
         model: output ``.keras`` file (the whole VAE, native Keras format).
-        history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss, kl_loss``
-            (training-set means, nats per sample). No timings, so that reruns give identical
-            files (the rule's wall time is in its Snakemake benchmark file).
+        history: output CSV, one row per epoch: ``epoch, kl_weight`` (c, the same in every row),
+            ``kl_loss, loss, reconstruction_loss`` (training-set means, nats per sample). No
+            timings, so that reruns give identical files (the rule's wall time is in its
+            Snakemake benchmark file).
         metrics: output JSON: test ``loss``, ``reconstruction_loss``, ``kl_loss`` (nats per
             sample, 10,000 test images unless ``n_test``), with c, epochs and sizes.
         kl_weight: c >= 0, the KL weight.
@@ -91,6 +92,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, kl_weig
     test = vae.evaluate(ImageBatches(x_test, batch_size), verbose=0, return_dict=True)
     frame = pd.DataFrame(rows).drop(columns="seconds")
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    frame.insert(1, "kl_weight", float(kl_weight))  # the figures read c from the file (klvae.figures.e1)
     tmp = _atomic_path(history)
     frame.to_csv(tmp, index=False)
     os.replace(tmp, history)

@@ -135,16 +135,25 @@ def manifold_panel(grids: list[str], out: str) -> None:
 
 
 # --- training curves ---------------------------------------------------------------------------
-def loss_curves(histories: list[str], coefficients: list[float], out: str) -> None:
+def loss_curves(histories: list[str], out: str) -> None:
     """Per-epoch training loss, reconstruction loss and KL divergence (nats per sample) for every c.
 
-    Three panels side by side, one line per c; the KL panel uses a log scale (c = 0 lets the
-    KL grow to hundreds of nats).
+    Three panels side by side, one line per history CSV of :func:`klvae.experiments.e1.train`,
+    labelled with the c in its ``kl_weight`` column; the KL panel uses a log scale (c = 0 lets
+    the KL grow to hundreds of nats).
+
+    Raises:
+        ValueError: a history without its ``kl_weight`` column (written before it was stored:
+            rerun its ``e1_train``).
     """
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
-    for i, (path, c) in enumerate(zip(histories, coefficients, strict=True)):
+    for i, path in enumerate(histories):
         h = pd.read_csv(path)
+        if "kl_weight" not in h:
+            raise ValueError(f"{path} has no 'kl_weight' column: it was written before e1_train stored the "
+                             f"KL coefficient; rerun e1_train for it (delete the file and run snakemake again)")
+        c = float(h["kl_weight"].iloc[0])
         colour = cmap(i / max(1, len(histories) - 1))
         for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"], strict=True):
             ax.plot(h["epoch"], h[key], color=colour, label=f"c = {fmt_coef(c)}", marker="o" if len(h) < 4 else None)
