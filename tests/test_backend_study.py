@@ -346,3 +346,47 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
     values = write_study(str(gen / "a.md"), str(gen / "b.md"), str(gen / "v.yml"), "bundle", made["path"],
                          figure=str(gen / "fig.png"))
     assert values["n_seeds"] == 2 and values["epochs"] == 2
+
+
+def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
+    """The committed study bundle gives E1's scorecard a same-backend spread per claim (only for
+    a run of the study's E1 setting), and a note on what the study found there."""
+    from klvae.report import e1 as report_e1
+    from klvae.report.study import read_source, study_spreads
+    from klvae.study_bundle import find_study_bundle
+
+    bundle = find_study_bundle(REPO / "bundles")
+    assert bundle is not None, "no committed study bundle under bundles/"
+    contents, where = read_source("bundle", str(bundle))
+    from snakemake.utils import validate
+
+    def e1_of(profile):  # the profile's e1 section as the workflow sees it (schema defaults filled)
+        config = yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text())
+        validate(config, str(REPO / "workflow/schemas/config.schema.yaml"), set_default=True)
+        return config["e1"]
+
+    default, quick = e1_of("default"), e1_of("quick")
+    assert study_spreads(contents, where, quick) == []  # 2 epochs on 3,000 images: not the study's setting
+    rows = {(r["id"], r["backend"]): r for r in study_spreads(contents, where, default)}
+    welch = pd.read_csv(io.BytesIO(contents["study/backend/tables/backends.csv"]))
+    kl0 = welch[(welch["kl_weight"] == 0) & (welch["quantity"] == "kl_loss")].iloc[0]
+    row = rows[("e1-c0-kl", "tensorflow")]
+    assert (row["mean"], row["sd"], row["n"]) == (kl0["mean_tensorflow"], kl0["sd_tensorflow"], kl0["n_tensorflow"])
+    assert row["source"] == f"the backend study (bundles/{bundle.name})"
+    assert {i for i, _ in rows} == {f"e1-c{c}-{q}" for c in ("0", "0.02", "1") for q in ("loss", "rec", "kl")}
+    # one TensorFlow run of the default setting at c = 0 with the seed's KL +/- 300 nats: inside the study's spread
+    spreads = tmp_path / "study_spreads.csv"
+    pd.DataFrame(list(rows.values())).to_csv(spreads, index=False)
+    table = tmp_path / "e1_losses.csv"
+    pd.DataFrame([{"kl_weight": 0.0, "loss": 138.35, "reconstruction_loss": 138.35, "kl_loss": 811.2,
+                   "loss_sd": np.nan, "reconstruction_loss_sd": np.nan, "kl_loss_sd": np.nan, "replicates": 1,
+                   "epochs": 40, "n_train": 60000, "n_test": 10000}]).to_csv(table, index=False)
+    part = tmp_path / "scorecard_e1.csv"
+    tolerances = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    tol = {k: v["default"] for k, v in tolerances["properties"]["scorecard"]["properties"].items() if "default" in v}
+    report_e1.write_e1_scorecard(str(part), str(table), tol, "default", "tensorflow", str(spreads))
+    got = pd.read_csv(part, keep_default_na=False).set_index("id").loc["e1-c0-kl"]
+    assert got["verdict"] == "reproduced", got.to_dict()
+    assert got["basis"].startswith("prediction interval, single run ± spread of n = 3 runs of the same setting on "
+                                   "tensorflow from the backend study")
+    assert "backend study (n = 3 seeds per backend, shared initial weights): the backends do not differ" in got["note"]

@@ -27,6 +27,7 @@ MEASURED_TIMES = {
     "tables/scorecard.csv": "quotes the measured times of the benchmarks beside the seeds' claims",
     "report/generated/scorecard_e2.csv": "E2's scorecard part: quotes the E2 timing benchmark",
     "report/generated/scorecard_e3.csv": "E3's scorecard part: quotes the E3 benchmarks",
+    "report/generated/compare.csv": "this run beside a shipped run: made from the scorecard, which quotes the times",
     "e3/vae/epoch_times.csv": "wall time per training epoch",
     "e3/ae/epoch_times.csv": "wall time per training epoch",
 }

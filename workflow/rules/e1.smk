@@ -268,6 +268,8 @@ rule report_scorecard_e1:
     """E1's scorecard part: seed 003's table, ours beside it, a verdict per claim."""
     input:
         e1_table=rules.e1_table.output.table,
+        # the backend study's spread of each claim on each backend (rule report_study)
+        spreads=f"{GEN}/study_spreads.csv",
     output:
         table=f"{GEN}/scorecard_e1.csv",
     log:

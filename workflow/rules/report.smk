@@ -68,6 +68,8 @@ rule report_study:
         latent_md=f"{GEN}/backend_study_latent.md",
         variables=f"{GEN}/backend_study.vars.yml",
         figure=STUDY_REPORT_FIGURES,
+        # the study's spread per E1 claim and backend, for E1's scorecard (empty unless it trained E1's setting)
+        spreads=f"{GEN}/study_spreads.csv",
     log:
         f"{LOGS}/report/study.log",
     benchmark:
@@ -82,6 +84,7 @@ rule report_study:
             "source_path": STUDY_SOURCE_PATH,
             "command": "make backend-study",
             "settings": config["backend_study"],  # the planned design, shown when the study has not been run
+            "e1_settings": config["e1"],
         },
     script:
         CALL

@@ -7,6 +7,7 @@ The ``.qmd`` chapters in ``report/`` hold prose only; they pull numbers in with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -129,7 +130,7 @@ BACKEND_SENSITIVE = (0.0, 0.02)
 
 
 def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] | None = None,
-            backend: str | None = None) -> list[dict]:
+            backend: str | None = None, study_notes: Mapping[str, str] | None = None) -> list[dict]:
     """Seed 003's table: test loss, reconstruction loss and KL divergence (nats per image) per KL
     coefficient c, after 40 epochs on all of MNIST (:data:`klvae.reference.E1_SEED_TABLE`).
 
@@ -137,9 +138,10 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
     count), judged by :func:`judge_value`; where a c has one run, with the same-backend spread
     of that claim from ``spreads`` (by ``("E1", id)``, :func:`same_backend`) when there is one.
     The rows of c = 0 and 0.02 (:data:`BACKEND_SENSITIVE`) carry a note naming this run's Keras
-    ``backend`` and pointing to the backend study's section (``@sec-backend-study``).
+    ``backend`` and pointing to the backend study's section (``@sec-backend-study``), and what the
+    study found for that claim where ``study_notes`` (claim id -> sentence) has it.
     """
-    spreads = spreads or {}
+    spreads, study_notes = spreads or {}, study_notes or {}
     t = pd.read_csv(e1_table).set_index("kl_weight")
     epochs, n_test = int(t["epochs"].min()), int(t["n_test"].min())
     unmet = unmet_settings([("epochs", epochs, reference.E1_SEED_EPOCHS, True),
@@ -164,6 +166,8 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
             j = judge_value(s, float(r[col]), sd, n, tolerance, unmet, spread=spreads.get(("E1", id_)))
             study = (f"made on the {backend or 'recorded'} backend; whether the framework or chance explains a "
                      "difference at this KL weight: @sec-backend-study") if c in BACKEND_SENSITIVE else ""
+            if study and id_ in study_notes:
+                study = f"{study} ({study_notes[id_]})"
             rows.append(claim_row(id_, "E1", claim, compared, f"{s:.2f}", float(r[col]), "nats/image", j,
                              join_notes(unmet, study), sd=sd, n=n))
     return rows
@@ -180,7 +184,15 @@ def write_e1_scorecard(table: str, e1_table: str, tolerances: dict, profile: str
         profile: the config's profile name.
         backend: the run's Keras backend (named in the notes of c = 0 and 0.02; spreads of
             other backends are not used).
-        spreads: optional same-setting spreads (:func:`klvae.report.scorecard.load_spreads`).
+        spreads: optional same-setting spreads (:func:`klvae.report.scorecard.load_spreads`): the
+            backend study's, written by rule ``report_study`` (:func:`klvae.report.study.study_spreads`;
+            empty unless the study trained this run's E1 setting), whose ``note`` column says what the
+            study found per claim.
     """
     book = same_backend(load_spreads(spreads), backend)
-    write_part(table, e1_rows(e1_table, tolerances, book, backend), profile)
+    notes = {}
+    if isinstance(spreads, (str, Path)) and Path(spreads).is_file():
+        frame = pd.read_csv(spreads, keep_default_na=False)
+        if "note" in frame:
+            notes = {str(r["id"]): str(r["note"]) for r in frame.to_dict("records") if r["note"]}
+    write_part(table, e1_rows(e1_table, tolerances, book, backend, notes), profile)

@@ -296,11 +296,69 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
 
 #: The section's prose for each case (report/, included from the generated fragment).
 RESULTS_QMD, NOT_RUN_QMD = "_backend_study_results.qmd", "_backend_study_notrun.qmd"
+#: Columns of the spreads file E1's scorecard reads (:func:`klvae.report.scorecard.load_spreads`, plus ``note``).
+SPREAD_COLUMNS = ("experiment", "id", "backend", "mean", "sd", "n", "source", "note")
+#: The study's quantities -> the short names of E1's scorecard claim ids (``e1-c<c>-<short>``).
+CLAIM_SHORT = {"loss": "loss", "reconstruction_loss": "rec", "kl_loss": "kl"}
+#: E1 settings that must be equal in the study and in a run for the study's spread to judge that run's claims.
+SAME_SETTING = ("epochs", "n_train", "n_test", "batch_size", "learning_rate", "z_dim", "intermediate_dim")
+
+
+def _e1_setting(study: dict, e1: dict) -> dict:
+    """The study's E1 setting (its ``backend_study`` section and the E1 architecture it trained)."""
+    return {"epochs": study.get("epochs"), "n_train": study.get("n_train"), "n_test": study.get("n_test"),
+            "batch_size": study.get("batch_size"), "learning_rate": study.get("learning_rate"),
+            "z_dim": e1.get("z_dim"), "intermediate_dim": e1.get("intermediate_dim")}
+
+
+def _normal(key: str, value):
+    """``n_train``/``n_test`` of None mean all of MNIST's 60,000 / 10,000 images."""
+    if value is None and key in ("n_train", "n_test"):
+        return 60_000 if key == "n_train" else 10_000
+    return float(value) if isinstance(value, (int, float)) else value
+
+
+def study_spreads(contents: dict[str, bytes], where: str, e1_settings: dict | None) -> list[dict]:
+    """The study's spread per E1 scorecard claim and backend, for judging a run with one run per c.
+
+    Only when the study trained the same E1 setting as this run (:data:`SAME_SETTING`, from the
+    study's ``config.yaml`` against ``e1_settings``, this run's ``e1`` section); otherwise none.
+
+    Returns:
+        Rows of :data:`SPREAD_COLUMNS`: ``("E1", "e1-c<c>-<loss|rec|kl>", backend)`` with the
+        backend's mean, sd and n over seeds, ``source`` (named in the scorecard's basis) and a
+        ``note`` on what the study found for that claim (do the backends differ; is the seed's
+        value inside each backend's 95 % prediction interval).
+    """
+    if not e1_settings:
+        return []
+    config = yaml.safe_load(contents[f"{STUDY_ROOT}/config.yaml"]) or {}
+    theirs = _e1_setting(config.get("backend_study") or {}, config.get("e1") or {})
+    if any(_normal(k, theirs.get(k)) != _normal(k, e1_settings.get(k)) for k in SAME_SETTING):
+        return []
+    welch = _csv(contents, "tables/backends.csv")
+    backends = [c[len("mean_"):] for c in welch.columns if c.startswith("mean_")]
+    source = "the backend study" + (f" ({where.split('`')[1]})" if where.count("`") >= 2 else "")
+    rows = []
+    for r in welch[welch["quantity"].isin(list(CLAIM_SHORT))].to_dict("records"):
+        id_ = f"e1-c{float(r['kl_weight']):g}-{CLAIM_SHORT[r['quantity']]}"
+        inside = [b for b in backends if r.get(f"seed_inside_{b}") == "yes"]
+        where_seed = ("inside both backends' 95 % prediction intervals" if len(inside) == len(backends)
+                      else f"inside {' and '.join(inside)}'s 95 % prediction interval only" if inside
+                      else "inside neither backend's 95 % prediction interval")
+        note = (f"backend study (n = {int(r[f'n_{backends[0]}'])} seeds per backend, shared initial weights): the "
+                f"backends {'differ' if r['differ'] == 'yes' else 'do not differ'} here; the seed's value is "
+                f"{where_seed}")
+        for b in backends:
+            if int(r[f"n_{b}"]) >= 2 and math.isfinite(float(r[f"sd_{b}"])):
+                rows.append({"experiment": "E1", "id": id_, "backend": b, "mean": float(r[f"mean_{b}"]),
+                             "sd": float(r[f"sd_{b}"]), "n": int(r[f"n_{b}"]), "source": source, "note": note})
+    return rows
 
 
 def write_study(md: str, latent_md: str, variables: str, source_kind: str, source_path: str | None = None,
                 figure: str | list[str] | None = None, command: str = "make backend-study",
-                settings: dict | None = None) -> dict:
+                settings: dict | None = None, spreads: str | None = None, e1_settings: dict | None = None) -> dict:
     """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
 
     Args:
@@ -315,6 +373,9 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
         settings: the config's ``backend_study`` section: the planned design the section names when
             the study has not been run (:func:`not_run_variables`).
         command: the command that runs the study (quoted in the not-run paragraph).
+        spreads: output CSV for E1's scorecard (:func:`study_spreads`; only a header when the
+            study has not been run or trained another E1 setting than ``e1_settings``).
+        e1_settings: this run's ``e1`` section of the config.
 
     Returns:
         The variables.
@@ -331,11 +392,13 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
         values = {**not_run_variables(command, settings), **thresholds}
         write_text(md, text)
         write_text(latent_md, "")
+        spread_rows = []
     else:
         if figure is None:
             raise ValueError("the study has results but no figure path was given for the report")
         contents, where = read_source(source_kind, source_path)
         text, latent_text, values, png = study_fragments(contents, where, command)
+        spread_rows = study_spreads(contents, where, e1_settings)
         text = text.rstrip("\n") + f"\n\n{{{{< include /{RESULTS_QMD} >}}}}\n"  # results, hypotheses: report/
         values.update(thresholds)
         write_text(md, text)
@@ -345,4 +408,7 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
         tmp.write_bytes(png)
         tmp.replace(figure)
     write_text(variables, yaml.safe_dump({"study": values}, sort_keys=False, allow_unicode=True))
+    if spreads is not None:
+        frame = pd.DataFrame(spread_rows, columns=list(SPREAD_COLUMNS))
+        write_text(spreads, frame.to_csv(index=False, lineterminator="\n"))
     return values
