@@ -132,7 +132,7 @@ def made(tmp_path):
     ("report/build/figures/e1/a.png", False), ("bundle/x.tar.gz", False), ("from_bundle/x/tables/a.csv", False),
     ("e1/.x.tmp1.csv", False), ("MANIFEST.json", False), ("raw/mnist.whl", False), ("notes.docx", False),
     ("e1/r0/c0.5/grid.npz", False), ("e2/z2/end_layer/recon.npz", True), ("e3/decoded_faces.npz", False),
-    ("e3/vae/model.json", True),
+    ("e3/vae/model.json", True), ("figures/study/backend_losses.png", False), ("figures/e1/scatter_panel.png", True),
 ])
 def test_allow_list_sorts_files_by_folder_and_extension(rel, included):
     assert kb.member_kind(rel)[0] is included, kb.member_kind(rel)

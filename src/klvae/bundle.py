@@ -129,7 +129,8 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
        manifold's 30x30 decoded digits, 2.8 MB each, and E3's decoded faces; their figures
        are in the bundle);
     2. by folder: ``bundle/`` and ``from_bundle/`` out (bundles and their renders);
-       ``data/`` only its JSON provenance records and manifests; ``report/`` only the run record and
+       ``data/`` only its JSON provenance records and manifests; ``figures/study/`` out (the report
+       draws it from the committed backend-study bundle); ``report/`` only the run record and
        the config (``generated/run.json``, ``config.yaml``: fragments, HTML and PDF are remade
        from the data by today's code); ``benchmarks/`` only the run's
        ``profile`` folder (any when ``profile`` is None);
@@ -161,6 +162,8 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
         return False, EXCLUDED_TOP[top]
     if top == "data" and suffix != ".json":
         return False, "data"
+    if parts[:2] == ("figures", "study"):  # drawn by rule report_study from the study bundle, not this run's data
+        return False, "backend-study figure (remade from the study bundle)"
     if top == "report" and rel not in (RUN_RECORD, RUN_CONFIG):
         return False, ("report fragment (remade from the data)" if len(parts) > 2 and parts[1] == "generated"
                        else "rendered report")
