@@ -123,10 +123,11 @@ def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
 
 # The report rules name the checkout's files (report/ sources, config/paper.yaml, the schema, the
 # study and paper bundles committed under bundles/) as inputs or params, so a checkout elsewhere or
-# with new mtimes renders the report again (seconds), and the summary follows the methods chapter's
-# variables; nothing else may rerun (the run record neither).
+# with new mtimes renders the report again (seconds): the summary follows the methods chapter's
+# variables, E1's scorecard part and the scorecard follow the study's spreads (report_study);
+# nothing else may rerun (no training, analysis or figure, and the run record neither).
 REPORT_RULES_NAMING_THE_CHECKOUT = {"report_methods", "report_summary", "report_study", "report_compare",
-                                    "report_render"}
+                                    "report_scorecard_e1", "report_scorecard", "report_render"}
 
 
 @pytest.mark.pipeline
