@@ -121,6 +121,29 @@ def made(tmp_path):
 # unit tests: allow-list, manifest, verification
 
 
+def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
+    """klvae.report.compare on a small bundle: differences, a changed number, a NaN, the fragment."""
+    from klvae.report.compare import NONE_QMD, RESULTS_QMD, choose_reference, compare_fragment
+
+    results, archive, _ = made
+    tables = tmp_path / "this" / "tables"
+    tables.mkdir(parents=True)
+    (tables / "e1_losses.csv").write_text("kl_weight,loss\n0,152.1\n1,nan\n")
+    (tables / "e3_metrics.csv").write_text("model,loss\nvae,0.5\n")
+    md, values, rows = compare_fragment(str(archive), tables)
+    assert md.startswith(f"{{{{< include {RESULTS_QMD} >}}}}") and "{#tbl-compare}" in md
+    got = {(r["table"], r["row"], r["metric"]): r for r in rows}
+    assert got[("e1_losses", "kl_weight=0", "loss")]["diff"] == pytest.approx(2.0)
+    assert got[("e1_losses", "kl_weight=1", "loss")]["b"] == "nan" and "| nan |" in md
+    assert got[("e3_metrics", "model=vae", "loss")]["diff"] == 0
+    assert values["available"] == "yes" and values["n_values"] == len(rows) and archive.name in values["reference"]
+    md, values, rows = compare_fragment(None, tables)
+    assert (md.strip(), values, rows) == (f"{{{{< include {NONE_QMD} >}}}}", {"available": "no"}, [])
+    assert choose_reference("auto", tmp_path / "no-bundles") is None and choose_reference("none", ".") is None
+    with pytest.raises(FileNotFoundError, match="report.compare_with = 'missing.tar.gz': no such bundle file"):
+        choose_reference("missing.tar.gz", ".")
+
+
 @pytest.mark.parametrize("rel, included", [
     ("tables/e1_losses.csv", True), ("figures/e2/latent_panel.png", True), ("e1/r0/c0.5/latent.npz", True),
     ("e2/z2/end_layer/metrics.json", True), ("e3/vae/history.csv", True), ("report/generated/e1.md", False),

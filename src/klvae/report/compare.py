@@ -19,6 +19,7 @@ module writes the table, a sentence-free fragment that includes the right qmd, a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -73,6 +74,8 @@ def _cell(x, digits: int = 4) -> str:
     try:
         v = float(x)
     except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
         return str(x)
     return f"{v:,.0f}" if v == int(v) and abs(v) >= 1 and "." not in str(x) else f"{v:.{digits}g}"
 
