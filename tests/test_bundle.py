@@ -131,14 +131,14 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     (tables / "e1_losses.csv").write_text("kl_weight,loss\n0,152.1\n1,nan\n")
     (tables / "e3_metrics.csv").write_text("model,loss\nvae,0.5\n")
     md, values, rows = compare_fragment(str(archive), tables)
-    assert md.startswith(f"{{{{< include {RESULTS_QMD} >}}}}") and "{#tbl-compare}" in md
+    assert md.startswith(f"{{{{< include /{RESULTS_QMD} >}}}}") and "{#tbl-compare}" in md
     got = {(r["table"], r["row"], r["metric"]): r for r in rows}
     assert got[("e1_losses", "kl_weight=0", "loss")]["diff"] == pytest.approx(2.0)
     assert got[("e1_losses", "kl_weight=1", "loss")]["b"] == "nan" and "| nan |" in md
     assert got[("e3_metrics", "model=vae", "loss")]["diff"] == 0
     assert values["available"] == "yes" and values["n_values"] == len(rows) and archive.name in values["reference"]
     md, values, rows = compare_fragment(None, tables)
-    assert (md.strip(), values, rows) == (f"{{{{< include {NONE_QMD} >}}}}", {"available": "no"}, [])
+    assert (md.strip(), values, rows) == (f"{{{{< include /{NONE_QMD} >}}}}", {"available": "no"}, [])
     assert choose_reference("auto", tmp_path / "no-bundles") is None and choose_reference("none", ".") is None
     with pytest.raises(FileNotFoundError, match="report.compare_with = 'missing.tar.gz': no such bundle file"):
         choose_reference("missing.tar.gz", ".")

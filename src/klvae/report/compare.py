@@ -110,7 +110,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
     from klvae.bundle_compare import describe, diff_contents
 
     if reference is None:
-        return f"{{{{< include {NONE_QMD} >}}}}\n", {"available": "no"}, []
+        return f"{{{{< include /{NONE_QMD} >}}}}\n", {"available": "no"}, []
     manifest, contents, info = kb.read_bundle(reference)
     rows = diff_contents(contents, this_run(tables_dir))
     shown = shown_rows(rows)
@@ -135,7 +135,8 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         "n_verdicts": len(verdicts),
         "n_verdicts_changed": sum(r["status"] == "different" for r in verdicts),
     }
-    return f"{{{{< include {RESULTS_QMD} >}}}}\n\n{table}\n", variables, rows
+    # the prose is in report/ (relative to the project root, as real Quarto resolves it from _generated/)
+    return f"{{{{< include /{RESULTS_QMD} >}}}}\n\n{table}\n", variables, rows
 
 
 def write_compare(md: str, variables: str, diff_csv: str, tables: list[str],

@@ -318,11 +318,13 @@ def _normal(key: str, value):
     return float(value) if isinstance(value, (int, float)) else value
 
 
-def study_spreads(contents: dict[str, bytes], where: str, e1_settings: dict | None) -> list[dict]:
+def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | None) -> list[dict]:
     """The study's spread per E1 scorecard claim and backend, for judging a run with one run per c.
 
-    Only when the study trained the same E1 setting as this run (:data:`SAME_SETTING`, from the
-    study's ``config.yaml`` against ``e1_settings``, this run's ``e1`` section); otherwise none.
+    ``source`` names where the numbers come from in the scorecard's basis (e.g. ``the backend
+    study (backend-study-2c10aae.tar.gz)``). Rows only when the study trained the same E1 setting
+    as this run (:data:`SAME_SETTING`, from the study's ``config.yaml`` against ``e1_settings``,
+    this run's ``e1`` section); otherwise none.
 
     Returns:
         Rows of :data:`SPREAD_COLUMNS`: ``("E1", "e1-c<c>-<loss|rec|kl>", backend)`` with the
@@ -338,7 +340,6 @@ def study_spreads(contents: dict[str, bytes], where: str, e1_settings: dict | No
         return []
     welch = _csv(contents, "tables/backends.csv")
     backends = [c[len("mean_"):] for c in welch.columns if c.startswith("mean_")]
-    source = "the backend study" + (f" ({where.split('`')[1]})" if where.count("`") >= 2 else "")
     rows = []
     for r in welch[welch["quantity"].isin(list(CLAIM_SHORT))].to_dict("records"):
         id_ = f"e1-c{float(r['kl_weight']):g}-{CLAIM_SHORT[r['quantity']]}"
@@ -398,7 +399,8 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
             raise ValueError("the study has results but no figure path was given for the report")
         contents, where = read_source(source_kind, source_path)
         text, latent_text, values, png = study_fragments(contents, where, command)
-        spread_rows = study_spreads(contents, where, e1_settings)
+        label = Path(source_path).name if source_kind == "bundle" else f"{source_path}/study/backend"
+        spread_rows = study_spreads(contents, f"the backend study ({label})", e1_settings)
         text = text.rstrip("\n") + f"\n\n{{{{< include /{RESULTS_QMD} >}}}}\n"  # results, hypotheses: report/
         values.update(thresholds)
         write_text(md, text)
