@@ -17,6 +17,24 @@ QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
 BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
 
 
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None, backend: str | None = None,
+                      snakefile: Path | None = None, env: dict[str, str] | None = None
+                      ) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment :func:`run_snakemake` runs (arguments as there), for a
+    test that starts Snakemake itself (e.g. to kill it)."""
+    configfile = configfile or REPO / "config" / "quick.yaml"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **(env or {})}
+    marker = workdir / BACKEND_MARKER
+    if backend is None and marker.is_file():
+        backend = marker.read_text().strip()
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
+    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or SNAKEFILE), "--directory",
+           str(workdir), "--cores", "2", "--configfile", str(configfile)]
+    return cmd, env
+
+
 def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
                   timeout: int = 1800, backend: str | None = None,
                   snakefile: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -28,16 +46,8 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     ``snakefile`` runs another copy of the workflow (default: this checkout's); ``env``: more
     environment variables for Snakemake and its jobs (``PYTHONPATH`` for another copy's code).
     """
-    configfile = configfile or REPO / "config" / "quick.yaml"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           **(env or {})}
-    marker = workdir / BACKEND_MARKER
-    if backend is None and marker.is_file():
-        backend = marker.read_text().strip()
-    if backend is not None:
-        env["KERAS_BACKEND"] = backend
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(snakefile or SNAKEFILE), "--directory",
-           str(workdir), "--cores", "2", "--configfile", str(configfile)]
+    cmd, env = snakemake_command(workdir, *args, configfile=configfile, backend=backend, snakefile=snakefile,
+                                 env=env)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

@@ -1,5 +1,8 @@
-"""Bitwise-repeatable on CPU: a second quick-profile run from a clean folder gives the same
-trained weights (every model), the same CSVs and the same arrays as the session's first run.
+"""Bitwise-repeatable on CPU, also across a kill: a second quick-profile run from a clean folder,
+SIGKILLed (Snakemake and its jobs) in the middle of an E1 training and started again as a user
+would (``--unlock``, then the same command; training resumes from its last epoch checkpoint,
+:mod:`klvae.training`), gives the same trained weights (every model), the same CSVs and the same
+arrays as the session's first, uninterrupted run.
 
 Only files that record wall-clock measurements may differ, and each is named below with the
 reason; any new CSV is compared by default. The second run leaves out the benchmark rules (they
@@ -8,13 +11,18 @@ only measure times) and so the report that quotes them: every other result is ma
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUICK_TARGETS, run_snakemake, seed_raw_data
+from conftest import QUICK_TARGETS, run_snakemake, seed_raw_data, snakemake_command
 from klvae.io import weights_digest
 
 #: Outputs that hold times measured on this machine (they differ between any two runs), relative to results/.
@@ -40,12 +48,80 @@ TIME_COLUMNS = {"tables/e2_metrics.csv": ["s_per_epoch_median", "ms_per_step_med
 BENCHMARK_RULES = ["e2_timing", "e3_bench_memory", "e3_bench_pipeline", "e3_bench_preprocessing"]
 
 
+#: The checkpoint an E1 training job writes after each epoch (klvae.training.EpochCheckpoint);
+#: the quick profile trains E1 for 2 epochs, so after the first one a job is half done.
+E1_CHECKPOINTS = "results/e1/r0/*/model.keras.ckpt/state.json"
+
+
+#: An E1 training job's outputs (rule e1_train), written only once training has finished.
+FINISHED_E1_OUTPUTS = ("model.keras", "history.csv", "metrics.json")
+
+
+def _interrupted(workdir: Path) -> list[Path]:
+    """E1 run folders with an epoch checkpoint and no finished model: trainings a kill cut short."""
+    return sorted(s.parents[1] for s in workdir.glob(E1_CHECKPOINTS) if not (s.parents[1] / "model.keras").exists())
+
+
+def _kill_inside_an_e1_training(workdir: Path, tries: int = 3) -> list[Path]:
+    """Start the second run and SIGKILL Snakemake with all its jobs as soon as an E1 training has
+    written its first epoch's checkpoint but not its model (whatever else runs then is killed
+    too). Returns the interrupted training folders. A kill that lands just after the job
+    finished cuts nothing short: then the run is unlocked and started again (the next
+    coefficient trains), at most ``tries`` times."""
+    cmd, env = snakemake_command(workdir, *QUICK_TARGETS, "--omit-from", *BENCHMARK_RULES)
+    for attempt in range(tries):
+        with open(workdir / f"killed-{attempt}.log", "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            deadline = time.time() + 1800
+            while not _interrupted(workdir):
+                if proc.poll() is not None:
+                    raise AssertionError(f"the run ended ({proc.returncode}) before an E1 checkpoint was seen: "
+                                         f"{(workdir / f'killed-{attempt}.log').read_text()[-3000:]}")
+                assert time.time() < deadline, "no E1 checkpoint within 30 minutes"
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        cut = _interrupted(workdir)
+        if cut:
+            return cut
+        run_snakemake(workdir, "--unlock")
+    raise AssertionError(f"{tries} kills all landed after their E1 training had finished")
+
+
 @pytest.fixture(scope="module")
 def second_run(quick_run, tmp_path_factory) -> Path:
+    """The second clean run, killed inside an E1 training and resumed (module docstring).
+    ``interrupted.txt`` lists the trainings the kill cut short, ``resumed.log`` the output of the
+    run that finished the work."""
     workdir = tmp_path_factory.mktemp("quick_again")
     seed_raw_data(workdir)
-    run_snakemake(workdir, *QUICK_TARGETS, "--omit-from", *BENCHMARK_RULES)
+    cut = _kill_inside_an_e1_training(workdir)
+    # each cut-short training: its folder, the epoch of its checkpoint, and which of the job's
+    # outputs existed after the kill (none may: a half-written file must never look finished)
+    (workdir / "interrupted.txt").write_text("".join(
+        f"{p.relative_to(workdir)} {json.loads((p / 'model.keras.ckpt' / 'state.json').read_text())['epoch']} "
+        f"{','.join(n for n in FINISHED_E1_OUTPUTS if (p / n).exists()) or '-'}\n" for p in cut))
+    run_snakemake(workdir, "--unlock")  # the killed Snakemake left its lock, as Snakemake's message says
+    proc = run_snakemake(workdir, *QUICK_TARGETS, "--omit-from", *BENCHMARK_RULES)
+    (workdir / "resumed.log").write_text(proc.stdout + proc.stderr)
     return workdir
+
+
+@pytest.mark.pipeline
+def test_killed_trainings_resumed_from_their_checkpoints(second_run):
+    """Each training the kill cut short resumed after its last finished epoch (not from scratch),
+    left no half-written model behind, and its checkpoint folder is gone once it finished; that
+    its weights equal the uninterrupted run's is checked with every other model below."""
+    cut = [line.split() for line in (second_run / "interrupted.txt").read_text().splitlines()]
+    assert cut, "the kill cut no training short"
+    out = (second_run / "resumed.log").read_text()
+    logs = "".join(p.read_text() for p in (second_run / "results" / "logs").rglob("*.log"))
+    for run, epoch, existed in cut:
+        assert existed == "-", f"{run}: {existed} existed after the kill, before training had finished"
+        assert int(epoch) >= 1
+        assert f"resuming after epoch {epoch} from {run}/model.keras.ckpt" in out + logs, (run, out[-3000:])
+        assert (second_run / run / "model.keras").is_file()
+        assert not (second_run / run / "model.keras.ckpt").exists()
 
 
 def _files(root: Path, pattern: str) -> list[str]:
