@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"  # the Snakemake workflow catalog's layout
 QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
 BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
+CONFIG_MARKER = ".test-configfile"  # written by a run fixture whose run has its own config file
 
 
 def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None, backend: str | None = None,
@@ -22,6 +24,8 @@ def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None,
                       ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment :func:`run_snakemake` runs (arguments as there), for a
     test that starts Snakemake itself (e.g. to kill it)."""
+    if configfile is None and (workdir / CONFIG_MARKER).is_file():
+        configfile = Path((workdir / CONFIG_MARKER).read_text().strip())
     configfile = configfile or REPO / "config" / "quick.yaml"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            **(env or {})}
@@ -43,6 +47,8 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
     ``backend`` sets ``KERAS_BACKEND`` for Snakemake and its jobs (None: the backend a fixture
     recorded in ``workdir/BACKEND_MARKER`` when it made the run there, else the environment's; a
     later call on a JAX run must use JAX too, or the backend param would rerun its trainings);
+    ``configfile``: None is the one a fixture recorded in ``workdir/CONFIG_MARKER``, else the
+    quick profile;
     ``snakefile`` runs another copy of the workflow (default: this checkout's); ``env``: more
     environment variables for Snakemake and its jobs (``PYTHONPATH`` for another copy's code).
     """
@@ -108,7 +114,9 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
     and what does not -- the data, the Keras 2/3 compatibility matrix, which tries every backend
     itself -- is kept. ``SWITCHED_MARKER`` holds the time of the switch, so a test can check that
     every model, history and metrics file was written after it. (JAX's CPU convolutions are about
-    ten times slower than TensorFlow's here, so a second clean run would cost ~17 min.)
+    ten times slower than TensorFlow's here, so a second clean run would cost ~17 min.) The switch
+    trains a subset of the quick profile (:data:`JAX_SWITCH`); the rest of the copied run's
+    trainings are removed first (:func:`switch_leftovers`).
 
     The rules in ``JAX_LEFT_OUT`` and what follows them -- the benchmarks, post VII's longer log
     run (the same training function as ``e2_train``, more epochs) and so the rendering of the
@@ -118,12 +126,55 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
     """
     workdir = tmp_path_factory.mktemp("quick_jax")
     shutil.copytree(quick_run, workdir, symlinks=True, dirs_exist_ok=True)
+    configfile = workdir / "jax.yaml"
+    configfile.write_text(yaml.safe_dump(jax_switch_config()))
+    (workdir / CONFIG_MARKER).write_text(str(configfile))
+    for left in switch_leftovers(workdir):  # the TensorFlow run's files of what the switch does not train
+        shutil.rmtree(left) if left.is_dir() else left.unlink()
     (workdir / BACKEND_MARKER).write_text("jax")
     (workdir / SWITCHED_MARKER).write_text(repr(time.time()))
     # allow for a machine twice as slow as a normal hour, or a busy one
     proc = run_snakemake(workdir, *QUICK_TARGETS, "--omit-from", *JAX_LEFT_OUT, timeout=3600)
     (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
     return workdir
+
+
+#: What the JAX switch trains, over the quick profile (``jax_switch_config``): every rule and
+#: strategy, but E1 only at the backend-sensitive coefficients 0 and 0.02 and the reference 1
+#: (the backend study's) and E2 only at z_dim 2 -- the other coefficients and z_dim 12 run the
+#: same code with other numbers, and are half of the switch's time on JAX's slow CPU convolutions.
+JAX_SWITCH = {"e1": {"coefficients": [0, 0.02, 1]},
+              "e2": {"z_dims": [2], "reconstruction_z_dim": 2, "timing_z_dim": 2}}
+
+
+def jax_switch_config() -> dict:
+    """The quick profile's config with :data:`JAX_SWITCH` over it."""
+    cfg = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    for section, values in JAX_SWITCH.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    return cfg
+
+
+def switch_leftovers(workdir: Path) -> list[Path]:
+    """The copied TensorFlow run's trainings (and their figures) that the JAX switch does not make:
+    E1 coefficients and E2 z_dims outside :data:`JAX_SWITCH`. Removed, so that every model in the
+    switched folder is a JAX one."""
+    coefs = {f"c{c:g}" for c in JAX_SWITCH["e1"]["coefficients"]}
+    z_dims = {f"z{z}" for z in JAX_SWITCH["e2"]["z_dims"]}
+    res = workdir / "results"
+    e1 = [p for p in res.glob("e1/r*/c*") if p.name not in coefs]
+    e1 += [p for p in res.glob("figures/e1/*_c[0-9]*.png") if p.stem.rsplit("_", 1)[1] not in coefs]
+    e2 = [p for p in res.glob("e2/z*") if p.name not in z_dims]
+    e2 += [p for p in res.glob("figures/e2/loss_curves_z*.png") if p.stem.rsplit("_", 1)[1] not in z_dims]
+    return sorted(e1 + e2)
+
+
+def run_settings(run: Path) -> tuple[list[str], list[int]]:
+    """The E1 coefficients (as in file names: ``0.02``) and E2 z_dims a run fixture's run trained."""
+    path = Path((run / CONFIG_MARKER).read_text().strip()) if (run / CONFIG_MARKER).is_file() else \
+        REPO / "config" / "quick.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    return [f"{c:g}" for c in cfg["e1"]["coefficients"]], [int(z) for z in cfg["e2"].get("z_dims", [2, 12])]
 
 
 @pytest.fixture(scope="session", params=["tensorflow", "jax"])

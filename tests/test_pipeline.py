@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import JAX_LEFT_OUT, SWITCHED_MARKER, run_snakemake
+from conftest import JAX_LEFT_OUT, SWITCHED_MARKER, run_settings, run_snakemake
 
 pytestmark = pytest.mark.pipeline
 
-COEFS = ["0", "0.02", "0.1", "0.5", "1", "2", "10", "20"]
+COEFS = ["0", "0.02", "0.1", "0.5", "1", "2", "10", "20"]  # the quick profile's (the JAX switch: run_settings)
 E1_PANELS = ["reference_scatter", "scatter_panel", "manifold_panel", "loss_curves"]
 E1_REPORT_FIGURES = ["fig-e1-reference", "fig-e1-scatter", "fig-e1-manifold", "fig-e1-curves"]
 E2_STRATEGIES = ["end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape"]
@@ -49,7 +49,9 @@ def test_data_is_canonical_and_provenanced(pipeline_run):
 def test_every_coefficient_trained_from_shared_init(pipeline_run):
     e1 = pipeline_run / "results/e1/r0"
     assert (e1 / "init.weights.h5").is_file()
-    for c in COEFS:
+    coefs, _ = run_settings(pipeline_run)
+    assert sorted(p.name for p in e1.glob("c*")) == sorted(f"c{c}" for c in coefs)
+    for c in coefs:
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
             assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/r0/c{c}/{name}"
         metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
@@ -62,7 +64,7 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
 
 def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
     t = pd.read_csv(pipeline_run / "results/tables/e1_losses.csv")
-    assert [f"{c:g}" for c in t["kl_weight"]] == COEFS
+    assert [f"{c:g}" for c in t["kl_weight"]] == run_settings(pipeline_run)[0]
     # loss = reconstruction + c * KL on the test set (same forward pass)
     assert ((t["reconstruction_loss"] + t["kl_weight"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
     assert t["seed_loss"].tolist()[0] == pytest.approx(141.54)
@@ -72,14 +74,15 @@ def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
 
 def test_every_e1_figure_is_a_png(pipeline_run):
     fig = pipeline_run / "results/figures/e1"
-    names = E1_PANELS + [f"scatter_c{c}" for c in COEFS] + [f"manifold_c{c}" for c in COEFS]
+    coefs, _ = run_settings(pipeline_run)
+    names = E1_PANELS + [f"scatter_c{c}" for c in coefs] + [f"manifold_c{c}" for c in coefs]
     for name in names:
         assert _is_png(fig / f"{name}.png"), f"{name}.png missing or not a PNG"
 
 
 def test_benchmarks_recorded_per_rule(pipeline_run):
     bench = pipeline_run / "results/benchmarks/quick"  # one folder per profile
-    assert (bench / "e1_train" / "r0_c0.5.tsv").is_file()
+    assert (bench / "e1_train" / "r0_c0.02.tsv").is_file()
     assert (bench / "mnist_canonical.tsv").is_file()
 
 
@@ -171,7 +174,7 @@ def test_rebuilding_one_figure_does_not_retrain(pipeline_run):
     """`snakemake <figure>` after deleting it (or forcing it) reruns only plotting."""
     target = "results/figures/e1/scatter_panel.png"
     models = sorted((pipeline_run / "results/e1").glob("r*/c*/model.keras"))
-    assert len(models) == len(COEFS)
+    assert len(models) == len(run_settings(pipeline_run)[0])
     before = {m: m.stat().st_mtime_ns for m in models}
     (pipeline_run / target).unlink()
     dry = run_snakemake(pipeline_run, target, "--dry-run", "--quiet", "rules")
@@ -183,13 +186,15 @@ def test_rebuilding_one_figure_does_not_retrain(pipeline_run):
 
 
 def test_e2_outputs_for_every_strategy_and_z_dim(pipeline_run):
-    for z in (2, 12):
+    _, z_dims = run_settings(pipeline_run)
+    assert sorted(p.name for p in (pipeline_run / "results/e2").glob("z*")) == sorted(f"z{z}" for z in z_dims)
+    for z in z_dims:
         for strategy in E2_STRATEGIES:
             d = pipeline_run / f"results/e2/z{z}/{strategy}"
             for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "recon.npz"):
                 assert (d / name).is_file(), f"missing {d / name}"
     fig = pipeline_run / "results/figures/e2"
-    for name in ["loss_curves_z2", "loss_curves_z12", "latent_panel", "reconstructions"] + \
+    for name in [f"loss_curves_z{z}" for z in z_dims] + ["latent_panel", "reconstructions"] + \
             [f"latent_{s}" for s in E2_STRATEGIES]:
         assert _is_png(fig / f"{name}.png"), name
 
@@ -234,7 +239,8 @@ def test_every_training_job_recorded_its_backend(pipeline_run, request):
         t_switch = float(switched.read_text())
         trained = [p for pattern in ("*.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz")
                    for p in (pipeline_run / "results").glob(f"e[123]/**/{pattern}") if "seed_log" not in p.parts]
-        assert len(trained) >= 3 * (8 + 10 + 2), len(trained)
+        coefs, z_dims = run_settings(pipeline_run)
+        assert len(trained) >= 3 * (len(coefs) + len(E2_STRATEGIES) * len(z_dims) + 2), len(trained)
         stale = [str(p.relative_to(pipeline_run)) for p in trained if p.stat().st_mtime < t_switch]
         assert not stale, f"left from the TensorFlow run: {stale}"
         log = (pipeline_run / "snakemake.log").read_text()
@@ -249,7 +255,7 @@ def test_e2_equivalence_and_metrics_tables(pipeline_run):
     assert set(eq["strategy"]) >= set(E2_STRATEGIES) - {"gradient_tape"}
     assert eq["loss_close"].all() and eq["grads_allclose"].all()
     m = pd.read_csv(pipeline_run / "results/tables/e2_metrics.csv")
-    assert len(m) == 2 * len(E2_STRATEGIES)
+    assert len(m) == len(run_settings(pipeline_run)[1]) * len(E2_STRATEGIES)
     # same init, same data order, same eps in the evaluator: the strategies agree closely
     assert (m.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min()) < 1e-3).all()
 
