@@ -100,17 +100,23 @@ def test_killed_strategy_and_face_training_resume_bitwise(tmp_path, kind, kill):
     driver.write_text(_DRIVER)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-    def run(name, kill=None, what=kind):
+    def start(name, kill=None, what=kind):
         (tmp_path / name).mkdir(exist_ok=True)
-        return subprocess.run([sys.executable, str(driver), what, str(tmp_path / name)], capture_output=True,
-                              text=True, env={**env, **(kill or {})}, timeout=600)
+        return subprocess.Popen([sys.executable, str(driver), what, str(tmp_path / name)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**env, **(kill or {})})
+
+    def run(name, kill=None, what=kind):
+        proc = start(name, kill, what)
+        out, err = proc.communicate(timeout=600)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     if kind == "e2":  # the shared initial weights, made by their own process as the pipeline does
         assert run(".", what="e2-init").returncode == 0
-    ref = run("ref")
-    assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = run("killed", kill=kill)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # the uninterrupted and the killed process are independent (each single-threaded): side by side
+    ref_proc, killed_proc = start("ref"), start("killed", kill=kill)
+    ref_err, killed_err = ref_proc.communicate(timeout=600)[1], killed_proc.communicate(timeout=600)[1]
+    assert ref_proc.returncode == 0, ref_err[-3000:]
+    assert killed_proc.returncode == -signal.SIGKILL, killed_err[-3000:]
     ckpt = tmp_path / "killed" / "model.keras.ckpt"
     done = int(kill.get("KILL_AFTER_EPOCH", 0)) or int(kill["KILL_IN_EPOCH"]) - 1
     assert json.loads((ckpt / "state.json").read_text())["epoch"] == done
@@ -177,10 +183,11 @@ def test_tf_data_input_is_bitwise_the_pydataset_batches():
         "print(hashlib.sha256(np.concatenate([np.ravel(v) for v in vae.get_weights()]).tobytes()).hexdigest())\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    outs = [subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, env=env,
-                           timeout=300) for mode in ("tf", "pydataset")]
-    assert all(o.returncode == 0 for o in outs), [o.stderr[-2000:] for o in outs]
-    assert outs[0].stdout.strip() == outs[1].stdout.strip()
+    procs = [subprocess.Popen([sys.executable, "-c", script, mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for mode in ("tf", "pydataset")]  # side by side
+    outs = [(p.communicate(timeout=300), p.returncode) for p in procs]
+    assert all(rc == 0 for _, rc in outs), [err[-2000:] for (_, err), _ in outs]
+    assert outs[0][0][0].strip() == outs[1][0][0].strip()
 
 
 def test_fit_resumable_callbacks_keep_keras_async_batch_dispatch(tmp_path):
