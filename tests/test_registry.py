@@ -220,5 +220,5 @@ def test_a_new_experiment_is_in_the_report_and_the_scorecard(with_e9):
                    "Scorecard, E9, a fake experiment", "e9_bars"):
         assert needle in html, needle
     assert html.index('id="sec-e9"') > html.index('id="tbl-e1-losses"')  # after E1-E3's chapters
-    methods = (results / "report/generated/methods.md").read_text()
+    methods = (results / "report/generated/experiment_times.md").read_text()
     assert re.search(r"^\|\s*E9\s*\|", methods, re.M), "E9's jobs are not summed in the methods chapter"
