@@ -355,28 +355,48 @@ def test_bundle_names_and_render_folder():
     assert provenance.short_commit("not a git checkout") == "nogit"
 
 
-def test_title_banner_says_where_when_backend_and_commit():
-    banner = methods.banner_fragment({"profile": "quick"}, RUN)
-    for part in ("gpu-node-7", "**jax** backend", "0123456789ab-dirty", "2025-01-02 03:04:05 UTC", "NVIDIA H100",
-                 "Quick profile"):
+def _expanded(fragments: dict[str, str], variables: dict, tmp: Path, main: str) -> str:
+    """``main`` (a fragment's name) as the report shows it: fragments written into a copy of report/,
+    then expanded as the pandoc path does."""
+    from klvae.report.render import expand_shortcodes
+
+    build = tmp / "build"
+    shutil.copytree(REPO / "report", build, dirs_exist_ok=True)
+    for name, text in fragments.items():
+        (build / name).parent.mkdir(parents=True, exist_ok=True)
+        (build / name).write_text(text)
+    (build / "main.qmd").write_text(f"{{{{< include /{main} >}}}}\n")
+    return expand_shortcodes(build / "main.qmd", variables)
+
+
+def test_title_banner_says_where_when_backend_and_commit(tmp_path):
+    env = {"env": methods.run_variables(RUN)}
+    banner = _expanded({"_generated/banner.md": methods.banner_fragment({"profile": "quick"})}, env,
+                       tmp_path / "quick", "_generated/banner.md")
+    for part in ("Where these numbers come from", "gpu-node-7", "**jax** backend", "0123456789ab-dirty",
+                 "2025-01-02 03:04:05 UTC", "NVIDIA H100", "Quick profile"):
         assert part in banner, part
-    assert "Quick profile" not in methods.banner_fragment({"profile": "default"}, RUN)
+    assert "{{<" not in banner
+    banner = _expanded({"_generated/banner.md": methods.banner_fragment({"profile": "default"})}, env,
+                       tmp_path / "default", "_generated/banner.md")
+    assert "Quick profile" not in banner and "gpu-node-7" in banner
+    assert "Where these numbers come from" not in methods.banner_fragment({"profile": "quick"})  # prose: report/
+
+
+def test_standin_banner_only_for_the_standin_faces(tmp_path):
+    from klvae.report.e3 import banner
+
+    shown = _expanded({"_generated/e3_banner.md": banner({"standin": True})}, {}, tmp_path, "_generated/e3_banner.md")
+    assert "Synthetic stand-in data, not CelebA" in shown and "{{<" not in shown
+    assert banner({"standin": False}) == ""
 
 
 def _render_text(notes: dict[str, str], values: dict, tmp: Path) -> tuple[str, str]:
     """The banner and the methods paragraph as the report shows them: the fragments of
     :func:`render_notes` expanded in a copy of report/."""
-    from klvae.report.render import RENDER_BANNER, RENDER_METHODS, expand_shortcodes
+    from klvae.report.render import RENDER_BANNER, RENDER_METHODS
 
-    build = tmp / "build"
-    shutil.copytree(REPO / "report", build, dirs_exist_ok=True)
-    for name, text in notes.items():
-        (build / name).parent.mkdir(parents=True, exist_ok=True)
-        (build / name).write_text(text)
-    for name in (RENDER_BANNER, RENDER_METHODS):
-        (build / f"main_{Path(name).stem}.qmd").write_text(f"{{{{< include /{name} >}}}}\n")
-    return tuple(expand_shortcodes(build / f"main_{Path(name).stem}.qmd", values)
-                 for name in (RENDER_BANNER, RENDER_METHODS))
+    return tuple(_expanded(notes, values, tmp / name, name) for name in (RENDER_BANNER, RENDER_METHODS))
 
 
 def test_render_notes_name_the_bundle_and_the_render_machine(tmp_path):

@@ -30,16 +30,14 @@ from klvae.report.scorecard import (
 )
 from klvae.report.tables import markdown_table
 
+#: The callout of a chapter made from the synthetic stand-in faces (``report/``).
+STANDIN_QMD = "_e3_standin.qmd"
+
 
 def banner(manifest: dict) -> str:
-    """A visible callout when the faces are the synthetic stand-in (empty for CelebA)."""
-    if not manifest["standin"]:
-        return ""
-    return ("::: {.callout-warning}\n**Synthetic stand-in data, not CelebA.** No CelebA was configured "
-            "(`data.celeba.path: null`), so every face in this chapter comes from procedurally drawn synthetic faces "
-            "written in CelebA's on-disk format (rule `e3_standin`). The pipeline, the models and the figures are the "
-            "ones CelebA would go through; the faces, losses and latent ranges are not CelebA's. Point "
-            "`data.celeba.path` at `img_align_celeba.zip` or its folder to run this chapter on CelebA.\n:::\n")
+    """An include of the visible callout :data:`STANDIN_QMD` when the faces are the synthetic
+    stand-in (empty for CelebA)."""
+    return f"{{{{< include /{STANDIN_QMD} >}}}}\n" if manifest["standin"] else ""
 
 
 def data_table(manifest: dict) -> str:

@@ -111,39 +111,36 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
         align="lrrr")
     tables["rule_times"] = markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"],
                                           t_rows, align="lrrrrrr")
-    variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
-                 "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions["keras"],
-                 "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
-                 "recorded_utc": run["recorded_utc"], "job_minutes": fmt_num(total / 60, 1),
+    variables = {**run_variables(run), "job_minutes": fmt_num(total / 60, 1),
                  "cpu_minutes": fmt_num(cpu_total / 60, 1), "benchmarks": f"`{shown}/`"}
     return tables, variables
 
 
-def provenance_line(run: dict) -> str:
-    """One sentence: where (host, hardware), when, with which Keras backend and at which commit
-    the numbers were made, from a :func:`klvae.report.provenance.run_record`."""
-    hw = run["hardware"]
-    keras = run["versions"].get("keras", "?")
-    return (f"Made with the **{run['profile']}** profile (seed {run['seed']}) on host `{run['host']}` "
-            f"({hw['CPU']}, {hw['logical CPUs']} logical CPUs, {hw['memory']}; GPU: {hw['GPU']}) with Keras "
-            f"{keras} on the **{run['keras_backend']}** backend, at project commit `{run['git_commit']}`; "
-            f"recorded {run['recorded_utc'].replace('T', ' ').replace('Z', ' UTC')} at the end of the run.")
+def run_variables(run: dict) -> dict:
+    """Where (host, hardware), when, with which Keras backend and at which commit the numbers were
+    made, from a :func:`klvae.report.provenance.run_record`, as ``env`` variables: ``cpu``,
+    ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host``,
+    ``commit``, ``recorded_utc`` (as recorded) and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``),
+    and the run's ``profile`` and ``seed``."""
+    hw, versions = run["hardware"], run["versions"]
+    return {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
+            "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions.get("keras", "?"),
+            "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
+            "recorded_utc": run["recorded_utc"], "recorded": run["recorded_utc"].replace("T", " ").replace("Z", " UTC"),
+            "profile": run["profile"], "seed": run["seed"]}
 
 
-def banner_fragment(config: dict, run: dict | None = None) -> str:
-    """The title page's banner: where, when, on which hardware, with which Keras backend and at
-    which commit the numbers were made (when ``run`` is given), and a visible warning when they
-    come from the quick profile."""
-    out = ""
-    if run is not None:
-        out += ("::: {.callout-note}\n**Where these numbers come from.** " + provenance_line(run)
-                + " Details in the methods chapter.\n:::\n")
-    if config["profile"] != "quick":
-        return out
-    return out + ("::: {.callout-warning}\n"
-            "**Quick profile.** This report was rendered from the **quick** profile (small subsets, a few epochs): "
-            "it checks that every step of the pipeline runs. Its numbers are not comparable with the seeds'; run "
-            "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
+#: The title page's callouts (``report/``): where the numbers come from; the quick profile's warning.
+RUN_BANNER_QMD, QUICK_BANNER_QMD = "_banner_run.qmd", "_banner_quick.qmd"
+
+
+def banner_fragment(config: dict) -> str:
+    """The title page's banner: includes of the callouts saying where, when, on which hardware,
+    with which Keras backend and at which commit the numbers were made (:data:`RUN_BANNER_QMD`,
+    with the ``env`` variables of :func:`run_variables`) and, for the quick profile, the warning
+    that its numbers are not the seeds' (:data:`QUICK_BANNER_QMD`)."""
+    out = f"{{{{< include /{RUN_BANNER_QMD} >}}}}\n"
+    return out + (f"\n{{{{< include /{QUICK_BANNER_QMD} >}}}}\n" if config["profile"] == "quick" else "")
 
 
 def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experiment_times_md: str,
@@ -154,8 +151,9 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
     experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
     settings against the seeds' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
-    the title-page banner (``banner``: where, when, on what, with which Keras backend and commit;
-    the quick-profile warning) and the run-wide variables (profile, seed, data, environment).
+    the title-page banner (``banner``, :func:`banner_fragment`: includes of the callouts saying
+    where, when, on what, with which Keras backend and commit; the quick-profile warning) and the
+    run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times).
 
     Everything about the run comes from files the run wrote: its record ``run_json`` (rule
     ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
@@ -178,5 +176,5 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
                        ("experiment_times", experiment_times_md), ("rule_times", rule_times_md)):
         write_text(path, tables[name])
     write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
-    write_text(banner, banner_fragment(config, run))
+    write_text(banner, banner_fragment(config))
     write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
