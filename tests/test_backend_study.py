@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -261,7 +262,8 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     results, bundles, gen = tmp_path / "results", tmp_path / "bundles", tmp_path / "build/_generated"
     # not run: no bundle, no results
     assert choose_source("auto", bundles, results) == ("none", None)
-    write_study(str(gen / "backend_study.md"), str(gen / "backend_study_latent.md"), str(gen / "v.yml"), "none",
+    write_study(str(gen / "backend_study.md"), str(gen / "study_backends.md"), str(gen / "study_latent.md"),
+                str(gen / "v.yml"), "none",
                 settings={"coefficients": [0.02, 0, 1], "seeds": [1, 2, 3], "backends": ["tensorflow", "jax"],
                           "epochs": 40, "n_train": 60000, "n_test": 10000})
     text = _expand_section(tmp_path / "build", yaml.safe_load((gen / "v.yml").read_text()))
@@ -282,8 +284,8 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
 
     kind, path = choose_source("auto", bundles, results)
     assert (kind, path) == ("bundle", made["path"])  # the committed bundle comes first
-    values = write_study(str(gen / "backend_study.md"), str(gen / "backend_study_latent.md"), str(gen / "v.yml"),
-                         kind, path, figure=[str(tmp_path / "fig.png")])
+    values = write_study(str(gen / "backend_study.md"), str(gen / "study_backends.md"), str(gen / "study_latent.md"),
+                         str(gen / "v.yml"), kind, path, figure=[str(tmp_path / "fig.png")])
     assert values["status"] == "bundle" and values["n_seeds"] == 3
     assert (values["h1_verdict"], values["h2a_verdict"], values["h3_verdict"], values["control_verdict"]) == \
         ("supported", "supported", "refuted", "agree")
@@ -291,6 +293,13 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     text = _expand_section(tmp_path / "build", yaml.safe_load((gen / "v.yml").read_text()))
     assert "{{<" not in text and "n/a" not in text
     assert "#tbl-study-backends" in text and "figures/study/backend_losses.png" in text
+    # the tables' bodies come from here, their captions from the qmd, right after them
+    for label, first in (("tbl-study-backends", "| c | quantity | tensorflow | jax |"),
+                         ("tbl-study-latent", "| c | backend | KL |")):
+        assert re.search(re.escape(first) + r".*\n(\|.*\n)+\n+: [^\n]*\{#" + label + r"\}", text), label
+    assert "the difference tensorflow − jax with its 95 % Welch interval" in text
+    assert "{#tbl-" not in (gen / "study_backends.md").read_text() + (gen / "study_latent.md").read_text()
+    assert text.index("Source of the numbers below: the committed study bundle") < text.index("#tbl-study-backends")
     assert (tmp_path / "fig.png").read_bytes() == (results / "study/backend/figures/losses.png").read_bytes()
 
     # one changed byte in a member: refused before anything is read
@@ -343,8 +352,8 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
     assert not list(study.glob("*/s*/c*/epochs"))  # per-epoch weights are temporary
     made = create_study_bundle(tmp_path / "results", out_dir=tmp_path / "bundles")
     gen = tmp_path / "gen"
-    values = write_study(str(gen / "a.md"), str(gen / "b.md"), str(gen / "v.yml"), "bundle", made["path"],
-                         figure=str(gen / "fig.png"))
+    values = write_study(str(gen / "a.md"), str(gen / "b.md"), str(gen / "c.md"), str(gen / "v.yml"), "bundle",
+                         made["path"], figure=str(gen / "fig.png"))
     assert values["n_seeds"] == 2 and values["epochs"] == 2
 
 

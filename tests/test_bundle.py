@@ -130,15 +130,19 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     tables.mkdir(parents=True)
     (tables / "e1_losses.csv").write_text("kl_weight,loss\n0,152.1\n1,nan\n")
     (tables / "e3_metrics.csv").write_text("model,loss\nvae,0.5\n")
-    md, values, rows = compare_fragment(str(archive), tables)
-    assert md.startswith(f"{{{{< include /{RESULTS_QMD} >}}}}") and "{#tbl-compare}" in md
+    md, table, values, rows = compare_fragment(str(archive), tables)
+    assert md.strip() == f"{{{{< include /{RESULTS_QMD} >}}}}"
+    # the table's body; its caption and id are in the qmd, right after the include of the body
+    assert table.startswith("| table | row | quantity |") and "{#tbl-" not in table
+    assert re.search(r"\{\{< include /_generated/compare_table\.md >\}\}\n\n: This run beside the shipped run.*"
+                     r"\{#tbl-compare\}$", (REPO / "report" / RESULTS_QMD).read_text(), re.M)
     got = {(r["table"], r["row"], r["metric"]): r for r in rows}
     assert got[("e1_losses", "kl_weight=0", "loss")]["diff"] == pytest.approx(2.0)
-    assert got[("e1_losses", "kl_weight=1", "loss")]["b"] == "nan" and "| nan |" in md
+    assert got[("e1_losses", "kl_weight=1", "loss")]["b"] == "nan" and "| nan |" in table
     assert got[("e3_metrics", "model=vae", "loss")]["diff"] == 0
     assert values["available"] == "yes" and values["n_values"] == len(rows) and archive.name in values["reference"]
-    md, values, rows = compare_fragment(None, tables)
-    assert (md.strip(), values, rows) == (f"{{{{< include /{NONE_QMD} >}}}}", {"available": "no"}, [])
+    md, table, values, rows = compare_fragment(None, tables)
+    assert (md.strip(), table, values, rows) == (f"{{{{< include /{NONE_QMD} >}}}}", "", {"available": "no"}, [])
     assert choose_reference("auto", tmp_path / "no-bundles") is None and choose_reference("none", ".") is None
     with pytest.raises(FileNotFoundError, match="report.compare_with = 'missing.tar.gz': no such bundle file"):
         choose_reference("missing.tar.gz", ".")
@@ -351,24 +355,71 @@ def test_bundle_names_and_render_folder():
     assert provenance.short_commit("not a git checkout") == "nogit"
 
 
-def test_title_banner_says_where_when_backend_and_commit():
-    banner = methods.banner_fragment({"profile": "quick"}, RUN)
-    for part in ("gpu-node-7", "**jax** backend", "0123456789ab-dirty", "2025-01-02 03:04:05 UTC", "NVIDIA H100",
-                 "Quick profile"):
+def _expanded(fragments: dict[str, str], variables: dict, tmp: Path, main: str) -> str:
+    """``main`` (a fragment's name) as the report shows it: fragments written into a copy of report/,
+    then expanded as the pandoc path does."""
+    from klvae.report.render import expand_shortcodes
+
+    build = tmp / "build"
+    shutil.copytree(REPO / "report", build, dirs_exist_ok=True)
+    for name, text in fragments.items():
+        (build / name).parent.mkdir(parents=True, exist_ok=True)
+        (build / name).write_text(text)
+    (build / "main.qmd").write_text(f"{{{{< include /{main} >}}}}\n")
+    return expand_shortcodes(build / "main.qmd", variables)
+
+
+def test_title_banner_says_where_when_backend_and_commit(tmp_path):
+    env = {"env": methods.run_variables(RUN)}
+    banner = _expanded({"_generated/banner.md": methods.banner_fragment({"profile": "quick"})}, env,
+                       tmp_path / "quick", "_generated/banner.md")
+    for part in ("Where these numbers come from", "gpu-node-7", "**jax** backend", "0123456789ab-dirty",
+                 "2025-01-02 03:04:05 UTC", "NVIDIA H100", "Quick profile"):
         assert part in banner, part
-    assert "Quick profile" not in methods.banner_fragment({"profile": "default"}, RUN)
+    assert "{{<" not in banner
+    banner = _expanded({"_generated/banner.md": methods.banner_fragment({"profile": "default"})}, env,
+                       tmp_path / "default", "_generated/banner.md")
+    assert "Quick profile" not in banner and "gpu-node-7" in banner
+    assert "Where these numbers come from" not in methods.banner_fragment({"profile": "quick"})  # prose: report/
 
 
-def test_render_notes_name_the_bundle_and_the_render_machine():
+def test_standin_banner_only_for_the_standin_faces(tmp_path):
+    from klvae.report.e3 import banner
+
+    shown = _expanded({"_generated/e3_banner.md": banner({"standin": True})}, {}, tmp_path, "_generated/e3_banner.md")
+    assert "Synthetic stand-in data, not CelebA" in shown and "{{<" not in shown
+    assert banner({"standin": False}) == ""
+
+
+def _render_text(notes: dict[str, str], values: dict, tmp: Path) -> tuple[str, str]:
+    """The banner and the methods paragraph as the report shows them: the fragments of
+    :func:`render_notes` expanded in a copy of report/."""
+    from klvae.report.render import RENDER_BANNER, RENDER_METHODS
+
+    return tuple(_expanded(notes, values, tmp / name, name) for name in (RENDER_BANNER, RENDER_METHODS))
+
+
+def test_render_notes_name_the_bundle_and_the_render_machine(tmp_path):
+    from klvae.report.render import RENDER_TABLE
+
     record = provenance.render_record(REPO)
-    banner, methods_note = render_notes(record)
-    assert banner == "" and "right after the run" in methods_note and record["host"] in methods_note
+    notes, values = render_notes(record)
+    assert notes[RENDER_TABLE] == "" and values["render"]["host"] == record["host"]
+    banner, methods_note = _render_text(notes, values, tmp_path / "run")
+    assert banner.strip() == "" and "right after the run" in methods_note and record["host"] in methods_note
+    assert "{{<" not in methods_note and "{#tbl-render}" not in methods_note
     b = {"name": "klvae-quick-jax-0123456.tar.gz", "archive_sha256": "a" * 64, "manifest_sha256": "b" * 64,
          "members": 12, "created_utc": "2025-01-02T04:00:00Z", "created_host": "gpu-node-7"}
-    banner, methods_note = render_notes(record, b)
+    notes, values = render_notes(record, b)
+    banner, methods_note = _render_text(notes, values, tmp_path / "bundle")
     for text in (banner, methods_note):
         assert "klvae-quick-jax-0123456.tar.gz" in text and "b" * 64 in text and record["host"] in text
-    assert "{#tbl-render}" in methods_note
+        assert "{{<" not in text
+    assert "Rendered from a results bundle" in banner
+    # the table's body, then its caption and id (in report/_render_bundle.qmd)
+    assert re.search(r"^\| render \| value \|\n(\|.*\|\n)+\n+: The bundle this report was rendered from .*"
+                     r"\{#tbl-render\}$", methods_note, re.M)
+    assert "`gpu-node-7`" in notes[RENDER_TABLE] and "{#tbl-" not in notes[RENDER_TABLE]
 
 
 def test_run_record_names_the_keras_backend(monkeypatch, tmp_path):

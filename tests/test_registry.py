@@ -57,11 +57,11 @@ rule e9_bars:
 
 
 rule report_e9:
-    """E9's fragment and variables."""
+    """E9's table (its body) and variables."""
     input:
         values=rules.e9_measure.output.table,
     output:
-        md=f"{GEN}/e9.md",
+        values_md=f"{GEN}/e9_values.md",
         variables=f"{GEN}/e9.vars.yml",
     log:
         f"{LOGS}/report/e9.log",
@@ -136,13 +136,14 @@ import yaml
 
 from klvae.io import write_text
 from klvae.report.scorecard import Judgement, claim_row, judge, write_part
+from klvae.report.tables import markdown_table
 
 
-def write_e9(md: str, variables: str, values: str) -> None:
-    """Rule ``report_e9``."""
+def write_e9(values_md: str, variables: str, values: str) -> None:
+    """Rule ``report_e9``: the values' table body and the variables (count, largest value)."""
     t = pd.read_csv(values)
-    write_text(md, f"E9 measured {len(t)} values; the largest is {int(t.value.max())}.\\n")
-    write_text(variables, yaml.safe_dump({"e9": {"n_values": int(len(t))}}))
+    write_text(values_md, markdown_table(["item", "value"], [[r.item, str(r.value)] for r in t.itertuples()]))
+    write_text(variables, yaml.safe_dump({"e9": {"n_values": int(len(t)), "largest": int(t.value.max())}}))
 
 
 def write_e9_scorecard(table: str, values: str, profile: str) -> None:
@@ -155,7 +156,11 @@ def write_e9_scorecard(table: str, values: str, profile: str) -> None:
 E9_QMD = '''\
 # E9: a fake experiment {#sec-e9}
 
-{{< include _generated/e9.md >}}
+E9 measured {{< var e9.n_values >}} values; the largest is {{< var e9.largest >}} (@tbl-e9-values).
+
+{{< include /_generated/e9_values.md >}}
+
+: E9's values. {{< var made_by.e9_measure >}} {#tbl-e9-values}
 
 It has {{< var e9.n_values >}} values (@fig-e9-bars).
 
@@ -216,9 +221,9 @@ def test_a_new_experiment_is_in_the_report_and_the_scorecard(with_e9):
     assert list(e9["id"]) == ["e9-count"] and list(e9["verdict"]) == ["reproduced"]
     assert list(card["experiment"].drop_duplicates()) == ["E1", "E2", "E3", "E9"]  # the registry's order
     html = (results / "report/klvae.html").read_text()
-    for needle in ('id="sec-e9"', "E9 measured 3 values", 'id="fig-e9-bars"', 'id="tbl-scorecard-e9"',
-                   "Scorecard, E9, a fake experiment", "e9_bars"):
+    for needle in ('id="sec-e9"', "E9 measured 3 values", 'id="fig-e9-bars"', 'id="tbl-e9-values"',
+                   'id="tbl-scorecard-e9"', "Scorecard, E9, a fake experiment", "e9_bars"):
         assert needle in html, needle
     assert html.index('id="sec-e9"') > html.index('id="tbl-e1-losses"')  # after E1-E3's chapters
-    methods = (results / "report/generated/methods.md").read_text()
+    methods = (results / "report/generated/experiment_times.md").read_text()
     assert re.search(r"^\|\s*E9\s*\|", methods, re.M), "E9's jobs are not summed in the methods chapter"

@@ -1,6 +1,9 @@
 """The pandoc render path's shortcode expansion and table helper."""
 
+import ast
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,12 +93,55 @@ def test_check_command_exits_1_on_a_bad_file_and_0_on_the_report(tmp_path):
     assert (good.returncode, good.stdout) == (0, "")
 
 
-def test_markdown_table_caption_and_label():
-    md = markdown_table(["c", "loss"], [["0", "1.50"]], "Caption", "tbl-x")
-    assert md.splitlines()[0] == "| c | loss |"
-    assert md.rstrip().endswith(": Caption {#tbl-x}")
-    with pytest.raises(ValueError, match="tbl-"):
-        markdown_table(["c"], [["0"]], "c", "fig-x")
+def test_markdown_table_is_a_body_without_caption():
+    md = markdown_table(["c", "loss"], [["0", "1.50"]])
+    lines = md.splitlines()
+    assert lines[0] == "| c | loss |" and lines[2] == "| 0 | 1.50 |" and len(lines) == 3 and md.endswith("|\n")
+    assert re.fullmatch(r"\|:-+\|-+:\|", lines[1])  # first column left, the others right
+    with pytest.raises(ValueError, match="has 1 cells, header has 2"):
+        markdown_table(["c", "loss"], [["0"]])
+
+
+#: Where a table's caption is written in Python: the scorecard has one table per registered
+#: experiment, so its tables and their captions are data (klvae.report.scorecard._table).
+CAPTIONED_IN_PYTHON = {"scorecard.py": "tbl-scorecard-"}
+
+
+def test_table_captions_are_in_the_chapters_not_in_python():
+    """Python writes a table's body; its caption and {#tbl-...} id are in a report/*.qmd, on the
+    paragraph right after the include of that body from _generated/."""
+    caption_id = re.compile(r"\{#(tbl-[a-z0-9-]+)")
+    assert list(inspect.signature(markdown_table).parameters) == ["header", "rows", "align"]
+    for py in sorted((REPO / "src/klvae/report").glob("*.py")):
+        tree = ast.parse(py.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                   and id(n) not in docstrings]  # f-strings' literal parts included, {{ unescaped
+        # a {#tbl-...} id or a caption line ("\n: ...") in the code's strings
+        found = [s for s in strings if re.search(r"\{#tbl-|\n: ", s)]
+        if py.name in CAPTIONED_IN_PYTHON:
+            assert found and any(CAPTIONED_IN_PYTHON[py.name] in s for s in strings), py.name
+        else:
+            assert not found, (py.name, found)
+    ids = {}
+    for qmd in sorted((REPO / "report").glob("*.qmd")):
+        text = qmd.read_text()
+        for m in re.finditer(r"^\{\{< include (/?_generated/[a-z0-9_]+\.md) >\}\}\n\n: (.+)$", text, re.M):
+            label = caption_id.findall(m.group(2))
+            if label:
+                assert m.group(2).endswith(f"{{#{label[0]}}}"), (qmd.name, m.group(2)[-80:])
+                assert "{{< var made_by." in m.group(2) or label[0] == "tbl-render", \
+                    f"{qmd.name}: the caption of {label[0]} names no rule"  # (tbl-render: the render itself)
+                ids.setdefault(label[0], []).append(qmd.name)
+        for label in caption_id.findall(text):  # every table id of a chapter captions an included body
+            assert label in ids, f"{qmd.name}: {label} is not the caption of a table included from _generated/"
+    assert len(ids) >= 22 and all(len(where) == 1 for where in ids.values()), ids
+    referenced = {m for qmd in (REPO / "report").glob("*.qmd")
+                  for m in re.findall(r"@(tbl-[a-z0-9-]+)", qmd.read_text())}
+    missing = {r for r in referenced if r not in ids and not r.startswith(CAPTIONED_IN_PYTHON["scorecard.py"])}
+    assert not missing, f"tables referenced in report/ but captioned nowhere there: {sorted(missing)}"
 
 
 def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkeypatch):
@@ -176,22 +222,32 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
     made = yaml.safe_load((quick_run / "results/report/generated/made_by.vars.yml").read_text())
     outputs = made["made_by_outputs"]
     var = re.compile(r"\{\{< var made_by\.([a-z0-9_]+) >\}\}")
+    # the study's figure is drawn by rule study_figure and copied from its bundle or results by report_study
+    copied = {"figures/study/backend_losses.png": "results/study/backend/figures/losses.png"}
     figures = 0
     for qmd in sorted((REPO / "report").glob("*.qmd")):
         for caption, path in re.findall(r"!\[(.*?)\]\((figures/[^)]+\.png)\)", qmd.read_text()):
             named = var.findall(caption)
             assert named, f"{qmd.name}: the caption of {path} names no rule"
             patterns = [regex_from_filepattern(o) for o in outputs[named[0]]]
-            assert any(re.match(p, f"results/{path}") for p in patterns), (path, named[0], outputs[named[0]])
+            drawn = copied.get(path, f"results/{path}")
+            assert any(re.match(p, drawn) for p in patterns), (path, named[0], outputs[named[0]])
             figures += 1
-    assert figures >= 12
+    assert figures >= 13
+    # table captions: in the chapters (report/*.qmd), and the scorecard's, generated per experiment
+    captions = [(qmd.name, c) for qmd in sorted((REPO / "report").glob("*.qmd"))
+                for c in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$", qmd.read_text(), re.M)]
+    captions += [("scorecard.md", c) for c in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$",
+                                                         (quick_run / "results/report/generated/scorecard.md")
+                                                         .read_text(), re.M)]
     tables = 0
-    for md in sorted((quick_run / "results/report/generated").glob("*.md")):
-        for caption in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$", md.read_text(), re.M):
-            named = var.findall(caption)
-            assert named and all(n in outputs for n in named), f"{md.name}: {caption[:80]}"
-            tables += 1
-    assert tables >= 15
+    for where, caption in captions:
+        if caption.endswith("{#tbl-render}"):  # the render itself, not a rule of the run
+            continue
+        named = var.findall(caption)
+        assert named and all(n in outputs for n in named), f"{where}: {caption[:80]}"
+        tables += 1
+    assert tables >= 24
     html = re.sub(r"\s+", " ", (quick_run / "results/report/klvae.html").read_text())  # pandoc wraps lines
     link = re.search(r'Made by rule <code>e1_scatter_panel</code> with <a href="([^"]+)">'
                      r"<code>klvae.figures.e1:scatter_panel</code></a>", html)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO
 from klvae.report.summary import headline_findings, relative_difference, verdict_table, write_summary
 
 
@@ -68,18 +70,23 @@ def test_write_summary_from_files(tmp_path):
     methods = tmp_path / "methods.vars.yml"
     methods.write_text(yaml.safe_dump({"env": {"cpu_minutes": "97.5", "job_minutes": "120.0", "cpu": "AMD EPYC",
                                                "gpu": "none"}}))
-    md, variables = tmp_path / "summary.md", tmp_path / "summary.vars.yml"
+    verdicts, headlines = tmp_path / "summary_verdicts.md", tmp_path / "summary_headlines.md"
+    variables = tmp_path / "summary.vars.yml"
     run = tmp_path / "run.json"
     run.write_text('{"packages": {"klvae": "0.1.0"}}')
-    write_summary(str(card), str(methods), str(md), str(variables), str(run))
+    write_summary(str(card), str(methods), str(verdicts), str(headlines), str(variables), str(run))
     v = yaml.safe_load(variables.read_text())["summary"]
     assert (v["n_claims"], v["n_reproduced"], v["n_differs"], v["n_verdicts"]) == (9, 3, 4, 7)
     assert v["version"] == "0.1.0"
     assert (v["cpu_hours"], v["job_hours"], v["cpu"], v["gpu"], v["headlines"]) == ("1.62", "2.00", "AMD EPYC",
                                                                                       "none", 4)
-    text = md.read_text()
-    assert "{#tbl-summary-verdicts}" in text and "{#tbl-summary-headlines}" in text
-    assert "5.5 %" in text and "[E1](#sec-e1)" in text
+    counts, heads = verdicts.read_text(), headlines.read_text()
+    assert counts.startswith("| experiment | claims |") and "| **all** | 9 |" in counts
+    assert heads.startswith("| finding | experiment | claim |") and "5.5 %" in heads and "[E1](#sec-e1)" in heads
+    assert "{#tbl-" not in counts + heads  # bodies only: the captions are in report/_summary.qmd
+    qmd = (REPO / "report" / "_summary.qmd").read_text()
+    for name, label in (("summary_verdicts", "tbl-summary-verdicts"), ("summary_headlines", "tbl-summary-headlines")):
+        assert re.search(r"\{\{< include /_generated/" + name + r"\.md >\}\}\n\n: .*\{#" + label + r"\}$", qmd, re.M)
 
 
 def test_code_version_from_the_run_record():

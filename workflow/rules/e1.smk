@@ -244,12 +244,12 @@ E1_FIGURES = (
 
 
 rule report_e1:
-    """E1 table beside the seed's, facts computed from the numbers, E1 variables."""
+    """E1's table beside the seed's (its body), E1 variables: the caption's counts and the facts' numbers."""
     input:
         e1_table=rules.e1_table.output.table,
         latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
     output:
-        md=f"{GEN}/e1.md",
+        losses_md=f"{GEN}/e1_losses.md",
         variables=f"{GEN}/e1.vars.yml",
     log:
         f"{LOGS}/report/e1.log",

@@ -332,7 +332,7 @@ E2_TABLES = [
 
 
 rule report_e2:
-    """E2 compatibility matrix, equivalence, final losses and timing tables, E2 variables."""
+    """E2 compatibility matrix, equivalence, final losses and timing tables (their bodies), lists, E2 variables."""
     input:
         compatibility=rules.e2_compatibility.output.table,
         compatibility_long=rules.e2_compatibility.output.csv,
@@ -341,9 +341,13 @@ rule report_e2:
         timing=rules.e2_timing.output.summary,
     output:
         compat_md=f"{GEN}/e2_compat.md",
+        compat_backends_md=f"{GEN}/e2_compat_backends.md",
+        compat_variants_md=f"{GEN}/e2_compat_variants.md",
         equivalence_md=f"{GEN}/e2_equivalence.md",
         metrics_md=f"{GEN}/e2_metrics.md",
+        metrics_facts_md=f"{GEN}/e2_metrics_facts.md",
         timing_md=f"{GEN}/e2_timing.md",
+        timing_claims_md=f"{GEN}/e2_timing_claims.md",
         variables=f"{GEN}/e2.vars.yml",
     log:
         f"{LOGS}/report/e2.log",

@@ -65,7 +65,8 @@ rule report_study:
         study=STUDY_TARGETS if STUDY["report_source"] == "results" else [],
     output:
         md=f"{GEN}/backend_study.md",
-        latent_md=f"{GEN}/backend_study_latent.md",
+        backends_md=f"{GEN}/study_backends.md",
+        latent_md=f"{GEN}/study_latent.md",
         variables=f"{GEN}/backend_study.vars.yml",
         figure=STUDY_REPORT_FIGURES,
         # the study's spread per E1 claim and backend, for E1's scorecard (empty unless it trained E1's setting)
@@ -99,7 +100,11 @@ rule report_methods:
         schema=os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml"),
         after=ALL_RESULTS,
     output:
-        md=f"{GEN}/methods.md",
+        provenance_md=f"{GEN}/provenance.md",
+        versions_md=f"{GEN}/versions.md",
+        hardware_md=f"{GEN}/hardware.md",
+        experiment_times_md=f"{GEN}/experiment_times.md",
+        rule_times_md=f"{GEN}/rule_times.md",
         deviations=f"{GEN}/deviations.md",
         banner=f"{GEN}/banner.md",
         variables=f"{GEN}/methods.vars.yml",
@@ -152,7 +157,8 @@ rule report_summary:
         methods_variables=rules.report_methods.output.variables,
         run_json=rules.run_record.output.run_json,
     output:
-        md=f"{GEN}/summary.md",
+        verdicts_md=f"{GEN}/summary_verdicts.md",
+        headlines_md=f"{GEN}/summary_headlines.md",
         variables=f"{GEN}/summary.vars.yml",
     log:
         f"{LOGS}/report/summary.log",
@@ -180,6 +186,7 @@ rule report_compare:
         reference=[COMPARE_WITH] if COMPARE_WITH else [],
     output:
         md=f"{GEN}/compare.md",
+        table_md=f"{GEN}/compare_table.md",
         variables=f"{GEN}/compare.vars.yml",
         diff_csv=f"{GEN}/compare.csv",
     log:

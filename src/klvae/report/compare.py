@@ -13,8 +13,9 @@ Which bundle (config ``report.compare_with``): ``auto`` = the newest ``klvae-pap
 under ``bundles/`` (by the time it was packed, from its verified manifest), none when there is
 none; ``none``; or a path to a bundle. The bundle is verified member by member
 (:func:`klvae.bundle.read_bundle`) before anything is read. The prose is in the qmd files; this
-module writes the table, a sentence-free fragment that includes the right qmd, and the
-``compare`` variables. Never imports Keras.
+module writes the table's body (its caption is in ``report/_compare_results.qmd``), a
+sentence-free fragment that includes the right qmd, and the ``compare`` variables. Never
+imports Keras.
 """
 
 from __future__ import annotations
@@ -92,13 +93,14 @@ def shown_rows(rows: list[dict]) -> list[dict]:
             and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
 
 
-def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, dict, list[dict]]:
-    """The section's fragment, its variables and every diff row.
+def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, str, dict, list[dict]]:
+    """The section's fragment, its table's body, its variables and every diff row.
 
     Returns:
-        ``(markdown, variables, rows)``: without a reference, an include of :data:`NONE_QMD` and
-        ``{"available": "no"}``; with one, an include of :data:`RESULTS_QMD` and the table
-        ``{#tbl-compare}``, variables ``reference`` (the bundle, described), ``n_values``,
+        ``(markdown, table, variables, rows)``: without a reference, an include of :data:`NONE_QMD`,
+        no table and ``{"available": "no"}``; with one, an include of :data:`RESULTS_QMD` (which
+        includes the table and holds its caption, ``@tbl-compare``), the table's body (one row per
+        shown quantity), variables ``reference`` (the bundle, described), ``n_values``,
         ``n_shown``, ``n_in``/``n_outside`` (numbers with the shipped run's interval), ``n_single``
         (numbers where the shipped run has n = 1), ``n_verdicts_changed`` (claims whose verdict
         differs), and the rows (:data:`klvae.bundle_compare.DIFF_COLUMNS`).
@@ -110,7 +112,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
     from klvae.bundle_compare import describe, diff_contents
 
     if reference is None:
-        return f"{{{{< include /{NONE_QMD} >}}}}\n", {"available": "no"}, []
+        return f"{{{{< include /{NONE_QMD} >}}}}\n", "", {"available": "no"}, []
     manifest, contents, info = kb.read_bundle(reference)
     rows = diff_contents(contents, this_run(tables_dir))
     shown = shown_rows(rows)
@@ -118,11 +120,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         ["table", "row", "quantity", "shipped run", "this run", "this − shipped",
          "this run in the shipped run's interval"],
         [[r["table"].replace("_", " "), r["row"], r["metric"].replace("_", " "), _cell(r["a"]), _cell(r["b"]),
-          _cell(r["diff"]), _status(r)] for r in shown],
-        "This run beside the shipped run, quantity by quantity (E1: nats per image on the test set; E2 and E3: "
-        "the seeds' per-pixel scale; scorecard counts: claims per verdict). The interval is the shipped run's 95 % "
-        "prediction interval for one new run where its value is a mean of n ≥ 2 runs. "
-        "{{< var made_by.report_compare >}}", "tbl-compare", align="lllrrrl")
+          _cell(r["diff"]), _status(r)] for r in shown], align="lllrrrl")
     verdicts = [r for r in rows if r["table"] == "scorecard" and r["metric"] == "verdict"]
     variables = {
         "available": "yes",
@@ -135,15 +133,17 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         "n_verdicts": len(verdicts),
         "n_verdicts_changed": sum(r["status"] == "different" for r in verdicts),
     }
-    # the prose is in report/ (relative to the project root, as real Quarto resolves it from _generated/)
-    return f"{{{{< include /{RESULTS_QMD} >}}}}\n\n{table}\n", variables, rows
+    # the prose and the table's caption are in report/ (relative to the project root, as real Quarto
+    # resolves it from _generated/)
+    return f"{{{{< include /{RESULTS_QMD} >}}}}\n", table, variables, rows
 
 
-def write_compare(md: str, variables: str, diff_csv: str, tables: list[str],
+def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables: list[str],
                   reference: str | list[str] | None = None) -> dict:
-    """Rule ``report_compare``: the fragment (``md``), the ``compare`` variables (YAML) and every
-    diff row (``diff_csv``, :func:`klvae.bundle_compare.write_diff_csv`; a header-only file
-    without a reference).
+    """Rule ``report_compare``: the fragment (``md``, an include of the section's prose), the body of
+    the comparison table (``table_md``; empty without a reference), the ``compare`` variables
+    (YAML) and every diff row (``diff_csv``, :func:`klvae.bundle_compare.write_diff_csv`; a
+    header-only file without a reference).
 
     Args:
         tables: this run's ``tables/*.csv`` (their folder is read; the list makes the rule wait for them).
@@ -155,8 +155,9 @@ def write_compare(md: str, variables: str, diff_csv: str, tables: list[str],
     if isinstance(reference, (list, tuple)):
         reference = reference[0] if reference else None
     tables_dir = Path(tables[0]).parent if tables else Path(".")
-    text, values, rows = compare_fragment(reference, tables_dir)
+    text, table, values, rows = compare_fragment(reference, tables_dir)
     write_text(md, text)
+    write_text(table_md, table)
     write_text(variables, yaml.safe_dump({"compare": values}, sort_keys=False, allow_unicode=True))
     if rows:
         write_diff_csv(rows, diff_csv)

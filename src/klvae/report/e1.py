@@ -1,8 +1,9 @@
-"""E1's report fragment (seed 003): the loss table beside the seed's, the facts the prose
-quotes and E1's report variables. Every number comes from pipeline files.
+"""E1's report fragment (seed 003): the loss table beside the seed's and E1's report variables,
+among them the numbers of the facts listed under the table. Every number comes from pipeline files.
 
-The ``.qmd`` chapters in ``report/`` hold prose only; they pull numbers in with Quarto's
-``{{< var key >}}`` shortcode and tables and facts with ``{{< include _generated/<name>.md >}}``.
+The ``.qmd`` chapters in ``report/`` hold the prose, the table captions and the facts' sentences;
+they pull numbers in with Quarto's ``{{< var key >}}`` shortcode and table bodies with
+``{{< include /_generated/<name>.md >}}``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from klvae.report.scorecard import (
 )
 from klvae.report.tables import fmt_num, markdown_table
 
+#: Written where a fact's number cannot be computed (a coefficient not trained, no seed value).
+NOT_AVAILABLE = "n/a"
 
-def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
-    """Statements that follow from the E1 numbers alone (no interpretation).
+
+def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> dict:
+    """The numbers of the facts listed under E1's table (``report/_e1.qmd`` words them).
 
     Args:
         table: the E1 table (``kl_weight``, ``loss``, ``reconstruction_loss``, ``kl_loss``,
@@ -43,42 +47,49 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> list[str]:
         spreads: c -> mean over both latent axes of the standard deviation of the test-set z_mean.
 
     Returns:
-        Markdown sentences.
+        E1 variables, formatted (losses in nats per image, 2 decimals; c as :func:`fmt_coef`):
+        ``c_first``/``c_last`` (smallest and largest c) with ``kl_first``/``kl_last`` (test KL
+        there); ``kl_steps`` (steps from one c to the next larger), ``kl_falls`` (how many of them
+        lower the KL) and ``kl_not_falling`` (those that do not, ``"0.02 → 0.1, ..."``, or
+        ``none``); ``rec_min``/``c_rec_min``, ``rec_max``/``c_rec_max`` (reconstruction loss);
+        ``loss_min``/``c_loss_min`` (total test loss); ``z_sd_first``/``c_z_first``,
+        ``z_sd_last``/``c_z_last``, ``z_sd_c1`` (the z_mean spread at the smallest and largest c
+        and at c = 1); ``seed_diff_max``/``c_seed_diff_max``/``seed_diff_ours``/``seed_diff_seed``
+        (the largest absolute difference from the seed's test loss, where, ours and the seed's)
+        and ``seed_diff_median``. ``n/a`` where a number does not exist in this run.
     """
     t = table.sort_values("kl_weight").reset_index(drop=True)
     c, kl, rec, loss = t["kl_weight"], t["kl_loss"], t["reconstruction_loss"], t["loss"]
-    facts = []
     diffs = np.diff(kl.to_numpy())
-    if (diffs < 0).all():
-        facts.append(f"The KL divergence on the test set falls monotonically as c grows, from "
-                     f"{fmt_num(kl.iloc[0])} nats at c = {fmt_coef(c.iloc[0])} to {fmt_num(kl.iloc[-1])} nats at "
-                     f"c = {fmt_coef(c.iloc[-1])}.")
-    else:
-        ups = [f"{fmt_coef(c.iloc[i])} → {fmt_coef(c.iloc[i + 1])}" for i in np.flatnonzero(diffs >= 0)]
-        facts.append(f"The KL divergence on the test set does not fall monotonically with c: it rises or stays "
-                     f"between c = {', '.join(ups)}.")
-    i_min, i_max = int(rec.idxmin()), int(rec.idxmax())
-    facts.append(f"The reconstruction loss is lowest at c = {fmt_coef(c[i_min])} ({fmt_num(rec[i_min])} nats) and "
-                 f"highest at c = {fmt_coef(c[i_max])} ({fmt_num(rec[i_max])} nats).")
-    i_best = int(loss.idxmin())
-    facts.append(f"The lowest total test loss, {fmt_num(loss[i_best])} nats, is reached at c = {fmt_coef(c[i_best])}.")
-    if spreads:
-        cs = sorted(spreads)
-        facts.append(f"The mean standard deviation of the test-set z_mean (averaged over the two latent axes; "
-                     f"1 for N(0, I)) is {fmt_num(spreads[cs[0]])} at c = {fmt_coef(cs[0])} and "
-                     f"{fmt_num(spreads[cs[-1]])} at c = {fmt_coef(cs[-1])}"
-                     + (f"; at c = 1 it is {fmt_num(spreads[1.0])}." if 1.0 in spreads else "."))
-    if t["seed_loss"].notna().any():
-        d = (t["loss"] - t["seed_loss"]).abs()
+    ups = [f"{fmt_coef(c.iloc[i])} → {fmt_coef(c.iloc[i + 1])}" for i in np.flatnonzero(diffs >= 0)]
+    i_min, i_max, i_best = int(rec.idxmin()), int(rec.idxmax()), int(loss.idxmin())
+    v = {"c_first": fmt_coef(c.iloc[0]), "c_last": fmt_coef(c.iloc[-1]),
+         "kl_first": fmt_num(kl.iloc[0]), "kl_last": fmt_num(kl.iloc[-1]),
+         "kl_steps": len(diffs), "kl_falls": int((diffs < 0).sum()), "kl_not_falling": ", ".join(ups) or "none",
+         "rec_min": fmt_num(rec[i_min]), "c_rec_min": fmt_coef(c[i_min]),
+         "rec_max": fmt_num(rec[i_max]), "c_rec_max": fmt_coef(c[i_max]),
+         "loss_min": fmt_num(loss[i_best]), "c_loss_min": fmt_coef(c[i_best])}
+    cs = sorted(spreads)
+    v.update({"z_sd_first": fmt_num(spreads[cs[0]]) if cs else NOT_AVAILABLE,
+              "c_z_first": fmt_coef(cs[0]) if cs else NOT_AVAILABLE,
+              "z_sd_last": fmt_num(spreads[cs[-1]]) if cs else NOT_AVAILABLE,
+              "c_z_last": fmt_coef(cs[-1]) if cs else NOT_AVAILABLE,
+              "z_sd_c1": fmt_num(spreads[1.0]) if 1.0 in spreads else f"{NOT_AVAILABLE} (c = 1 not trained)"})
+    d = (t["loss"] - t["seed_loss"]).abs()
+    if d.notna().any():
         j = int(d.idxmax())
-        facts.append(f"The largest difference from the seed's test loss is {fmt_num(d[j])} nats, at "
-                     f"c = {fmt_coef(c[j])} (ours {fmt_num(loss[j])}, seed {fmt_num(t['seed_loss'][j])}); the median "
-                     f"absolute difference is {fmt_num(d.median())} nats.")
-    return [f"- {f}" for f in facts]
+        v.update({"seed_diff_max": fmt_num(d[j]), "c_seed_diff_max": fmt_coef(c[j]),
+                  "seed_diff_ours": fmt_num(loss[j]), "seed_diff_seed": fmt_num(t["seed_loss"][j]),
+                  "seed_diff_median": fmt_num(d.median())})
+    else:  # no coefficient of this run is in the seed's table
+        v.update(dict.fromkeys(("seed_diff_max", "c_seed_diff_max", "seed_diff_ours", "seed_diff_seed",
+                                "seed_diff_median"), NOT_AVAILABLE))
+    return v
 
 
 def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str, dict]:
-    """The E1 results table, beside the seed's, and the facts list; plus E1 variables.
+    """The body of E1's results table, beside the seed's, and E1's variables (those of the
+    chapter's text, of the table's caption and of the facts under it, :func:`e1_facts`).
 
     ``settings`` is the validated ``e1`` section of the config (architecture, optimiser and
     figure settings the chapter's text quotes)."""
@@ -91,34 +102,28 @@ def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str
     rows = [[fmt_coef(r.kl_weight), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
              cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.seed_loss), fmt_num(r.seed_reconstruction), fmt_num(r.seed_kl)]
             for r in t.itertuples()]
-    epochs = int(t["epochs"].iloc[0])
-    spread = ("one training run per coefficient" if reps < 2 else
-              f"mean ± standard deviation over {reps} training runs per coefficient, each with its own seed")
-    caption = (f"E1 test-set losses (nats per image, {int(t['n_test'].iloc[0]):,} test images) after {epochs} epochs "
-               f"on {int(t['n_train'].iloc[0]):,} training images, {spread}, beside the seed's table (one run, "
-               f"{reference.E1_SEED_EPOCHS} epochs). {{{{< var made_by.e1_table >}}}}")
-    md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"],
-                        rows, caption, "tbl-e1-losses")
+    md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"], rows)
     spreads = {}
     for path in latents:
         with np.load(path) as d:
             spreads[kl_weight_of(d, path)] = float(d["z_mean"].std(axis=0).mean())
-    md += "\n" + "\n".join(e1_facts(t, spreads)) + "\n"
-    variables = {"replicates": reps, "epochs": epochs, "n_train": f"{int(t['n_train'].iloc[0]):,}",
+    variables = {"replicates": reps, "epochs": int(t["epochs"].iloc[0]), "n_train": f"{int(t['n_train'].iloc[0]):,}",
                  "n_test": f"{int(t['n_test'].iloc[0]):,}", "n_coefficients": len(t),
                  "coefficients": ", ".join(fmt_coef(c) for c in t["kl_weight"]),
                  "seed_epochs": reference.E1_SEED_EPOCHS,
                  "batch_size": settings["batch_size"], "learning_rate": f"{settings['learning_rate']:g}",
                  "reference_samples": f"{settings['reference_samples']:,}", "manifold_n": settings["manifold_n"],
                  "manifold_limit": f"{settings['manifold_limit']:g}", "intermediate_dim": settings["intermediate_dim"],
-                 "input_dim": 28 * 28}
+                 "input_dim": 28 * 28, **e1_facts(t, spreads)}
     return md, variables
 
 
-def write_e1(md: str, variables: str, e1_table: str, latents: list[str], settings: dict) -> None:
-    """Rule ``report_e1``: the E1 table and facts (``md``) and E1's variables (``variables``, YAML)."""
+def write_e1(losses_md: str, variables: str, e1_table: str, latents: list[str], settings: dict) -> None:
+    """Rule ``report_e1``: the body of E1's loss table (``losses_md``: a pipe table, one row per c,
+    nats per image; its caption is in ``report/_e1.qmd``, ``@tbl-e1-losses``) and E1's variables
+    (``variables``, YAML under ``e1``: the settings, the caption's counts and the facts' numbers)."""
     text, values = e1_fragment(e1_table, latents, settings)
-    write_text(md, text)
+    write_text(losses_md, text)
     write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
 
 

@@ -1,5 +1,6 @@
 """The E3 chapter's generated fragments: data provenance (and the stand-in banner), test
-losses, the AE's latent range, and the three benchmarks -- all from pipeline files."""
+losses, the AE's latent range, and the three benchmarks -- all from pipeline files. The tables
+are bodies only; their captions are in ``report/_e3.qmd``, with numbers from E3's variables."""
 
 from __future__ import annotations
 
@@ -29,20 +30,19 @@ from klvae.report.scorecard import (
 )
 from klvae.report.tables import markdown_table
 
+#: The callout of a chapter made from the synthetic stand-in faces (``report/``).
+STANDIN_QMD = "_e3_standin.qmd"
+
 
 def banner(manifest: dict) -> str:
-    """A visible callout when the faces are the synthetic stand-in (empty for CelebA)."""
-    if not manifest["standin"]:
-        return ""
-    return ("::: {.callout-warning}\n**Synthetic stand-in data, not CelebA.** No CelebA was configured "
-            "(`data.celeba.path: null`), so every face in this chapter comes from procedurally drawn synthetic faces "
-            "written in CelebA's on-disk format (rule `e3_standin`). The pipeline, the models and the figures are the "
-            "ones CelebA would go through; the faces, losses and latent ranges are not CelebA's. Point "
-            "`data.celeba.path` at `img_align_celeba.zip` or its folder to run this chapter on CelebA.\n:::\n")
+    """An include of the visible callout :data:`STANDIN_QMD` when the faces are the synthetic
+    stand-in (empty for CelebA)."""
+    return f"{{{{< include /{STANDIN_QMD} >}}}}\n" if manifest["standin"] else ""
 
 
 def data_table(manifest: dict) -> str:
-    """What went into the face arrays: source, hashes, split, files used and skipped (by reason)."""
+    """What went into the face arrays (a pipe table's body): source, hashes, split, files used and
+    skipped (by reason)."""
     src = manifest["source"]
     rows = [["data", manifest["dataset"]], ["source", f"`{src['path']}` ({src['kind']})"]]
     if "zip" in src:
@@ -70,25 +70,25 @@ def data_table(manifest: dict) -> str:
     for key in ("train_npy", "test_npy"):
         o = manifest["outputs"][key]
         rows.append([f"`{Path(o['path']).name}`", f"uint8 {tuple(o['shape'])}, SHA-256 `{o.get('sha256', '')}`"])
-    return markdown_table(["faces", ""], rows, "The face data of E3, from the preprocessing manifest. "
-                          "{{< var made_by.e3_preprocess >}}", "tbl-e3-data", align="ll")
+    return markdown_table(["faces", ""], rows, align="ll")
 
 
-def metrics_table(csv: str, data_label: str) -> tuple[str, dict]:
+def metrics_table(csv: str) -> tuple[str, dict]:
+    """Test-set losses of the face VAE and the plain AE: the table's body and the variables
+    ``fact`` (the VAE's KL weight) and ``n_test`` (held-out faces)."""
     t = pd.read_csv(csv)
     rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.fact:.3g}",
              f"{r.mse:.4f}"] for r in t.itertuples()]
     md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "fact", "MSE"], rows,
-                        f"Test-set losses of the face VAE and the plain AE ({int(t['n_test'].iloc[0]):,} held-out "
-                        f"faces, {data_label}). Loss = mean BCE + fact · KL_seed (the seeds' scale); the AE has no "
-                        f"KL term (its KL_seed column is only monitored). "
-                        f"{{{{< var made_by.e3_evaluate >}}}}",
-                        "tbl-e3-metrics", align="lrrrrr")
+                        align="lrrrrr")
     vae = t[t["model"] == "vae"].iloc[0]
     return md, {"fact": f"{vae.fact:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
 
 
-def latent_table(csv: str, data_label: str) -> tuple[str, dict]:
+def latent_table(csv: str) -> tuple[str, dict]:
+    """The AE's latent values on the test faces: the table's body and the variables
+    ``frac_in_0_20`` and ``frac_negative`` (percent, 1 decimal), ``latents_n_images`` and
+    ``latents_z_dim`` (test faces encoded, dimensions each)."""
     s = pd.read_csv(csv).iloc[0]
     rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %",
              "most (seed: 'most of the data points')"],
@@ -96,11 +96,9 @@ def latent_table(csv: str, data_label: str) -> tuple[str, dict]:
             ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", "--"],
             ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", "--"],
             ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", "--"]]
-    md = markdown_table(["AE latent values", "ours", "seed"], rows,
-                        f"The latent values the plain AE's encoder produces on {int(s.n_images):,} test faces "
-                        f"({int(s.z_dim)} dimensions each; {data_label}). "
-                        f"{{{{< var made_by.e3_ae_latents >}}}}", "tbl-e3-latents", align="lrl")
-    return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}"}
+    md = markdown_table(["AE latent values", "ours", "seed"], rows, align="lrl")
+    return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}",
+                "latents_n_images": f"{int(s.n_images):,}", "latents_z_dim": int(s.z_dim)}
 
 
 def _pick(frame: pd.DataFrame, quantity: str, **match):
@@ -111,7 +109,10 @@ def _pick(frame: pd.DataFrame, quantity: str, **match):
 
 
 def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, dict]:
-    """The three E3 benchmarks against the seed's numbers and this project's targets."""
+    """The three E3 benchmarks against the seed's numbers and this project's targets: the table's
+    body and the variables ``preprocess_ratio``, ``memory_ratio_170k`` and the caption's
+    ``bench_batch_size`` (input pipeline), ``bench_cpu``, ``bench_logical_cpus``,
+    ``bench_backend``, ``bench_tensorflow`` and ``bench_pillow`` (the preprocessing benchmark's machine)."""
     pre, mem, pipe = (pd.read_csv(p, keep_default_na=False) for p in (preprocessing, memory, pipeline))
     rows = []
     per_core = _pick(pre, "images_per_second_per_process", processes=1)
@@ -156,18 +157,12 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                      f"{float(r.value):.0f}× (target ≥ 5×: "
                      f"{'met' if str(r.meets_target) == 'True' else '**not met**'})"])
     info = pre.iloc[0]
-    md = markdown_table(["benchmark", "ours", "reference", "ratio"], rows,
-                        f"E3 benchmarks: preprocessing rate per core against the seed's, peak memory of training from "
-                        f"the streamed uint8 memmap against the seed's float32 array (each in its own process; "
-                        f"extrapolated to the seed's 170,000 images), and the input pipeline's throughput against what "
-                        f"the training step consumes (batch {int(pipe['batch_size'].iloc[0])}). {info.cpu}, "
-                        f"{int(info.logical_cores)} logical CPUs, Keras backend "
-                        f"{getattr(info, 'backend', 'tensorflow')} (TensorFlow {info.tensorflow or 'not installed'}), "
-                        f"Pillow {info.pillow}. "
-                        f"{{{{< var made_by.e3_bench_preprocessing >}}}} {{{{< var made_by.e3_bench_memory >}}}}"
-                        f" {{{{< var made_by.e3_bench_pipeline >}}}}", "tbl-e3-bench", align="llll")
+    md = markdown_table(["benchmark", "ours", "reference", "ratio"], rows, align="llll")
     out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",
-           "memory_ratio_170k": f"{float(ratio.value):.2f}"}
+           "memory_ratio_170k": f"{float(ratio.value):.2f}",
+           "bench_batch_size": int(pipe["batch_size"].iloc[0]), "bench_cpu": str(info.cpu),
+           "bench_logical_cpus": int(info.logical_cores), "bench_backend": str(getattr(info, "backend", "tensorflow")),
+           "bench_tensorflow": str(info.tensorflow or "not installed"), "bench_pillow": str(info.pillow)}
     return md, out
 
 
@@ -176,6 +171,10 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
              bench_pipeline: str, vae_info: str, settings: dict) -> None:
     """Rule ``report_e3``: the E3 fragments and variables (``settings`` = config ``e3``).
 
+    Writes ``banner_md`` (:func:`banner`: the stand-in callout, empty for CelebA), the table
+    bodies ``data_md`` (:func:`data_table`), ``metrics_md`` (:func:`metrics_table`),
+    ``latents_md`` (:func:`latent_table`) and ``bench_md`` (:func:`bench_table`), whose captions
+    are in ``report/_e3.qmd``, and E3's variables (``variables``, YAML under ``e3``).
     ``vae_info`` is the VAE's model facts (JSON written by :func:`klvae.experiments.e3.train`:
     ``n_parameters`` and more), so this module needs no Keras.
     """
@@ -190,7 +189,7 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
               "bounds": ", ".join(f"{b:g}" for b in settings["ae_bounds"]),
               "inner_shape": "6 × 6 × 256", "n_parameters": f"{int(info['n_parameters']):,}",
               "skipped": f"{m['files_skipped']:,}"}
-    for path, (md, v) in ((metrics_md, metrics_table(metrics, label)), (latents_md, latent_table(latents, label)),
+    for path, (md, v) in ((metrics_md, metrics_table(metrics)), (latents_md, latent_table(latents)),
                           (bench_md, bench_table(bench_preprocessing, bench_memory, bench_pipeline))):
         write_text(path, md)
         values.update(v)

@@ -1,5 +1,6 @@
 """The methods chapter's fragments: provenance, versions, hardware, per-rule times, the settings
-that differ from the seeds', the title-page banner and the run-wide report variables."""
+that differ from the seeds', the title-page banner and the run-wide report variables. The tables
+are bodies only; their captions are in ``report/_methods.qmd``."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def experiment_sections(config: dict) -> list[str]:
 
 
 def deviations_fragment(config: dict, paper_config: str, schema: str, experiments: Sequence[str] | None = None) -> str:
-    """Table of every experiment setting of this run beside the seeds' (``config/paper.yaml``
-    with the schema's defaults filled), marking those that differ.
+    """The body of the table of every experiment setting of this run beside the seeds'
+    (``config/paper.yaml`` with the schema's defaults filled), marking those that differ.
 
     Covers the scalar and list settings of each experiment's section (``experiments``: the
     registry's names; default :func:`experiment_sections`);
@@ -59,18 +60,24 @@ def deviations_fragment(config: dict, paper_config: str, schema: str, experiment
             rows.append([f"{section.upper()} `{key}`", _fmt_setting(ours), _fmt_setting(seed),
                          "same" if ours == seed else "**differs**"])
     return markdown_table(["setting", f"this run ({config['profile']} profile)", "seeds (paper profile)", ""], rows,
-                          "Settings of this run against the seeds' (the paper profile, `config/paper.yaml`); "
-                          "\"all\" = the full training or test set. {{< var made_by.report_methods >}}",
-                          "tbl-deviations", align="llll")
+                          align="llll")
 
 
 def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict,
-                     benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> tuple[str, dict]:
-    """Data provenance, software versions, hardware and per-rule wall time tables.
+                     benchmarks_shown: str | None = None,
+                     experiments: Sequence[str] | None = None) -> tuple[dict[str, str], dict]:
+    """Data provenance, software versions, hardware, per-experiment and per-rule time tables.
 
     ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
-    Keras backend, host, date and commit of the machine that made the numbers. Returns the
-    markdown and the ``env`` variables."""
+    Keras backend, host, date and commit of the machine that made the numbers.
+
+    Returns:
+        ``({"provenance": md, "versions": md, "hardware": md, "experiment_times": md,
+        "rule_times": md}, env)``: the five table bodies (captions in ``report/_methods.qmd``) and
+        the ``env`` variables, among them ``job_minutes`` and ``cpu_minutes`` (the jobs' wall and
+        CPU time summed, minutes) and ``benchmarks`` (the benchmark folder as the run named it,
+        in backticks).
+    """
     prov = json.loads(Path(mnist_provenance).read_text())
     data_rows = [["source", f"`{prov['source']}`"]]
     for key in ("file", "sha256", "member", "member_sha256", "folder"):
@@ -81,24 +88,16 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     data_rows += [["images (train / test)", f"{prov['n_train']:,} / {prov['n_test']:,}"],
                   ["test label counts (digits 0-9)", " ".join(str(x) for x in prov["test_label_counts"])],
                   ["canonical file SHA-256", f"`{prov['canonical_sha256']}`"]]
-    md = markdown_table(["MNIST", "value"], data_rows,
-                        "MNIST provenance: every hash was verified before the file was read. "
-                        "{{< var made_by.mnist_canonical >}}", "tbl-provenance", align="ll")
+    tables = {"provenance": markdown_table(["MNIST", "value"], data_rows, align="ll")}
     versions = run["versions"]
-    md += "\n" + markdown_table(["package", "version"], [[k, v] for k, v in versions.items()],
-                                "Software versions of the environment that made the numbers, recorded at the end of "
-                                "the run (every installed package is in `results/report/generated/run.json`). "
-                                "{{< var made_by.report_methods >}}", "tbl-versions", align="ll")
+    tables["versions"] = markdown_table(["package", "version"], [[k, v] for k, v in versions.items()], align="ll")
     hw = run["hardware"]
     hw_rows = [["Keras backend", f"**{run['keras_backend']}**"], ["host", f"`{run['host']}`"],
                *[[k, v] for k, v in hw.items()],
                ["threads per training job (intra-op)", str(config["threads"]["train"])],
                ["profile", f"`{config['profile']}`"], ["seed", str(config["seed"])],
                ["project commit", f"`{run['git_commit']}`"], ["recorded (UTC)", run["recorded_utc"]]]
-    md += "\n" + markdown_table(["", "value"], hw_rows,
-                                "Where, when and on what the numbers were made: Keras backend, host, hardware, "
-                                "threads, profile and code version, recorded at the end of the run. "
-                                "{{< var made_by.report_methods >}}", "tbl-hardware", align="ll")
+    tables["hardware"] = markdown_table(["", "value"], hw_rows, align="ll")
     times = provenance.rule_times(benchmarks_dir)
     shown = benchmarks_shown or benchmarks_dir
     t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
@@ -106,63 +105,55 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     total = sum(r["total_s"] for r in times)
     cpu_total = sum(r["cpu_s"] for r in times if np.isfinite(r["cpu_s"]))
     per_experiment = provenance.experiment_times(times, experiments or experiment_sections(config))
-    md += "\n" + markdown_table(["experiment", "jobs", "job wall s", "job CPU s"],
-                                [[e["experiment"], str(e["jobs"]), fmt_num(e["total_s"], 0), fmt_num(e["cpu_s"], 0)]
-                                 for e in per_experiment],
-                                f"Time per experiment on this run ({config['profile']} profile): wall-clock seconds "
-                                "of its jobs summed (jobs may run in parallel, so the elapsed time is shorter) "
-                                "and CPU seconds of its jobs' processes summed, from Snakemake's `benchmark:` "
-                                f"files (`{shown}/`); report rules not counted. "
-                                "{{< var made_by.report_methods >}}", "tbl-experiment-times", align="lrrr")
-    md += "\n" + markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"], t_rows,
-                                f"Wall time, CPU time and peak memory per rule, from Snakemake's `benchmark:` files "
-                                f"(`{shown}/`); {fmt_num(total / 60, 1)} minutes of job time and "
-                                f"{fmt_num(cpu_total / 60, 1)} CPU minutes in all "
-                                "(jobs may run in parallel). The report rules themselves are not listed. "
-                                "{{< var made_by.report_methods >}}",
-                                "tbl-rule-times", align="lrrrrrr")
-    variables = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
-                 "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions["keras"],
-                 "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
-                 "recorded_utc": run["recorded_utc"], "job_minutes": fmt_num(total / 60, 1),
-                 "cpu_minutes": fmt_num(cpu_total / 60, 1)}
-    return md, variables
+    tables["experiment_times"] = markdown_table(
+        ["experiment", "jobs", "job wall s", "job CPU s"],
+        [[e["experiment"], str(e["jobs"]), fmt_num(e["total_s"], 0), fmt_num(e["cpu_s"], 0)] for e in per_experiment],
+        align="lrrr")
+    tables["rule_times"] = markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"],
+                                          t_rows, align="lrrrrrr")
+    variables = {**run_variables(run), "job_minutes": fmt_num(total / 60, 1),
+                 "cpu_minutes": fmt_num(cpu_total / 60, 1), "benchmarks": f"`{shown}/`"}
+    return tables, variables
 
 
-def provenance_line(run: dict) -> str:
-    """One sentence: where (host, hardware), when, with which Keras backend and at which commit
-    the numbers were made, from a :func:`klvae.report.provenance.run_record`."""
-    hw = run["hardware"]
-    keras = run["versions"].get("keras", "?")
-    return (f"Made with the **{run['profile']}** profile (seed {run['seed']}) on host `{run['host']}` "
-            f"({hw['CPU']}, {hw['logical CPUs']} logical CPUs, {hw['memory']}; GPU: {hw['GPU']}) with Keras "
-            f"{keras} on the **{run['keras_backend']}** backend, at project commit `{run['git_commit']}`; "
-            f"recorded {run['recorded_utc'].replace('T', ' ').replace('Z', ' UTC')} at the end of the run.")
+def run_variables(run: dict) -> dict:
+    """Where (host, hardware), when, with which Keras backend and at which commit the numbers were
+    made, from a :func:`klvae.report.provenance.run_record`, as ``env`` variables: ``cpu``,
+    ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host``,
+    ``commit``, ``recorded_utc`` (as recorded) and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``),
+    and the run's ``profile`` and ``seed``."""
+    hw, versions = run["hardware"], run["versions"]
+    return {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
+            "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions.get("keras", "?"),
+            "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
+            "recorded_utc": run["recorded_utc"], "recorded": run["recorded_utc"].replace("T", " ").replace("Z", " UTC"),
+            "profile": run["profile"], "seed": run["seed"]}
 
 
-def banner_fragment(config: dict, run: dict | None = None) -> str:
-    """The title page's banner: where, when, on which hardware, with which Keras backend and at
-    which commit the numbers were made (when ``run`` is given), and a visible warning when they
-    come from the quick profile."""
-    out = ""
-    if run is not None:
-        out += ("::: {.callout-note}\n**Where these numbers come from.** " + provenance_line(run)
-                + " Details in the methods chapter.\n:::\n")
-    if config["profile"] != "quick":
-        return out
-    return out + ("::: {.callout-warning}\n"
-            "**Quick profile.** This report was rendered from the **quick** profile (small subsets, a few epochs): "
-            "it checks that every step of the pipeline runs. Its numbers are not comparable with the seeds'; run "
-            "`make report` (default profile) or `PROFILE=paper make report` for those.\n:::\n")
+#: The title page's callouts (``report/``): where the numbers come from; the quick profile's warning.
+RUN_BANNER_QMD, QUICK_BANNER_QMD = "_banner_run.qmd", "_banner_quick.qmd"
 
 
-def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, mnist_provenance: str,
-                  config: dict, paper_config: str, schema: str, benchmarks_dir: str,
+def banner_fragment(config: dict) -> str:
+    """The title page's banner: includes of the callouts saying where, when, on which hardware,
+    with which Keras backend and at which commit the numbers were made (:data:`RUN_BANNER_QMD`,
+    with the ``env`` variables of :func:`run_variables`) and, for the quick profile, the warning
+    that its numbers are not the seeds' (:data:`QUICK_BANNER_QMD`)."""
+    out = f"{{{{< include /{RUN_BANNER_QMD} >}}}}\n"
+    return out + (f"\n{{{{< include /{QUICK_BANNER_QMD} >}}}}\n" if config["profile"] == "quick" else "")
+
+
+def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experiment_times_md: str,
+                  rule_times_md: str, deviations: str, banner: str, variables: str, run_json: str,
+                  mnist_provenance: str, config: dict, paper_config: str, schema: str, benchmarks_dir: str,
                   benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> None:
-    """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
-    settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
-    when, on what, with which Keras backend and commit; the quick-profile warning) and the run-wide
-    variables (profile, seed, data, environment).
+    """Rule ``report_methods``: the bodies of the methods chapter's tables -- MNIST provenance
+    (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
+    experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
+    settings against the seeds' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
+    the title-page banner (``banner``, :func:`banner_fragment`: includes of the callouts saying
+    where, when, on what, with which Keras backend and commit; the quick-profile warning) and the
+    run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times).
 
     Everything about the run comes from files the run wrote: its record ``run_json`` (rule
     ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
@@ -173,7 +164,7 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     and the settings table (default: the config's experiment sections).
     """
     run = json.loads(Path(run_json).read_text())
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments)
+    tables, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"],
@@ -181,7 +172,9 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
         "env": env,
         "seed_claims": reference.seed_variables(),
     }
-    write_text(md, text)
+    for name, path in (("provenance", provenance_md), ("versions", versions_md), ("hardware", hardware_md),
+                       ("experiment_times", experiment_times_md), ("rule_times", rule_times_md)):
+        write_text(path, tables[name])
     write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
-    write_text(banner, banner_fragment(config, run))
+    write_text(banner, banner_fragment(config))
     write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))

@@ -16,10 +16,12 @@ also run by ``make lint`` as ``python -m klvae.report.render --check report``): 
 inside TeX math (Quarto leaves it unexpanded) and ``{{{<`` (Quarto's escape for a literal
 shortcode).
 
-Besides the run's generated fragments, :func:`render` writes two of its own, about the render
-itself: ``_generated/render_banner.md`` (title page; empty unless the report is rendered from a
-results bundle, :mod:`klvae.bundle`) and ``_generated/render_methods.md`` (methods chapter: the
-render machine, and the bundle's file name and manifest hash when there is one).
+Besides the run's generated fragments, :func:`render` writes its own, about the render itself
+(:func:`render_notes`): ``_generated/render_banner.md`` (title page; empty unless the report is
+rendered from a results bundle, :mod:`klvae.bundle`), ``_generated/render_methods.md`` (methods
+chapter: the render machine, and the bundle when there is one) and ``_generated/render_table.md``
+(the bundle and the render machine, a table's body; empty without a bundle), and the ``render``
+variables. The sentences are in ``report/_render_*.qmd``, which those fragments include.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
 #: The fragments :func:`render` writes about the render itself (names inside the project).
 RENDER_BANNER = "_generated/render_banner.md"
 RENDER_METHODS = "_generated/render_methods.md"
+RENDER_TABLE = "_generated/render_table.md"
+#: The prose about the render (``report/``), included by :data:`RENDER_BANNER` and :data:`RENDER_METHODS`.
+RUN_QMD, BUNDLE_QMD, BUNDLE_BANNER_QMD = "_render_run.qmd", "_render_bundle.qmd", "_render_bundle_banner.qmd"
 #: The experiments' chapters, one include each, in the registry's order (``index.qmd`` includes it).
 RENDER_CHAPTERS = "_generated/experiments.qmd"
 INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
@@ -71,16 +76,19 @@ def merge_variables(paths: list[str]) -> dict:
 
 
 def assemble(sources: str | Path, build: str | Path, generated: dict[str, str], figures: list[str],
-             figures_root: str | Path, variables: list[str] = ()) -> Path:
+             figures_root: str | Path, variables: list[str] = (), extra_variables: dict | None = None) -> Path:
     """Lay out a renderable Quarto project in ``build``.
 
     Copies ``sources`` (the ``report/`` folder), the generated files (``{name in build:
-    path}``, e.g. ``{"_generated/e1.md": ...}``), the figures (kept at their path relative to
+    path}``, e.g. ``{"_generated/e1_losses.md": ...}``), the figures (kept at their path relative to
     ``figures_root``, under ``build/figures/``) and writes ``_variables.yml`` merged from
-    ``variables`` (for Quarto's ``{{< var >}}``).
+    ``variables`` and ``extra_variables`` (for Quarto's ``{{< var >}}``).
 
     Returns:
         ``build`` as a Path. The folder is recreated from scratch.
+
+    Raises:
+        ReportError: two sources define the same top-level variable.
     """
     build = Path(build)
     if build.exists():
@@ -95,7 +103,11 @@ def assemble(sources: str | Path, build: str | Path, generated: dict[str, str], 
         dst = build / "figures" / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fig, dst)
-    (build / "_variables.yml").write_text(yaml.safe_dump(merge_variables(list(variables)), sort_keys=False,
+    merged = merge_variables(list(variables))
+    clash = set(merged) & set(extra_variables or {})
+    if clash:
+        raise ReportError(f"variables {sorted(clash)} are defined by a chapter and by the render itself")
+    (build / "_variables.yml").write_text(yaml.safe_dump({**merged, **(extra_variables or {})}, sort_keys=False,
                                                          allow_unicode=True))
     return build
 
@@ -307,8 +319,8 @@ def render_quarto(build: Path, html: Path, pdf: Path, index: str = "index.qmd") 
 RENDERERS = {"pandoc": render_pandoc, "quarto": render_quarto}
 
 
-def render_notes(record: dict, bundle: dict | None = None) -> tuple[str, str]:
-    """The title-page banner and the methods paragraph about this render.
+def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, str], dict]:
+    """The fragments and variables about this render (the prose is in ``report/_render_*.qmd``).
 
     Args:
         record: :func:`klvae.report.provenance.render_record` of the rendering machine.
@@ -317,18 +329,19 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[str, str]:
             and ``created_utc``/``created_host`` (when and where it was packed).
 
     Returns:
-        ``(banner_md, methods_md)``; ``banner_md`` is empty without a bundle.
+        ``(fragments, variables)``: ``{`` :data:`RENDER_BANNER`: an include of
+        :data:`BUNDLE_BANNER_QMD` (empty without a bundle), :data:`RENDER_METHODS`: an include of
+        :data:`RUN_QMD` or :data:`BUNDLE_QMD`, :data:`RENDER_TABLE`: the body of the table of the
+        bundle and the render machine (empty without a bundle) ``}``, and ``{"render": ...}``:
+        ``host``, ``cpu``, ``logical_cpus``, ``os`` and ``when`` (``YYYY-MM-DD HH:MM:SS UTC``) of
+        the render, and with a bundle its ``bundle`` (file name) and ``manifest_sha256``.
     """
     when = record["rendered_utc"].replace("T", " ").replace("Z", " UTC")
-    machine = f"host `{record['host']}` ({record['CPU']}, {record['logical CPUs']} logical CPUs, {record['OS']})"
+    values = {"host": record["host"], "cpu": record["CPU"], "logical_cpus": record["logical CPUs"],
+              "os": record["OS"], "when": when}
     if bundle is None:
-        return "", (f"This report was rendered by rule `report_render` right after the run, on {machine}, "
-                    f"{when}.\n")
-    banner = ("::: {.callout-note}\n**Rendered from a results bundle.** This report was rendered on "
-              f"{machine}, {when}, from the bundle `{bundle['name']}` (manifest SHA-256 "
-              f"`{bundle['manifest_sha256']}`), with no training and no recomputation: every number and figure "
-              "comes from the bundle, whose members were all verified against its manifest before use. Where "
-              "and how the numbers were made is said above.\n:::\n")
+        return {RENDER_BANNER: "", RENDER_METHODS: f"{{{{< include /{RUN_QMD} >}}}}\n", RENDER_TABLE: ""}, \
+            {"render": values}
     rows = [["bundle file", f"`{bundle['name']}`"], ["bundle SHA-256", f"`{bundle['archive_sha256']}`"],
             ["manifest SHA-256", f"`{bundle['manifest_sha256']}`"],
             ["members (verified by SHA-256)", str(bundle["members"])],
@@ -337,13 +350,10 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[str, str]:
             ["render logical CPUs / memory", f"{record['logical CPUs']} / {record['memory']}"],
             ["render OS / Python", f"{record['OS']} / {record['python']}"],
             ["commit of the `report/` sources", f"`{record['git_commit']}`"]]
-    methods = ("This report was **rendered from a results bundle** (`make report BUNDLE=...`, `klvae.bundle`) on "
-               "another machine or at another time than the run: the tables, figures and generated text are the "
-               "run's, byte for byte (@tbl-render).\n\n"
-               + markdown_table(["render", "value"], rows,
-                                "The bundle this report was rendered from and the machine that rendered it.",
-                                "tbl-render", align="ll"))
-    return banner, methods
+    values.update(bundle=bundle["name"], manifest_sha256=bundle["manifest_sha256"])
+    return {RENDER_BANNER: f"{{{{< include /{BUNDLE_BANNER_QMD} >}}}}\n",
+            RENDER_METHODS: f"{{{{< include /{BUNDLE_QMD} >}}}}\n",
+            RENDER_TABLE: markdown_table(["render", "value"], rows, align="ll")}, {"render": values}
 
 
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
@@ -376,10 +386,10 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
     if renderer == "quarto" and not shutil.which("quarto"):
         raise ReportError("report.renderer is 'quarto' but the quarto command is not on PATH; "
                           "install Quarto or set report.renderer: pandoc")
-    project = assemble(sources, build, generated, figures, figures_root, variables)
-    banner, methods = render_notes(render_record(Path(sources).resolve().parent), bundle)
+    notes, render_values = render_notes(render_record(Path(sources).resolve().parent), bundle)
+    project = assemble(sources, build, generated, figures, figures_root, variables, render_values)
     included = "\n".join(f"{{{{< include /{c} >}}}}\n" for c in chapters)
-    for name, text in ((RENDER_BANNER, banner), (RENDER_METHODS, methods), (RENDER_CHAPTERS, included)):
+    for name, text in (*notes.items(), (RENDER_CHAPTERS, included)):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text)
     print(f"[report] rendering {project} with {renderer}", flush=True)

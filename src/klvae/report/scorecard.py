@@ -374,7 +374,11 @@ def _unbroken(value) -> str:
 
 def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
     """One experiment's claims: a pipe table (one row per claim) with caption and
-    ``{#tbl-scorecard-e1}``-style id; notes shared by rows are numbered under the table."""
+    ``{#tbl-scorecard-e1}``-style id; notes shared by rows are numbered under the table.
+
+    Unlike the other tables of the report, this one's caption is written here: there is one
+    table per registered experiment (an experiment added to the registry gets its table without
+    an edit of ``report/_scorecard.qmd``), so the tables and their captions are data."""
     notes: list[str] = []
     body = []
     for r in rows:
@@ -395,7 +399,7 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
                "{{< var made_by.report_scorecard >}}")
     table = markdown_table(["claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"], body,
-                           caption, f"tbl-scorecard-{experiment.lower()}", align="llrrrrlll")
+                           align="llrrrrlll") + f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
     listed = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
     return table + (f"\nNotes to @tbl-scorecard-{experiment.lower()}:\n\n{listed}" if notes else "")
 

@@ -9,11 +9,12 @@ The section is rendered from one of three sources (rule ``report_study``,
   ``make backend-study``);
 * ``none`` -- the study has not been run: a short paragraph with the command that runs it.
 
-The prose, the decision rule and the hypotheses are in the ``.qmd``; every number and every
-verdict comes from here, through ``{{< var study.* >}}`` variables and two generated fragments
-(``_generated/backend_study.md``: the comparison table and the figure;
-``_generated/backend_study_latent.md``: the latent-code evidence). Each hypothesis' verdict is
-computed by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras.
+The prose, the decision rule, the hypotheses and the tables' and figure's captions are in the
+``.qmd``; every number and every verdict comes from here, through ``{{< var study.* >}}``
+variables and generated fragments (``_generated/backend_study.md``: an include of the qmd that
+fits the source; ``_generated/study_backends.md`` and ``_generated/study_latent.md``: the bodies
+of the comparison table and of the latent-code evidence). Each hypothesis' verdict is computed
+by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras.
 """
 
 from __future__ import annotations
@@ -174,9 +175,9 @@ def verdicts(welch: pd.DataFrame, latent: pd.DataFrame, backends: list[str]) -> 
 
 
 def comparison_table(welch: pd.DataFrame, backends: list[str]) -> str:
-    """The section's main table: per c and quantity both backends' mean ± sd (n), the difference with
-    its 95 % Welch interval, the verdict, the seed's value and whether it is inside each backend's
-    prediction interval."""
+    """The body of the section's main table: per c and quantity both backends' mean ± sd (n), the
+    difference with its 95 % Welch interval, the verdict, the seed's value and whether it is inside
+    each backend's prediction interval."""
     a, b = backends
     rows = []
     for r in welch.itertuples(index=False):
@@ -187,16 +188,12 @@ def comparison_table(welch: pd.DataFrame, backends: list[str]) -> str:
                      f"{fmt_num(r[f'mean_{b}'])} ± {fmt_num(r[f'sd_{b}'])} ({r[f'n_{b}']})",
                      fmt_num(r["difference"]), f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
                      f"**{r['differ']}**", fmt_num(r["seed"]), seed_in if not pd.isna(r["seed"]) else "--"])
-    caption = (f"Test-set numbers after training, nats per image: mean ± sd (n runs) per backend, the difference "
-               f"{a} − {b} with its 95 % Welch interval, whether the backends differ by the decision rule, the "
-               f"seed's single run and whether it lies inside the 95 % prediction interval of {a} / {b}. "
-               "{{< var made_by.study_table >}}")
     return markdown_table(["c", "quantity", a, b, "difference", "95 % interval", "differ", "seed",
-                           "seed inside"], rows, caption, "tbl-study-backends", align="llrrrrlrl")
+                           "seed inside"], rows, align="llrrrrlrl")
 
 
 def latent_table(latent: pd.DataFrame) -> str:
-    """The latent-code evidence per c and backend (means ± sd over seeds)."""
+    """The body of the latent-code evidence table per c and backend (means ± sd over seeds)."""
     rows = []
     for r in latent.sort_values(["kl_weight", "backend"]).itertuples(index=False):
         r = r._asdict()
@@ -206,13 +203,8 @@ def latent_table(latent: pd.DataFrame) -> str:
                      _pct(r["mean_share"]), f"{fmt_num(r['z_mean_sd'])} ± {fmt_num(r['z_mean_sd_sd'])}",
                      fmt_num(r["z_log_var_median"]), f"{r['sigma_median']:.3g}",
                      f"{fmt_num(r['gap'])} ± {fmt_num(r['gap_sd'])}", str(int(r["n"]))])
-    caption = ("Latent-code evidence of the final models on the test set, mean ± sd over seeds: the KL divergence, "
-               "its mean part ½Σμ² and variance part ½Σ(σ² − 1 − log σ²) (nats per image), the mean part's share, "
-               "the sd of z_mean per axis (mean over the axes), the median z_log_var and the median posterior sd "
-               "σ = exp(½ · median z_log_var), the test − training loss gap, and the runs n. "
-               "{{< var made_by.study_table >}}")
     return markdown_table(["c", "backend", "KL", "½Σμ²", "variance part", "share", "z_mean sd", "median z_log_var",
-                           "median σ", "test − train", "n"], rows, caption, "tbl-study-latent", align="llrrrrrrrrr")
+                           "median σ", "test − train", "n"], rows, align="llrrrrrrrrr")
 
 
 def _backend_value(latent: pd.DataFrame, c: float, b: str, col: str) -> float:
@@ -244,10 +236,13 @@ def not_run_variables(command: str, settings: dict | None = None) -> dict:
 
 
 def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tuple[str, str, dict, bytes]:
-    """The two fragments, the variables and the figure's bytes from the study's files.
+    """The two table bodies, the variables and the figure's bytes from the study's files.
 
     Returns:
-        ``(main_md, latent_md, variables, png_bytes)``.
+        ``(backends_md, latent_md, variables, png_bytes)``: :func:`comparison_table`,
+        :func:`latent_table`, the ``study`` variables (among them ``source``, the sentence on
+        where the numbers come from, and ``backend_a``/``backend_b``, the compared backends in
+        the comparison table's order) and the loss curves' PNG.
     """
     welch = _csv(contents, "tables/backends.csv")
     runs = _csv(contents, "tables/runs.csv")
@@ -263,11 +258,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
             seconds.append((t["backend"], float(np.median(t["epoch_seconds"]))))
     per_backend = {b: float(np.median([s for x, s in seconds if x == b])) for b in backends
                    if any(x == b for x, _ in seconds)}
-    main = (f"Source of the numbers below: {where}.\n\n" + comparison_table(welch, backends) + "\n\n"
-            "![Training loss (dashed) and test loss (solid) per epoch, nats per image, for every run: each seed a "
-            "thin line, the mean over seeds of each backend a bold one; one panel per KL coefficient c. The test "
-            "loss of each epoch was computed after training from the weights saved at the end of that epoch. "
-            "{{< var made_by.study_figure >}}](figures/study/backend_losses.png){#fig-study-curves width=100%}\n")
+    main = comparison_table(welch, backends)
     diff_rows = welch[welch["quantity"].isin(["loss", "reconstruction_loss", "kl_loss"])]
     v = {
         "status": "bundle" if where.startswith("the committed") else "results", "source": where, "command": command,
@@ -275,7 +266,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
         "epochs": int(runs["epochs"].max()), "n_train": f"{int(runs['n_train'].max()):,}",
         "n_test": f"{int(runs['n_test'].max()):,}",
         "coefficients": ", ".join(fmt_coef(c) for c in sorted(runs["kl_weight"].unique())),
-        "backends": " and ".join(backends),
+        "backends": " and ".join(backends), "backend_a": backends[0], "backend_b": backends[1],
         "cpu_hours": f"{run.get('cpu_seconds', math.nan) / 3600:.2f}" if run.get("cpu_seconds") else NOT_RUN,
         "s_per_epoch": ", ".join(f"{b} {s:.1f} s" for b, s in per_backend.items()) or NOT_RUN,
         "n_differ": int((diff_rows["differ"] == "yes").sum()), "n_rows": len(diff_rows),
@@ -291,7 +282,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
                   f"h2_sigma_{b}": _sig(_backend_value(latent, 0.02, b, "sigma_median")),
                   f"h2_z_sd_{b}": _num(_backend_value(latent, 0.02, b, "z_mean_sd")),
                   f"h2_gap_{b}": _num(_backend_value(latent, 0.02, b, "gap"))})
-    return main, latent_table(latent) + "\n", v, contents[f"{STUDY_ROOT}/figures/losses.png"]
+    return main, latent_table(latent), v, contents[f"{STUDY_ROOT}/figures/losses.png"]
 
 
 #: The section's prose for each case (report/, included from the generated fragment).
@@ -357,16 +348,20 @@ def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | N
     return rows
 
 
-def write_study(md: str, latent_md: str, variables: str, source_kind: str, source_path: str | None = None,
+def write_study(md: str, backends_md: str, latent_md: str, variables: str, source_kind: str,
+                source_path: str | None = None,
                 figure: str | list[str] | None = None, command: str = "make backend-study",
                 settings: dict | None = None, spreads: str | None = None, e1_settings: dict | None = None) -> dict:
     """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
 
     Args:
-        md: output, ``_generated/backend_study.md`` (source, comparison table and figure; or the
-            paragraph saying the study has not been run and how to run it).
-        latent_md: output, ``_generated/backend_study_latent.md`` (the latent evidence table; empty
-            when not run).
+        md: output, ``_generated/backend_study.md``: an include of ``report/_backend_study_results.qmd``
+            (the source, the tables, the figure and the hypotheses, with their captions) or of
+            ``report/_backend_study_notrun.qmd`` (the study has not been run, and how to run it).
+        backends_md: output, ``_generated/study_backends.md``: the comparison table's body
+            (:func:`comparison_table`; empty when not run).
+        latent_md: output, ``_generated/study_latent.md``: the latent evidence table's body
+            (:func:`latent_table`; empty when not run).
         variables: output YAML with the ``study`` variables (:func:`study_fragments`,
             :func:`not_run_variables`) and the decision rules' thresholds.
         source_kind, source_path: :func:`choose_source`'s answer.
@@ -392,18 +387,20 @@ def write_study(md: str, latent_md: str, variables: str, source_kind: str, sourc
         text = f"{{{{< include /{NOT_RUN_QMD} >}}}}\n"  # the prose is in report/ (relative to the project root)
         values = {**not_run_variables(command, settings), **thresholds}
         write_text(md, text)
+        write_text(backends_md, "")
         write_text(latent_md, "")
         spread_rows = []
     else:
         if figure is None:
             raise ValueError("the study has results but no figure path was given for the report")
         contents, where = read_source(source_kind, source_path)
-        text, latent_text, values, png = study_fragments(contents, where, command)
+        backends_text, latent_text, values, png = study_fragments(contents, where, command)
         label = Path(source_path).name if source_kind == "bundle" else f"{source_path}/study/backend"
         spread_rows = study_spreads(contents, f"the backend study ({label})", e1_settings)
-        text = text.rstrip("\n") + f"\n\n{{{{< include /{RESULTS_QMD} >}}}}\n"  # results, hypotheses: report/
+        text = f"{{{{< include /{RESULTS_QMD} >}}}}\n"  # the prose, captions, hypotheses: report/
         values.update(thresholds)
         write_text(md, text)
+        write_text(backends_md, backends_text)
         write_text(latent_md, latent_text)
         Path(figure).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(figure).with_name(Path(figure).stem + ".tmp.png")

@@ -1,8 +1,8 @@
 """The report's summary page: scope, verdict counts per experiment, headline findings, compute used.
 
 Reads only files the pipeline wrote (the scorecard CSV of rule ``report_scorecard`` and the
-run variables of rule ``report_methods``) and writes data: a markdown fragment with two tables
-and YAML variables. The sentences around them live in ``report/_summary.qmd``.
+run variables of rule ``report_methods``) and writes data: the bodies of two tables and YAML
+variables. The sentences around them and the tables' captions live in ``report/_summary.qmd``.
 
 Headline findings are picked by a fixed rule, decided before looking at any run
 (:func:`headline_findings`): the claims that differ most from the seed's number, then the ones
@@ -87,23 +87,19 @@ def verdict_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["experiment", "claims", *verdicts], body
 
 
-def summary_markdown(rows: list[dict]) -> str:
-    """The summary fragment: the verdict counts (``{#tbl-summary-verdicts}``) and the headline
-    findings (``{#tbl-summary-headlines}``), each claim linked to its experiment's chapter."""
+def summary_markdown(rows: list[dict]) -> dict[str, str]:
+    """The summary's table bodies: ``verdicts``, the verdict counts (``@tbl-summary-verdicts``), and
+    ``headlines``, the headline findings (``@tbl-summary-headlines``), each claim linked to its
+    experiment's chapter."""
     header, body = verdict_table(rows)
-    md = markdown_table(header, body, "Verdicts per experiment on this run (the scorecard, @sec-scorecard, has one "
-                        "row per claim). {{< var made_by.report_summary >}}", "tbl-summary-verdicts",
-                        align="l" + "r" * (len(header) - 1))
+    verdicts = markdown_table(header, body, align="l" + "r" * (len(header) - 1))
     heads = headline_findings(rows)
     h_body = [[r["kind"], f"[{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')})", r["claim"],
                r["compared"], str(r["seed_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
                r["verdict"]] for r in heads]
-    md += "\n" + markdown_table(["finding", "experiment", "claim", "compared", "seed", "ours", "unit", "difference",
-                                 "verdict"], h_body,
-                                "Headline findings, picked by a fixed rule: the two claims that differ most from "
-                                "the seed's number and the two reproduced most closely, by relative difference. "
-                                "{{< var made_by.report_summary >}}", "tbl-summary-headlines", align="lllllrrrl")
-    return md
+    headlines = markdown_table(["finding", "experiment", "claim", "compared", "seed", "ours", "unit", "difference",
+                                "verdict"], h_body, align="lllllrrrl")
+    return {"verdicts": verdicts, "headlines": headlines}
 
 
 def code_version(run: dict) -> str:
@@ -113,14 +109,16 @@ def code_version(run: dict) -> str:
     return str(packages.get("klvae") or "unknown")
 
 
-def write_summary(scorecard: str, methods_variables: str, md: str, variables: str, run_json: str | None = None) -> None:
-    """Rule ``report_summary``: the summary page's tables and variables.
+def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, headlines_md: str, variables: str,
+                  run_json: str | None = None) -> None:
+    """Rule ``report_summary``: the summary page's table bodies and variables.
 
     Args:
         scorecard: rule ``report_scorecard``'s CSV (one row per claim).
         methods_variables: rule ``report_methods``' YAML (``env.cpu_minutes``, ``env.cpu``,
             ``env.gpu``, ``env.job_minutes``).
-        md: output markdown fragment (:func:`summary_markdown`).
+        verdicts_md, headlines_md: output pipe tables (:func:`summary_markdown`): claims per
+            verdict and experiment; the headline findings. Their captions are in ``report/_summary.qmd``.
         variables: output YAML: ``summary.n_posts``, ``n_experiments``, ``n_claims``,
             ``n_verdicts`` (claims judged reproduced or differs), ``n_reproduced``,
             ``n_differs``, ``cpu_hours`` (CPU time of every job, hours, 2 decimals),
@@ -134,7 +132,9 @@ def write_summary(scorecard: str, methods_variables: str, md: str, variables: st
     frame = pd.read_csv(scorecard, dtype=str, keep_default_na=False)
     rows = frame.to_dict("records")
     env = (yaml.safe_load(open(methods_variables)) or {}).get("env", {})
-    write_text(md, summary_markdown(rows))
+    tables = summary_markdown(rows)
+    write_text(verdicts_md, tables["verdicts"])
+    write_text(headlines_md, tables["headlines"])
     verdicts = [r["verdict"] for r in rows]
 
     def hours(minutes) -> str:

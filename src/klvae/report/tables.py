@@ -1,4 +1,13 @@
-"""Markdown tables with Quarto/pandoc captions and cross-reference ids."""
+"""Markdown pipe tables for the report's generated fragments.
+
+A fragment holds a table's body only. Its caption and cross-reference id are prose and live in
+the chapter (``report/_*.qmd``), on the line after the include, in Quarto's and pandoc 3's
+table caption syntax::
+
+    {{< include /_generated/e1_losses.md >}}
+
+    : E1 test-set losses ... {{< var made_by.e1_table >}} {#tbl-e1-losses}
+"""
 
 from __future__ import annotations
 
@@ -19,22 +28,20 @@ def fmt_num(x, digits: int = 2) -> str:
     return f"{xf:,.{digits}f}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence], caption: str, label: str,
-                   align: str | None = None) -> str:
-    """A pipe table with ``: caption {#tbl-label}`` (Quarto's and pandoc 3's table caption syntax).
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str | None = None) -> str:
+    """A pipe table without caption: header, separator and one line per row, ending in a newline.
+
+    The chapter that includes it writes the caption and the ``{#tbl-...}`` id after it (see the
+    module's docstring).
 
     Args:
         header: column titles.
         rows: cells, already formatted as strings (other values are ``str()``-ed).
-        caption: the caption text (markdown).
-        label: cross-reference id; must start with ``tbl-``.
         align: one character per column, ``l``, ``r`` or ``c`` (default: all right except the first).
 
     Raises:
-        ValueError: if ``label`` does not start with ``tbl-`` or a row has the wrong length.
+        ValueError: a row has the wrong length.
     """
-    if not label.startswith("tbl-"):
-        raise ValueError(f"table label {label!r} must start with 'tbl-'")
     n = len(header)
     align = align or ("l" + "r" * (n - 1))
     cells = []
@@ -59,4 +66,4 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], caption: str
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(marks[a](k) for a, k in zip(align, dashes, strict=True)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in cells]
-    return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,121 @@
+"""The facts listed under the chapters' tables: Python computes their numbers (variables), the
+chapter (report/*.qmd) words them. Checked on small tables, through the chapter's own text."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from conftest import REPO
+from klvae.report.render import expand_shortcodes
+
+SEED = {0.0: 141.54, 0.02: 143.99, 1.0: 160.0}  # the seed's test losses of the rows below (any numbers)
+
+
+def _e1_table(path: Path, coefficients=(0.0, 0.02, 1.0), kl=(38.0, 12.5, 13.0), replicates=1) -> Path:
+    n = len(coefficients)
+    frame = pd.DataFrame({
+        "kl_weight": coefficients, "loss": [150.0, 148.25, 170.5][:n], "reconstruction_loss": [110.0, 134.0, 157.5][:n],
+        "kl_loss": kl, "loss_sd": [0.5] * n, "reconstruction_loss_sd": [0.5] * n, "kl_loss_sd": [0.5] * n,
+        "replicates": [replicates] * n, "seed_loss": [SEED.get(c, np.nan) for c in coefficients],
+        "seed_reconstruction": [100.0] * n, "seed_kl": [40.0] * n, "epochs": [2] * n, "n_train": [3000] * n,
+        "n_test": [1000] * n})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _latents(folder: Path, spreads: dict[float, float]) -> list[str]:
+    paths = []
+    for c, sd in spreads.items():
+        z = np.array([[-sd, -sd], [sd, sd]])  # population sd of each axis: sd
+        path = folder / f"latent_c{c:g}.npz"
+        np.savez(path, z_mean=z, kl_weight=np.float64(c))
+        paths.append(str(path))
+    return paths
+
+
+def _chapter(name: str, variables: dict, fragments: dict[str, str], tmp: Path) -> str:
+    """A chapter of report/ as the pandoc path expands it, with the given variables and fragments
+    (every made_by.<rule> it names stands for itself)."""
+    build = tmp / "build"
+    shutil.copytree(REPO / "report", build)
+    for frag, text in fragments.items():
+        (build / "_generated" / frag).parent.mkdir(parents=True, exist_ok=True)
+        (build / "_generated" / frag).write_text(text)
+    text = (build / name).read_text()
+    made_by = {r: f"(rule {r})" for r in re.findall(r"\{\{< var made_by\.([a-z0-9_]+) >\}\}", text)}
+    return expand_shortcodes(build / name, {**variables, "made_by": made_by})
+
+
+def _e1_chapter(tmp: Path, coefficients, kl, spreads, replicates=1) -> tuple[dict, str, str]:
+    from klvae.report.e1 import write_e1
+
+    settings = {"batch_size": 128, "learning_rate": 0.001, "reference_samples": 5000, "manifold_n": 30,
+                "manifold_limit": 3.0, "intermediate_dim": 512}
+    table = _e1_table(tmp / "e1_losses.csv", coefficients, kl, replicates)
+    write_e1(str(tmp / "e1_losses.md"), str(tmp / "e1.vars.yml"), str(table), _latents(tmp, spreads), settings)
+    values = yaml.safe_load((tmp / "e1.vars.yml").read_text())
+    body = (tmp / "e1_losses.md").read_text()
+    return values["e1"], body, _chapter("_e1.qmd", values, {"e1_losses.md": body}, tmp)
+
+
+def test_e1_facts_are_worded_in_the_chapter_with_the_runs_numbers(tmp_path):
+    e1, body, raw = _e1_chapter(tmp_path, (0.0, 0.02, 1.0), (38.0, 12.5, 13.0), {0.0: 3.5, 0.02: 1.25, 1.0: 0.75},
+                                replicates=3)
+    text = " ".join(raw.split())
+    assert "{#tbl-" not in body and body.startswith("| c | loss |") and "150.00 ± 0.50" in body
+    assert (e1["kl_steps"], e1["kl_falls"], e1["kl_not_falling"]) == (2, 1, "0.02 → 1")
+    assert ("The KL divergence on the test set is 38.00 nats at $c$ = 0 and 13.00 nats at $c$ = 1; from one "
+            "coefficient to the next larger one it falls 1 of 2 times (steps where it rises or stays: 0.02 → 1).") \
+        in text
+    assert "The reconstruction loss is lowest at $c$ = 0 (110.00 nats) and highest at $c$ = 1 (157.50 nats)." in text
+    assert "The lowest total test loss, 148.25 nats, is reached at $c$ = 0.02." in text
+    assert "is 3.50 at $c$ = 0 and 0.75 at $c$ = 1; at $c$ = 1 it is 0.75." in text
+    # |ours - seed|: 8.46, 4.26, 10.50 -> the largest at c = 1, the median 8.46
+    assert ("The largest difference from the seed's test loss is 10.50 nats, at $c$ = 1 (ours 170.50, seed 160.00); "
+            "the median absolute difference is 8.46 nats.") in text
+    # the table, then its caption with the run's counts
+    assert re.search(r"\| 1 \| 170\.50 ± 0\.50 .*\|\n\n+: E1 test-set losses \(nats per image, 1,000 test images\) "
+                     r"after 2 epochs on 3,000 training images, .*\(rule e1_table\) \{#tbl-e1-losses\}\n", raw)
+    assert "Training runs per coefficient, each from its own seed: 3 (with several" in text
+    assert "{{<" not in text
+
+
+def test_e1_facts_hold_without_c_1_and_without_the_seeds_numbers(tmp_path):
+    e1, _, raw = _e1_chapter(tmp_path, (0.5, 2.0), (5.0, 1.0), {0.5: 0.9, 2.0: 0.4})
+    text = " ".join(raw.split())
+    assert e1["kl_not_falling"] == "none" and "it falls 1 of 1 times (steps where it rises or stays: none)" in text
+    assert "at $c$ = 1 it is n/a (c = 1 not trained)." in text
+    assert "The largest difference from the seed's test loss is n/a nats" in text
+    assert "Training runs per coefficient, each from its own seed: 1 (" in text
+
+
+def _e2_metrics(path: Path, epochs: int, losses: dict[tuple[int, str], float]) -> Path:
+    rows = [{"z_dim": z, "strategy": s, "test_loss": v, "test_reconstruction_loss": v - 0.01, "test_kl_loss": 1.5,
+             "test_loss_minus_reference": 0.0, "s_per_epoch_median": 12.0, "epochs": epochs, "n_train": 1024,
+             "n_test": 512} for (z, s), v in losses.items()]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_e2_metrics_facts_the_groups_per_z_dim_and_the_seed_logs_run(tmp_path):
+    from klvae.report.e2 import metrics_table
+
+    losses = {(2, "end_layer"): 0.25, (2, "model_add_loss"): 0.25, (12, "end_layer"): 0.2,
+              (12, "model_add_loss"): 0.21}
+    texts, v = metrics_table(str(_e2_metrics(tmp_path / "m.csv", 1, losses)), seed_log_epochs=6)
+    assert texts["metrics"].startswith("| z_dim | strategy |") and "{#tbl-" not in texts["metrics"]
+    facts = texts["metrics_facts"].splitlines()
+    assert facts[0] == "- At z_dim 2 all strategies end with the same test loss, to the last bit."
+    assert facts[1].startswith("- At z_dim 12 the strategies form 2 groups with bit-identical test losses")
+    assert (v["vii_log_epoch"], v["vii_log_z_dim"], v["vii_run_epochs"], v["epochs"]) == (6, 12, 6, 1)
+    # a profile that trains longer than the seed's log needs no extra run: its own epochs
+    _, v = metrics_table(str(_e2_metrics(tmp_path / "m37.csv", 37, losses)), seed_log_epochs=6)
+    assert v["vii_run_epochs"] == 37
+    _, v = metrics_table(str(_e2_metrics(tmp_path / "m0.csv", 1, {(2, "end_layer"): 0.25})), seed_log_epochs=6)
+    assert v["vii_run_epochs"] == "n/a"  # model_add_loss at z_dim 12 not trained
