@@ -13,7 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"  # the Snakemake workflow catalog's layout
-QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
+#: The quick profile's results folder, relative to a run's working folder (klvae.layout: results/<profile>/).
+QUICK = Path("results/quick")
+QUICK_TARGETS = [str(QUICK / "report/klvae.html"), str(QUICK / "report/klvae.pdf")]
 BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUICK_TARGETS, run_snakemake, seed_raw_data
+from conftest import QUICK, QUICK_TARGETS, run_snakemake, seed_raw_data
 from klvae.io import weights_digest
 
-#: Outputs that hold times measured on this machine (they differ between any two runs), relative to results/.
+#: Outputs that hold times measured on this machine (they differ between any two runs), relative to
+#: the profile's results folder.
 MEASURED_TIMES = {
     "tables/e2_timing.csv": "E2 timing benchmark (ms/step windows, RSS)",
     "tables/e2_timing_windows.csv": "E2 timing benchmark, per window",
@@ -49,7 +50,7 @@ def second_run(quick_run, tmp_path_factory) -> Path:
 
 
 def _files(root: Path, pattern: str) -> list[str]:
-    return sorted(str(p.relative_to(root / "results")) for p in (root / "results").rglob(pattern)
+    return sorted(str(p.relative_to(root / QUICK)) for p in (root / QUICK).rglob(pattern)
                   if "benchmarks" not in p.parts)
 
 
@@ -67,10 +68,10 @@ def test_trained_weights_are_bitwise_identical(quick_run, second_run):
     trained = [m for m in models if m.endswith("model.keras")]
     assert len(trained) >= 8 + 10 + 2, trained  # E1 per c, E2 per strategy and z_dim, E3 VAE and AE
     differ = [m for m in models
-              if weights_digest(quick_run / "results" / m) != weights_digest(second_run / "results" / m)]
+              if weights_digest(quick_run / QUICK / m) != weights_digest(second_run / QUICK / m)]
     assert not differ, f"weights differ between two clean quick runs: {differ}"
     inits = _files(quick_run, "*.weights.h5")
-    assert inits and all(weights_digest(quick_run / "results" / w) == weights_digest(second_run / "results" / w)
+    assert inits and all(weights_digest(quick_run / QUICK / w) == weights_digest(second_run / QUICK / w)
                          for w in inits)
 
 
@@ -83,7 +84,7 @@ def test_csvs_are_identical(quick_run, second_run):
     for rel in csvs:
         if rel in MEASURED_TIMES:
             continue
-        a, b = quick_run / "results" / rel, second_run / "results" / rel
+        a, b = quick_run / QUICK / rel, second_run / QUICK / rel
         if rel in TIME_COLUMNS:
             same = pd.read_csv(a).drop(columns=TIME_COLUMNS[rel]).equals(pd.read_csv(b).drop(columns=TIME_COLUMNS[rel]))
         else:
@@ -102,7 +103,7 @@ def test_arrays_are_identical(quick_run, second_run):
                          _files(second_run, "*.npz") + _files(second_run, "*.npy"))
     differ = []
     for rel in arrays:
-        a, b = np.load(quick_run / "results" / rel), np.load(second_run / "results" / rel)
+        a, b = np.load(quick_run / QUICK / rel), np.load(second_run / QUICK / rel)
         if rel.endswith(".npy"):
             same = a.dtype == b.dtype and np.array_equal(a, b)
         else:

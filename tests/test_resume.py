@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEFILE, run_snakemake, seed_raw_data
+from conftest import QUICK, REPO, SNAKEFILE, run_snakemake, seed_raw_data
 from klvae.io import weights_digest
 
-RUN = Path("results/e1/r0/c1")
+RUN = QUICK / "e1/r0/c1"
 TARGET = str(RUN / "metrics.json")
 
 

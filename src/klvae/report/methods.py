@@ -14,6 +14,7 @@ import yaml
 from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
+from klvae.layout import results_dir
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
 
@@ -65,12 +66,15 @@ def deviations_fragment(config: dict, paper_config: str, schema: str, experiment
 
 
 def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, run: dict,
-                     benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> tuple[str, dict]:
+                     benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None,
+                     results_shown: str | None = None) -> tuple[str, dict]:
     """Data provenance, software versions, hardware and per-rule wall time tables.
 
     ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
-    Keras backend, host, date and commit of the machine that made the numbers. Returns the
+    Keras backend, host, date and commit of the machine that made the numbers. ``results_shown``:
+    the run's results folder as the run names it (default ``results/<profile>``). Returns the
     markdown and the ``env`` variables."""
+    results_shown = results_shown or results_dir(config["profile"])
     prov = json.loads(Path(mnist_provenance).read_text())
     data_rows = [["source", f"`{prov['source']}`"]]
     for key in ("file", "sha256", "member", "member_sha256", "folder"):
@@ -87,7 +91,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     versions = run["versions"]
     md += "\n" + markdown_table(["package", "version"], [[k, v] for k, v in versions.items()],
                                 "Software versions of the environment that made the numbers, recorded at the end of "
-                                "the run (every installed package is in `results/report/generated/run.json`). "
+                                f"the run (every installed package is in `{results_shown}/report/generated/run.json`). "
                                 "{{< var made_by.report_methods >}}", "tbl-versions", align="ll")
     hw = run["hardware"]
     hw_rows = [["Keras backend", f"**{run['keras_backend']}**"], ["host", f"`{run['host']}`"],
@@ -158,7 +162,8 @@ def banner_fragment(config: dict, run: dict | None = None) -> str:
 
 def write_methods(md: str, deviations: str, banner: str, variables: str, run_json: str, mnist_provenance: str,
                   config: dict, paper_config: str, schema: str, benchmarks_dir: str,
-                  benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> None:
+                  benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None,
+                  results_shown: str | None = None) -> None:
     """Rule ``report_methods``: provenance, versions, hardware and per-rule times (``md``), the
     settings that differ from the seeds' (``deviations``), the title-page banner (``banner``: where,
     when, on what, with which Keras backend and commit; the quick-profile warning) and the run-wide
@@ -168,15 +173,18 @@ def write_methods(md: str, deviations: str, banner: str, variables: str, run_jso
     ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
     host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
     fragments come out when the report is rendered later, elsewhere, from a results bundle
-    (``benchmarks_shown``: the benchmark folder as the run named it, for the captions).
+    (``benchmarks_shown``, ``results_shown``: the benchmark folder and the results folder as the run
+    named them, ``results/<profile>/...``, for the captions and the ``results_dir`` variable).
     ``experiments``: the experiment registry's names (``e1``, ...), for the per-experiment times
     and the settings table (default: the config's experiment sections).
     """
     run = json.loads(Path(run_json).read_text())
-    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments)
+    results_shown = results_shown or results_dir(config["profile"])
+    text, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments,
+                                 results_shown)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
-        "profile": config["profile"], "seed": config["seed"],
+        "profile": config["profile"], "seed": config["seed"], "results_dir": results_shown,
         "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
         "env": env,
         "seed_claims": reference.seed_variables(),
