@@ -51,7 +51,7 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
     assert (e1 / "init.weights.h5").is_file()
     for c in COEFS:
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
-            assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/r0/c{c}/{name}"
+            assert (e1 / f"c{c}" / name).is_file(), f"missing {QUICK}/e1/r0/c{c}/{name}"
         metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
         assert metrics["kl_weight"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
         hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
