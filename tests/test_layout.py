@@ -108,6 +108,33 @@ def test_the_workflow_stops_before_anything_runs_next_to_an_old_layout_run(tmp_p
     assert layout.old_layout_message(tmp_path / "results") is None
 
 
+def test_the_backend_studys_old_results_go_to_its_own_folder_with_the_mnist_it_was_trained_on(tmp_path):
+    """`make backend-study` wrote results/study/ (its benchmarks under benchmarks/backend_study/) beside the
+    default run: moved to results/backend_study/, with the MNIST arrays (copied, mtimes kept) so that
+    Snakemake does not train the study again."""
+    results = _old_run(tmp_path)
+    for rel in ("study/backend/tables/runs.csv", "benchmarks/backend_study/study_train/jax_s1_c0.tsv",
+                "logs/backend_study/study_table.log", "data/mnist.npz", "data/mnist_provenance.json"):
+        (results / rel).parent.mkdir(parents=True, exist_ok=True)
+        (results / rel).write_text("x\n")
+    (results / "report/generated/run.json").unlink()  # no run record: the benchmark folder besides the study's
+    (results / "benchmarks/quick/e1_table.tsv").unlink()
+    (results / "benchmarks/quick").rmdir()
+    assert layout.old_layout_profile(results) == "default"
+    msg = layout.old_layout_message(results)
+    commands = [ln.strip() for ln in msg.splitlines() if ln.startswith("    ")]
+    subprocess.run(["bash", "-euc", "\n".join(commands)], cwd=tmp_path, check=True)
+    study = results / "backend_study"
+    assert (study / "study/backend/tables/runs.csv").is_file() and (study / "logs/study_table.log").is_file()
+    assert (study / "benchmarks/study_train/jax_s1_c0.tsv").is_file()
+    for name in ("mnist.npz", "mnist_provenance.json"):
+        a, b = results / "default/data" / name, study / "data" / name
+        assert a.read_bytes() == b.read_bytes() and a.stat().st_mtime == b.stat().st_mtime
+    assert (results / "default/e1/r0/c0/metrics.json").is_file() and not (results / "default/study").exists()
+    subprocess.run(["rm", "-r", "results/benchmarks", "results/logs"], cwd=tmp_path, check=True)
+    assert layout.old_layout_message(results) is None
+
+
 def test_no_profile_is_named_like_a_folder_of_the_old_layout_or_a_shared_one():
     """A profile's folder can never be taken for an old run's, a bundle render's or another folder of
     results/ (the schema's profile names)."""

@@ -24,6 +24,8 @@ RESULTS_ROOT = "results"
 OLD_TOP = ("e1", "e2", "e3", "data", "figures", "tables", "report", "study", "benchmarks", "logs")
 #: Old-layout folders that were split by profile already (``results/benchmarks/<profile>/``).
 OLD_PER_PROFILE = ("benchmarks", "logs")
+#: The profile of ``make backend-study``, whose old results (``results/study/``) go to its own folder.
+STUDY_PROFILE = "backend_study"
 
 
 def results_dir(profile: str, root: str = RESULTS_ROOT) -> str:
@@ -38,7 +40,7 @@ def old_layout(root: str | Path = RESULTS_ROOT) -> list[str]:
 
 def old_layout_profile(root: str | Path = RESULTS_ROOT) -> str | None:
     """The profile of the old-layout run in ``root``: its run record's, else the only folder of
-    ``benchmarks/``; None when neither says."""
+    ``benchmarks/`` (besides the backend study's); None when neither says."""
     record = Path(root) / "report" / "generated" / "run.json"
     try:
         profile = json.loads(record.read_text()).get("profile")
@@ -48,7 +50,37 @@ def old_layout_profile(root: str | Path = RESULTS_ROOT) -> str | None:
         return str(profile)
     bench = Path(root) / "benchmarks"
     folders = sorted(d.name for d in bench.iterdir() if d.is_dir()) if bench.is_dir() else []
-    return folders[0] if len(folders) == 1 else None
+    runs = [f for f in folders if f != STUDY_PROFILE] or folders  # the backend study's are its own
+    return runs[0] if len(runs) == 1 else None
+
+
+def _move_commands(root: Path, found: list[str], old: str | None) -> list[str]:
+    """The shell commands that move an old-layout run (``found`` in ``root``, of profile ``old``) to
+    ``root/<profile>/``; the backend study's results (``study/``, made by the backend_study
+    profile) to ``root/backend_study/`` with a copy of the MNIST arrays it was trained on, so that
+    it is not trained again."""
+    q = lambda p: shlex.quote(str(p))  # noqa: E731
+    target = root / (old or "<profile>")
+    study_apart = "study" in found and old != STUDY_PROFILE
+    moved = [root / n for n in found if n not in OLD_PER_PROFILE and not (n == "study" and study_apart)]
+    lines = [f"mkdir -p {q(target)}"]
+    if moved:
+        lines.append(f"mv {' '.join(q(p) for p in moved)} {q(target)}/")
+    for name in OLD_PER_PROFILE:
+        if name in found and (old is None or (root / name / old).is_dir()):
+            lines.append(f"mv {q(root / name / (old or '<profile>'))} {q(target / name)}")
+    if "report" in found:  # Snakemake keeps its records by path: the moved fragments would not be remade
+        gen = f"{q(target)}/report/generated"
+        lines.append(f"rm -f {gen}/*.md {gen}/*.vars.yml    # the report's text, remade naming the new folder")
+    if study_apart:
+        study = root / STUDY_PROFILE
+        lines += [f"mkdir -p {q(study)}/data", f"mv {q(root / 'study')} {q(study)}/"]
+        lines += [f"mv {q(root / name / STUDY_PROFILE)} {q(study / name)}" for name in OLD_PER_PROFILE
+                  if (root / name / STUDY_PROFILE).is_dir()]
+        if "data" in found:
+            lines.append(f"cp -p {q(target)}/data/mnist.npz {q(target)}/data/mnist_provenance.json {q(study)}/data/"
+                         "    # the study's MNIST, so it is not trained again")
+    return lines
 
 
 def old_layout_message(root: str | Path = RESULTS_ROOT, profile: str | None = None) -> str | None:
@@ -72,21 +104,13 @@ def old_layout_message(root: str | Path = RESULTS_ROOT, profile: str | None = No
         return None
     root = Path(root)
     old = old_layout_profile(root)
-    target = root / (old or "<profile>")
-    q = lambda p: shlex.quote(str(p))  # noqa: E731
-    moved = [root / name for name in found if name not in OLD_PER_PROFILE]
-    lines = [f"mkdir -p {q(target)}"]
-    if moved:
-        lines.append(f"mv {' '.join(q(p) for p in moved)} {q(target)}/")
-    for name in OLD_PER_PROFILE:
-        if name in found:
-            lines.append(f"mv {q(root / name / (old or '<profile>'))} {q(target / name)}")
-    if "report" in found:  # Snakemake keeps its records by path: the moved fragments would not be remade
-        gen = f"{q(target)}/report/generated"
-        lines.append(f"rm -f {gen}/*.md {gen}/*.vars.yml    # the report's text, remade naming the new folder")
+    lines = _move_commands(root, found, old)
     leftovers = [f"{root / name}/" for name in OLD_PER_PROFILE if name in found]
-    whose = (f"It is a {old}-profile run; move it into that profile's folder first:" if old
-             else "Its profile is not recorded; move it into its profile's folder first (put the name for <profile>):")
+    whose = (f"It is a {old}-profile run; move it into that profile's folder first" if old
+             else "Its profile is not recorded; move it into its profile's folder first (put the name for <profile>)")
+    if "study" in found and old != STUDY_PROFILE:
+        whose += f", and the backend study's results into {root / STUDY_PROFILE}/"
+    whose += ":"
     running = (f" This {profile} run would not see it: it writes to {root / profile}/ and would train everything anew."
                if profile else "")
     after = ("\n\nthen remove what is left in " + " and ".join(leftovers)
