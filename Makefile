@@ -2,10 +2,12 @@
 #   make report   creates .venv if missing, runs the default profile, renders the report
 #   make test     creates .venv if missing, runs the test suite
 # PROFILE=quick|default|paper selects config/$(PROFILE).yaml; CORES=N limits the cores used.
-#   make bundle                  packs the finished run's small outputs into results/bundle/*.tar.gz
+# Each profile has its own results folder, results/$(PROFILE)/ (models, figures, report, ...).
+#   make bundle                  packs the finished run's small outputs into results/$(PROFILE)/bundle/*.tar.gz
 #   make report BUNDLE=<archive> renders the report from such a bundle (verified; nothing is trained)
 #   make compare A=<archive> B=<archive>  every number of two bundles side by side (B against A's interval)
-#   make backend-study           runs the backend study (config/backend_study.yaml over config/default.yaml)
+#   make backend-study           runs the backend study (config/backend_study.yaml over config/default.yaml),
+#                                into results/backend_study/
 #   make study-bundle            packs it into bundles/backend-study-<commit>.tar.gz (commit that file)
 
 PYTHON  ?= python3
@@ -18,18 +20,23 @@ B       ?=
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.klvae-installed
 SNAKE_OPTS = --cores $(CORES) --configfile config/$(PROFILE).yaml
+# The profile's results folder (klvae.layout): everything a run of this profile writes, named by
+# the config's `profile:` key (config/mine.yaml with `profile: custom` writes to results/custom/).
+RUN_PROFILE := $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' config/$(PROFILE).yaml 2>/dev/null)
+RESULTS  = results/$(or $(RUN_PROFILE),$(PROFILE))
+REPORT   = $(RESULTS)/report/klvae.html $(RESULTS)/report/klvae.pdf
 
 .PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle snakemake-report
 
 help:
-	@echo "make report [PROFILE=quick|default|paper]  -> results/report/klvae.html and klvae.pdf"
+	@echo "make report [PROFILE=quick|default|paper]  -> results/<profile>/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
-	@echo "make bundle                                 -> results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
+	@echo "make bundle [PROFILE=...]                   -> results/<profile>/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
 	@echo "make report BUNDLE=<archive>                -> the report rendered from a bundle, in results/from_bundle/<name>/report/"
 	@echo "make compare A=<archive> B=<archive>        -> every metric and scorecard number of two bundles, B against A's interval"
-	@echo "make backend-study                          -> the backend study (TensorFlow vs JAX, 5 seeds): results/study/backend/"
+	@echo "make backend-study                          -> the backend study (TensorFlow vs JAX, 5 seeds): results/backend_study/study/backend/"
 	@echo "make study-bundle                           -> bundles/backend-study-<commit>.tar.gz of the finished study"
-	@echo "make snakemake-report [PROFILE=...]         -> results/report/snakemake-report.zip: Snakemake's own report (figures by experiment, rule graph, run times)"
+	@echo "make snakemake-report [PROFILE=...]         -> results/<profile>/report/snakemake-report.zip: Snakemake's own report (figures by experiment, rule graph, run times)"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
 	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
@@ -50,8 +57,8 @@ $(STAMP): requirements.lock pyproject.toml
 ifeq ($(strip $(BUNDLE)),)
 report: $(STAMP)
 	@echo ">>> running the $(PROFILE) profile (config/$(PROFILE).yaml); progress below, logs in .snakemake/log/"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS)
-	@echo ">>> report: results/report/klvae.html and results/report/klvae.pdf"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(REPORT) $(SNAKE_OPTS)
+	@echo ">>> report: $(RESULTS)/report/klvae.html and $(RESULTS)/report/klvae.pdf"
 else
 # Render from a results bundle (klvae.bundle; Snakefile bundle mode, workflow/rules/bundle.smk):
 # every member is verified against the bundle's manifest first; only report_render runs.
@@ -62,10 +69,10 @@ report: $(STAMP)
 	@echo ">>> report: $(BUNDLE_OUT)/report/klvae.html and $(BUNDLE_OUT)/report/klvae.pdf"
 endif
 
-# Pack the finished run in results/ (tables, metrics, figures, fragments, provenance; no models
-# or data) into results/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).
+# Pack the finished run in results/$(PROFILE)/ (tables, metrics, figures, provenance; no models
+# or data) into results/$(PROFILE)/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).
 bundle: $(STAMP)
-	$(BIN)/python -m klvae.bundle create --results results --out-dir results/bundle
+	$(BIN)/python -m klvae.bundle create --results $(RESULTS) --out-dir $(RESULTS)/bundle
 
 # Two bundles side by side (klvae.bundle_compare): every table value and scorecard number, B - A,
 # and whether B lies in A's 95 % prediction interval where A has n >= 2 runs. Both are verified first.
@@ -75,31 +82,32 @@ compare: $(STAMP)
 
 # The backend study (workflow/rules/study.smk; report section "Does the framework matter?"): E1 at
 # c = 0, 0.02, 1, five seeds, TensorFlow and JAX, 40 epochs -- 30 runs, one core each. Not part of
-# `make report`. The profile is an overlay on the default one.
+# `make report`. The profile is an overlay on the default one; its folder is results/backend_study/.
 STUDY_OPTS = --cores $(CORES) --configfile config/default.yaml config/backend_study.yaml
+STUDY_RESULTS = results/backend_study
 backend-study: $(STAMP)
-	@echo ">>> backend study (config/backend_study.yaml): 30 runs of 40 epochs; progress below, logs in results/logs/backend_study/"
+	@echo ">>> backend study (config/backend_study.yaml): 30 runs of 40 epochs; progress below, logs in $(STUDY_RESULTS)/logs/"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake backend_study $(STUDY_OPTS)
-	@echo ">>> tables: results/study/backend/tables/, figure: results/study/backend/figures/losses.png"
+	@echo ">>> tables: $(STUDY_RESULTS)/study/backend/tables/, figure: $(STUDY_RESULTS)/study/backend/figures/losses.png"
 	@echo ">>> pack it for the report: make study-bundle"
 
 # Pack the finished study (tables, per-run metrics/histories/latent summaries, figure, config, run
 # record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.study_bundle).
 study-bundle: $(STAMP)
-	$(BIN)/python -m klvae.study_bundle create --results results --out-dir bundles
+	$(BIN)/python -m klvae.study_bundle create --results $(STUDY_RESULTS) --out-dir bundles
 
 # Snakemake's own report of a finished run: every figure (report() flags, one category per
 # experiment), the rule graph, each job's code and run times, as one zip of HTML.
 snakemake-report: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake results/report/klvae.html $(SNAKE_OPTS) --report results/report/snakemake-report.zip
-	@echo ">>> Snakemake's report: results/report/snakemake-report.zip (unzip; open report.html)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(RESULTS)/report/klvae.html $(SNAKE_OPTS) --report $(RESULTS)/report/snakemake-report.zip
+	@echo ">>> Snakemake's report: $(RESULTS)/report/snakemake-report.zip (unzip; open report.html)"
 
 # What `make report` would run now and why (Snakemake's dry run): after editing a klvae function,
 # the jobs whose code digest changed ("Params have changed": params.code) and what follows.
 why: $(STAMP)
-	@$(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS) --dry-run --quiet rules 2>&1 \
+	@$(BIN)/snakemake $(REPORT) $(SNAKE_OPTS) --dry-run --quiet rules 2>&1 \
 	  | sed -n '/^Job stats/,$$p'
-	@$(BIN)/snakemake results/report/klvae.html results/report/klvae.pdf $(SNAKE_OPTS) --dry-run 2>&1 \
+	@$(BIN)/snakemake $(REPORT) $(SNAKE_OPTS) --dry-run 2>&1 \
 	  | grep -E "^(rule|localrule) |^    reason:" | sed -E 's/^    reason: /    why: /' | cut -c1-200
 
 # Static checks (CI runs them before the tests): Python (ruff: pyflakes, pycodestyle, bugbear,
@@ -121,8 +129,10 @@ unlock: $(STAMP)
 	$(BIN)/snakemake --unlock $(SNAKE_OPTS)
 
 dag: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(SNAKE_OPTS) --rulegraph | dot -Tpng > results/rulegraph.png
+	mkdir -p $(RESULTS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $(SNAKE_OPTS) --rulegraph | dot -Tpng > $(RESULTS)/rulegraph.png
 
+# every profile's results and the bundles' renders (results/*)
 clean-results:
 	rm -rf results/*
 

@@ -14,7 +14,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"  # the Snakemake workflow catalog's layout
-QUICK_TARGETS = ["results/report/klvae.html", "results/report/klvae.pdf"]
+#: The quick profile's results folder, relative to a run's working folder (klvae.layout: results/<profile>/).
+QUICK = Path("results/quick")
+QUICK_TARGETS = [str(QUICK / "report/klvae.html"), str(QUICK / "report/klvae.pdf")]
 BACKEND_MARKER = ".test-keras-backend"  # written by the run fixtures: the backend the run was made with
 CONFIG_MARKER = ".test-configfile"  # written by a run fixture whose run has its own config file
 
@@ -161,7 +163,7 @@ def switch_leftovers(workdir: Path) -> list[Path]:
     switched folder is a JAX one."""
     coefs = {f"c{c:g}" for c in JAX_SWITCH["e1"]["coefficients"]}
     z_dims = {f"z{z}" for z in JAX_SWITCH["e2"]["z_dims"]}
-    res = workdir / "results"
+    res = workdir / QUICK
     e1 = [p for p in res.glob("e1/r*/c*") if p.name not in coefs]
     e1 += [p for p in res.glob("figures/e1/*_c[0-9]*.png") if p.stem.rsplit("_", 1)[1] not in coefs]
     e2 = [p for p in res.glob("e2/z*") if p.name not in z_dims]

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import REPO, run_snakemake, seed_raw_data
+from conftest import QUICK, QUICK_TARGETS, REPO, run_snakemake, seed_raw_data
 
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
@@ -223,11 +223,11 @@ def _finish_fake_study(results: Path) -> None:
             str(study / "tables/runs.csv"), str(study / "tables/backends.csv"), str(study / "tables/latent.csv"),
             ["tensorflow", "jax"])
     loss_curves([str(r / "epochs.csv") for r in runs], str(study / "figures/losses.png"), ["tensorflow", "jax"])
-    bench = results / "benchmarks/backend_study/study_train"
+    bench = results / "benchmarks/study_train"
     bench.mkdir(parents=True)
     (bench / "jax_s1_c0.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n200.0\t0:03:20\t900\t190.0\n")
     record(str(study / "run.json"), str(study / "config.yaml"), {"profile": "backend_study", "seed": 1},
-           str(results / "benchmarks/backend_study"), str(REPO), {"backends": ["tensorflow", "jax"], "epochs": 3})
+           str(results / "benchmarks"), str(REPO), {"backends": ["tensorflow", "jax"], "epochs": 3})
 
 
 def test_collect_writes_the_welch_table_and_the_latent_evidence(tmp_path):
@@ -259,9 +259,11 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     from klvae.report.study import choose_source, write_study
     from klvae.study_bundle import create_study_bundle
 
-    results, bundles, gen = tmp_path / "results", tmp_path / "bundles", tmp_path / "build/_generated"
+    results, bundles, gen = tmp_path / "results/backend_study", tmp_path / "bundles", tmp_path / "build/_generated"
+    this_run = tmp_path / "results/default"  # another profile's run finds the study in the study's own folder
     # not run: no bundle, no results
     assert choose_source("auto", bundles, results) == ("none", None)
+    assert choose_source("auto", bundles, this_run, others=[results]) == ("none", None)
     write_study(str(gen / "backend_study.md"), str(gen / "study_backends.md"), str(gen / "study_latent.md"),
                 str(gen / "v.yml"), "none",
                 settings={"coefficients": [0.02, 0, 1], "seeds": [1, 2, 3], "backends": ["tensorflow", "jax"],
@@ -274,12 +276,14 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
 
     _finish_fake_study(results)
     assert choose_source("auto", bundles, results) == ("results", str(results))
+    assert choose_source("auto", bundles, this_run, others=[results]) == ("results", str(results))
+    assert choose_source("results", bundles, this_run, others=[results]) == ("results", str(this_run))
     made = create_study_bundle(results, out_dir=bundles)
     with tarfile.open(made["path"]) as tar:
         names = tar.getnames()
     assert names[0] == "MANIFEST.json" and "study/backend/tables/backends.csv" in names
     assert not [n for n in names if "weights" in n or n.endswith(".npz")]
-    assert "benchmarks/backend_study/study_train/jax_s1_c0.tsv" in names
+    assert "benchmarks/study_train/jax_s1_c0.tsv" in names  # named relative to the study run's folder
     assert Path(made["path"] + ".sha256").read_text().split()[0] == made["sha256"]
 
     kind, path = choose_source("auto", bundles, results)
@@ -328,9 +332,9 @@ def test_dry_run_of_the_study_lists_both_backends_training_jobs(tmp_path):
     for backend in ("tensorflow", "jax"):
         for s in (1, 2):
             for c in ("0.02", "1"):
-                assert f"results/study/backend/{backend}/s{s}/c{c}/metrics.json" in out
+                assert f"{QUICK}/study/backend/{backend}/s{s}/c{c}/metrics.json" in out
     assert out.count("rule study_train:") == 8 and out.count("rule study_init_weights:") == 2
-    report = run_snakemake(tmp_path, "results/report/klvae.html", "-n", timeout=300)
+    report = run_snakemake(tmp_path, QUICK_TARGETS[0], "-n", timeout=300)
     assert "rule report_study:" in report.stdout and "rule study_train:" not in report.stdout
 
 
@@ -342,7 +346,7 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
 
     seed_raw_data(tmp_path)
     run_snakemake(tmp_path, "backend_study", timeout=3600)
-    study = tmp_path / "results/study/backend"
+    study = tmp_path / QUICK / "study/backend"
     welch = pd.read_csv(study / "tables/backends.csv")
     assert set(welch["kl_weight"]) == {0.02, 1.0} and (welch[["n_tensorflow", "n_jax"]] == 2).all().all()
     for latent in study.glob("*/s*/c*/latent.json"):
@@ -350,7 +354,7 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
         assert r["final_loss_evaluated"] == pytest.approx(r["final_loss_training"], rel=1e-6)
         assert r["kl_sum"] == pytest.approx(r["kl_evaluate"], rel=1e-4)
     assert not list(study.glob("*/s*/c*/epochs"))  # per-epoch weights are temporary
-    made = create_study_bundle(tmp_path / "results", out_dir=tmp_path / "bundles")
+    made = create_study_bundle(tmp_path / QUICK, out_dir=tmp_path / "bundles")
     gen = tmp_path / "gen"
     values = write_study(str(gen / "a.md"), str(gen / "b.md"), str(gen / "c.md"), str(gen / "v.yml"), "bundle",
                          made["path"], figure=str(gen / "fig.png"))

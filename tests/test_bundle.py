@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEFILE
+from conftest import QUICK, REPO, SNAKEFILE
 from klvae import bundle as kb
 from klvae.report import methods, provenance
 from klvae.report.render import render_notes
@@ -43,8 +43,8 @@ RUN = {"recorded_utc": "2025-01-02T03:04:05Z", "host": "gpu-node-7", "profile": 
 
 
 def fake_results(root: Path) -> Path:
-    """A small results/ tree of a finished run, with every kind of file the allow-list sorts."""
-    r = root / "results"
+    """A small results/quick/ tree of a finished run, with every kind of file the allow-list sorts."""
+    r = root / QUICK
     files = {
         "tables/e1_losses.csv": "kl_weight,loss\n0,150.1\n1,160.2\n",
         "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
@@ -52,8 +52,7 @@ def fake_results(root: Path) -> Path:
         "e3/vae/history.csv": "epoch,loss\n1,0.5\n", "tables/e3_metrics.csv": "model,loss\nvae,0.5\n",
         "e1/r0/c0/latent.npz": b"PK\x03\x04npz", "e1/r0/c0/grid.npz": b"PK\x03\x04images",
         "figures/e1/scatter_c0.png": b"\x89PNG\r\n\x1a\n" + b"x" * 3000,
-        "benchmarks/quick/e1_train/r0_c0.tsv": "s\tmax_rss\n1.0\t10\n",
-        "benchmarks/default/e1_train/r0_c0.tsv": "s\tmax_rss\n9.0\t10\n",
+        "benchmarks/e1_train/r0_c0.tsv": "s\tmax_rss\n1.0\t10\n", "benchmarks/report/e1.tsv": "s\n0.1\n",
         "data/mnist_provenance.json": '{"source": "pypi"}', "data/faces/manifest.json": "{}",
         "report/generated/e1.md": "| c | loss |\n", "report/generated/e1.vars.yml": "e1: {epochs: 2}\n",
         "report/generated/banner.md": "", "report/generated/run.json": json.dumps(RUN),
@@ -151,7 +150,8 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
 @pytest.mark.parametrize("rel, included", [
     ("tables/e1_losses.csv", True), ("figures/e2/latent_panel.png", True), ("e1/r0/c0.5/latent.npz", True),
     ("e2/z2/end_layer/metrics.json", True), ("e3/vae/history.csv", True), ("report/generated/e1.md", False),
-    ("report/generated/run.json", True), ("benchmarks/quick/e1_train/r0_c0.tsv", True),
+    ("report/generated/run.json", True), ("benchmarks/e1_train/r0_c0.tsv", True),
+    ("benchmarks/quick/e1_train/r0_c0.tsv", True),  # a bundle made before each profile had its own folder
     ("data/mnist_provenance.json", True), ("data/faces/manifest.json", True),
     ("e1/r0/c0/model.keras", False), ("e1/r0/init.weights.h5", False), ("e2/z2/init.weights.npz", False),
     ("e1/r0/c0/model.keras.ckpt/weights.npz", False), ("data/mnist.npz", False), ("data/faces/train.npy", False),
@@ -165,9 +165,36 @@ def test_allow_list_sorts_files_by_folder_and_extension(rel, included):
     assert kb.member_kind(rel)[0] is included, kb.member_kind(rel)
 
 
-def test_benchmarks_of_other_profiles_stay_out():
-    assert kb.member_kind("benchmarks/quick/e1_table.tsv", "quick")[0]
-    assert not kb.member_kind("benchmarks/default/e1_table.tsv", "quick")[0]
+def test_benchmarks_in_todays_bundles_and_in_those_made_before_profiles_had_their_own_folders():
+    """Today a bundle names the run's benchmark files benchmarks/<rule>...; one made when every profile
+    wrote into results/ names them benchmarks/<profile>/<rule>...: bundle mode reads them there, and a
+    merge renames them."""
+    today = ["tables/e1_losses.csv", "benchmarks/e1_train/r0_c0.tsv", "benchmarks/mnist_canonical.tsv"]
+    before = ["tables/e1_losses.csv", "benchmarks/quick/e1_train/r0_c0.tsv", "benchmarks/quick/mnist_canonical.tsv"]
+    assert kb.benchmarks_folder(today, "quick") == "benchmarks"
+    assert kb.benchmarks_folder(before, "quick") == "benchmarks/quick"
+    assert kb.benchmarks_folder(before, None) == "benchmarks"
+    assert [kb.current_member_name(p, "quick") for p in before] == today
+    assert [kb.current_member_name(p, "quick") for p in today] == today
+    assert kb.current_member_name("benchmarks/default/e1_table.tsv", "quick") == "benchmarks/default/e1_table.tsv"
+    assert [kb.experiment_of(p) for p in today] == ["e1", "e1", None]
+    assert kb.experiment_of("benchmarks/e1_table.tsv") == "e1" and kb.experiment_of("benchmarks/report/e1.tsv") is None
+
+
+def test_the_folder_of_every_profile_is_not_a_run(tmp_path):
+    """`--results results` (the folder that holds every profile's) is refused, naming the runs in it."""
+    fake_results(tmp_path)
+    with pytest.raises(kb.BundleError, match=r"the folder of every profile's; name one: --results \S+/results/quick"):
+        kb.create_bundle(tmp_path / "results", out_dir=tmp_path / "out")
+
+
+def test_by_default_the_bundle_goes_into_the_runs_folder_and_never_into_the_next_bundle(tmp_path):
+    results = fake_results(tmp_path)
+    info = kb.create_bundle(results)
+    assert Path(info["path"]).parent == results / "bundle"
+    again = kb.create_bundle(results, out_dir=tmp_path / "out")
+    assert again["members"] == info["members"]
+    assert not [p for p in kb.verify_bundle(again["path"])["paths"] if p.startswith("bundle/")]
 
 
 @pytest.mark.parametrize("name, ok", [
@@ -196,9 +223,9 @@ def test_create_bundle_writes_manifest_first_with_every_hash(made):
     paths = {e["path"] for e in manifest["members"]}
     assert paths == set(names[1:])
     assert {"tables/e1_losses.csv", "report/generated/run.json", "report/generated/config.yaml",
-            "benchmarks/quick/e1_train/r0_c0.tsv", "data/mnist_provenance.json", "e1/r0/c0/latent.npz"} <= paths
+            "benchmarks/e1_train/r0_c0.tsv", "data/mnist_provenance.json", "e1/r0/c0/latent.npz"} <= paths
     assert not [p for p in paths if re.search(r"\.(keras|h5|npy)$|weights|ckpt|grid|^bundle/|^from_bundle/|/\.|"
-                                              r"^report/(build|klvae)|^benchmarks/default|^data/.*\.npz", p)]
+                                              r"^report/(build|klvae)|^data/.*\.npz", p)]
     assert manifest["keras_backend"] == "jax" and manifest["run_commit"] == RUN["git_commit"]
     assert info["manifest_sha256"] == hashlib.sha256(
         tarfile.open(archive, "r:gz").extractfile(kb.MANIFEST_NAME).read()).hexdigest()
@@ -224,11 +251,11 @@ def test_verify_and_extract_round_trip(made, tmp_path):
 def test_unfinished_run_is_refused_unless_partial(tmp_path):
     results = fake_results(tmp_path)
     (results / "report/generated/run.json").unlink()  # rule run_record writes it once every result is there
-    os.utime(results / "benchmarks/default/e1_train/r0_c0.tsv", (1, 1))  # the stopped run is the newest
     with pytest.raises(kb.BundleError, match=r"not a finished run: .*run\.json.*--partial"):
         kb.create_bundle(results, out_dir=tmp_path / "out")
     info = kb.create_bundle(results, out_dir=tmp_path / "out", partial=True)
     assert not info["complete"] and info["missing"] == ["report/generated/run.json"]
+    # without a run record the run's folder names its profile (results/quick)
     assert Path(info["path"]).name.startswith("klvae-quick-") and info["path"].endswith("-partial.tar.gz")
     v = kb.verify_bundle(info["path"])
     assert v["complete"] is False and "report/generated/run.json" in v["missing"]
@@ -485,7 +512,7 @@ def _blocker(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def quick_bundle(quick_run, tmp_path_factory) -> dict:
     """`make bundle`'s library function on the session's quick-profile run."""
-    return kb.create_bundle(quick_run / "results", out_dir=tmp_path_factory.mktemp("bundle"))
+    return kb.create_bundle(quick_run / QUICK, out_dir=tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")
@@ -557,11 +584,11 @@ def test_quick_bundle_is_small_complete_and_model_free(quick_run, quick_bundle):
                    "report/generated/config.yaml",
                    "figures/e1/scatter_panel.png", "figures/e3/random_faces.png", "e1/r0/c0.5/latent.npz",
                    "e1/r0/c0.5/history.csv", "e2/z2/end_layer/metrics.json", "data/mnist_provenance.json",
-                   "benchmarks/quick/e1_train/r0_c0.5.tsv"):
+                   "benchmarks/e1_train/r0_c0.5.tsv"):
         assert needed in names, needed
     for entry in manifest["members"]:  # the manifest's hashes are the run's files'
-        assert kb.sha256_file(quick_run / "results" / entry["path"]) == entry["sha256"], entry["path"]
-    run = json.loads((quick_run / "results/report/generated/run.json").read_text())
+        assert kb.sha256_file(quick_run / QUICK / entry["path"]) == entry["sha256"], entry["path"]
+    run = json.loads((quick_run / QUICK / "report/generated/run.json").read_text())
     backend = os.environ.get("KERAS_BACKEND") or "tensorflow"  # quick_run runs with the session's backend
     assert run["keras_backend"] == backend and manifest["keras_backend"] == backend
     assert archive.name.startswith(f"klvae-quick-{backend}-")
@@ -582,9 +609,9 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
                    "report_scorecard_e2", "report_scorecard_e3", "report_scorecard", "report_methods",
                    "report_summary", "report_study", "report_compare", "report_made_by", "report_render",
                    "bundle_report"}, ran
-    assert not (fresh_checkout / "results/e1").exists() and not (fresh_checkout / "results/data").exists()
+    assert not [p for p in (fresh_checkout / "results").iterdir() if p.name != "from_bundle"]
     assert not list(fresh_checkout.rglob("*.keras"))
-    original = (quick_run / "results/report/klvae.html").read_text()
+    original = (quick_run / QUICK / "report/klvae.html").read_text()
     html = (out / "klvae.html").read_text()
     ours, theirs = _tables(html), _tables(original)
     assert "tbl-e1-losses" in theirs and theirs["tbl-e1-losses"] == ours["tbl-e1-losses"]
@@ -594,8 +621,11 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     for fig_id in ("fig-e1-scatter", "fig-e2-latent", "fig-e3-random"):
         assert re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>.*?src="data:image/png;base64,', html, re.S), fig_id
     # title page and methods: where/when/backend/commit of the numbers, and the bundle it came from
-    run = json.loads((quick_run / "results/report/generated/run.json").read_text())
+    run = json.loads((quick_run / QUICK / "report/generated/run.json").read_text())
     assert "Where these numbers come from" in html and "Rendered from a results bundle" in html
+    # the files named as the run named them (results/quick/...), not where the bundle was rendered
+    assert f"`{QUICK}/benchmarks/`" in (out / "generated/methods.md").read_text()
+    assert "from_bundle" not in (out / "generated/made_by.vars.yml").read_text()
     assert archive.name in html and quick_bundle["manifest_sha256"] in html
     assert f"<strong>{run['keras_backend']}</strong> backend" in html and run["git_commit"] in html
     assert "Rendered from a results bundle" not in original and "Where these numbers come from" in original
@@ -636,7 +666,7 @@ def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundl
 
     from conftest import QUICK_TARGETS, run_snakemake
 
-    own = (quick_run / "results/report/klvae.html").read_text()
+    own = (quick_run / QUICK / "report/klvae.html").read_text()
     assert 'id="sec-compare"' in own and "No shipped run to compare with" in own
     work = tmp_path / "work"
     shutil.copytree(quick_run, work, symlinks=True)
@@ -644,11 +674,11 @@ def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundl
     proc = run_snakemake(work, *QUICK_TARGETS, "--config", f'report={{"compare_with": "{archive}"}}')
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     assert "report_compare" in ran and not {r for r in ran if r.startswith(("e1_", "e2_", "e3_"))}, ran
-    html = (work / "results/report/klvae.html").read_text()
+    html = (work / QUICK / "report/klvae.html").read_text()
     table = re.search(r'<table[^>]*id="tbl-compare".*?</table>', html, re.S)
     assert table and archive.name in html and "No shipped run to compare with" not in html
     assert len(re.findall(r"<tr", table.group(0))) > 20  # E1 per c, E2 per strategy and z_dim, E3, verdict counts
-    gen = work / "results/report/generated"
+    gen = work / QUICK / "report/generated"
     values = yaml.safe_load((gen / "compare.vars.yml").read_text())["compare"]
     assert values["available"] == "yes" and values["n_verdicts"] >= 30 and values["n_verdicts_changed"] == 0
     rows = list(csv.DictReader(open(gen / "compare.csv")))

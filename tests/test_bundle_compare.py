@@ -46,20 +46,21 @@ def _run(commit="0123456789ab-dirty", host="gpu-node-7", backend="jax", gpu="NVI
 
 
 def fake_run(root: Path, experiments=kb.EXPERIMENTS, run: dict | None = None, config: dict | None = None,
-             tables: dict | None = None) -> Path:
-    """A finished run's results/ under ``root`` holding only ``experiments``' outputs (every report
-    fragment is there, as in a finished run); ``tables`` replaces file contents by name."""
+             tables: dict | None = None, old_layout: bool = False) -> Path:
+    """A finished run's results/<profile>/ under ``root`` holding only ``experiments``' outputs (every report
+    fragment is there, as in a finished run); ``tables`` replaces file contents by name; ``old_layout``:
+    its benchmark files under benchmarks/<profile>/, as before each profile had its own folder."""
     run = run or _run()
     files = {
         "report/generated/run.json": json.dumps(run), "report/generated/config.yaml": yaml.safe_dump(config or CONFIG),
         "report/generated/scorecard.vars.yml": yaml.safe_dump(SCORECARD_VARS), "tables/scorecard.csv": SCORECARD,
         "data/mnist_provenance.json": '{"source": "pypi"}',
-        "benchmarks/quick/report/scorecard.tsv": "s\n0.5\n",
+        "benchmarks/report/scorecard.tsv": "s\n0.5\n",
     }
     per_exp = {
         "e1": {"tables/e1_losses.csv": E1_LOSSES, "e1/r0/c0.5/metrics.json": '{"loss": 150.0}',
                "e1/r0/c0.5/history.csv": "epoch,loss\n1,200\n", "figures/e1/scatter_panel.png": b"\x89PNG e1",
-               "benchmarks/quick/e1_train/r0_c0.5.tsv": "s\n3.0\n"},
+               "benchmarks/e1_train/r0_c0.5.tsv": "s\n3.0\n"},
         "e2": {"tables/e2_metrics.csv": E2_METRICS, "e2/z2/end_layer/metrics.json": '{"strategy": "end_layer"}',
                "figures/e2/latent_panel.png": b"\x89PNG e2"},
         "e3": {"tables/e3_metrics.csv": E3_METRICS, "e3/vae/history.csv": "epoch,loss\n1,0.6\n",
@@ -70,7 +71,9 @@ def fake_run(root: Path, experiments=kb.EXPERIMENTS, run: dict | None = None, co
     for rel in kb.required_files():
         files.setdefault(rel, f"fragment {rel} of the run on {run['host']}\n")
     files.update(tables or {})
-    r = root / "results"
+    if old_layout:
+        files = {re.sub(r"^benchmarks/", f"benchmarks/{run['profile']}/", k): v for k, v in files.items()}
+    r = root / "results" / run["profile"]
     for rel, data in files.items():
         (r / rel).parent.mkdir(parents=True, exist_ok=True)
         (r / rel).write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -94,9 +97,9 @@ def _row(rows, table, row, metric) -> dict:
 @pytest.mark.parametrize("rel, owner", [
     ("e1/r0/c0.5/metrics.json", "e1"), ("tables/e1_losses.csv", "e1"), ("figures/e2/latent_panel.png", "e2"),
     ("report/generated/e1.md", "e1"), ("report/generated/e1.vars.yml", "e1"), ("report/generated/e2_timing.md", "e2"),
-    ("benchmarks/quick/e3_train/vae.tsv", "e3"), ("data/faces/manifest.json", "e3"),
+    ("benchmarks/e3_train/vae.tsv", "e3"), ("benchmarks/e1_table.tsv", "e1"), ("data/faces/manifest.json", "e3"),
     ("report/generated/run.json", None), ("report/generated/scorecard.md", None), ("tables/scorecard.csv", None),
-    ("data/mnist_provenance.json", None), ("benchmarks/quick/report/methods.tsv", None),
+    ("data/mnist_provenance.json", None), ("benchmarks/report/methods.tsv", None), ("benchmarks/report/e1.tsv", None),
     ("report/generated/methods.vars.yml", None), ("tables/e10_x.csv", None),
 ])
 def test_experiment_of(rel, owner):
@@ -237,6 +240,20 @@ def test_merge_of_an_e1_and_an_e2_bundle(tmp_path):
     rows = bc.diff_rows(make_bundle(tmp_path, "whole"), full["path"])
     assert all(r["diff"] == 0 for r in rows if r["diff"] is not None) and {r["status"] for r in rows} == \
         {"in interval", "n = 1", "same"}
+
+
+def test_merge_names_the_benchmarks_of_an_older_bundle_as_todays(tmp_path):
+    """A bundle made when every profile wrote into results/ keeps its benchmark files under
+    benchmarks/<profile>/; merged with today's, they are renamed benchmarks/<rule>..., and each
+    experiment's still comes from its own run."""
+    old = make_bundle(tmp_path, "old", experiments=("e1",), old_layout=True)
+    assert "benchmarks/quick/e1_train/r0_c0.5.tsv" in kb.verify_bundle(old)["paths"]  # still verifies
+    new = make_bundle(tmp_path, "new", experiments=("e2", "e3"), run=_run(commit="ccccccc3333"))
+    merged = bc.merge_bundles(None, [new, old], out_dir=tmp_path / "m")
+    paths = kb.verify_bundle(merged["path"])["paths"]
+    assert "benchmarks/e1_train/r0_c0.5.tsv" in paths and "benchmarks/report/scorecard.tsv" in paths
+    assert not [p for p in paths if p.startswith("benchmarks/quick/")]
+    assert kb.benchmarks_folder(paths, "quick") == "benchmarks"
 
 
 def test_merge_refuses_two_bundles_of_one_experiment(tmp_path):

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, seed_raw_data
+from conftest import QUICK, REPO, run_snakemake, seed_raw_data
 
 pytestmark = pytest.mark.pipeline
 
@@ -43,15 +43,15 @@ def test_user_celeba_zip_runs_the_face_branch(tmp_path):
     work = tmp_path / "run"
     work.mkdir()
     seed_raw_data(work)
-    targets = ["results/figures/e3/random_faces.png", "results/figures/e3/reconstructions.png"]
+    targets = [str(QUICK / "figures/e3/random_faces.png"), str(QUICK / "figures/e3/reconstructions.png")]
     run_snakemake(work, *targets, configfile=config)
-    manifest = json.loads((work / "results/data/faces/manifest.json").read_text())
+    manifest = json.loads((work / QUICK / "data/faces/manifest.json").read_text())
     assert manifest["standin"] is False and manifest["data_label"] == "CelebA"
     assert manifest["source"]["kind"] == "zip"
     assert manifest["files_skipped"] == 3
     assert {k for k, n in manifest["skipped_by_reason"].items() if n} == {"truncated", "empty", "not_an_image"}
     assert manifest["n_train"] == 32 and manifest["n_test"] == 8
-    assert not (work / "results/data/standin").exists()  # the stand-in was never generated
+    assert not (work / QUICK / "data/standin").exists()  # the stand-in was never generated
     for t in targets:
         assert (work / t).read_bytes()[:4] == b"\x89PNG"
 

@@ -14,18 +14,18 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import QUICK, REPO, run_snakemake
 from klvae.io import weights_digest
 
 pytestmark = pytest.mark.pipeline
 
-RETRAINED = "results/e1/r0/c1"  # the coefficient the cluster run trains again
+RETRAINED = str(QUICK / "e1/r0/c1")  # the coefficient the cluster run trains again
 
 
 def test_e1_training_through_the_cluster_generic_executor_is_bitwise_the_local_one(quick_run, tmp_path):
     work = tmp_path / "cluster"
     shutil.copytree(quick_run, work, symlinks=True)
-    targets = ["results/tables/e1_losses.csv", "results/figures/e1/scatter_panel.png"]
+    targets = [str(QUICK / "tables/e1_losses.csv"), str(QUICK / "figures/e1/scatter_panel.png")]
     for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
         (work / RETRAINED / name).unlink()
     for target in targets:  # (Snakemake does not remake files that only an up-to-date target needed)

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUICK_TARGETS, run_snakemake, seed_raw_data, snakemake_command
+from conftest import QUICK, QUICK_TARGETS, run_snakemake, seed_raw_data, snakemake_command
 from klvae.io import weights_digest
 
-#: Outputs that hold times measured on this machine (they differ between any two runs), relative to results/.
+#: Outputs that hold times measured on this machine (they differ between any two runs), relative to
+#: the profile's results folder.
 MEASURED_TIMES = {
     "tables/e2_timing.csv": "E2 timing benchmark (ms/step windows, RSS)",
     "tables/e2_timing_windows.csv": "E2 timing benchmark, per window",
@@ -50,7 +51,7 @@ BENCHMARK_RULES = ["e2_timing", "e3_bench_memory", "e3_bench_pipeline", "e3_benc
 
 #: The checkpoint an E1 training job writes after each epoch (klvae.training.EpochCheckpoint);
 #: the quick profile trains E1 for 2 epochs, so after the first one a job is half done.
-E1_CHECKPOINTS = "results/e1/r0/*/model.keras.ckpt/state.json"
+E1_CHECKPOINTS = f"{QUICK.as_posix()}/e1/r0/*/model.keras.ckpt/state.json"
 
 
 #: An E1 training job's outputs (rule e1_train), written only once training has finished.
@@ -115,7 +116,7 @@ def test_killed_trainings_resumed_from_their_checkpoints(second_run):
     cut = [line.split() for line in (second_run / "interrupted.txt").read_text().splitlines()]
     assert cut, "the kill cut no training short"
     out = (second_run / "resumed.log").read_text()
-    logs = "".join(p.read_text() for p in (second_run / "results" / "logs").rglob("*.log"))
+    logs = "".join(p.read_text() for p in (second_run / QUICK / "logs").rglob("*.log"))
     for run, epoch, existed in cut:
         assert existed == "-", f"{run}: {existed} existed after the kill, before training had finished"
         assert int(epoch) >= 1
@@ -125,7 +126,7 @@ def test_killed_trainings_resumed_from_their_checkpoints(second_run):
 
 
 def _files(root: Path, pattern: str) -> list[str]:
-    return sorted(str(p.relative_to(root / "results")) for p in (root / "results").rglob(pattern)
+    return sorted(str(p.relative_to(root / QUICK)) for p in (root / QUICK).rglob(pattern)
                   if "benchmarks" not in p.parts)
 
 
@@ -143,10 +144,10 @@ def test_trained_weights_are_bitwise_identical(quick_run, second_run):
     trained = [m for m in models if m.endswith("model.keras")]
     assert len(trained) >= 8 + 10 + 2, trained  # E1 per c, E2 per strategy and z_dim, E3 VAE and AE
     differ = [m for m in models
-              if weights_digest(quick_run / "results" / m) != weights_digest(second_run / "results" / m)]
+              if weights_digest(quick_run / QUICK / m) != weights_digest(second_run / QUICK / m)]
     assert not differ, f"weights differ between two clean quick runs: {differ}"
     inits = _files(quick_run, "*.weights.h5")
-    assert inits and all(weights_digest(quick_run / "results" / w) == weights_digest(second_run / "results" / w)
+    assert inits and all(weights_digest(quick_run / QUICK / w) == weights_digest(second_run / QUICK / w)
                          for w in inits)
 
 
@@ -159,7 +160,7 @@ def test_csvs_are_identical(quick_run, second_run):
     for rel in csvs:
         if rel in MEASURED_TIMES:
             continue
-        a, b = quick_run / "results" / rel, second_run / "results" / rel
+        a, b = quick_run / QUICK / rel, second_run / QUICK / rel
         if rel in TIME_COLUMNS:
             same = pd.read_csv(a).drop(columns=TIME_COLUMNS[rel]).equals(pd.read_csv(b).drop(columns=TIME_COLUMNS[rel]))
         else:
@@ -178,7 +179,7 @@ def test_arrays_are_identical(quick_run, second_run):
                          _files(second_run, "*.npz") + _files(second_run, "*.npy"))
     differ = []
     for rel in arrays:
-        a, b = np.load(quick_run / "results" / rel), np.load(second_run / "results" / rel)
+        a, b = np.load(quick_run / QUICK / rel), np.load(second_run / QUICK / rel)
         if rel.endswith(".npy"):
             same = a.dtype == b.dtype and np.array_equal(a, b)
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import JAX_LEFT_OUT, SWITCHED_MARKER, run_settings, run_snakemake
+from conftest import JAX_LEFT_OUT, QUICK, QUICK_TARGETS, SWITCHED_MARKER, run_settings, run_snakemake
 
 pytestmark = pytest.mark.pipeline
 
@@ -36,24 +36,24 @@ def _is_png(path: Path) -> bool:
 
 
 def test_data_is_canonical_and_provenanced(pipeline_run):
-    prov = json.loads((pipeline_run / "results/data/mnist_provenance.json").read_text())
+    prov = json.loads((pipeline_run / QUICK / "data/mnist_provenance.json").read_text())
     assert prov["source"] == "pypi"
     assert prov["sha256"] == "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
     assert prov["test_label_counts"] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     import numpy as np
-    with np.load(pipeline_run / "results/data/mnist.npz") as d:
+    with np.load(pipeline_run / QUICK / "data/mnist.npz") as d:
         assert d["x_train"].shape == (60000, 28, 28) and d["x_train"].dtype == np.uint8
         assert d["x_test"].shape == (10000, 28, 28) and d["y_test"].dtype == np.uint8
 
 
 def test_every_coefficient_trained_from_shared_init(pipeline_run):
-    e1 = pipeline_run / "results/e1/r0"
+    e1 = pipeline_run / QUICK / "e1/r0"
     assert (e1 / "init.weights.h5").is_file()
     coefs, _ = run_settings(pipeline_run)
     assert sorted(p.name for p in e1.glob("c*")) == sorted(f"c{c}" for c in coefs)
     for c in coefs:
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
-            assert (e1 / f"c{c}" / name).is_file(), f"missing results/e1/r0/c{c}/{name}"
+            assert (e1 / f"c{c}" / name).is_file(), f"missing {QUICK}/e1/r0/c{c}/{name}"
         metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
         assert metrics["kl_weight"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
         hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
@@ -63,7 +63,7 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
 
 
 def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
-    t = pd.read_csv(pipeline_run / "results/tables/e1_losses.csv")
+    t = pd.read_csv(pipeline_run / QUICK / "tables/e1_losses.csv")
     assert [f"{c:g}" for c in t["kl_weight"]] == run_settings(pipeline_run)[0]
     # loss = reconstruction + c * KL on the test set (same forward pass)
     assert ((t["reconstruction_loss"] + t["kl_weight"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
@@ -73,7 +73,7 @@ def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
 
 
 def test_every_e1_figure_is_a_png(pipeline_run):
-    fig = pipeline_run / "results/figures/e1"
+    fig = pipeline_run / QUICK / "figures/e1"
     coefs, _ = run_settings(pipeline_run)
     names = E1_PANELS + [f"scatter_c{c}" for c in coefs] + [f"manifold_c{c}" for c in coefs]
     for name in names:
@@ -81,13 +81,13 @@ def test_every_e1_figure_is_a_png(pipeline_run):
 
 
 def test_benchmarks_recorded_per_rule(pipeline_run):
-    bench = pipeline_run / "results/benchmarks/quick"  # one folder per profile
+    bench = pipeline_run / QUICK / "benchmarks"  # in the profile's own folder
     assert (bench / "e1_train" / "r0_c0.02.tsv").is_file()
     assert (bench / "mnist_canonical.tsv").is_file()
 
 
 def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+    html = (quick_run / QUICK / "report/klvae.html").read_text()
     for fig_id in REPORT_FIGURES:
         m = re.search(rf'<figure[^>]*id="{fig_id}"[^>]*>(.*?)</figure>', html, re.S)
         assert m, f"figure {fig_id} missing from the HTML"
@@ -136,13 +136,13 @@ def test_html_opens_in_headless_chromium_with_every_image_and_reference(quick_ru
     with sync_playwright() as p:
         browser = _launch(p, chromium, tmp_path)
         page = browser.new_page()
-        page.goto((quick_run / "results/report/klvae.html").as_uri())
+        page.goto((quick_run / QUICK / "report/klvae.html").as_uri())
         page.wait_for_load_state("load")
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
         refs = page.evaluate("Array.from(document.querySelectorAll('a[href^=\"#fig-\"], a[href^=\"#tbl-\"]'))"
                              ".map(a => [a.getAttribute('href'), a.textContent.trim(), "
                              "!!document.getElementById(a.getAttribute('href').slice(1))])")
-        page.screenshot(path=str(quick_run / "results/report/screenshot.png"), full_page=False)
+        page.screenshot(path=str(quick_run / QUICK / "report/screenshot.png"), full_page=False)
         browser.close()
     assert len(images) >= len(REPORT_FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
@@ -157,7 +157,7 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
         if os.environ.get("CI"):
             pytest.fail("pdftotext (poppler-utils) is required in CI")
         pytest.skip("pdftotext not installed (apt-get install poppler-utils)")
-    pdf = quick_run / "results/report/klvae.pdf"
+    pdf = quick_run / QUICK / "report/klvae.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     flat = " ".join(text.split())
@@ -172,8 +172,8 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
 
 def test_rebuilding_one_figure_does_not_retrain(pipeline_run):
     """`snakemake <figure>` after deleting it (or forcing it) reruns only plotting."""
-    target = "results/figures/e1/scatter_panel.png"
-    models = sorted((pipeline_run / "results/e1").glob("r*/c*/model.keras"))
+    target = str(QUICK / "figures/e1/scatter_panel.png")
+    models = sorted((pipeline_run / QUICK / "e1").glob("r*/c*/model.keras"))
     assert len(models) == len(run_settings(pipeline_run)[0])
     before = {m: m.stat().st_mtime_ns for m in models}
     (pipeline_run / target).unlink()
@@ -187,20 +187,20 @@ def test_rebuilding_one_figure_does_not_retrain(pipeline_run):
 
 def test_e2_outputs_for_every_strategy_and_z_dim(pipeline_run):
     _, z_dims = run_settings(pipeline_run)
-    assert sorted(p.name for p in (pipeline_run / "results/e2").glob("z*")) == sorted(f"z{z}" for z in z_dims)
+    assert sorted(p.name for p in (pipeline_run / QUICK / "e2").glob("z*")) == sorted(f"z{z}" for z in z_dims)
     for z in z_dims:
         for strategy in E2_STRATEGIES:
-            d = pipeline_run / f"results/e2/z{z}/{strategy}"
+            d = pipeline_run / QUICK / f"e2/z{z}/{strategy}"
             for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "recon.npz"):
                 assert (d / name).is_file(), f"missing {d / name}"
-    fig = pipeline_run / "results/figures/e2"
+    fig = pipeline_run / QUICK / "figures/e2"
     for name in [f"loss_curves_z{z}" for z in z_dims] + ["latent_panel", "reconstructions"] + \
             [f"latent_{s}" for s in E2_STRATEGIES]:
         assert _is_png(fig / f"{name}.png"), name
 
 
 def test_e2_compatibility_matrix_was_produced_by_trying(pipeline_run):
-    long = pd.read_csv(pipeline_run / "results/tables/e2_compatibility_long.csv", keep_default_na=False)
+    long = pd.read_csv(pipeline_run / QUICK / "tables/e2_compatibility_long.csv", keep_default_na=False)
     flavours = set(long["keras_flavour"])
     assert len(flavours) == 2, flavours  # Keras 3 and legacy Keras 2, each really imported
     assert set(long["backend"]) == {"tensorflow", "jax", "torch"}  # the backend axis
@@ -228,17 +228,17 @@ def test_e2_compatibility_matrix_was_produced_by_trying(pipeline_run):
 
 def test_every_training_job_recorded_its_backend(pipeline_run, request):
     backend = "jax" if "jax" in pipeline_run.name else "tensorflow"
-    for metrics in sorted((pipeline_run / "results/e2").glob("z*/*/metrics.json")):
+    for metrics in sorted((pipeline_run / QUICK / "e2").glob("z*/*/metrics.json")):
         assert json.loads(metrics.read_text())["version_backend"] == backend, metrics
     switched = pipeline_run / SWITCHED_MARKER
     if backend == "tensorflow":  # the JAX switch leaves out the benchmarks and the report (JAX_LEFT_OUT)
-        timing = pd.read_csv(pipeline_run / "results/tables/e2_timing.csv")
+        timing = pd.read_csv(pipeline_run / QUICK / "tables/e2_timing.csv")
         assert set(timing["backend"]) == {backend}
-        assert json.loads((pipeline_run / "results/report/backend.json").read_text())["keras_backend"] == backend
+        assert json.loads((pipeline_run / QUICK / "report/backend.json").read_text())["keras_backend"] == backend
     else:  # the run switched from TensorFlow: every trained file was made again on JAX
         t_switch = float(switched.read_text())
         trained = [p for pattern in ("*.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz")
-                   for p in (pipeline_run / "results").glob(f"e[123]/**/{pattern}") if "seed_log" not in p.parts]
+                   for p in (pipeline_run / QUICK).glob(f"e[123]/**/{pattern}") if "seed_log" not in p.parts]
         coefs, z_dims = run_settings(pipeline_run)
         assert len(trained) >= 3 * (len(coefs) + len(E2_STRATEGIES) * len(z_dims) + 2), len(trained)
         stale = [str(p.relative_to(pipeline_run)) for p in trained if p.stat().st_mtime < t_switch]
@@ -251,10 +251,10 @@ def test_every_training_job_recorded_its_backend(pipeline_run, request):
 
 
 def test_e2_equivalence_and_metrics_tables(pipeline_run):
-    eq = pd.read_csv(pipeline_run / "results/tables/e2_equivalence.csv")
+    eq = pd.read_csv(pipeline_run / QUICK / "tables/e2_equivalence.csv")
     assert set(eq["strategy"]) >= set(E2_STRATEGIES) - {"gradient_tape"}
     assert eq["loss_close"].all() and eq["grads_allclose"].all()
-    m = pd.read_csv(pipeline_run / "results/tables/e2_metrics.csv")
+    m = pd.read_csv(pipeline_run / QUICK / "tables/e2_metrics.csv")
     assert len(m) == len(run_settings(pipeline_run)[1]) * len(E2_STRATEGIES)
     # same init, same data order, same eps in the evaluator: the strategies agree closely
     assert (m.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min()) < 1e-3).all()
@@ -262,35 +262,35 @@ def test_e2_equivalence_and_metrics_tables(pipeline_run):
 
 def test_e2_timing_table(quick_run):
     """The E2 timing benchmark (TensorFlow run only: the JAX switch leaves the benchmarks out)."""
-    t = pd.read_csv(quick_run / "results/tables/e2_timing.csv")
+    t = pd.read_csv(quick_run / QUICK / "tables/e2_timing.csv")
     assert set(t["strategy"]) == set(E2_STRATEGIES) | {"no_kl"}
     assert (t["median_ms_per_step"] > 0).all() and (t["min_ms_per_step"] <= t["max_ms_per_step"]).all()
 
 
 def test_e2_tables_in_html(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+    html = (quick_run / QUICK / "report/klvae.html").read_text()
     for tbl in E2_REPORT_TABLES:
         assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"
 
 
 def test_e3_runs_on_the_labelled_standin(pipeline_run):
-    manifest = json.loads((pipeline_run / "results/data/faces/manifest.json").read_text())
+    manifest = json.loads((pipeline_run / QUICK / "data/faces/manifest.json").read_text())
     assert manifest["standin"] is True and "not CelebA" in manifest["data_label"]
     import numpy as np
-    train = np.load(pipeline_run / "results/data/faces/train.npy", mmap_mode="r")
+    train = np.load(pipeline_run / QUICK / "data/faces/train.npy", mmap_mode="r")
     assert train.dtype == np.uint8 and train.shape == (256, 96, 96, 3)
     for name in ("random_faces", "ae_random_points", "reconstructions", "ae_latent_histogram"):
-        assert _is_png(pipeline_run / f"results/figures/e3/{name}.png"), name
+        assert _is_png(pipeline_run / QUICK / f"figures/e3/{name}.png"), name
     for kind in ("vae", "ae"):
-        assert (pipeline_run / f"results/e3/{kind}/model.keras").is_file()
-    metrics = pd.read_csv(pipeline_run / "results/tables/e3_metrics.csv")
+        assert (pipeline_run / QUICK / f"e3/{kind}/model.keras").is_file()
+    metrics = pd.read_csv(pipeline_run / QUICK / "tables/e3_metrics.csv")
     assert set(metrics["model"]) == {"vae", "ae"}
     ae = metrics.set_index("model").loc["ae"]
     assert ae["fact"] == 0
 
 
 def test_e3_chapter_has_banner_figures_and_tables(quick_run):
-    html = (quick_run / "results/report/klvae.html").read_text()
+    html = (quick_run / QUICK / "report/klvae.html").read_text()
     assert "Synthetic stand-in data, not CelebA" in html
     for tbl in E3_REPORT_TABLES:
         assert re.search(rf'<table[^>]*id="{tbl}"', html), f"table {tbl} missing from the HTML"
@@ -304,10 +304,10 @@ def test_every_job_recorded_where_its_time_went(pipeline_run):
     imports, compilation and training sum to the job's time; E1's trainings have their epochs."""
     from klvae.bench.phases import PHASES, summarize
 
-    rows = {r["rule"]: r for r in summarize(pipeline_run / "results/logs/quick")}
+    rows = {r["rule"]: r for r in summarize(pipeline_run / QUICK / "logs")}
     train = rows["e1_train"]
     assert train["jobs"] == 8 and train["import_s"] > 0 and train["train_s"] > 0
-    records = [json.loads(p.read_text()) for p in (pipeline_run / "results/logs/quick").rglob("*.phases.json")]
+    records = [json.loads(p.read_text()) for p in (pipeline_run / QUICK / "logs").rglob("*.phases.json")]
     e1 = [r for r in records if r["rule"] == "e1_train"]
     assert all(r["epochs"] == 2 for r in e1)  # the quick profile's 2 epochs, both run in the job
     for r in records:
@@ -320,7 +320,7 @@ def test_html_reading_comforts_in_headless_chromium(quick_run, tmp_path):
     chromium = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
-    html = quick_run / "results/report/klvae.html"
+    html = quick_run / QUICK / "report/klvae.html"
     with sync_playwright() as p:
         browser = _launch(p, chromium, tmp_path)
         page = browser.new_page()
@@ -356,7 +356,7 @@ def test_snakemakes_own_report_lists_every_figure_by_experiment(quick_run, tmp_p
     import zipfile
 
     out = tmp_path / "snakemake-report.zip"
-    run_snakemake(quick_run, "results/report/klvae.html", "--report", str(out))
+    run_snakemake(quick_run, QUICK_TARGETS[0], "--report", str(out))
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
         text = "".join(z.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js")))

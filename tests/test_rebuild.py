@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_checkout, run_snakemake
+from conftest import QUICK_TARGETS, REPO, copy_checkout, run_snakemake
 from klvae.code_digest import code_digest, module_closure, rule_params
 
 SRC = REPO / "src"
@@ -102,7 +102,7 @@ def test_every_rule_declares_its_code():
 
 def _scheduled(workdir: Path, repo: Path) -> dict[str, int]:
     """Rule -> job count of a dry run of the quick report with the workflow in ``repo``."""
-    proc = run_snakemake(workdir, "results/report/klvae.html", "results/report/klvae.pdf", "--dry-run",
+    proc = run_snakemake(workdir, *QUICK_TARGETS, "--dry-run",
                          snakefile=repo / "workflow" / "Snakefile", configfile=repo / "config" / "quick.yaml")
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import copy_checkout, run_snakemake
+from conftest import QUICK, QUICK_TARGETS, copy_checkout, run_snakemake
 
 E9_SMK = '''\
 # E9: a fake experiment (a test's): one table, one figure, one claim.
@@ -197,7 +197,7 @@ def with_e9(quick_run, tmp_path_factory) -> tuple[Path, Path, str]:
     assert len(touched) == 6
     work = root / "work"
     shutil.copytree(quick_run, work, symlinks=True)
-    proc = run_snakemake(work, "results/report/klvae.html", "results/report/klvae.pdf",
+    proc = run_snakemake(work, *QUICK_TARGETS,
                          snakefile=repo / "workflow" / "Snakefile", configfile=repo / "config" / "quick.yaml",
                          env={"PYTHONPATH": str(repo / "src")})
     return repo, work, proc.stdout + proc.stderr
@@ -215,7 +215,7 @@ def test_a_new_experiment_is_in_the_dag_and_nothing_else_reruns(with_e9):
 @pytest.mark.pipeline
 def test_a_new_experiment_is_in_the_report_and_the_scorecard(with_e9):
     _, work, _ = with_e9
-    results = work / "results"
+    results = work / QUICK
     card = pd.read_csv(results / "tables/scorecard.csv", dtype=str, keep_default_na=False)
     e9 = card[card["experiment"] == "E9"]
     assert list(e9["id"]) == ["e9-count"] and list(e9["verdict"]) == ["reproduced"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import QUICK, REPO
 from klvae.report.render import ReportError, check_sources, expand_shortcodes, math_spans, quarto_incompatibilities
 from klvae.report.tables import markdown_table
 
@@ -161,9 +161,10 @@ def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkey
 def test_made_by_caption_links_the_function_source():
     from klvae.report.provenance import made_by_caption
 
-    text = made_by_caption("e1_scatter", "klvae.figures.e1:latent_scatter", ["results/figures/e1/scatter_c{c}.png"])
+    text = made_by_caption("e1_scatter", "klvae.figures.e1:latent_scatter",
+                           ["results/quick/figures/e1/scatter_c{c}.png"])
     assert text == ("Made by rule `e1_scatter` with [`klvae.figures.e1:latent_scatter`]"
-                    "(../../src/klvae/figures/e1.py) (`results/figures/e1/scatter_c<c>.png`).")
+                    "(../../../src/klvae/figures/e1.py) (`results/quick/figures/e1/scatter_c<c>.png`).")
 
 
 def test_repository_links_name_a_file_and_line_of_the_checkout(tmp_path):
@@ -219,18 +220,18 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
     import yaml
     from snakemake.io import regex_from_filepattern  # an output with wildcards matches its files
 
-    made = yaml.safe_load((quick_run / "results/report/generated/made_by.vars.yml").read_text())
+    made = yaml.safe_load((quick_run / QUICK / "report/generated/made_by.vars.yml").read_text())
     outputs = made["made_by_outputs"]
     var = re.compile(r"\{\{< var made_by\.([a-z0-9_]+) >\}\}")
     # the study's figure is drawn by rule study_figure and copied from its bundle or results by report_study
-    copied = {"figures/study/backend_losses.png": "results/study/backend/figures/losses.png"}
+    copied = {"figures/study/backend_losses.png": f"{QUICK.as_posix()}/study/backend/figures/losses.png"}
     figures = 0
     for qmd in sorted((REPO / "report").glob("*.qmd")):
         for caption, path in re.findall(r"!\[(.*?)\]\((figures/[^)]+\.png)\)", qmd.read_text()):
             named = var.findall(caption)
             assert named, f"{qmd.name}: the caption of {path} names no rule"
             patterns = [regex_from_filepattern(o) for o in outputs[named[0]]]
-            drawn = copied.get(path, f"results/{path}")
+            drawn = copied.get(path, f"{QUICK.as_posix()}/{path}")
             assert any(re.match(p, drawn) for p in patterns), (path, named[0], outputs[named[0]])
             figures += 1
     assert figures >= 13
@@ -238,7 +239,7 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
     captions = [(qmd.name, c) for qmd in sorted((REPO / "report").glob("*.qmd"))
                 for c in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$", qmd.read_text(), re.M)]
     captions += [("scorecard.md", c) for c in re.findall(r"^: (.*\{#tbl-[a-z0-9-]+\})$",
-                                                         (quick_run / "results/report/generated/scorecard.md")
+                                                         (quick_run / QUICK / "report/generated/scorecard.md")
                                                          .read_text(), re.M)]
     tables = 0
     for where, caption in captions:
@@ -248,14 +249,14 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
         assert named and all(n in outputs for n in named), f"{where}: {caption[:80]}"
         tables += 1
     assert tables >= 24
-    html = re.sub(r"\s+", " ", (quick_run / "results/report/klvae.html").read_text())  # pandoc wraps lines
+    html = re.sub(r"\s+", " ", (quick_run / QUICK / "report/klvae.html").read_text())  # pandoc wraps lines
     link = re.search(r'Made by rule <code>e1_scatter_panel</code> with <a href="([^"]+)">'
                      r"<code>klvae.figures.e1:scatter_panel</code></a>", html)
     assert link, "the caption of E1's scatter panel does not link its function"
     # relative to the rendered report, it reaches the source file of the code that drew it
     import klvae
     drawn_by = Path(klvae.__file__).resolve().parent / "figures" / "e1.py"
-    assert (quick_run / "results/report" / link.group(1)).resolve() == drawn_by
+    assert (quick_run / QUICK / "report" / link.group(1)).resolve() == drawn_by
     assert "made_by." not in html
 
 

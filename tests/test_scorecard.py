@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import QUICK
 from klvae import reference as ref
 from klvae.report.e1 import write_e1_scorecard
 from klvae.report.e2 import timing_rows, write_e2_scorecard
@@ -262,7 +263,7 @@ def test_schema_gives_every_profile_the_tolerances_and_rejects_bad_ones():
 
 @pytest.mark.pipeline
 def test_quick_run_has_the_scorecard_in_csv_and_html(quick_run):
-    t = pd.read_csv(quick_run / "results/tables/scorecard.csv", keep_default_na=False)
+    t = pd.read_csv(quick_run / QUICK / "tables/scorecard.csv", keep_default_na=False)
     assert set(t["verdict"]) <= set(VERDICTS) and (t["profile"] == "quick").all()
     # the quick profile trains 2 epochs on a subset: E1's 40-epoch table is not claimed
     assert (t.loc[t["experiment"] == "E1", "verdict"] == "paper profile only").all()
@@ -271,7 +272,7 @@ def test_quick_run_has_the_scorecard_in_csv_and_html(quick_run):
     reps = int(yaml.safe_load((REPO / "config" / "quick.yaml").read_text())["e1"].get("replicates", 1))
     assert (e1["n"] == reps).all()
     assert e1["basis"].str.startswith("prediction interval, n = " if reps > 1 else "tolerance").all()
-    html = (quick_run / "results/report/klvae.html").read_text()
+    html = (quick_run / QUICK / "report/klvae.html").read_text()
     for e in ("e1", "e2", "e3"):
         table = re.search(rf'<table[^>]*id="tbl-scorecard-{e}".*?</table>', html, re.S)
         assert table, e

@@ -6,12 +6,16 @@ latent summaries (``.npz``), figures, benchmarks, manifests and provenance recor
 used and the run record (Keras backend, hardware, host, date, git commit, every installed
 package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
 ``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
-under ``results/data/`` but its JSON provenance and manifests), nor decoded images that only
+under the run's ``data/`` but its JSON provenance and manifests), nor decoded images that only
 feed a figure (the E1 manifold's ``grid.npz``, E3's ``decoded_faces.npz``; their figures are
 packed).
 
 What goes in is decided by an allow-list of folders and file extensions (:func:`member_kind`),
-never by listing files. The archive's first member, ``MANIFEST.json``, lists every other
+never by listing files. Members are named relative to the run's results folder,
+``results/<profile>/`` (``e1/r0/c0/metrics.json``, ``tables/e1_losses.csv``,
+``benchmarks/e1_train/r0_c0.tsv``); a bundle made before each profile had its own folder keeps its
+benchmark files under ``benchmarks/<profile>/`` (:func:`benchmarks_folder`) and still verifies and
+renders. The archive's first member, ``MANIFEST.json``, lists every other
 member with its size (bytes) and SHA-256, the experiments the run holds (``experiments``:
 :func:`experiments_in`) and, per experiment, the run's commit, backend, host, hardware and config
 (``provenance``: :func:`provenance_entries`); :func:`read_bundle` checks every member against it
@@ -19,13 +23,14 @@ member with its size (bytes) and SHA-256, the experiments the run holds (``exper
 member that is not in the manifest or is missing, a duplicate, a symlink or any other
 non-regular entry, an absolute path or ``..``, a name outside the allow-list.
 
-Make one with ``make bundle`` (:func:`create_bundle`); render the report from one anywhere with
+Make one with ``make bundle`` (:func:`create_bundle`; ``results/<profile>/bundle/``); render the
+report from one anywhere with
 ``make report BUNDLE=<archive>`` (the Snakefile's bundle mode, ``workflow/rules/bundle.smk``:
 :func:`extract_bundle` then rule ``report_render``; nothing is trained or recomputed).
 
 Command line (``create`` is the default command)::
 
-    python -m klvae.bundle create [--results results] [--out-dir results/bundle] [--out FILE|DIR] [--partial]
+    python -m klvae.bundle create [--results results/<profile>] [--out-dir DIR] [--out FILE|DIR] [--partial]
     python -m klvae.bundle verify ARCHIVE
     python -m klvae.bundle extract ARCHIVE --into DIR
     python -m klvae.bundle diff A B [--csv FILE]        # every number of two bundles side by side
@@ -80,7 +85,7 @@ EXCLUDED_EXTENSIONS = {".keras": "model", ".h5": "model/weights", ".hdf5": "mode
 #: Arrays of decoded images that only feed a figure (the figure is packed instead): the E1
 #: manifold's 30x30 digits (2.8 MB each) and E3's decoded faces (about 20 MB of float32).
 IMAGE_GRIDS = frozenset({"grid.npz", "decoded_faces.npz"})
-#: Top-level folders of ``results/`` that are never packed (other bundles and their renders).
+#: Top-level folders of a results folder that are never packed (other bundles and their renders).
 EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
 RUN_RECORD = "report/generated/run.json"
@@ -90,7 +95,7 @@ REPORT_PRODUCTS = frozenset({"tables/scorecard.csv"})
 RUN_CONFIG = "report/generated/config.yaml"
 #: The experiments a bundle can hold, in the report's order.
 EXPERIMENTS = ("e1", "e2", "e3")
-#: Folders of ``results/data/`` that belong to one experiment (the faces are E3's; MNIST is shared).
+#: Folders of a run's ``data/`` that belong to one experiment (the faces are E3's; MNIST is shared).
 DATA_OWNERS = {"faces": "e3", "standin": "e3", "celeba": "e3"}
 
 _SAFE_PART = re.compile(r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]*")
@@ -118,8 +123,9 @@ def safe_member_name(name: str) -> bool:
     return all(_SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts)
 
 
-def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
-    """The allow-list: whether the file at ``rel`` (relative to ``results/``, POSIX) goes in a bundle.
+def member_kind(rel: str) -> tuple[bool, str]:
+    """The allow-list: whether the file at ``rel`` (relative to the run's results folder
+    ``results/<profile>/``, POSIX) goes in a bundle.
 
     Rules, first match wins:
 
@@ -132,8 +138,7 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
        ``data/`` only its JSON provenance records and manifests; ``figures/study/`` out (the report
        draws it from the committed backend-study bundle); ``report/`` only the run record and
        the config (``generated/run.json``, ``config.yaml``: fragments, HTML and PDF are remade
-       from the data by today's code); ``benchmarks/`` only the run's
-       ``profile`` folder (any when ``profile`` is None);
+       from the data by today's code);
     3. everything else in when its extension is in :data:`EXTENSIONS` (tables, metrics,
        histories, latent summaries, figures, benchmark files, fragments, variables).
 
@@ -167,15 +172,13 @@ def member_kind(rel: str, profile: str | None = None) -> tuple[bool, str]:
     if top == "report" and rel not in (RUN_RECORD, RUN_CONFIG):
         return False, ("report fragment (remade from the data)" if len(parts) > 2 and parts[1] == "generated"
                        else "rendered report")
-    if top == "benchmarks" and profile is not None and (len(parts) < 3 or parts[1] != profile):
-        return False, "benchmark of another profile"
     if suffix not in EXTENSIONS:
         return False, f"extension {suffix or '(none)'} not allowed"
     return True, {"data": "provenance", "report": "report fragment", "benchmarks": "benchmark", "tables": "table",
                   "figures": "figure"}.get(top, "run output")
 
 
-def select_files(results: str | Path, profile: str | None = None) -> tuple[list[tuple[str, Path]], dict[str, int]]:
+def select_files(results: str | Path) -> tuple[list[tuple[str, Path]], dict[str, int]]:
     """Walk ``results`` and apply :func:`member_kind` to every regular file (symlinks are skipped).
 
     Returns:
@@ -196,13 +199,13 @@ def select_files(results: str | Path, profile: str | None = None) -> tuple[list[
             if path.is_symlink() or not path.is_file():
                 excluded["symlink or special file"] = excluded.get("symlink or special file", 0) + 1
                 continue
-            ok, why = member_kind(rel, profile)
+            ok, why = member_kind(rel)
             if not ok:
                 excluded[why] = excluded.get(why, 0) + 1
                 continue
             if not safe_member_name(rel):
                 raise BundleError(f"{path}: a file name a bundle cannot carry (letters, digits and ._+=@,- only); "
-                                  "rename it or remove it from results/")
+                                  f"rename it or remove it from {root}/")
             included.append((rel, path))
     return sorted(included), excluded
 
@@ -226,7 +229,9 @@ def experiment_of(rel: str) -> str | None:
 
     A member belongs to ``eN`` when it lies under ``eN/``, is ``tables/eN_*`` or ``figures/eN/...``,
     a report fragment or variables file ``report/generated/eN.*``/``eN_*``, a benchmark of a rule
-    ``eN_*`` (``benchmarks/<profile>/eN_<rule>/...``), or E3's face data records (:data:`DATA_OWNERS`).
+    ``eN_*`` (``benchmarks/eN_<rule>/...`` or ``benchmarks/eN_<rule>.tsv``), or E3's face data
+    records (:data:`DATA_OWNERS`). Names of a bundle made before each profile had its own results
+    folder (``benchmarks/<profile>/...``) are read through :func:`current_member_name` first.
     Shared: the run record, the config, the MNIST provenance, the scorecard, the methods fragments.
     """
     parts = PurePosixPath(rel).parts
@@ -244,11 +249,30 @@ def experiment_of(rel: str) -> str | None:
         return own(parts[1])
     if top == "report" and len(parts) > 2 and parts[1] == "generated":
         return own(parts[2])
-    if top == "benchmarks" and len(parts) > 2:
-        return own(parts[2])
+    if top == "benchmarks" and len(parts) > 1:
+        return own(PurePosixPath(parts[1]).stem)
     if top == "data" and len(parts) > 2:
         return DATA_OWNERS.get(parts[1])
     return None
+
+
+def benchmarks_folder(paths, profile: str | None) -> str:
+    """Where a bundle keeps the run's benchmark files: ``benchmarks``, or ``benchmarks/<profile>`` in
+    a bundle made before each profile had its own results folder (``results/benchmarks/<profile>/``).
+
+    Args:
+        paths: the bundle's member names.
+        profile: the run's profile (its manifest's or config's).
+    """
+    old = f"benchmarks/{profile}/"
+    return old.rstrip("/") if profile and any(str(p).startswith(old) for p in paths) else "benchmarks"
+
+
+def current_member_name(rel: str, profile: str | None) -> str:
+    """A member's name in today's layout: ``benchmarks/<profile>/X`` (a bundle made before each
+    profile had its own results folder) becomes ``benchmarks/X``; any other name is unchanged."""
+    old = f"benchmarks/{profile}/"
+    return f"benchmarks/{rel[len(old):]}" if profile and rel.startswith(old) else rel
 
 
 def experiments_in(paths) -> list[str]:
@@ -256,7 +280,7 @@ def experiments_in(paths) -> list[str]:
     table ``tables/eN_*`` (report fragments, figures and benchmarks alone do not count).
 
     Args:
-        paths: member names (relative to ``results/``, POSIX).
+        paths: member names (relative to the run's results folder, POSIX).
 
     Returns:
         The experiments, in :data:`EXPERIMENTS` order (``[]`` when none ran).
@@ -323,7 +347,7 @@ def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 
 def required_files(sources: str | Path | None = None) -> list[str]:
-    """What a bundle must hold to be rendered (names relative to ``results/``): the run record and
+    """What a bundle must hold to be rendered (names relative to the run's results folder): the run record and
     the config as used. Rule ``run_record`` writes both once every result of the run is there, so
     their presence also says the run finished; the report's fragments are remade from the data.
 
@@ -347,8 +371,8 @@ def missing_files(results: str | Path, sources: str | Path | None = None) -> lis
     return [rel for rel in required_files(sources) if not (Path(results) / rel).is_file()]
 
 
-def create_bundle(results: str | Path = "results", out: str | Path | None = None,
-                  out_dir: str | Path = "results/bundle", max_bytes: int = MAX_BUNDLE_BYTES,
+def create_bundle(results: str | Path = "results/default", out: str | Path | None = None,
+                  out_dir: str | Path | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                   created_utc: str | None = None, partial: bool = False) -> dict:
     """Pack the small outputs of the finished run in ``results`` into one ``tar.gz``.
 
@@ -357,10 +381,11 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     report's fragments, HTML and PDF are remade from it by today's code (bundle mode).
 
     Args:
-        results: the run's results folder.
+        results: the run's results folder, ``results/<profile>`` (members are named relative to it).
         out: archive path; default ``<out_dir>/klvae-<profile>-<backend>-<shortcommit>.tar.gz``
             (:func:`bundle_name`, from the run record).
-        out_dir: folder of the default archive path.
+        out_dir: folder of the default archive path (default ``<results>/bundle``, which is never
+            packed itself).
         max_bytes: size limit of the archive in bytes (default 64 MB).
         created_utc: the creation time to record (ISO 8601, UTC; default now).
         partial: pack an unfinished run too (e.g. one stopped at a batch job's time limit): the
@@ -384,6 +409,10 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
     if not root.is_dir():
         raise BundleError(f"{root}: no such results folder; run `make report PROFILE=<profile>` first")
     missing = missing_files(root)
+    runs = sorted(p.relative_to(root).parts[0] for p in root.glob(f"*/{RUN_RECORD}")) if missing else []
+    if runs:
+        raise BundleError(f"{root}: not a run's results folder but the folder of every profile's; name one: "
+                          + ", ".join(f"--results {root / r}" for r in runs))
     if missing and not partial:
         raise BundleError(f"{root}: not a finished run: {', '.join(missing[:6])}"
                           + (f" and {len(missing) - 6} more" if len(missing) > 6 else "") + " missing. Run "
@@ -391,14 +420,11 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
                           "`make bundle`; `python -m klvae.bundle create --partial` packs an unfinished run, which "
                           "cannot be rendered")
     run = json.loads((root / RUN_RECORD).read_text()) if (root / RUN_RECORD).is_file() else {}
-    if not run:  # partial run without a run record: its profile is the benchmark folder written last
-        folders = [d for d in (root / "benchmarks").iterdir() if d.is_dir()] if (root / "benchmarks").is_dir() else []
-        newest = max(folders, key=lambda d: max((f.stat().st_mtime for f in d.rglob("*.tsv")), default=0),
-                     default=None)
-        run = {"profile": newest.name if newest is not None else "unknown",
+    if not run:  # partial run without a run record: its profile names its folder, results/<profile>
+        run = {"profile": root.resolve().name or "unknown",
                "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow",
                "git_commit": git_commit(Path(__file__).resolve().parents[2])}
-    files, excluded = select_files(root, None if run.get("profile") == "unknown" else run.get("profile"))
+    files, excluded = select_files(root)
     entries = manifest_entries(files)
     unpacked = sum(e["size"] for e in entries)
     if unpacked > MAX_UNPACKED_BYTES:
@@ -406,7 +432,8 @@ def create_bundle(results: str | Path = "results", out: str | Path | None = None
                              f"unpack to ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); the largest:\n{_largest(entries)}")
     experiments = experiments_in(rel for rel, _ in files)
     name = bundle_name(run, experiments) + ("-partial" if missing else "")
-    archive = Path(out) if out is not None else Path(out_dir) / f"{name}.tar.gz"
+    out_dir = root / "bundle" if out_dir is None else Path(out_dir)
+    archive = Path(out) if out is not None else out_dir / f"{name}.tar.gz"
     config_path = root / RUN_CONFIG
     config = (yaml.safe_load(config_path.read_text()) if config_path.is_file() else None) or {}
     manifest = {
@@ -474,16 +501,16 @@ def write_archive(archive: str | Path, manifest: dict, items: list[tuple[str, Pa
                 if rel != entry["path"] or len(data) != entry["size"] or \
                         hashlib.sha256(data).hexdigest() != entry["sha256"]:
                     raise BundleError(f"{source if not isinstance(source, bytes) else rel} changed while the bundle "
-                                      "was being made; is a run still writing to results/? Try again when it has "
-                                      "finished")
+                                      "was being made; is a run still writing to its results folder? Try again when "
+                                      "it has finished")
                 tar.addfile(_tarinfo(rel, len(data), mtime), io.BytesIO(data))
         size = tmp.stat().st_size
         if size > max_bytes:
             raise BundleTooLarge(
                 f"{archive}: the bundle would be {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB. "
                 f"The largest files ({len(entries)} in all, {unpacked / 1e6:.1f} MB before compression):\n"
-                f"{_largest(entries)}\nRemove what should not travel from results/ or narrow the allow-list in "
-                "klvae.bundle (EXTENSIONS, member_kind)")
+                f"{_largest(entries)}\nRemove what should not travel from the results folder or narrow the "
+                "allow-list in klvae.bundle (EXTENSIONS, member_kind)")
         os.replace(tmp, archive)
     finally:
         if tmp.exists():
@@ -672,7 +699,8 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
 
     Args:
         archive: the ``tar.gz``.
-        dest: the folder to create (e.g. ``results/from_bundle/<stem>``).
+        dest: the folder to create (e.g. ``results/from_bundle/<stem>``; the members land at their
+            names, as under the run's ``results/<profile>/``).
         replace: remove an existing ``dest`` first (for a folder that only ever holds a bundle's
             render); without it an existing non-empty ``dest`` is an error.
         expected_manifest_sha256: see :func:`verify_bundle`.
@@ -749,8 +777,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m klvae.bundle", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="pack the finished run in --results into one tar.gz (the default command)")
-    c.add_argument("--results", default="results")
-    c.add_argument("--out-dir", default="results/bundle")
+    c.add_argument("--results", default="results/default",
+                   help="the run's results folder, results/<profile> (default: results/default)")
+    c.add_argument("--out-dir", default=None, help="folder of the archive (default: <results>/bundle)")
     c.add_argument("--out", default=None,
                    help="archive path, or an existing folder for the default name "
                         "(default: <out-dir>/klvae-<profile>-<backend>-<commit>.tar.gz)")

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from klvae import bundle as kb
+from klvae.layout import results_dir
 
 #: Where the scorecard's verdict counts are inside a bundle (rule report_scorecard).
 SCORECARD = "tables/scorecard.csv"
@@ -373,7 +374,7 @@ def _check_compatible(members: list[dict]) -> None:
                                      f"{sb[key]!r} in {m['path']}; merge runs of one configuration only")
 
 
-def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: str | Path = "results/bundle",
+def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: str | Path | None = None,
                   created_utc: str | None = None, max_bytes: int = kb.MAX_BUNDLE_BYTES) -> dict:
     """Join bundles that hold different experiments into one bundle of the same format.
 
@@ -388,6 +389,9 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
       holding the first experiment (E1 before E2 before E3); the manifest lists those that differ
       between members (``merged.shared_differing``);
     * ``config.yaml``: the shared keys with each experiment's own section from its run;
+    * members named as in today's bundles (a member made before each profile had its own results
+      folder has its ``benchmarks/<profile>/...`` renamed ``benchmarks/...``,
+      :func:`klvae.bundle.current_member_name`);
     * a manifest whose ``provenance`` keeps, per experiment, the run's commit, backend, host, date,
       hardware and whole config, with the member bundle's name and manifest SHA-256.
 
@@ -398,7 +402,8 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
             (:func:`klvae.bundle.bundle_name`: profile, backends and commits joined by ``+``,
             ``-e1+e2`` when not all experiments are held).
         archives: the member bundles (at least two).
-        out_dir, created_utc, max_bytes: as for :func:`klvae.bundle.create_bundle`.
+        out_dir: folder of the default archive path (default ``results/<profile>/bundle``).
+        created_utc, max_bytes: as for :func:`klvae.bundle.create_bundle`.
 
     Returns:
         :func:`klvae.bundle.write_archive`'s dict plus ``"experiments"``, ``"complete"``,
@@ -435,7 +440,8 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     files: dict[str, bytes] = {}
     differing: list[str] = []
     for m in members:
-        for name, data in sorted(m["contents"].items()):
+        for old_name, data in sorted(m["contents"].items()):
+            name = kb.current_member_name(old_name, m["manifest"].get("profile"))
             owner = kb.experiment_of(name)
             if owner is not None and owner not in m["experiments"]:
                 continue  # a file of an experiment this run did not make
@@ -464,6 +470,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     name = kb.bundle_name({"profile": members[0]["manifest"].get("profile"),
                            "keras_backend": joined("keras_backend", None), "git_commit": joined("run_commit", None)},
                           experiments)
+    out_dir = out_dir or f"{results_dir(str(members[0]['manifest'].get('profile')))}/bundle"
     archive = Path(out) if out is not None else Path(out_dir) / f"{name}.tar.gz"
     names = sorted(files)
     entries = [{"path": n, "size": len(files[n]), "sha256": hashlib.sha256(files[n]).hexdigest()} for n in names]
@@ -492,7 +499,7 @@ def merge_main(out: str | Path, archives: list[str | Path]) -> dict:
     out_dir = None
     if Path(out).is_dir():
         out, out_dir = None, out
-    r = merge_bundles(out, archives, out_dir=out_dir or "results/bundle")
+    r = merge_bundles(out, archives, out_dir=out_dir)
     m = r["manifest"]
     print(f">>> merged bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.2f} MB; "
           f"experiments {', '.join(e.upper() for e in r['experiments'])}\n"

@@ -13,13 +13,15 @@ says ``"kind": "backend-study"``. It carries the study's data only, by an explic
   ``timing.json``, ``epochs.csv``, ``latent.json``;
 * ``study/backend/run.json`` (the run record) and ``study/backend/config.yaml`` (the config
   as used), rule ``study_record``;
-* the study rules' Snakemake benchmark files (``benchmarks/<profile>/study_*``).
+* the study rules' Snakemake benchmark files (``benchmarks/study_*``; ``benchmarks/<profile>/study_*``
+  in a bundle made before each profile had its own results folder).
 
-No weights (``*.weights.*``, ``.h5``), checkpoints or data. Names are relative to ``results/``.
+No weights (``*.weights.*``, ``.h5``), checkpoints or data. Names are relative to the study
+run's results folder, ``results/backend_study/`` (``make backend-study``).
 
 Command line::
 
-    python -m klvae.study_bundle create [--results results] [--out-dir bundles]
+    python -m klvae.study_bundle create [--results results/backend_study] [--out-dir bundles]
     python -m klvae.study_bundle verify ARCHIVE
 
 ``create`` writes ``<out-dir>/backend-study-<short commit of the run>.tar.gz`` and a
@@ -43,20 +45,21 @@ from klvae import bundle as kb
 
 #: ``"kind"`` of a study bundle's manifest.
 KIND = "backend-study"
-#: The study's folder relative to ``results/``.
+#: The study's folder relative to the run's results folder (``results/<profile>/``).
 STUDY_ROOT = "study/backend"
-#: Files every study bundle holds (relative to ``results/``).
+#: Files every study bundle holds (relative to the run's results folder).
 REQUIRED = (f"{STUDY_ROOT}/tables/runs.csv", f"{STUDY_ROOT}/tables/backends.csv", f"{STUDY_ROOT}/tables/latent.csv",
             f"{STUDY_ROOT}/figures/losses.png", f"{STUDY_ROOT}/run.json", f"{STUDY_ROOT}/config.yaml")
 #: Per-run files packed (the rest of a run's folder -- weights -- stays behind).
 RUN_FILES = ("metrics.json", "history.csv", "timing.json", "epochs.csv", "latent.json")
 
 
-def study_members(results: str | Path = "results") -> list[tuple[str, Path]]:
-    """The files of a finished study under ``results`` that go into its bundle, sorted by name.
+def study_members(results: str | Path = "results/backend_study") -> list[tuple[str, Path]]:
+    """The files of a finished study under ``results`` (the run's results folder) that go into its
+    bundle, sorted by name.
 
     Returns:
-        ``[(name relative to results/, path)]``.
+        ``[(name relative to results, path)]``.
 
     Raises:
         klvae.bundle.BundleError: a :data:`REQUIRED` file is missing (the study is not finished),
@@ -76,8 +79,7 @@ def study_members(results: str | Path = "results") -> list[tuple[str, Path]]:
     for p in sorted(study.glob("*/s*/c*/*")):
         if p.is_file() and p.name in RUN_FILES:
             found[p.relative_to(root).as_posix()] = p
-    profile = json.loads((root / f"{STUDY_ROOT}/run.json").read_text()).get("profile")
-    bench = root / "benchmarks" / str(profile)
+    bench = root / "benchmarks"
     for p in sorted(bench.glob("study_*/*.tsv")) + sorted(bench.glob("study_*.tsv")):
         found[p.relative_to(root).as_posix()] = p
     out = []
@@ -89,12 +91,12 @@ def study_members(results: str | Path = "results") -> list[tuple[str, Path]]:
     return out
 
 
-def create_study_bundle(results: str | Path = "results", out_dir: str | Path = "bundles",
+def create_study_bundle(results: str | Path = "results/backend_study", out_dir: str | Path = "bundles",
                         out: str | Path | None = None, max_bytes: int = kb.MAX_BUNDLE_BYTES) -> dict:
     """Pack the finished backend study in ``results`` into ``<out_dir>/backend-study-<commit>.tar.gz``.
 
     Args:
-        results: the results folder the study wrote to (``results/study/backend/``).
+        results: the results folder of the study's run (``results/backend_study``, holding ``study/backend/``).
         out_dir: folder of the archive (created).
         out: archive path instead of the default name.
         max_bytes: size limit of the archive (bytes).
@@ -184,7 +186,8 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m klvae.study_bundle", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="pack the finished backend study into bundles/backend-study-<commit>.tar.gz")
-    c.add_argument("--results", default="results")
+    c.add_argument("--results", default="results/backend_study",
+                   help="the study run's results folder (default: results/backend_study, as make backend-study)")
     c.add_argument("--out-dir", default="bundles")
     c.add_argument("--out", default=None)
     v = sub.add_parser("verify", help="check every member of a study bundle against its manifest")

@@ -5,7 +5,8 @@
 # A bundle holds data only (klvae.bundle): tables, metrics, histories, latent summaries, figures,
 # benchmark files, the run record and the config as used. This file verifies it (when the
 # workflow is parsed, naming a tampered file before any job is scheduled), takes the run's
-# config from it and points RESULTS at results/from_bundle/<stem>/. The Snakefile then includes
+# config from it and points RESULTS at results/from_bundle/<stem>/ (its members are named relative
+# to the run's results folder, results/<profile>/, so they land as they were). The Snakefile then includes
 # the usual rule files, so every report rule (fragments, variables, scorecard, summary,
 # captions, render) runs as in a normal run on the extracted data, and finally calls
 # prefer_bundle_files(): rule bundle_extract, which writes the verified members, is preferred
@@ -40,6 +41,9 @@ if not BUNDLE["config"]:
         f"{BUNDLE_ARCHIVE}: the bundle holds no config ({klvae_bundle.RUN_CONFIG}); it cannot be rendered."
     )
 BUNDLE_DIR = klvae_bundle.render_dir(BUNDLE_ARCHIVE)
+# where the bundle keeps the run's benchmark files (benchmarks/; benchmarks/<profile>/ in a bundle
+# made before each profile had its own results folder)
+BUNDLE_BENCH = f"{BUNDLE_DIR}/{klvae_bundle.benchmarks_folder(BUNDLE['paths'], BUNDLE['config'].get('profile'))}"
 BUNDLE_INFO = {
     k: BUNDLE[k] for k in ("name", "archive_sha256", "manifest_sha256", "members", "created_utc", "created_host")
 }

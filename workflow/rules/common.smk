@@ -9,18 +9,32 @@ from pathlib import Path
 import os
 import sys
 
-# Where every generated file goes: results/, or in bundle mode (workflow/rules/bundle.smk) the
-# folder a verified results bundle was extracted to, whose data the report rules then read.
-RESULTS = globals().get("BUNDLE_DIR", "results")
+from klvae.layout import results_dir
+
+# Where every generated file goes: results/<profile>/ (klvae.layout), so profiles never share a
+# model or a report; or in bundle mode (workflow/rules/bundle.smk) the folder a verified results
+# bundle was extracted to, results/from_bundle/<stem>/, whose data the report rules then read.
+# Raw downloads are shared by all profiles (data/ at the repository root).
+RESULTS = globals().get("BUNDLE_DIR", results_dir(config["profile"]))
 BUNDLE_MODE = "BUNDLE_DIR" in globals()
 BUNDLE_INFO = globals().get("BUNDLE_INFO")
-# A path as a run names it (results/...), also in bundle mode, where RESULTS is the bundle's folder.
-results_relative = lambda path: f"results{str(path)[len(RESULTS):]}" if str(path).startswith(RESULTS) else str(path)
-# One folder per profile, so the report's per-rule times count only the jobs of this profile
-# (a job that exists only in another profile, e.g. a replicate, leaves its file elsewhere).
-BENCH = f"{RESULTS}/benchmarks/{config['profile']}"
-# Each job's stderr and stdout (workflow/scripts/call.py copies them there), by profile like BENCH.
-LOGS = f"{RESULTS}/logs/{config['profile']}"
+# The run's results folder as the run names it (results/<profile>), also in bundle mode.
+RUN_RESULTS = results_dir(config["profile"])
+
+
+def results_relative(path):
+    """A path as a run names it (results/<profile>/...), also in bundle mode, where RESULTS is the bundle's folder."""
+    path = str(path)
+    if path == RESULTS or path.startswith(f"{RESULTS}/"):
+        return f"{RUN_RESULTS}{path[len(RESULTS):]}"
+    return path
+
+
+# Snakemake's benchmark file of every job: the report's per-rule times. In bundle mode, where the
+# bundle keeps them (a bundle made before profiles had their own folders: benchmarks/<profile>/).
+BENCH = globals().get("BUNDLE_BENCH", f"{RESULTS}/benchmarks")
+# Each job's stderr and stdout (workflow/scripts/call.py copies them there).
+LOGS = f"{RESULTS}/logs"
 # The report: its HTML and PDF, and the fragments and variables the report rules generate.
 REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"

@@ -1,4 +1,5 @@
-# Data: raw files (under data/) verified by hash -> canonical uint8 arrays + provenance.
+# Data: raw files (under data/, shared by every profile) verified by hash -> canonical uint8
+# arrays + provenance in the profile's results folder (a few seconds to remake).
 
 from klvae.data.mnist import raw_input_path
 
@@ -29,7 +30,7 @@ if MNIST_CFG["source"] != "idx":
 
 
 rule mnist_canonical:
-    """Verify and parse raw MNIST into results/data/mnist.npz (uint8) with a provenance record."""
+    """Verify and parse raw MNIST into results/<profile>/data/mnist.npz (uint8) with a provenance record."""
     input:
         raw=MNIST_RAW,
     output:

@@ -1,5 +1,5 @@
 # The report: one fragment rule per chapter (every number, as markdown + YAML variables),
-# then the Quarto project in report/ rendered to results/report/klvae.html and klvae.pdf.
+# then the Quarto project in report/ rendered to results/<profile>/report/klvae.html and klvae.pdf.
 # (Rendering from a results bundle instead uses workflow/rules/bundle.smk; see the Snakefile.)
 
 REPORT_SOURCES = os.path.join(REPO_ROOT, "report")
@@ -119,7 +119,9 @@ rule report_methods:
         kwargs={
             "config": config,
             "benchmarks_dir": BENCH,
-            "benchmarks_shown": results_relative(BENCH),
+            # the folders as the run names them (results/<profile>/...), also in bundle mode
+            "benchmarks_shown": f"{RUN_RESULTS}/benchmarks",
+            "results_shown": RUN_RESULTS,
             "experiments": EXPERIMENTS,
         },
     script:
@@ -254,7 +256,7 @@ REPORT_VARIABLES = [
 
 
 rule report_render:
-    """Render report/ (Quarto project) to results/report/klvae.html and klvae.pdf."""
+    """Render report/ (Quarto project) to results/<profile>/report/klvae.html and klvae.pdf."""
     input:
         report_sources=sorted(str(p) for p in Path(REPORT_SOURCES).rglob("*") if p.is_file()),
         fragments=list(REPORT_FRAGMENTS.values()),

@@ -4,7 +4,8 @@
 # wildcard of a job (call_backend.py sets KERAS_BACKEND for that job's process), not the
 # process-wide KERAS_BACKEND; both backends of a seed start from one initial-weights file,
 # built on TensorFlow. Not part of `rule all`: run it with `make backend-study`
-# (config/default.yaml + config/backend_study.yaml), pack it with `make study-bundle`.
+# (config/default.yaml + config/backend_study.yaml: results/backend_study/study/backend/), pack it
+# with `make study-bundle`.
 #
 #   study_init_weights  s<seed>: the seed's initial weights (TensorFlow, .weights.h5)
 #   study_train         <backend>/s<seed>/c<c>: training history, test metrics, weights per epoch
@@ -200,5 +201,12 @@ rule backend_study:
 # backend_study.report_source is `results`, which makes the study's outputs inputs of the report.
 from klvae.report.study import choose_source, source_digest
 
-STUDY_SOURCE, STUDY_SOURCE_PATH = choose_source(STUDY["report_source"], os.path.join(REPO_ROOT, "bundles"), RESULTS)
+# Without a committed bundle, `auto` also finds the study where `make backend-study` leaves it
+# (results/backend_study/, the backend_study profile's folder).
+STUDY_SOURCE, STUDY_SOURCE_PATH = choose_source(
+    STUDY["report_source"],
+    os.path.join(REPO_ROOT, "bundles"),
+    RESULTS,
+    others=[] if BUNDLE_MODE else [results_dir("backend_study")],
+)
 STUDY_REPORT_FIGURES = [] if STUDY_SOURCE == "none" else [f"{RESULTS}/figures/study/backend_losses.png"]

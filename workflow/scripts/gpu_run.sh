@@ -79,7 +79,7 @@ if [ "${PROBE:-0}" = 1 ]; then
         --omit-from report_render > "$OUT/probe_snakemake.log" 2>&1
     stamp "probe: snakemake exit status $?"
     [ -n "$SMI" ] && kill "$SMI" 2>/dev/null
-    "$PY" -m klvae.bench.phases probe/results/logs/quick --tsv "$OUT/probe_phases.tsv"
+    "$PY" -m klvae.bench.phases probe/results/quick/logs --tsv "$OUT/probe_phases.tsv"
     [ -s "$OUT/probe_gpu_utilisation.csv" ] && "$PY" - "$OUT/probe_gpu_utilisation.csv" <<'EOF2'
 import csv, statistics, sys
 u = [float(r[1].split()[0]) for r in csv.reader(open(sys.argv[1])) if len(r) > 2 and r[1].strip()[:1].isdigit()]
@@ -116,9 +116,11 @@ T_SNAKE=$(date +%s)
 RC=${PIPESTATUS[0]}
 stamp "snakemake exit status $RC after $(( $(date +%s) - T_SNAKE )) s"
 
-# 5a. where the jobs' time went, per rule (start-up, imports, compilation, training)
+# 5a. where the jobs' time went, per rule (start-up, imports, compilation, training); the run's
+#     files are in its profile's folder, results/<profile>/
 CONFIG_PROFILE=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['profile'])" "$CONFIG")
-"$PY" -m klvae.bench.phases "results/logs/$CONFIG_PROFILE" --tsv "$OUT/phases.tsv" || true
+RESULTS_DIR="results/$CONFIG_PROFILE"
+"$PY" -m klvae.bench.phases "$RESULTS_DIR/logs" --tsv "$OUT/phases.tsv" || true
 
 # 5b. wall time per experiment: a job ends at its benchmark file's mtime and ran its 's' seconds
 "$PY" - "$CONFIG" "$T_SNAKE" "$OUT/walltime.tsv" <<'EOF'
@@ -126,7 +128,7 @@ import csv, sys, time
 from pathlib import Path
 import yaml
 config, since, out = yaml.safe_load(open(sys.argv[1])), float(sys.argv[2]), sys.argv[3]
-bench = Path("results/benchmarks") / config["profile"]
+bench = Path("results") / config["profile"] / "benchmarks"
 groups = {}
 for f in bench.rglob("*.tsv") if bench.is_dir() else []:
     end = f.stat().st_mtime
@@ -149,7 +151,7 @@ EOF
 
 # 6. the results bundle (klvae.bundle: allow-listed small outputs + SHA-256 manifest)
 if "$PY" -c "import klvae.bundle" 2>/dev/null; then
-    BARGS=(create --results results --out "$OUT")
+    BARGS=(create --results "$RESULTS_DIR" --out "$OUT")
     [ "$RC" -ne 0 ] && BARGS+=(--partial)   # an unfinished run: packed, marked partial
     stamp "python -m klvae.bundle ${BARGS[*]}"
     "$PY" -m klvae.bundle "${BARGS[@]}" || { echo ">>> klvae.bundle failed"; [ "$RC" -eq 0 ] && RC=3; }
@@ -157,7 +159,7 @@ else
     stamp "klvae.bundle not found: tarball of the small results instead"
     # what the report is made of: tables, figures, generated fragments, benchmarks, manifests,
     # histories and metrics (no models, arrays, checkpoints or images of the data)
-    find results -path '*.ckpt' -prune -o -path 'results/data/standin' -prune -o -type f \
+    find "$RESULTS_DIR" -path '*.ckpt' -prune -o -path "$RESULTS_DIR/data/standin" -prune -o -type f \
          \( -name '*.csv' -o -name '*.json' -o -name '*.md' -o -name '*.yml' -o -name '*.tsv' -o -name '*.txt' \
             -o -name '*.png' \) -size -8M -print > "$OUT/.files" 2>/dev/null
     find .snakemake/log -type f -newermt "@$T_SNAKE" >> "$OUT/.files" 2>/dev/null

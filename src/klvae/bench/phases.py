@@ -112,7 +112,7 @@ def summarize(logs_dir: str | Path) -> list[dict]:
 def main(argv=None) -> int:
     """``python -m klvae.bench.phases LOGS [--tsv OUT]``: print the per-rule split (and write it)."""
     a = argparse.ArgumentParser(description="Where the jobs' time went: start-up, imports, compilation, training.")
-    a.add_argument("logs", help="a run's log folder, e.g. results/logs/<profile>")
+    a.add_argument("logs", help="a run's log folder, e.g. results/<profile>/logs")
     a.add_argument("--tsv", help="also write the table here")
     args = a.parse_args(argv)
     rows = summarize(args.logs)

@@ -2,7 +2,7 @@
 
 A results bundle committed under ``bundles/`` -- by default the newest *paper*-profile bundle, the
 reference run of this report -- is set beside this run: every number of this run's tables
-(``results/tables/*.csv``: E1's losses per KL coefficient, E2's metrics per strategy and z_dim,
+(``results/<profile>/tables/*.csv``: E1's losses per KL coefficient, E2's metrics per strategy and z_dim,
 E3's metrics, the scorecard's ``ours`` and verdict per claim, ...) against the shipped run's, with
 the difference and whether this run lies in the shipped run's 95 % prediction interval for one
 new run where the shipped value is a mean of n >= 2 runs. The rules are those of

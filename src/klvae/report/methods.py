@@ -15,6 +15,7 @@ import yaml
 from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
+from klvae.layout import results_dir
 from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
 
@@ -146,7 +147,8 @@ def banner_fragment(config: dict) -> str:
 def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experiment_times_md: str,
                   rule_times_md: str, deviations: str, banner: str, variables: str, run_json: str,
                   mnist_provenance: str, config: dict, paper_config: str, schema: str, benchmarks_dir: str,
-                  benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None) -> None:
+                  benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None,
+                  results_shown: str | None = None) -> None:
     """Rule ``report_methods``: the bodies of the methods chapter's tables -- MNIST provenance
     (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
     experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
@@ -159,15 +161,17 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
     host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
     fragments come out when the report is rendered later, elsewhere, from a results bundle
-    (``benchmarks_shown``: the benchmark folder as the run named it, for the captions).
+    (``benchmarks_shown``, ``results_shown``: the benchmark folder and the results folder as the run
+    named them, ``results/<profile>/...``, for the captions and the ``results_dir`` variable).
     ``experiments``: the experiment registry's names (``e1``, ...), for the per-experiment times
     and the settings table (default: the config's experiment sections).
     """
     run = json.loads(Path(run_json).read_text())
+    results_shown = results_shown or results_dir(config["profile"])
     tables, env = methods_fragment(mnist_provenance, config, benchmarks_dir, run, benchmarks_shown, experiments)
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
-        "profile": config["profile"], "seed": config["seed"],
+        "profile": config["profile"], "seed": config["seed"], "results_dir": results_shown,
         "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
         "env": env,
         "seed_claims": reference.seed_variables(),

@@ -5,7 +5,7 @@ Two kinds of record:
 
 * :func:`run_record` -- where, when, on which hardware and software, with which Keras backend
   and at which commit the *numbers* were made. Written once per run by rule ``report_methods``
-  (``results/report/generated/run.json``); the report's banner and methods chapter quote it,
+  (``results/<profile>/report/generated/run.json``); the report's banner and methods chapter quote it,
   and a results bundle (:mod:`klvae.bundle`) carries it to wherever the report is rendered.
   The Keras backend and the accelerators it sees come from the file rule ``report_backend``
   wrote in the run's environment (:func:`klvae.backend.write_facts`).
@@ -313,7 +313,7 @@ def function_line(src_dir: str | Path, func: str) -> int | None:
                  and n.name == name), None)
 
 
-def source_link(func: str, source_root: str = "../../src", repository: str | None = None,
+def source_link(func: str, source_root: str = "../../../src", repository: str | None = None,
                 commit: str | None = None, line: int | None = None) -> str:
     """Where a caption links ``func``: ``<repository>/blob/<commit>/src/<module path>.py#L<line>``
     when a repository and a commit are given, else ``<source_root>/<module path>.py`` (relative to
@@ -324,12 +324,12 @@ def source_link(func: str, source_root: str = "../../src", repository: str | Non
     return f"{source_root}/{rel}"
 
 
-def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../src",
+def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str = "../../../src",
                     link: str | None = None) -> str:
     """The provenance sentence of a figure's or table's caption (markdown).
 
-    ``Made by rule `e1_scatter_panel` with [`klvae.figures.e1:scatter_panel`](../../src/klvae/figures/e1.py)
-    (`results/figures/e1/scatter_panel.png`).`` -- the function links to ``link``
+    ``Made by rule `e1_scatter_panel` with [`klvae.figures.e1:scatter_panel`](../../../src/klvae/figures/e1.py)
+    (`results/default/figures/e1/scatter_panel.png`).`` -- the function links to ``link``
     (:func:`source_link`; default its source file relative to the rendered report, under
     ``source_root``); in the PDF the function's name says where it is. Wildcards in an output
     (``{c}``) are shown as ``<c>``.
@@ -338,8 +338,8 @@ def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str =
     return f"Made by rule `{rule}` with [`{func}`]({link or source_link(func, source_root)}) ({shown})."
 
 
-def write_made_by(variables: str, rules: dict, report_dir: str = "results/report", repository: str | None = None,
-                  src_dir: str | Path | None = None) -> dict:
+def write_made_by(variables: str, rules: dict, report_dir: str = "results/default/report",
+                  repository: str | None = None, src_dir: str | Path | None = None) -> dict:
     """Rule ``report_made_by``: ``made_by.<rule>`` (the caption sentence of
     :func:`made_by_caption`) and ``made_by_outputs.<rule>`` (the rule's output paths) for every
     rule that calls the library, as report variables (``{{< var made_by.e1_scatter_panel >}}``).

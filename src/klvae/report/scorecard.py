@@ -421,7 +421,7 @@ def write_part(table: str, rows: list[dict], profile: str) -> None:
     """One experiment's claims (rule ``report_scorecard_<experiment>``) as CSV with :data:`COLUMNS`.
 
     Args:
-        table: output CSV (``results/report/generated/scorecard_e1.csv``, ...).
+        table: output CSV (``results/<profile>/report/generated/scorecard_e1.csv``, ...).
         rows: the experiment's rows, each a :func:`claim_row` dict.
         profile: the config's profile name, written in every row.
     Raises:

@@ -5,8 +5,8 @@ The section is rendered from one of three sources (rule ``report_study``,
 
 * ``bundle`` -- the committed study bundle under ``bundles/`` (:mod:`klvae.study_bundle`),
   verified member by member before anything is read;
-* ``results`` -- this checkout's study results (``results/study/backend/``, written by
-  ``make backend-study``);
+* ``results`` -- this checkout's study results (``results/backend_study/study/backend/``, written
+  by ``make backend-study``; or this run's own, ``results/<profile>/study/backend/``);
 * ``none`` -- the study has not been run: a short paragraph with the command that runs it.
 
 The prose, the decision rule, the hypotheses and the tables' and figure's captions are in the
@@ -41,18 +41,21 @@ QUANTITY_NAMES = {"loss": "test loss", "reconstruction_loss": "reconstruction", 
                   "train_loss": "training loss", "gap": "test − training loss"}
 
 
-def choose_source(mode: str, bundles_dir: str | Path, results_dir: str | Path) -> tuple[str, str | None]:
+def choose_source(mode: str, bundles_dir: str | Path, results_dir: str | Path,
+                  others=()) -> tuple[str, str | None]:
     """Where the section's numbers come from.
 
     Args:
         mode: ``auto`` (the newest committed study bundle; else this checkout's results if the
-            study's tables exist; else none), ``bundle`` (the bundle, required) or ``results``
-            (the study's results of this run).
+            study's tables exist, in ``results_dir`` or one of ``others``; else none), ``bundle``
+            (the bundle, required) or ``results`` (the study's results of this run).
         bundles_dir: the repository's ``bundles/`` folder.
-        results_dir: the results folder (holding ``study/backend/``).
+        results_dir: this run's results folder (``results/<profile>``, holding ``study/backend/``).
+        others: other results folders ``auto`` looks in, in order (the backend study's own,
+            ``results/backend_study``, where ``make backend-study`` writes).
 
     Returns:
-        ``(kind, path)``: ``("bundle", archive)``, ``("results", results_dir)`` or ``("none", None)``.
+        ``(kind, path)``: ``("bundle", archive)``, ``("results", folder)`` or ``("none", None)``.
 
     Raises:
         klvae.bundle.BundleError: a study bundle under ``bundles_dir`` is refused by verification,
@@ -72,8 +75,9 @@ def choose_source(mode: str, bundles_dir: str | Path, results_dir: str | Path) -
     if mode == "bundle":
         raise kb.BundleError(f"{bundles_dir}: no backend-study-*.tar.gz (backend_study.report_source: bundle); "
                              "make one with `make backend-study` and `make study-bundle`")
-    if all((Path(results_dir) / rel).is_file() for rel in REQUIRED):
-        return "results", str(results_dir)
+    for folder in (results_dir, *others):
+        if all((Path(folder) / rel).is_file() for rel in REQUIRED):
+            return "results", str(folder)
     return "none", None
 
 
@@ -94,7 +98,7 @@ def source_digest(kind: str, path: str | None) -> str:
 
 
 def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
-    """The study's files by name (relative to ``results/``) and a sentence on where they come from.
+    """The study's files by name (relative to the results folder) and a sentence on where they come from.
 
     A bundle is verified completely first (:func:`klvae.study_bundle.read_study_bundle`); from a
     results folder the :data:`klvae.study_bundle.REQUIRED` files and every run's files are read.
@@ -107,7 +111,8 @@ def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
                  f"against its manifest, SHA-256 `{info['manifest_sha256'][:16]}…`; packed {info['created_utc']})")
         return contents, where
     contents = {rel: p.read_bytes() for rel, p in study_members(path)}
-    return contents, "this checkout's study results (`results/study/backend/`, from `make backend-study`)"
+    shown = f"{Path(path).as_posix()}/{STUDY_ROOT}/"
+    return contents, f"this checkout's study results (`{shown}`, from `make backend-study`)"
 
 
 def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
