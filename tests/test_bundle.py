@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import QUICK, REPO, SNAKEFILE
 from klvae import bundle as kb
@@ -624,7 +625,9 @@ def test_report_from_bundle_in_a_fresh_checkout_has_the_runs_numbers(quick_run, 
     run = json.loads((quick_run / QUICK / "report/generated/run.json").read_text())
     assert "Where these numbers come from" in html and "Rendered from a results bundle" in html
     # the files named as the run named them (results/quick/...), not where the bundle was rendered
-    assert f"`{QUICK}/benchmarks/`" in (out / "generated/methods.md").read_text()
+    methods = yaml.safe_load((out / "generated/methods.vars.yml").read_text())
+    assert methods["env"]["benchmarks"] == f"`{QUICK}/benchmarks/`" and methods["results_dir"] == str(QUICK)
+    assert f"<code>{QUICK}/benchmarks/</code>" in html
     assert "from_bundle" not in (out / "generated/made_by.vars.yml").read_text()
     assert archive.name in html and quick_bundle["manifest_sha256"] in html
     assert f"<strong>{run['keras_backend']}</strong> backend" in html and run["git_commit"] in html
