@@ -183,18 +183,3 @@ def run_settings(run: Path) -> tuple[list[str], list[int]]:
 def pipeline_run(request) -> Path:
     """A finished quick-profile run on each Keras backend: the pipeline checks run on both."""
     return request.getfixturevalue("quick_run" if request.param == "tensorflow" else "quick_run_jax")
-
-
-#: The xdist group of every test that uses the session's quick-profile runs (fixture ``quick_run``,
-#: directly or through another fixture; ``pipeline_run`` picks its run by name at run time, so it is
-#: named too): one worker makes those runs once and runs all of them, while the other worker takes
-#: the tests that need no shared run (``pyproject.toml``: ``-n 2 --dist loadgroup``; ``-n 0`` runs
-#: everything in one process).
-SHARED_RUN_GROUP = "quick-run"
-SHARED_RUN_FIXTURES = {"quick_run", "quick_run_jax", "pipeline_run"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SHARED_RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP))
