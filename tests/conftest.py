@@ -1,9 +1,17 @@
-"""Shared fixtures: the repository root and one real quick-profile pipeline run per session."""
+"""Shared fixtures: the repository root and the session's real quick-profile pipeline runs.
+
+The runs are made in the background while the rest of the suite runs: the TensorFlow run
+starts with the session (``quick_run_started``), the switch to JAX as soon as the TensorFlow
+run is finished, and the tests that need them are collected last, so each waits only for what
+is left of its run. Every run is killed, with its jobs, when the session ends.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -89,14 +97,106 @@ def seed_raw_data(workdir: Path) -> None:
         shutil.copyfile(wheel, dst / wheel.name)
 
 
-@pytest.fixture(scope="session")
-def quick_run(tmp_path_factory) -> Path:
-    """A complete quick-profile run (data -> training -> figures -> report) in a fresh folder."""
-    workdir = tmp_path_factory.mktemp("quick")
+class BackgroundRun:
+    """A Snakemake run started in the background, in its own process group, with its output
+    (stdout and stderr together) in ``log``: the session's pipeline runs go on while the unit
+    tests run, and a test waits for a run only when it needs the run's results."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path, timeout: float):
+        self.log, self.timeout, self.started = log, timeout, time.time()
+        with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self) -> None:
+        """Wait for the run to end. Raises AssertionError with the log's tail if it failed, or if
+        it ran longer than ``timeout`` seconds from its start (then it is killed)."""
+        left = self.timeout - (time.time() - self.started)
+        try:
+            rc = self.proc.wait(timeout=max(left, 1))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"snakemake ran past {self.timeout:.0f} s and was killed; "
+                                 f"its log ({self.log}):\n{self.log.read_text()[-8000:]}") from None
+        if rc != 0:
+            raise AssertionError(f"snakemake failed ({rc}); its log ({self.log}):\n{self.log.read_text()[-8000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL Snakemake with all its jobs (its process group), if it still runs."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+#: The fixtures that make, or are, the session's quick-profile runs (``pipeline_run`` picks one
+#: by its param, so a test asking for it needs them too).
+QUICK_RUN_USERS = {"quick_run", "quick_run_jax", "pipeline_run"}
+QUICK_RUN = pytest.StashKey[BackgroundRun]()
+JAX_SWITCH_RUN = pytest.StashKey[BackgroundRun]()
+
+
+def needs_quick_run(item: pytest.Item) -> bool:
+    """Whether a collected test uses the session's quick-profile run (directly or through a fixture)."""
+    return bool(QUICK_RUN_USERS & set(getattr(item, "fixturenames", ())))
+
+
+def needs_jax_switch(item: pytest.Item) -> bool:
+    """Whether a collected test uses the run switched to JAX."""
+    callspec = getattr(item, "callspec", None)
+    return "quick_run_jax" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and callspec.params.get("pipeline_run") == "jax")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need the quick-profile runs go last, those that need the JAX switch the very
+    last (a stable sort keeps the order within each group): the TensorFlow run starts in the
+    background at the session's start (``quick_run_started``) and the other tests run meanwhile;
+    the JAX switch starts once the TensorFlow run is finished, and the TensorFlow run's tests run
+    meanwhile."""
+    items.sort(key=lambda item: (needs_quick_run(item), needs_jax_switch(item)))
+
+
+def start_quick_run(workdir: Path) -> BackgroundRun:
+    """Start the quick-profile run on TensorFlow into ``workdir`` (its log: ``snakemake.log``)."""
     seed_raw_data(workdir)
     (workdir / BACKEND_MARKER).write_text("tensorflow")
-    proc = run_snakemake(workdir, *QUICK_TARGETS, timeout=3600)  # ~10 min at a normal hour
-    (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
+    cmd, env = snakemake_command(workdir, *QUICK_TARGETS)
+    return BackgroundRun(cmd, env, workdir / "snakemake.log", timeout=3600)  # ~10 min at a normal hour
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_run_started(request, tmp_path_factory):
+    """Starts the quick-profile run in the background as the session starts, if any selected test
+    needs it; kills whatever of the session's runs still runs when the session ends (an aborted
+    or failed session leaves no training behind)."""
+    session = request.session
+    if any(needs_quick_run(item) for item in session.items):
+        session.config.stash[QUICK_RUN] = start_quick_run(tmp_path_factory.mktemp("quick"))
+    yield
+    for key in (QUICK_RUN, JAX_SWITCH_RUN):
+        if key in session.config.stash:
+            session.config.stash[key].kill()
+
+
+@pytest.fixture(scope="session")
+def quick_run(request, quick_run_started, tmp_path_factory) -> Path:
+    """A complete quick-profile run (data -> training -> figures -> report) in a fresh folder,
+    started in the background at the session's start (``quick_run_started``); this waits for it.
+    As soon as it is finished the switch to JAX starts in the background too, if a selected test
+    needs it (``quick_run_jax``)."""
+    stash = request.config.stash
+    if QUICK_RUN not in stash:  # asked for dynamically by a test not seen at collection
+        stash[QUICK_RUN] = start_quick_run(tmp_path_factory.mktemp("quick"))
+    run = stash[QUICK_RUN]
+    run.wait()
+    workdir = run.log.parent
+    if JAX_SWITCH_RUN not in stash and any(needs_jax_switch(item) for item in request.session.items):
+        stash[JAX_SWITCH_RUN] = start_jax_switch(workdir, tmp_path_factory.mktemp("quick_jax"))
     return workdir
 
 
@@ -108,7 +208,7 @@ SWITCHED_MARKER = ".test-switched-to-jax"  # when the JAX fixture switched its c
 
 
 @pytest.fixture(scope="session")
-def quick_run_jax(quick_run, tmp_path_factory) -> Path:
+def quick_run_jax(quick_run, request, tmp_path_factory) -> Path:
     """The quick-profile run switched to ``KERAS_BACKEND=jax`` (JAX on the CPU), as a user switches.
 
     It starts from a copy of the TensorFlow run (fixture ``quick_run``): every job whose result
@@ -118,7 +218,8 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
     every model, history and metrics file was written after it. (JAX's CPU convolutions are about
     ten times slower than TensorFlow's here, so a second clean run would cost ~17 min.) The switch
     trains a subset of the quick profile (:data:`JAX_SWITCH`); the rest of the copied run's
-    trainings are removed first (:func:`switch_leftovers`).
+    trainings are removed first (:func:`switch_leftovers`). The fixture ``quick_run`` starts the
+    switch in the background as soon as the TensorFlow run is finished; this waits for it.
 
     The rules in ``JAX_LEFT_OUT`` and what follows them -- the benchmarks, post VII's longer log
     run (the same training function as ``e2_train``, more epochs) and so the rendering of the
@@ -126,7 +227,17 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
     (``tests/test_layers.py``), so the HTML and PDF checks run on the TensorFlow run only. Their
     outputs in this folder are the copied TensorFlow ones: tests must not read them here.
     """
-    workdir = tmp_path_factory.mktemp("quick_jax")
+    stash = request.config.stash
+    if JAX_SWITCH_RUN not in stash:  # asked for dynamically by a test not seen at collection
+        stash[JAX_SWITCH_RUN] = start_jax_switch(quick_run, tmp_path_factory.mktemp("quick_jax"))
+    run = stash[JAX_SWITCH_RUN]
+    run.wait()
+    return run.log.parent
+
+
+def start_jax_switch(quick_run: Path, workdir: Path) -> BackgroundRun:
+    """Start the switch of a copy of the finished TensorFlow run ``quick_run`` to JAX, into
+    ``workdir`` (``quick_run_jax``; its log: ``snakemake.log``)."""
     shutil.copytree(quick_run, workdir, symlinks=True, dirs_exist_ok=True)
     configfile = workdir / "jax.yaml"
     configfile.write_text(yaml.safe_dump(jax_switch_config()))
@@ -135,10 +246,9 @@ def quick_run_jax(quick_run, tmp_path_factory) -> Path:
         shutil.rmtree(left) if left.is_dir() else left.unlink()
     (workdir / BACKEND_MARKER).write_text("jax")
     (workdir / SWITCHED_MARKER).write_text(repr(time.time()))
+    cmd, env = snakemake_command(workdir, *QUICK_TARGETS, "--omit-from", *JAX_LEFT_OUT)
     # allow for a machine twice as slow as a normal hour, or a busy one
-    proc = run_snakemake(workdir, *QUICK_TARGETS, "--omit-from", *JAX_LEFT_OUT, timeout=3600)
-    (workdir / "snakemake.log").write_text(proc.stdout + proc.stderr)
-    return workdir
+    return BackgroundRun(cmd, env, workdir / "snakemake.log", timeout=3600)
 
 
 #: What the JAX switch trains, over the quick profile (``jax_switch_config``): every rule and

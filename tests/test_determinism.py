@@ -12,9 +12,6 @@ only measure times) and so the report that quotes them: every other result is ma
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import QUICK, QUICK_TARGETS, run_snakemake, seed_raw_data, snakemake_command
+from conftest import QUICK, QUICK_TARGETS, BackgroundRun, run_snakemake, seed_raw_data, snakemake_command
 from klvae.io import weights_digest
 
 #: Outputs that hold times measured on this machine (they differ between any two runs), relative to
@@ -71,17 +68,16 @@ def _kill_inside_an_e1_training(workdir: Path, tries: int = 3) -> list[Path]:
     coefficient trains), at most ``tries`` times."""
     cmd, env = snakemake_command(workdir, *QUICK_TARGETS, "--omit-from", *BENCHMARK_RULES)
     for attempt in range(tries):
-        with open(workdir / f"killed-{attempt}.log", "w") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            deadline = time.time() + 1800
+        run = BackgroundRun(cmd, env, workdir / f"killed-{attempt}.log", timeout=1800)
+        try:
             while not _interrupted(workdir):
-                if proc.poll() is not None:
-                    raise AssertionError(f"the run ended ({proc.returncode}) before an E1 checkpoint was seen: "
-                                         f"{(workdir / f'killed-{attempt}.log').read_text()[-3000:]}")
-                assert time.time() < deadline, "no E1 checkpoint within 30 minutes"
+                if not run.running():
+                    raise AssertionError(f"the run ended ({run.proc.returncode}) before an E1 checkpoint was "
+                                         f"seen: {run.log.read_text()[-3000:]}")
+                assert time.time() - run.started < run.timeout, "no E1 checkpoint within 30 minutes"
                 time.sleep(0.02)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        finally:
+            run.kill()
         cut = _interrupted(workdir)
         if cut:
             return cut
