@@ -689,3 +689,11 @@ def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundl
     numeric = [r for r in rows if r["diff"] != ""]
     assert numeric and all(float(r["diff"]) == 0 for r in numeric), [r for r in numeric if float(r["diff"]) != 0][:5]
     assert {r["status"] for r in rows} <= {"n = 1", "in interval", "same"}
+    # the summary counts the shipped run's verdicts beside this run's: here the same run, so the same counts
+    assert "report_summary" in ran
+    assert yaml.safe_load((gen / "summary.vars.yml").read_text())["summary"]["shipped_run"] == "yes"
+    cells = {line.split("|")[1].strip(): line.split("|")[2:-1]
+             for line in (gen / "summary_verdicts.md").read_text().splitlines()[2:]}
+    assert "**all**, shipped run" in cells and len(cells) == 2 * len([k for k in cells if "shipped run" not in k])
+    assert all(cells[k] == cells[f"{k}, shipped run"] for k in cells if "shipped run" not in k), cells
+    assert "shipped run" not in (quick_run / QUICK / "report/generated/summary_verdicts.md").read_text()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from klvae.report.summary import headline_findings, relative_difference, verdict_table, write_summary
+from klvae.report.summary import headline_findings, relative_difference, shipped_verdicts, verdict_table, write_summary
 
 
 def _row(id_, experiment, seed, ours, verdict, claim="claim"):
@@ -25,7 +25,7 @@ ROWS = [
     _row("c", "E1", "150.39", "150.72", "reproduced"),       # 0.22 %
     _row("d", "E1", "203.31", "203.14", "reproduced"),       # 0.084 %
     _row("e", "E2", "0.1135", "0.1163", "reproduced"),       # 2.47 %
-    _row("f", "E2", "-3 to 4.5", "-4.2 to 1.9", "differs"),  # a range: never a headline
+    _row("f", "E2", "-3 to 4.5", "-4.2 to 1.9", "differs"),  # ours a range: never a headline
     _row("g", "E2", "44", "185.6", "not comparable"),
     _row("h", "E3", "0", "0.5", "differs"),                  # seed 0: no relative difference
     _row("i", "E3", "20", "12.0", "paper profile only"),
@@ -38,6 +38,23 @@ def test_relative_difference_by_hand():
     assert math.isnan(relative_difference("-3 to 4.5", "1"))
     assert math.isnan(relative_difference("0", "1"))
     assert math.isnan(relative_difference("n/a", "1"))
+
+
+def test_relative_difference_from_a_seeds_range_by_hand():
+    """Post VII's "1.3–1.5" against the default run's 1.03: (1.3 - 1.03) / 1.3 = 20.8 %, from the nearer end."""
+    assert relative_difference("1.3–1.5", "1.03", ranges=True) == pytest.approx(0.27 / 1.3)
+    assert relative_difference("1.3 to 1.5", "1.8", ranges=True) == pytest.approx(0.3 / 1.5)
+    assert relative_difference("1.3-1.5", "1.4", ranges=True) == 0.0  # inside the range
+    assert math.isnan(relative_difference("1.3–1.5", "1.03"))  # only when asked for
+    assert math.isnan(relative_difference("-3 to 4.5", "-4.2 to 1.9", ranges=True))  # ours not one number
+
+
+def test_a_disagreement_with_a_seeds_range_is_a_headline_and_a_value_inside_one_is_not():
+    rows = ROWS + [_row("r", "E2", "1.3–1.5", "1.03", "differs"),      # 20.8 % from 1.3: the largest
+                   _row("s", "E2", "1.3–1.5", "1.4", "reproduced")]    # inside: 0 %, yet no "closest" pick
+    heads = headline_findings(rows)
+    assert [h["id"] for h in heads] == ["r", "b", "d", "c"]
+    assert heads[0]["rel_diff"] == pytest.approx(0.27 / 1.3)
 
 
 def test_headlines_are_the_largest_disagreements_then_the_closest_reproductions():
@@ -64,6 +81,39 @@ def test_verdict_table_counts_every_verdict_per_experiment_and_in_all():
     assert header[2:] == ["differs", "withdrawn"] and body[-1] == ["**all**", "2", "1", "1"]
 
 
+def test_verdict_table_sets_the_shipped_runs_counts_beside_this_runs():
+    """With a shipped run's verdicts (rule report_compare's diff CSV), each experiment gets a second
+    row with that run's counts; a claim only the shipped run has counts under its id's experiment."""
+    shipped = {"a": "reproduced", "b": "reproduced", "c": "reproduced", "d": "reproduced", "e": "differs",
+               "f": "differs", "g": "not comparable", "h": "reproduced", "i": "reproduced", "e3-extra": "differs"}
+    header, body = verdict_table(ROWS, shipped)
+    assert header == ["experiment", "claims", "reproduced", "differs", "not comparable", "paper profile only"]
+    table = {r[0]: r[1:] for r in body}
+    assert [r[0] for r in body] == ["[E1](#sec-e1)", "[E1](#sec-e1), shipped run", "[E2](#sec-e2)",
+                                    "[E2](#sec-e2), shipped run", "[E3](#sec-e3)", "[E3](#sec-e3), shipped run",
+                                    "**all**", "**all**, shipped run"]
+    assert table["[E1](#sec-e1)"] == ["4", "2", "2", "0", "0"]
+    assert table["[E1](#sec-e1), shipped run"] == ["4", "4", "0", "0", "0"]
+    assert table["[E3](#sec-e3), shipped run"] == ["3", "2", "1", "0", "0"]
+    assert table["**all**, shipped run"] == ["10", "6", "3", "1", "0"]
+    assert verdict_table(ROWS, {}) == verdict_table(ROWS)  # none shipped: this run's rows only
+
+
+def test_shipped_verdicts_from_the_compare_csv(tmp_path):
+    from klvae.bundle_compare import DIFF_COLUMNS
+
+    csv = tmp_path / "compare.csv"
+    assert shipped_verdicts(None) == {} and shipped_verdicts(str(csv)) == {}
+    csv.write_text(",".join(DIFF_COLUMNS) + "\n")  # no shipped run: rule report_compare's header-only file
+    assert shipped_verdicts(str(csv)) == {}
+    rows = [{"table": "scorecard", "row": "a", "metric": "verdict", "a": "reproduced", "b": "differs"},
+            {"table": "scorecard", "row": "a", "metric": "ours", "a": "140.1", "b": "138.11"},
+            {"table": "scorecard", "row": "new", "metric": "verdict", "a": "", "b": "differs"},  # this run's only
+            {"table": "e1_losses", "row": "kl_weight=0", "metric": "verdict", "a": "x", "b": "y"}]
+    pd.DataFrame(rows, columns=list(DIFF_COLUMNS)).to_csv(csv, index=False)
+    assert shipped_verdicts(str(csv)) == {"a": "reproduced"}
+
+
 def test_write_summary_from_files(tmp_path):
     card = tmp_path / "scorecard.csv"
     pd.DataFrame(ROWS).to_csv(card, index=False)
@@ -84,6 +134,14 @@ def test_write_summary_from_files(tmp_path):
     assert counts.startswith("| experiment | claims |") and "| **all** | 9 |" in counts
     assert heads.startswith("| finding | experiment | claim |") and "5.5 %" in heads and "[E1](#sec-e1)" in heads
     assert "{#tbl-" not in counts + heads  # bodies only: the captions are in report/_summary.qmd
+    assert v["shipped_run"] == "no" and "shipped run" not in counts
+    # beside a shipped run (rule report_compare's diff CSV): its counts get rows of their own
+    compare = tmp_path / "compare.csv"
+    pd.DataFrame([{"table": "scorecard", "row": r["id"], "metric": "verdict", "a": "reproduced", "b": r["verdict"]}
+                  for r in ROWS]).to_csv(compare, index=False)
+    write_summary(str(card), str(methods), str(verdicts), str(headlines), str(variables), str(run), str(compare))
+    assert yaml.safe_load(variables.read_text())["summary"]["shipped_run"] == "yes"
+    assert "| **all**, shipped run | 9 | 9 | 0 |" in verdicts.read_text()
     qmd = (REPO / "report" / "_summary.qmd").read_text()
     for name, label in (("summary_verdicts", "tbl-summary-verdicts"), ("summary_headlines", "tbl-summary-headlines")):
         assert re.search(r"\{\{< include /_generated/" + name + r"\.md >\}\}\n\n: .*\{#" + label + r"\}$", qmd, re.M)

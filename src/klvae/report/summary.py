@@ -7,14 +7,23 @@ variables. The sentences around them and the tables' captions live in ``report/_
 Headline findings are picked by a fixed rule, decided before looking at any run
 (:func:`headline_findings`): the claims that differ most from the seed's number, then the ones
 reproduced most closely, each by the relative difference ``|ours - seed| / |seed|`` of the
-scorecard's printed numbers; claims whose numbers are not single numbers (ranges, text) are
-not candidates.
+scorecard's printed numbers (:func:`relative_difference`). Where the seed gives a range
+(``1.3–1.5``) and ours is one number, a disagreement is measured from the range's nearer end;
+such a claim is not a candidate for "most clearly reproduced" (lying inside a range says
+nothing about how close). Claims whose own number is not one number (a range, text) are not
+candidates.
+
+Where a shipped run is set beside this one (rule ``report_compare``), the verdict table also
+counts the shipped run's verdicts per experiment, on the same rules (issue: the summary gives
+verdict counts for this run and for the shipped paper run).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -38,10 +47,29 @@ def _number(value) -> float:
     return x if math.isfinite(x) else math.nan
 
 
-def relative_difference(seed_value, ours) -> float:
+def seed_range(value) -> tuple[float, float] | None:
+    """A seed's printed range (``1.3–1.5``, ``1.3-1.5``, ``1.3 to 1.5``) as ``(low, high)``; None
+    where ``value`` is not a range of two numbers (one number, text)."""
+    m = re.fullmatch(r"\s*(-?[\d.,]+)\s*(?:\u2013|-|to)\s*(-?[\d.,]+)\s*", str(value).replace("\u2212", "-"))
+    if not m:
+        return None
+    lo, hi = _number(m.group(1)), _number(m.group(2))
+    return None if math.isnan(lo) or math.isnan(hi) else (min(lo, hi), max(lo, hi))
+
+
+def relative_difference(seed_value, ours, ranges: bool = False) -> float:
     """``|ours - seed| / |seed|`` of two printed numbers (dimensionless); NaN if either is not a
-    number or the seed's is 0."""
+    number or the seed's is 0.
+
+    With ``ranges``, a seed's range (:func:`seed_range`) counts too: the distance from ``ours``
+    to the range's nearer end, relative to that end (0 inside the range)."""
     s, o = _number(seed_value), _number(ours)
+    if ranges and math.isnan(s) and not math.isnan(o) and (bounds := seed_range(seed_value)) is not None:
+        lo, hi = bounds
+        end = lo if o < lo else hi if o > hi else None
+        if end is None:
+            return 0.0
+        s = end
     if math.isnan(s) or math.isnan(o) or s == 0:
         return math.nan
     return abs(o - s) / abs(s)
@@ -60,38 +88,71 @@ def headline_findings(rows: list[dict], n_differs: int = 2, n_reproduced: int = 
 
     Returns:
         The picked rows, disagreements first, each with ``rel_diff`` (float) and ``kind``
-        (``largest disagreement`` / ``most clearly reproduced``). Ties keep scorecard order.
+        (``largest disagreement`` / ``most clearly reproduced``). Ties keep scorecard order. A
+        disagreement with a seed's range is measured from its nearer end; a seed's range is no
+        candidate for "most clearly reproduced" (module docstring).
     """
-    scored = [{**r, "rel_diff": relative_difference(r["seed_value"], r["ours"])} for r in rows]
-    scored = [r for r in scored if not math.isnan(r["rel_diff"])]
-    differs = sorted((r for r in scored if r["verdict"] == "differs"), key=lambda r: -r["rel_diff"])[:n_differs]
-    same = sorted((r for r in scored if r["verdict"] == "reproduced"), key=lambda r: r["rel_diff"])[:n_reproduced]
+    def scored(verdict: str, ranges: bool) -> list[dict]:
+        picked = [{**r, "rel_diff": relative_difference(r["seed_value"], r["ours"], ranges=ranges)}
+                  for r in rows if r["verdict"] == verdict]
+        return [r for r in picked if not math.isnan(r["rel_diff"])]
+
+    differs = sorted(scored("differs", ranges=True), key=lambda r: -r["rel_diff"])[:n_differs]
+    same = sorted(scored("reproduced", ranges=False), key=lambda r: r["rel_diff"])[:n_reproduced]
     return ([{**r, "kind": "largest disagreement"} for r in differs]
             + [{**r, "kind": "most clearly reproduced"} for r in same])
 
 
-def verdict_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def verdict_table(rows: list[dict], shipped: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
     """Verdict counts per experiment and in all: ``(header, body)`` for a pipe table.
 
     Columns: the verdicts of :data:`klvae.report.scorecard.VERDICTS` in their order, then any
-    other verdict found in ``rows`` (so a new verdict is counted before it is listed there).
+    other verdict found (so a new verdict is counted before it is listed there).
+
+    Args:
+        rows: this run's scorecard rows (``id``, ``experiment``, ``verdict``).
+        shipped: the shipped run's verdict per claim id (:func:`shipped_verdicts`); when given and
+            not empty, each experiment (and "all") gets a second row, ``<E>, shipped run``, with
+            that run's counts. A claim only the shipped run has is counted under the experiment
+            its id starts with (``e2-…``: E2).
     """
-    found = list(dict.fromkeys(r["verdict"] for r in rows))
+    experiment_of = {r["id"]: r["experiment"] for r in rows}
+    shipped_rows = [{"experiment": experiment_of.get(i, i.split("-")[0].upper()), "verdict": v}
+                    for i, v in (shipped or {}).items()]
+    found = list(dict.fromkeys(r["verdict"] for r in rows + shipped_rows))
     verdicts = [v for v in VERDICTS if v in found] + [v for v in found if v not in VERDICTS]
-    experiments = list(dict.fromkeys(r["experiment"] for r in rows))
+    experiments = list(dict.fromkeys(r["experiment"] for r in rows + shipped_rows))
     body = []
     for e in [*experiments, "all"]:
-        picked = [r["verdict"] for r in rows if e in ("all", r["experiment"])]
         label = f"[{e}](#{SECTIONS[e]})" if e in SECTIONS else e
-        body.append([label if e != "all" else "**all**", str(len(picked)), *(str(picked.count(v)) for v in verdicts)])
+        label = label if e != "all" else "**all**"
+        for run, suffix in ((rows, ""), (shipped_rows, ", shipped run")):
+            if run is shipped_rows and not shipped_rows:
+                continue
+            picked = [r["verdict"] for r in run if e in ("all", r["experiment"])]
+            body.append([label + suffix, str(len(picked)), *(str(picked.count(v)) for v in verdicts)])
     return ["experiment", "claims", *verdicts], body
 
 
-def summary_markdown(rows: list[dict]) -> dict[str, str]:
-    """The summary's table bodies: ``verdicts``, the verdict counts (``@tbl-summary-verdicts``), and
+def shipped_verdicts(compare_csv: str | None) -> dict[str, str]:
+    """The shipped run's verdict per claim id, from rule ``report_compare``'s diff CSV
+    (:data:`klvae.bundle_compare.DIFF_COLUMNS`; its ``scorecard`` rows, metric ``verdict``, value
+    ``a``); empty without a shipped run (a header-only file) or without the file."""
+    if not compare_csv or not Path(compare_csv).is_file():
+        return {}
+    frame = pd.read_csv(compare_csv, dtype=str, keep_default_na=False)
+    if frame.empty:
+        return {}
+    picked = frame[(frame["table"] == "scorecard") & (frame["metric"] == "verdict") & (frame["a"] != "")]
+    return dict(zip(picked["row"], picked["a"], strict=True))
+
+
+def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) -> dict[str, str]:
+    """The summary's table bodies: ``verdicts``, the verdict counts (``@tbl-summary-verdicts``;
+    with the shipped run's beside them where ``shipped`` is given, :func:`verdict_table`), and
     ``headlines``, the headline findings (``@tbl-summary-headlines``), each claim linked to its
     experiment's chapter."""
-    header, body = verdict_table(rows)
+    header, body = verdict_table(rows, shipped)
     verdicts = markdown_table(header, body, align="l" + "r" * (len(header) - 1))
     heads = headline_findings(rows)
     h_body = [[r["kind"], f"[{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')})", r["claim"],
@@ -110,7 +171,7 @@ def code_version(run: dict) -> str:
 
 
 def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, headlines_md: str, variables: str,
-                  run_json: str | None = None) -> None:
+                  run_json: str | None = None, compare_csv: str | None = None) -> None:
     """Rule ``report_summary``: the summary page's table bodies and variables.
 
     Args:
@@ -125,6 +186,9 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
             ``job_hours``, ``cpu``, ``gpu``, ``headlines`` (how many findings are listed),
             ``version`` (klvae's version in the run, :func:`code_version`; for citing).
         run_json: the run record of rule ``report_methods`` (optional).
+        compare_csv: rule ``report_compare``'s diff CSV (optional): where it names a shipped run,
+            the verdict table counts that run's verdicts too (:func:`shipped_verdicts`);
+            ``shipped_run`` is then ``yes``.
 
     Raises:
         FileNotFoundError: an input is missing. KeyError: the scorecard lacks a column.
@@ -132,7 +196,8 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
     frame = pd.read_csv(scorecard, dtype=str, keep_default_na=False)
     rows = frame.to_dict("records")
     env = (yaml.safe_load(open(methods_variables)) or {}).get("env", {})
-    tables = summary_markdown(rows)
+    shipped = shipped_verdicts(compare_csv)
+    tables = summary_markdown(rows, shipped)
     write_text(verdicts_md, tables["verdicts"])
     write_text(headlines_md, tables["headlines"])
     verdicts = [r["verdict"] for r in rows]
@@ -147,6 +212,6 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
               "n_verdicts": verdicts.count("reproduced") + verdicts.count("differs"),
               "cpu_hours": hours(env.get("cpu_minutes")), "job_hours": hours(env.get("job_minutes")),
               "cpu": str(env.get("cpu", "unknown")), "gpu": str(env.get("gpu", "none")),
-              "headlines": len(headline_findings(rows)),
+              "headlines": len(headline_findings(rows)), "shipped_run": "yes" if shipped else "no",
               "version": code_version(json.loads(open(run_json).read())) if run_json else "unknown"}
     write_text(variables, yaml.safe_dump({"summary": values}, sort_keys=False, allow_unicode=True))
