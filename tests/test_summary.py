@@ -132,7 +132,8 @@ def test_write_summary_from_files(tmp_path):
                                                                                       "none", 4)
     counts, heads = verdicts.read_text(), headlines.read_text()
     assert counts.startswith("| experiment | claims |") and "| **all** | 9 |" in counts
-    assert heads.startswith("| finding | experiment | claim |") and "5.5 %" in heads and "[E1](#sec-e1)" in heads
+    assert heads.startswith("| finding | claim (experiment) | compared |") and "5.5 %" in heads
+    assert "| claim b ([E1](#sec-e1)) | test |" in heads  # each claim links its experiment's chapter
     assert "{#tbl-" not in counts + heads  # bodies only: the captions are in report/_summary.qmd
     assert v["shipped_run"] == "no" and "shipped run" not in counts
     # beside a shipped run (rule report_compare's diff CSV): its counts get rows of their own

@@ -155,11 +155,12 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
     header, body = verdict_table(rows, shipped)
     verdicts = markdown_table(header, body, align="l" + "r" * (len(header) - 1))
     heads = headline_findings(rows)
-    h_body = [[r["kind"], f"[{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')})", r["claim"],
+    # the experiment goes into the claim's cell: one column less keeps the table inside a PDF page's width
+    h_body = [[r["kind"], f"{r['claim']} ([{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')}))",
                r["compared"], str(r["seed_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
                r["verdict"]] for r in heads]
-    headlines = markdown_table(["finding", "experiment", "claim", "compared", "seed", "ours", "unit", "difference",
-                                "verdict"], h_body, align="lllllrrrl")
+    headlines = markdown_table(["finding", "claim (experiment)", "compared", "seed", "ours", "unit", "difference",
+                                "verdict"], h_body, align="llllrrrl")
     return {"verdicts": verdicts, "headlines": headlines}
 
 
