@@ -160,7 +160,7 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
                r["compared"], str(r["seed_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
                r["verdict"]] for r in heads]
     headlines = markdown_table(["finding", "claim (experiment)", "compared", "seed", "ours", "unit", "difference",
-                                "verdict"], h_body, align="llllrrrl")
+                                "verdict"], h_body, align="lllrrlrl")
     return {"verdicts": verdicts, "headlines": headlines}
 
 
