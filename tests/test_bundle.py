@@ -466,6 +466,18 @@ def test_run_record_names_the_keras_backend(monkeypatch, tmp_path):
     assert rec["packages"]["snakemake"] and json.dumps(rec)
 
 
+def test_cpu_vector_extensions_from_cpuinfo():
+    """The run record names the CPU's vector extensions (what decides oneDNN's kernels, so whether two
+    CPUs can train bitwise alike): the known ones in a fixed order, from the flags line."""
+    intel = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse2 avx2 avx fma avx512f " \
+            "avx512_bf16 amx_tile amx_bf16 avx512_fp16 ht\n"
+    assert provenance.cpu_extensions(intel) == "avx avx2 fma avx512f avx512_bf16 avx512_fp16 amx_tile amx_bf16"
+    assert provenance.cpu_extensions("processor\t: 0\nFeatures\t: fp asimd evtstrm sve\n") == "asimd sve"
+    assert provenance.cpu_extensions("flags\t: fpu sse2\n").startswith("none of avx avx2")
+    assert provenance.cpu_extensions("model name\t: x\n") == "unknown"
+    assert provenance.hardware({"keras_backend": "jax", "accelerators": "none"})["CPU vector extensions"]
+
+
 def test_gpus_visible_reads_the_recorded_accelerators():
     assert provenance.gpus_visible({"keras_backend": "jax", "accelerators": "none"}) == "none visible to jax"
     assert provenance.gpus_visible({"keras_backend": "jax", "accelerators": ""}) == "none visible to jax"

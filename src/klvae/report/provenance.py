@@ -94,16 +94,44 @@ def _memory() -> str:
         return "unknown"
 
 
+#: The CPU's vector extensions that decide which kernels oneDNN and XLA pick on a CPU (and so the
+#: order of floating-point sums): two CPUs that differ here may train to different last digits.
+VECTOR_EXTENSIONS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                     "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu_extensions(cpuinfo: str | None = None) -> str:
+    """The :data:`VECTOR_EXTENSIONS` the CPU has, in that order, space-separated (``"avx avx2 fma
+    avx512f"``), from the ``flags``/``Features`` line of ``/proc/cpuinfo`` (or the text
+    ``cpuinfo``); ``"none of <list>"`` where it has none of them, ``"unknown"`` where the file
+    cannot be read (not Linux). Why it is recorded: bitwise repeatability on CPU holds on the same
+    kind of CPU (README, "Reruns you can trust")."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "unknown"
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if not flags:
+        return "unknown"
+    found = [f for f in VECTOR_EXTENSIONS if f in flags]
+    return " ".join(found) if found else f"none of {' '.join(VECTOR_EXTENSIONS)}"
+
+
 def hardware(backend: dict) -> dict[str, str]:
-    """CPU model, logical CPUs usable by this process, total memory (GiB), the GPUs the Keras
-    backend saw (:func:`gpus_visible` of the recorded ``backend`` facts, with ``nvidia-smi``'s
-    model names where present), OS."""
+    """CPU model, its vector extensions (:func:`cpu_extensions`), logical CPUs usable by this
+    process, total memory (GiB), the GPUs the Keras backend saw (:func:`gpus_visible` of the
+    recorded ``backend`` facts, with ``nvidia-smi``'s model names where present), OS."""
     gpu = gpus_visible(backend)
     models = gpu_models()
     if models:
         gpu = f"{gpu} ({'; '.join(models)})"
-    return {"CPU": cpu_model(), "logical CPUs": str(usable_cores()), "memory": _memory(), "GPU": gpu,
-            "OS": f"{platform.system()} {platform.release()}"}
+    return {"CPU": cpu_model(), "CPU vector extensions": cpu_extensions(), "logical CPUs": str(usable_cores()),
+            "memory": _memory(), "GPU": gpu, "OS": f"{platform.system()} {platform.release()}"}
 
 
 def host() -> str:
