@@ -14,8 +14,8 @@ nothing about how close). Claims whose own number is not one number (a range, te
 candidates.
 
 Where a shipped run is set beside this one (rule ``report_compare``), the verdict table also
-counts the shipped run's verdicts per experiment, on the same rules (issue: the summary gives
-verdict counts for this run and for the shipped paper run).
+counts the shipped run's verdicts per experiment, on the same rules, so the summary gives the
+verdict counts of both runs.
 """
 
 from __future__ import annotations
