@@ -120,6 +120,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
 	$(BIN)/python -m klvae.config_docs --check
 	$(BIN)/python -m klvae.report.render --check report
+	$(BIN)/python -m pytest -q tests/test_docs_links.py
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

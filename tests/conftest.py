@@ -203,7 +203,7 @@ def quick_run(request, quick_run_started, tmp_path_factory) -> Path:
 #: What the JAX switch leaves out (``--omit-from``), with what follows them: about 40 % of the
 #: switch's CPU time (E2 timing ~350 s, E3 benchmarks ~240 s, post VII's log run ~250 s on JAX
 #: here), and no code path that the rest of the switch does not run (see ``quick_run_jax``).
-JAX_LEFT_OUT = ["e2_timing", "e3_bench_memory", "e3_bench_pipeline", "e3_bench_preprocessing", "e2_seed_log"]
+JAX_LEFT_OUT = ["e2_timing", "e3_bench_memory", "e3_bench_pipeline", "e3_bench_preprocessing", "e2_post_log"]
 SWITCHED_MARKER = ".test-switched-to-jax"  # when the JAX fixture switched its copy of the TensorFlow run
 
 

@@ -21,6 +21,7 @@ import yaml
 from scipy import stats
 
 from conftest import QUICK, QUICK_TARGETS, REPO, run_snakemake, seed_raw_data
+from klvae.legacy import migrate_csv
 
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
@@ -136,7 +137,7 @@ def _runs(values: dict) -> pd.DataFrame:
     rows = []
     for (backend, c), xs in values.items():
         for seed, x in enumerate(xs, start=1):
-            rows.append({"backend": backend, "seed": seed, "kl_weight": c, "loss": x})
+            rows.append({"backend": backend, "seed": seed, "c": c, "loss": x})
     return pd.DataFrame(rows)
 
 
@@ -145,7 +146,7 @@ def test_welch_rows_hand_computed():
 
     runs = _runs({("tensorflow", 0.0): [1.0, 2.0, 3.0], ("jax", 0.0): [4.0, 6.0],
                   ("tensorflow", 1.0): [10.0, 10.1, 9.9], ("jax", 1.0): [0.0, 0.1, -0.1]})
-    rows = {r["kl_weight"]: r for r in welch_rows(runs, quantities=("loss",), seed_values={(0.0, "loss"): 5.5})}
+    rows = {r["c"]: r for r in welch_rows(runs, quantities=("loss",), post_values={(0.0, "loss"): 5.5})}
     r = rows[0.0]
     # means 2 and 5, sample variances 1 and 2: se^2 = 1/3 + 2/2 = 4/3, Welch df = (4/3)^2 / ((1/3)^2/2 + 1^2/1) = 32/19
     half = stats.t.ppf(0.975, 32 / 19) * math.sqrt(4 / 3)
@@ -157,12 +158,12 @@ def test_welch_rows_hand_computed():
     # prediction intervals: 2 +- t(2, .975) * 1 * sqrt(4/3) = [-2.97, 6.97]; 5 +- t(1, .975) * sqrt(2) * sqrt(3/2)
     pi_tf = stats.t.ppf(0.975, 2) * math.sqrt(4 / 3)
     assert (r["pi_low_tensorflow"], r["pi_high_tensorflow"]) == (pytest.approx(2 - pi_tf), pytest.approx(2 + pi_tf))
-    assert r["seed_inside_tensorflow"] == "yes" and r["seed_inside_jax"] == "yes"
+    assert r["post_inside_tensorflow"] == "yes" and r["post_inside_jax"] == "yes"
     r = rows[1.0]
     # difference 10 with sds 0.1 / 0.1, n 3 / 3: se = 0.1 * sqrt(2/3), df 4
     half = stats.t.ppf(0.975, 4) * 0.1 * math.sqrt(2 / 3)
     assert (r["ci_low"], r["ci_high"]) == (pytest.approx(10 - half), pytest.approx(10 + half))
-    assert r["differ"] == "yes" and r["seed_inside_jax"] == "n/a" and math.isnan(r["seed"])
+    assert r["differ"] == "yes" and r["post_inside_jax"] == "n/a" and math.isnan(r["post"])
 
 
 def test_welch_rows_need_two_runs_per_backend():
@@ -191,20 +192,20 @@ def _fake_study(results: Path, seeds=(1, 2, 3)) -> list[Path]:
                 var_part = {0.0: 22.0, 0.02: 7.0, 1.0: 3.0}[c]
                 loss = {0.0: 138.4 if b == "tensorflow" else 140.0, 0.02: 141.0, 1.0: 151.0}[c] + rng.normal(0, 0.1)
                 train = loss - 1.5 + rng.normal(0, 0.1)
-                write_json(d / "metrics.json", {"kl_weight": c, "seed": s, "backend": b, "epochs": 3, "batch_size": 128,
+                write_json(d / "metrics.json", {"c": c, "seed": s, "backend": b, "epochs": 3, "batch_size": 128,
                                                 "n_train": 60000, "n_test": 10000, "loss": loss,
                                                 "reconstruction_loss": loss - c * kl, "kl_loss": kl})
-                write_json(d / "timing.json", {"backend": b, "seed": s, "kl_weight": c,
+                write_json(d / "timing.json", {"backend": b, "seed": s, "c": c,
                                                "epoch_seconds": [6.0, 4.5, 4.7], "total_seconds": 15.2, "threads": 1})
                 lv = {0.0: -21.5, 0.02: -8.3, 1.0: -2.0}[c]
                 write_json(d / "latent.json", {
-                    "backend": b, "seed": s, "kl_weight": c, "epochs": 3, "n_test": 10000,
+                    "backend": b, "seed": s, "c": c, "epochs": 3, "n_test": 10000,
                     "kl_mean_part": kl - var_part, "kl_variance_part": var_part, "kl_sum": kl,
                     "z_mean_sd": [20.0, 11.0] if c == 0 else [4.0, 4.0],
                     "z_log_var_median": [lv, lv], "z_log_var_median_all": lv, "sigma_median": math.exp(lv / 2),
                     "kl_loss_fn": kl, "kl_evaluate": kl, "final_loss_training": loss, "final_loss_evaluated": loss,
                     "final_train_loss": train})
-                write_rows(d / "epochs.csv", [{"backend": b, "seed": s, "kl_weight": c, "epoch": e,
+                write_rows(d / "epochs.csv", [{"backend": b, "seed": s, "c": c, "epoch": e,
                                                "train_loss": train + 10 / e, "train_reconstruction_loss": 0,
                                                "train_kl_loss": 0, "loss": loss + 8 / e,
                                                "reconstruction_loss": 0, "kl_loss": kl} for e in (1, 2, 3)])
@@ -234,11 +235,11 @@ def test_collect_writes_the_welch_table_and_the_latent_evidence(tmp_path):
     _finish_fake_study(tmp_path)
     welch = pd.read_csv(tmp_path / "study/backend/tables/backends.csv")
     assert len(welch) == 3 * 5  # c x quantities
-    row = welch[(welch["kl_weight"] == 0) & (welch["quantity"] == "kl_loss")].iloc[0]
+    row = welch[(welch["c"] == 0) & (welch["quantity"] == "kl_loss")].iloc[0]
     assert row["differ"] == "yes" and row["difference"] == pytest.approx(240, abs=5)
-    assert row["seed"] == 506.82 and row["seed_inside_tensorflow"] == "no"  # 500 +- a few: the seed is outside
+    assert row["post"] == 506.82 and row["post_inside_tensorflow"] == "no"  # 500 +- a few: the post is outside
     latent = pd.read_csv(tmp_path / "study/backend/tables/latent.csv")
-    tf0 = latent[(latent["kl_weight"] == 0) & (latent["backend"] == "tensorflow")].iloc[0]
+    tf0 = latent[(latent["c"] == 0) & (latent["backend"] == "tensorflow")].iloc[0]
     assert tf0["n"] == 3 and tf0["mean_share"] == pytest.approx(478 / 500, abs=0.01) and tf0["z_mean_sd"] == 15.5
     run = json.loads((tmp_path / "study/backend/run.json").read_text())
     assert run["cpu_seconds"] == 190.0 and run["rule_times"][0]["rule"] == "study_train"
@@ -348,7 +349,7 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
     run_snakemake(tmp_path, "backend_study", timeout=3600)
     study = tmp_path / QUICK / "study/backend"
     welch = pd.read_csv(study / "tables/backends.csv")
-    assert set(welch["kl_weight"]) == {0.02, 1.0} and (welch[["n_tensorflow", "n_jax"]] == 2).all().all()
+    assert set(welch["c"]) == {0.02, 1.0} and (welch[["n_tensorflow", "n_jax"]] == 2).all().all()
     for latent in study.glob("*/s*/c*/latent.json"):
         r = json.loads(latent.read_text())
         assert r["final_loss_evaluated"] == pytest.approx(r["final_loss_training"], rel=1e-6)
@@ -382,17 +383,17 @@ def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
     default, quick = e1_of("default"), e1_of("quick")
     assert study_spreads(contents, where, quick) == []  # 2 epochs on 3,000 images: not the study's setting
     rows = {(r["id"], r["backend"]): r for r in study_spreads(contents, where, default)}
-    welch = pd.read_csv(io.BytesIO(contents["study/backend/tables/backends.csv"]))
-    kl0 = welch[(welch["kl_weight"] == 0) & (welch["quantity"] == "kl_loss")].iloc[0]
+    welch = pd.read_csv(io.BytesIO(migrate_csv("backends.csv", contents["study/backend/tables/backends.csv"])))
+    kl0 = welch[(welch["c"] == 0) & (welch["quantity"] == "kl_loss")].iloc[0]
     row = rows[("e1-c0-kl", "tensorflow")]
     assert (row["mean"], row["sd"], row["n"]) == (kl0["mean_tensorflow"], kl0["sd_tensorflow"], kl0["n_tensorflow"])
     assert row["source"] == "the backend study"  # as the caller names it
     assert {i for i, _ in rows} == {f"e1-c{c}-{q}" for c in ("0", "0.02", "1") for q in ("loss", "rec", "kl")}
-    # one TensorFlow run of the default setting at c = 0 with the seed's KL +/- 300 nats: inside the study's spread
+    # one TensorFlow run of the default setting at c = 0 with the post's KL +/- 300 nats: inside the study's spread
     spreads = tmp_path / "study_spreads.csv"
     pd.DataFrame(list(rows.values())).to_csv(spreads, index=False)
     table = tmp_path / "e1_losses.csv"
-    pd.DataFrame([{"kl_weight": 0.0, "loss": 138.35, "reconstruction_loss": 138.35, "kl_loss": 811.2,
+    pd.DataFrame([{"c": 0.0, "loss": 138.35, "reconstruction_loss": 138.35, "kl_loss": 811.2,
                    "loss_sd": np.nan, "reconstruction_loss_sd": np.nan, "kl_loss_sd": np.nan, "replicates": 1,
                    "epochs": 40, "n_train": 60000, "n_test": 10000}]).to_csv(table, index=False)
     part = tmp_path / "scorecard_e1.csv"

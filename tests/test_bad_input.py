@@ -94,7 +94,7 @@ CONFIG_CASES = [
     (("e2", "strategies"), ["end_layer"], "e2.strategies = [\"end_layer\"]", "'gradient_tape' is missing"),
     (("data", "mnist", "source"), "torrent", "data.mnist.source = 'torrent'", "must be one of 'pypi', 'keras', 'idx'"),
     (("profile",), "fast", "profile = 'fast'", "must be one of 'quick', 'default', 'paper', 'backend_study', 'custom'"),
-    (("data", "celeba", "split"), "random", "data.celeba.split = 'random'", "must be one of 'seed', 'official'"),
+    (("data", "celeba", "split"), "random", "data.celeba.split = 'random'", "must be one of 'post', 'official'"),
     (("report", "renderer"), "latex", "report.renderer = 'latex'", "must be one of 'auto', 'quarto', 'pandoc'"),
     # empty lists
     (("e2", "z_dims"), [], "e2.z_dims = []", "must be a non-empty list"),
@@ -105,7 +105,7 @@ CONFIG_CASES = [
     (("e1", "coefficients"), [1, -0.5], "e1.coefficients = [1, -0.5]", "(item [1] = -0.5 is not)"),
     (("e1", "coefficients"), [1, 1], "e1.coefficients = [1, 1]", "it repeats a value"),
     (("e2", "fact"), 2.5, "e2.fact = 2.5",
-     "must be a number > 0 and <= 1 -- The seeds' KL weight `fact`, against the mean BCE"),
+     "must be a number > 0 and <= 1 -- The posts' KL weight `fact`, against the mean BCE"),
     (("e2", "fact"), 0, "e2.fact = 0", "must be a number > 0 and <= 1"),
     (("e3", "fact"), -1e-3, "e3.fact = -0.001", "must be a number >= 0 and <= 1 or null"),
     (("e3", "fact"), 5, "e3.fact = 5", "must be a number >= 0 and <= 1 or null"),
@@ -283,7 +283,7 @@ def test_celeba_folder_without_a_readable_image_fails_preprocessing_and_keeps_re
     (faces / "000003.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(60))  # a JPEG header, nothing else
     (faces / "README.txt").write_text("CelebA goes here\n")
     cfg = _quick()
-    cfg["data"]["celeba"] = {"path": str(tmp_path / "celeba"), "verify_md5": False, "split": "seed"}
+    cfg["data"]["celeba"] = {"path": str(tmp_path / "celeba"), "verify_md5": False, "split": "post"}
     cfg["e3"].update({"n_train": 2, "n_test": 1})
     config = tmp_path / "celeba.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -382,7 +382,7 @@ def test_nan_loss_fails_e1_training_and_writes_no_output(tmp_path):
     out.mkdir()
     with pytest.raises(FloatingPointError) as err:  # lr 1e8 diverges at the first step or two
         e1.train(mnist=str(mnist), init=str(init), model=str(out / "model.keras"), history=str(out / "history.csv"),
-                 metrics=str(out / "metrics.json"), kl_weight=1.0, epochs=2, batch_size=32,
+                 metrics=str(out / "metrics.json"), c=1.0, epochs=2, batch_size=32,
                  learning_rate=1e8, n_train=256, n_test=64, seed=1)
     msg = str(err.value)
     assert msg.startswith("non-finite training loss") and "no model was written" in msg
@@ -444,9 +444,9 @@ def test_default_batch_is_checked_against_all_of_mnist():
 def test_face_counts_against_a_real_source():
     from klvae.config import face_counts
 
-    line = face_counts(202_599, 170_000, 10_000, "seed", "img_align_celeba.zip")
-    assert line == ("[e3] img_align_celeba.zip: 202,599 face images; the seed's split uses the first 170,000 for "
+    line = face_counts(202_599, 170_000, 10_000, "post", "img_align_celeba.zip")
+    assert line == ("[e3] img_align_celeba.zip: 202,599 face images; the post's split uses the first 170,000 for "
                     "training and the next 10,000 for testing")
     with pytest.raises(ConfigError, match=r"e3.n_train \+ e3.n_test = 210,000 but small.zip holds 202,599 face images"):
-        face_counts(202_599, 200_000, 10_000, "seed", "small.zip")
+        face_counts(202_599, 200_000, 10_000, "post", "small.zip")
     assert "202,599 face images; the official split" in face_counts(202_599, None, None, "official", "x")

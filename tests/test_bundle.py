@@ -47,7 +47,7 @@ def fake_results(root: Path) -> Path:
     """A small results/quick/ tree of a finished run, with every kind of file the allow-list sorts."""
     r = root / QUICK
     files = {
-        "tables/e1_losses.csv": "kl_weight,loss\n0,150.1\n1,160.2\n",
+        "tables/e1_losses.csv": "c,loss\n0,150.1\n1,160.2\n",
         "e1/r0/c0/history.csv": "epoch,loss\n1,200\n", "e1/r0/c0/metrics.json": '{"loss": 150.1}',
         "e2/z2/end_layer/metrics.json": '{"strategy": "end_layer"}', "tables/e2_metrics.csv": "strategy,z_dim\n",
         "e3/vae/history.csv": "epoch,loss\n1,0.5\n", "tables/e3_metrics.csv": "model,loss\nvae,0.5\n",
@@ -128,7 +128,7 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     results, archive, _ = made
     tables = tmp_path / "this" / "tables"
     tables.mkdir(parents=True)
-    (tables / "e1_losses.csv").write_text("kl_weight,loss\n0,152.1\n1,nan\n")
+    (tables / "e1_losses.csv").write_text("c,loss\n0,152.1\n1,nan\n")
     (tables / "e3_metrics.csv").write_text("model,loss\nvae,0.5\n")
     md, table, values, rows = compare_fragment(str(archive), tables)
     assert md.strip() == f"{{{{< include /{RESULTS_QMD} >}}}}"
@@ -137,8 +137,8 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     assert re.search(r"\{\{< include /_generated/compare_table\.md >\}\}\n\n: This run beside the shipped run.*"
                      r"\{#tbl-compare\}$", (REPO / "report" / RESULTS_QMD).read_text(), re.M)
     got = {(r["table"], r["row"], r["metric"]): r for r in rows}
-    assert got[("e1_losses", "kl_weight=0", "loss")]["diff"] == pytest.approx(2.0)
-    assert got[("e1_losses", "kl_weight=1", "loss")]["b"] == "nan" and "| nan |" in table
+    assert got[("e1_losses", "c=0", "loss")]["diff"] == pytest.approx(2.0)
+    assert got[("e1_losses", "c=1", "loss")]["b"] == "nan" and "| nan |" in table
     assert got[("e3_metrics", "model=vae", "loss")]["diff"] == 0
     assert values["available"] == "yes" and values["n_values"] == len(rows) and archive.name in values["reference"]
     md, table, values, rows = compare_fragment(None, tables)
@@ -286,7 +286,7 @@ def _flip_one_byte(name, data, target="tables/e1_losses.csv"):
     (dict(first="tables/e1_losses.csv"), r"first member is 'tables/e1_losses\.csv', not the manifest"),
     (dict(add={"../evil.csv": b"x"}), r"member '\.\./evil\.csv' has an unsafe path"),
     (dict(add={"/tmp/evil.csv": b"x"}), r"unsafe path"),
-    (dict(add={"tables/e1_losses.csv": b"kl_weight,loss\n"}), r"'tables/e1_losses\.csv' appears twice"),
+    (dict(add={"tables/e1_losses.csv": b"c,loss\n"}), r"'tables/e1_losses\.csv' appears twice"),
     (dict(change=lambda n, d: d + b"\n" if n == "e1/r0/c0/history.csv" else d),
      r"member 'e1/r0/c0/history\.csv' is \d+ bytes, the manifest says"),
 ])

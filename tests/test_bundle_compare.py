@@ -17,25 +17,25 @@ from klvae import bundle as kb
 from klvae import bundle_compare as bc
 from test_bundle import _flip_one_byte, rewrite
 
-E1_LOSSES = ("kl_weight,loss,reconstruction_loss,kl_loss,loss_sd,reconstruction_loss_sd,kl_loss_sd,replicates,"
-             "seed_loss,seed_reconstruction,seed_kl,epochs,n_train,n_test\n"
+E1_LOSSES = ("c,loss,reconstruction_loss,kl_loss,loss_sd,reconstruction_loss_sd,kl_loss_sd,replicates,"
+             "post_loss,post_reconstruction,post_kl,epochs,n_train,n_test\n"
              "0.0,140.0,139.9,25.0,0.4,0.4,0.2,3,143.7,143.7,30.1,2,3000,1000\n"
              "0.5,150.0,135.0,15.0,0.5,0.45,0.1,3,152.9,137.6,15.3,2,3000,1000\n")
-E2_METRICS = ("strategy,seed_post,z_dim,epochs,n_train,n_test,test_loss,test_kl_loss,s_per_epoch_median\n"
+E2_METRICS = ("strategy,post,z_dim,epochs,n_train,n_test,test_loss,test_kl_loss,s_per_epoch_median\n"
               "end_layer,post IV,2,1,1024,512,180.5,5.25,1.5\n"
               "gradient_tape,post VI,2,1,1024,512,180.5,5.25,2.5\n")
-E3_METRICS = "model,loss,reconstruction_loss,kl_loss,kl_weight,mse,n_test\nvae,0.55,0.54,0.01,1.0,0.02,64\n" \
+E3_METRICS = "model,loss,reconstruction_loss,kl_loss,c,mse,n_test\nvae,0.55,0.54,0.01,1.0,0.02,64\n" \
              "ae,0.5,0.5,30.0,0.0,0.01,64\n"
-SCORECARD = ("id,experiment,claim,compared,seed_value,ours,sd,n,interval,basis,verdict,unit,profile,note\n"
+SCORECARD = ("id,experiment,claim,compared,post_value,ours,sd,n,interval,basis,verdict,unit,profile,note\n"
              "e1_loss_c0.5,E1,post III loss,test c=0.5,152.9,150.00,0.50,3,147.52 to 152.48,"
              "\"prediction interval, n = 3\",differs,nats,quick,\n"
-             "e2_runs_end_layer,E2,post IV runs,Keras 3,yes,yes,,1,,as the seed,reproduced,,quick,\n"
+             "e2_runs_end_layer,E2,post IV runs,Keras 3,yes,yes,,1,,as the post,reproduced,,quick,\n"
              "e3_mse,E3,post IX mse,vae,0.02,0.02,,1,0.01 to 0.03,\"tolerance ±2 %, single run\",reproduced,,quick,\n")
 SCORECARD_VARS = {"scorecard": {"n_claims": 3, "n_reproduced": 2, "n_differs": 1, "n_not_comparable": 0,
                                 "n_paper_only": 0, "n_judged": 3,
                                 "by_experiment": {"E1": {"n_claims": 1, "n_reproduced": 0, "n_differs": 1}}}}
 CONFIG = {"profile": "quick", "seed": 1, "threads": {"train": 1},
-          "data": {"mnist": {"source": "pypi"}, "celeba": {"path": None, "split": "seed"}},
+          "data": {"mnist": {"source": "pypi"}, "celeba": {"path": None, "split": "post"}},
           "e1": {"coefficients": [0, 0.5], "epochs": 2}, "e2": {"epochs": 1}, "e3": {"epochs": 1},
           "scorecard": {"loss_rel": 0.02}, "report": {"renderer": "pandoc"}}
 
@@ -139,11 +139,11 @@ def test_diff_of_a_bundle_with_itself_is_all_zero(tmp_path):
     assert all(r["diff"] == 0 for r in rows if r["status"] != "same")
     # E1: mean 150.0, sd 0.5, n = 3: 150 ± t(2, 0.975) · 0.5 · sqrt(1 + 1/3) = 150 ± 4.302653 · 0.577350
     #     = 150 ± 2.484138
-    loss = _row(rows, "e1_losses", "kl_weight=0.5", "loss")
+    loss = _row(rows, "e1_losses", "c=0.5", "loss")
     assert loss["a_lo"] == pytest.approx(147.515862, abs=1e-6) and loss["a_hi"] == pytest.approx(152.484138, abs=1e-6)
     assert (loss["a"], loss["b"], loss["a_n"], loss["status"]) == ("150.0", "150.0", 3, "in interval")
-    assert _row(rows, "e1_losses", "kl_weight=0.5", "epochs")["status"] == "n = 1"
-    assert not [r for r in rows if r["metric"] in ("seed_loss", "loss_sd", "replicates", "seed_post", "claim")]
+    assert _row(rows, "e1_losses", "c=0.5", "epochs")["status"] == "n = 1"
+    assert not [r for r in rows if r["metric"] in ("post_loss", "loss_sd", "replicates", "post", "claim")]
     assert _row(rows, "e2_metrics", "z_dim=2 strategy=gradient_tape", "test_loss")["a"] == "180.5"
     ours = _row(rows, "scorecard", "e1_loss_c0.5", "ours")
     assert ours["status"] == "in interval" and ours["a_hi"] == pytest.approx(152.484138, abs=1e-6)
@@ -158,12 +158,12 @@ def test_diff_finds_the_one_changed_metric(tmp_path):
     changed = [r for r in rows if r["status"] not in ("same", "in interval", "n = 1") or r["diff"] not in (0, None)]
     assert len(changed) == 1
     r = changed[0]
-    assert (r["table"], r["row"], r["metric"], r["a"], r["b"]) == ("e1_losses", "kl_weight=0.5", "loss", "150.0",
+    assert (r["table"], r["row"], r["metric"], r["a"], r["b"]) == ("e1_losses", "c=0.5", "loss", "150.0",
                                                                   "153.0")
     assert r["diff"] == pytest.approx(3.0) and r["status"] == "outside interval"  # 153 > 152.484
     assert len(rows) == len(bc.diff_rows(a, a))
     inside = make_bundle(tmp_path, "c", tables={"tables/e1_losses.csv": E1_LOSSES.replace("0.5,150.0,", "0.5,152.0,")})
-    assert _row(bc.diff_rows(a, inside), "e1_losses", "kl_weight=0.5", "loss")["status"] == "in interval"
+    assert _row(bc.diff_rows(a, inside), "e1_losses", "c=0.5", "loss")["status"] == "in interval"
 
 
 def test_compare_value_text_numbers_and_missing():
@@ -192,7 +192,7 @@ def test_diff_cli_prints_both_bundles_and_writes_csv(tmp_path, capsys):
     assert "A: klvae-quick-jax-0123456-dirty.tar.gz: profile quick, backend jax, commit 0123456789ab-dirty, " \
            "host gpu-node-7, experiments E1, E2, E3" in text
     assert "B: klvae-quick-tensorflow-fedcba9.tar.gz: profile quick, backend tensorflow, commit fedcba9876543" in text
-    assert re.search(r"kl_weight=0\.5\s+loss\s+150\.0\s+153\.0\s+3\s+outside interval \[147\.516, 152\.484\], "
+    assert re.search(r"c=0\.5\s+loss\s+150\.0\s+153\.0\s+3\s+outside interval \[147\.516, 152\.484\], "
                      r"n = 3", text)
     with open(out) as fh:
         written = list(csv.DictReader(fh))

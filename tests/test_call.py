@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 
 CALL = runpy.run_path(str(REPO / "workflow" / "scripts" / "call.py"), run_name="klvae_call")
-call_kwargs, CallError = CALL["call_kwargs"], CALL["CallError"]
+call_kwargs, CallError, unnamed_files = CALL["call_kwargs"], CALL["CallError"], CALL["unnamed_files"]
 
 
 def write_methods(md, variables, mnist_provenance, config, threads=1):
@@ -83,6 +83,30 @@ def test_threads_and_kwargs_as_before():
         {"extra": "e.npz", "csv": "t.csv", "threads": 2}
 
 
+def test_an_unnamed_input_is_an_error_that_says_how_to_name_it():
+    assert unnamed_files(["p.json", "a.png", "x.csv", "b.csv"], INPUTS) == ["x.csv"]
+    assert unnamed_files(["p.json", "p.json"], {"a": "p.json", "b": ["p.json"]}) == []
+    assert unnamed_files(["p.json", "p.json"], {"a": "p.json"}) == ["p.json"]
+    with pytest.raises(CallError) as err:
+        call_kwargs("report_methods", FUNC, write_methods, INPUTS, OUTPUTS, {"config": {}}, deps_only=["after"],
+                    unnamed_inputs=["x.csv"])
+    assert str(err.value) == (
+        "rule report_methods: unnamed input 'x.csv': klvae.report.methods:write_methods would never see it. Name it "
+        "after the parameter that should receive it (input: name=...), or, if the job only waits for it, name it "
+        "and declare it a dependency only (deps_only). klvae.report.methods:write_methods accepts: md, variables, "
+        "mnist_provenance, config, threads.")
+
+
+def test_a_parameter_that_shadows_a_file_is_an_error():
+    for kwargs, kind in (({"config": {}, "mnist_provenance": "other.json"}, "input"),
+                         ({"config": {}, "md": "elsewhere.md"}, "output")):
+        name = next(k for k in kwargs if k != "config")
+        with pytest.raises(CallError, match=re.escape(
+                f"rule r: params.kwargs[{name!r}] has the name of a named {kind} of the rule: one of the two would "
+                f"be lost. Rename the {kind} or the parameter.")):
+            call_kwargs("r", FUNC, write_methods, INPUTS, OUTPUTS, kwargs, deps_only=["after"])
+
+
 _RULES_SCRIPT = """
 import json, sys
 from pathlib import Path
@@ -94,8 +118,13 @@ with SnakemakeApi(OutputSettings()) as api:
     wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
                         config_settings=ConfigSettings(configfiles=[repo / "config" / "quick.yaml"]),
                         snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
+    def unnamed(files):
+        covered = {i for start, end in files._names.values() for i in range(start, end or start + 1)}
+        return [str(f) for i, f in enumerate(files) if i not in covered]
+
     rules = {r.name: {"func": r.params.get("func"), "inputs": list(r.input.keys()), "outputs": list(r.output.keys()),
-                      "deps_only": list(r.params.get("deps_only", []))}
+                      "deps_only": list(r.params.get("deps_only", [])), "unnamed": unnamed(r.input),
+                      "kwargs": sorted(r.params["kwargs"]) if isinstance(r.params.get("kwargs"), dict) else []}
              for r in wapi._workflow.rules if r.params.get("func")}
 print("RULES=" + json.dumps(rules))
 """
@@ -113,7 +142,8 @@ def test_every_rule_of_the_workflow_passes_all_its_named_files(tmp_path):
     for name, r in rules.items():
         module, func = r["func"].split(":")
         call_kwargs(name, r["func"], getattr(importlib.import_module(module), func),
-                    {k: "in" for k in r["inputs"]}, {k: "out" for k in r["outputs"]}, deps_only=r["deps_only"])
+                    {k: "in" for k in r["inputs"]}, {k: "out" for k in r["outputs"]},
+                    {k: None for k in r["kwargs"]}, deps_only=r["deps_only"], unnamed_inputs=r["unnamed"])
 
 
 _TINY_SNAKEFILE = """

@@ -36,7 +36,7 @@ def _celeba_zip(path, n_good: int = 48):
 def test_user_celeba_zip_runs_the_face_branch(tmp_path):
     archive = _celeba_zip(tmp_path / "img_align_celeba.zip")
     cfg = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
-    cfg["data"]["celeba"] = {"path": str(archive), "verify_md5": False, "split": "seed"}
+    cfg["data"]["celeba"] = {"path": str(archive), "verify_md5": False, "split": "post"}
     cfg["e3"].update({"n_train": 32, "n_test": 8, "batch_size": 16, "epochs": 1})
     config = tmp_path / "celeba.yaml"
     config.write_text(yaml.safe_dump(cfg))

@@ -97,7 +97,7 @@ def test_config_reference_page_is_current_and_lists_every_key(tmp_path, monkeypa
 
 
 def test_the_seeds_fact_is_defined_once():
-    """The schema's default of e2.fact is klvae.reference.E2_SEED_FACT (the profiles leave it to the
+    """The schema's default of e2.fact is klvae.reference.E2_POST_FACT (the profiles leave it to the
     schema), and the strategies use that constant."""
     import yaml
 
@@ -105,7 +105,7 @@ def test_the_seeds_fact_is_defined_once():
     from klvae.strategies import base
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    assert schema["properties"]["e2"]["properties"]["fact"]["default"] == reference.E2_SEED_FACT == base.FACT
+    assert schema["properties"]["e2"]["properties"]["fact"]["default"] == reference.E2_POST_FACT == base.FACT
     for profile in ("quick", "default", "paper"):
         assert "fact" not in (yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text()).get("e2") or {})
 
@@ -116,7 +116,7 @@ def test_an_old_bundles_config_keys_take_todays_names():
 
     old = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
     old["e3"]["kl_weight"] = None
-    assert migrate(old) == ["e3.kl_weight -> e3.fact (one name per scale: E3's KL weight is on the seeds' "
+    assert migrate(old) == ["e3.kl_weight -> e3.fact (one name per scale: E3's KL weight is on the posts' "
                             "`fact` scale)"]
     assert "kl_weight" not in old["e3"] and old["e3"]["fact"] is None
     validate(old, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)

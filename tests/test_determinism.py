@@ -30,7 +30,7 @@ MEASURED_TIMES = {
     "tables/e3_bench_memory.csv": "E3 memory benchmark (peak RSS, load average)",
     "tables/e3_bench_pipeline.csv": "E3 input-pipeline benchmark (images/s)",
     "tables/e3_bench_preprocessing.csv": "E3 preprocessing benchmark (images/s)",
-    "tables/scorecard.csv": "quotes the measured times of the benchmarks beside the seeds' claims",
+    "tables/scorecard.csv": "quotes the measured times of the benchmarks beside the posts' claims",
     "report/generated/scorecard_e2.csv": "E2's scorecard part: quotes the E2 timing benchmark",
     "report/generated/scorecard_e3.csv": "E3's scorecard part: quotes the E3 benchmarks",
     "report/generated/compare.csv": "this run beside a shipped run: made from the scorecard, which quotes the times",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from klvae.io import kl_weight_of
+from klvae.io import c_of
 
 
 def _tiny_mnist(path) -> str:
@@ -23,14 +23,14 @@ def test_analyse_stores_the_models_kl_weight_and_the_figures_title_with_it(tmp_p
     from klvae.models.mlp import build_mlp_vae
 
     model = tmp_path / "model.keras"
-    build_mlp_vae(kl_weight=0.02, z_dim=2, intermediate_dim=8, seed=0).save(model)
+    build_mlp_vae(c=0.02, z_dim=2, intermediate_dim=8, seed=0).save(model)
     latent, grid = tmp_path / "latent.npz", tmp_path / "grid.npz"
     e1.analyse(model=str(model), mnist=_tiny_mnist(tmp_path / "mnist.npz"), latent=str(latent), grid=str(grid), n=4)
     with np.load(latent) as d:
-        assert d["kl_weight"].dtype == np.float64 and kl_weight_of(d) == pytest.approx(0.02)
+        assert d["c"].dtype == np.float64 and c_of(d) == pytest.approx(0.02)
         assert d["z_mean"].shape == (12, 2) and d["labels"].shape == (12,)
     with np.load(grid) as d:
-        assert kl_weight_of(d) == pytest.approx(0.02) and d["images"].shape == (4, 4, 28, 28)
+        assert c_of(d) == pytest.approx(0.02) and d["images"].shape == (4, 4, 28, 28)
     fig.latent_scatter(latent=str(latent), out=str(tmp_path / "scatter.png"))
     fig.manifold_panel(grids=[str(grid)], out=str(tmp_path / "panel.png"))
     assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
@@ -43,7 +43,7 @@ def test_a_latent_file_without_its_coefficient_says_to_rerun_the_analysis(tmp_pa
     old = tmp_path / "latent.npz"
     np.savez(old, z_mean=np.zeros((3, 2), np.float32), z_log_var=np.zeros((3, 2), np.float32),
              labels=np.zeros(3, np.uint8))
-    with pytest.raises(ValueError, match=r"latent\.npz has no 'kl_weight'.*rerun e1_analyse"):
+    with pytest.raises(ValueError, match=r"latent\.npz has no 'c'.*rerun e1_analyse"):
         fig.scatter_panel(latents=[str(old)], out=str(tmp_path / "panel.png"))
 
 
@@ -55,7 +55,7 @@ def test_loss_curves_label_each_history_with_its_own_coefficient(tmp_path):
     paths = []
     for c in (0.0, 20.0):
         path = tmp_path / f"c{c}.csv"
-        path.write_text("epoch,kl_weight,kl_loss,loss,reconstruction_loss\n"
+        path.write_text("epoch,c,kl_loss,loss,reconstruction_loss\n"
                         f"1,{c},50.0,200.0,150.0\n2,{c},40.0,190.0,150.0\n")
         paths.append(str(path))
     seen = []
@@ -74,5 +74,5 @@ def test_loss_curves_label_each_history_with_its_own_coefficient(tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     old = tmp_path / "old.csv"
     old.write_text("epoch,kl_loss,loss,reconstruction_loss\n1,50.0,200.0,150.0\n")
-    with pytest.raises(ValueError, match=r"old\.csv has no 'kl_weight' column.*rerun e1_train"):
+    with pytest.raises(ValueError, match=r"old\.csv has no 'c' column.*rerun e1_train"):
         fig.loss_curves(histories=[str(old)], out=str(tmp_path / "x.png"))

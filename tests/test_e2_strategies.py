@@ -22,7 +22,7 @@ import keras  # noqa: E402
 from klvae.experiments import e2  # noqa: E402
 from klvae.models.conv import build_conv_pair, copy_pair_weights, load_pair_weights  # noqa: E402
 from klvae.models.vae import FixedNoiseSampling  # noqa: E402
-from klvae.strategies import registry, seed_forms  # noqa: E402
+from klvae.strategies import post_forms, registry  # noqa: E402
 from klvae.strategies.base import FACT, KLStrategy  # noqa: E402
 
 FIVE = ["end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape"]
@@ -52,7 +52,7 @@ def tiny_mnist(tmp_path_factory) -> str:
 def test_registry_has_the_five_strategies_in_seed_order():
     assert registry.available_strategies() == FIVE
     assert registry.available_strategies(include_baselines=True) == FIVE + ["no_kl"]
-    posts = [registry.get_strategy(n).seed_post for n in FIVE]
+    posts = [registry.get_strategy(n).post for n in FIVE]
     assert posts == ["IV", "V", "VI", "VII", "VIII"]
     assert all(isinstance(registry.get_strategy(n), KLStrategy) for n in FIVE)
 
@@ -164,39 +164,39 @@ def test_fixed_noise_sampling_is_the_reparameterization_with_given_eps():
     np.testing.assert_allclose(z, mu + np.exp(0.5 * lv) * eps, rtol=1e-6, atol=1e-6)
 
 
-# --- Keras 3 breaks the seed's model.add_loss ---------------------------------------------------
+# --- Keras 3 breaks the post's model.add_loss ---------------------------------------------------
 def test_model_add_loss_seed_form_fails_under_keras3():
     """Post VII as written cannot be built with Keras 3 (tf.keras is Keras 3 in TF 2.21)."""
-    assert seed_forms.keras_flavour()["keras_flavour"] == "Keras 3"
+    assert post_forms.keras_flavour()["keras_flavour"] == "Keras 3"
     x = (_images(32).astype(np.float32) / 255.0)[..., None]
     # As written: tf ops on the symbolic mu/log_var fail before model.add_loss is reached ...
     with pytest.raises(ValueError, match="A KerasTensor cannot be used as input to a TensorFlow function"):
-        seed_forms.run_model_add_loss(x, FACT, 2, 16, {})
+        post_forms.run_model_add_loss(x, FACT, 2, 16, {})
     # ... and with keras.ops in their place, Functional.add_loss itself raises NotImplementedError (no message).
     with pytest.raises(NotImplementedError) as info:
-        seed_forms.run_model_add_loss_keras_ops(x, FACT, 2, 16, {})
+        post_forms.run_model_add_loss_keras_ops(x, FACT, 2, 16, {})
     assert str(info.value) == ""
     assert info.traceback[-1].path.name == "functional.py" and info.traceback[-1].name == "add_loss"
     # the matrix records exactly that
-    rec = seed_forms.try_form(seed_forms.run_model_add_loss_keras_ops, x, FACT, 2, 16)
+    rec = post_forms.try_form(post_forms.run_model_add_loss_keras_ops, x, FACT, 2, 16)
     assert (rec["runs"], rec["exception"], rec["message"]) == ("no", "NotImplementedError", "")
     assert rec["raised_at"] == "keras/src/models/functional.py:add_loss"
     # while this project's Keras 3 form of the same strategy trains
-    ok = seed_forms.try_form(seed_forms.run_gradient_tape, x, FACT, 2, 16)
+    ok = post_forms.try_form(post_forms.run_gradient_tape, x, FACT, 2, 16)
     assert ok["runs"] == "yes" and ok["steps"] == 2
 
 
 def test_seed_forms_run_under_legacy_keras2_in_a_separate_process():
     """The tf-keras worker (TF_USE_LEGACY_KERAS=1): post VII's model.add_loss trains there."""
-    from klvae.strategies.compat import KERAS2, run_seed_forms_subprocess
+    from klvae.strategies.compat import KERAS2, run_post_forms_subprocess
 
-    recs = run_seed_forms_subprocess(True, n_images=32, batch_size=16, z_dim=2, fact=FACT, seed=0, mnist=None)
+    recs = run_post_forms_subprocess(True, n_images=32, batch_size=16, z_dim=2, fact=FACT, seed=0, mnist=None)
     by = {(r["strategy"], r["form"]): r for r in recs}
     assert {r["keras_flavour"] for r in recs} == {KERAS2}
-    add_loss = by[("model_add_loss", "seed")]
+    add_loss = by[("model_add_loss", "post")]
     assert add_loss["runs"] == "yes" and add_loss["steps"] == 2 and math.isfinite(add_loss["final_loss"])
-    assert by[("end_layer", "seed")]["runs"] == "yes"
-    assert by[("model_add_loss", "seed_keras_ops")]["runs"] == "n/a"
+    assert by[("end_layer", "post")]["runs"] == "yes"
+    assert by[("model_add_loss", "post_keras_ops")]["runs"] == "n/a"
 
 
 def test_tensorflow_determinism_settings_in_a_fresh_process():
@@ -257,7 +257,7 @@ def test_train_writes_model_history_and_metrics(tiny_mnist, tmp_path):
                    recon=str(tmp_path / f"rec_{src}.npz"), n_recon=4, strategy="tensor_transfer")
     lat = np.load(tmp_path / "lat_model.npz")
     assert lat["z_mean"].shape == (32, 2) and str(lat["strategy"]) == "tensor_transfer"
-    assert str(lat["seed_post"]) == "VI"
+    assert str(lat["post"]) == "VI"
     np.testing.assert_array_equal(lat["z_mean"], np.load(tmp_path / "lat_pair.npz")["z_mean"])
     from klvae.figures import e2 as fig
 

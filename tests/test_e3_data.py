@@ -56,7 +56,7 @@ def _expected(folder: Path, numbers) -> np.ndarray:
 # --- preprocessing of one image ---------------------------------------------------------------
 def test_crop_box_keeps_rows_40_to_218_and_output_is_96x96_uint8():
     arr = np.zeros((218, 178, 3), np.uint8)
-    arr[:40] = (255, 0, 0)  # the rows the seed's crop box (0, 40, 178, 218) removes
+    arr[:40] = (255, 0, 0)  # the rows the post's crop box (0, 40, 178, 218) removes
     arr[40:, :, 2] = 200
     arr[40:, :, 1] = np.linspace(0, 255, 178).astype(np.uint8)[None, :]  # a known horizontal ramp
     buf = io.BytesIO()

@@ -29,7 +29,7 @@ def _batch(n=4, seed=0):
 
 def test_vae_layer_sizes_parameters_and_output_shapes():
     vae = faces.build_face_vae()
-    assert vae.count_params() == faces.N_PARAMETERS == 6_315_795  # SPEC: "6.3 M parameters"
+    assert vae.count_params() == faces.N_PARAMETERS == 6_315_795  # the design: "6.3 M parameters"
     enc = vae.encoder
     sides = [enc.get_layer(f"enc_conv_{i}").output.shape[1:] for i in range(4)]
     assert [tuple(s) for s in sides] == [(48, 48, 32), (24, 24, 64), (12, 12, 128), (6, 6, 256)]
@@ -48,16 +48,16 @@ def test_vae_layer_sizes_parameters_and_output_shapes():
 
 
 def test_default_fact_is_the_elbo():
-    """n_pixels * (mean-BCE + fact * KL_seed) == pixel-summed BCE + KL (nats): beta = 1."""
+    """n_pixels * (mean-BCE + fact * KL_mean) == pixel-summed BCE + KL (nats): beta = 1."""
     rng = np.random.default_rng(1)
     x, x_hat = _batch(2), rng.uniform(0.05, 0.95, (2, 96, 96, 3)).astype(np.float32)
     mu, lv = rng.normal(size=(2, 200)).astype(np.float32), rng.normal(size=(2, 200)).astype(np.float32)
-    seed_form = faces.N_PIXELS * (float(losses.bce_mean(x, x_hat))
-                                  + faces.DEFAULT_FACT * float(losses.kl_divergence_seed_mean(mu, lv)))
+    post_form = faces.N_PIXELS * (float(losses.bce_mean(x, x_hat))
+                                  + faces.DEFAULT_FACT * float(losses.kl_divergence_mean(mu, lv)))
     elbo = float(losses.bce_pixel_sum(x, x_hat)) + float(losses.kl_divergence(mu, lv))
-    assert seed_form == pytest.approx(elbo, rel=1e-5)
+    assert post_form == pytest.approx(elbo, rel=1e-5)
     assert faces.DEFAULT_FACT == pytest.approx(100 / 27648)
-    assert faces.beta_to_fact(1.0) == faces.DEFAULT_FACT
+    assert losses.c_to_fact(1.0, 200, 96 * 96 * 3) == faces.DEFAULT_FACT
 
 
 def test_vae_training_step_updates_weights_and_reports_its_loss_terms():
@@ -137,7 +137,7 @@ def test_train_writes_model_and_history(trained):
         assert info == {"kind": kind, "n_parameters": 6_315_795, "n_encoder_parameters": 4_075_216,
                         "n_decoder_parameters": 2_240_579, "z_dim": 200,
                         "fact": 0.0 if kind == "ae" else faces.DEFAULT_FACT, "reconstruction": "bce_mean",
-                        "kl": "kl_seed_mean"}
+                        "kl": "kl_mean"}
     assert float(rows[0]["fact"]) == 0.0
     vae_rows = list(csv.DictReader(open(d / "vae_history.csv")))
     assert float(vae_rows[0]["fact"]) == pytest.approx(faces.DEFAULT_FACT)

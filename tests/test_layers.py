@@ -166,14 +166,14 @@ def _matrix_rows():
     from klvae.formatting import KERAS2, KERAS3
 
     def row(form, flavour, backend, runs, version):
-        return {"strategy": "end_layer", "seed_post": "VI", "form": form, "keras_flavour": flavour,
+        return {"strategy": "end_layer", "post": "VI", "form": form, "keras_flavour": flavour,
                 "backend": backend, "keras_version": version, "tensorflow": "2.19.0", "runs": runs, "stage": "fit",
                 "exception": "" if runs == "yes" else "TypeError", "message": "" if runs == "yes" else "no",
                 "raised_at": "", "steps": 2, "final_loss": 0.5, "saves_keras": "", "source": ""}
 
-    rows = [row("seed", KERAS2, "tensorflow", "yes", "2.19.0")]
+    rows = [row("post", KERAS2, "tensorflow", "yes", "2.19.0")]
     for b in ("tensorflow", "jax", "torch"):
-        rows += [row("seed", KERAS3, b, "no", "3.10.0"), row("project", KERAS3, b, "yes" if b != "torch" else "n/a",
+        rows += [row("post", KERAS3, b, "no", "3.10.0"), row("project", KERAS3, b, "yes" if b != "torch" else "n/a",
                                                                   "3.10.0")]
     return rows
 

@@ -28,8 +28,8 @@ def test_kl_hand_computed_value():
     logvar = np.array([[0.0, 1.0]], np.float32)
     expected = 0.5 + 0.5 * (np.e - 2.0)
     assert float(losses.kl_divergence(mu, logvar)) == pytest.approx(expected, rel=1e-6)
-    # the seeds' E2 form: -mean(...) over batch and dims, no 0.5 = 2 * KL / z_dim
-    assert float(losses.kl_divergence_seed_mean(mu, logvar)) == pytest.approx(2 * expected / 2, rel=1e-6)
+    # the posts' E2 form: -mean(...) over batch and dims, no 0.5 = 2 * KL / z_dim
+    assert float(losses.kl_divergence_mean(mu, logvar)) == pytest.approx(2 * expected / 2, rel=1e-6)
 
 
 def test_kl_random_batch_matches_numpy():
@@ -48,7 +48,7 @@ def test_bce_terms_match_numpy():
     e = np_bce(x, p)
     assert float(losses.bce_pixel_sum(x, p)) == pytest.approx(e.reshape(8, -1).sum(1).mean(), rel=1e-5)
     assert float(losses.bce_mean(x, p)) == pytest.approx(e.mean(), rel=1e-5)
-    # E1's reconstruction term is 784 x the per-pixel mean (the seed's original_dim * BCE)
+    # E1's reconstruction term is 784 x the per-pixel mean (the post's original_dim * BCE)
     assert float(losses.bce_pixel_sum(x, p)) == pytest.approx(784 * float(losses.bce_mean(x, p)), rel=1e-5)
 
 
@@ -67,7 +67,7 @@ def test_vae_loss_is_reconstruction_plus_c_times_kl():
     from klvae.models.mlp import build_mlp_vae
 
     c = 0.5
-    vae = build_mlp_vae(kl_weight=c, seed=3)
+    vae = build_mlp_vae(c=c, seed=3)
     rng = np.random.default_rng(2)
     x = (rng.uniform(size=(5, 28, 28)) > 0.5).astype(np.float32)
     # eps the sampling layer will draw: replay its seed generator on a copy
@@ -94,7 +94,7 @@ def test_evaluate_is_a_mean_over_images_when_the_batch_size_does_not_divide_the_
     from klvae.data.stream import ImageBatches
     from klvae.models.mlp import build_mlp_vae
 
-    vae = build_mlp_vae(kl_weight=1.0, seed=4)
+    vae = build_mlp_vae(c=1.0, seed=4)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(5)
     x = (rng.uniform(size=(10, 28, 28)) * 255).astype(np.uint8)

@@ -55,19 +55,19 @@ def test_every_coefficient_trained_from_shared_init(pipeline_run):
         for name in ("model.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz"):
             assert (e1 / f"c{c}" / name).is_file(), f"missing {QUICK}/e1/r0/c{c}/{name}"
         metrics = json.loads((e1 / f"c{c}" / "metrics.json").read_text())
-        assert metrics["kl_weight"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
+        assert metrics["c"] == float(c) and metrics["n_train"] == 3000 and metrics["n_test"] == 1000
         hist = pd.read_csv(e1 / f"c{c}" / "history.csv")
-        assert list(hist.columns) == ["epoch", "kl_weight", "kl_loss", "loss", "reconstruction_loss"]
-        assert (hist["kl_weight"] == float(c)).all()
+        assert list(hist.columns) == ["epoch", "c", "kl_loss", "loss", "reconstruction_loss"]
+        assert (hist["c"] == float(c)).all()
         assert len(hist) == 2  # quick profile: 2 epochs
 
 
 def test_e1_table_has_ours_beside_the_seeds(pipeline_run):
     t = pd.read_csv(pipeline_run / QUICK / "tables/e1_losses.csv")
-    assert [f"{c:g}" for c in t["kl_weight"]] == run_settings(pipeline_run)[0]
+    assert [f"{c:g}" for c in t["c"]] == run_settings(pipeline_run)[0]
     # loss = reconstruction + c * KL on the test set (same forward pass)
-    assert ((t["reconstruction_loss"] + t["kl_weight"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
-    assert t["seed_loss"].tolist()[0] == pytest.approx(141.54)
+    assert ((t["reconstruction_loss"] + t["c"] * t["kl_loss"] - t["loss"]).abs() < 1e-2 * t["loss"]).all()
+    assert t["post_loss"].tolist()[0] == pytest.approx(141.54)
     # with c = 0 nothing restrains the KL term: it must be the largest of all runs
     assert t["kl_loss"].idxmax() == 0
 
@@ -97,7 +97,7 @@ def test_html_report_is_self_contained_with_all_figures_and_the_table(quick_run)
     table = re.search(r'<table[^>]*id="tbl-e1-losses".*?</table>', html, re.S)
     assert table, "E1 table missing"
     assert len(re.findall(r"<tr", table.group(0))) == 1 + len(COEFS)
-    assert "141.54" in table.group(0)  # the seed's c=0 loss beside ours
+    assert "141.54" in table.group(0)  # the post's c=0 loss beside ours
     assert "?@" not in html, "an unresolved cross-reference"
     assert "{{<" not in html, "an unexpanded Quarto shortcode"
     assert "Quick profile" in html  # the banner
@@ -165,8 +165,8 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
         assert f"Figure {n}:" in flat
     assert "samples from the two-dimensional standard normal" in flat
     assert "Table 3: E1 test-set losses" in flat  # after the summary's two tables (verdicts, headlines)
-    for _, seed_loss in (("0.02", "143.99"), ("20", "203.31")):
-        assert seed_loss in flat
+    for _, post_loss in (("0.02", "143.99"), ("20", "203.31")):
+        assert post_loss in flat
     assert "??" not in flat
 
 
@@ -204,9 +204,9 @@ def test_e2_compatibility_matrix_was_produced_by_trying(pipeline_run):
     flavours = set(long["keras_flavour"])
     assert len(flavours) == 2, flavours  # Keras 3 and legacy Keras 2, each really imported
     assert set(long["backend"]) == {"tensorflow", "jax", "torch"}  # the backend axis
-    seed3 = long[(long["form"] == "seed") & long["keras_flavour"].str.startswith("Keras 3")]
-    tf3 = seed3[seed3["backend"] == "tensorflow"].set_index("strategy")
-    # symbolic model.add_loss() is gone in Keras 3: the seed's form must not run there
+    post3 = long[(long["form"] == "post") & long["keras_flavour"].str.startswith("Keras 3")]
+    tf3 = post3[post3["backend"] == "tensorflow"].set_index("strategy")
+    # symbolic model.add_loss() is gone in Keras 3: the post's form must not run there
     assert tf3.loc["model_add_loss", "runs"] == "no" and tf3.loc["model_add_loss", "exception"]
     # post VIII's train_step and post VI's per-output losses train one objective from the same seeded
     # weights and batches: compiled as written (the worker runs with the trainings' TensorFlow settings,
@@ -215,8 +215,8 @@ def test_e2_compatibility_matrix_was_produced_by_trying(pipeline_run):
     # higher in one of two clean CI runs).
     assert tf3.loc["gradient_tape", "runs"] == tf3.loc["tensor_transfer", "runs"] == "yes"
     assert tf3.loc["gradient_tape", "final_loss"] == tf3.loc["tensor_transfer", "final_loss"], tf3["final_loss"]
-    # the seeds' tf-op code does not run on Keras 3's JAX backend, with the exact error recorded
-    jax3 = seed3[seed3["backend"] == "jax"]
+    # the posts' tf-op code does not run on Keras 3's JAX backend, with the exact error recorded
+    jax3 = post3[post3["backend"] == "jax"]
     assert (jax3["runs"] == "no").all() and (jax3["exception"] != "").all()
     project = long[long["form"] == "project"]
     for backend in ("tensorflow", "jax"):  # this project's forms run on both installed backends
@@ -238,7 +238,7 @@ def test_every_training_job_recorded_its_backend(pipeline_run, request):
     else:  # the run switched from TensorFlow: every trained file was made again on JAX
         t_switch = float(switched.read_text())
         trained = [p for pattern in ("*.keras", "history.csv", "metrics.json", "latent.npz", "grid.npz")
-                   for p in (pipeline_run / QUICK).glob(f"e[123]/**/{pattern}") if "seed_log" not in p.parts]
+                   for p in (pipeline_run / QUICK).glob(f"e[123]/**/{pattern}") if "post_log" not in p.parts]
         coefs, z_dims = run_settings(pipeline_run)
         assert len(trained) >= 3 * (len(coefs) + len(E2_STRATEGIES) * len(z_dims) + 2), len(trained)
         stale = [str(p.relative_to(pipeline_run)) for p in trained if p.stat().st_mtime < t_switch]

@@ -14,16 +14,16 @@ import yaml
 from conftest import REPO
 from klvae.report.render import expand_shortcodes
 
-SEED = {0.0: 141.54, 0.02: 143.99, 1.0: 160.0}  # the seed's test losses of the rows below (any numbers)
+POST = {0.0: 141.54, 0.02: 143.99, 1.0: 160.0}  # the post's test losses of the rows below (any numbers)
 
 
 def _e1_table(path: Path, coefficients=(0.0, 0.02, 1.0), kl=(38.0, 12.5, 13.0), replicates=1) -> Path:
     n = len(coefficients)
     frame = pd.DataFrame({
-        "kl_weight": coefficients, "loss": [150.0, 148.25, 170.5][:n], "reconstruction_loss": [110.0, 134.0, 157.5][:n],
+        "c": coefficients, "loss": [150.0, 148.25, 170.5][:n], "reconstruction_loss": [110.0, 134.0, 157.5][:n],
         "kl_loss": kl, "loss_sd": [0.5] * n, "reconstruction_loss_sd": [0.5] * n, "kl_loss_sd": [0.5] * n,
-        "replicates": [replicates] * n, "seed_loss": [SEED.get(c, np.nan) for c in coefficients],
-        "seed_reconstruction": [100.0] * n, "seed_kl": [40.0] * n, "epochs": [2] * n, "n_train": [3000] * n,
+        "replicates": [replicates] * n, "post_loss": [POST.get(c, np.nan) for c in coefficients],
+        "post_reconstruction": [100.0] * n, "post_kl": [40.0] * n, "epochs": [2] * n, "n_train": [3000] * n,
         "n_test": [1000] * n})
     frame.to_csv(path, index=False)
     return path
@@ -34,7 +34,7 @@ def _latents(folder: Path, spreads: dict[float, float]) -> list[str]:
     for c, sd in spreads.items():
         z = np.array([[-sd, -sd], [sd, sd]])  # population sd of each axis: sd
         path = folder / f"latent_c{c:g}.npz"
-        np.savez(path, z_mean=z, kl_weight=np.float64(c))
+        np.savez(path, z_mean=z, c=np.float64(c))
         paths.append(str(path))
     return paths
 
@@ -76,13 +76,13 @@ def test_e1_facts_are_worded_in_the_chapter_with_the_runs_numbers(tmp_path):
     assert "The reconstruction loss is lowest at $c$ = 0 (110.00 nats) and highest at $c$ = 1 (157.50 nats)." in text
     assert "The lowest total test loss, 148.25 nats, is reached at $c$ = 0.02." in text
     assert "is 3.50 at $c$ = 0 and 0.75 at $c$ = 1; at $c$ = 1 it is 0.75." in text
-    # |ours - seed|: 8.46, 4.26, 10.50 -> the largest at c = 1, the median 8.46
-    assert ("The largest difference from the seed's test loss is 10.50 nats, at $c$ = 1 (ours 170.50, seed 160.00); "
+    # |ours - post|: 8.46, 4.26, 10.50 -> the largest at c = 1, the median 8.46
+    assert ("The largest difference from the post's test loss is 10.50 nats, at $c$ = 1 (ours 170.50, post 160.00); "
             "the median absolute difference is 8.46 nats.") in text
     # the table, then its caption with the run's counts
     assert re.search(r"\| 1 \| 170\.50 ± 0\.50 .*\|\n\n+: E1 test-set losses \(nats per image, 1,000 test images\) "
                      r"after 2 epochs on 3,000 training images, .*\(rule e1_table\) \{#tbl-e1-losses\}\n", raw)
-    assert "Training runs per coefficient, each from its own seed: 3 (with several" in text
+    assert "Training runs per coefficient, each from its own random seed: 3 (with several" in text
     assert "{{<" not in text
 
 
@@ -91,8 +91,8 @@ def test_e1_facts_hold_without_c_1_and_without_the_seeds_numbers(tmp_path):
     text = " ".join(raw.split())
     assert e1["kl_not_falling"] == "none" and "it falls 1 of 1 times (steps where it rises or stays: none)" in text
     assert "at $c$ = 1 it is n/a (c = 1 not trained)." in text
-    assert "The largest difference from the seed's test loss is n/a nats" in text
-    assert "Training runs per coefficient, each from its own seed: 1 (" in text
+    assert "The largest difference from the post's test loss is n/a nats" in text
+    assert "Training runs per coefficient, each from its own random seed: 1 (" in text
 
 
 def _e2_metrics(path: Path, epochs: int, losses: dict[tuple[int, str], float]) -> Path:
@@ -108,14 +108,14 @@ def test_e2_metrics_facts_the_groups_per_z_dim_and_the_seed_logs_run(tmp_path):
 
     losses = {(2, "end_layer"): 0.25, (2, "model_add_loss"): 0.25, (12, "end_layer"): 0.2,
               (12, "model_add_loss"): 0.21}
-    texts, v = metrics_table(str(_e2_metrics(tmp_path / "m.csv", 1, losses)), seed_log_epochs=6)
+    texts, v = metrics_table(str(_e2_metrics(tmp_path / "m.csv", 1, losses)), post_log_epochs=6)
     assert texts["metrics"].startswith("| z_dim | strategy |") and "{#tbl-" not in texts["metrics"]
     facts = texts["metrics_facts"].splitlines()
     assert facts[0] == "- At z_dim 2 all strategies end with the same test loss, to the last bit."
     assert facts[1].startswith("- At z_dim 12 the strategies form 2 groups with bit-identical test losses")
     assert (v["vii_log_epoch"], v["vii_log_z_dim"], v["vii_run_epochs"], v["epochs"]) == (6, 12, 6, 1)
-    # a profile that trains longer than the seed's log needs no extra run: its own epochs
-    _, v = metrics_table(str(_e2_metrics(tmp_path / "m37.csv", 37, losses)), seed_log_epochs=6)
+    # a profile that trains longer than the post's log needs no extra run: its own epochs
+    _, v = metrics_table(str(_e2_metrics(tmp_path / "m37.csv", 37, losses)), post_log_epochs=6)
     assert v["vii_run_epochs"] == 37
-    _, v = metrics_table(str(_e2_metrics(tmp_path / "m0.csv", 1, {(2, "end_layer"): 0.25})), seed_log_epochs=6)
+    _, v = metrics_table(str(_e2_metrics(tmp_path / "m0.csv", 1, {(2, "end_layer"): 0.25})), post_log_epochs=6)
     assert v["vii_run_epochs"] == "n/a"  # model_add_loss at z_dim 12 not trained

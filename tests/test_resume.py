@@ -174,7 +174,7 @@ def test_tf_data_input_is_bitwise_the_pydataset_batches():
         "from klvae.data.stream import ImageBatches\n"
         "from klvae.models.mlp import build_mlp_vae\n"
         "x = np.random.default_rng(3).integers(0, 256, (300, 28, 28), dtype=np.uint8)\n"
-        "vae = build_mlp_vae(kl_weight=1.0, z_dim=2, intermediate_dim=32, seed=0)\n"
+        "vae = build_mlp_vae(c=1.0, z_dim=2, intermediate_dim=32, seed=0)\n"
         "vae.compile(optimizer=keras.optimizers.Adam(1e-3))\n"
         "b = ImageBatches(x, 128, shuffle=True, seed=1, epochs=2)\n"
         "data = backend.fit_input(b) if sys.argv[1] == 'tf' else b\n"

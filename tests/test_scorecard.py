@@ -49,26 +49,26 @@ def tolerances(**override) -> dict:
 
 
 def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170_000, gpu=None,
-                 vii_ms=221.0, e1_sd=np.nan, e1_reps=1, seed_log_epochs=None, window_jitter=0.0,
+                 vii_ms=221.0, e1_sd=np.nan, e1_reps=1, post_log_epochs=None, window_jitter=0.0,
                  backend=None) -> dict:
-    """Pipeline outputs whose numbers equal the seeds' (times ``e1_scale`` for E1's losses).
+    """Pipeline outputs whose numbers equal the posts' (times ``e1_scale`` for E1's losses).
 
-    ``e1_sd``/``e1_reps``: the E1 table's sd and replicate count; ``seed_log_epochs``: add a
-    longer ``model_add_loss`` z_dim-12 run (rule ``e2_seed_log``); ``window_jitter``: relative
+    ``e1_sd``/``e1_reps``: the E1 table's sd and replicate count; ``post_log_epochs``: add a
+    longer ``model_add_loss`` z_dim-12 run (rule ``e2_post_log``); ``window_jitter``: relative
     spread of the per-window timings (0: every window the same); ``backend``: the Keras backend
     the timing job records (None: no such column)."""
     root.mkdir(parents=True, exist_ok=True)
-    e1 = pd.DataFrame([{"kl_weight": c, "loss": loss * e1_scale, "reconstruction_loss": rec * e1_scale,
+    e1 = pd.DataFrame([{"c": c, "loss": loss * e1_scale, "reconstruction_loss": rec * e1_scale,
                         "kl_loss": kl, "loss_sd": e1_sd, "reconstruction_loss_sd": e1_sd, "kl_loss_sd": e1_sd,
                         "replicates": e1_reps, "epochs": e1_epochs, "n_train": 60000, "n_test": 10000}
-                       for c, loss, rec, kl in ref.E1_SEED_TABLE])
+                       for c, loss, rec, kl in ref.E1_POST_TABLE])
     e1.to_csv(root / "e1_losses.csv", index=False)
 
     runs, histories, latents = [], [], []
-    log = ref.SEED_VII_LOG
+    log = ref.POST_VII_LOG
     runs_to_write = [("model_add_loss", 12, "", e2_epochs), ("end_layer", 2, "", e2_epochs)]
-    if seed_log_epochs:
-        runs_to_write.append(("model_add_loss", 12, "seed_log/", seed_log_epochs))
+    if post_log_epochs:
+        runs_to_write.append(("model_add_loss", 12, "post_log/", post_log_epochs))
     for strategy, z, sub, n_epochs in runs_to_write:
         d = root / f"{sub}z{z}" / strategy
         d.mkdir(parents=True)
@@ -80,11 +80,11 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
             return [log[key][min(max(e, 3), 6) - 3] for e in epochs]
 
         pd.DataFrame({"epoch": epochs, "strategy": strategy, "z_dim": z, "loss": at("loss"),
-                      "reconstruction_loss": at("reconstruction_loss"), "kl_loss": at("kl_seed")}
+                      "reconstruction_loss": at("reconstruction_loss"), "kl_loss": at("kl_mean")}
                      ).to_csv(d / "history.csv", index=False)
         runs.append(str(d / "metrics.json"))
         histories.append(str(d / "history.csv"))
-    ex = ref.SEED_LATENT_EXTENT
+    ex = ref.POST_LATENT_EXTENT
     z = np.stack([np.linspace(*ex["x"], 2001), np.linspace(*ex["y"], 2001)], axis=1)
     np.savez(root / "latent.npz", z_mean=z, labels=np.zeros(len(z), int), strategy="end_layer", z_dim=2)
     latents.append(str(root / "latent.npz"))
@@ -116,7 +116,7 @@ def fake_outputs(root: Path, e1_epochs=40, e1_scale=1.0, e2_epochs=37, faces=170
             "e3_memory": str(root / "mem.csv")}
 
 
-TITLES = {"E1": "E1, seed 003", "E2": "E2, posts IV-VIII", "E3": "E3, post IX"}
+TITLES = {"E1": "E1, the KL-coefficient post", "E2": "E2, posts IV-VIII", "E3": "E3, post IX"}
 
 
 def write_parts(out: Path, e1_table, e2_runs, e2_histories, e2_latents, e2_timing, e3_manifest, e3_latents,
@@ -149,7 +149,7 @@ def test_seed_numbers_within_tolerance_are_reproduced(tmp_path):
     v = verdicts(fake_outputs(tmp_path))
     numeric = [k for k in v if k.startswith(("e1-", "e2-vii-log", "e2-iv-latent", "e3-ix-memory", "e3-ae"))]
     assert numeric and all(v[k] == "reproduced" for k in numeric), v
-    assert v["e3-ix-preprocess"] == "not comparable"  # a rate measured on the seed's CPU
+    assert v["e3-ix-preprocess"] == "not comparable"  # a rate measured on the post's CPU
     assert v["e2-iv-ratio"] == "reproduced"  # 286 / 200 = 1.43 = 15 / 10.5, on any hardware
     # 221 / median(286, 200) = 221 / 243 = 0.91 < 1.3 - 0.15
     assert v["e2-vii-slowdown"] == "differs"
@@ -168,15 +168,15 @@ def test_tolerance_from_config_changes_the_verdict(tmp_path):
 
 
 def test_gpu_only_timing_is_not_comparable_without_a_gpu(tmp_path):
-    """Absolute times were measured on the seed's GTX 960: not comparable on any other machine,
+    """Absolute times were measured on the post's GTX 960: not comparable on any other machine,
     a GPU included; the note says which is faster and by what factor."""
     rows = scorecard_rows(**fake_outputs(tmp_path / "cpu"), tolerances=tolerances(), profile="paper")
     by_id = {r["id"]: r for r in rows}
     assert by_id["e2-vii-ms"]["verdict"] == by_id["e2-iv-end-s"]["verdict"] == "not comparable"
     assert by_id["e2-iv-encoder-s"]["verdict"] == "not comparable"
-    # 221 ms/step against the seed's 44: 221 / 44 = 5.02 times slower
-    assert by_id["e2-vii-ms"]["note"].startswith("ours 5.02× slower (221 vs 44 ms/step); seed: GTX 960; ours: Test CPU")
-    assert by_id["e2-vii-ms"]["basis"] == "other hardware (seed: GTX 960)" and by_id["e2-vii-ms"]["interval"] == ""
+    # 221 ms/step against the post's 44: 221 / 44 = 5.02 times slower
+    assert by_id["e2-vii-ms"]["note"].startswith("ours 5.02× slower (221 vs 44 ms/step); post: GTX 960; ours: Test CPU")
+    assert by_id["e2-vii-ms"]["basis"] == "other hardware (post: GTX 960)" and by_id["e2-vii-ms"]["interval"] == ""
     v = verdicts(fake_outputs(tmp_path / "cpu2", gpu="none"))
     assert v["e2-vii-ms"] == "not comparable"
     rows = scorecard_rows(**fake_outputs(tmp_path / "gpu", gpu="/physical_device:GPU:0", vii_ms=22.0),
@@ -193,28 +193,28 @@ def test_too_few_epochs_or_images_is_paper_profile_only_but_shows_ours(tmp_path)
         assert by_id[key]["verdict"] == "paper profile only", by_id[key]
         assert by_id[key]["ours"] not in ("", "--")
         assert by_id[key]["profile"] == "default"
-    assert "epochs 30 (seed 40)" in by_id["e1-c0-loss"]["note"]
+    assert "epochs 30 (post 40)" in by_id["e1-c0-loss"]["note"]
     assert "training faces 16,000" in by_id["e3-ix-memory"]["note"]
 
 
 def test_vii_is_compared_at_the_same_epoch_of_the_seed_log(tmp_path):
-    """Fewer than the log's 6 epochs: ours at its last epoch beside the seed's same epoch, no verdict."""
+    """Fewer than the log's 6 epochs: ours at its last epoch beside the post's same epoch, no verdict."""
     rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=4), tolerances=tolerances(), profile="default")
     loss = next(r for r in rows if r["id"] == "e2-vii-log-loss")
-    assert "epoch 4" in loss["claim"] and loss["seed_value"] == f"{ref.SEED_VII_LOG['loss'][1]:.4f}"
-    assert loss["verdict"] == "paper profile only" and "epochs 4 (seed 6)" in loss["note"]
+    assert "epoch 4" in loss["claim"] and loss["post_value"] == f"{ref.POST_VII_LOG['loss'][1]:.4f}"
+    assert loss["verdict"] == "paper profile only" and "epochs 4 (post 6)" in loss["note"]
 
 
 def test_vii_uses_the_longer_seed_log_run_beside_short_main_runs(tmp_path):
-    """The default profile's E2 runs are short; rule e2_seed_log's 6-epoch run gets the verdict."""
-    rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=2, seed_log_epochs=6), tolerances=tolerances(),
+    """The default profile's E2 runs are short; rule e2_post_log's 6-epoch run gets the verdict."""
+    rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=2, post_log_epochs=6), tolerances=tolerances(),
                           profile="default")
     by_id = {r["id"]: r for r in rows}
     for k in ("loss", "bce", "kl"):
         r = by_id[f"e2-vii-log-{k}"]
         assert "epoch 6" in r["claim"] and "epoch 6" in r["compared"] and r["verdict"] == "reproduced", r
         assert r["basis"].startswith("tolerance") and r["basis"].endswith("single run")
-    assert by_id["e2-vii-log-loss"]["seed_value"] == f"{ref.SEED_VII_LOG['loss'][3]:.4f}"
+    assert by_id["e2-vii-log-loss"]["post_value"] == f"{ref.POST_VII_LOG['loss'][3]:.4f}"
 
 
 def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
@@ -227,8 +227,8 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
     assert tuple(t.columns) == COLUMNS
     assert set(t["verdict"]) <= set(VERDICTS)
     assert t["id"].is_unique
-    e1_seed = {float(v) for v in t.loc[t["experiment"] == "E1", "seed_value"]}
-    for c, *numbers in ref.E1_SEED_TABLE:
+    e1_seed = {float(v) for v in t.loc[t["experiment"] == "E1", "post_value"]}
+    for c, *numbers in ref.E1_POST_TABLE:
         assert set(numbers) <= e1_seed, (c, numbers)
     md = (out / "scorecard.md").read_text()
     for e in ("E1", "E2", "E3"):  # one table per experiment, one row per claim, captioned and labelled
@@ -236,7 +236,7 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
         assert block, e
         header, _, *body = block.group(1).splitlines()
         assert [h.strip() for h in header.strip("|").split("|")] == [
-            "claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"]
+            "claim", "compared", "post", "ours", "sd", "n", "basis", "verdict", "note"]
         assert len(body) == (t["experiment"] == e).sum()
         assert "{{< var made_by.report_scorecard >}}" in block.group(2)
     counts = yaml.safe_load((out / "scorecard.vars.yml").read_text())["scorecard"]
@@ -276,7 +276,7 @@ def test_quick_run_has_the_scorecard_in_csv_and_html(quick_run):
     for e in ("e1", "e2", "e3"):
         table = re.search(rf'<table[^>]*id="tbl-scorecard-{e}".*?</table>', html, re.S)
         assert table, e
-        assert all(f">{h}<" in table.group(0) for h in ("compared", "seed", "ours", "sd", "basis", "verdict"))
+        assert all(f">{h}<" in table.group(0) for h in ("compared", "post", "ours", "sd", "basis", "verdict"))
     assert "141.54" in re.search(r'<table[^>]*id="tbl-scorecard-e1".*?</table>', html, re.S).group(0)
     assert re.search(r'<a href="#tbl-scorecard-e1"[^>]*>Table(\s|&nbsp;|\xa0)\d+</a>', html)
     assert "Summary." in html
@@ -325,7 +325,7 @@ def test_verdict_with_zero_spread_falls_back_to_the_tolerance():
 
 
 def test_e1_rows_use_the_replicates_spread(tmp_path):
-    """E1 table with 3 replicates and sd 1.5 nats: the seed's numbers (= our means here) are
+    """E1 table with 3 replicates and sd 1.5 nats: the post's numbers (= our means here) are
     inside every interval; a 5 % shift (~7 nats) lies outside the ±6.7-nat interval."""
     rows = scorecard_rows(**fake_outputs(tmp_path / "a", e1_sd=1.5, e1_reps=3), tolerances=tolerances(),
                           profile="paper")
@@ -352,7 +352,7 @@ def test_small_kl_weight_rows_name_the_backend_and_point_to_the_backend_study(tm
 
 def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     """286/200 = 1.43 in every window: zero spread, so the tolerance decides; with a ±10 %/window
-    jitter of model_add_loss the slowdown's interval widens enough to meet the seed's 1.3-1.5, and
+    jitter of model_add_loss the slowdown's interval widens enough to meet the post's 1.3-1.5, and
     being far wider than that range it proves nothing: inconclusive."""
     rows = scorecard_rows(**fake_outputs(tmp_path / "a"), tolerances=tolerances(), profile="paper")
     ratio = next(r for r in rows if r["id"] == "e2-iv-ratio")
@@ -367,7 +367,7 @@ def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     half = 2.776445 * sd * 1.2 ** 0.5  # 0.437361: 0.47 to 1.35, meets 1.3-1.5 and is 4.4 times wider
     assert (slow["ours"], slow["sd"]) == ("0.91", "0.14")
     assert slow["interval"] == f"{mean - half:.2f} to {mean + half:.2f}" == "0.47 to 1.35"
-    assert slow["basis"] == ("prediction interval, n = 5 windows: 0.47 to 1.35, wider than the seed's range 1.3–1.5; "
+    assert slow["basis"] == ("prediction interval, n = 5 windows: 0.47 to 1.35, wider than the post's range 1.3–1.5; "
                              "÷ median of the other 2 strategies per window")
     assert slow["verdict"] == "inconclusive"  # was "reproduced" when meeting the range was enough
     assert verdict_counts(rows)["E2"]["inconclusive"] == 1
@@ -427,14 +427,14 @@ def test_ratio_interval_wider_than_the_seeds_range_is_inconclusive():
     j, mean, sd, n = judge_ratio(np.array([1.2, 1.4, 1.6]), 1.4, 1.3, 1.5, tol)
     assert (j.verdict, n) == ("inconclusive", 3) and mean == pytest.approx(1.4) and sd == pytest.approx(0.2)
     assert (j.lo, j.hi) == pytest.approx((1.4 - 0.993655, 1.4 + 0.993655), abs=1e-6)
-    assert j.basis == "prediction interval, n = 3 windows: 0.41 to 2.39, wider than the seed's range 1.3–1.5"
+    assert j.basis == "prediction interval, n = 3 windows: 0.41 to 2.39, wider than the post's range 1.3–1.5"
     j, *_ = judge_ratio(np.array([1.38, 1.40, 1.42]), 1.4, 1.3, 1.5, tol)
     assert (j.verdict, j.basis) == ("reproduced", "prediction interval, n = 3 windows")
     assert (j.lo, j.hi) == pytest.approx((1.4 - 0.0993655, 1.4 + 0.0993655), abs=1e-6)
 
 
 def test_absolute_rate_on_other_hardware_is_not_comparable_with_the_direction(tmp_path):
-    """Post IX: 200,000 images in 240 s = 833 images/s on the seed's CPU (which also wrote
+    """Post IX: 200,000 images in 240 s = 833 images/s on the post's CPU (which also wrote
     JPEGs); ours 1,162: 1162 / 833.33 = 1.39 times faster -- not comparable, never 'differs'."""
     inputs = fake_outputs(tmp_path)
     pre = pd.read_csv(inputs["e3_preprocessing"])
@@ -442,21 +442,21 @@ def test_absolute_rate_on_other_hardware_is_not_comparable_with_the_direction(tm
     pre.to_csv(inputs["e3_preprocessing"], index=False)
     row = next(r for r in scorecard_rows(**inputs, tolerances=tolerances(), profile="paper")
                if r["id"] == "e3-ix-preprocess")
-    assert (row["seed_value"], row["ours"], row["verdict"]) == ("833", "1162", "not comparable")
-    assert row["note"].startswith("ours 1.39× faster (1,162 vs 833 images/s); seed: 240 s for 200,000, ours 172 s")
-    assert row["interval"] == "" and row["basis"] == "other hardware (seed: its own CPU)"
+    assert (row["post_value"], row["ours"], row["verdict"]) == ("833", "1162", "not comparable")
+    assert row["note"].startswith("ours 1.39× faster (1,162 vs 833 images/s); post: 240 s for 200,000, ours 172 s")
+    assert row["interval"] == "" and row["basis"] == "other hardware (post: its own CPU)"
     assert speed_note(833.3, 400.0, "images/s", higher_is_faster=True) == "ours 2.08× slower (400 vs 833 images/s)"
     assert speed_note(10.5, 10.5, "s/epoch", higher_is_faster=False) == "ours as fast (10.5 vs 10.5 s/epoch)"
 
 
 def test_single_run_is_judged_with_a_same_backend_spread_only(tmp_path):
-    """E1 at c = 0, one run: our KL 480 nats against the seed's 506.82 is 26.8 nats off, far
+    """E1 at c = 0, one run: our KL 480 nats against the post's 506.82 is 26.8 nats off, far
     outside the ±1 nat tolerance. A spread of the same setting on the same backend (sd 20 nats,
     n = 3, tensorflow) gives 480 ± 4.302653 · 20 · sqrt(2) = 480 ± 121.6968: 358.30 to 601.70,
-    which holds the seed's value. A spread measured on jax is never used for a tensorflow run."""
+    which holds the post's value. A spread measured on jax is never used for a tensorflow run."""
     inputs = fake_outputs(tmp_path, backend="tensorflow")
     e1 = pd.read_csv(inputs["e1_table"])
-    e1.loc[e1["kl_weight"] == 0.0, "kl_loss"] = 480.0
+    e1.loc[e1["c"] == 0.0, "kl_loss"] = 480.0
     e1.to_csv(inputs["e1_table"], index=False)
     tf_spread = {("E1", "e1-c0-kl", "tensorflow"): (470.0, 20.0, 3, "klvae-paper-tensorflow.tar.gz")}
     jax_spread = {("E1", "e1-c0-kl", "jax"): (470.0, 20.0, 3, "backend study")}

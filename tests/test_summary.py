@@ -14,7 +14,7 @@ from klvae.report.summary import headline_findings, relative_difference, shipped
 
 
 def _row(id_, experiment, seed, ours, verdict, claim="claim"):
-    return {"id": id_, "experiment": experiment, "claim": f"{claim} {id_}", "compared": "test", "seed_value": seed,
+    return {"id": id_, "experiment": experiment, "claim": f"{claim} {id_}", "compared": "test", "post_value": seed,
             "ours": ours, "sd": "", "n": "1", "interval": "", "basis": "tolerance", "verdict": verdict,
             "unit": "nats", "profile": "quick", "note": ""}
 
@@ -109,7 +109,7 @@ def test_shipped_verdicts_from_the_compare_csv(tmp_path):
     rows = [{"table": "scorecard", "row": "a", "metric": "verdict", "a": "reproduced", "b": "differs"},
             {"table": "scorecard", "row": "a", "metric": "ours", "a": "140.1", "b": "138.11"},
             {"table": "scorecard", "row": "new", "metric": "verdict", "a": "", "b": "differs"},  # this run's only
-            {"table": "e1_losses", "row": "kl_weight=0", "metric": "verdict", "a": "x", "b": "y"}]
+            {"table": "e1_losses", "row": "c=0", "metric": "verdict", "a": "x", "b": "y"}]
     pd.DataFrame(rows, columns=list(DIFF_COLUMNS)).to_csv(csv, index=False)
     assert shipped_verdicts(str(csv)) == {"a": "reproduced"}
 

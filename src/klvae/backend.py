@@ -41,7 +41,7 @@ def tensorflow_determinism(threads: int | None = None) -> None:
     """TensorFlow's settings for bitwise-repeatable CPU runs, for every TensorFlow process of klvae.
 
     Used by the trainings (through :func:`configure`) and by the workers of the E2
-    compatibility matrix (:mod:`klvae.strategies.seed_forms`, which run the seeds' code under
+    compatibility matrix (:mod:`klvae.strategies.post_forms`, which run the posts' code under
     ``tf.keras`` -- Keras 3 or legacy ``tf-keras`` -- and so must not import Keras 3 here):
 
     * intra-op threads = ``threads``, inter-op threads 1 (``None`` leaves TensorFlow's
@@ -49,8 +49,8 @@ def tensorflow_determinism(threads: int | None = None) -> None:
     * op determinism on (``tf.config.experimental.enable_op_determinism``);
     * Grappler's arithmetic optimizer off. With it, whether the optimizer rewrites an
       expression such as ``reconstruction_loss + kl_loss`` differs between compilations, so
-      a logged loss changes in its last bit between runs: post VIII's seed form
-      (:func:`klvae.strategies.seed_forms.run_gradient_tape`) logged 0.6917371153831482 in
+      a logged loss changes in its last bit between runs: post VIII's own form
+      (:func:`klvae.strategies.post_forms.run_gradient_tape`) logged 0.6917371153831482 in
       one clean run and 0.6917370557785034 (one float32 ulp less, the value of the graph as
       written) in the next. With the optimizer off every compilation gives the second value.
 

@@ -60,6 +60,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from klvae.legacy import migrate_csv
+
 #: Name of the manifest, the archive's first member.
 MANIFEST_NAME = "MANIFEST.json"
 #: Manifest format tag (bumped when the layout changes). 2: data only (no report fragments; the
@@ -720,6 +722,8 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
     if expected_manifest_sha256 and info["manifest_sha256"] != expected_manifest_sha256:
         raise _refuse(archive, f"its manifest SHA-256 is {info['manifest_sha256']}, expected "
                                f"{expected_manifest_sha256} (the bundle changed since it was verified)")
+    # verified; tables of an older bundle get today's column names (klvae.legacy)
+    contents = {name: migrate_csv(name, data) if name.endswith(".csv") else data for name, data in contents.items()}
     dest = Path(dest)
     wanted = None if only is None else set(only)
     if merge:

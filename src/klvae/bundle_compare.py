@@ -39,11 +39,12 @@ import yaml
 
 from klvae import bundle as kb
 from klvae.layout import results_dir
+from klvae.legacy import migrate_csv
 
 #: Where the scorecard's verdict counts are inside a bundle (rule report_scorecard).
 SCORECARD = "tables/scorecard.csv"
-#: Columns never compared: the seeds' own numbers (the same in every bundle) and descriptive text.
-SKIP_COLUMNS = frozenset({"seed_post", "seed_loss", "seed_reconstruction", "seed_kl", "seed_value", "claim",
+#: Columns never compared: the posts' own numbers (the same in every bundle) and descriptive text.
+SKIP_COLUMNS = frozenset({"post", "post_loss", "post_reconstruction", "post_kl", "post_value", "claim",
                           "compared", "note", "unit", "profile", "basis", "interval", "experiment", "message",
                           "source", "raised_at", "reference_source"})
 #: Columns of :func:`diff_rows`' rows (and of ``--csv``).
@@ -72,7 +73,7 @@ class TableSpec:
 _BENCH = TableSpec(keys=("benchmark", "quantity", "processes"), values=("value",))
 #: The tables a bundle holds (by file stem, ``tables/<stem>.csv``); others are keyed by their first column.
 TABLES = {
-    "e1_losses": TableSpec(keys=("kl_weight",), n="replicates"),
+    "e1_losses": TableSpec(keys=("c",), n="replicates"),
     "e2_metrics": TableSpec(keys=("z_dim", "strategy")),
     "e2_equivalence": TableSpec(keys=("z_dim", "strategy")),
     "e2_timing": TableSpec(keys=("strategy",)),
@@ -121,7 +122,7 @@ def table_values(name: str, data: bytes) -> dict[tuple[str, str], dict]:
         repeated label gets ``#2``, ``#3``).
     """
     stem = PurePosixPath(name).name.rsplit(".", 1)[0]
-    header, rows = _read_csv(data)
+    header, rows = _read_csv(migrate_csv(name, data))
     spec = TABLES.get(stem) or TableSpec(keys=tuple(header[:1]))
     keys = [k for k in spec.keys if k in header]
     sd_cols = {c: spec.sd.get(c, f"{c}_sd") for c in header}
@@ -233,7 +234,7 @@ def diff_rows(a: str | Path, b: str | Path) -> list[dict]:
     Returns:
         One dict per (table, row, metric), :data:`DIFF_COLUMNS`: ``table`` (``e1_losses``,
         ``e2_metrics``, ..., ``scorecard``, ``scorecard counts``), ``row`` (its key, e.g.
-        ``kl_weight=0.5``; a claim id for the scorecard), ``metric`` (the column), and the fields of
+        ``c=0.5``; a claim id for the scorecard), ``metric`` (the column), and the fields of
         :func:`compare_value`. Tables in the order A holds them, rows in A's order, then B's extra.
 
     Raises:

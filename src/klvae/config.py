@@ -255,7 +255,7 @@ def consistency_problems(config: dict, files=()) -> list[str]:
       comparison with NaN is false);
     * an MNIST batch larger than the experiment's training images (``e1``/``e2``: ``n_train`` or
       all 60,000), surely a typo (it would train on one partial batch per epoch);
-    * on the synthetic stand-in (``data.celeba.path: null``) with the seed's split,
+    * on the synthetic stand-in (``data.celeba.path: null``) with the post's split,
       ``e3.n_train + e3.n_test`` more than ``e3.standin_images`` (it is drawn first, then split).
 
     Counts against a real CelebA source are checked when the workflow reads it
@@ -273,10 +273,10 @@ def consistency_problems(config: dict, files=()) -> list[str]:
         if n and batch and batch > n:
             lines.append(f"{exp}.batch_size = {batch:,} is larger than the {n:,} training images of {exp} "
                          f"({exp}.n_train{'' if section.get('n_train') else ', all of MNIST'}). Fix: set "
-                         f"{exp}.batch_size{where} to at most {n:,} (the seeds use "
+                         f"{exp}.batch_size{where} to at most {n:,} (the posts use "
                          f"{ {'e1': 128, 'e2': 256}[exp]}).")
     e3, celeba = config.get("e3", {}), config.get("data", {}).get("celeba", {})
-    if not celeba.get("path") and celeba.get("split", "seed") == "seed":
+    if not celeba.get("path") and celeba.get("split", "post") == "post":
         wanted = (e3.get("n_train") or 0) + (e3.get("n_test") or 0)
         have = e3.get("standin_images")
         if have and wanted > have:
@@ -293,17 +293,17 @@ def face_counts(n_images: int, n_train: int | None, n_test: int | None, split: s
         A line for the start of the run saying how many images E3 will use.
 
     Raises:
-        ConfigError: with the seed's split (first ``n_train`` by file number, then the next
+        ConfigError: with the post's split (first ``n_train`` by file number, then the next
             ``n_test``), when they add up to more than ``n_images``; the message names the keys.
     """
-    if split == "seed":
+    if split == "post":
         wanted = (n_train or 0) + (n_test or 0)
         if n_train is not None and n_test is not None and wanted > n_images:
             raise ConfigError(f"e3.n_train + e3.n_test = {wanted:,} but {source} holds {n_images:,} face images. "
-                              f"Fix: lower e3.n_train and/or e3.n_test (the seed: 170,000 + 10,000 of CelebA's "
+                              f"Fix: lower e3.n_train and/or e3.n_test (the post: 170,000 + 10,000 of CelebA's "
                               f"202,599); nothing was run.")
         train = n_train if n_train is not None else n_images - (n_test or 0)
-        return (f"[e3] {source}: {n_images:,} face images; the seed's split uses the first {train:,} for training "
+        return (f"[e3] {source}: {n_images:,} face images; the post's split uses the first {train:,} for training "
                 f"and the next {n_test if n_test is not None else n_images - train:,} for testing")
     return (f"[e3] {source}: {n_images:,} face images; the official split's partitions, capped at e3.n_train = "
             f"{n_train} and e3.n_test = {n_test}")
@@ -362,13 +362,18 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
 #: Config keys renamed since results bundles were first made: ``(section, old name, new name, why)``.
 #: :func:`migrate` applies them to the config a bundle carries, so today's code renders old bundles.
 RENAMED_KEYS = (
-    ("e3", "kl_weight", "fact", "one name per scale: E3's KL weight is on the seeds' `fact` scale"),
+    ("e3", "kl_weight", "fact", "one name per scale: E3's KL weight is on the posts' `fact` scale"),
+)
+
+#: Config values renamed since results bundles were first made: ``(dotted key, old value, new value, why)``.
+RENAMED_VALUES = (
+    ("data.celeba.split", "seed", "post", "\"seed\" means only the random seed; the split is post IX's"),
 )
 
 
 def migrate(config: dict) -> list[str]:
-    """Rename the keys of :data:`RENAMED_KEYS` in ``config`` (in place), for a results bundle's
-    config written by an earlier version.
+    """Rename the keys of :data:`RENAMED_KEYS` and the values of :data:`RENAMED_VALUES` in
+    ``config`` (in place), for a results bundle's config written by an earlier version.
 
     Returns:
         One line per renamed key (``"e3.kl_weight -> e3.fact (why)"``); empty when nothing changed.
@@ -386,4 +391,12 @@ def migrate(config: dict) -> list[str]:
                              f"name of {section}.{new} ({why}): keep one")
         part[new] = part.pop(old)
         done.append(f"{section}.{old} -> {section}.{new} ({why})")
+    for dotted, old, new, why in RENAMED_VALUES:
+        *parents, key = dotted.split(".")
+        part = config
+        for name in parents:
+            part = part.get(name) if isinstance(part, dict) else None
+        if isinstance(part, dict) and part.get(key) == old:
+            part[key] = new
+            done.append(f"{dotted}: {old!r} -> {new!r} ({why})")
     return done

@@ -106,8 +106,9 @@ def weights_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def kl_weight_of(data, path: str = "") -> float:
-    """The KL coefficient c stored in a ``latent.npz`` or ``grid.npz`` of :func:`klvae.experiments.e1.analyse`.
+def c_of(data, path: str = "") -> float:
+    """The KL coefficient c stored in a ``latent.npz`` or ``grid.npz`` of :func:`klvae.experiments.e1.analyse`
+    (under ``c``; files written before the rename store it as ``kl_weight``).
 
     Args:
         data: the loaded ``.npz`` (``np.load``'s mapping).
@@ -116,8 +117,9 @@ def kl_weight_of(data, path: str = "") -> float:
     Raises:
         ValueError: the file predates the stored coefficient (rerun rule ``e1_analyse`` for it).
     """
-    if "kl_weight" not in data:
-        raise ValueError(f"{path or 'this .npz'} has no 'kl_weight': it was written before e1_analyse stored the "
-                       f"model's KL coefficient; rerun e1_analyse (delete the file and run snakemake again)")
-    return float(data["kl_weight"])
+    for key in ("c", "kl_weight"):
+        if key in data:
+            return float(data[key])
+    raise ValueError(f"{path or 'this .npz'} has no 'c': it was written before e1_analyse stored the "
+                     f"model's KL coefficient; rerun e1_analyse (delete the file and run snakemake again)")
 

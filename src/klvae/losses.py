@@ -10,15 +10,15 @@ with the closed-form KL divergence (Kingma & Welling 2014, appendix B)
     KL = -0.5 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)   [nats].
 
 For Bernoulli pixels, -log p(x|z) is the binary cross-entropy summed over the
-pixels. The seeds scale these terms differently; both variants are here:
+pixels. The posts scale these terms differently; both variants are here:
 
-* E1 (seed 003, "influence of the KL coefficient"): ``784 * mean-BCE`` (i.e. BCE
+* E1 (the KL-coefficient post, "influence of the KL coefficient"): ``784 * mean-BCE`` (i.e. BCE
   summed over pixels) ``+ c * KL`` with the KL summed over latent dims, both
   averaged over the batch -- see :func:`bce_pixel_sum` and :func:`kl_divergence`.
-* E2 (seeds 000/001, posts IV-VIII): ``mean-BCE + fact * KL_seed`` where
-  ``KL_seed = -mean(1 + log sigma^2 - mu^2 - sigma^2)`` averaged over batch *and*
+* E2 (post VII, posts IV-VIII): ``mean-BCE + fact * KL_mean`` where
+  ``KL_mean = -mean(1 + log sigma^2 - mu^2 - sigma^2)`` averaged over batch *and*
   latent dims, without the factor 0.5 -- see :func:`bce_mean` and
-  :func:`kl_divergence_seed_mean`.
+  :func:`kl_divergence_mean`.
 
 All functions take and return backend tensors through ``keras.ops`` so they work
 in a Keras 3 ``train_step``, inside layers and on NumPy arrays alike. Inputs are
@@ -50,7 +50,7 @@ def kl_divergence_per_sample(z_mean, z_log_var):
 
 
 def kl_divergence(z_mean, z_log_var):
-    """Batch mean of the per-sample KL divergence (E1, seed 003; Kingma & Welling 2014).
+    """Batch mean of the per-sample KL divergence (E1, the KL-coefficient post; Kingma & Welling 2014).
 
     Args:
         z_mean, z_log_var: float32 tensors ``(batch, z_dim)``.
@@ -61,11 +61,11 @@ def kl_divergence(z_mean, z_log_var):
     return ops.mean(kl_divergence_per_sample(z_mean, z_log_var))
 
 
-def kl_divergence_seed_mean(z_mean, z_log_var):
+def kl_divergence_mean(z_mean, z_log_var):
     """The KL term of posts IV-VIII (E2): ``-mean(1 + log sigma^2 - mu^2 - sigma^2)``.
 
     Averaged over batch *and* latent dims, without the factor 0.5, exactly as the
-    seeds 000/001 write it. It equals ``2 * kl_divergence / z_dim``.
+    post VII write it. It equals ``2 * kl_divergence / z_dim``.
 
     Args:
         z_mean, z_log_var: float32 tensors ``(batch, z_dim)``.
@@ -98,8 +98,8 @@ def bce_per_sample_sum(x, x_hat):
 def bce_pixel_sum(x, x_hat):
     """Reconstruction loss of E1: BCE summed over pixels, averaged over the batch.
 
-    This is the seed's ``original_dim * binary_crossentropy(inputs, outputs)``
-    (784 times the per-pixel mean) averaged over the batch (seed 003).
+    This is the post's ``original_dim * binary_crossentropy(inputs, outputs)``
+    (784 times the per-pixel mean) averaged over the batch (the KL-coefficient post).
 
     Args:
         x, x_hat: float32 tensors ``(batch, ...)`` with values in [0, 1].
@@ -122,10 +122,29 @@ def bce_mean(x, x_hat):
     return ops.mean(_bce_elementwise(x, x_hat))
 
 
+def c_to_fact(c: float, z_dim: int, n_pixels: int) -> float:
+    """Convert a KL weight from E1's scale (``c``) to the posts' scale (``fact``): the one conversion.
+
+    ``bce_pixel_sum + c * kl_divergence`` = ``n_pixels * (bce_mean + fact * kl_divergence_mean)``
+    with ``fact = c * z_dim / (2 * n_pixels)``, because ``kl_divergence_mean = 2 * kl_divergence / z_dim``
+    and ``bce_pixel_sum = n_pixels * bce_mean``. So c = 1 (the ELBO, beta = 1) is
+    ``fact = z_dim / (2 * n_pixels)``.
+
+    Args:
+        c: KL weight against the pixel-summed BCE (dimensionless, >= 0; the beta of beta-VAEs).
+        z_dim: latent dimensions.
+        n_pixels: pixel values per image (e.g. 96 * 96 * 3).
+
+    Returns:
+        ``fact`` (dimensionless, float).
+    """
+    return float(c) * z_dim / (2.0 * n_pixels)
+
+
 #: Reconstruction terms by config name.
 RECONSTRUCTION_LOSSES = {"bce_pixel_sum": bce_pixel_sum, "bce_mean": bce_mean}
 #: KL terms by config name.
-KL_TERMS = {"kl_sum": kl_divergence, "kl_seed_mean": kl_divergence_seed_mean}
+KL_TERMS = {"kl_sum": kl_divergence, "kl_mean": kl_divergence_mean}
 
 
 def get_reconstruction_loss(name: str):
@@ -145,7 +164,7 @@ def get_kl_term(name: str):
 
 
 __all__ = [
-    "kl_divergence_per_sample", "kl_divergence", "kl_divergence_seed_mean",
+    "kl_divergence_per_sample", "kl_divergence", "kl_divergence_mean",
     "bce_per_sample_sum", "bce_pixel_sum", "bce_mean",
-    "get_reconstruction_loss", "get_kl_term",
+    "get_reconstruction_loss", "get_kl_term", "c_to_fact",
 ]

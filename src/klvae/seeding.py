@@ -20,7 +20,7 @@ def set_global_seed(seed: int, threads: int | None = None) -> None:
     (in one process as in separate ones), so the logged total loss varied in its last bits
     (e.g. 247.11028 vs 247.11029 nats in 2 of 12 compilations of the same E1 evaluation),
     while the weights, the reconstruction loss and the KL divergence did not. Without it, 36
-    of 36 compilations agreed (the same held for post VIII's seed form in the E2 compatibility
+    of 36 compilations agreed (the same held for post VIII's own form in the E2 compatibility
     workers, which now use the same settings: :func:`klvae.backend.tensorflow_determinism`).
     On JAX, XLA's deterministic GPU ops are switched on.
     """

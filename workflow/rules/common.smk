@@ -47,7 +47,7 @@ GEN = f"{REPORT_DIR}/generated"
 # five files and one line here; the Snakefile, `rule all`, the report's inputs, its chapters,
 # the scorecard and the methods chapter loop over this list (README, "Adding an experiment").
 EXPERIMENTS = [
-    "e1",  # seed 003: the KL coefficient sweep on MNIST (MLP VAE)
+    "e1",  # the KL-coefficient post: the KL coefficient sweep on MNIST (MLP VAE)
     "e2",  # posts IV-VIII: the KL-loss strategies in Keras 3 (conv VAE)
     "e3",  # post IX and the AE-latent post: faces
 ]

@@ -1,4 +1,4 @@
-# E1 -- KL coefficient sweep (seed 003): one training job per coefficient c, all from one
+# E1 -- KL coefficient sweep (the KL-coefficient post): one training job per coefficient c, all from one
 # shared set of initial weights; analysis (encode/decode) and figures as separate jobs.
 # Replicate r (e1.replicates, several in the paper profile) uses seed + r for its initial
 # weights, shuffling and sampling; the table reports mean and spread over replicates, the
@@ -14,7 +14,7 @@ E1_TRAIN_KW = {
 
 
 rule e1_init_weights:
-    """The one set of initial weights every coefficient starts from (the seed's vae_init.h5)."""
+    """The one set of initial weights every coefficient starts from (the post's vae_init.h5)."""
     output:
         weights=f"{E1_DIR}/r{{r}}/init.weights.h5",
     log:
@@ -58,7 +58,7 @@ rule e1_train:
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs=lambda w: {
             **E1_TRAIN_KW,
-            "kl_weight": float(w.c),
+            "c": float(w.c),
             "seed": config["seed"] + int(w.r),
             "replicate": int(w.r),
         },
@@ -88,7 +88,7 @@ rule e1_analyse:
 
 
 rule e1_table:
-    """Test loss, reconstruction and KL per coefficient beside the seed's table."""
+    """Test loss, reconstruction and KL per coefficient beside the post's table."""
     input:
         metrics=expand(f"{E1_DIR}/r{{r}}/c{{c}}/metrics.json", c=E1_COEFS, r=E1_REPS),
     output:
@@ -244,7 +244,7 @@ E1_FIGURES = (
 
 
 rule report_e1:
-    """E1's table beside the seed's (its body), E1 variables: the caption's counts and the facts' numbers."""
+    """E1's table beside the post's (its body), E1 variables: the caption's counts and the facts' numbers."""
     input:
         e1_table=rules.e1_table.output.table,
         latents=expand(f"{E1_DIR}/r0/c{{c}}/latent.npz", c=E1_COEFS),
@@ -265,7 +265,7 @@ rule report_e1:
 
 
 rule report_scorecard_e1:
-    """E1's scorecard part: seed 003's table, ours beside it, a verdict per claim."""
+    """E1's scorecard part: the KL-coefficient post's table, ours beside it, a verdict per claim."""
     input:
         e1_table=rules.e1_table.output.table,
         # the backend study's spread of each claim on each backend (rule report_study)
@@ -287,7 +287,7 @@ rule report_scorecard_e1:
 
 register_experiment(
     "e1",
-    title="E1, seed 003: test losses per KL coefficient c",
+    title="E1, the KL-coefficient post: test losses per KL coefficient c",
     figures=E1_FIGURES,
     tables=[rules.e1_table.output.table],
     report_rule=rules.report_e1,

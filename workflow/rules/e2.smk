@@ -1,4 +1,4 @@
-# E2 -- five ways to add the KL loss (seeds 000/001, posts IV-VIII): the compatibility matrix
+# E2 -- five ways to add the KL loss (post VII, posts IV-VIII): the compatibility matrix
 # (Keras 3 vs legacy Keras 2, produced by trying), the equivalence check, one training job per
 # strategy x z_dim from shared initial weights, analysis, figures, and the timing benchmark.
 
@@ -19,7 +19,7 @@ wildcard_constraints:
 
 
 rule e2_compatibility:
-    """Try every strategy as the seeds wrote it under Keras 3 and legacy Keras 2 (tf-keras,
+    """Try every strategy as the posts wrote it under Keras 3 and legacy Keras 2 (tf-keras,
     separate process), and this project's Keras 3 form: runs or the exact error."""
     input:
         mnist=rules.mnist_canonical.output.npz,
@@ -117,26 +117,26 @@ rule e2_train:
 # Post VII's training log runs to epoch 6 (model_add_loss, z_dim 12). The strategies train
 # bit-identically (rule e2_equivalence; the E2 table), so where e2.epochs is shorter only that
 # one run is trained longer, beside the others; the scorecard reads its history.
-E2_SEED_LOG_Z = 12
-E2_SEED_LOG = (
-    int(E2["seed_log_epochs"]) > int(E2["epochs"]) and E2_SEED_LOG_Z in E2_ZDIMS and "model_add_loss" in E2_STRATS
+E2_POST_LOG_Z = 12
+E2_POST_LOG = (
+    int(E2["post_log_epochs"]) > int(E2["epochs"]) and E2_POST_LOG_Z in E2_ZDIMS and "model_add_loss" in E2_STRATS
 )
-E2_SEED_LOG_DIR = f"{E2_DIR}/seed_log/z{E2_SEED_LOG_Z}/model_add_loss"
+E2_POST_LOG_DIR = f"{E2_DIR}/post_log/z{E2_POST_LOG_Z}/model_add_loss"
 
 
-rule e2_seed_log:
-    """Train `model_add_loss` at z_dim 12 for e2.seed_log_epochs epochs: post VII's log (epochs 3-6)."""
+rule e2_post_log:
+    """Train `model_add_loss` at z_dim 12 for e2.post_log_epochs epochs: post VII's log (epochs 3-6)."""
     input:
         mnist=rules.mnist_canonical.output.npz,
-        init=f"{E2_DIR}/z{E2_SEED_LOG_Z}/init.weights.npz",
+        init=f"{E2_DIR}/z{E2_POST_LOG_Z}/init.weights.npz",
     output:
-        model=f"{E2_SEED_LOG_DIR}/model.keras",
-        history=f"{E2_SEED_LOG_DIR}/history.csv",
-        metrics=f"{E2_SEED_LOG_DIR}/metrics.json",
+        model=f"{E2_POST_LOG_DIR}/model.keras",
+        history=f"{E2_POST_LOG_DIR}/history.csv",
+        metrics=f"{E2_POST_LOG_DIR}/metrics.json",
     log:
-        f"{LOGS}/e2_seed_log.log",
+        f"{LOGS}/e2_post_log.log",
     benchmark:
-        f"{BENCH}/e2_seed_log.tsv"
+        f"{BENCH}/e2_post_log.tsv"
     # the longest jobs start first, so that two cores are not left with one long job at the end
     priority: 10
     conda:
@@ -149,9 +149,9 @@ rule e2_seed_log:
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend gives other numbers
         kwargs={
             **E2_TRAIN_KW,
-            "epochs": E2["seed_log_epochs"],
+            "epochs": E2["post_log_epochs"],
             "strategy": "model_add_loss",
-            "z_dim": E2_SEED_LOG_Z,
+            "z_dim": E2_POST_LOG_Z,
             "seed": config["seed"],
         },
     script:
@@ -253,7 +253,7 @@ rule e2_loss_curves:
 
 
 rule e2_latent:
-    """Figure: test-set z_mean of one strategy at z_dim 2 with the seed's observed extent."""
+    """Figure: test-set z_mean of one strategy at z_dim 2 with the post's observed extent."""
     input:
         latents=[f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz"],
     output:
@@ -366,9 +366,9 @@ rule report_scorecard_e2:
     """E2's scorecard part: post VII's log, post IV's latent extent, the timings of posts IV and VII."""
     input:
         e2_runs=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/metrics.json", z=E2_ZDIMS, strategy=E2_STRATS)
-        + ([rules.e2_seed_log.output.metrics] if E2_SEED_LOG else []),
+        + ([rules.e2_post_log.output.metrics] if E2_POST_LOG else []),
         e2_histories=expand(f"{E2_DIR}/z{{z}}/{{strategy}}/history.csv", z=E2_ZDIMS, strategy=E2_STRATS)
-        + ([rules.e2_seed_log.output.history] if E2_SEED_LOG else []),
+        + ([rules.e2_post_log.output.history] if E2_POST_LOG else []),
         e2_latents=expand(f"{E2_DIR}/z{E2['latent_z_dim']}/{{strategy}}/latent.npz", strategy=E2_STRATS),
         e2_timing=rules.e2_timing.output.summary,
         e2_timing_windows=rules.e2_timing.output.csv,

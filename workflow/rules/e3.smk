@@ -1,4 +1,4 @@
-# E3 -- faces (seed 002, post IX and the post on the AE latent space): CelebA (or the
+# E3 -- faces (post IX, post IX and the post on the AE latent space): CelebA (or the
 # labelled synthetic stand-in) -> cropped/resized uint8 memmaps -> VAE and plain AE trained
 # by streaming -> decoded faces (e3_decode) -> random faces, AE random points,
 # reconstructions, AE latent histogram; benchmarks of preprocessing, memory and input throughput.
@@ -59,7 +59,7 @@ else:
 
 
 rule e3_preprocess:
-    """Seed IX's crop (0, 40, 178, 218) and LANCZOS resize to 96x96 -> uint8 .npy memmaps + manifest."""
+    """Post IX's crop (0, 40, 178, 218) and LANCZOS resize to 96x96 -> uint8 .npy memmaps + manifest."""
     input:
         source_path=FACE_SOURCE,
     output:
@@ -285,7 +285,7 @@ rule e3_latent_histogram:
 
 
 rule e3_bench_preprocessing:
-    """Benchmark: preprocessing images/s per core against the seed's 240 s for 200,000 images."""
+    """Benchmark: preprocessing images/s per core against the post's 240 s for 200,000 images."""
     input:
         source_path=FACE_SOURCE,
     output:

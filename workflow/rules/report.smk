@@ -92,7 +92,7 @@ rule report_study:
 
 
 rule report_methods:
-    """Provenance, versions, hardware, per-rule times, deviations from the seeds, run variables."""
+    """Provenance, versions, hardware, per-rule times, deviations from the posts, run variables."""
     input:
         run_json=rules.run_record.output.run_json,
         mnist_provenance=rules.mnist_canonical.output.provenance,
@@ -129,7 +129,7 @@ rule report_methods:
 
 
 rule report_scorecard:
-    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric seed claim, ours, a verdict)."""
+    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric claim of the posts, ours, a verdict)."""
     input:
         parts=registered("scorecard"),
     output:

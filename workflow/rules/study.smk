@@ -78,7 +78,7 @@ rule study_train:
         keras_backend=lambda w: w.backend,
         kwargs=lambda w: {
             **STUDY_TRAIN_KW,
-            "kl_weight": float(w.c),
+            "c": float(w.c),
             "seed": int(w.s),
             "backend": w.backend,
         },
@@ -108,7 +108,7 @@ rule study_evaluate:
         **library_call_backend("klvae.experiments.backend_study:evaluate"),
         keras_backend=lambda w: w.backend,
         kwargs=lambda w: {
-            "kl_weight": float(w.c),
+            "c": float(w.c),
             "seed": int(w.s),
             "backend": w.backend,
             "batch_size": STUDY["batch_size"],
@@ -121,7 +121,7 @@ rule study_evaluate:
 
 
 rule study_table:
-    """Per c and quantity: both backends' mean ± sd, the Welch interval of the difference, the seed's value."""
+    """Per c and quantity: both backends' mean ± sd, the Welch interval of the difference, the post's value."""
     input:
         latents=expand(f"{STUDY_RUN}/latent.json", **STUDY_RUNS),
         metrics=expand(f"{STUDY_RUN}/metrics.json", **STUDY_RUNS),

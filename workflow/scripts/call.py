@@ -6,8 +6,9 @@ and named output of the rule under its name, plus ``params.kwargs`` and ``thread
 accepts that (:func:`call_kwargs`). A named input or output the function has no parameter for
 is an error naming the rule, the file's name and the parameters the function accepts -- unless
 the input is declared a dependency only (``library_call(..., deps_only=["after"])``, e.g. the
-report waiting for every result), which is then passed to no one. Snakemake runs this in its
-own Python process.
+report waiting for every result), which is then passed to no one. An unnamed input (it would
+reach no one) and a ``params.kwargs`` key that is also the name of an input or output (one of
+the two would be lost) are errors too. Snakemake runs this in its own Python process.
 
 At the end the job's time split (process start-up, imports, compilation, training; see
 ``klvae.bench.phases``) is written next to its log as ``<log>.phases.json``.
@@ -52,8 +53,31 @@ class CallError(TypeError):
     """A rule's named files do not match its function's parameters; the message says how to fix it."""
 
 
+def unnamed_files(all_files, named: dict) -> list[str]:
+    """The files of ``all_files`` (a rule's input or output list, in order) that no name covers.
+
+    Args:
+        all_files: every path of the rule's input (or output), named or not, as Snakemake lists them.
+        named: ``{name: path or list of paths}`` of the named ones.
+
+    Returns:
+        The unnamed paths, in order (each occurrence counted once per name that covers it).
+    """
+    left: dict[str, int] = {}
+    for value in named.values():
+        for path in ([value] if isinstance(value, str) else list(value)):
+            left[str(path)] = left.get(str(path), 0) + 1
+    out = []
+    for path in map(str, all_files):
+        if left.get(path, 0) > 0:
+            left[path] -= 1
+        else:
+            out.append(path)
+    return out
+
+
 def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kwargs: dict | None = None,
-                deps_only=(), threads: int | None = None) -> dict:
+                deps_only=(), threads: int | None = None, unnamed_inputs=()) -> dict:
     """The keyword arguments ``func`` is called with for one job of ``rule``.
 
     Args:
@@ -61,9 +85,12 @@ def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kw
         func_name: ``"klvae.module:function"`` (for messages).
         func: the function; its parameters come from :func:`inspect.signature`.
         inputs, outputs: the rule's named inputs and outputs, ``{name: path or list of paths}``.
-        kwargs: ``params.kwargs`` (passed as given; they win over a file of the same name).
+        kwargs: ``params.kwargs`` (passed as given; none may share a name with an input or output).
         deps_only: names of inputs the job only depends on: passed to no one.
         threads: the job's threads, passed when ``func`` has a ``threads`` parameter.
+        unnamed_inputs: the rule's input files without a name (:func:`unnamed_files`): any is an
+            error, since the function would never see it. (Unnamed outputs are allowed: a function
+            such as the bundle extraction writes them under a folder it is given.)
 
     Returns:
         ``{name: value}``: every named input but ``deps_only``, every named output, the kwargs
@@ -72,8 +99,9 @@ def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kw
     Raises:
         CallError: a named input (not in ``deps_only``) or a named output that ``func`` has no
             parameter for (and no ``**kwargs``); a ``deps_only`` name that is not a named input,
-            or that ``func`` does have a parameter for. The message names the rule, the file's
-            name and the parameters ``func`` accepts.
+            or that ``func`` does have a parameter for; an unnamed input; a
+            ``params.kwargs`` key that is also a named input or output. The message names the
+            rule, the file or key and the parameters ``func`` accepts.
     """
     params = inspect.signature(func).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -82,6 +110,15 @@ def call_kwargs(rule: str, func_name: str, func, inputs: dict, outputs: dict, kw
     deps = list(deps_only)
     shown = ", ".join(accepted) or "no parameters"
     problems = []
+    if unnamed_inputs:
+        problems.append(f"unnamed input {', '.join(repr(str(f)) for f in unnamed_inputs)}: {func_name} would never "
+                        f"see it. Name it after the parameter that should receive it (input: name=...), or, if the "
+                        f"job only waits for it, name it and declare it a dependency only (deps_only)")
+    for key in (kwargs or {}):
+        for kind, files in (("input", inputs), ("output", outputs)):
+            if key in files:
+                problems.append(f"params.kwargs[{key!r}] has the name of a named {kind} of the rule: one of the two "
+                                f"would be lost. Rename the {kind} or the parameter")
     for name in deps:
         if name not in inputs:
             problems.append(f"deps_only names {name!r}, which is not a named input of the rule (named inputs: "
@@ -122,8 +159,10 @@ def main(smk) -> None:
         module_name, func_name = smk.params.func.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         t_imported = time.time()
-        kwargs = call_kwargs(smk.rule, smk.params.func, func, dict(smk.input.items()), dict(smk.output.items()),
-                             smk.params.get("kwargs", {}), smk.params.get("deps_only", ()), smk.threads)
+        inputs, outputs = dict(smk.input.items()), dict(smk.output.items())
+        kwargs = call_kwargs(smk.rule, smk.params.func, func, inputs, outputs,
+                             smk.params.get("kwargs", {}), smk.params.get("deps_only", ()), smk.threads,
+                             unnamed_files(list(smk.input), inputs))
         start = time.time()
         print(f"[{smk.rule}] {smk.params.func}({', '.join(sorted(kwargs))})", file=sys.stderr, flush=True)
         func(**kwargs)

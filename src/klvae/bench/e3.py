@@ -1,12 +1,12 @@
-"""E3 face-pipeline benchmarks (SPEC.md, Timing tables; seed post IX), each writing one CSV.
+"""E3 face-pipeline benchmarks (the report's timing tables; post IX), each writing one CSV.
 
 * :func:`preprocessing_benchmark` -- crop + LANCZOS resize rate in images/s per process,
-  against the seed's "about 240 secs" for 200,000 images on one core (833 images/s; the
-  seed also wrote q95 JPEGs, we write uint8 rows). Target: >= 4x per core.
+  against the post's "about 240 secs" for 200,000 images on one core (833 images/s; the
+  post also wrote q95 JPEGs, we write uint8 rows). Target: >= 4x per core.
 * :func:`memory_benchmark` -- peak RSS of a few training steps fed by (a) the streamed
-  uint8 memmap pipeline (:class:`klvae.data.stream.ImageBatches`) and (b) the seed's way:
+  uint8 memmap pipeline (:class:`klvae.data.stream.ImageBatches`) and (b) the post's way:
   the whole set as one float32 array in RAM, fed batch by batch. Each runs in its own
-  subprocess (clean RSS, ``ru_maxrss``); both are extrapolated to the seed's 170,000
+  subprocess (clean RSS, ``ru_maxrss``); both are extrapolated to the post's 170,000
   training images (float32: 170,000 x 96 x 96 x 3 x 4 B = 18.8 GB of data). Target: the
   stream's peak <= 25 % of the float32 approach's.
 * :func:`pipeline_benchmark` -- images/s the input pipeline delivers alone, versus images/s
@@ -35,11 +35,11 @@ import numpy as np
 
 from klvae import machine
 from klvae.io import write_rows
-from klvae.reference import SEED_N_TRAIN, SEED_PREPROCESS_IMAGES, SEED_PREPROCESS_SECONDS
+from klvae.reference import POST_N_TRAIN, POST_PREPROCESS_IMAGES, POST_PREPROCESS_SECONDS
 
-#: The seed's preprocessing rate: ~240 s for 200,000 images, single-threaded (post IX).
-SEED_PREPROCESS_RATE = SEED_PREPROCESS_IMAGES / SEED_PREPROCESS_SECONDS
-#: The seed's training set size (post IX) and its float32 footprint.
+#: The post's preprocessing rate: ~240 s for 200,000 images, single-threaded (post IX).
+POST_PREPROCESS_RATE = POST_PREPROCESS_IMAGES / POST_PREPROCESS_SECONDS
+#: The post's training set size (post IX) and its float32 footprint.
 BYTES_PER_IMAGE_UINT8 = 96 * 96 * 3
 BYTES_PER_IMAGE_FLOAT32 = 4 * BYTES_PER_IMAGE_UINT8
 #: What the stream holds per training image: one int64 index in the epoch's order (8 B) plus
@@ -79,9 +79,9 @@ def _row(benchmark, quantity, value, unit, **kw) -> dict:
 # ---------------------------------------------------------------------------------------
 def _stage_rows(source_path, n: int, data_label: str, sysinfo: dict) -> list[dict]:
     """Where one core's preprocessing time goes, per image: reading the bytes, JPEG decoding
-    (Pillow ``Image.open(...).load()``) and the seed's crop + LANCZOS resize, each timed
+    (Pillow ``Image.open(...).load()``) and the post's crop + LANCZOS resize, each timed
     separately on the first ``n`` usable images (median of 3 passes). Their sum bounds the
-    per-core rate any Pillow-based implementation of the seed's preprocessing can reach."""
+    per-core rate any Pillow-based implementation of the post's preprocessing can reach."""
     import io
     import zipfile
 
@@ -133,7 +133,7 @@ def _stage_rows(source_path, n: int, data_label: str, sysinfo: dict) -> list[dic
         _row("preprocessing", "stage_ms_jpeg_decode", round(ms_decode, 4), "ms/image", **common),
         _row("preprocessing", "stage_ms_crop_resize_lanczos", round(ms_resize, 4), "ms/image", **common),
         _row("preprocessing", "stage_ceiling_images_per_second_per_core", round(ceiling, 1), "images/s",
-             ratio_to_reference=round(ceiling / SEED_PREPROCESS_RATE, 3),
+             ratio_to_reference=round(ceiling / POST_PREPROCESS_RATE, 3),
              detail="1000 / (read + decode + crop/resize): no Pillow-based loop on this core can be faster", **common),
     ]
 
@@ -145,7 +145,7 @@ def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: 
     Runs with 1 process and with ``threads`` processes (if > 1), ``repeats`` times each,
     and keeps the best (least disturbed) run. The rate counts files through the decode /
     crop / resize / write loop (the manifest's ``seconds_decode_resize``); hashing the
-    outputs and the draft check are excluded, as the seed's 240 s excluded them too.
+    outputs and the draft check are excluded, as the post's 240 s excluded them too.
 
     Writes ``csv`` with rows: images/s, images/s per process, speed-up per core over
     the seed (833 images/s), the target (4x) and whether it is met, seconds extrapolated
@@ -161,24 +161,24 @@ def preprocessing_benchmark(source_path: str | Path, csv: str | Path, n_images: 
             best = None
             for _ in range(int(repeats)):
                 rec = preprocess(source_path, f"{tmp}/tr.npy", f"{tmp}/te.npy", f"{tmp}/m.json",
-                                 n_train=int(n_images), n_test=0, split="seed", threads=p)
+                                 n_train=int(n_images), n_test=0, split="post", threads=p)
                 t = rec["timing"]
                 if best is None or t["images_per_second"] > best["timing"]["images_per_second"]:
                     best = rec
             t = best["timing"]
             per_core = t["images_per_second_per_process"]
-            speedup = per_core / SEED_PREPROCESS_RATE
+            speedup = per_core / POST_PREPROCESS_RATE
             common = {"n_images": best["files_examined"], "processes": p, "data": best["data_label"], **sysinfo}
             rows += [
                 _row("preprocessing", "images_per_second", t["images_per_second"], "images/s", **common),
                 _row("preprocessing", "images_per_second_per_process", per_core, "images/s",
-                     reference=round(SEED_PREPROCESS_RATE, 1),
-                     reference_source="seed post IX: ~240 s for 200,000 images, 1 thread (incl. q95 JPEG writes)",
+                     reference=round(POST_PREPROCESS_RATE, 1),
+                     reference_source="post IX: ~240 s for 200,000 images, 1 thread (incl. q95 JPEG writes)",
                      ratio_to_reference=round(speedup, 3), target=f">= {TARGET_PREPROCESS_SPEEDUP:g}x per core",
                      meets_target=speedup >= TARGET_PREPROCESS_SPEEDUP, **common),
                 _row("preprocessing", "seconds_for_200000_images",
-                     round(SEED_PREPROCESS_IMAGES / t["images_per_second"], 1),
-                     "s", reference=SEED_PREPROCESS_SECONDS, reference_source="seed post IX", **common),
+                     round(POST_PREPROCESS_IMAGES / t["images_per_second"], 1),
+                     "s", reference=POST_PREPROCESS_SECONDS, reference_source="post IX", **common),
             ]
         rows += _stage_rows(source_path, min(int(n_images), 500), best["data_label"], sysinfo)
         dc = best["draft_check"]
@@ -211,8 +211,8 @@ def _child_memory(mode: str, train_npy: str, n_images: int, batch_size: int, ste
 
         ds = ImageBatches(mm, batch_size, shuffle=True, seed=0, epochs=int(steps) // max(1, len(mm) // batch_size) + 2)
     elif mode == "float32":
-        # the seed's way (post IX, cells 4-5 and 9): one float32 array of all images scaled
-        # to [0, 1] in RAM (scaled in place here, which avoids the seed's temporary second
+        # the post's way (post IX, cells 4-5 and 9): one float32 array of all images scaled
+        # to [0, 1] in RAM (scaled in place here, which avoids the post's temporary second
         # copy and so favours this approach), fed in shuffled batches like ImageDataGenerator.flow
         x = np.empty(mm.shape, np.float32)
         for i in range(0, len(mm), 1024):
@@ -265,7 +265,7 @@ def memory_benchmark(train_npy: str | Path, csv: str | Path, n_images: int = 500
     (the shuffle buffer's int64 index tensors) on top of its measured peak.
 
     Writes ``csv``: measured peaks, the fixed overhead, extrapolated peaks at 170,000
-    images, the seed's 18.8 GB data figure, the stream/float32 ratio and the <= 25 % target.
+    images, the post's 18.8 GB data figure, the stream/float32 ratio and the <= 25 % target.
     """
     sysinfo = system_info(threads)
     res = {m: _run_child("_child_memory", mode=m, train_npy=str(train_npy), n_images=int(n_images),
@@ -274,8 +274,8 @@ def memory_benchmark(train_npy: str | Path, csv: str | Path, n_images: int = 500
     n = res["stream"]["n_images"]
     s_peak, f_peak = res["stream"]["peak_rss_bytes"], res["float32"]["peak_rss_bytes"]
     f_overhead = f_peak - n * BYTES_PER_IMAGE_FLOAT32
-    s_170k = s_peak + (SEED_N_TRAIN - n) * STREAM_BYTES_PER_IMAGE
-    f_170k = f_overhead + SEED_N_TRAIN * BYTES_PER_IMAGE_FLOAT32
+    s_170k = s_peak + (POST_N_TRAIN - n) * STREAM_BYTES_PER_IMAGE
+    f_170k = f_overhead + POST_N_TRAIN * BYTES_PER_IMAGE_FLOAT32
     common = {"n_images": n, "batch_size": int(batch_size), "steps": int(steps), **sysinfo}
     gb = 1e9
     rows = [
@@ -285,14 +285,14 @@ def memory_benchmark(train_npy: str | Path, csv: str | Path, n_images: int = 500
         _row("memory", "rss_after_building_model", round(res["stream"]["rss_after_model_bytes"] / gb, 3), "GB",
              **common),
         _row("memory", "float32_fixed_overhead", round(f_overhead / gb, 3), "GB", **common),
-        _row("memory", "float32_data_at_170000", round(SEED_N_TRAIN * BYTES_PER_IMAGE_FLOAT32 / gb, 2), "GB",
-             reference=18.8, reference_source="seed post IX (170,000 x 96x96x3 float32)", **common),
+        _row("memory", "float32_data_at_170000", round(POST_N_TRAIN * BYTES_PER_IMAGE_FLOAT32 / gb, 2), "GB",
+             reference=18.8, reference_source="post IX (170,000 x 96x96x3 float32)", **common),
         _row("memory", "peak_rss_stream_at_170000_extrapolated", round(s_170k / gb, 3), "GB", **common),
         _row("memory", "peak_rss_float32_at_170000_extrapolated", round(f_170k / gb, 3), "GB", **common),
         _row("memory", "ratio_stream_over_float32_at_170000", round(s_170k / f_170k, 4), "ratio",
              target=f"<= {TARGET_MEMORY_FRACTION:g}", meets_target=s_170k / f_170k <= TARGET_MEMORY_FRACTION,
              **common),
-        _row("memory", "uint8_npy_on_disk_at_170000", round(SEED_N_TRAIN * BYTES_PER_IMAGE_UINT8 / gb, 2), "GB",
+        _row("memory", "uint8_npy_on_disk_at_170000", round(POST_N_TRAIN * BYTES_PER_IMAGE_UINT8 / gb, 2), "GB",
              detail="read by pread; the OS page cache for it is not in the process's RSS", **common),
     ]
     write_rows(csv, rows)
@@ -389,7 +389,7 @@ def pipeline_benchmark(train_npy: str | Path, csv: str | Path, batch_size: int =
             _row("pipeline", "input_over_consumption", round(med_in / consume, 2), "ratio",
                  target=f">= {TARGET_INPUT_OVER_TRAIN:g}", meets_target=med_in / consume >= TARGET_INPUT_OVER_TRAIN,
                  **common),
-            _row("pipeline", "seconds_per_epoch_at_170000", round(med_step * np.ceil(SEED_N_TRAIN / batch_size), 0),
+            _row("pipeline", "seconds_per_epoch_at_170000", round(med_step * np.ceil(POST_N_TRAIN / batch_size), 0),
                  "s", detail="compute-only step time x 1,329 steps", **common),
         ]
     write_rows(csv, rows)

@@ -1,6 +1,6 @@
 """CelebA (or its generated stand-in) to memory-mappable uint8 arrays of 96x96 faces.
 
-Input (SPEC.md, Data/CelebA; the user supplies it, the registries do not carry it):
+Input (docs/data.md; the user supplies it, the package registries do not carry it):
 
 * ``img_align_celeba.zip`` -- 1,443,490,838 bytes, MD5 ``00d2c5bc6d35e252742224ab0c1e8fcb``
   (checked unless ``verify_md5=False``, for copies the user re-packed, e.g. Kaggle's
@@ -12,8 +12,8 @@ Input (SPEC.md, Data/CelebA; the user supplies it, the registries do not carry i
   0/1/2 = train/valid/test, 162,770 / 19,867 / 19,962), or Kaggle's
   ``list_eval_partition.csv`` (checked by its counts instead, it has no published hash).
 
-Preprocessing (seed post IX): ``im.crop((0, 40, 178, 218))`` -> 178x178 ->
-``resize((96, 96), LANCZOS)``, then kept as uint8 (the seed wrote q95 JPEGs and then a
+Preprocessing (post IX): ``im.crop((0, 40, 178, 218))`` -> 178x178 ->
+``resize((96, 96), LANCZOS)``, then kept as uint8 (the post wrote q95 JPEGs and then a
 float32 array; we skip the lossy JPEG round trip and the 4x larger float copy).
 
 Files that are empty, not an image, truncated/corrupt or not 178x218 are skipped, counted
@@ -63,7 +63,7 @@ PARTITION_MD5 = "d32c9cbf5e040fd4025c592c306e6668"
 PARTITION_SIZES = (162_770, 19_867, 19_962)
 #: Size of CelebA's aligned images (width, height).
 IMAGE_SIZE = (178, 218)
-#: The seed's crop box (left, top, right, bottom), post IX.
+#: The post's crop box (left, top, right, bottom), post IX.
 CROP_BOX = (0, 40, 178, 218)
 #: Output image size (width, height).
 OUT_SIZE = (96, 96)
@@ -207,7 +207,7 @@ def read_partition(path: str | Path, verify_md5: bool = True, standin: bool = Fa
     path = Path(path)
     if not path.is_file():
         raise DataIntegrityError(f"{path}: partition file not found. Put CelebA's list_eval_partition.txt "
-                                 "there, or use the seed's split (split='seed').")
+                                 "there, or use the post's split (split='post').")
     md5 = file_digest(path, "md5")
     is_csv = path.suffix.lower() == ".csv"
     checked = bool(verify_md5 and not standin and not is_csv)
@@ -246,7 +246,7 @@ SKIP_REASONS = ("empty", "not_an_image", "truncated", "unreadable", "wrong_size"
 
 
 def preprocess_image(data: bytes, use_draft: bool = False) -> np.ndarray:
-    """Decode one CelebA JPEG and apply the seed's crop and LANCZOS resize.
+    """Decode one CelebA JPEG and apply the post's crop and LANCZOS resize.
 
     Args:
         data: the file's bytes.
@@ -473,9 +473,9 @@ def _source_record(source_path: str | Path, src: ImageSource, verify_md5: bool) 
 def _split_groups(record: dict, numbers: list[int], split: str, n_train: int | None, n_test: int | None,
                   partition_file: str | Path | None, verify_md5: bool) -> list[tuple[str, list[int], list[int]]]:
     """The split as ``[(label, file numbers, capacities)]``; adds ``partition`` to ``record`` for ``official``."""
-    if split == "seed":
+    if split == "post":
         if n_train is None or n_test is None:
-            raise ValueError("split='seed' needs integer n_train and n_test")
+            raise ValueError("split='post' needs integer n_train and n_test")
         groups = [("train+test", numbers, [int(n_train), int(n_test)])]
     else:
         if partition_file is None:
@@ -587,7 +587,7 @@ def _check_counts(source_path: str | Path, src: ImageSource, writers: list[_Writ
             f"damaged: re-extract img_align_celeba.zip. {WHAT_TO_DO}")
     # a split may come out short only when it was asked for as "all of the partition" (None)
     short = [name for w, name, asked in ((train_w, "train", n_train), (test_w, "test", n_test))
-             if w.n < w.capacity and (split == "seed" or asked is not None)]
+             if w.n < w.capacity and (split == "post" or asked is not None)]
     if short:
         for w in writers:
             w.abort()
@@ -604,7 +604,7 @@ def _result_record(split: str, train_w: _Writer, test_w: _Writer, train_npy: str
     return {
         "split": split, "n_train": train_w.n, "n_test": test_w.n,
         "preprocessing": {"crop_box_ltrb": list(CROP_BOX), "resize": list(OUT_SIZE), "resample": "LANCZOS",
-                          "library": f"Pillow {Image.__version__}", "source": "seed post IX"},
+                          "library": f"Pillow {Image.__version__}", "source": "post IX"},
         "train_files": {"count": train_w.n, "ranges": _ranges(train_w.numbers)},
         "test_files": {"count": test_w.n, "ranges": _ranges(test_w.numbers)},
         "files_examined": examined, "files_skipped": len(skipped), "skipped_by_reason": reasons,
@@ -634,7 +634,7 @@ def _write_manifest(manifest: str | Path, record: dict) -> None:
 
 
 def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | Path, manifest: str | Path,
-               n_train: int | None = 170_000, n_test: int | None = 10_000, split: str = "seed",
+               n_train: int | None = 170_000, n_test: int | None = 10_000, split: str = "post",
                partition_file: str | Path | None = None, verify_md5: bool = True, draft: str = "auto",
                threads: int = 1) -> dict:
     """CelebA (zip or folder, or the stand-in folder) -> ``train_npy``, ``test_npy``, ``manifest``.
@@ -644,11 +644,11 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
         train_npy, test_npy: output ``.npy`` paths; uint8 ``(n, 96, 96, 3)``, written under a
             temporary name and renamed when complete.
         manifest: output JSON path.
-        n_train, n_test: images per split. ``split="seed"``: the first ``n_train`` usable
-            images in file-number order, then the next ``n_test`` (seed post IX: 170,000 /
+        n_train, n_test: images per split. ``split="post"``: the first ``n_train`` usable
+            images in file-number order, then the next ``n_test`` (post IX: 170,000 /
             10,000); both must be ints. ``split="official"``: the first ``n_train`` usable
             images of partition 0 and the first ``n_test`` of partition 2 (None = all).
-        split: ``"seed"`` or ``"official"`` (needs ``partition_file``).
+        split: ``"post"`` or ``"official"`` (needs ``partition_file``).
         partition_file: CelebA's ``list_eval_partition.txt`` (or Kaggle's ``.csv``).
         verify_md5: check the zip's size/MD5 and the partition file's MD5 (False for
             re-packed copies; the MD5 is then recorded, not compared).
@@ -665,8 +665,8 @@ def preprocess(source_path: str | Path, train_npy: str | Path, test_npy: str | P
         ValueError: bad ``split``/``draft``/counts.
     """
     t0 = time.perf_counter()
-    if split not in ("seed", "official"):
-        raise ValueError(f"split must be 'seed' or 'official', got {split!r}")
+    if split not in ("post", "official"):
+        raise ValueError(f"split must be 'post' or 'official', got {split!r}")
     if draft not in ("auto", "never", "always"):
         raise ValueError(f"draft must be 'auto', 'never' or 'always', got {draft!r}")
     src = locate_images(source_path)

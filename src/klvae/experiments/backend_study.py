@@ -156,7 +156,7 @@ def _check_backend(backend: str) -> str:
 
 
 def train(mnist: str, init: str, history: str, metrics: str, timing: str, final: str, epoch_weights: str,
-          kl_weight: float, backend: str, epochs: int, batch_size: int = 128, learning_rate: float = 1e-3,
+          c: float, backend: str, epochs: int, batch_size: int = 128, learning_rate: float = 1e-3,
           n_train: int | None = None, n_test: int | None = None, seed: int = 1, z_dim: int = 2,
           intermediate_dim: int = 512, threads: int = 1) -> dict:
     """One run of the study: E1's VAE at KL weight c on ``backend``, from the seed's shared initial weights.
@@ -172,12 +172,12 @@ def train(mnist: str, init: str, history: str, metrics: str, timing: str, final:
         history: output CSV ``epoch, kl_loss, loss, reconstruction_loss`` (training-set epoch
             means, nats per image; no timings, so reruns give identical files).
         metrics: output JSON: test ``loss``, ``reconstruction_loss``, ``kl_loss`` after training
-            (nats per image, one latent sample per image, as E1) with ``kl_weight``, ``seed``,
+            (nats per image, one latent sample per image, as E1) with ``c``, ``seed``,
             ``backend``, ``epochs``, ``batch_size``, ``n_train``, ``n_test``.
         timing: output JSON: ``epoch_seconds`` (wall time of each epoch, s) and their sum.
         final: output ``.weights.npz`` with the final weights (:func:`save_weights_state`).
         epoch_weights: output folder with ``epoch-<k>.weights.npz`` for k = 1..epochs.
-        kl_weight: c >= 0.
+        c: c >= 0.
         backend: the Keras backend this job must run on (``tensorflow`` or ``jax``); checked.
         epochs, batch_size, learning_rate, n_train, n_test, z_dim, intermediate_dim: as E1.
         seed: seeds sampling and data order (the initial weights come from ``init``).
@@ -200,12 +200,12 @@ def train(mnist: str, init: str, history: str, metrics: str, timing: str, final:
 
     active = _check_backend(backend)
     x_train, _, x_test, _ = mnist_data.load(mnist, n_train, n_test)
-    vae = build_mlp_vae(kl_weight=kl_weight, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
+    vae = build_mlp_vae(c=c, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
     vae.load_weights(init)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    print(f"[study] {active} seed {seed} c={kl_weight}: {len(x_train):,} training images, {epochs} epochs, "
+    print(f"[study] {active} seed {seed} c={c}: {len(x_train):,} training images, {epochs} epochs, "
           f"batch {batch_size}", flush=True)
-    settings = {"run": "backend_study", "backend": active, "c": kl_weight, "epochs": epochs, "batch_size": batch_size,
+    settings = {"run": "backend_study", "backend": active, "c": c, "epochs": epochs, "batch_size": batch_size,
                 "lr": learning_rate, "n_train": n_train, "seed": seed, "z_dim": z_dim,
                 "intermediate_dim": intermediate_dim, "threads": threads}
     partial = Path(str(epoch_weights) + ".partial")  # not a rule output: survives a killed attempt
@@ -214,7 +214,7 @@ def train(mnist: str, init: str, history: str, metrics: str, timing: str, final:
                                   fingerprint=training.fingerprint(settings, {"mnist": mnist, "init": init}),
                                   callbacks=[_epoch_weights_callback()(partial)],
                                   nan_hint=f"lower backend_study.learning_rate (now {learning_rate:g}) or the KL "
-                                           f"coefficient c={kl_weight:g} in backend_study.coefficients")
+                                           f"coefficient c={c:g} in backend_study.coefficients")
     files = epoch_files(partial)
     if len(files) < epochs:
         raise RuntimeError(f"{partial}: weights of {len(files)} epochs, expected {epochs}")
@@ -225,7 +225,7 @@ def train(mnist: str, init: str, history: str, metrics: str, timing: str, final:
     frame.to_csv(tmp, index=False)
     commit(tmp, history)
     seconds = [float(r["seconds"]) for r in rows]
-    write_json(timing, {"backend": active, "seed": seed, "kl_weight": kl_weight, "epoch_seconds": seconds,
+    write_json(timing, {"backend": active, "seed": seed, "c": c, "epoch_seconds": seconds,
                         "total_seconds": float(sum(seconds)), "threads": threads})
     save_weights_state(vae, final)
     for stale in files[epochs:]:
@@ -233,11 +233,11 @@ def train(mnist: str, init: str, history: str, metrics: str, timing: str, final:
     if Path(epoch_weights).exists():
         shutil.rmtree(epoch_weights)
     os.replace(partial, epoch_weights)
-    record = {"kl_weight": float(kl_weight), "seed": int(seed), "backend": active, "epochs": epochs,
+    record = {"c": float(c), "seed": int(seed), "backend": active, "epochs": epochs,
               "batch_size": batch_size, "n_train": len(x_train), "n_test": len(x_test),
               **{k: float(v) for k, v in test.items()}}
     write_json(metrics, record)
-    print(f"[study] {active} seed {seed} c={kl_weight}: test loss {record['loss']:.2f} = reconstruction "
+    print(f"[study] {active} seed {seed} c={c}: test loss {record['loss']:.2f} = reconstruction "
           f"{record['reconstruction_loss']:.2f} + c * KL {record['kl_loss']:.2f} "
           f"({np.mean(seconds):.1f} s per epoch)", flush=True)
     return record
@@ -287,7 +287,7 @@ def loss_kl(z_mean: np.ndarray, z_log_var: np.ndarray) -> float:
 
 
 def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_csv: str, latent: str,
-             kl_weight: float, backend: str, seed: int, batch_size: int = 128, n_test: int | None = None,
+             c: float, backend: str, seed: int, batch_size: int = 128, n_test: int | None = None,
              z_dim: int = 2, intermediate_dim: int = 512, rtol: float = 1e-4) -> dict:
     """Test loss per epoch from the saved weights, and the latent-code evidence at the final epoch.
 
@@ -300,14 +300,14 @@ def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_
         epoch_weights: the run's ``epochs/`` folder.
         metrics: the training job's ``metrics.json`` (read: settings and the final test numbers).
         history: the training job's ``history.csv`` (train loss per epoch).
-        epochs_csv: output CSV, one row per epoch: ``backend, seed, kl_weight, epoch, train_loss,
+        epochs_csv: output CSV, one row per epoch: ``backend, seed, c, epoch, train_loss,
             train_reconstruction_loss, train_kl_loss, loss, reconstruction_loss, kl_loss`` (nats per
             image; ``loss`` etc. on the test set).
         latent: output JSON: :func:`kl_decomposition` of the final model's test-set codes plus
             ``kl_loss_fn`` (:func:`loss_kl`), ``kl_evaluate`` (the last epoch's test ``kl_loss``),
-            ``final_loss_training``/``final_loss_evaluated`` and ``backend``, ``seed``, ``kl_weight``,
+            ``final_loss_training``/``final_loss_evaluated`` and ``backend``, ``seed``, ``c``,
             ``n_test``, ``epochs``.
-        kl_weight, backend, seed: the run (checked against ``metrics``).
+        c, backend, seed: the run (checked against ``metrics``).
         rtol: relative tolerance of the check that the decomposition adds up to the loss's KL.
 
     Returns:
@@ -326,7 +326,7 @@ def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_
 
     active = _check_backend(backend)
     run = json.loads(Path(metrics).read_text())
-    for key, want in (("kl_weight", float(kl_weight)), ("seed", int(seed)), ("backend", active)):
+    for key, want in (("c", float(c)), ("seed", int(seed)), ("backend", active)):
         if run.get(key) != want:
             raise ValueError(f"{metrics}: {key} is {run.get(key)!r}, this evaluation is for {want!r}")
     files = epoch_files(epoch_weights)
@@ -334,14 +334,14 @@ def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_
     if len(hist) != len(files):
         raise ValueError(f"{history} has {len(hist)} epochs, {epoch_weights} holds weights of {len(files)}")
     _, _, x_test, _ = mnist_data.load(mnist, 0, n_test)
-    vae = build_mlp_vae(kl_weight=kl_weight, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
+    vae = build_mlp_vae(c=c, z_dim=z_dim, intermediate_dim=intermediate_dim, seed=seed)
     vae.compile(optimizer=keras.optimizers.Adam())
     rows = []
     for k, path in enumerate(files, start=1):
         load_weights_state(vae, path)
         test = vae.evaluate(ImageBatches(x_test, batch_size), verbose=0, return_dict=True)
         h = hist.iloc[k - 1]
-        rows.append({"backend": active, "seed": int(seed), "kl_weight": float(kl_weight), "epoch": k,
+        rows.append({"backend": active, "seed": int(seed), "c": float(c), "epoch": k,
                      "train_loss": float(h["loss"]), "train_reconstruction_loss": float(h["reconstruction_loss"]),
                      "train_kl_loss": float(h["kl_loss"]), "loss": float(test["loss"]),
                      "reconstruction_loss": float(test["reconstruction_loss"]), "kl_loss": float(test["kl_loss"])})
@@ -352,12 +352,12 @@ def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_
     if abs(parts["kl_sum"] - kl_fn) > rtol * max(1.0, abs(kl_fn)):
         raise ValueError(f"the KL decomposition of {epoch_weights} does not add up: mean part {parts['kl_mean_part']} "
                          f"+ variance part {parts['kl_variance_part']} = {parts['kl_sum']}, the loss's KL is {kl_fn}")
-    record = {"backend": active, "seed": int(seed), "kl_weight": float(kl_weight), "epochs": len(files),
+    record = {"backend": active, "seed": int(seed), "c": float(c), "epochs": len(files),
               "n_test": len(x_test), **parts, "kl_loss_fn": kl_fn, "kl_evaluate": rows[-1]["kl_loss"],
               "final_loss_training": float(run["loss"]), "final_loss_evaluated": rows[-1]["loss"],
               "final_train_loss": rows[-1]["train_loss"]}
     write_json(latent, record)
-    print(f"[study] {active} seed {seed} c={kl_weight}: {len(files)} epochs evaluated; final test loss "
+    print(f"[study] {active} seed {seed} c={c}: {len(files)} epochs evaluated; final test loss "
           f"{rows[-1]['loss']:.3f} (training job: {run['loss']:.3f}); KL {kl_fn:.2f} = 1/2 sum mu^2 "
           f"{parts['kl_mean_part']:.2f} + variance part {parts['kl_variance_part']:.2f}", flush=True)
     return record
@@ -368,28 +368,28 @@ def evaluate(mnist: str, epoch_weights: str, metrics: str, history: str, epochs_
 
 
 def welch_rows(runs: pd.DataFrame, backends: tuple[str, str] = ("tensorflow", "jax"),
-               quantities: tuple[str, ...] = QUANTITIES, seed_values: dict | None = None,
+               quantities: tuple[str, ...] = QUANTITIES, post_values: dict | None = None,
                level: float = LEVEL) -> list[dict]:
     """Per c and quantity: both backends' mean ± sd and n, their difference with its Welch interval, the verdict.
 
     The difference is ``mean(backends[0]) - mean(backends[1])``; its ``level`` interval is Welch's
     (``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)``). The backends
-    *differ* only when that interval excludes 0. Where the seed's table has the quantity
-    (``seed_values[(c, quantity)]``), each backend's ``level`` prediction interval for one new
-    run (:func:`klvae.report.scorecard.prediction_interval`) and whether the seed's value lies
+    *differ* only when that interval excludes 0. Where the post's table has the quantity
+    (``post_values[(c, quantity)]``), each backend's ``level`` prediction interval for one new
+    run (:func:`klvae.report.scorecard.prediction_interval`) and whether the post's value lies
     inside it.
 
     Args:
-        runs: one row per run with ``backend``, ``kl_weight`` and the quantities.
+        runs: one row per run with ``backend``, ``c`` and the quantities.
         backends: the two backends compared, in the order of the difference.
         quantities: columns of ``runs`` to compare.
-        seed_values: ``{(c, quantity): value}`` of the seed's single run (E1 seed table).
+        post_values: ``{(c, quantity): value}`` of the post's single run (E1's table of the KL-coefficient post).
 
     Returns:
-        Dicts with ``kl_weight, quantity, mean_<b>, sd_<b>, n_<b>`` (b = each backend),
+        Dicts with ``c, quantity, mean_<b>, sd_<b>, n_<b>`` (b = each backend),
         ``difference, ci_low, ci_high, p_value, differ`` ("yes"/"no"; "n/a" with fewer than 2 runs
         on a backend, NaN interval), ``seed``, and per backend ``pi_low_<b>, pi_high_<b>,
-        seed_inside_<b>`` ("yes"/"no"/"n/a").
+        post_inside_<b>`` ("yes"/"no"/"n/a").
     """
     from scipy import stats
 
@@ -397,12 +397,12 @@ def welch_rows(runs: pd.DataFrame, backends: tuple[str, str] = ("tensorflow", "j
 
     a_name, b_name = backends
     out = []
-    for c in sorted(runs["kl_weight"].unique()):
-        at_c = runs[runs["kl_weight"] == c]
+    for c in sorted(runs["c"].unique()):
+        at_c = runs[runs["c"] == c]
         for q in quantities:
             a = at_c.loc[at_c["backend"] == a_name, q].to_numpy(float)
             b = at_c.loc[at_c["backend"] == b_name, q].to_numpy(float)
-            row = {"kl_weight": float(c), "quantity": q}
+            row = {"c": float(c), "quantity": q}
             for name, v in ((a_name, a), (b_name, b)):
                 row[f"mean_{name}"] = float(v.mean()) if len(v) else math.nan
                 row[f"sd_{name}"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan
@@ -415,26 +415,26 @@ def welch_rows(runs: pd.DataFrame, backends: tuple[str, str] = ("tensorflow", "j
                            differ="yes" if ci.low > 0 or ci.high < 0 else "no")
             else:
                 row.update(ci_low=math.nan, ci_high=math.nan, p_value=math.nan, differ="n/a")
-            seed = (seed_values or {}).get((float(c), q), math.nan)
-            row["seed"] = seed
+            post = (post_values or {}).get((float(c), q), math.nan)
+            row["post"] = post
             for name, v in ((a_name, a), (b_name, b)):
-                if len(v) > 1 and not math.isnan(seed):
+                if len(v) > 1 and not math.isnan(post):
                     lo, hi = prediction_interval(float(v.mean()), float(v.std(ddof=1)), len(v), level)
-                    inside = "yes" if lo <= seed <= hi else "no"
+                    inside = "yes" if lo <= post <= hi else "no"
                 else:
                     lo, hi, inside = math.nan, math.nan, "n/a"
-                row.update({f"pi_low_{name}": lo, f"pi_high_{name}": hi, f"seed_inside_{name}": inside})
+                row.update({f"pi_low_{name}": lo, f"pi_high_{name}": hi, f"post_inside_{name}": inside})
             out.append(row)
     return out
 
 
-def seed_values() -> dict[tuple[float, str], float]:
-    """``{(c, quantity): value}`` from the seed's E1 table (:data:`klvae.reference.E1_SEED_TABLE`):
+def post_values() -> dict[tuple[float, str], float]:
+    """``{(c, quantity): value}`` from the post's E1 table (:data:`klvae.reference.E1_POST_TABLE`):
     test ``loss``, ``reconstruction_loss`` and ``kl_loss`` per c."""
-    from klvae.reference import E1_SEED_TABLE
+    from klvae.reference import E1_POST_TABLE
 
     out = {}
-    for c, loss, rec, kl in E1_SEED_TABLE:
+    for c, loss, rec, kl in E1_POST_TABLE:
         out.update({(float(c), "loss"): loss, (float(c), "reconstruction_loss"): rec, (float(c), "kl_loss"): kl})
     return out
 
@@ -442,7 +442,7 @@ def seed_values() -> dict[tuple[float, str], float]:
 def run_table(latents: list[str], metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per run from the evaluation's latent JSON files (and the training jobs' metrics).
 
-    Columns: ``backend, seed, kl_weight, epochs, n_train, n_test, loss, reconstruction_loss, kl_loss``
+    Columns: ``backend, seed, c, epochs, n_train, n_test, loss, reconstruction_loss, kl_loss``
     (final test numbers, nats per image), ``train_loss`` (last epoch's training mean), ``gap``
     (test loss - train loss), ``kl_mean_part, kl_variance_part, mean_share`` (mean part / KL),
     ``z_mean_sd_0, z_mean_sd_1, ..., z_log_var_median, sigma_median``.
@@ -450,13 +450,13 @@ def run_table(latents: list[str], metrics: list[str] | None = None) -> pd.DataFr
     train = {}
     for path in metrics or []:
         m = json.loads(Path(path).read_text())
-        train[(m["backend"], int(m["seed"]), float(m["kl_weight"]))] = m
+        train[(m["backend"], int(m["seed"]), float(m["c"]))] = m
     rows = []
     for path in latents:
         r = json.loads(Path(path).read_text())
-        key = (r["backend"], int(r["seed"]), float(r["kl_weight"]))
+        key = (r["backend"], int(r["seed"]), float(r["c"]))
         m = train.get(key, {})
-        row = {"backend": r["backend"], "seed": int(r["seed"]), "kl_weight": float(r["kl_weight"]),
+        row = {"backend": r["backend"], "seed": int(r["seed"]), "c": float(r["c"]),
                "epochs": int(r["epochs"]), "n_train": m.get("n_train", math.nan), "n_test": int(r["n_test"]),
                "loss": float(m.get("loss", r["final_loss_evaluated"])),
                "reconstruction_loss": float(m.get("reconstruction_loss", math.nan)),
@@ -471,7 +471,7 @@ def run_table(latents: list[str], metrics: list[str] | None = None) -> pd.DataFr
         rows.append(row)
     if not rows:
         raise ValueError("no runs to tabulate")
-    return pd.DataFrame(rows).sort_values(["kl_weight", "backend", "seed"]).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(["c", "backend", "seed"]).reset_index(drop=True)
 
 
 def latent_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -483,7 +483,7 @@ def latent_summary(runs: pd.DataFrame) -> pd.DataFrame:
     r["z_mean_sd"] = r[sd_cols].mean(axis=1)
     cols = ["kl_loss", "kl_mean_part", "kl_variance_part", "mean_share", "z_mean_sd", "z_log_var_median",
             "sigma_median", "gap"]
-    g = r.groupby(["kl_weight", "backend"])
+    g = r.groupby(["c", "backend"])
     out = g[cols].mean().join(g[cols].std(ddof=1).add_suffix("_sd"))
     out["n"] = g.size()
     return out.reset_index()
@@ -497,7 +497,7 @@ def collect(latents: list[str], metrics: list[str], runs: str, backends_table: s
         latents, metrics: every run's evaluation JSON (:func:`evaluate`) and training metrics.
         runs: output CSV, :func:`run_table`.
         backends_table: output CSV, :func:`welch_rows` for ``backends`` and :data:`QUANTITIES`
-            (seed values from the E1 seed table).
+            (the values of the KL-coefficient post's table).
         latent_table: output CSV, :func:`latent_summary`.
         backends: the two backends, in the order of the difference (first minus second).
 
@@ -513,7 +513,7 @@ def collect(latents: list[str], metrics: list[str], runs: str, backends_table: s
     tmp = atomic_path(runs)
     table.to_csv(tmp, index=False)
     commit(tmp, runs)
-    welch = pd.DataFrame(welch_rows(table, tuple(backends), seed_values=seed_values()))
+    welch = pd.DataFrame(welch_rows(table, tuple(backends), post_values=post_values()))
     tmp = atomic_path(backends_table)
     welch.to_csv(tmp, index=False)
     commit(tmp, backends_table)

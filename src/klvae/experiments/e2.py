@@ -1,4 +1,4 @@
-"""E2 -- five ways to add the KL loss (seeds 000/001, posts IV-VIII): the rules' entry points.
+"""E2 -- five ways to add the KL loss (post VII, posts IV-VIII): the rules' entry points.
 
 * :func:`init_weights` -- one initial-weights file per ``z_dim``, shared by every strategy.
 * :func:`train` -- one strategy, one ``z_dim``: same initial weights, same data order and
@@ -9,7 +9,7 @@
 * :func:`analyse` -- test-set z_mean and a few reconstructions of one trained model (for figures).
 * :func:`collect_metrics` -- the final-loss table over strategies and z_dims.
 
-The objective is ``mean BCE + fact * KL_seed`` (see :mod:`klvae.strategies.base`) on the conv
+The objective is ``mean BCE + fact * KL_mean`` (see :mod:`klvae.strategies.base`) on the conv
 VAE of :mod:`klvae.models.conv`. Every entry point takes file paths and plain parameters as
 keyword arguments (``workflow/scripts/call.py``) and writes its outputs atomically.
 """
@@ -27,14 +27,14 @@ import numpy as np
 from klvae.backend import describe
 from klvae.io import atomic_path, write_json, write_rows
 
-# The seeds' reference numbers live in klvae.reference (one place for all experiments).
-from klvae.reference import E2_SEED_BATCH_SIZE, E2_SEED_EPOCHS, E2_SEED_FACT, SEED_LATENT_EXTENT, SEED_VII_LOG  # noqa: F401
+# The posts' reference numbers live in klvae.reference (one place for all experiments).
+from klvae.reference import E2_POST_BATCH_SIZE, E2_POST_EPOCHS, E2_POST_FACT, POST_LATENT_EXTENT, POST_VII_LOG  # noqa: F401
 from klvae.seeding import set_global_seed
 
-#: The seeds' settings for E2 (post VII): fact, batch size, epochs, learning rate (Keras Adam default).
-FACT = E2_SEED_FACT
-BATCH_SIZE = E2_SEED_BATCH_SIZE
-EPOCHS = E2_SEED_EPOCHS
+#: The posts' settings for E2 (post VII): fact, batch size, epochs, learning rate (Keras Adam default).
+FACT = E2_POST_FACT
+BATCH_SIZE = E2_POST_BATCH_SIZE
+EPOCHS = E2_POST_EPOCHS
 LEARNING_RATE = 1e-3
 #: Tolerances of the equivalence check (float32; see :func:`equivalence`).
 RTOL, ATOL = 1e-4, 1e-6
@@ -86,7 +86,7 @@ def evaluate_pair(encoder, decoder, x_uint8: np.ndarray, batch_size: int = BATCH
 
     Returns:
         ``{"loss", "reconstruction_loss", "kl_loss", "reconstruction_loss_at_mean"}`` floats:
-        mean BCE in nats per pixel, KL_seed, total = BCE + fact * KL_seed, and the BCE of the
+        mean BCE in nats per pixel, KL_mean, total = BCE + fact * KL_mean, and the BCE of the
         deterministic reconstruction ``decoder(z_mean)``.
     """
     from klvae import losses
@@ -101,7 +101,7 @@ def evaluate_pair(encoder, decoder, x_uint8: np.ndarray, batch_size: int = BATCH
         x_hat = decoder(sampling([z_mean, z_log_var]), training=False)
         b = int(x.shape[0])
         sums["reconstruction_loss"] += b * float(losses.bce_mean(x, x_hat))
-        sums["kl_loss"] += b * float(losses.kl_divergence_seed_mean(z_mean, z_log_var))
+        sums["kl_loss"] += b * float(losses.kl_divergence_mean(z_mean, z_log_var))
         sums["reconstruction_loss_at_mean"] += b * float(losses.bce_mean(x, decoder(z_mean, training=False)))
         n += b
     out = {k: v / n for k, v in sums.items()}
@@ -159,8 +159,8 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
             :mod:`klvae.strategies.registry` and calling ``available_strategies()`` so the
             custom classes are registered; ``get_strategy(name).networks(model)`` gives the
             encoder and decoder).
-        history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``seed_post``, ``z_dim``,
-            ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_seed): Keras'
+        history: output CSV, one row per epoch: ``epoch`` (1-based), ``strategy``, ``post``, ``z_dim``,
+            ``loss``, ``reconstruction_loss`` (nats/pixel), ``kl_loss`` (KL_mean): Keras'
             running means over the epoch's training batches. No timings (they are in
             ``metrics``), so reruns give identical files.
         metrics: output ``.json`` (or ``.csv``, flattened): final test metrics from
@@ -197,7 +197,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     encoder, decoder = _build_pair(z_dim, init, seed)
     vae = strat.build(encoder, decoder, fact=fact, seed=int(seed))
     strat.compile(vae, learning_rate=learning_rate, fact=fact)
-    print(f"[e2] train {strategy} (post {strat.seed_post}) z_dim={z_dim} epochs={epochs} batch={batch_size} "
+    print(f"[e2] train {strategy} (post {strat.post}) z_dim={z_dim} epochs={epochs} batch={batch_size} "
           f"fact={fact} n_train={len(x_train)}", flush=True)
     settings = {"run": "e2", "strategy": strategy, "z_dim": int(z_dim), "epochs": int(epochs),
                 "batch_size": int(batch_size), "fact": float(fact), "lr": float(learning_rate), "n_train": n_train,
@@ -210,7 +210,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     seconds = [r["seconds"] for r in logs]
     train_seconds = float(sum(seconds))
 
-    rows = [{"epoch": i + 1, "strategy": strategy, "seed_post": strat.seed_post, "z_dim": int(z_dim),
+    rows = [{"epoch": i + 1, "strategy": strategy, "post": strat.post, "z_dim": int(z_dim),
              **strat.read_metrics(r, fact)}
             for i, r in enumerate(logs)]
 
@@ -228,7 +228,7 @@ def train(mnist: str, init: str, model: str, history: str, metrics: str, strateg
     steps = math.ceil(len(x_train) / int(batch_size))
     timed = seconds[1:] or seconds
     record = {
-        "strategy": strategy, "seed_post": strat.seed_post, "z_dim": int(z_dim), "epochs": int(epochs),
+        "strategy": strategy, "post": strat.post, "z_dim": int(z_dim), "epochs": int(epochs),
         "batch_size": int(batch_size), "fact": float(fact), "learning_rate": float(learning_rate),
         "n_train": int(len(x_train)), "n_test": int(len(x_test)), "seed": int(seed), "threads": threads,
         "test": test, "keras_test": keras_test,
@@ -299,7 +299,7 @@ def analyse(model: str, mnist: str, latent: str, recon: str, n_test: int | None 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = atomic_path(path)
-        np.savez(tmp, **arrays, strategy=np.array(strategy), seed_post=np.array(get_strategy(strategy).seed_post),
+        np.savez(tmp, **arrays, strategy=np.array(strategy), post=np.array(get_strategy(strategy).post),
                  z_dim=np.array(z_dim))
         os.replace(tmp, path)
 
@@ -307,12 +307,12 @@ def analyse(model: str, mnist: str, latent: str, recon: str, n_test: int | None 
 def collect_metrics(metrics: Sequence[str], table: str, reference: str = "gradient_tape") -> list[dict]:
     """One CSV row per (strategy, z_dim) from the metrics JSON files of :func:`train`.
 
-    Columns: ``strategy, seed_post, z_dim, epochs, n_train, n_test, test_loss,
+    Columns: ``strategy, post, z_dim, epochs, n_train, n_test, test_loss,
     test_reconstruction_loss, test_kl_loss`` (the common evaluator, same eps for all),
     ``test_loss_minus_reference`` (vs ``reference`` at the same z_dim),
     ``keras_test_loss/_reconstruction_loss/_kl_loss`` (each strategy's own ``evaluate``),
     ``train_loss, train_reconstruction_loss, train_kl_loss`` (last epoch),
-    ``s_per_epoch_median, ms_per_step_median``. Sorted by z_dim, then the seeds' order.
+    ``s_per_epoch_median, ms_per_step_median``. Sorted by z_dim, then the posts' order.
     """
     from klvae.strategies.registry import available_strategies
 
@@ -322,7 +322,7 @@ def collect_metrics(metrics: Sequence[str], table: str, reference: str = "gradie
     rows = []
     for r in sorted(recs, key=lambda r: (r["z_dim"], order.get(r["strategy"], 99))):
         rows.append({
-            "strategy": r["strategy"], "seed_post": r["seed_post"], "z_dim": r["z_dim"], "epochs": r["epochs"],
+            "strategy": r["strategy"], "post": r["post"], "z_dim": r["z_dim"], "epochs": r["epochs"],
             "n_train": r["n_train"], "n_test": r["n_test"],
             **{f"test_{k}": r["test"][k] for k in ("loss", "reconstruction_loss", "kl_loss")},
             "test_loss_minus_reference": r["test"]["loss"] - ref[r["z_dim"]] if r["z_dim"] in ref else math.nan,
@@ -360,7 +360,7 @@ def spread_latent(encoder, scale: float, seed: int) -> None:
     """Set the ``z_mean`` bias to N(0, scale^2) and the ``z_log_var`` bias to N(0, (scale/2)^2) draws.
 
     Freshly initialised networks give z_mean ~ 0 and z_log_var ~ 0, where the KL term and
-    its gradient nearly vanish (KL_seed ~ 1e-3); spreading the posteriors makes the KL term
+    its gradient nearly vanish (KL_mean ~ 1e-3); spreading the posteriors makes the KL term
     ~1 so that a wrong KL weight or a missing KL path shows in the loss and the gradients.
     """
     rng = np.random.default_rng(int(seed) + 1)
@@ -392,7 +392,7 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
             parameters of ``|g - g_ref|``), ``max_rel_grad_diff`` (max over variables of
             ``max|g - g_ref| / max|g_ref|``), ``max_abs_grad``, ``grads_allclose``
             (``|g - g_ref| <= atol + rtol |g_ref|`` everywhere), ``loss_close``,
-            ``fact_kl`` (the KL part ``fact * KL_seed`` of the reference loss), tolerances.
+            ``fact_kl`` (the KL part ``fact * KL_mean`` of the reference loss), tolerances.
         mnist: canonical MNIST ``.npz``.
         z_dim: one latent dimension or a list.
         seed: seeds eps and (without ``init``) the weights.
@@ -430,7 +430,7 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
         if latent_spread:
             spread_latent(ref_pair[0], float(latent_spread), int(seed))
         z_mean, z_log_var = ref_pair[0](x, training=False)
-        fact_kl = float(fact) * float(losses.kl_divergence_seed_mean(z_mean, z_log_var))
+        fact_kl = float(fact) * float(losses.kl_divergence_mean(z_mean, z_log_var))
         eps = np.random.default_rng(int(seed)).standard_normal((int(batch_size), zd)).astype(np.float32)
         ref_loss = ref_grads = None
         for name in names:
@@ -459,5 +459,5 @@ def equivalence(csv: str, mnist: str, z_dim: int | Sequence[int] = (2, 12), seed
 
 
 __all__ = ["init_weights", "train", "equivalence", "analyse", "collect_metrics", "evaluate_pair", "export_pair",
-           "SEED_VII_LOG", "SEED_LATENT_EXTENT",
+           "POST_VII_LOG", "POST_LATENT_EXTENT",
            "FACT", "BATCH_SIZE", "EPOCHS", "LEARNING_RATE"]

@@ -1,4 +1,4 @@
-"""E3 -- faces: the conv VAE versus the plain AE (seed 002: post IX and the AE-latent post).
+"""E3 -- faces: the conv VAE versus the plain AE (post IX: post IX and the AE-latent post).
 
 Entry points the Snakemake rules call (file paths + plain params as keyword arguments;
 every output is written under a temporary name and renamed when complete):
@@ -79,7 +79,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             opened with ``mmap_mode="r"`` and read batch by batch.
         model: output ``.keras`` file (the whole model: encoder, decoder, loss settings).
         history: output CSV, one row per epoch: ``epoch, loss, reconstruction_loss,
-            kl_loss`` (mean-BCE in nats per pixel value; KL_seed, see
+            kl_loss`` (mean-BCE in nats per pixel value; KL_mean, see
             :mod:`klvae.models.faces`), ``steps`` and the run settings -- no timings, so
             reruns give identical files.
         epoch_times: optional output CSV, one row per epoch: ``kind, epoch, seconds, steps,
@@ -91,15 +91,15 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             ``reconstruction``, ``kl``. Written after the model; reading the counts
             draws no random numbers.
         kind: ``"vae"`` or ``"ae"`` (:func:`klvae.models.faces.build_face_model`).
-        epochs: passes over the ``n_train`` images (seed: until 10-25 epochs looked good).
-        batch_size: images per step (seed: 128).
+        epochs: passes over the ``n_train`` images (post: until 10-25 epochs looked good).
+        batch_size: images per step (post: 128).
         learning_rate: Adam's learning rate (default 1e-3, Keras' default and the keras.io
-            VAE's; the seed's CelebA post with its value is not among the seeds).
-        fact: the VAE's KL weight on the seeds' scale (KL_seed against the mean BCE; config
+            VAE's; the CelebA post with its value is not one of the four posts).
+        fact: the VAE's KL weight on the posts' scale (KL_mean against the mean BCE; config
             ``e3.fact``); None = :data:`klvae.models.faces.DEFAULT_FACT` (beta = 1, the ELBO).
             Must be None or 0 for the AE.
         n_train: use the first ``n_train`` images (None = all).
-        z_dim: latent dimensions (seed: 200).
+        z_dim: latent dimensions (post: 200).
         seed: seeds weights, sampling and the shuffle order.
         threads: CPU threads of the Keras backend (TensorFlow: intra-op threads).
         verbose: Keras ``fit`` verbosity.
@@ -134,7 +134,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
                                   nan_hint=f"lower e3.learning_rate (now {learning_rate:g}) or e3.fact")
     rows = [{"epoch": e + 1, "loss": r["loss"], "reconstruction_loss": r["reconstruction_loss"],
              "kl_loss": r["kl_loss"],
-             "steps": steps, "kind": kind, "fact": kw, "reconstruction": "bce_mean", "kl": "kl_seed_mean",
+             "steps": steps, "kind": kind, "fact": kw, "reconstruction": "bce_mean", "kl": "kl_mean",
              "batch_size": int(batch_size), "learning_rate": float(learning_rate), "n_train": len(x),
              "z_dim": int(z_dim), "seed": int(seed), "threads": int(threads)} for e, r in enumerate(logs)]
     tmp = atomic_path(model)
@@ -145,7 +145,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
         n_enc, n_dec = int(net.encoder.count_params()), int(net.decoder.count_params())
         write_json(model_info, {"kind": kind, "n_parameters": n_enc + n_dec, "n_encoder_parameters": n_enc,
                                 "n_decoder_parameters": n_dec, "z_dim": int(z_dim), "fact": kw,
-                                "reconstruction": "bce_mean", "kl": "kl_seed_mean"})
+                                "reconstruction": "bce_mean", "kl": "kl_mean"})
     if epoch_times is not None:
         write_rows(epoch_times, [{"kind": kind, "epoch": e + 1, "seconds": round(r["seconds"], 3), "steps": steps,
                                   "s_per_step": round(r["seconds"] / steps, 4),
@@ -160,8 +160,8 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
     """Test-set loss terms of both models -> ``metrics`` CSV.
 
     Columns: ``model`` (vae/ae), ``loss``, ``reconstruction_loss`` (mean-BCE, nats per
-    pixel value), ``kl_loss`` (KL_seed; for the AE a monitor only, weight 0),
-    ``fact`` (the KL weight on the seeds' scale), ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
+    pixel value), ``kl_loss`` (KL_mean; for the AE a monitor only, weight 0),
+    ``fact`` (the KL weight on the posts' scale), ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
     [0, 1]^2 units), ``n_test``. The VAE's loss uses one seeded draw of z per image.
     """
     set_global_seed(seed, threads)
@@ -182,7 +182,7 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
             sums += np.array([float(total), float(rec), float(kl), float(mse)]) * len(batch)
         total, rec, kl, mse = sums / len(x)
         rows.append({"model": name, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
-                     "fact": float(net.kl_weight), "mse": mse, "n_test": len(x)})
+                     "fact": float(net.fact), "mse": mse, "n_test": len(x)})
     write_rows(metrics, rows)
     return rows
 
@@ -285,8 +285,8 @@ def decode_faces(vae_model: str | Path, ae_model: str | Path, test_npy: str | Pa
     np.savez(tmp, random_faces=random_faces, ae_points=ae_points, test_faces=orig, test_index=idx,
              vae_reconstructions=recs[0], ae_reconstructions=recs[1], z_dim=np.int64(z_dim),
              ae_z_dim=np.int64(ae_z_dim), seed=np.int64(seed), bounds=np.asarray(bounds, np.float64),
-             n_per_bound=np.int64(n_per_bound), vae_fact=np.float64(float(vae.kl_weight)),
-             ae_fact=np.float64(float(ae.kl_weight)))
+             n_per_bound=np.int64(n_per_bound), vae_fact=np.float64(float(vae.fact)),
+             ae_fact=np.float64(float(ae.fact)))
     commit(tmp, decoded)
     return {"z_dim": int(z_dim), "n_random": len(random_faces), "n_ae_points": len(ae_points), "n_test": len(idx)}
 

@@ -1,4 +1,4 @@
-"""E1's figures (seed 003): latent scatters of the test set's z_mean, 30x30 decoder manifolds
+"""E1's figures (the KL-coefficient post): latent scatters of the test set's z_mean, 30x30 decoder manifolds
 over z in [-3, 3]^2 (after the Keras VAE example) and training curves, one function per
 figure rule of ``workflow/rules/e1.smk``."""
 
@@ -11,12 +11,12 @@ import pandas as pd
 
 from klvae.figures.common import digit_colorbar, plt, save, scatter_on_axes
 from klvae.formatting import fmt_coef
-from klvae.io import kl_weight_of
+from klvae.io import c_of
 
 
 # --- latent scatters ---------------------------------------------------------------------------
 def reference_scatter(out: str, n_samples: int = 5000, seed: int = 1) -> None:
-    """Seed 003's reference: ``n_samples`` points from the 2-D standard normal N(0, I) (one PNG)."""
+    """The KL-coefficient post's reference: ``n_samples`` points from the 2-D standard normal N(0, I) (one PNG)."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n_samples, 2))
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -28,20 +28,20 @@ def reference_scatter(out: str, n_samples: int = 5000, seed: int = 1) -> None:
 
 
 def latent_scatter(latent: str, out: str) -> None:
-    """Test-set z_mean of one E1 run, coloured by digit, with a colour bar (seed 003's plot).
+    """Test-set z_mean of one E1 run, coloured by digit, with a colour bar (the KL-coefficient post's plot).
 
     Args:
         latent: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``z_mean``, ``labels``, and
-            ``kl_weight``, the c in the title).
+            ``c``, the c in the title).
         out: PNG path.
     """
     d = np.load(latent)
-    kl_weight = kl_weight_of(d, latent)
+    c = c_of(d, latent)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sc = scatter_on_axes(ax, d["z_mean"], d["labels"])
     digit_colorbar(fig, sc, ax)
     ax.set(xlabel="z[0]", ylabel="z[1]",
-           title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(kl_weight)}")
+           title=f"Encoder output (z_mean) for KL coefficient c = {fmt_coef(c)}")
     save(fig, out)
 
 
@@ -56,7 +56,7 @@ def scatter_panel(latents: list[str], out: str, limit: float | None = None) -> N
             it gets its own axes and says so in its title).
     """
     data = [np.load(p) for p in latents]
-    coefficients = [kl_weight_of(d, p) for d, p in zip(data, latents, strict=True)]
+    coefficients = [c_of(d, p) for d, p in zip(data, latents, strict=True)]
     if limit is None:
         pool = np.concatenate([np.abs(d["z_mean"]).ravel() for d, c in zip(data, coefficients, strict=True) if c != 0]
                               or [np.array([4.0])])
@@ -99,19 +99,19 @@ def _seed_ticks(ax, grid_x, grid_y, size: int, every: int = 1, fontsize: float =
 
 
 def manifold(grid: str, out: str) -> None:
-    """One decoder manifold with the seed's axes and tick labels (z rounded to 0.1).
+    """One decoder manifold with the post's axes and tick labels (z rounded to 0.1).
 
     Args:
         grid: ``.npz`` from :func:`klvae.experiments.e1.analyse` (``images (n, n, 28, 28)``,
-            ``grid_x``, ``grid_y``, and ``kl_weight``, the c in the title).
+            ``grid_x``, ``grid_y``, and ``c``, the c in the title).
         out: PNG path.
     """
     d = np.load(grid)
-    kl_weight = kl_weight_of(d, grid)
+    c = c_of(d, grid)
     fig, ax = plt.subplots(figsize=(8.5, 8.5))
     ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
     _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1])
-    ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Decoder output for KL coefficient c = {fmt_coef(kl_weight)}")
+    ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Decoder output for KL coefficient c = {fmt_coef(c)}")
     save(fig, out)
 
 
@@ -119,7 +119,7 @@ def manifold_panel(grids: list[str], out: str) -> None:
     """All E1 manifolds on one page, same latent window for all (ticks every 5th grid point),
     one panel per ``grid.npz`` of :func:`klvae.experiments.e1.analyse`, titled with its stored c."""
     data = [np.load(p) for p in grids]
-    coefficients = [kl_weight_of(d, p) for d, p in zip(data, grids, strict=True)]
+    coefficients = [c_of(d, p) for d, p in zip(data, grids, strict=True)]
     cols = 4
     rows = math.ceil(len(data) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows), squeeze=False, constrained_layout=True)
@@ -139,21 +139,21 @@ def loss_curves(histories: list[str], out: str) -> None:
     """Per-epoch training loss, reconstruction loss and KL divergence (nats per sample) for every c.
 
     Three panels side by side, one line per history CSV of :func:`klvae.experiments.e1.train`,
-    labelled with the c in its ``kl_weight`` column; the KL panel uses a log scale (c = 0 lets
+    labelled with the c in its ``c`` column; the KL panel uses a log scale (c = 0 lets
     the KL grow to hundreds of nats).
 
     Raises:
-        ValueError: a history without its ``kl_weight`` column (written before it was stored:
+        ValueError: a history without its ``c`` column (written before it was stored:
             rerun its ``e1_train``).
     """
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
     cmap = plt.get_cmap("viridis")
     for i, path in enumerate(histories):
         h = pd.read_csv(path)
-        if "kl_weight" not in h:
-            raise ValueError(f"{path} has no 'kl_weight' column: it was written before e1_train stored the "
+        if "c" not in h:
+            raise ValueError(f"{path} has no 'c' column: it was written before e1_train stored the "
                              f"KL coefficient; rerun e1_train for it (delete the file and run snakemake again)")
-        c = float(h["kl_weight"].iloc[0])
+        c = float(h["c"].iloc[0])
         colour = cmap(i / max(1, len(histories) - 1))
         for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"], strict=True):
             ax.plot(h["epoch"], h[key], color=colour, label=f"c = {fmt_coef(c)}", marker="o" if len(h) < 4 else None)

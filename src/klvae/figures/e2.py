@@ -2,7 +2,7 @@
 
 * :func:`loss_curves` -- training loss, BCE and KL per epoch, all strategies overlaid (one z_dim).
 * :func:`latent_scatter` -- test-set z_mean per strategy at z_dim = 2, coloured by digit,
-  with the extent the seed reports (post IV: -3 < x < 4.5, -4 < y < 3.5) as a dashed box.
+  with the extent the post reports (post IV: -3 < x < 4.5, -4 < y < 3.5) as a dashed box.
 * :func:`reconstructions` -- test images (top row) and each strategy's reconstructions.
 
 Inputs are the files written by :mod:`klvae.experiments.e2` (history CSVs, ``analyse``
@@ -27,7 +27,7 @@ _ROMAN = {"I": 1, "V": 5, "X": 10}
 
 
 def _post_number(post: str) -> int:
-    """A seed post's Roman numeral as a number (``"VII"`` -> 7), for ordering; 0 for none (``"-"``)."""
+    """A post's Roman numeral as a number (``"VII"`` -> 7), for ordering; 0 for none (``"-"``)."""
     digits = [_ROMAN.get(ch, 0) for ch in str(post)]
     return sum(-d if i + 1 < len(digits) and d < digits[i + 1] else d for i, d in enumerate(digits))
 
@@ -37,11 +37,11 @@ def _label(strategy: str, post: str) -> str:
 
 
 def _ordered(items, post_of):
-    """``items`` in the seeds' order (posts IV..VIII), baselines (no post) last."""
+    """``items`` in the posts' order (posts IV..VIII), baselines (no post) last."""
     return sorted(items, key=lambda it: _post_number(post_of(it)) or 99)
 
 
-def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, show_seed: bool = True) -> None:
+def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, show_post: bool = True) -> None:
     """Per-epoch training loss, reconstruction loss and KL of every strategy, overlaid (one PNG).
 
     Args:
@@ -49,13 +49,13 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
             strategy, z_dim, loss, reconstruction_loss, kl_loss``).
         out: PNG path.
         z_dim: keep only rows of this z_dim (None: all rows; then the CSVs should share one).
-        show_seed: for z_dim 12, mark the seed's post VII log (epochs 3-6, model_add_loss,
-            GTX 960; its ``kl`` converted to KL_seed by dividing by fact).
+        show_post: for z_dim 12, mark post VII's log (epochs 3-6, model_add_loss,
+            GTX 960; its ``kl`` converted to KL_mean by dividing by fact).
 
-    Panels: total loss ``BCE + fact * KL_seed``; BCE in nats per pixel; KL_seed
+    Panels: total loss ``BCE + fact * KL_mean``; BCE in nats per pixel; KL_mean
     (``-mean(1 + log sigma^2 - mu^2 - sigma^2)``, unscaled).
     """
-    from klvae.reference import SEED_VII_LOG
+    from klvae.reference import POST_VII_LOG
 
     frame = pd.concat([pd.read_csv(p) for p in histories], ignore_index=True)
     if z_dim is not None:
@@ -63,17 +63,17 @@ def loss_curves(histories: Sequence[str], out: str, z_dim: int | None = None, sh
     zs = sorted(frame["z_dim"].unique())
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
     cmap = plt.get_cmap("tab10")
-    posts = dict(zip(frame["strategy"], frame["seed_post"], strict=True))
+    posts = dict(zip(frame["strategy"], frame["post"], strict=True))
     for i, name in enumerate(_ordered(frame["strategy"].unique(), posts.get)):
         h = frame[frame["strategy"] == name].sort_values("epoch")
         for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_loss"], strict=True):
             ax.plot(h["epoch"], h[key], color=cmap(i), label=_label(name, posts[name]), lw=1.4, ms=4, alpha=0.85,
                     markevery=max(1, len(h) // 12), **_STYLES[i % len(_STYLES)])
-    if show_seed and zs == [SEED_VII_LOG["z_dim"]]:
-        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_seed"], strict=True):
-            ax.plot(SEED_VII_LOG["epoch"], SEED_VII_LOG[key], "k*", ms=9, ls="none",
+    if show_post and zs == [POST_VII_LOG["z_dim"]]:
+        for ax, key in zip(axes, ["loss", "reconstruction_loss", "kl_mean"], strict=True):
+            ax.plot(POST_VII_LOG["epoch"], POST_VII_LOG[key], "k*", ms=9, ls="none",
                     label="seed, post VII (epochs 3-6)")
-    titles = ["total loss = BCE + fact * KL", "reconstruction loss (mean BCE)", "KL term (KL_seed, unscaled)"]
+    titles = ["total loss = BCE + fact * KL", "reconstruction loss (mean BCE)", "KL term (KL_mean, unscaled)"]
     units = ["nats per pixel", "nats per pixel", "-mean(1 + log s^2 - mu^2 - s^2)"]
     for ax, title, unit in zip(axes, titles, units, strict=True):
         ax.set(xlabel="epoch", ylabel=unit, title=title)
@@ -90,20 +90,20 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None)
         latents: ``analyse`` latent ``.npz`` files (``z_mean`` ``(n, 2)``, ``labels``,
             ``strategy``), one per strategy.
         out: PNG path.
-        extent: the seed's observed extent ``{"x": (lo, hi), "y": (lo, hi)}``, drawn as a
+        extent: the post's observed extent ``{"x": (lo, hi), "y": (lo, hi)}``, drawn as a
             dashed box (default: post IV's -3 < x < 4.5, -4 < y < 3.5).
 
     Raises:
         ValueError: a latent file is not 2-D.
     """
-    from klvae.reference import SEED_LATENT_EXTENT
+    from klvae.reference import POST_LATENT_EXTENT
 
-    extent = extent or SEED_LATENT_EXTENT
+    extent = extent or POST_LATENT_EXTENT
     data = [np.load(p) for p in latents]
     for p, d in zip(latents, data, strict=True):
         if d["z_mean"].shape[-1] != 2:
             raise ValueError(f"{p}: z_mean has {d['z_mean'].shape[-1]} dimensions; the scatter needs z_dim = 2")
-    data = _ordered(data, lambda d: str(d["seed_post"]))
+    data = _ordered(data, lambda d: str(d["post"]))
     pool = np.concatenate([d["z_mean"] for d in data])
     lo = np.minimum(np.percentile(pool, 0.2, axis=0), [extent["x"][0], extent["y"][0]]) - 0.5
     hi = np.maximum(np.percentile(pool, 99.8, axis=0), [extent["x"][1], extent["y"][1]]) + 0.5
@@ -116,9 +116,9 @@ def latent_scatter(latents: Sequence[str], out: str, extent: dict | None = None)
         sc = scatter_on_axes(ax, d["z_mean"], d["labels"], s=1.5)
         ax.add_patch(Rectangle((extent["x"][0], extent["y"][0]), extent["x"][1] - extent["x"][0],
                                extent["y"][1] - extent["y"][0], fill=False, ls="--", lw=1.2, ec="k",
-                               label="seed (post IV): -3<x<4.5, -4<y<3.5"))
+                               label="post IV: -3<x<4.5, -4<y<3.5"))
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), xlabel="z_mean[0]", ylabel="z_mean[1]",
-               title=_label(str(d["strategy"]), str(d["seed_post"])), aspect="equal")
+               title=_label(str(d["strategy"]), str(d["post"])), aspect="equal")
     for ax in list(axes.flat)[len(data):]:
         ax.axis("off")
     axes.flat[0].legend(loc="upper left", fontsize=7)
@@ -140,13 +140,13 @@ def reconstructions(recons: Sequence[str], out: str) -> None:
         ValueError: the files do not hold the same original images.
     """
     data = [np.load(p) for p in recons]
-    data = _ordered(data, lambda d: str(d["seed_post"]))
+    data = _ordered(data, lambda d: str(d["post"]))
     originals = data[0]["originals"]
     for p, d in zip(recons, data, strict=True):
         if not np.array_equal(d["originals"], originals):
             raise ValueError(f"{p}: different original images; reconstructions must be of the same test images")
     n = len(originals)
-    rows = [("test images", originals)] + [(_label(str(d["strategy"]), str(d["seed_post"])), d["reconstructions"])
+    rows = [("test images", originals)] + [(_label(str(d["strategy"]), str(d["post"])), d["reconstructions"])
                                            for d in data]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.6, 1.15 * len(rows)), squeeze=False)
     for r, (label, imgs) in enumerate(rows):

@@ -1,4 +1,4 @@
-"""E3 figures (seed 002: post IX and the AE-latent post); each function writes ONE PNG.
+"""E3 figures (post IX: post IX and the AE-latent post); each function writes ONE PNG.
 
 All take a ``data_label`` ("CelebA" or "synthetic stand-in, not CelebA") that is printed
 in the figure's title -- or ``manifest``, the JSON of :func:`klvae.data.celeba.preprocess`,
@@ -101,7 +101,7 @@ def random_faces(decoded: str | Path, png: str | Path, data_label: str | None = 
         images, z_dim, seed = d["random_faces"], int(d["z_dim"]), int(d["seed"])
     n_rows = -(-len(images) // n_cols)
     fig, top, left = _grid_figure(n_rows, n_cols, f"VAE: faces decoded from random z ~ N(0, I), z_dim = {z_dim} "
-                                  f"(seed {seed})", data_label, standin)
+                                  f"(post {seed})", data_label, standin)
     _grid(fig, images, n_rows, n_cols, top=top, left=left)
     save(fig, png)
 
@@ -161,13 +161,13 @@ def latent_histogram(latents: str | Path, png: str | Path, data_label: str | Non
     data_label, standin = _resolve(data_label, standin, manifest)
     z = np.load(latents)
     v = z.ravel()
-    in_seed = float(np.mean((v > 0) & (v < 20)))
+    in_post = float(np.mean((v > 0) & (v < 20)))
     in_3 = float(np.mean(np.abs(v) <= 3))
     sb = _is_standin(data_label, standin)
     fig, ax = plt.subplots(figsize=(8, 4.6))
     fig.subplots_adjust(top=0.8 if sb else 0.84, bottom=0.12, left=0.1, right=0.97)
     ax.hist(v, bins=bins, color="#2c7fb8", alpha=0.85, density=True)
-    ax.axvspan(0, 20, color="#fdae61", alpha=0.18, label=f"seed's range 0 < z_i < 20: {100 * in_seed:.1f} %")
+    ax.axvspan(0, 20, color="#fdae61", alpha=0.18, label=f"post's range 0 < z_i < 20: {100 * in_post:.1f} %")
     ax.axvspan(-3, 3, color="0.5", alpha=0.15, label=f"|z_i| <= 3 (N(0,1) 99.7 %): {100 * in_3:.1f} %")
     lo, hi = float(v.min()), float(v.max())
     pad = 0.05 * max(hi - lo, 1e-6)

@@ -19,12 +19,12 @@ BACKEND_COLORS = {"tensorflow": "tab:orange", "jax": "tab:blue", "torch": "tab:r
 def loss_curves(epochs_csvs: list[str], out: str, backends: list[str] | None = None) -> None:
     """Per-epoch training loss (dashed) and test loss (solid) of every run, one panel per c.
 
-    Each seed's run is a thin line, the mean over seeds of each backend a bold one, in the
+    Each post's run is a thin line, the mean over seeds of each backend a bold one, in the
     backend's colour. The y-axis of each panel covers the runs' values from the second epoch on
     (the first epoch's loss is far higher and would hide the differences).
 
     Args:
-        epochs_csvs: the runs' ``epochs.csv`` files (columns ``backend, seed, kl_weight, epoch,
+        epochs_csvs: the runs' ``epochs.csv`` files (columns ``backend, seed, c, epoch,
             train_loss, loss``; nats per image).
         out: output PNG path.
         backends: legend order (default: as found).
@@ -35,11 +35,11 @@ def loss_curves(epochs_csvs: list[str], out: str, backends: list[str] | None = N
     if not epochs_csvs:
         raise ValueError("no per-epoch files to plot")
     df = pd.concat([pd.read_csv(p) for p in epochs_csvs], ignore_index=True)
-    coefs = sorted(df["kl_weight"].unique())
+    coefs = sorted(df["c"].unique())
     backends = backends or sorted(df["backend"].unique())
     fig, axes = plt.subplots(1, len(coefs), figsize=(4.2 * len(coefs), 3.6), squeeze=False)
     for ax, c in zip(axes[0], coefs, strict=True):
-        at_c = df[df["kl_weight"] == c]
+        at_c = df[df["c"] == c]
         for b in backends:
             color = BACKEND_COLORS.get(b, "black")
             runs = at_c[at_c["backend"] == b]

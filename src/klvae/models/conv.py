@@ -8,10 +8,10 @@ Decoder: ``z`` ``(batch, z_dim)`` -> Dense 7*7*128 -> Reshape ``(7, 7, 128)`` ->
 Conv2DTranspose filters [64, 32, 1], kernel 3, strides [2, 2, 1], same padding, LeakyReLU
 after the first two and a sigmoid on the last -> Reshape ``(28, 28)`` (probabilities).
 
-The seed's ``MyVariationalAutoencoder(input_dim=(28,28,1), encoder_conv_filters=[32,64,128],
+The post's ``MyVariationalAutoencoder(input_dim=(28,28,1), encoder_conv_filters=[32,64,128],
 encoder_conv_kernel_size=[3,3,3], encoder_conv_strides=[1,2,2], decoder_conv_t_filters=[64,32,1],
 decoder_conv_t_kernel_size=[3,3,3], decoder_conv_t_strides=[2,2,1], z_dim=z_dim, act=0)``;
-``act=0`` is LeakyReLU. The seed's input has an explicit channel axis; here the channel axis
+``act=0`` is LeakyReLU. The post's input has an explicit channel axis; here the channel axis
 is added by the first layer so that the image batches of :mod:`klvae.data.stream`
 (``(batch, 28, 28)``) are fed as they are and reconstructions have the input's shape.
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-#: Seed post VII, cell 6.
+#: Post VII, cell 6.
 ENCODER_FILTERS = (32, 64, 128)
 ENCODER_STRIDES = (1, 2, 2)
 DECODER_FILTERS = (64, 32, 1)

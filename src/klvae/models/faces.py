@@ -1,6 +1,6 @@
-"""The conv VAE and the plain AE of E3 (96x96 RGB faces; seed 002, post IX and the AE post).
+"""The conv VAE and the plain AE of E3 (96x96 RGB faces; post IX, post IX and the AE post).
 
-Architecture (SPEC.md, E3; post IX: "96 px ... allows for exactly 4 layers ... each of the
+Architecture (E3; post IX: "96 px ... allows for exactly 4 layers ... each of the
 layers then reduces the resolution by a factor of 2 ... at the innermost layer of the
 Encoder we deal with e.g. 256 maps with an extension of 6x6"; z_dim = 200 from the AE post):
 
@@ -10,29 +10,29 @@ Encoder we deal with e.g. 256 maps with an extension of 6x6"; z_dim = 200 from t
 * Decoder (mirrored): Dense 200 -> 9,216, LeakyReLU -> Reshape (6, 6, 256) ->
   Conv2DTranspose 128, 64, 32 filters, kernel 3, stride 2, LeakyReLU (6 -> 12 -> 24 -> 48)
   -> Conv2DTranspose 3 filters, kernel 3, stride 2, sigmoid (-> 96x96x3 probabilities).
-* 6,315,795 parameters (4,075,216 encoder + 2,240,579 decoder): SPEC's "6.3 M". The
-  filter sequence 32-64-128-256 is the doubling series that ends in the seed's 256 maps
-  and gives SPEC's count; the seed's post X with the exact class arguments is not among
-  the seeds, so kernel size 3 and LeakyReLU follow the seed's MNIST class (post VII).
+* 6,315,795 parameters (4,075,216 encoder + 2,240,579 decoder), the "6.3 M" of the design. The
+  filter sequence 32-64-128-256 is the doubling series that ends in the post's 256 maps
+  and gives that count; post X with the exact class arguments is not one of the four
+  posts, so kernel size 3 and LeakyReLU follow the post's MNIST class (post VII).
 
-Loss, as in the seed's class (posts IV-VIII, SPEC E2): ``mean-BCE + fact * KL_seed`` with
-``KL_seed = -mean(1 + log sigma^2 - mu^2 - sigma^2)`` over batch and latent dims
-(:func:`klvae.losses.bce_mean`, :func:`klvae.losses.kl_divergence_seed_mean`).
+Loss, as in the post's class (posts IV-VIII, as E2): ``mean-BCE + fact * KL_mean`` with
+``KL_mean = -mean(1 + log sigma^2 - mu^2 - sigma^2)`` over batch and latent dims
+(:func:`klvae.losses.bce_mean`, :func:`klvae.losses.kl_divergence_mean`).
 
 KL weight (:data:`DEFAULT_FACT`): ``fact = z_dim / (2 * 96 * 96 * 3) = 100 / 27648
-= 3.617e-3``. With this value ``mean-BCE + fact * KL_seed`` is exactly the negative ELBO
+= 3.617e-3``. With this value ``mean-BCE + fact * KL_mean`` is exactly the negative ELBO
 (BCE summed over the 27,648 pixel values + the KL in nats) divided by 27,648, i.e. the
-standard VAE (beta = 1) of Kingma & Welling with a Bernoulli decoder. That is the weight
+standard VAE (c = 1, beta = 1) of Kingma & Welling with a Bernoulli decoder. That is the weight
 at which the aggregate posterior is pulled onto the prior N(0, I), so that decoding
-z ~ N(0, I) gives faces (the random-face figure); a much smaller weight (the seed's 1e-6
+z ~ N(0, I) gives faces (the random-face figure); a much smaller weight (the post's 1e-6
 "basically an AE") leaves the codes spread far outside N(0, I) and random z decode to
-"face hallucinations" (AE post). ``fact`` is a config value; :func:`beta_to_fact`
-converts a beta (KL weight relative to the pixel-summed BCE) into it.
+"face hallucinations" (AE post). ``fact`` is a config value; :func:`klvae.losses.c_to_fact`
+converts a weight on E1's scale ``c`` (relative to the pixel-summed BCE) into it.
 
 The plain AE (:class:`FaceAE`): the SAME encoder and decoder networks, deterministic --
 the decoder gets ``z = z_mean`` (no sampling), the loss is the reconstruction term alone
-(no KL at all), and the unused ``z_log_var`` head is frozen. SPEC asks for "no KL"; the
-seed instead trained a VAE with ``fact = 1e-6`` as "basically an AE", which
+(no KL at all), and the unused ``z_log_var`` head is frozen. The design asks for "no KL"; the
+post instead trained a VAE with ``fact = 1e-6`` as "basically an AE", which
 ``build_face_vae(fact=1e-6)`` reproduces if wanted.
 """
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from klvae.losses import c_to_fact
 from klvae.models.vae import VAE
 
 INPUT_SHAPE = (96, 96, 3)
@@ -50,21 +51,12 @@ DECODER_FILTERS = (128, 64, 32, 3)
 KERNEL_SIZE = 3
 #: Pixel values per image (96 * 96 * 3).
 N_PIXELS = 96 * 96 * 3
-#: ``fact`` of ``mean-BCE + fact * KL_seed`` equal to beta = 1 (the ELBO); see the module doc.
-DEFAULT_FACT = Z_DIM / (2 * N_PIXELS)
-#: The seed's "basically an AE" factor (AE post), for reference.
-SEED_AE_FACT = 1e-6
+#: ``fact`` of ``mean-BCE + fact * KL_mean`` equal to c = 1 (the ELBO); see the module doc.
+DEFAULT_FACT = c_to_fact(1.0, Z_DIM, N_PIXELS)
+#: The post's "basically an AE" factor (AE post), for reference.
+POST_AE_FACT = 1e-6
 #: Number of trainable parameters of the VAE (checked by the tests).
 N_PARAMETERS = 6_315_795
-
-
-def beta_to_fact(beta: float, z_dim: int = Z_DIM, n_pixels: int = N_PIXELS) -> float:
-    """Convert a KL weight beta relative to the pixel-SUMMED BCE (KL summed, with 0.5) to ``fact``.
-
-    ``sum-BCE + beta * KL_sum`` = ``n_pixels * (mean-BCE + fact * KL_seed)`` with
-    ``fact = beta * z_dim / (2 * n_pixels)``, because ``KL_seed = 2 * KL_sum / z_dim``.
-    """
-    return float(beta) * z_dim / (2.0 * n_pixels)
 
 
 def build_face_encoder(z_dim: int = Z_DIM, filters=ENCODER_FILTERS, kernel_size: int = KERNEL_SIZE,
@@ -101,19 +93,18 @@ def build_face_decoder(z_dim: int = Z_DIM, filters=DECODER_FILTERS, kernel_size:
 
 
 def build_face_vae(fact: float = DEFAULT_FACT, z_dim: int = Z_DIM, seed: int = 0) -> VAE:
-    """E3's VAE: ``mean-BCE + fact * KL_seed``, a :class:`klvae.models.vae.VAE` (the
+    """E3's VAE: ``mean-BCE + fact * KL_mean``, a :class:`klvae.models.vae.VAE` (the
     keras.io VAE the ``gradient_tape`` strategy of post VIII follows; the KL term reaches
     Keras through its backend-neutral ``compute_loss`` override).
 
-    ``fact`` is on the seeds' scale (KL_seed against the *mean* BCE, config ``e3.fact``); the
-    VAE class stores it as the weight of its KL term in this loss form. :func:`beta_to_fact`
-    converts a KL weight beta on E1's scale (KL in nats against the pixel-summed BCE) into it.
+    ``fact`` is on the posts' scale (KL_mean against the *mean* BCE, config ``e3.fact``); the
+    VAE class keeps it under the same name (``vae.fact``). :func:`klvae.losses.c_to_fact`
+    converts a KL weight ``c`` on E1's scale (KL in nats against the pixel-summed BCE) into it.
 
     Weight initialisation uses Keras' global RNG: call :func:`klvae.seeding.set_global_seed`
     first for repeatable weights.
     """
-    vae = VAE(build_face_encoder(z_dim), build_face_decoder(z_dim), kl_weight=fact,
-              reconstruction="bce_mean", kl="kl_seed_mean", seed=seed, name="face_vae")
+    vae = VAE(build_face_encoder(z_dim), build_face_decoder(z_dim), fact=fact, seed=seed, name="face_vae")
     vae.build((None, *INPUT_SHAPE))
     return vae
 
@@ -125,20 +116,22 @@ class FaceAE(VAE):
     ``call(x)`` = ``decoder(encoder(x)[0])``: the decoder gets ``z = z_mean``; the loss is
     the reconstruction term only, so gradients never see a KL. The encoder's ``z_log_var``
     head is frozen (not trainable) and unused. The ``kl_loss`` metric still reports
-    ``KL_seed(z_mean, z_log_var)`` of the (unused) posterior as a monitor of how far the
+    ``KL_mean(z_mean, z_log_var)`` of the (unused) posterior as a monitor of how far the
     codes spread from N(0, I); it has weight 0 in ``loss``.
 
     Training reuses :class:`VAE`'s ``compute_loss`` unchanged; only :meth:`call` and
     :meth:`loss_from_outputs` differ.
 
-    Args: as :class:`VAE` (``kl_weight`` is accepted for config round trips and must be 0).
+    Args: as :class:`VAE` in the posts' form; ``fact`` is accepted for config round trips and must be 0.
+
+    Raises:
+        ValueError: a non-zero ``fact``.
     """
 
-    def __init__(self, encoder, decoder, kl_weight: float = 0.0, reconstruction: str = "bce_mean",
-                 kl: str = "kl_seed_mean", seed: int = 0, **kwargs):
-        if kl_weight:
-            raise ValueError(f"FaceAE has no KL term; got kl_weight={kl_weight}")
-        super().__init__(encoder, decoder, kl_weight=0.0, reconstruction=reconstruction, kl=kl, seed=seed, **kwargs)
+    def __init__(self, encoder, decoder, fact: float = 0.0, seed: int = 0, **kwargs):
+        if fact:
+            raise ValueError(f"FaceAE has no KL term; got fact={fact}")
+        super().__init__(encoder, decoder, fact=0.0, seed=seed, **kwargs)
         encoder.get_layer("z_log_var").trainable = False
 
     def call(self, x, training=False):
@@ -156,8 +149,7 @@ class FaceAE(VAE):
 
 def build_face_ae(z_dim: int = Z_DIM, seed: int = 0) -> FaceAE:
     """E3's plain AE: the networks of :func:`build_face_vae`, ``z = z_mean``, mean-BCE loss only."""
-    ae = FaceAE(build_face_encoder(z_dim), build_face_decoder(z_dim), reconstruction="bce_mean",
-                kl="kl_seed_mean", seed=seed, name="face_ae")
+    ae = FaceAE(build_face_encoder(z_dim), build_face_decoder(z_dim), seed=seed, name="face_ae")
     ae.build((None, *INPUT_SHAPE))
     return ae
 
@@ -174,7 +166,7 @@ def build_face_model(kind: str, fact: float | None = None, z_dim: int = Z_DIM, s
     if kind == "ae":
         if fact:
             raise ValueError(f"the plain AE has no KL term; fact must be None or 0, got {fact} "
-                             f"(for the seed's 'basically an AE' use kind='vae', fact={SEED_AE_FACT})")
+                             f"(for the post's 'basically an AE' use kind='vae', fact={POST_AE_FACT})")
         return build_face_ae(z_dim, seed)
     raise ValueError(f"unknown model kind {kind!r}; choose 'vae' or 'ae'")
 
@@ -188,6 +180,6 @@ def load_face_model(path):
 
 
 __all__ = ["load_face_model", "build_face_encoder", "build_face_decoder", "build_face_vae", "build_face_ae",
-           "build_face_model", "FaceAE", "beta_to_fact", "DEFAULT_FACT", "SEED_AE_FACT", "Z_DIM",
+           "build_face_model", "FaceAE", "DEFAULT_FACT", "POST_AE_FACT", "Z_DIM",
            "INPUT_SHAPE",
            "N_PARAMETERS"]

@@ -1,4 +1,4 @@
-"""The MLP VAE of E1 (seed 003, after the Keras ``variational_autoencoder.py`` example).
+"""The MLP VAE of E1 (the KL-coefficient post, after the Keras ``variational_autoencoder.py`` example).
 
 Encoder: Dense 784 -> 512 relu -> ``z_mean``, ``z_log_var`` (2 each).
 Decoder: Dense 2 -> 512 relu -> 784 sigmoid, reshaped to 28x28.
@@ -33,14 +33,15 @@ def build_mlp_decoder(output_shape=(28, 28), intermediate_dim: int = 512, z_dim:
     return keras.Model(z, out, name="decoder")
 
 
-def build_mlp_vae(kl_weight: float, z_dim: int = 2, intermediate_dim: int = 512, seed: int = 0) -> VAE:
-    """E1's VAE: pixel-summed BCE + ``kl_weight`` * KL (nats per sample), built and ready to load weights.
+def build_mlp_vae(c: float, z_dim: int = 2, intermediate_dim: int = 512, seed: int = 0) -> VAE:
+    """E1's VAE: pixel-summed BCE + ``c`` * KL (nats per image; the ``c`` form of
+    :data:`klvae.models.vae.LOSS_FORMS`), built and ready to load weights.
 
     Weight initialisation uses Keras' global RNG: call
     :func:`klvae.seeding.set_global_seed` first for repeatable weights.
     """
     vae = VAE(build_mlp_encoder(z_dim=z_dim, intermediate_dim=intermediate_dim),
               build_mlp_decoder(z_dim=z_dim, intermediate_dim=intermediate_dim),
-              kl_weight=kl_weight, reconstruction="bce_pixel_sum", kl="kl_sum", seed=seed, name="vae_mlp")
+              c=c, seed=seed, name="vae_mlp")
     vae.build((None, 28, 28))
     return vae

@@ -9,8 +9,9 @@
 * :class:`VAE` -- a ``keras.Model`` subclass whose ``compute_loss`` override adds the
   KL divergence to the reconstruction loss, with ``keras.metrics.Mean`` trackers for the
   total loss, the reconstruction loss and the KL divergence, after the keras.io VAE
-  example. The loss is ``reconstruction + kl_weight * KL`` with the reconstruction and KL
-  terms chosen by name from :mod:`klvae.losses`. Backend-neutral: it trains with Keras' own
+  example. The loss has one of the two forms of :data:`LOSS_FORMS`, named by its KL weight:
+  ``c`` (E1, the KL-coefficient post: pixel-summed BCE + c * KL in nats) or ``fact`` (E2 and
+  E3, posts IV-IX: mean BCE + fact * KL_mean). Backend-neutral: it trains with Keras' own
   ``train_step`` on TensorFlow, JAX and PyTorch.
 """
 
@@ -93,9 +94,17 @@ class FixedNoiseSampling(keras.layers.Layer):
         return input_shape[0]
 
 
+#: The two loss forms, by the name of their KL weight: ``(reconstruction term, KL term)`` of
+#: :mod:`klvae.losses`. ``c``: ``bce_pixel_sum + c * kl_sum``, nats per image (E1, the
+#: KL-coefficient post; c is the beta of beta-VAEs). ``fact``: ``bce_mean + fact * kl_mean``,
+#: per pixel value (E2, E3; posts IV-IX). :func:`klvae.losses.c_to_fact` converts between them.
+LOSS_FORMS = {"c": ("bce_pixel_sum", "kl_sum"), "fact": ("bce_mean", "kl_mean")}
+
+
 @keras.saving.register_keras_serializable(package="klvae")
 class VAE(keras.Model):
-    """Encoder + sampling + decoder, trained on ``reconstruction + kl_weight * KL``.
+    """Encoder + sampling + decoder, trained on ``reconstruction + weight * KL`` in one of
+    the :data:`LOSS_FORMS`, chosen by the name of the weight: ``c`` or ``fact``.
 
     Backend-neutral (``keras.ops`` only): Keras' own ``train_step`` on every backend does
     the forward pass (:meth:`call`, which returns ``(x_hat, z_mean, z_log_var)``) and calls
@@ -109,34 +118,45 @@ class VAE(keras.Model):
             to ``[z_mean, z_log_var]``, each ``(batch, z_dim)``.
         decoder: ``keras.Model`` mapping ``z`` ``(batch, z_dim)`` to probabilities with
             the image shape.
-        kl_weight: the KL weight beta (E1's coefficient c, E2's ``fact``); 0 trains a
-            plain autoencoder with a stochastic bottleneck.
-        reconstruction: name in :data:`klvae.losses.RECONSTRUCTION_LOSSES`.
-        kl: name in :data:`klvae.losses.KL_TERMS`.
+        c: the KL coefficient of E1's form (``bce_pixel_sum + c * kl_sum``, nats per image).
+        fact: the KL weight of the posts' form (``bce_mean + fact * kl_mean``, E2 and E3).
+            Give exactly one of ``c`` and ``fact``; 0 trains a plain autoencoder with a
+            stochastic bottleneck. The model keeps it under the same name (``vae.c`` or
+            ``vae.fact``; :attr:`weight_name`) and saves it so in its config.
         seed: seed of the sampling layer.
         sampling: optional layer used instead of ``Sampling(seed)`` (e.g.
             :class:`FixedNoiseSampling` for the E2 equivalence check); not serialised.
 
     ``fit`` takes batches of images only (no targets). The logged metrics are ``loss``,
-    ``reconstruction_loss`` and ``kl_loss``, in the units of the chosen terms (nats per
-    sample for E1's terms). Each tracker weights a batch by its size, so an epoch's (or a
+    ``reconstruction_loss`` and ``kl_loss``, in the units of the form's terms (nats per
+    image for ``c``). Each tracker weights a batch by its size, so an epoch's (or a
     test set's) value is the mean over images even when the last batch is smaller.
 
     Raises:
-        KeyError: for an unknown loss name.
+        TypeError: neither or both of ``c`` and ``fact`` given.
+        ValueError: a negative weight.
     """
 
-    def __init__(self, encoder, decoder, kl_weight: float = 1.0, reconstruction: str = "bce_pixel_sum",
-                 kl: str = "kl_sum", seed: int = 0, sampling: keras.layers.Layer | None = None, **kwargs):
+    def __init__(self, encoder, decoder, c: float | None = None, fact: float | None = None, seed: int = 0,
+                 sampling: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
+        given = {name: w for name, w in (("c", c), ("fact", fact)) if w is not None}
+        if len(given) != 1:
+            raise TypeError(f"{type(self).__name__} takes exactly one KL weight, c (E1's form: bce_pixel_sum + "
+                            f"c * kl_sum) or fact (the posts' form: bce_mean + fact * kl_mean); got "
+                            f"{', '.join(given) or 'neither'}")
+        (self.weight_name, weight), = given.items()
+        if not weight >= 0:
+            raise ValueError(f"{self.weight_name} must be >= 0, got {weight}")
+        #: The KL weight on the scale of this model's loss form, also as ``self.c`` or ``self.fact``.
+        self.weight = float(weight)
+        setattr(self, self.weight_name, self.weight)
+        self.reconstruction, self.kl = LOSS_FORMS[self.weight_name]
         self.encoder = encoder
         self.decoder = decoder
-        self.kl_weight = float(kl_weight)
-        self.reconstruction = reconstruction
-        self.kl = kl
         self.seed = int(seed)
-        self._reconstruction_fn = losses.get_reconstruction_loss(reconstruction)
-        self._kl_fn = losses.get_kl_term(kl)
+        self._reconstruction_fn = losses.get_reconstruction_loss(self.reconstruction)
+        self._kl_fn = losses.get_kl_term(self.kl)
         self.sampling = sampling if sampling is not None else Sampling(seed=seed, name="sampling")
         self.total_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
@@ -161,7 +181,7 @@ class VAE(keras.Model):
         x_hat, z_mean, z_log_var = outputs
         rec = self._reconstruction_fn(x, x_hat)
         kl = self._kl_fn(z_mean, z_log_var)
-        return rec + self.kl_weight * kl, rec, kl
+        return rec + self.weight * kl, rec, kl
 
     def loss_terms(self, x, training=False):
         """Forward pass returning ``(total, reconstruction, kl)`` scalar tensors for a batch ``x``."""
@@ -189,13 +209,19 @@ class VAE(keras.Model):
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "kl_weight": self.kl_weight, "reconstruction": self.reconstruction,
-            "kl": self.kl, "seed": self.seed,
+            self.weight_name: self.weight, "seed": self.seed,
         }
 
     @classmethod
     def from_config(cls, config):
+        """Rebuild from :meth:`get_config`; a config saved before the weight was named by its form
+        (``kl_weight`` with ``reconstruction`` and ``kl`` names) is read as ``c`` or ``fact``."""
         config = dict(config)
+        if "kl_weight" in config:
+            name = "fact" if config.get("kl") in ("kl_mean", "kl_seed_mean") else "c"
+            config[name] = config.pop("kl_weight")
+        config.pop("reconstruction", None)
+        config.pop("kl", None)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         return cls(**config)

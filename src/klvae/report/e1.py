@@ -1,4 +1,4 @@
-"""E1's report fragment (seed 003): the loss table beside the seed's and E1's report variables,
+"""E1's report fragment (the KL-coefficient post): the loss table beside the post's and E1's report variables,
 among them the numbers of the facts listed under the table. Every number comes from pipeline files.
 
 The ``.qmd`` chapters in ``report/`` hold the prose, the table captions and the facts' sentences;
@@ -17,7 +17,7 @@ import yaml
 
 from klvae import reference
 from klvae.formatting import fmt_coef
-from klvae.io import kl_weight_of, write_text
+from klvae.io import c_of, write_text
 from klvae.report.scorecard import (
     MNIST_TEST,
     MNIST_TRAIN,
@@ -34,7 +34,7 @@ from klvae.report.scorecard import (
 )
 from klvae.report.tables import fmt_num, markdown_table
 
-#: Written where a fact's number cannot be computed (a coefficient not trained, no seed value).
+#: Written where a fact's number cannot be computed (a coefficient not trained, no post value).
 NOT_AVAILABLE = "n/a"
 
 
@@ -42,7 +42,7 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> dict:
     """The numbers of the facts listed under E1's table (``report/_e1.qmd`` words them).
 
     Args:
-        table: the E1 table (``kl_weight``, ``loss``, ``reconstruction_loss``, ``kl_loss``,
+        table: the E1 table (``c``, ``loss``, ``reconstruction_loss``, ``kl_loss``,
             ``seed_*``), one row per c.
         spreads: c -> mean over both latent axes of the standard deviation of the test-set z_mean.
 
@@ -54,12 +54,12 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> dict:
         ``none``); ``rec_min``/``c_rec_min``, ``rec_max``/``c_rec_max`` (reconstruction loss);
         ``loss_min``/``c_loss_min`` (total test loss); ``z_sd_first``/``c_z_first``,
         ``z_sd_last``/``c_z_last``, ``z_sd_c1`` (the z_mean spread at the smallest and largest c
-        and at c = 1); ``seed_diff_max``/``c_seed_diff_max``/``seed_diff_ours``/``seed_diff_seed``
-        (the largest absolute difference from the seed's test loss, where, ours and the seed's)
-        and ``seed_diff_median``. ``n/a`` where a number does not exist in this run.
+        and at c = 1); ``post_diff_max``/``c_post_diff_max``/``post_diff_ours``/``post_diff_post``
+        (the largest absolute difference from the post's test loss, where, ours and the post's)
+        and ``post_diff_median``. ``n/a`` where a number does not exist in this run.
     """
-    t = table.sort_values("kl_weight").reset_index(drop=True)
-    c, kl, rec, loss = t["kl_weight"], t["kl_loss"], t["reconstruction_loss"], t["loss"]
+    t = table.sort_values("c").reset_index(drop=True)
+    c, kl, rec, loss = t["c"], t["kl_loss"], t["reconstruction_loss"], t["loss"]
     diffs = np.diff(kl.to_numpy())
     ups = [f"{fmt_coef(c.iloc[i])} → {fmt_coef(c.iloc[i + 1])}" for i in np.flatnonzero(diffs >= 0)]
     i_min, i_max, i_best = int(rec.idxmin()), int(rec.idxmax()), int(loss.idxmin())
@@ -75,20 +75,20 @@ def e1_facts(table: pd.DataFrame, spreads: dict[float, float]) -> dict:
               "z_sd_last": fmt_num(spreads[cs[-1]]) if cs else NOT_AVAILABLE,
               "c_z_last": fmt_coef(cs[-1]) if cs else NOT_AVAILABLE,
               "z_sd_c1": fmt_num(spreads[1.0]) if 1.0 in spreads else f"{NOT_AVAILABLE} (c = 1 not trained)"})
-    d = (t["loss"] - t["seed_loss"]).abs()
+    d = (t["loss"] - t["post_loss"]).abs()
     if d.notna().any():
         j = int(d.idxmax())
-        v.update({"seed_diff_max": fmt_num(d[j]), "c_seed_diff_max": fmt_coef(c[j]),
-                  "seed_diff_ours": fmt_num(loss[j]), "seed_diff_seed": fmt_num(t["seed_loss"][j]),
-                  "seed_diff_median": fmt_num(d.median())})
-    else:  # no coefficient of this run is in the seed's table
-        v.update(dict.fromkeys(("seed_diff_max", "c_seed_diff_max", "seed_diff_ours", "seed_diff_seed",
-                                "seed_diff_median"), NOT_AVAILABLE))
+        v.update({"post_diff_max": fmt_num(d[j]), "c_post_diff_max": fmt_coef(c[j]),
+                  "post_diff_ours": fmt_num(loss[j]), "post_diff_post": fmt_num(t["post_loss"][j]),
+                  "post_diff_median": fmt_num(d.median())})
+    else:  # no coefficient of this run is in the post's table
+        v.update(dict.fromkeys(("post_diff_max", "c_post_diff_max", "post_diff_ours", "post_diff_post",
+                                "post_diff_median"), NOT_AVAILABLE))
     return v
 
 
 def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str, dict]:
-    """The body of E1's results table, beside the seed's, and E1's variables (those of the
+    """The body of E1's results table, beside the post's, and E1's variables (those of the
     chapter's text, of the table's caption and of the facts under it, :func:`e1_facts`).
 
     ``settings`` is the validated ``e1`` section of the config (architecture, optimiser and
@@ -99,18 +99,18 @@ def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str
     def cell(mean, sd):
         return fmt_num(mean) if reps < 2 else f"{fmt_num(mean)} ± {fmt_num(sd)}"
 
-    rows = [[fmt_coef(r.kl_weight), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
-             cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.seed_loss), fmt_num(r.seed_reconstruction), fmt_num(r.seed_kl)]
+    rows = [[fmt_coef(r.c), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
+             cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.post_loss), fmt_num(r.post_reconstruction), fmt_num(r.post_kl)]
             for r in t.itertuples()]
-    md = markdown_table(["c", "loss", "reconstruction", "KL", "seed loss", "seed reconstruction", "seed KL"], rows)
+    md = markdown_table(["c", "loss", "reconstruction", "KL", "post loss", "post reconstruction", "post KL"], rows)
     spreads = {}
     for path in latents:
         with np.load(path) as d:
-            spreads[kl_weight_of(d, path)] = float(d["z_mean"].std(axis=0).mean())
+            spreads[c_of(d, path)] = float(d["z_mean"].std(axis=0).mean())
     variables = {"replicates": reps, "epochs": int(t["epochs"].iloc[0]), "n_train": f"{int(t['n_train'].iloc[0]):,}",
                  "n_test": f"{int(t['n_test'].iloc[0]):,}", "n_coefficients": len(t),
-                 "coefficients": ", ".join(fmt_coef(c) for c in t["kl_weight"]),
-                 "seed_epochs": reference.E1_SEED_EPOCHS,
+                 "coefficients": ", ".join(fmt_coef(c) for c in t["c"]),
+                 "post_epochs": reference.E1_POST_EPOCHS,
                  "batch_size": settings["batch_size"], "learning_rate": f"{settings['learning_rate']:g}",
                  "reference_samples": f"{settings['reference_samples']:,}", "manifold_n": settings["manifold_n"],
                  "manifold_limit": f"{settings['manifold_limit']:g}", "intermediate_dim": settings["intermediate_dim"],
@@ -136,8 +136,8 @@ BACKEND_SENSITIVE = (0.0, 0.02)
 
 def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] | None = None,
             backend: str | None = None, study_notes: Mapping[str, str] | None = None) -> list[dict]:
-    """Seed 003's table: test loss, reconstruction loss and KL divergence (nats per image) per KL
-    coefficient c, after 40 epochs on all of MNIST (:data:`klvae.reference.E1_SEED_TABLE`).
+    """The KL-coefficient post's table: test loss, reconstruction loss and KL divergence (nats per image) per KL
+    coefficient c, after 40 epochs on all of MNIST (:data:`klvae.reference.E1_POST_TABLE`).
 
     Ours is the mean over the replicates of each c (rule ``e1_table``: mean, sample sd and
     count), judged by :func:`judge_value`; where a c has one run, with the same-backend spread
@@ -147,9 +147,9 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
     study found for that claim where ``study_notes`` (claim id -> sentence) has it.
     """
     spreads, study_notes = spreads or {}, study_notes or {}
-    t = pd.read_csv(e1_table).set_index("kl_weight")
+    t = pd.read_csv(e1_table).set_index("c")
     epochs, n_test = int(t["epochs"].min()), int(t["n_test"].min())
-    unmet = unmet_settings([("epochs", epochs, reference.E1_SEED_EPOCHS, True),
+    unmet = unmet_settings([("epochs", epochs, reference.E1_POST_EPOCHS, True),
                             ("training images", int(t["n_train"].min()), MNIST_TRAIN, True),
                             ("test images", n_test, MNIST_TEST, True)])
     quantities = (("loss", "test loss", "loss", config_tolerance(tol, "loss_rel")),
@@ -158,8 +158,8 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
                   ("kl_loss", "KL divergence", "kl", config_tolerance(tol, "kl_abs", "abs", "nats")))
     compared = f"test set ({n_test:,}), epoch {epochs}"
     rows = []
-    for c, *seed in reference.E1_SEED_TABLE:
-        for (col, name, short, tolerance), s in zip(quantities, seed, strict=True):
+    for c, *post in reference.E1_POST_TABLE:
+        for (col, name, short, tolerance), s in zip(quantities, post, strict=True):
             id_, claim = f"e1-c{c:g}-{short}", f"c = {c:g}: {name}"
             if c not in t.index:
                 rows.append(claim_row(id_, "E1", claim, "--", f"{s:.2f}", "--", "nats/image",
@@ -183,7 +183,7 @@ def write_e1_scorecard(table: str, e1_table: str, tolerances: dict, profile: str
     """Rule ``report_scorecard_e1``: :func:`e1_rows` as E1's scorecard part (:func:`klvae.report.scorecard.write_part`).
 
     Args:
-        table: output CSV (the scorecard's columns, one row per claim of seed 003's table).
+        table: output CSV (the scorecard's columns, one row per claim of the KL-coefficient post's table).
         e1_table: rule ``e1_table``'s CSV.
         tolerances: the validated ``scorecard`` section of the config.
         profile: the config's profile name.

@@ -1,8 +1,8 @@
 """The E2 chapter's generated fragments: compatibility matrix, equivalence, final losses, timings
 (table bodies; their captions are in ``report/_e2.qmd``) and E2's variables.
 
-Every number comes from the pipeline's CSVs; the seeds' claims are quoted from
-:mod:`klvae.experiments.e2` (``SEED_VII_LOG``) and SPEC.md.
+Every number comes from the pipeline's CSVs; the posts' claims are quoted from
+:mod:`klvae.experiments.e2` (``POST_VII_LOG``) and :mod:`klvae.reference`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from klvae import reference as ref
 from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
-from klvae.reference import E2_SEED_EPOCHS, SEED_VII_LOG
+from klvae.reference import E2_POST_EPOCHS, POST_VII_LOG
 from klvae.report.scorecard import (
     MNIST_TRAIN,
     Judgement,
@@ -52,7 +52,7 @@ def _cell(text, limit: int = 170) -> str:
 def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str], dict]:
     """The Keras 2 -> 3 matrix with its backend axis, as the pipeline produced it (rule ``e2_compatibility``).
 
-    Two table bodies: the seeds' forms (Keras 2; Keras 3 on TensorFlow, JAX, PyTorch) and this
+    Two table bodies: the posts' forms (Keras 2; Keras 3 on TensorFlow, JAX, PyTorch) and this
     project's Keras 3 forms per backend. The backends and their order are the summary's
     ``project_form_<backend>`` columns (:func:`klvae.strategies.compat.summary_table`).
 
@@ -78,20 +78,20 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str]
     k2 = next((v.iloc[0] for f, v in versions.items() if f == KERAS2 and len(v)), "not installed")
     k3 = next((v.iloc[0] for f, v in versions.items() if f.startswith("Keras 3") and len(v)), "?")
     tf = next((v for v in long["tensorflow"] if v), "not installed")
-    seed_cols = ["seed_form_keras2", *[f"seed_form_keras3_{b}" for b in backends]]
-    rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in seed_cols]] for r in t.itertuples()]
+    post_cols = ["post_form_keras2", *[f"post_form_keras3_{b}" for b in backends]]
+    rows = [[f"`{r.strategy}`", r.post, *[_cell(getattr(r, c), 120) for c in post_cols]] for r in t.itertuples()]
     compat = markdown_table(["strategy", "post", f"Keras 2 (tf-keras {k2})",
                              *[f"Keras 3 {k3}, {BACKEND_TITLES.get(b, b)}" for b in backends]], rows, align="llllll")
     proj_cols = [f"project_form_{b}" for b in backends]
-    rows = [[f"`{r.strategy}`", r.seed_post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
+    rows = [[f"`{r.strategy}`", r.post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
     per_backend = markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES.get(b, b)}" for b in backends]],
                                  rows, align="lllll")
     # a list as long as the matrix has variants (none in some runs): written here with its lead-in
     variants = [r for r in t.itertuples() if getattr(r, "variants", "")]
     listed = ("Variants the pipeline also tried:\n\n" + "\n".join(
         f"- `{r.strategy}`: {_cell(r.variants, 600)}" for r in variants) + "\n") if variants else ""
-    n_fail3 = int((~t["seed_form_keras3_tensorflow"].str.startswith("runs")).sum())
-    n_fail2 = int((~t["seed_form_keras2"].str.startswith("runs")).sum())
+    n_fail3 = int((~t["post_form_keras3_tensorflow"].str.startswith("runs")).sum())
+    n_fail2 = int((~t["post_form_keras2"].str.startswith("runs")).sum())
     by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in backends}
     return ({"compat": compat, "compat_backends": per_backend, "compat_variants": listed},
             {"keras2": k2, "keras3": k3, "tensorflow": tf, "n_fail_keras3": n_fail3, "n_fail_keras2": n_fail2,
@@ -122,16 +122,16 @@ def equivalence_table(csv: str) -> tuple[dict[str, str], dict]:
         "equivalence_fact_kl": f"{r0.fact_kl:.1e}"}
 
 
-def metrics_table(csv: str, seed_log_epochs: int | None = None) -> tuple[dict[str, str], dict]:
-    """Final test loss/BCE/KL per strategy and z_dim, with the seed's post VII log beside.
+def metrics_table(csv: str, post_log_epochs: int | None = None) -> tuple[dict[str, str], dict]:
+    """Final test loss/BCE/KL per strategy and z_dim, with post VII's log beside.
 
     Returns:
         ``({"metrics": md, "metrics_facts": md}, variables)``: the table body and, per z_dim, a
         bullet saying which strategies end with bit-identical test losses; the variables
-        ``epochs``, ``n_train``, ``n_test``, ``max_loss_spread``, ``seed_loss_epoch6``, the seed
-        log's ``vii_log_epoch``, ``vii_log_z_dim`` and ``vii_log_kl_scaled`` (fact · KL_seed), and
+        ``epochs``, ``n_train``, ``n_test``, ``max_loss_spread``, ``post_loss_epoch6``, the post
+        log's ``vii_log_epoch``, ``vii_log_z_dim`` and ``vii_log_kl_scaled`` (fact · KL_mean), and
         ``vii_run_epochs``: the epochs of our longest ``model_add_loss`` run at that z_dim
-        (``seed_log_epochs`` where rule ``e2_seed_log`` trained it longer; ``n/a`` if not trained).
+        (``post_log_epochs`` where rule ``e2_post_log`` trained it longer; ``n/a`` if not trained).
     """
     t = pd.read_csv(csv)
     rows = []
@@ -139,11 +139,11 @@ def metrics_table(csv: str, seed_log_epochs: int | None = None) -> tuple[dict[st
         rows.append([str(r.z_dim), f"`{r.strategy}`", f"{r.test_loss:.4f}", f"{r.test_reconstruction_loss:.4f}",
                      f"{r.test_kl_loss:.3f}", f"{r.test_loss_minus_reference:+.1e}", fmt_num(r.s_per_epoch_median, 1)])
     last = -1
-    rows.append([str(SEED_VII_LOG["z_dim"]), f"seed VII, epoch {SEED_VII_LOG['epoch'][last]} (training log)",
-                 f"{SEED_VII_LOG['loss'][last]:.4f}", f"{SEED_VII_LOG['reconstruction_loss'][last]:.4f}",
-                 fmt_num(SEED_VII_LOG["kl_seed"][last], 3), "--", fmt_num(SEED_VII_LOG["s_per_epoch"], 0) + " (GPU)"])
+    rows.append([str(POST_VII_LOG["z_dim"]), f"post VII, epoch {POST_VII_LOG['epoch'][last]} (training log)",
+                 f"{POST_VII_LOG['loss'][last]:.4f}", f"{POST_VII_LOG['reconstruction_loss'][last]:.4f}",
+                 fmt_num(POST_VII_LOG["kl_mean"][last], 3), "--", fmt_num(POST_VII_LOG["s_per_epoch"], 0) + " (GPU)"])
     epochs, n_train, n_test = int(t["epochs"].iloc[0]), int(t["n_train"].iloc[0]), int(t["n_test"].iloc[0])
-    md = markdown_table(["z_dim", "strategy", "test loss", "test BCE", "test KL_seed", "Δ loss vs gradient_tape",
+    md = markdown_table(["z_dim", "strategy", "test loss", "test BCE", "test KL_mean", "Δ loss vs gradient_tape",
                          "s/epoch"], rows, align="rlrrrrr")
     spread = t.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min())
     # one bullet per z_dim, naming the groups of strategies the data form: a list the data shape
@@ -158,14 +158,14 @@ def metrics_table(csv: str, seed_log_epochs: int | None = None) -> tuple[dict[st
             facts.append(f"At z_dim {z} the strategies form {len(groups)} groups with bit-identical test losses "
                          f"({names}); the groups differ by {d:.1e} "
                          f"({100 * d / g['test_loss'].mean():.2f} % of the loss).")
-    vii = t[(t["strategy"] == "model_add_loss") & (t["z_dim"] == SEED_VII_LOG["z_dim"])]
+    vii = t[(t["strategy"] == "model_add_loss") & (t["z_dim"] == POST_VII_LOG["z_dim"])]
     vii_epochs = ("n/a" if vii.empty else
-                  max(int(vii["epochs"].max()), int(seed_log_epochs) if seed_log_epochs else 0))
+                  max(int(vii["epochs"].max()), int(post_log_epochs) if post_log_epochs else 0))
     # no newline after the last bullet: the chapter continues the list on the include's next line
     return {"metrics": md, "metrics_facts": "\n".join(f"- {f}" for f in facts)}, {
         "epochs": epochs, "n_train": f"{n_train:,}", "n_test": f"{n_test:,}", "max_loss_spread": f"{spread.max():.1e}",
-        "seed_loss_epoch6": f"{SEED_VII_LOG['loss'][last]:.4f}", "vii_log_epoch": SEED_VII_LOG["epoch"][last],
-        "vii_log_z_dim": SEED_VII_LOG["z_dim"], "vii_log_kl_scaled": f"{SEED_VII_LOG['kl_scaled'][last]:g}",
+        "post_loss_epoch6": f"{POST_VII_LOG['loss'][last]:.4f}", "vii_log_epoch": POST_VII_LOG["epoch"][last],
+        "vii_log_z_dim": POST_VII_LOG["z_dim"], "vii_log_kl_scaled": f"{POST_VII_LOG['kl_scaled'][last]:g}",
         "vii_run_epochs": vii_epochs}
 
 
@@ -181,7 +181,7 @@ def timing_table(csv: str) -> tuple[dict[str, str], dict]:
         ``backend``, ``backend_version``, ``intra_op_threads``, ``inter_op_threads``, ``jit_compile``).
     """
     t = pd.read_csv(csv)
-    rows = [[f"`{r.strategy}`", r.seed_post, fmt_num(r.median_ms_per_step, 1),
+    rows = [[f"`{r.strategy}`", r.post, fmt_num(r.median_ms_per_step, 1),
              f"{r.min_ms_per_step:.0f}–{r.max_ms_per_step:.0f}", fmt_num(r.iqr_ms_per_step, 1),
              fmt_num(r.s_per_epoch, 1),
              f"{r.ratio_to_fastest:.2f}", f"{r.ratio_to_no_kl:.2f}", fmt_num(r.peak_rss_mb, 0)]
@@ -192,7 +192,7 @@ def timing_table(csv: str) -> tuple[dict[str, str], dict]:
     kl = t[t["strategy"] != "no_kl"].set_index("strategy")
     worst_fastest = kl["ratio_to_fastest"].max()
     worst_nokl = kl["ratio_to_no_kl"].max()
-    # The seeds' timing claims are judged once, in the scorecard (klvae.report.scorecard).
+    # The posts' timing claims are judged once, in the scorecard (klvae.report.scorecard).
     claims = []
     claims.append(["target: every strategy within 1.10× of the fastest", f"worst {worst_fastest:.2f}×",
                    "met" if worst_fastest <= 1.10 else "**not met**"])
@@ -224,14 +224,14 @@ def write_e2(compat_md: str, compat_backends_md: str, compat_variants_md: str, e
     E2's variables (``variables``, YAML under ``e2``: the settings, the captions' and the text's numbers).
     """
     values = {"batch_size": settings["batch_size"], "fact": f"{settings['fact']:g}",
-              "z_dims": ", ".join(str(z) for z in settings["z_dims"]), "seed_epochs": E2_SEED_EPOCHS,
+              "z_dims": ", ".join(str(z) for z in settings["z_dims"]), "post_epochs": E2_POST_EPOCHS,
               "n_strategies_trained": len(settings["strategies"]),
               "latent_z_dim": settings["latent_z_dim"], "reconstruction_z_dim": settings["reconstruction_z_dim"]}
     paths = {"compat": compat_md, "compat_backends": compat_backends_md, "compat_variants": compat_variants_md,
              "equivalence": equivalence_md, "metrics": metrics_md, "metrics_facts": metrics_facts_md,
              "timing": timing_md, "timing_claims": timing_claims_md}
     for texts, v in (compatibility_table(compatibility, compatibility_long), equivalence_table(equivalence),
-                     metrics_table(metrics, settings.get("seed_log_epochs")), timing_table(timing)):
+                     metrics_table(metrics, settings.get("post_log_epochs")), timing_table(timing)):
         for name, text in texts.items():
             write_text(paths[name], text)
         values.update(v)
@@ -242,7 +242,7 @@ def write_e2(compat_md: str, compat_backends_md: str, compat_variants_md: str, e
 # E2's scorecard part (rule report_scorecard_e2)
 
 def _runs(e2_runs: list[str]) -> dict[tuple[str, int], dict]:
-    """Training records by (strategy, z_dim); of two runs of one pair (rule ``e2_seed_log``'s
+    """Training records by (strategy, z_dim); of two runs of one pair (rule ``e2_post_log``'s
     longer run beside the main one) the one with more epochs."""
     runs: dict[tuple[str, int], dict] = {}
     for path in e2_runs:
@@ -256,59 +256,59 @@ def _runs(e2_runs: list[str]) -> dict[tuple[str, int], dict]:
 def _e2_unmet(run: dict, epochs: int) -> list[str]:
     return unmet_settings([("epochs", int(run["epochs"]), epochs, True),
                            ("training images", int(run["n_train"]), MNIST_TRAIN, True),
-                           ("batch", int(run["batch_size"]), ref.E2_SEED_BATCH_SIZE, False),
-                           ("KL weight fact", float(run["fact"]), ref.E2_SEED_FACT, False)])
+                           ("batch", int(run["batch_size"]), ref.E2_POST_BATCH_SIZE, False),
+                           ("KL weight fact", float(run["fact"]), ref.E2_POST_FACT, False)])
 
 
 def vii_rows(e2_runs: list[str], e2_histories: list[str], tol: dict,
              spreads: Mapping[tuple[str, str], Spread] | None = None) -> list[dict]:
-    """Post VII's training log (z_dim 12, ``model_add_loss``, epochs 3-6: loss, BCE, KL_seed;
-    :data:`klvae.reference.SEED_VII_LOG`) against our ``model_add_loss`` history at the same
+    """Post VII's training log (z_dim 12, ``model_add_loss``, epochs 3-6: loss, BCE, KL_mean;
+    :data:`klvae.reference.POST_VII_LOG`) against our ``model_add_loss`` history at the same
     epoch, the last one both have (epoch 6 once we train 6 or more). Where several histories
-    of that pair are given (rule ``e2_seed_log``), the longest is used. One run: the basis is
+    of that pair are given (rule ``e2_post_log``), the longest is used. One run: the basis is
     the same-backend spread of the claim in ``spreads`` (by ``("E2", id)``) where there is one,
     else the tolerance."""
     spreads = spreads or {}
-    log, z = ref.SEED_VII_LOG, ref.SEED_VII_LOG["z_dim"]
+    log, z = ref.POST_VII_LOG, ref.POST_VII_LOG["z_dim"]
     run = _runs(e2_runs).get(("model_add_loss", z))
     candidates = [h for h in (pd.read_csv(p) for p in e2_histories)
                   if {"model_add_loss"} == set(h["strategy"]) and set(h["z_dim"]) == {z}]
     hist = max(candidates, key=lambda h: int(h["epoch"].max()), default=None)
-    quantities = (("loss", "loss", "loss (mean BCE + fact · KL_seed)", config_tolerance(tol, "loss_rel"), log["loss"]),
+    quantities = (("loss", "loss", "loss (mean BCE + fact · KL_mean)", config_tolerance(tol, "loss_rel"), log["loss"]),
                   ("bce", "reconstruction_loss", "BCE", config_tolerance(tol, "loss_rel"), log["reconstruction_loss"]),
-                  ("kl", "kl_loss", "KL_seed (unscaled)", config_tolerance(tol, "kl_rel"), log["kl_seed"]))
+                  ("kl", "kl_loss", "KL_mean (unscaled)", config_tolerance(tol, "kl_rel"), log["kl_mean"]))
     if run is None or hist is None:
         return [claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {log['epoch'][-1]}: {name}", "--",
-                     f"{seed[-1]:.{3 if k == 'kl' else 4}f}", "--", "KL_seed" if k == "kl" else "nats/pixel",
+                     f"{post[-1]:.{3 if k == 'kl' else 4}f}", "--", "KL_mean" if k == "kl" else "nats/pixel",
                      Judgement("paper profile only", f"tolerance {t.text}"),
                      f"`model_add_loss` at z_dim {z} not trained in this run", n=0)
-                for k, _, name, t, seed in quantities]
+                for k, _, name, t, post in quantities]
     first, final = log["epoch"][0], log["epoch"][-1]
     last = int(hist["epoch"].max())
-    our_epoch = min(last, final)  # the same epoch as the seed's log where we have it
-    seed_epoch = max(our_epoch, first)
-    i = log["epoch"].index(seed_epoch)
+    our_epoch = min(last, final)  # the same epoch as the post's log where we have it
+    post_epoch = max(our_epoch, first)
+    i = log["epoch"].index(post_epoch)
     ours = hist.set_index("epoch").loc[our_epoch]
     unmet = _e2_unmet(run, final)
     compared = f"training log, epoch {our_epoch}, `model_add_loss`"
     rows = []
-    for k, col, name, tolerance, seed in quantities:
+    for k, col, name, tolerance, post in quantities:
         digits = 3 if k == "kl" else 4
         note = join_notes(unmet,
-                          f"ours: epoch {our_epoch}, the seed's: {seed_epoch}" if our_epoch != seed_epoch else "",
-                     f"seed: fact · KL_seed = {log['kl_scaled'][i]:g}, ÷ fact" if k == "kl" else "")
-        j = judge_value(seed[i], float(ours[col]), math.nan, 1, tolerance, unmet,
+                          f"ours: epoch {our_epoch}, the post's: {post_epoch}" if our_epoch != post_epoch else "",
+                     f"post: fact · KL_mean = {log['kl_scaled'][i]:g}, ÷ fact" if k == "kl" else "")
+        j = judge_value(post[i], float(ours[col]), math.nan, 1, tolerance, unmet,
                         spread=spreads.get(("E2", f"e2-vii-log-{k}")))
-        rows.append(claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {seed_epoch}: {name}", compared,
-                         f"{seed[i]:.{digits}f}", float(ours[col]), "KL_seed" if k == "kl" else "nats/pixel", j,
+        rows.append(claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {post_epoch}: {name}", compared,
+                         f"{post[i]:.{digits}f}", float(ours[col]), "KL_mean" if k == "kl" else "nats/pixel", j,
                          note, digits=digits))
     return rows
 
 
 def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[dict]:
-    """Post IV's latent extent at z_dim 2 (:data:`klvae.reference.SEED_LATENT_EXTENT`) against the
+    """Post IV's latent extent at z_dim 2 (:data:`klvae.reference.POST_LATENT_EXTENT`) against the
     ``q``..``1 - q`` quantiles of our test-set z_mean per axis (``end_layer``, post IV's strategy,
-    when it was trained; the seed's box leaves out outliers such as its 6s). One run: each end
+    when it was trained; the post's box leaves out outliers such as its 6s). One run: each end
     must lie within the tolerance."""
     data = {str(d["strategy"]): d for d in (np.load(p) for p in e2_latents)}
     strategy = "end_layer" if "end_layer" in data else sorted(data)[0]
@@ -316,18 +316,18 @@ def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[di
     q = tol["latent_quantile"]
     lo, hi = np.quantile(z, [q, 1 - q], axis=0)
     run = _runs(e2_runs).get((strategy, int(z.shape[1])))
-    unmet = _e2_unmet(run, ref.E2_SEED_EPOCHS) if run else ["no training record"]
+    unmet = _e2_unmet(run, ref.E2_POST_EPOCHS) if run else ["no training record"]
     epochs = f", epoch {int(run['epochs'])}" if run else ""
     tolerance = Tolerance("abs", float(tol["latent_abs"]), "per end")
     rows = []
     for i, axis in enumerate(("x", "y")):
-        s_lo, s_hi = ref.SEED_LATENT_EXTENT[axis]
+        s_lo, s_hi = ref.POST_LATENT_EXTENT[axis]
         ok = tolerance.within(lo[i], s_lo) and tolerance.within(hi[i], s_hi)
         j = Judgement(judge(ok, unmet), f"tolerance {tolerance.text}, single run")
         rows.append(claim_row(f"e2-iv-latent-{axis}", "E2", f"IV, z_dim 2: z_mean[{i}] ({axis}) range",
                          f"test z_mean, {100 * q:g}–{100 * (1 - q):g} % quantiles, `{strategy}`{epochs}",
                          f"{s_lo:g} to {s_hi:g}", f"{lo[i]:.1f} to {hi[i]:.1f}", "latent units", j,
-                         join_notes(unmet, f"seed: {ref.SEED_LATENT_EXTENT_EPOCHS} epochs at batch 128")))
+                         join_notes(unmet, f"post: {ref.POST_LATENT_EXTENT_EPOCHS} epochs at batch 128")))
     return rows
 
 
@@ -345,15 +345,15 @@ def _window_ratios(windows: pd.DataFrame | None, num: str, den: str | list[str])
 
 
 def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None) -> list[dict]:
-    """Posts IV and VII's timings (:data:`klvae.reference.SEED_VII_LOG`, ``SEED_VII_SLOWDOWN``,
-    ``SEED_IV_S_PER_EPOCH``, all on a GTX 960) against rule ``e2_timing``'s medians.
+    """Posts IV and VII's timings (:data:`klvae.reference.POST_VII_LOG`, ``POST_VII_SLOWDOWN``,
+    ``POST_IV_S_PER_EPOCH``, all on a GTX 960) against rule ``e2_timing``'s medians.
 
     Ratios of strategies carry across machines and are judged on their spread over the timing
     windows (each window times every strategy back to back: the windows are the ratio's
     replicates) by :func:`judge_ratio`. Post VII's ``model.add_loss()`` slowdown is
     ``model_add_loss`` divided by a comparator fixed before the data are seen: in each window
     the median ms/step of the other strategies with a KL term (``no_kl`` left out), never the
-    fastest one picked afterwards. Absolute times were measured on the seed's GPU and are
+    fastest one picked afterwards. Absolute times were measured on the post's GPU and are
     ``not comparable`` on any other machine; the note says whether ours is faster or slower.
     """
     t = pd.read_csv(e2_timing, keep_default_na=False).set_index("strategy")
@@ -363,49 +363,49 @@ def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None)
     cpu = f"{t['cpu'].iloc[0]}, {t['cpu_count'].iloc[0]} logical CPUs"
     where = f"ours: {gpu}" if on_gpu else f"ours: {cpu}, no GPU" + (" recorded" if "gpu" not in t.columns else "")
     n_windows = int(t["n_windows"].iloc[0]) if "n_windows" in t.columns else 1
-    batch = int(t["batch_size"].iloc[0]) if "batch_size" in t.columns else ref.E2_SEED_BATCH_SIZE
+    batch = int(t["batch_size"].iloc[0]) if "batch_size" in t.columns else ref.E2_POST_BATCH_SIZE
     compared = f"median of {n_windows} windows, batch {batch}"
-    device = ref.SEED_VII_LOG["device"]
+    device = ref.POST_VII_LOG["device"]
     rows = []
 
-    def absolute(id_, claim, seed, strategy, col, unit):
+    def absolute(id_, claim, post, strategy, col, unit):
         if strategy not in t.index:
             return
         ours = float(t.loc[strategy, col])
-        rows.append(claim_row(id_, "E2", claim, compared, f"{seed:g}", ours, unit,
-                         Judgement("not comparable", f"other hardware (seed: {device})"),
-                         f"{speed_note(seed, ours, unit, higher_is_faster=False)}; seed: {device}; {where}",
+        rows.append(claim_row(id_, "E2", claim, compared, f"{post:g}", ours, unit,
+                         Judgement("not comparable", f"other hardware (post: {device})"),
+                         f"{speed_note(post, ours, unit, higher_is_faster=False)}; post: {device}; {where}",
                          digits=1))
 
-    def ratio(id_, claim, seed_text, seed_lo, seed_hi, num, den, unit, note, comparator=""):
+    def ratio(id_, claim, post_text, post_lo, post_hi, num, den, unit, note, comparator=""):
         medians = t["median_ms_per_step"].astype(float)
         single = float(medians[num] / (medians[den] if isinstance(den, str) else medians[den].median()))
-        j, ours, sd, n = judge_ratio(_window_ratios(windows, num, den), single, seed_lo, seed_hi,
+        j, ours, sd, n = judge_ratio(_window_ratios(windows, num, den), single, post_lo, post_hi,
                                      config_tolerance(tol, "ratio_abs", "abs"))
-        rows.append(claim_row(id_, "E2", claim, f"per window, {n} windows" if n else compared, seed_text, ours, unit,
+        rows.append(claim_row(id_, "E2", claim, f"per window, {n} windows" if n else compared, post_text, ours, unit,
                          Judgement(j.verdict, j.basis + comparator, j.lo, j.hi), f"{note}; {where}", sd=sd,
                          n=max(n, 1)))
 
-    log = ref.SEED_VII_LOG
-    absolute("e2-vii-ms", f"VII: `model_add_loss` step time, batch {ref.E2_SEED_BATCH_SIZE}", log["ms_per_step"],
+    log = ref.POST_VII_LOG
+    absolute("e2-vii-ms", f"VII: `model_add_loss` step time, batch {ref.E2_POST_BATCH_SIZE}", log["ms_per_step"],
              "model_add_loss", "median_ms_per_step", "ms/step")
     others = [s for s in t.index if s not in ("no_kl", "model_add_loss")]
     if "model_add_loss" in t.index and others:
-        lo, hi = ref.SEED_VII_SLOWDOWN
+        lo, hi = ref.POST_VII_SLOWDOWN
         names = ", ".join(f"`{s}`" for s in others)
         ratio("e2-vii-slowdown", "VII: `model.add_loss()` slowdown (\"in certain conditions\")", f"{lo:g}–{hi:g}",
               lo, hi, "model_add_loss", others, "× median of the others",
               f"comparator fixed in advance: in each window the median ms/step of {names} (`no_kl` left out); "
-              "reproduced if the interval meets the seed's range and is no wider than it, inconclusive if wider",
+              "reproduced if the interval meets the post's range and is no wider than it, inconclusive if wider",
               f"; ÷ median of the other {len(others)} strategies" + (" per window" if windows is not None else ""))
-    iv = ref.SEED_IV_S_PER_EPOCH
+    iv = ref.POST_IV_S_PER_EPOCH
     absolute("e2-iv-end-s", "IV: end layer epoch time", iv["end_layer"], "end_layer", "s_per_epoch", "s/epoch")
     absolute("e2-iv-encoder-s", "V: encoder layer epoch time (\"10 to 11\")", iv["encoder_layer"], "encoder_layer",
              "s_per_epoch", "s/epoch")
     if {"end_layer", "encoder_layer"} <= set(t.index):
-        seed = iv["end_layer"] / iv["encoder_layer"]
-        ratio("e2-iv-ratio", "IV/V: end layer ÷ encoder layer time", f"{seed:.2f}", seed, seed, "end_layer",
-              "encoder_layer", "ratio", f"seed: {iv['end_layer']:g} ÷ 10–11 s/epoch")
+        post = iv["end_layer"] / iv["encoder_layer"]
+        ratio("e2-iv-ratio", "IV/V: end layer ÷ encoder layer time", f"{post:.2f}", post, post, "end_layer",
+              "encoder_layer", "ratio", f"post: {iv['end_layer']:g} ÷ 10–11 s/epoch")
     return rows
 
 
@@ -418,7 +418,7 @@ def write_e2_scorecard(table: str, e2_runs: list[str], e2_histories: list[str], 
     Args:
         table: output CSV (the scorecard's columns, one row per claim).
         e2_runs, e2_histories: every E2 training job's ``metrics.json`` and ``history.csv``
-            (rule ``e2_seed_log``'s longer run included where the profile has it).
+            (rule ``e2_post_log``'s longer run included where the profile has it).
         e2_latents: rule ``e2_analyse``'s latent ``.npz`` files at z_dim 2.
         e2_timing, e2_timing_windows: rule ``e2_timing``'s summary and per-window CSVs.
         tolerances: the validated ``scorecard`` section of the config.

@@ -79,7 +79,7 @@ def metrics_table(csv: str) -> tuple[str, dict]:
     t = pd.read_csv(csv)
     rows = [[r.model.upper(), f"{r.loss:.4f}", f"{r.reconstruction_loss:.4f}", f"{r.kl_loss:.3f}", f"{r.fact:.3g}",
              f"{r.mse:.4f}"] for r in t.itertuples()]
-    md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_seed", "fact", "MSE"], rows,
+    md = markdown_table(["model", "test loss", "BCE (mean per pixel)", "KL_mean", "fact", "MSE"], rows,
                         align="lrrrrr")
     vae = t[t["model"] == "vae"].iloc[0]
     return md, {"fact": f"{vae.fact:.3g}", "n_test": f"{int(t['n_test'].iloc[0]):,}"}
@@ -91,12 +91,12 @@ def latent_table(csv: str) -> tuple[str, dict]:
     ``latents_z_dim`` (test faces encoded, dimensions each)."""
     s = pd.read_csv(csv).iloc[0]
     rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %",
-             "most (seed: 'most of the data points')"],
+             "most (post: 'most of the data points')"],
             ["fraction of negative values", f"{100 * s.frac_negative:.1f} %", "--"],
             ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", "--"],
             ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", "--"],
             ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", "--"]]
-    md = markdown_table(["AE latent values", "ours", "seed"], rows, align="lrl")
+    md = markdown_table(["AE latent values", "ours", "post"], rows, align="lrl")
     return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}",
                 "latents_n_images": f"{int(s.n_images):,}", "latents_z_dim": int(s.z_dim)}
 
@@ -109,7 +109,7 @@ def _pick(frame: pd.DataFrame, quantity: str, **match):
 
 
 def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, dict]:
-    """The three E3 benchmarks against the seed's numbers and this project's targets: the table's
+    """The three E3 benchmarks against the post's numbers and this project's targets: the table's
     body and the variables ``preprocess_ratio``, ``memory_ratio_170k`` and the caption's
     ``bench_batch_size`` (input pipeline), ``bench_cpu``, ``bench_logical_cpus``,
     ``bench_backend``, ``bench_tensorflow`` and ``bench_pillow`` (the preprocessing benchmark's machine)."""
@@ -130,7 +130,7 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
                      f"read {stages['read_bytes']:.3f} + decode {stages['jpeg_decode']:.3f} + "
                      f"crop/resize {stages['crop_resize_lanczos']:.3f} ms", "--",
                      f"ceiling {float(ceiling.value):,.0f} images/s = "
-                     f"{float(ceiling.ratio_to_reference):.2f}× the seed"])
+                     f"{float(ceiling.ratio_to_reference):.2f}× the post"])
     for r in multi.itertuples():
         if int(r.processes) > 1:
             rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", "--", "--"])
@@ -138,13 +138,13 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
     s_peak = float(_pick(mem, "peak_rss_stream_uint8_memmap").value)
     f_peak = float(_pick(mem, "peak_rss_float32_in_ram").value)
     rows.append([f"peak RSS of training, N = {n:,} (measured)", f"{s_peak:.2f} GB streamed uint8",
-                 f"{f_peak:.2f} GB float32 in RAM (the seed's design)", f"{s_peak / f_peak:.2f}"])
+                 f"{f_peak:.2f} GB float32 in RAM (the post's design)", f"{s_peak / f_peak:.2f}"])
     ratio = _pick(mem, "ratio_stream_over_float32_at_170000")
     s170 = float(_pick(mem, "peak_rss_stream_at_170000_extrapolated").value)
     f170 = float(_pick(mem, "peak_rss_float32_at_170000_extrapolated").value)
     data170 = _pick(mem, "float32_data_at_170000")
     rows.append(["peak RSS, N = 170,000 (extrapolated)", f"{s170:.2f} GB", f"{f170:.1f} GB (data alone "
-                 f"{float(data170.value):.1f} GB; seed: {float(data170.reference):g} GB)",
+                 f"{float(data170.value):.1f} GB; post: {float(data170.reference):g} GB)",
                  f"{float(ratio.value):.2f} (target ≤ 0.25: "
                  f"{'met' if str(ratio.meets_target) == 'True' else '**not met**'})"])
     for r in pipe[pipe["quantity"] == "input_over_consumption"].itertuples():
@@ -208,42 +208,42 @@ def _quantity(frame: pd.DataFrame, quantity: str, **match) -> pd.Series | None:
 
 def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory: str, tol: dict,
             spreads: Mapping[tuple[str, str], Spread] | None = None) -> list[dict]:
-    """Post IX's preprocessing time and memory (:data:`klvae.reference.SEED_PREPROCESS_SECONDS`,
-    ``SEED_FLOAT32_GB``) and the AE-latent post's range (``SEED_AE_LATENT_RANGE``) against rules
+    """Post IX's preprocessing time and memory (:data:`klvae.reference.POST_PREPROCESS_SECONDS`,
+    ``POST_FLOAT32_GB``) and the AE-latent post's range (``POST_AE_LATENT_RANGE``) against rules
     ``e3_bench_preprocessing``, ``e3_bench_memory`` and ``e3_ae_latents``. The preprocessing
-    rate was measured on the seed's CPU: ``not comparable``, the note says whether ours is faster
+    rate was measured on the post's CPU: ``not comparable``, the note says whether ours is faster
     or slower and by what factor. The memory: one run, judged with the claim's same-backend
     spread in ``spreads`` (by ``("E3", id)``) where there is one, else the tolerance."""
     spreads = spreads or {}
     manifest = json.loads(Path(e3_manifest).read_text())
     data = manifest["data_label"]
-    unmet = unmet_settings([("training faces", int(manifest["n_train"]), ref.SEED_N_TRAIN, True)])
+    unmet = unmet_settings([("training faces", int(manifest["n_train"]), ref.POST_N_TRAIN, True)])
     rows = []
     pre = pd.read_csv(e3_preprocessing, keep_default_na=False)
     rate = _quantity(pre, "images_per_second_per_process", processes=1)
     if rate is not None:
-        seed = ref.SEED_PREPROCESS_IMAGES / ref.SEED_PREPROCESS_SECONDS
+        post = ref.POST_PREPROCESS_IMAGES / ref.POST_PREPROCESS_SECONDS
         ours = float(rate.value)
-        secs = ref.SEED_PREPROCESS_IMAGES / ours
+        secs = ref.POST_PREPROCESS_IMAGES / ours
         rows.append(claim_row("e3-ix-preprocess", "E3", "IX: crop + LANCZOS resize, 1 process",
-                         f"1 process, {data}", f"{seed:.0f}", ours, "images/s per core",
-                         Judgement("not comparable", "other hardware (seed: its own CPU)"),
-                         f"{speed_note(seed, ours, 'images/s', higher_is_faster=True)}; seed: "
-                         f"{ref.SEED_PREPROCESS_SECONDS:g} s for {ref.SEED_PREPROCESS_IMAGES:,}, ours {secs:.0f} s; "
-                         f"different CPU ({rate.cpu}); the seed also wrote q95 JPEGs", digits=0))
+                         f"1 process, {data}", f"{post:.0f}", ours, "images/s per core",
+                         Judgement("not comparable", "other hardware (post: its own CPU)"),
+                         f"{speed_note(post, ours, 'images/s', higher_is_faster=True)}; post: "
+                         f"{ref.POST_PREPROCESS_SECONDS:g} s for {ref.POST_PREPROCESS_IMAGES:,}, ours {secs:.0f} s; "
+                         f"different CPU ({rate.cpu}); the post also wrote q95 JPEGs", digits=0))
     mem = pd.read_csv(e3_memory, keep_default_na=False)
     f170 = _quantity(mem, "peak_rss_float32_at_170000_extrapolated")
     s170 = _quantity(mem, "peak_rss_stream_at_170000_extrapolated")
     if f170 is not None:
         ours = float(f170.value)
         stream = f"; this project's streamed uint8: {float(s170.value):.2f} GB" if s170 is not None else ""
-        j = judge_value(ref.SEED_FLOAT32_GB, ours, math.nan, 1, config_tolerance(tol, "memory_rel"), unmet,
+        j = judge_value(ref.POST_FLOAT32_GB, ours, math.nan, 1, config_tolerance(tol, "memory_rel"), unmet,
                         spread=spreads.get(("E3", "e3-ix-memory")))
-        rows.append(claim_row("e3-ix-memory", "E3", f"IX: {ref.SEED_N_TRAIN:,} faces as one float32 array in RAM",
-                         f"peak RSS, from {int(f170.n_images):,} images", f"{ref.SEED_FLOAT32_GB:g}", ours, "GB", j,
-                         join_notes(unmet, f"ours extrapolated to {ref.SEED_N_TRAIN:,}{stream}"), digits=1))
+        rows.append(claim_row("e3-ix-memory", "E3", f"IX: {ref.POST_N_TRAIN:,} faces as one float32 array in RAM",
+                         f"peak RSS, from {int(f170.n_images):,} images", f"{ref.POST_FLOAT32_GB:g}", ours, "GB", j,
+                         join_notes(unmet, f"ours extrapolated to {ref.POST_N_TRAIN:,}{stream}"), digits=1))
     lat = pd.read_csv(e3_latents).iloc[0]
-    lo, hi = ref.SEED_AE_LATENT_RANGE
+    lo, hi = ref.POST_AE_LATENT_RANGE
     frac = float(lat.frac_in_0_20)
     majority = float(tol["ae_latent_majority"])
     rows.append(claim_row("e3-ae-latent-range", "E3", f"AE latent values mostly in {lo:g} < z_i < {hi:g}",

@@ -1,5 +1,5 @@
 """The methods chapter's fragments: provenance, versions, hardware, per-rule times, the settings
-that differ from the seeds', the title-page banner and the run-wide report variables. The tables
+that differ from the posts', the title-page banner and the run-wide report variables. The tables
 are bodies only; their captions are in ``report/_methods.qmd``."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def experiment_sections(config: dict) -> list[str]:
 
 
 def deviations_fragment(config: dict, paper_config: str, schema: str, experiments: Sequence[str] | None = None) -> str:
-    """The body of the table of every experiment setting of this run beside the seeds'
+    """The body of the table of every experiment setting of this run beside the posts'
     (``config/paper.yaml`` with the schema's defaults filled), marking those that differ.
 
     Covers the scalar and list settings of each experiment's section (``experiments``: the
@@ -53,14 +53,14 @@ def deviations_fragment(config: dict, paper_config: str, schema: str, experiment
     for section in experiments or experiment_sections(config):
         if section not in config or section not in paper:
             continue
-        ours_s, seed_s = config[section], paper[section]
-        for key in dict.fromkeys([*seed_s, *ours_s]):
-            ours, seed = ours_s.get(key), seed_s.get(key)
-            if isinstance(ours, dict) or isinstance(seed, dict):
+        ours_s, post_s = config[section], paper[section]
+        for key in dict.fromkeys([*post_s, *ours_s]):
+            ours, post = ours_s.get(key), post_s.get(key)
+            if isinstance(ours, dict) or isinstance(post, dict):
                 continue
-            rows.append([f"{section.upper()} `{key}`", _fmt_setting(ours), _fmt_setting(seed),
-                         "same" if ours == seed else "**differs**"])
-    return markdown_table(["setting", f"this run ({config['profile']} profile)", "seeds (paper profile)", ""], rows,
+            rows.append([f"{section.upper()} `{key}`", _fmt_setting(ours), _fmt_setting(post),
+                         "same" if ours == post else "**differs**"])
+    return markdown_table(["setting", f"this run ({config['profile']} profile)", "posts (paper profile)", ""], rows,
                           align="llll")
 
 
@@ -139,7 +139,7 @@ def banner_fragment(config: dict) -> str:
     """The title page's banner: includes of the callouts saying where, when, on which hardware,
     with which Keras backend and at which commit the numbers were made (:data:`RUN_BANNER_QMD`,
     with the ``env`` variables of :func:`run_variables`) and, for the quick profile, the warning
-    that its numbers are not the seeds' (:data:`QUICK_BANNER_QMD`)."""
+    that its numbers are not the posts' (:data:`QUICK_BANNER_QMD`)."""
     out = f"{{{{< include /{RUN_BANNER_QMD} >}}}}\n"
     return out + (f"\n{{{{< include /{QUICK_BANNER_QMD} >}}}}\n" if config["profile"] == "quick" else "")
 
@@ -152,7 +152,7 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     """Rule ``report_methods``: the bodies of the methods chapter's tables -- MNIST provenance
     (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
     experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
-    settings against the seeds' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
+    settings against the posts' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
     the title-page banner (``banner``, :func:`banner_fragment`: includes of the callouts saying
     where, when, on what, with which Keras backend and commit; the quick-profile warning) and the
     run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times).
@@ -174,7 +174,7 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
         "profile": config["profile"], "seed": config["seed"], "results_dir": results_shown,
         "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
         "env": env,
-        "seed_claims": reference.seed_variables(),
+        "post_claims": reference.post_variables(),
     }
     for name, path in (("provenance", provenance_md), ("versions", versions_md), ("hardware", hardware_md),
                        ("experiment_times", experiment_times_md), ("rule_times", rule_times_md)):

@@ -1,22 +1,22 @@
-"""The reproduction scorecard: every numeric claim of the seeds beside this run's number, with a verdict.
+"""The reproduction scorecard: every numeric claim of the posts beside this run's number, with a verdict.
 
-The seeds' numbers come from :mod:`klvae.reference` only, ours from the pipeline's output files
+The posts' numbers come from :mod:`klvae.reference` only, ours from the pipeline's output files
 (CSV, JSON, the E2 latent ``.npz``), the tolerances from the config's ``scorecard`` section.
 Each claim gets one of five verdicts (:data:`VERDICTS`; :func:`judge_value`, :func:`judge_ratio`):
 
-* ``reproduced`` -- the seed's number lies inside our prediction interval for one new run
+* ``reproduced`` -- the post's number lies inside our prediction interval for one new run
   (where we have n >= 2 runs of the setting; for a single run, where a spread of the same
   setting measured on the same Keras backend is supplied, :class:`Spread`), or, for a single
-  run without one, ours lies within the config's tolerance of the seed's number (the ``basis``
+  run without one, ours lies within the config's tolerance of the post's number (the ``basis``
   column says which);
 * ``differs`` -- it does not;
-* ``inconclusive`` -- a ratio whose prediction interval meets the range the seed claims but is
+* ``inconclusive`` -- a ratio whose prediction interval meets the range the post claims but is
   wider than it (post VII's 1.3-1.5x slowdown against an interval of 0.06 to 2.09): it
   neither confirms nor refutes the claim;
-* ``not comparable`` -- an absolute time or rate the seed measured on its own hardware (a GTX
-  960, the seed's CPU): ours is shown, the note says whether ours is faster or slower and by
+* ``not comparable`` -- an absolute time or rate the post measured on its own hardware (a GTX
+  960, the post's CPU): ours is shown, the note says whether ours is faster or slower and by
   what factor;
-* ``paper profile only`` -- the seed's number needs settings this run did not use (fewer
+* ``paper profile only`` -- the post's number needs settings this run did not use (fewer
   epochs, a subset of the data); ours is still shown, the note says which setting differs.
 
 Whether settings match is read from the outputs (epochs, image counts, batch size, KL weight
@@ -40,7 +40,7 @@ from klvae.io import write_rows, write_text
 from klvae.report.tables import markdown_table
 
 VERDICTS = ("reproduced", "differs", "inconclusive", "not comparable", "paper profile only")
-COLUMNS = ("id", "experiment", "claim", "compared", "seed_value", "ours", "sd", "n", "interval", "basis", "verdict",
+COLUMNS = ("id", "experiment", "claim", "compared", "post_value", "ours", "sd", "n", "interval", "basis", "verdict",
            "unit", "profile", "note")
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 #: Coverage of the prediction interval for one new run.
@@ -52,7 +52,7 @@ class Tolerance:
     """A fixed tolerance from the config's ``scorecard`` section, used where we have one run.
 
     Attributes:
-        kind: ``"rel"`` (a fraction of the seed's value) or ``"abs"`` (in the claim's unit).
+        kind: ``"rel"`` (a fraction of the post's value) or ``"abs"`` (in the claim's unit).
         amount: the fraction or the absolute amount (> 0).
         unit: printed after an absolute amount (e.g. ``"nats"``).
     """
@@ -61,9 +61,9 @@ class Tolerance:
     amount: float
     unit: str = ""
 
-    def within(self, ours: float, seed: float) -> bool:
-        """Whether ``|ours - seed|`` is at most the tolerance (relative to ``|seed|`` for ``rel``)."""
-        return abs(ours - seed) <= (self.amount * abs(seed) if self.kind == "rel" else self.amount)
+    def within(self, ours: float, post: float) -> bool:
+        """Whether ``|ours - post|`` is at most the tolerance (relative to ``|post|`` for ``rel``)."""
+        return abs(ours - post) <= (self.amount * abs(post) if self.kind == "rel" else self.amount)
 
     @property
     def text(self) -> str:
@@ -76,7 +76,7 @@ def prediction_interval(mean: float, sd: float, n: int, level: float = LEVEL) ->
     """Student-t prediction interval for one new run, from ``n`` runs of the same setting.
 
     ``mean ± t(n - 1, (1 + level) / 2) · sd · sqrt(1 + 1/n)`` (e.g. Hahn & Meeker,
-    *Statistical Intervals*, 1991, ch. 4): where the seed's single run should fall if it came
+    *Statistical Intervals*, 1991, ch. 4): where the post's single run should fall if it came
     from the same distribution as ours.
 
     Args:
@@ -181,7 +181,7 @@ class Judgement:
     """How one claim was judged: the verdict, the basis in words and the interval used.
 
     ``lo``/``hi`` are the prediction interval (basis ``prediction interval``) or the band the
-    tolerance allows around the seed's value (basis ``tolerance``); NaN where neither applies.
+    tolerance allows around the post's value (basis ``tolerance``); NaN where neither applies.
     """
 
     verdict: str
@@ -190,42 +190,42 @@ class Judgement:
     hi: float = math.nan
 
 
-def judge_value(seed: float, mean: float, sd: float, n: int, tolerance: Tolerance,
+def judge_value(post: float, mean: float, sd: float, n: int, tolerance: Tolerance,
                 unmet: Sequence[str] = (), comparable: bool = True, what: str = "runs",
                 spread: Spread | None = None) -> Judgement:
     """The verdict rule for one numeric claim.
 
-    * ``n >= 2`` runs with ``sd > 0``: ``reproduced`` when the seed's value lies inside our
+    * ``n >= 2`` runs with ``sd > 0``: ``reproduced`` when the post's value lies inside our
       :func:`prediction_interval`, else ``differs``; basis ``prediction interval, n = 3``.
     * one run, or ``n >= 2`` identical runs (``sd == 0`` gives a zero-width interval that
       says nothing about run-to-run noise), with a ``spread`` of the same setting measured on
-      the same backend: ``reproduced`` when the seed's value lies inside
+      the same backend: ``reproduced`` when the post's value lies inside
       :meth:`Spread.interval` around ours; basis ``prediction interval, single run ± spread of
       n = 3 runs of the same setting on tensorflow from <source>``.
     * the same without a ``spread``: ``reproduced`` when ours is within ``tolerance`` of the
-      seed's; basis ``tolerance ±2 %, single run`` (or ``..., 3 identical runs``).
+      post's; basis ``tolerance ±2 %, single run`` (or ``..., 3 identical runs``).
     * ``not comparable`` (``comparable`` false) and ``paper profile only`` (``unmet``
       settings) take precedence; the basis and interval are still computed and shown.
 
     Args:
-        seed: the seed's value. mean: ours (mean over runs). sd: sample sd (NaN for one run).
+        post: the post's value. mean: ours (mean over runs). sd: sample sd (NaN for one run).
         n: runs behind ``mean``. tolerance: used where no spread is known.
-        unmet: our settings that differ from the seed's (text). what: what ``n`` counts.
+        unmet: our settings that differ from the post's (text). what: what ``n`` counts.
         spread: the same setting's spread on this run's backend (:func:`same_backend`), or None.
     """
     runs = "single run" if n < 2 else f"{n} identical {what}"
     if n >= 2 and sd > 0:
         lo, hi = prediction_interval(mean, sd, n)
-        ok, basis = lo <= seed <= hi, f"prediction interval, n = {n}" + ("" if what == "runs" else f" {what}")
+        ok, basis = lo <= post <= hi, f"prediction interval, n = {n}" + ("" if what == "runs" else f" {what}")
     elif spread is not None and spread.sd > 0:
         lo, hi = spread.interval(mean)
-        ok = lo <= seed <= hi
+        ok = lo <= post <= hi
         basis = (f"prediction interval, {runs} ± spread of n = {spread.n} runs of the same setting on "
                  f"{spread.backend} from {spread.source}")
     else:
-        band = tolerance.amount * abs(seed) if tolerance.kind == "rel" else tolerance.amount
-        lo, hi = seed - band, seed + band
-        ok = tolerance.within(mean, seed)
+        band = tolerance.amount * abs(post) if tolerance.kind == "rel" else tolerance.amount
+        lo, hi = post - band, post + band
+        ok = tolerance.within(mean, post)
         basis = f"tolerance {tolerance.text}, {runs}"
     return Judgement(judge(ok, list(unmet), comparable), basis, lo, hi)
 
@@ -242,31 +242,31 @@ def judge(ok: bool, unmet: list[str] = (), comparable: bool = True, inconclusive
     return "reproduced" if ok else "differs"
 
 
-def ratio_verdict(lo: float, hi: float, seed_lo: float, seed_hi: float) -> str:
-    """The verdict of a ratio's interval ``lo..hi`` against the seed's range ``seed_lo..seed_hi``
+def ratio_verdict(lo: float, hi: float, post_lo: float, post_hi: float) -> str:
+    """The verdict of a ratio's interval ``lo..hi`` against the post's range ``post_lo..post_hi``
     (equal ends for a point claim): ``differs`` when they do not meet; ``inconclusive`` when they
-    meet but the interval is wider than a claimed range (``hi - lo > seed_hi - seed_lo > 0``: it
+    meet but the interval is wider than a claimed range (``hi - lo > post_hi - post_lo > 0``: it
     would also hold values the claim excludes, e.g. 0.06 to 2.09 against 1.3 to 1.5); else
     ``reproduced``."""
-    meets = lo <= seed_hi and seed_lo <= hi
-    return judge(meets, inconclusive=meets and seed_hi > seed_lo and hi - lo > seed_hi - seed_lo)
+    meets = lo <= post_hi and post_lo <= hi
+    return judge(meets, inconclusive=meets and post_hi > post_lo and hi - lo > post_hi - post_lo)
 
 
-def judge_ratio(per_window: np.ndarray, single: float, seed_lo: float, seed_hi: float,
+def judge_ratio(per_window: np.ndarray, single: float, post_lo: float, post_hi: float,
                 tolerance: Tolerance) -> tuple[Judgement, float, float, int]:
     """The verdict rule for a ratio of step times, judged on its spread over timing windows.
 
     * ``n >= 2`` windows with a spread: the 95 % :func:`prediction_interval` of the per-window
-      ratios, judged by :func:`ratio_verdict` against the seed's range ``seed_lo..seed_hi``
-      (``inconclusive``: the basis gives the interval). A point claim (``seed_lo == seed_hi``)
+      ratios, judged by :func:`ratio_verdict` against the post's range ``post_lo..post_hi``
+      (``inconclusive``: the basis gives the interval). A point claim (``post_lo == post_hi``)
       is ``reproduced`` when the interval contains it.
     * no windows, or identical ones: ``single`` (the ratio of the medians) must lie within
-      ``tolerance`` (absolute) of the seed's range.
+      ``tolerance`` (absolute) of the post's range.
 
     Args:
         per_window: the ratio in each window (dimensionless, any length).
         single: the ratio of the strategies' medians, used without a spread.
-        seed_lo, seed_hi: the range the seed claims (equal for a point claim).
+        post_lo, post_hi: the range the post claims (equal for a point claim).
         tolerance: an absolute tolerance for the no-spread case.
 
     Returns:
@@ -278,45 +278,45 @@ def judge_ratio(per_window: np.ndarray, single: float, seed_lo: float, seed_hi: 
     if n >= 2 and sd > 0:
         mean = float(np.mean(per_window))
         lo, hi = prediction_interval(mean, sd, n)
-        verdict = ratio_verdict(lo, hi, seed_lo, seed_hi)
+        verdict = ratio_verdict(lo, hi, post_lo, post_hi)
         basis = f"prediction interval, n = {n} windows"
         if verdict == "inconclusive":
-            basis += f": {lo:.2f} to {hi:.2f}, wider than the seed's range {seed_lo:g}–{seed_hi:g}"
+            basis += f": {lo:.2f} to {hi:.2f}, wider than the post's range {post_lo:g}–{post_hi:g}"
         return Judgement(verdict, basis, lo, hi), mean, sd, n
-    ok = seed_lo - tolerance.amount <= single <= seed_hi + tolerance.amount
+    ok = post_lo - tolerance.amount <= single <= post_hi + tolerance.amount
     what = f"{n} identical windows" if n >= 2 else "one benchmark run"
-    return (Judgement(judge(ok), f"tolerance {tolerance.text}, {what}", seed_lo - tolerance.amount,
-                      seed_hi + tolerance.amount), single, sd, n)
+    return (Judgement(judge(ok), f"tolerance {tolerance.text}, {what}", post_lo - tolerance.amount,
+                      post_hi + tolerance.amount), single, sd, n)
 
 
-def speed_note(seed: float, ours: float, unit: str, higher_is_faster: bool) -> str:
+def speed_note(post: float, ours: float, unit: str, higher_is_faster: bool) -> str:
     """Which run was faster, and by what factor: ``"ours 1.39× faster (1,162 vs 833 images/s)"``.
 
     Args:
-        seed, ours: the seed's and our time or rate (> 0), in ``unit``.
+        post, ours: the post's and our time or rate (> 0), in ``unit``.
         higher_is_faster: True for a rate (images/s), False for a time (ms/step, s/epoch).
     """
-    factor = (ours / seed) if higher_is_faster else (seed / ours)
-    digits = 0 if max(seed, ours) >= 100 else 1
-    numbers = f"({ours:,.{digits}f} vs {seed:,.{digits}f} {unit})"
+    factor = (ours / post) if higher_is_faster else (post / ours)
+    digits = 0 if max(post, ours) >= 100 else 1
+    numbers = f"({ours:,.{digits}f} vs {post:,.{digits}f} {unit})"
     if round(factor, 2) == 1:
         return f"ours as fast {numbers}"
     return (f"ours {factor:.2f}× faster " if factor > 1 else f"ours {1 / factor:.2f}× slower ") + numbers
 
 
 def unmet_settings(checks: list[tuple[str, object, object, bool]]) -> list[str]:
-    """Settings of our run that do not match the seed's, as text.
+    """Settings of our run that do not match the post's, as text.
 
     Args:
-        checks: ``(name, ours, seed's, at_least)``; with ``at_least`` ours may exceed the seed's
+        checks: ``(name, ours, post's, at_least)``; with ``at_least`` ours may exceed the post's
             (epochs, image counts), otherwise it must equal it.
     """
     out = []
-    for name, ours, seed, at_least in checks:
-        ok = ours >= seed if at_least else math.isclose(ours, seed, rel_tol=1e-9)
+    for name, ours, post, at_least in checks:
+        ok = ours >= post if at_least else math.isclose(ours, post, rel_tol=1e-9)
         if not ok:
-            out.append(f"{name} {ours:,} (seed {seed:,})" if isinstance(seed, int)
-                       else f"{name} {ours:g} (seed {seed:g})")
+            out.append(f"{name} {ours:,} (post {post:,})" if isinstance(post, int)
+                       else f"{name} {ours:g} (post {post:g})")
     return out
 
 
@@ -329,11 +329,11 @@ def _fmt(x: float, digits: int) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def claim_row(id_, experiment, claim, compared, seed_value, ours, unit, judgement: Judgement, note="", *, sd=math.nan,
+def claim_row(id_, experiment, claim, compared, post_value, ours, unit, judgement: Judgement, note="", *, sd=math.nan,
          n=1, digits=2) -> dict:
     """One scorecard row (:data:`COLUMNS` less ``profile``); ``ours`` a number or text."""
     interval = "" if math.isnan(judgement.lo) else f"{judgement.lo:.{digits}f} to {judgement.hi:.{digits}f}"
-    return {"id": id_, "experiment": experiment, "claim": claim, "compared": compared, "seed_value": seed_value,
+    return {"id": id_, "experiment": experiment, "claim": claim, "compared": compared, "post_value": post_value,
             "ours": ours if isinstance(ours, str) else f"{ours:.{digits}f}", "sd": _fmt(sd, digits) if n > 1 else "",
             "n": int(n), "interval": interval, "basis": judgement.basis, "verdict": judgement.verdict,
             "unit": unit, "note": note}
@@ -388,7 +388,7 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
         verdict = f"**{r['verdict']}**" if r["verdict"] == "differs" else r["verdict"]
         basis = r["basis"].replace("prediction interval", "PI").replace("tolerance ", "")
         interval = r["interval"] if r["basis"].startswith("prediction interval") and r["interval"] not in basis else ""
-        body.append([r["claim"], r["compared"], *(_unbroken(r[k]) for k in ("seed_value", "ours", "sd")),
+        body.append([r["claim"], r["compared"], *(_unbroken(r[k]) for k in ("post_value", "ours", "sd")),
                      str(r["n"]) if r["n"] else "",
                      f"{basis}: {interval}" if interval else basis, verdict, mark])
     units = sorted({r["unit"] for r in rows})
@@ -398,7 +398,7 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
                f"backend is supplied), else the config's tolerance. "
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
                "{{< var made_by.report_scorecard >}}")
-    table = markdown_table(["claim", "compared", "seed", "ours", "sd", "n", "basis", "verdict", "note"], body,
+    table = markdown_table(["claim", "compared", "post", "ours", "sd", "n", "basis", "verdict", "note"], body,
                            align="llrrrrlll") + f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
     listed = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
     return table + (f"\nNotes to @tbl-scorecard-{experiment.lower()}:\n\n{listed}" if notes else "")
@@ -451,13 +451,13 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
 
     Args:
         table: output CSV, one row per claim, :data:`COLUMNS`: ``id``, ``experiment``
-            (E1/E2/E3), ``claim`` (short text naming the seed post), ``compared`` (split, epoch,
-            strategy of ours), ``seed_value`` and ``ours`` (as printed, in ``unit``; ours is the
+            (E1/E2/E3), ``claim`` (short text naming the post), ``compared`` (split, epoch,
+            strategy of ours), ``post_value`` and ``ours`` (as printed, in ``unit``; ours is the
             mean over ``n`` runs), ``sd`` (sample sd over the runs, empty for one), ``n``,
             ``interval`` (the prediction interval, or the band the tolerance allows around the
-            seed's value), ``basis`` (``prediction interval, n = 3`` or
+            post's value), ``basis`` (``prediction interval, n = 3`` or
             ``tolerance ±2 %, single run``), ``verdict`` (one of :data:`VERDICTS`), ``profile``,
-            ``note`` (why; settings that differ from the seed's).
+            ``note`` (why; settings that differ from the post's).
         md: output markdown fragment (summary line and ``{#tbl-scorecard-e1}``, ``-e2``, ...).
         variables: output YAML: ``scorecard.n_claims``, ``n_reproduced``, ``n_differs``,
             ``n_inconclusive``, ``n_not_comparable``, ``n_paper_only``, ``n_judged`` (reproduced +

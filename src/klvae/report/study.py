@@ -30,6 +30,7 @@ import yaml
 
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
+from klvae.legacy import migrate_csv
 from klvae.report.tables import fmt_num, markdown_table
 
 STUDY_ROOT = "study/backend"
@@ -117,7 +118,8 @@ def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
 
 def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
     # only empty fields are missing numbers: the verdict columns' "n/a" stays a string
-    return pd.read_csv(io.BytesIO(contents[f"{STUDY_ROOT}/{name}"]), keep_default_na=False, na_values=[""])
+    data = migrate_csv(name, contents[f"{STUDY_ROOT}/{name}"])  # an older bundle's columns, renamed
+    return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
 
 
 def _pct(x: float) -> str:
@@ -154,11 +156,11 @@ def verdicts(welch: pd.DataFrame, latent: pd.DataFrame, backends: list[str]) -> 
     out = {}
 
     def lat(c, b):
-        r = latent[(np.isclose(latent["kl_weight"], c)) & (latent["backend"] == b)]
+        r = latent[(np.isclose(latent["c"], c)) & (latent["backend"] == b)]
         return None if r.empty else r.iloc[0]
 
     def wel(c, q):
-        r = welch[(np.isclose(welch["kl_weight"], c)) & (welch["quantity"] == q)]
+        r = welch[(np.isclose(welch["c"], c)) & (welch["quantity"] == q)]
         return None if r.empty or r.iloc[0]["differ"] == "n/a" else r.iloc[0]
 
     rows = [lat(0.0, b) for b in backends]
@@ -181,28 +183,28 @@ def verdicts(welch: pd.DataFrame, latent: pd.DataFrame, backends: list[str]) -> 
 
 def comparison_table(welch: pd.DataFrame, backends: list[str]) -> str:
     """The body of the section's main table: per c and quantity both backends' mean ± sd (n), the
-    difference with its 95 % Welch interval, the verdict, the seed's value and whether it is inside
+    difference with its 95 % Welch interval, the verdict, the post's value and whether it is inside
     each backend's prediction interval."""
     a, b = backends
     rows = []
     for r in welch.itertuples(index=False):
         r = r._asdict()
-        seed_in = " / ".join(r[f"seed_inside_{x}"] for x in backends)
-        rows.append([fmt_coef(r["kl_weight"]), QUANTITY_NAMES.get(r["quantity"], r["quantity"]),
+        post_in = " / ".join(r[f"post_inside_{x}"] for x in backends)
+        rows.append([fmt_coef(r["c"]), QUANTITY_NAMES.get(r["quantity"], r["quantity"]),
                      f"{fmt_num(r[f'mean_{a}'])} ± {fmt_num(r[f'sd_{a}'])} ({r[f'n_{a}']})",
                      f"{fmt_num(r[f'mean_{b}'])} ± {fmt_num(r[f'sd_{b}'])} ({r[f'n_{b}']})",
                      fmt_num(r["difference"]), f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
-                     f"**{r['differ']}**", fmt_num(r["seed"]), seed_in if not pd.isna(r["seed"]) else "--"])
-    return markdown_table(["c", "quantity", a, b, "difference", "95 % interval", "differ", "seed",
-                           "seed inside"], rows, align="llrrrrlrl")
+                     f"**{r['differ']}**", fmt_num(r["post"]), post_in if not pd.isna(r["post"]) else "--"])
+    return markdown_table(["c", "quantity", a, b, "difference", "95 % interval", "differ", "post",
+                           "post inside"], rows, align="llrrrrlrl")
 
 
 def latent_table(latent: pd.DataFrame) -> str:
     """The body of the latent-code evidence table per c and backend (means ± sd over seeds)."""
     rows = []
-    for r in latent.sort_values(["kl_weight", "backend"]).itertuples(index=False):
+    for r in latent.sort_values(["c", "backend"]).itertuples(index=False):
         r = r._asdict()
-        rows.append([fmt_coef(r["kl_weight"]), r["backend"], f"{fmt_num(r['kl_loss'])} ± {fmt_num(r['kl_loss_sd'])}",
+        rows.append([fmt_coef(r["c"]), r["backend"], f"{fmt_num(r['kl_loss'])} ± {fmt_num(r['kl_loss_sd'])}",
                      f"{fmt_num(r['kl_mean_part'])} ± {fmt_num(r['kl_mean_part_sd'])}",
                      f"{fmt_num(r['kl_variance_part'])} ± {fmt_num(r['kl_variance_part_sd'])}",
                      _pct(r["mean_share"]), f"{fmt_num(r['z_mean_sd'])} ± {fmt_num(r['z_mean_sd_sd'])}",
@@ -213,7 +215,7 @@ def latent_table(latent: pd.DataFrame) -> str:
 
 
 def _backend_value(latent: pd.DataFrame, c: float, b: str, col: str) -> float:
-    r = latent[(np.isclose(latent["kl_weight"], c)) & (latent["backend"] == b)]
+    r = latent[(np.isclose(latent["c"], c)) & (latent["backend"] == b)]
     return float(r.iloc[0][col]) if not r.empty else math.nan
 
 
@@ -270,7 +272,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
         "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())), "n_seeds": int(runs["seed"].nunique()),
         "epochs": int(runs["epochs"].max()), "n_train": f"{int(runs['n_train'].max()):,}",
         "n_test": f"{int(runs['n_test'].max()):,}",
-        "coefficients": ", ".join(fmt_coef(c) for c in sorted(runs["kl_weight"].unique())),
+        "coefficients": ", ".join(fmt_coef(c) for c in sorted(runs["c"].unique())),
         "backends": " and ".join(backends), "backend_a": backends[0], "backend_b": backends[1],
         "cpu_hours": f"{run.get('cpu_seconds', math.nan) / 3600:.2f}" if run.get("cpu_seconds") else NOT_RUN,
         "s_per_epoch": ", ".join(f"{b} {s:.1f} s" for b, s in per_backend.items()) or NOT_RUN,
@@ -325,7 +327,7 @@ def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | N
     Returns:
         Rows of :data:`SPREAD_COLUMNS`: ``("E1", "e1-c<c>-<loss|rec|kl>", backend)`` with the
         backend's mean, sd and n over seeds, ``source`` (named in the scorecard's basis) and a
-        ``note`` on what the study found for that claim (do the backends differ; is the seed's
+        ``note`` on what the study found for that claim (do the backends differ; is the post's
         value inside each backend's 95 % prediction interval).
     """
     if not e1_settings:
@@ -338,14 +340,14 @@ def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | N
     backends = [c[len("mean_"):] for c in welch.columns if c.startswith("mean_")]
     rows = []
     for r in welch[welch["quantity"].isin(list(CLAIM_SHORT))].to_dict("records"):
-        id_ = f"e1-c{float(r['kl_weight']):g}-{CLAIM_SHORT[r['quantity']]}"
-        inside = [b for b in backends if r.get(f"seed_inside_{b}") == "yes"]
-        where_seed = ("inside both backends' 95 % prediction intervals" if len(inside) == len(backends)
+        id_ = f"e1-c{float(r['c']):g}-{CLAIM_SHORT[r['quantity']]}"
+        inside = [b for b in backends if r.get(f"post_inside_{b}") == "yes"]
+        where_post = ("inside both backends' 95 % prediction intervals" if len(inside) == len(backends)
                       else f"inside {' and '.join(inside)}'s 95 % prediction interval only" if inside
                       else "inside neither backend's 95 % prediction interval")
         note = (f"backend study (n = {int(r[f'n_{backends[0]}'])} seeds per backend, shared initial weights): the "
-                f"backends {'differ' if r['differ'] == 'yes' else 'do not differ'} here; the seed's value is "
-                f"{where_seed}")
+                f"backends {'differ' if r['differ'] == 'yes' else 'do not differ'} here; the post's value is "
+                f"{where_post}")
         for b in backends:
             if int(r[f"n_{b}"]) >= 2 and math.isfinite(float(r[f"sd_{b}"])):
                 rows.append({"experiment": "E1", "id": id_, "backend": b, "mean": float(r[f"mean_{b}"]),

@@ -5,9 +5,9 @@ run variables of rule ``report_methods``) and writes data: the bodies of two tab
 variables. The sentences around them and the tables' captions live in ``report/_summary.qmd``.
 
 Headline findings are picked by a fixed rule, decided before looking at any run
-(:func:`headline_findings`): the claims that differ most from the seed's number, then the ones
-reproduced most closely, each by the relative difference ``|ours - seed| / |seed|`` of the
-scorecard's printed numbers (:func:`relative_difference`). Where the seed gives a range
+(:func:`headline_findings`): the claims that differ most from the post's number, then the ones
+reproduced most closely, each by the relative difference ``|ours - post| / |post|`` of the
+scorecard's printed numbers (:func:`relative_difference`). Where the post gives a range
 (``1.3–1.5``) and ours is one number, a disagreement is measured from the range's nearer end;
 such a claim is not a candidate for "most clearly reproduced" (lying inside a range says
 nothing about how close). Claims whose own number is not one number (a range, text) are not
@@ -34,7 +34,7 @@ from klvae.report.tables import markdown_table
 
 #: Where each experiment's chapter starts (the ids in report/_eN.qmd).
 SECTIONS = {"E1": "sec-e1", "E2": "sec-e2", "E3": "sec-e3"}
-#: The scope of the reproduction (the seed posts in ../shared/seeds and the experiments built on them).
+#: The scope of the reproduction: the four posts (docs/sources.md) and the experiments built on them.
 N_POSTS = 4
 
 
@@ -47,8 +47,8 @@ def _number(value) -> float:
     return x if math.isfinite(x) else math.nan
 
 
-def seed_range(value) -> tuple[float, float] | None:
-    """A seed's printed range (``1.3–1.5``, ``1.3-1.5``, ``1.3 to 1.5``) as ``(low, high)``; None
+def post_range(value) -> tuple[float, float] | None:
+    """A post's printed range (``1.3–1.5``, ``1.3-1.5``, ``1.3 to 1.5``) as ``(low, high)``; None
     where ``value`` is not a range of two numbers (one number, text)."""
     m = re.fullmatch(r"\s*(-?[\d.,]+)\s*(?:\u2013|-|to)\s*(-?[\d.,]+)\s*", str(value).replace("\u2212", "-"))
     if not m:
@@ -57,14 +57,14 @@ def seed_range(value) -> tuple[float, float] | None:
     return None if math.isnan(lo) or math.isnan(hi) else (min(lo, hi), max(lo, hi))
 
 
-def relative_difference(seed_value, ours, ranges: bool = False) -> float:
-    """``|ours - seed| / |seed|`` of two printed numbers (dimensionless); NaN if either is not a
-    number or the seed's is 0.
+def relative_difference(post_value, ours, ranges: bool = False) -> float:
+    """``|ours - post| / |post|`` of two printed numbers (dimensionless); NaN if either is not a
+    number or the post's is 0.
 
-    With ``ranges``, a seed's range (:func:`seed_range`) counts too: the distance from ``ours``
+    With ``ranges``, a post's range (:func:`post_range`) counts too: the distance from ``ours``
     to the range's nearer end, relative to that end (0 inside the range)."""
-    s, o = _number(seed_value), _number(ours)
-    if ranges and math.isnan(s) and not math.isnan(o) and (bounds := seed_range(seed_value)) is not None:
+    s, o = _number(post_value), _number(ours)
+    if ranges and math.isnan(s) and not math.isnan(o) and (bounds := post_range(post_value)) is not None:
         lo, hi = bounds
         end = lo if o < lo else hi if o > hi else None
         if end is None:
@@ -79,7 +79,7 @@ def headline_findings(rows: list[dict], n_differs: int = 2, n_reproduced: int = 
     """The summary's headline claims, picked by a fixed rule.
 
     Args:
-        rows: scorecard rows (``id``, ``experiment``, ``claim``, ``compared``, ``seed_value``,
+        rows: scorecard rows (``id``, ``experiment``, ``claim``, ``compared``, ``post_value``,
             ``ours``, ``unit``, ``verdict`` ...; :data:`klvae.report.scorecard.COLUMNS`).
         n_differs: how many of the largest disagreements (verdict ``differs``, largest relative
             difference first).
@@ -89,11 +89,11 @@ def headline_findings(rows: list[dict], n_differs: int = 2, n_reproduced: int = 
     Returns:
         The picked rows, disagreements first, each with ``rel_diff`` (float) and ``kind``
         (``largest disagreement`` / ``most clearly reproduced``). Ties keep scorecard order. A
-        disagreement with a seed's range is measured from its nearer end; a seed's range is no
+        disagreement with a post's range is measured from its nearer end; a post's range is no
         candidate for "most clearly reproduced" (module docstring).
     """
     def scored(verdict: str, ranges: bool) -> list[dict]:
-        picked = [{**r, "rel_diff": relative_difference(r["seed_value"], r["ours"], ranges=ranges)}
+        picked = [{**r, "rel_diff": relative_difference(r["post_value"], r["ours"], ranges=ranges)}
                   for r in rows if r["verdict"] == verdict]
         return [r for r in picked if not math.isnan(r["rel_diff"])]
 
@@ -157,9 +157,9 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
     heads = headline_findings(rows)
     # the experiment goes into the claim's cell: one column less keeps the table inside a PDF page's width
     h_body = [[r["kind"], f"{r['claim']} ([{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')}))",
-               r["compared"], str(r["seed_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
+               r["compared"], str(r["post_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
                r["verdict"]] for r in heads]
-    headlines = markdown_table(["finding", "claim (experiment)", "compared", "seed", "ours", "unit", "difference",
+    headlines = markdown_table(["finding", "claim (experiment)", "compared", "post", "ours", "unit", "difference",
                                 "verdict"], h_body, align="lllrrlrl")
     return {"verdicts": verdicts, "headlines": headlines}
 

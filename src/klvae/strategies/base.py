@@ -1,13 +1,13 @@
 """One interface for the five ways of adding the KL loss to a Keras VAE (E2, posts IV-VIII).
 
-Every strategy trains the same objective (the negative ELBO in the seeds' scaling)
+Every strategy trains the same objective (the negative ELBO in the posts' scaling)
 
-    loss = mean BCE(x, x_hat) + fact * KL_seed(z_mean, z_log_var),
-    KL_seed = -mean(1 + z_log_var - z_mean^2 - exp(z_log_var)),
+    loss = mean BCE(x, x_hat) + fact * KL_mean(z_mean, z_log_var),
+    KL_mean = -mean(1 + z_log_var - z_mean^2 - exp(z_log_var)),
 
 with both terms taken from :mod:`klvae.losses` (:func:`~klvae.losses.bce_mean`,
-:func:`~klvae.losses.kl_divergence_seed_mean`) and ``fact`` the KL weight (6.5e-4 in the
-seeds). What differs is only *where* Keras learns about the KL term: a loss layer at the
+:func:`~klvae.losses.kl_divergence_mean`) and ``fact`` the KL weight (6.5e-4 in the
+posts). What differs is only *where* Keras learns about the KL term: a loss layer at the
 end of the model (IV), a loss layer inside the encoder (V), extra model outputs with their
 own compiled losses (VI), a model-level loss (VII) or a hand-written ``train_step`` (VIII).
 
@@ -19,7 +19,7 @@ images to what its ``fit`` needs, computes the training loss and its gradients o
 are used as nested models, never copied: after training they hold the trained weights
 whatever the strategy.
 
-Units: ``reconstruction_loss`` is the BCE in nats per pixel; ``kl_loss`` is ``KL_seed``
+Units: ``reconstruction_loss`` is the BCE in nats per pixel; ``kl_loss`` is ``KL_mean``
 (twice the KL divergence per latent dimension, in nats, unscaled by ``fact``); ``loss`` is
 the total objective above.
 """
@@ -35,10 +35,10 @@ import numpy as np
 
 from klvae import backend, losses
 from klvae.models.vae import Sampling
-from klvae.reference import E2_SEED_FACT
+from klvae.reference import E2_POST_FACT
 
-#: The seeds' KL weight for E2 (posts V-VII, cell 6 of post VII), defined once in :mod:`klvae.reference`.
-FACT = E2_SEED_FACT
+#: The posts' KL weight for E2 (posts V-VII, cell 6 of post VII), defined once in :mod:`klvae.reference`.
+FACT = E2_POST_FACT
 #: Canonical metric names every strategy reports.
 METRIC_NAMES = ("loss", "reconstruction_loss", "kl_loss")
 
@@ -53,26 +53,26 @@ def batch_size_of(t):
     return keras.ops.cast(keras.ops.shape(t)[0], "float32")
 
 
-def kl_seed(z_mean, z_log_var):
-    """``KL_seed`` of E2 via :func:`klvae.losses.kl_divergence_seed_mean` (scalar float32)."""
-    return losses.kl_divergence_seed_mean(z_mean, z_log_var)
+def kl_mean(z_mean, z_log_var):
+    """``KL_mean`` of E2 via :func:`klvae.losses.kl_divergence_mean` (scalar float32)."""
+    return losses.kl_divergence_mean(z_mean, z_log_var)
 
 
 class KLStrategy(abc.ABC):
-    """How one seed post adds the KL loss to the VAE; subclasses are registered by name.
+    """How one post adds the KL loss to the VAE; subclasses are registered by name.
 
     Class attributes:
         name: registry key, e.g. ``"encoder_layer"``.
-        seed_post: the seed post that describes it (``"IV"`` ... ``"VIII"``).
+        post: the post that describes it (``"IV"`` ... ``"VIII"``).
         title: short human title.
         description: one paragraph for the report.
         baseline: True for the no-KL reference (not one of the five strategies).
-        keras3_form: what this project changed to make the seed's form run under Keras 3
-            (empty when the seed's form runs as written).
+        keras3_form: what this project changed to make the post's form run under Keras 3
+            (empty when the post's form runs as written).
     """
 
     name: ClassVar[str] = ""
-    seed_post: ClassVar[str] = ""
+    post: ClassVar[str] = ""
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
     baseline: ClassVar[bool] = False
@@ -117,7 +117,7 @@ class KLStrategy(abc.ABC):
     def fit_data(self, images: np.ndarray, z_dim: int):
         """Map one batch of images (float32 NumPy ``(b,28,28)`` in [0, 1]) to what ``fit`` takes.
 
-        Default: ``(x, x)`` (images as their own targets, as the seeds' ``fit(x, x)``).
+        Default: ``(x, x)`` (images as their own targets, as the posts' ``fit(x, x)``).
         Used as the ``transform`` of :class:`klvae.data.stream.ImageBatches`.
         """
         return images, images
@@ -155,7 +155,7 @@ class KLStrategy(abc.ABC):
         return {k: float(logs[k]) if k in logs else math.nan for k in METRIC_NAMES}
 
     def __repr__(self) -> str:
-        return f"<KLStrategy {self.name} (post {self.seed_post})>"
+        return f"<KLStrategy {self.name} (post {self.post})>"
 
 
 def make_sampling(seed: int, sampling: keras.layers.Layer | None) -> keras.layers.Layer:
@@ -176,10 +176,10 @@ class LayerLossModel(keras.Model):
 
     Args:
         inputs, outputs: as for a functional ``keras.Model``.
-        fact: KL weight; the last layer loss of a call is ``fact * KL_seed``.
+        fact: KL weight; the last layer loss of a call is ``fact * KL_mean``.
         reconstruction_in_layer: True when the first layer loss is the BCE (post IV: the
             layer adds both terms); False when the BCE is the compiled loss (post V), then
-            the reconstruction is ``loss - fact * KL_seed``.
+            the reconstruction is ``loss - fact * KL_mean``.
     """
 
     def __init__(self, *args, fact: float = FACT, reconstruction_in_layer: bool = False, **kwargs):
@@ -217,4 +217,4 @@ class Identity(keras.layers.Layer):
 
 
 __all__ = ["FACT", "METRIC_NAMES", "KLStrategy", "reconstruction_loss", "batch_size_of",
-           "kl_seed", "make_sampling", "Identity", "LayerLossModel"]
+           "kl_mean", "make_sampling", "Identity", "LayerLossModel"]

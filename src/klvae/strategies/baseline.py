@@ -19,7 +19,7 @@ class NoKL(KLStrategy):
     """Plain AE on the same networks (z = z_mean, loss = mean BCE); for timings only."""
 
     name = "no_kl"
-    seed_post = "-"
+    post = "-"
     title = "no KL (plain AE, baseline)"
     description = "The same networks as a plain autoencoder: z = z_mean, loss = BCE only (timing baseline)."
     baseline = True

@@ -3,10 +3,10 @@
 For every strategy these are built and trained for one short epoch on the same images,
 each in a fresh Python process:
 
-(a) the seed's form as written (:mod:`klvae.strategies.seed_forms`) under legacy Keras 2
+(a) the post's form as written (:mod:`klvae.strategies.post_forms`) under legacy Keras 2
     (``tf-keras``, started with ``TF_USE_LEGACY_KERAS=1``; TensorFlow only);
 (b) the same code under Keras 3 on each backend (``KERAS_BACKEND`` = ``tensorflow``,
-    ``jax``, ``torch``; the seeds reach Keras through ``tf.keras``, which is Keras 3 with
+    ``jax``, ``torch``; the posts reach Keras through ``tf.keras``, which is Keras 3 with
     that backend);
 (c) this project's Keras 3 form (the registered strategy, the code that E2 trains) on each
     backend (:func:`try_project_form` in a worker process, ``python -m
@@ -34,7 +34,7 @@ import numpy as np
 
 import klvae
 from klvae.formatting import BACKEND_TITLES, KERAS2, KERAS3  # the flavour labels and backend titles
-from klvae.reference import E2_SEED_FACT
+from klvae.reference import E2_POST_FACT
 
 #: Keras 3 backends of the matrix, in column order, and the modules each needs.
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -77,10 +77,10 @@ def _worker_args(n_images, batch_size, z_dim, fact, seed, mnist, threads) -> lis
     return args + (["--mnist", str(mnist)] if mnist is not None else [])
 
 
-def run_seed_forms_subprocess(legacy: bool, n_images: int, batch_size: int, z_dim: int, fact: float, seed: int,
+def run_post_forms_subprocess(legacy: bool, n_images: int, batch_size: int, z_dim: int, fact: float, seed: int,
                               mnist: str | None, threads: int = 1, timeout: int = 600,
                               backend: str = "tensorflow") -> list[dict]:
-    """Run :mod:`klvae.strategies.seed_forms` in a fresh interpreter; returns its records.
+    """Run :mod:`klvae.strategies.post_forms` in a fresh interpreter; returns its records.
 
     Args:
         legacy: True sets ``TF_USE_LEGACY_KERAS=1`` (tf-keras, Keras 2); False removes it.
@@ -92,9 +92,9 @@ def run_seed_forms_subprocess(legacy: bool, n_images: int, batch_size: int, z_di
         RuntimeError: the worker failed as a whole (not a form failing: those are records).
     """
     env = {"TF_USE_LEGACY_KERAS": "1" if legacy else None, "KERAS_BACKEND": "tensorflow" if legacy else backend}
-    rows = _run_worker(["klvae.strategies.seed_forms", *_worker_args(n_images, batch_size, z_dim, fact, seed, mnist,
+    rows = _run_worker(["klvae.strategies.post_forms", *_worker_args(n_images, batch_size, z_dim, fact, seed, mnist,
                                                                      threads)],
-                       env, f"seed-form ({'tf-keras' if legacy else 'Keras 3 ' + backend})", timeout)
+                       env, f"post-form ({'tf-keras' if legacy else 'Keras 3 ' + backend})", timeout)
     return [{**r, "backend": "tensorflow" if legacy else backend} for r in rows]
 
 
@@ -130,14 +130,14 @@ def try_project_form(name: str, x_uint8: np.ndarray, batch_size: int, z_dim: int
             strategy's training model (column ``saves_keras``).
 
     Returns:
-        A record with the keys of :func:`klvae.strategies.seed_forms.try_form` plus ``saves_keras``.
+        A record with the keys of :func:`klvae.strategies.post_forms.try_form` plus ``saves_keras``.
     """
     import keras
 
     from klvae.data.stream import ImageBatches
     from klvae.models.conv import build_conv_pair
+    from klvae.strategies.post_forms import first_line, raise_site
     from klvae.strategies.registry import get_strategy
-    from klvae.strategies.seed_forms import first_line, raise_site
 
     rec = {"runs": "no", "stage": "build", "exception": "", "message": "", "raised_at": "", "steps": 0,
            "final_loss": math.nan, "saves_keras": ""}
@@ -179,7 +179,7 @@ def _images(mnist: str | None, n_images: int, seed: int) -> np.ndarray:
     return ((np.random.default_rng(seed).random((int(n_images), 28, 28)) > 0.8) * 255).astype(np.uint8)
 
 
-def project_forms(n_images: int = 128, batch_size: int = 32, z_dim: int = 2, fact: float = E2_SEED_FACT, seed: int = 0,
+def project_forms(n_images: int = 128, batch_size: int = 32, z_dim: int = 2, fact: float = E2_POST_FACT, seed: int = 0,
                   mnist: str | None = None, threads: int = 1) -> list[dict]:
     """Try every registered strategy's Keras 3 form on the backend of this process (one record each)."""
     from klvae import backend
@@ -198,19 +198,19 @@ def project_forms(n_images: int = 128, batch_size: int = 32, z_dim: int = 2, fac
         cls = get_strategy_class(name)
         rec = try_project_form(name, x, int(batch_size), int(z_dim), float(fact), int(seed))
         rows.append({"strategy": name, "form": "project",
-                     "source": f"{cls.__module__} ({cls.keras3_form or 'as the seed'})", **info, **rec})
+                     "source": f"{cls.__module__} ({cls.keras3_form or 'as the post'})", **info, **rec})
         keras.backend.clear_session()
     return rows
 
 
 def compatibility_matrix(csv: str, table: str | None = None, mnist: str | None = None, n_images: int = 128,
-                         batch_size: int = 32, z_dim: int = 2, fact: float = E2_SEED_FACT, seed: int = 0,
+                         batch_size: int = 32, z_dim: int = 2, fact: float = E2_POST_FACT, seed: int = 0,
                          threads: int = 1) -> list[dict]:
-    """Try every strategy as the seeds wrote it (Keras 2, Keras 3 per backend) and in this project's form per backend.
+    """Try every strategy as the posts wrote it (Keras 2, Keras 3 per backend) and in this project's form per backend.
 
     Args:
-        csv: output CSV, one row per attempt: ``strategy, seed_post, form`` (``seed``,
-            a named seed variant, or ``project``), ``keras_flavour``, ``backend``,
+        csv: output CSV, one row per attempt: ``strategy, post, form`` (``post``,
+            a named variant of the post's code, or ``project``), ``keras_flavour``, ``backend``,
             ``keras_version``, ``tensorflow``, ``runs`` (yes/no/n/a), ``stage``,
             ``exception``, ``message`` (for n/a: why it could not be tried here),
             ``raised_at``, ``steps``, ``final_loss``, ``saves_keras`` (project form only),
@@ -228,39 +228,39 @@ def compatibility_matrix(csv: str, table: str | None = None, mnist: str | None =
         RuntimeError: a worker process failed as a whole.
     """
     from klvae.io import write_rows
+    from klvae.strategies.post_forms import POST_FORMS
     from klvae.strategies.registry import available_strategies, get_strategy_class
-    from klvae.strategies.seed_forms import SEED_FORMS
 
     kw = dict(n_images=int(n_images), batch_size=int(batch_size), z_dim=int(z_dim), fact=float(fact),
               seed=int(seed), mnist=mnist, threads=int(threads))
-    seed_pairs = [(st, form, src) for st, form, _, src in SEED_FORMS]
+    post_pairs = [(st, form, src) for st, form, _, src in POST_FORMS]
     project_pairs = [(n, "project", get_strategy_class(n).__module__) for n in available_strategies()]
     rows = []
     no_tf = missing_modules(("tensorflow",))
     if no_tf:
-        rows += _not_tried(seed_pairs, KERAS2, "tensorflow", "not applicable here: TensorFlow is not installed")
+        rows += _not_tried(post_pairs, KERAS2, "tensorflow", "not applicable here: TensorFlow is not installed")
     else:
-        rows += run_seed_forms_subprocess(True, **kw)
+        rows += run_post_forms_subprocess(True, **kw)
     for b in BACKENDS:
         missing = missing_modules(BACKEND_MODULES[b])
         if missing:
             why = f"not tried: {', '.join(missing)} is not installed on this machine"
-            rows += _not_tried(seed_pairs, KERAS3, b, why) + _not_tried(project_pairs, KERAS3, b, why)
+            rows += _not_tried(post_pairs, KERAS3, b, why) + _not_tried(project_pairs, KERAS3, b, why)
             continue
         if no_tf:
-            rows += _not_tried(seed_pairs, KERAS3, b, "not applicable here: the seeds' code imports TensorFlow, "
+            rows += _not_tried(post_pairs, KERAS3, b, "not applicable here: the posts' code imports TensorFlow, "
                                                        "which is not installed")
         else:
-            rows += run_seed_forms_subprocess(False, backend=b, **kw)
+            rows += run_post_forms_subprocess(False, backend=b, **kw)
         rows += run_project_forms_subprocess(b, **kw)
 
     order = {n: i for i, n in enumerate(available_strategies())}
-    form_order = {"seed": 0, "project": 9}
+    form_order = {"post": 0, "project": 9}
     for r in rows:
-        r["seed_post"] = get_strategy_class(r["strategy"]).seed_post
+        r["post"] = get_strategy_class(r["strategy"]).post
     rows.sort(key=lambda r: (order.get(r["strategy"], 99), form_order.get(r["form"], 5), r["form"],
                              r["keras_flavour"] != KERAS2, BACKENDS.index(r["backend"])))
-    cols = ["strategy", "seed_post", "form", "keras_flavour", "backend", "keras_version", "tensorflow", "runs",
+    cols = ["strategy", "post", "form", "keras_flavour", "backend", "keras_version", "tensorflow", "runs",
             "stage", "exception", "message", "raised_at", "steps", "final_loss", "saves_keras", "source"]
     rows = [{c: r.get(c, "") for c in cols} for r in rows]
     write_rows(csv, rows)
@@ -286,10 +286,10 @@ def _cell(r: dict | None) -> str:
 def summary_table(rows: list[dict]) -> list[dict]:
     """One row per strategy from the long matrix.
 
-    Columns: ``strategy``, ``seed_post``, ``seed_form_keras2``, ``seed_form_keras3_<backend>``
+    Columns: ``strategy``, ``post``, ``post_form_keras2``, ``post_form_keras3_<backend>``
     and ``project_form_<backend>`` for each of :data:`BACKENDS` (each cell: ``runs (...)``,
     ``fails at <stage>: <exception>: <message>`` or ``n/a: <why>``), ``variants`` (named
-    seed variants under every flavour/backend).
+    variants of the posts' code under every flavour/backend).
     """
     out = []
     for name in dict.fromkeys(r["strategy"] for r in rows):
@@ -299,9 +299,9 @@ def summary_table(rows: list[dict]) -> list[dict]:
             return next((r for r in mine if r["form"] == form and r["keras_flavour"] == flav
                          and (backend is None or r["backend"] == backend)), None)
 
-        variants = sorted({r["form"] for r in mine} - {"seed", "project"})
-        row = {"strategy": name, "seed_post": mine[0]["seed_post"], "seed_form_keras2": _cell(pick("seed", KERAS2))}
-        row.update({f"seed_form_keras3_{b}": _cell(pick("seed", KERAS3, b)) for b in BACKENDS})
+        variants = sorted({r["form"] for r in mine} - {"post", "project"})
+        row = {"strategy": name, "post": mine[0]["post"], "post_form_keras2": _cell(pick("post", KERAS2))}
+        row.update({f"post_form_keras3_{b}": _cell(pick("post", KERAS3, b)) for b in BACKENDS})
         row.update({f"project_form_{b}": _cell(pick("project", KERAS3, b)) for b in BACKENDS})
         row["variants"] = "; ".join(
             f"{v}: Keras 2 {_cell(pick(v, KERAS2))} | "
@@ -313,7 +313,7 @@ def summary_table(rows: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     """Worker: ``python -m klvae.strategies.compat --out F ...`` writes :func:`project_forms`' records as JSON."""
-    from klvae.strategies.seed_forms import worker_arguments
+    from klvae.strategies.post_forms import worker_arguments
 
     a = worker_arguments("Try this project's KL strategies on the Keras backend of this process.", argv, 128)
     rows = project_forms(a.n_images, a.batch_size, a.z_dim, a.fact, a.seed, a.mnist, a.threads)
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
     return 0
 
 
-__all__ = ["compatibility_matrix", "summary_table", "try_project_form", "project_forms", "run_seed_forms_subprocess",
+__all__ = ["compatibility_matrix", "summary_table", "try_project_form", "project_forms", "run_post_forms_subprocess",
            "run_project_forms_subprocess", "missing_modules", "BACKENDS", "KERAS2", "KERAS3"]
 
 

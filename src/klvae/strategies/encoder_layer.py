@@ -1,11 +1,11 @@
 """Strategy ``encoder_layer`` -- post V: a KL layer inside the Encoder.
 
-Seed (post V, described in seeds 000/001; the post itself is not among the seeds): a custom
+Post V (described in post VII; post V itself is not one of the four posts): a custom
 layer placed right after the ``mu`` / ``log_var`` layers of the Encoder computes
 ``-fact * mean(1 + log_var - mu^2 - exp(log_var))``, calls ``self.add_loss(kl)`` (and
 ``add_metric``) in ``call()`` and returns its inputs unchanged, followed by the sampling
 layer; the binary cross-entropy is given to ``compile()`` and the model is fitted with
-``fit(x, x)``. The seeds call it the most elegant and the fastest (10-11 s/epoch against
+``fit(x, x)``. The posts call it the most elegant and the fastest (10-11 s/epoch against
 15 s for post IV on a GTX 960).
 
 Keras 3 form (this module): the same, with the KL term from :mod:`klvae.losses` via
@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import keras
 
-from klvae.strategies.base import FACT, KLStrategy, LayerLossModel, kl_seed, make_sampling, reconstruction_loss
+from klvae.strategies.base import FACT, KLStrategy, LayerLossModel, kl_mean, make_sampling, reconstruction_loss
 from klvae.strategies.registry import register
 
 
 @keras.saving.register_keras_serializable(package="klvae")
 class KLLossLayer(keras.layers.Layer):
-    """Adds ``fact * KL_seed(z_mean, z_log_var)`` as a layer loss; returns its inputs unchanged.
+    """Adds ``fact * KL_mean(z_mean, z_log_var)`` as a layer loss; returns its inputs unchanged.
 
     Inputs/outputs: ``[z_mean, z_log_var]``, float32 ``(b, z_dim)`` each. Layer loss:
-    ``fact * KL_seed`` (scalar).
+    ``fact * KL_mean`` (scalar).
 
     Args:
         fact: KL weight.
@@ -40,7 +40,7 @@ class KLLossLayer(keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        self.add_loss(self.fact * kl_seed(z_mean, z_log_var))
+        self.add_loss(self.fact * kl_mean(z_mean, z_log_var))
         return [z_mean, z_log_var]
 
     def compute_output_shape(self, input_shape):
@@ -55,7 +55,7 @@ class EncoderLayer(KLStrategy):
     """Post V: KL added by a layer inside the encoder; BCE compiled as the model loss."""
 
     name = "encoder_layer"
-    seed_post = "V"
+    post = "V"
     title = "KL layer inside the encoder"
     description = ("A custom layer right after mu/log_var inside the Encoder adds the KL loss with "
                    "add_loss() in call() and passes mu/log_var on to the sampling layer; the BCE is "

@@ -1,14 +1,14 @@
 """Strategy ``gradient_tape`` -- post VIII: a ``keras.Model`` subclass with its own ``train_step``.
 
-Seed (post VIII, after F. Chollet's keras.io VAE example; the post is not among the seeds,
-seed 002 uses its class for the faces): ``class VAE(keras.Model)`` computes BCE and KL
+Post VIII (after F. Chollet's keras.io VAE example; post VIII is not one of the four posts,
+post IX uses its class for the faces): ``class VAE(keras.Model)`` computes BCE and KL
 under ``tf.GradientTape`` in ``train_step``, applies the gradients itself and tracks total,
 reconstruction and KL losses with ``Mean`` metrics; ``fit`` gets the images only.
 
 A hand-written ``train_step`` is a per-backend idiom in Keras 3 (the guides "Customizing
 what happens in ``fit()``" show one for TensorFlow, JAX and PyTorch each), so this
-strategy's model, :class:`HandwrittenStepVAE`, is :class:`klvae.models.vae.VAE` (with
-``reconstruction = "bce_mean"``, ``kl = "kl_seed_mean"``, ``kl_weight = fact``) whose
+strategy's model, :class:`HandwrittenStepVAE`, is :class:`klvae.models.vae.VAE` (in the posts'
+loss form, ``fact``: mean BCE + fact * KL_mean) whose
 ``train_step`` is :func:`klvae.backend.handwritten_train_step`: ``tf.GradientTape`` on
 TensorFlow, a stateless ``jax.value_and_grad`` step on JAX.
 """
@@ -45,7 +45,7 @@ class GradientTape(KLStrategy):
     """Post VIII: :class:`HandwrittenStepVAE` -- a custom ``train_step`` (``tf.GradientTape`` on TensorFlow)."""
 
     name = "gradient_tape"
-    seed_post = "VIII"
+    post = "VIII"
     title = "custom train_step with GradientTape"
     description = ("A keras.Model subclass computes BCE and KL in its own train_step under tf.GradientTape, "
                    "applies the gradients and reports total/BCE/KL through Mean trackers; fit() gets the "
@@ -54,8 +54,7 @@ class GradientTape(KLStrategy):
                    "(jax.value_and_grad, optimizer.stateless_apply); on TensorFlow it runs as written.")
 
     def build(self, encoder, decoder, fact=FACT, seed=0, sampling=None):
-        vae = HandwrittenStepVAE(encoder, decoder, kl_weight=fact, reconstruction="bce_mean", kl="kl_seed_mean",
-                                 seed=seed, sampling=sampling, name="vae_gradient_tape")
+        vae = HandwrittenStepVAE(encoder, decoder, fact=fact, seed=seed, sampling=sampling, name="vae_gradient_tape")
         vae.build((None, *encoder.input.shape[1:]))
         return vae
 

@@ -19,7 +19,7 @@ from klvae.strategies.base import KLStrategy
 
 _REGISTRY: dict[str, type[KLStrategy]] = {}
 
-#: The built-in strategy modules, in the seeds' order (posts IV, V, VI, VII, VIII), then the baseline.
+#: The built-in strategy modules, in the posts' order (posts IV, V, VI, VII, VIII), then the baseline.
 BUILTIN_MODULES = ("end_layer", "encoder_layer", "tensor_transfer", "model_add_loss", "gradient_tape", "baseline")
 """The built-in strategy modules, in the order `_load_builtins` imports them."""
 _loaded = False
@@ -42,7 +42,7 @@ def register(cls: type[KLStrategy]) -> type[KLStrategy]:
 
 
 def _load_builtins() -> None:
-    """Import the built-in strategy modules (each registers its class), in the seeds' order.
+    """Import the built-in strategy modules (each registers its class), in the posts' order.
 
     Written as plain import statements so that :mod:`klvae.code_digest` sees that rules using
     the registry depend on every strategy's source.

@@ -1,6 +1,6 @@
 """Strategy ``tensor_transfer`` -- post VI: mu and log_var as extra model outputs.
 
-Seed (post VI; code fragments in seeds 000/001, post VII's ``solution_type == 1``): the
+Post VI (code fragments in post VII: ``solution_type == 1``): the
 Encoder outputs ``[z, mu, log_var]``; the Decoder takes ``[z, mu, log_var]`` and returns
 ``[decoded, mu, log_var]``; the VAE has three outputs named ``vae_out_main``,
 ``vae_out_mu`` and ``vae_out_var`` and is compiled with one standard-signature loss each::
@@ -10,7 +10,7 @@ Encoder outputs ``[z, mu, log_var]``; the Decoder takes ``[z, mu, log_var]`` and
     logvar_loss(y_true, y_pred) = -fact * mean(1 + y_pred - exp(y_pred))
 
 and fitted with dummy targets ``{'vae_out_main': x, 'vae_out_mu': t_mu, 'vae_out_var': t_logvar}``.
-``mu_loss + logvar_loss = fact * KL_seed``, so the total is the same objective.
+``mu_loss + logvar_loss = fact * KL_mean``, so the total is the same objective.
 
 Keras 3 form (this module): the same, with :func:`klvae.losses.bce_mean` for the main output
 and ``keras.ops``; each output is wrapped in a named pass-through layer, because a Keras 3
@@ -49,7 +49,7 @@ class TensorTransfer(KLStrategy):
     """Post VI: z_mean/z_log_var passed through the decoder as extra outputs with compiled losses."""
 
     name = "tensor_transfer"
-    seed_post = "VI"
+    post = "VI"
     title = "tensor transfer, multiple outputs"
     description = ("mu and log_var are passed through the Decoder as extra outputs; compile() gets one "
                    "loss per output (BCE, fact*mean(mu^2), -fact*mean(1+v-exp(v))) and fit() dummy targets "

@@ -1,7 +1,7 @@
-"""The five KL strategies as the seed posts wrote them, for the Keras 2 -> 3 compatibility matrix.
+"""The five KL strategies as the posts wrote them, for the Keras 2 -> 3 compatibility matrix.
 
 This module imports only TensorFlow and NumPy and reaches Keras through ``tf.keras`` -- as
-the seeds did (``from tensorflow.keras ...``, ``B = tensorflow.keras.backend``) -- so the
+the posts did (``from tensorflow.keras ...``, ``B = tensorflow.keras.backend``) -- so the
 same code runs under Keras 3 (``tf.keras`` is Keras 3 in TF >= 2.16) and under legacy
 Keras 2 (``tf-keras``, selected by ``TF_USE_LEGACY_KERAS=1`` before TensorFlow is
 imported). Nothing here is fixed for Keras 3: that is the point. The working Keras 3 forms
@@ -9,34 +9,34 @@ live in the strategy modules (``end_layer.py`` ...).
 
 Sources, per strategy:
 
-* ``end_layer`` (post IV, "SOLUTION I"): verbatim from seed 001 (``CustomVariationalLayer``,
-  ``compile(optimizer=Adam(), loss=None)``, ``fit(x, y=None)``). One change: the seed's
+* ``end_layer`` (post IV, "SOLUTION I"): verbatim from post VII (``CustomVariationalLayer``,
+  ``compile(optimizer=Adam(), loss=None)``, ``fit(x, y=None)``). One change: the post's
   literal KL weight ``0.5e-4`` is replaced by ``fact`` so that all forms train one objective.
-* ``encoder_layer`` (post V): post V is not among the seeds; reconstructed from the
-  description in seeds 000/001 and the rules of post IV: a KL layer after mu/log_var inside
+* ``encoder_layer`` (post V): post V is not among the posts; reconstructed from the
+  description in post VII and the rules of post IV: a KL layer after mu/log_var inside
   the Encoder calling ``self.add_loss(kl, inputs=inputs)`` and ``self.add_metric(...)``,
-  returning its inputs, then the seed's ``Lambda`` sampling; ``compile(loss=
+  returning its inputs, then the post's ``Lambda`` sampling; ``compile(loss=
   "binary_crossentropy")``, ``fit(x, x)``.
 * ``tensor_transfer`` (post VI): the loss functions ``mu_loss`` / ``logvar_loss`` (with
   ``@tf.function``), the ``compile(loss={...})`` dict and the dict of dummy targets are
-  verbatim from seed 000 (post VII's ``solution_type == 1`` branches); the Encoder/Decoder
+  verbatim from post VII (post VII's ``solution_type == 1`` branches); the Encoder/Decoder
   with ``[z, mu, log_var]`` outputs/inputs follow post VII's ``_build_enc``/``_build_dec``
   fragments. How the seed named the outputs is not shown: here the VAE's outputs are a dict
   keyed ``vae_out_main``/``vae_out_mu``/``vae_out_var`` (the keys its compile/fit dicts use);
   :func:`run_tensor_transfer_list_outputs` is the variant that names them with layers inside
   the nested Decoder and returns its list.
-* ``model_add_loss`` (post VII): verbatim from seed 000 (``get_kl_loss`` with tf ops,
+* ``model_add_loss`` (post VII): verbatim from post VII (``get_kl_loss`` with tf ops,
   ``model.add_loss(res_kl)``, ``model.add_metric(res_kl, name='kl', aggregation='mean')``,
   ``compile(loss="binary_crossentropy", metrics=[BinaryCrossentropy(name='bce')])``,
   ``fit(x, x)``). :func:`model_add_loss_keras_ops` is the same with ``keras.ops`` in
   place of the tf ops (Keras 3 only), to show what ``model.add_loss`` itself does.
-* ``gradient_tape`` (post VIII): post VIII is not among the seeds; the keras.io VAE example
-  it follows (F. Chollet), with the seeds' mean BCE and ``fact * KL_seed``.
+* ``gradient_tape`` (post VIII): post VIII is not among the posts; the keras.io VAE example
+  it follows (F. Chollet), with the posts' mean BCE and ``fact * KL_mean``.
 
 Encoder/Decoder are the networks of post VII's cell 6 (the Foster-style class the series
 extends): Conv2D [32, 64, 128] / strides [1, 2, 2] + LeakyReLU, Dense ``mu``/``log_var``,
 ``Lambda`` sampling with ``B.random_normal``; Dense -> Reshape -> Conv2DTranspose [64, 32, 1]
-/ strides [2, 2, 1], sigmoid. Input ``(28, 28, 1)`` as in the seeds.
+/ strides [2, 2, 1], sigmoid. Input ``(28, 28, 1)`` as in the posts.
 
 Every ``run_*`` function: ``(x, fact, z_dim, batch_size, progress) -> {"steps", "final_loss"}``
 with ``x`` float32 ``(n, 28, 28, 1)`` in [0, 1], trains one epoch over ``x``
@@ -47,7 +47,7 @@ Run as a script it executes every form in this process, with the trainings' Tens
 settings (:func:`klvae.backend.tensorflow_determinism`: op determinism, Grappler's arithmetic
 optimizer off, pinned threads; without them post VIII's logged loss varied in its last bit
 between clean runs), and writes a JSON list of results
-(``python -m klvae.strategies.seed_forms --out results.json ...``);
+(``python -m klvae.strategies.post_forms --out results.json ...``);
 :func:`klvae.strategies.compat.compatibility_matrix` starts it once per Keras flavour.
 """
 
@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from klvae.reference import E2_SEED_FACT
+from klvae.reference import E2_POST_FACT
 
 
 def _keras():
@@ -101,7 +101,7 @@ class _StepCounter:
         return StepCounter()
 
 
-def _seed_encoder(K, B, z_dim, kl_layer=None, transfer=False):
+def _post_encoder(K, B, z_dim, kl_layer=None, transfer=False):
     """Post VII cell 6 encoder; returns ``(encoder_input, mu, log_var, encoder_output, encoder)``."""
     from tensorflow.keras.layers import Conv2D, Dense, Flatten, Input, Lambda, LeakyReLU
     from tensorflow.keras.models import Model
@@ -130,7 +130,7 @@ def _seed_encoder(K, B, z_dim, kl_layer=None, transfer=False):
     return encoder_input, mu, log_var, encoder_output, encoder
 
 
-def _seed_decoder_layers(z_dim):
+def _post_decoder_layers(z_dim):
     from tensorflow.keras.layers import Activation, Conv2DTranspose, Dense, Input, LeakyReLU, Reshape
 
     decoder_input = Input(shape=(z_dim,), name="decoder_input")
@@ -142,10 +142,10 @@ def _seed_decoder_layers(z_dim):
     return decoder_input, x
 
 
-def _seed_decoder(z_dim):
+def _post_decoder(z_dim):
     from tensorflow.keras.models import Model
 
-    decoder_input, decoder_output = _seed_decoder_layers(z_dim)
+    decoder_input, decoder_output = _post_decoder_layers(z_dim)
     return Model(decoder_input, decoder_output, name="decoder")
 
 
@@ -154,10 +154,10 @@ def _fit_result(K, hist, counter):
 
 
 # ---------------------------------------------------------------------------------------------
-# post IV -- SOLUTION I: custom layer at the end (verbatim from seed 001, fact for 0.5e-4)
+# post IV -- SOLUTION I: custom layer at the end (verbatim from post VII, fact for 0.5e-4)
 # ---------------------------------------------------------------------------------------------
 def run_end_layer(x, fact, z_dim, batch_size, progress):
-    """Post IV, solution I, as written (seed 001)."""
+    """Post IV, solution I, as written (post VII)."""
     tf, K = _keras()
     B = K.backend
     from tensorflow.keras.layers import Layer
@@ -185,8 +185,8 @@ def run_end_layer(x, fact, z_dim, batch_size, progress):
             self.add_metric(kln_loss, name='kl_loss', aggregation='mean')
             return inputs[3]  # Not used
 
-    encoder_input, mu, log_var, _, encoder = _seed_encoder(K, B, z_dim)
-    decoder = _seed_decoder(z_dim)
+    encoder_input, mu, log_var, _, encoder = _post_encoder(K, B, z_dim)
+    decoder = _post_decoder(z_dim)
     enc_output = encoder(encoder_input)
     decoder_output = decoder(enc_output)
     KL_layer = CustomVariationalLayer()([mu, log_var, encoder_input, decoder_output])
@@ -200,10 +200,10 @@ def run_end_layer(x, fact, z_dim, batch_size, progress):
 
 
 # ---------------------------------------------------------------------------------------------
-# post V -- KL layer inside the Encoder (reconstructed from the seeds' description)
+# post V -- KL layer inside the Encoder (reconstructed from the posts' description)
 # ---------------------------------------------------------------------------------------------
 def run_encoder_layer(x, fact, z_dim, batch_size, progress):
-    """Post V as described in seeds 000/001 (the post itself is not a seed)."""
+    """Post V as described in post VII (the post itself is not a seed)."""
     tf, K = _keras()
     B = K.backend
     from tensorflow.keras.layers import Layer
@@ -221,8 +221,8 @@ def run_encoder_layer(x, fact, z_dim, batch_size, progress):
             self.add_metric(kl_mean_batch, name='kl', aggregation='mean')
             return inputs
 
-    encoder_input, mu, log_var, encoder_output, encoder = _seed_encoder(K, B, z_dim, kl_layer=My_KL_Layer())
-    decoder = _seed_decoder(z_dim)
+    encoder_input, mu, log_var, encoder_output, encoder = _post_encoder(K, B, z_dim, kl_layer=My_KL_Layer())
+    decoder = _post_decoder(z_dim)
     model = Model(encoder_input, decoder(encoder_output), name="vae")
     progress["stage"] = "compile"
     model.compile(optimizer=Adam(learning_rate=1e-3), loss="binary_crossentropy",
@@ -234,10 +234,10 @@ def run_encoder_layer(x, fact, z_dim, batch_size, progress):
 
 
 # ---------------------------------------------------------------------------------------------
-# post VI -- tensor transfer and multiple outputs (loss functions/compile/fit verbatim, seed 000)
+# post VI -- tensor transfer and multiple outputs (loss functions/compile/fit verbatim, post VII)
 # ---------------------------------------------------------------------------------------------
 def run_tensor_transfer(x, fact, z_dim, batch_size, progress):
-    """Post VI's ``solution_type == 1`` (seed 000's compile/fit branches)."""
+    """Post VI's ``solution_type == 1`` (post VII's compile/fit branches)."""
     tf, K = _keras()
     B = K.backend
     from tensorflow.keras.layers import Input, Lambda
@@ -245,8 +245,8 @@ def run_tensor_transfer(x, fact, z_dim, batch_size, progress):
     from tensorflow.keras.optimizers import Adam
 
     progress["stage"] = "build"
-    encoder_input, mu, log_var, encoder_output, encoder = _seed_encoder(K, B, z_dim, transfer=True)
-    _decoder_inp_z, dec_out = _seed_decoder_layers(z_dim)
+    encoder_input, mu, log_var, encoder_output, encoder = _post_encoder(K, B, z_dim, transfer=True)
+    _decoder_inp_z, dec_out = _post_decoder_layers(z_dim)
     _dec_inp_mu = Input(shape=(z_dim,), name="dec_inp_mu")
     _dec_inp_var_log = Input(shape=(z_dim,), name="dec_inp_var_log")
     _decoder_output = dec_out
@@ -298,8 +298,8 @@ def run_tensor_transfer_list_outputs(x, fact, z_dim, batch_size, progress):
     from tensorflow.keras.optimizers import Adam
 
     progress["stage"] = "build"
-    encoder_input, mu, log_var, encoder_output, encoder = _seed_encoder(K, B, z_dim, transfer=True)
-    _decoder_inp_z, dec_out = _seed_decoder_layers(z_dim)
+    encoder_input, mu, log_var, encoder_output, encoder = _post_encoder(K, B, z_dim, transfer=True)
+    _decoder_inp_z, dec_out = _post_decoder_layers(z_dim)
     _dec_inp_mu = Input(shape=(z_dim,), name="dec_inp_mu")
     _dec_inp_var_log = Input(shape=(z_dim,), name="dec_inp_var_log")
     _decoder_output = Lambda(lambda t: t, name="vae_out_main")(dec_out)
@@ -332,7 +332,7 @@ def run_tensor_transfer_list_outputs(x, fact, z_dim, batch_size, progress):
 
 
 # ---------------------------------------------------------------------------------------------
-# post VII -- model.add_loss() (verbatim, seed 000)
+# post VII -- model.add_loss() (verbatim, post VII)
 # ---------------------------------------------------------------------------------------------
 def _run_model_add_loss(x, fact, z_dim, batch_size, progress, get_kl_loss):
     tf, K = _keras()
@@ -341,8 +341,8 @@ def _run_model_add_loss(x, fact, z_dim, batch_size, progress, get_kl_loss):
     from tensorflow.keras.optimizers import Adam
 
     progress["stage"] = "build"
-    encoder_input, mu, log_var, encoder_output, encoder = _seed_encoder(K, B, z_dim)
-    decoder = _seed_decoder(z_dim)
+    encoder_input, mu, log_var, encoder_output, encoder = _post_encoder(K, B, z_dim)
+    decoder = _post_decoder(z_dim)
     model_input = encoder_input
     model_output = decoder(encoder_output)
     model = Model(model_input, model_output, name="vae")
@@ -361,7 +361,7 @@ def _run_model_add_loss(x, fact, z_dim, batch_size, progress, get_kl_loss):
 
 
 def run_model_add_loss(x, fact, z_dim, batch_size, progress):
-    """Post VII as written (seed 000): tf ops on the symbolic mu/log_var, ``model.add_loss``."""
+    """Post VII as written (post VII): tf ops on the symbolic mu/log_var, ``model.add_loss``."""
     tf, _ = _keras()
 
     # NOTE (seed): We can NOT use @tf.function here
@@ -414,7 +414,7 @@ def run_gradient_tape(x, fact, z_dim, batch_size, progress):
     z_log_var = layers.Dense(z_dim, name="z_log_var")(h)
     z = Sampling()([z_mean, z_log_var])
     encoder = keras.Model(encoder_inputs, [z_mean, z_log_var, z], name="encoder")
-    decoder = _seed_decoder(z_dim)
+    decoder = _post_decoder(z_dim)
 
     class VAE(keras.Model):
         def __init__(self, encoder, decoder, **kwargs):
@@ -456,18 +456,18 @@ def run_gradient_tape(x, fact, z_dim, batch_size, progress):
     return _fit_result(K, hist, counter)
 
 
-#: (strategy, form, function, source) in the seeds' order.
-SEED_FORMS = [
-    ("end_layer", "seed", run_end_layer, "verbatim: seed 001 (post IV, solution I); KL weight 0.5e-4 -> fact"),
-    ("encoder_layer", "seed", run_encoder_layer, "reconstructed: post V as described in seeds 000/001"),
-    ("tensor_transfer", "seed", run_tensor_transfer,
-     "losses/compile/fit verbatim: seed 000; encoder/decoder from post VII fragments; output names assumed"),
+#: (strategy, form, function, source) in the posts' order.
+POST_FORMS = [
+    ("end_layer", "post", run_end_layer, "verbatim: post VII (quoting post IV's solution I); KL weight 0.5e-4 -> fact"),
+    ("encoder_layer", "post", run_encoder_layer, "reconstructed: post V as described in post VII"),
+    ("tensor_transfer", "post", run_tensor_transfer,
+     "losses/compile/fit verbatim: post VII; encoder/decoder from post VII fragments; output names assumed"),
     ("tensor_transfer", "seed_list_outputs", run_tensor_transfer_list_outputs,
      "variant: outputs named by Lambda layers inside the nested Decoder, model outputs = its list"),
-    ("model_add_loss", "seed", run_model_add_loss, "verbatim: seed 000 (post VII)"),
-    ("model_add_loss", "seed_keras_ops", run_model_add_loss_keras_ops,
-     "seed 000 with keras.ops in place of tf ops (Keras 3 only): isolates model.add_loss"),
-    ("gradient_tape", "seed", run_gradient_tape, "reconstructed: keras.io VAE example that post VIII follows"),
+    ("model_add_loss", "post", run_model_add_loss, "verbatim: post VII"),
+    ("model_add_loss", "post_keras_ops", run_model_add_loss_keras_ops,
+     "post VII with keras.ops in place of tf ops (Keras 3 only): isolates model.add_loss"),
+    ("gradient_tape", "post", run_gradient_tape, "reconstructed: keras.io VAE example that post VIII follows"),
 ]
 
 
@@ -547,9 +547,9 @@ def try_form(fn, x, fact, z_dim, batch_size) -> dict:
     return rec
 
 
-def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: float = E2_SEED_FACT, seed: int = 0,
+def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: float = E2_POST_FACT, seed: int = 0,
             mnist: str | None = None, include_keras3_only: bool | None = None) -> list[dict]:
-    """Try every seed form in this process; returns one record per form (see :func:`try_form`).
+    """Try every post form in this process; returns one record per form (see :func:`try_form`).
 
     Args:
         n_images: training images (``n_images / batch_size`` steps, one epoch).
@@ -573,9 +573,9 @@ def run_all(n_images: int = 64, batch_size: int = 32, z_dim: int = 2, fact: floa
         x = (np.random.default_rng(seed).random((n_images, 28, 28)) > 0.8).astype(np.float32)
     x = x[..., None]
     out = []
-    for strategy, form, fn, source in SEED_FORMS:
+    for strategy, form, fn, source in POST_FORMS:
         base = {"strategy": strategy, "form": form, "source": source, **info}
-        if form == "seed_keras_ops" and not include_keras3_only:
+        if form == "post_keras_ops" and not include_keras3_only:
             out.append({**base, "runs": "n/a", "stage": "", "exception": "", "message": "needs Keras 3 (keras.ops)",
                         "raised_at": "", "steps": 0, "final_loss": float("nan")})
             continue
@@ -593,7 +593,7 @@ def worker_arguments(description: str, argv=None, n_images: int = 64) -> argpars
     p.add_argument("--n-images", type=int, default=n_images)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--z-dim", type=int, default=2)
-    p.add_argument("--fact", type=float, default=E2_SEED_FACT)
+    p.add_argument("--fact", type=float, default=E2_POST_FACT)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mnist", default=None)
@@ -601,7 +601,7 @@ def worker_arguments(description: str, argv=None, n_images: int = 64) -> argpars
 
 
 def main(argv=None) -> int:
-    a = worker_arguments("Try the seeds' KL-loss forms under the Keras of this process.", argv)
+    a = worker_arguments("Try the posts' KL-loss forms under the Keras of this process.", argv)
     from klvae.backend import tensorflow_determinism
 
     tensorflow_determinism(a.threads)  # the trainings' settings: without them a logged loss varied in its last bit
