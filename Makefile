@@ -74,7 +74,7 @@ endif
 bundle: $(STAMP)
 	$(BIN)/python -m klvae.bundle create --results $(RESULTS) --out-dir $(RESULTS)/bundle
 
-# Two bundles side by side (klvae.bundle_compare): every table value and scorecard number, B - A,
+# Two bundles side by side (klvae.bundle.compare): every table value and scorecard number, B - A,
 # and whether B lies in A's 95 % prediction interval where A has n >= 2 runs. Both are verified first.
 compare: $(STAMP)
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<bundle.tar.gz> B=<bundle.tar.gz>"; exit 2; }
@@ -92,9 +92,9 @@ backend-study: $(STAMP)
 	@echo ">>> pack it for the report: make study-bundle"
 
 # Pack the finished study (tables, per-run metrics/histories/latent summaries, figure, config, run
-# record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.study_bundle).
+# record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.bundle.study).
 study-bundle: $(STAMP)
-	$(BIN)/python -m klvae.study_bundle create --results $(STUDY_RESULTS) --out-dir bundles
+	$(BIN)/python -m klvae.bundle.study create --results $(STUDY_RESULTS) --out-dir bundles
 
 # Snakemake's own report of a finished run: every figure (report() flags, one category per
 # experiment), the rule graph, each job's code and run times, as one zip of HTML.

@@ -256,9 +256,9 @@ def _expand_section(build: Path, variables: dict) -> str:
 
 
 def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
-    from klvae.bundle import BundleError
+    from klvae.bundle.core import BundleError
+    from klvae.bundle.study import create_study_bundle
     from klvae.report.study import choose_source, write_study
-    from klvae.study_bundle import create_study_bundle
 
     results, bundles, gen = tmp_path / "results/backend_study", tmp_path / "bundles", tmp_path / "build/_generated"
     this_run = tmp_path / "results/default"  # another profile's run finds the study in the study's own folder
@@ -342,8 +342,8 @@ def test_dry_run_of_the_study_lists_both_backends_training_jobs(tmp_path):
 @pytest.mark.pipeline
 def test_quick_backend_study_runs_and_packs(tmp_path):
     """The quick settings (2 seeds, 2 epochs, 1,000 images, both backends) end to end, then a study bundle."""
+    from klvae.bundle.study import create_study_bundle
     from klvae.report.study import write_study
-    from klvae.study_bundle import create_study_bundle
 
     seed_raw_data(tmp_path)
     run_snakemake(tmp_path, "backend_study", timeout=3600)
@@ -365,9 +365,9 @@ def test_quick_backend_study_runs_and_packs(tmp_path):
 def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
     """The committed study bundle gives E1's scorecard a same-backend spread per claim (only for
     a run of the study's E1 setting), and a note on what the study found there."""
+    from klvae.bundle.study import find_study_bundle
     from klvae.report import e1 as report_e1
     from klvae.report.study import read_source, study_spreads
-    from klvae.study_bundle import find_study_bundle
 
     bundle = find_study_bundle(REPO / "bundles")
     assert bundle is not None, "no committed study bundle under bundles/"

@@ -21,8 +21,10 @@ import pytest
 import yaml
 
 from conftest import QUICK, REPO, SNAKEFILE
-from klvae import bundle as kb
-from klvae.report import methods, provenance
+from klvae import record as provenance
+from klvae.bundle import core as kb
+from klvae.bundle.__main__ import _main as bundle_cli
+from klvae.report import methods
 from klvae.report.render import render_notes
 
 # ----------------------------------------------------------------------------------------------
@@ -363,14 +365,14 @@ def test_oversized_archive_is_refused_unread(made):
 def test_cli_create_and_verify(tmp_path, capsys):
     results = fake_results(tmp_path)
     (tmp_path / "o").mkdir()
-    assert kb._main(["--results", str(results), "--out", str(tmp_path / "o")]) == 0  # create is the default
+    assert bundle_cli(["--results", str(results), "--out", str(tmp_path / "o")]) == 0  # create is the default
     out = capsys.readouterr().out
     assert str(tmp_path / "o" / "klvae-quick-jax-0123456-dirty.tar.gz") in out
     archive = re.search(r">>> bundle: (\S+)", out).group(1)
     assert "make report BUNDLE=" in out and "left out:" in out
-    assert kb._main(["verify", archive]) == 0
+    assert bundle_cli(["verify", archive]) == 0
     rewrite(Path(archive), tmp_path / "bad.tar.gz", change=_flip_one_byte)
-    assert kb._main(["verify", str(tmp_path / "bad.tar.gz")]) == 1
+    assert bundle_cli(["verify", str(tmp_path / "bad.tar.gz")]) == 1
     assert "tables/e1_losses.csv" in capsys.readouterr().err
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from klvae import bundle as kb
-from klvae import bundle_compare as bc
+from klvae.bundle import compare as bc
+from klvae.bundle import core as kb
+from klvae.bundle.__main__ import _main as bundle_cli
 from test_bundle import _flip_one_byte, rewrite
 
 E1_LOSSES = ("c,loss,reconstruction_loss,kl_loss,loss_sd,reconstruction_loss_sd,kl_loss_sd,replicates,"
@@ -187,7 +188,7 @@ def test_diff_cli_prints_both_bundles_and_writes_csv(tmp_path, capsys):
     b = make_bundle(tmp_path, "b", run=_run(commit="fedcba9876543", host="laptop", backend="tensorflow"),
                     tables={"tables/e1_losses.csv": E1_LOSSES.replace("0.5,150.0,", "0.5,153.0,")})
     out = tmp_path / "diff.csv"
-    assert kb._main(["diff", str(a), str(b), "--csv", str(out)]) == 0
+    assert bundle_cli(["diff", str(a), str(b), "--csv", str(out)]) == 0
     text = capsys.readouterr().out
     assert "A: klvae-quick-jax-0123456-dirty.tar.gz: profile quick, backend jax, commit 0123456789ab-dirty, " \
            "host gpu-node-7, experiments E1, E2, E3" in text
@@ -297,8 +298,8 @@ def test_a_tampered_member_is_refused_by_diff_and_merge(tmp_path, capsys):
         bc.diff_rows(b, bad)
     with pytest.raises(kb.BundleError, match=message):
         bc.merge_bundles(tmp_path / "m.tar.gz", [bad, b])
-    assert kb._main(["merge", str(tmp_path / "m.tar.gz"), str(b), str(bad)]) == 1
-    assert kb._main(["diff", str(bad), str(b)]) == 1
+    assert bundle_cli(["merge", str(tmp_path / "m.tar.gz"), str(b), str(bad)]) == 1
+    assert bundle_cli(["diff", str(bad), str(b)]) == 1
     assert "member 'tables/e1_losses.csv' has SHA-256" in capsys.readouterr().err
     assert not (tmp_path / "m.tar.gz").exists()
 
@@ -307,13 +308,13 @@ def test_merge_cli_writes_a_verifiable_bundle(tmp_path, capsys):
     a = make_bundle(tmp_path, "a", experiments=("e1", "e2"))
     b = make_bundle(tmp_path, "b", experiments=("e3",), run=_run(commit="ccccccc3333", host="node-c"))
     (tmp_path / "out").mkdir()
-    assert kb._main(["merge", str(tmp_path / "out"), str(a), str(b)]) == 0
+    assert bundle_cli(["merge", str(tmp_path / "out"), str(a), str(b)]) == 0
     text = capsys.readouterr().out
     path = tmp_path / "out" / "klvae-quick-jax-0123456-dirty+ccccccc.tar.gz"
     assert f">>> merged bundle: {path}" in text and "E3: " + b.name + " (commit ccccccc3333" in text
     assert f"make report BUNDLE={path}" in text
     capsys.readouterr()
-    assert kb._main(["verify", str(path)]) == 0
+    assert bundle_cli(["verify", str(path)]) == 0
     with tarfile.open(path, "r:gz") as tar:
         assert tar.getnames()[0] == kb.MANIFEST_NAME
     rows = bc.diff_rows(a, path)  # the E1 and E2 numbers unchanged, E3's only in the merged bundle

@@ -1,6 +1,8 @@
-"""Layers that only look down: ``klvae.report`` and ``klvae.figures`` read files; they never import
-the models, the strategies, the training code, the Keras backend, the experiments or a
-deep-learning framework, and the report imports no matplotlib either.
+"""Layers that only look down, enforced both ways: ``klvae.report`` and ``klvae.figures`` read
+files; they never import the models, the strategies, the training code, the Keras backend, the
+experiments or a deep-learning framework, and the report imports no matplotlib either. And the
+mirror: nothing outside ``klvae.report`` imports it (the report is the top floor), and the only
+import circle among ``klvae``'s modules is the strategy registry's plug-in loop.
 
 The imports are read with :mod:`ast` (never executed): ``import x``, ``from x import y``,
 relative imports, imports inside functions, and ``importlib.import_module("x")`` /
@@ -114,6 +116,111 @@ def forbidden_imports(root: Path, layer: str, forbidden, package: str = "klvae")
 def test_report_and_figures_import_nothing_below_them(layer):
     found = forbidden_imports(SRC, layer, LAYERS[layer])
     assert not found, "\n".join(found)
+
+
+#: The top floor: only its own modules may import it.
+TOP = "klvae.report"
+#: The one import circle that belongs: the strategy registry (and the package's face, which
+#: exposes it) imports its built-in plug-ins by name, and each plug-in imports ``register``.
+ALLOWED_CIRCLES = ({"klvae.strategies", "klvae.strategies.registry", "klvae.strategies.baseline",
+                    "klvae.strategies.encoder_layer", "klvae.strategies.end_layer", "klvae.strategies.gradient_tape",
+                    "klvae.strategies.model_add_loss", "klvae.strategies.tensor_transfer"},)
+
+
+def all_modules(root: Path, package: str = "klvae") -> list[str]:
+    """Every module of ``package`` under ``root`` (a package by its dotted name, as ``__init__.py``)."""
+    return sorted(".".join(p.relative_to(root).with_suffix("").parts[:-1] if p.name == "__init__.py"
+                           else p.relative_to(root).with_suffix("").parts)
+                  for p in root.joinpath(package).rglob("*.py"))
+
+
+def import_graph(root: Path, package: str = "klvae") -> dict[str, dict[str, int]]:
+    """``{module: {imported package module: line}}``: every direct import, lazy ones included."""
+    graph = {}
+    for mod in all_modules(root, package):
+        edges: dict[str, int] = {}
+        for line, name in imports(root, mod):
+            if (name == package or name.startswith(package + ".")) and _module_file(root, name) is not None \
+                    and name != mod:
+                edges.setdefault(name, line)
+        graph[mod] = edges
+    return graph
+
+
+def upward_imports(root: Path, top: str = TOP, package: str = "klvae") -> list[str]:
+    """``"<file>:<line> imports <name>"`` for every import of ``top`` by a module outside it."""
+    out = []
+    for mod, edges in import_graph(root, package).items():
+        if _matches(mod, (top,)):
+            continue
+        for name, line in edges.items():
+            if _matches(name, (top,)):
+                out.append(f"{_module_file(root, mod).relative_to(root.parent)}:{line} imports {name}")
+    return sorted(out)
+
+
+def import_circles(root: Path, package: str = "klvae") -> list[set[str]]:
+    """The strongly connected parts (more than one module) of the import graph: Tarjan's algorithm."""
+    graph = import_graph(root, package)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.add(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                out.append(part)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_nothing_below_the_report_imports_it():
+    found = upward_imports(SRC)
+    assert not found, "the report is the top floor; these import it:\n" + "\n".join(found)
+
+
+def test_the_only_import_circle_is_the_strategy_registry():
+    circles = [sorted(c) for c in import_circles(SRC) if c not in ALLOWED_CIRCLES]
+    assert not circles, f"import circles: {circles}"
+    assert [c for c in import_circles(SRC) if c in ALLOWED_CIRCLES], "the registry's plug-in loop was not seen"
+
+
+def test_a_planted_upward_import_and_a_planted_circle_are_caught(tmp_path):
+    src = _fake_package(tmp_path / "src", {
+        "klvae/__init__.py": "",
+        "klvae/stats.py": "import math\n",
+        "klvae/bundle/__init__.py": "",
+        "klvae/bundle/core.py": "def f():\n    from klvae.report.scorecard import LEVEL\n    return LEVEL\n",
+        "klvae/bundle/compare.py": "from klvae.bundle import core\n",
+        "klvae/a.py": "from klvae import b\n",
+        "klvae/b.py": "def g():\n    from klvae import a\n    return a\n",
+        "klvae/report/__init__.py": "",
+        "klvae/report/scorecard.py": "from klvae.stats import math\n",
+        "klvae/report/compare.py": "from klvae.bundle import compare\n",
+    })
+    assert upward_imports(src) == ["src/klvae/bundle/core.py:2 imports klvae.report.scorecard"]
+    assert import_circles(src) == [{"klvae.a", "klvae.b"}]
 
 
 def _fake_package(root: Path, files: dict[str, str]) -> Path:

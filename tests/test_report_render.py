@@ -146,7 +146,7 @@ def test_table_captions_are_in_the_chapters_not_in_python():
 
 def test_git_commit_outside_a_checkout_uses_the_exported_commit(tmp_path, monkeypatch):
     """A tree copied to a GPU machine is not our checkout: the commit exported by gpu_run.sh is used."""
-    from klvae.report.provenance import git_commit
+    from klvae.record import git_commit
 
     monkeypatch.delenv("KLVAE_GIT_COMMIT", raising=False)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
@@ -174,7 +174,8 @@ def test_repository_links_name_a_file_and_line_of_the_checkout(tmp_path):
 
     import yaml
 
-    from klvae.report.provenance import head_commit, write_made_by
+    from klvae.record import head_commit
+    from klvae.report.provenance import write_made_by
 
     commit = head_commit(REPO)
     if commit is None:
@@ -261,7 +262,7 @@ def test_every_figure_and_table_names_the_rule_that_made_it(quick_run):
 
 
 def test_rule_and_experiment_times_sum_wall_and_cpu_seconds_from_benchmark_files(tmp_path):
-    from klvae.report.provenance import experiment_times, rule_times
+    from klvae.record import experiment_times, rule_times
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     files = {"e1_train/r0_c0.tsv": (100.0, 80.0, 500.0), "e1_train/r0_c1.tsv": (50.0, 40.0, 700.0),
              "e2_timing.tsv": (30.0, 29.5, 900.0), "mnist_download.tsv": (2.0, 1.0, 100.0),

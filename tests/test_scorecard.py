@@ -26,7 +26,6 @@ from klvae.report.scorecard import (
     judge_ratio,
     judge_value,
     load_spreads,
-    prediction_interval,
     ratio_verdict,
     read_parts,
     run_backend,
@@ -35,6 +34,7 @@ from klvae.report.scorecard import (
     verdict_counts,
     write_scorecard,
 )
+from klvae.stats import prediction_interval
 
 REPO = Path(__file__).resolve().parents[1]
 

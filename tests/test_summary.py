@@ -100,7 +100,7 @@ def test_verdict_table_sets_the_shipped_runs_counts_beside_this_runs():
 
 
 def test_shipped_verdicts_from_the_compare_csv(tmp_path):
-    from klvae.bundle_compare import DIFF_COLUMNS
+    from klvae.bundle.compare import DIFF_COLUMNS
 
     csv = tmp_path / "compare.csv"
     assert shipped_verdicts(None) == {} and shipped_verdicts(str(csv)) == {}

@@ -16,7 +16,7 @@ What cannot be backend-neutral lives here:
   TensorFlow and JAX.
 * :func:`accelerators`, :func:`versions`, :func:`describe` -- what ran the numbers;
   :func:`write_facts` (rule ``report_backend``) writes them to a JSON file that the report's
-  provenance reads (:func:`klvae.report.provenance.run_record`), so the report imports no Keras.
+  run record reads (:func:`klvae.record.run_record`), so the report imports no Keras.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ def write_facts(facts: str) -> dict:
     """Rule ``report_backend``: :func:`backend_facts` of the run's environment -> ``facts`` (JSON).
 
     Run at the end of a run with the same ``KERAS_BACKEND`` as the trainings; rule
-    ``report_methods`` reads the file into the run record (:func:`klvae.report.provenance.run_record`),
+    ``report_methods`` reads the file into the run record (:func:`klvae.record.run_record`),
     so the report's own code imports no Keras. Returns what it wrote.
     """
     from klvae.io import write_json

@@ -1,7 +1,7 @@
 """The one reader of the machine this process runs on: CPU model, cores, load.
 
 Used by the training records (:mod:`klvae.experiments`), the benchmarks (:mod:`klvae.bench`)
-and the report's provenance (:mod:`klvae.report.provenance`). Imports no deep-learning
+and the run record (:mod:`klvae.record`). Imports no deep-learning
 framework (the backend's versions are :func:`klvae.backend.describe`).
 """
 

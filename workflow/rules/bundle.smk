@@ -18,7 +18,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from klvae import bundle as klvae_bundle
+from klvae.bundle import core as klvae_bundle
 from klvae.config import migrate as migrate_config
 
 
@@ -82,7 +82,7 @@ rule bundle_extract:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.bundle:extract_bundle"),
+        **library_call("klvae.bundle.core:extract_bundle"),
         kwargs={
             "dest": BUNDLE_DIR,
             # into the folder file by file: report rules without inputs may have written there first

@@ -51,7 +51,7 @@ rule run_record:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.report.provenance:write_run_record", deps_only=["after"]),
+        **library_call("klvae.record:write_run_record", deps_only=["after"]),
         backend=KERAS_BACKEND,  # rerun trigger: the record names the backend
         kwargs={"config": config},
     script:

@@ -39,11 +39,10 @@ import pandas as pd
 
 from klvae.io import atomic_path, commit, write_json, write_rows, write_text
 from klvae.seeding import set_global_seed
+from klvae.stats import LEVEL
 
 #: Quantities compared between the backends in :func:`welch_rows` (columns of ``runs.csv``).
 QUANTITIES = ("loss", "reconstruction_loss", "kl_loss", "train_loss", "gap")
-#: Coverage of the Welch interval and of the prediction interval.
-LEVEL = 0.95
 #: File name of the weights after epoch k inside a run's ``epochs/`` folder.
 EPOCH_FILE = "epoch-{:03d}.weights.npz"
 _EPOCH_RE = re.compile(r"epoch-(\d{3})\.weights\.npz")
@@ -376,7 +375,7 @@ def welch_rows(runs: pd.DataFrame, backends: tuple[str, str] = ("tensorflow", "j
     (``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)``). The backends
     *differ* only when that interval excludes 0. Where the post's table has the quantity
     (``post_values[(c, quantity)]``), each backend's ``level`` prediction interval for one new
-    run (:func:`klvae.report.scorecard.prediction_interval`) and whether the post's value lies
+    run (:func:`klvae.stats.prediction_interval`) and whether the post's value lies
     inside it.
 
     Args:
@@ -393,7 +392,7 @@ def welch_rows(runs: pd.DataFrame, backends: tuple[str, str] = ("tensorflow", "j
     """
     from scipy import stats
 
-    from klvae.report.scorecard import prediction_interval
+    from klvae.stats import prediction_interval
 
     a_name, b_name = backends
     out = []
@@ -544,7 +543,7 @@ def record(run_json: str, config_yaml: str, config: dict, benchmarks_dir: str, r
     import yaml
 
     from klvae import backend
-    from klvae.report import provenance
+    from klvae import record as provenance
 
     times = [t for t in provenance.rule_times(benchmarks_dir, exclude=()) if t["rule"].startswith("study_")]
     rec = {"recorded_utc": provenance.utc_now(), "host": provenance.host(), "profile": config.get("profile"),

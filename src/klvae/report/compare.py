@@ -6,13 +6,13 @@ reference run of this report -- is set beside this run: every number of this run
 E3's metrics, the scorecard's ``ours`` and verdict per claim, ...) against the shipped run's, with
 the difference and whether this run lies in the shipped run's 95 % prediction interval for one
 new run where the shipped value is a mean of n >= 2 runs. The rules are those of
-``python -m klvae.bundle diff`` (:mod:`klvae.bundle_compare`), whose A is the shipped run and B
+``python -m klvae.bundle diff`` (:mod:`klvae.bundle.compare`), whose A is the shipped run and B
 this run; the report shows the headline tables, the CSV written beside it has every value.
 
 Which bundle (config ``report.compare_with``): ``auto`` = the newest ``klvae-paper-*.tar.gz``
 under ``bundles/`` (by the time it was packed, from its verified manifest), none when there is
 none; ``none``; or a path to a bundle. The bundle is verified member by member
-(:func:`klvae.bundle.read_bundle`) before anything is read. The prose is in the qmd files; this
+(:func:`klvae.bundle.core.read_bundle`) before anything is read. The prose is in the qmd files; this
 module writes the table's body (its caption is in ``report/_compare_results.qmd``), a
 sentence-free fragment that includes the right qmd, and the ``compare`` variables. Never
 imports Keras.
@@ -47,7 +47,7 @@ def choose_reference(setting: str | None, bundles_dir: str | Path) -> str | None
         FileNotFoundError: ``setting`` names a file that does not exist (the message names the key).
         klvae.bundle.BundleError: with ``auto``, a paper bundle under ``bundles_dir`` is refused.
     """
-    from klvae import bundle as kb
+    from klvae.bundle import core as kb
 
     if setting in (None, "none"):
         return None
@@ -88,7 +88,7 @@ def _status(r: dict) -> str:
 
 
 def shown_rows(rows: list[dict]) -> list[dict]:
-    """The rows of :func:`klvae.bundle_compare.diff_contents` the report shows (:data:`SHOWN_TABLES`)."""
+    """The rows of :func:`klvae.bundle.compare.diff_contents` the report shows (:data:`SHOWN_TABLES`)."""
     return [r for r in rows if r["table"] in SHOWN_TABLES
             and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
 
@@ -103,13 +103,13 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         shown quantity), variables ``reference`` (the bundle, described), ``n_values``,
         ``n_shown``, ``n_in``/``n_outside`` (numbers with the shipped run's interval), ``n_single``
         (numbers where the shipped run has n = 1), ``n_verdicts_changed`` (claims whose verdict
-        differs), and the rows (:data:`klvae.bundle_compare.DIFF_COLUMNS`).
+        differs), and the rows (:data:`klvae.bundle.compare.DIFF_COLUMNS`).
 
     Raises:
         klvae.bundle.BundleError: the reference bundle is refused (the message names the member).
     """
-    from klvae import bundle as kb
-    from klvae.bundle_compare import describe, diff_contents
+    from klvae.bundle import core as kb
+    from klvae.bundle.compare import describe, diff_contents
 
     if reference is None:
         return f"{{{{< include /{NONE_QMD} >}}}}\n", "", {"available": "no"}, []
@@ -142,7 +142,7 @@ def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables:
                   reference: str | list[str] | None = None) -> dict:
     """Rule ``report_compare``: the fragment (``md``, an include of the section's prose), the body of
     the comparison table (``table_md``; empty without a reference), the ``compare`` variables
-    (YAML) and every diff row (``diff_csv``, :func:`klvae.bundle_compare.write_diff_csv`; a
+    (YAML) and every diff row (``diff_csv``, :func:`klvae.bundle.compare.write_diff_csv`; a
     header-only file without a reference).
 
     Args:
@@ -150,7 +150,7 @@ def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables:
         reference: the chosen bundle (:func:`choose_reference`; the rule's input, so a new bundle
             reruns the rule), an empty list or None for none.
     """
-    from klvae.bundle_compare import DIFF_COLUMNS, write_diff_csv
+    from klvae.bundle.compare import DIFF_COLUMNS, write_diff_csv
 
     if isinstance(reference, (list, tuple)):
         reference = reference[0] if reference else None

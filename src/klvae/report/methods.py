@@ -12,11 +12,11 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from klvae import record as provenance
 from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.layout import results_dir
-from klvae.report import provenance
 from klvae.report.tables import fmt_num, markdown_table
 
 
@@ -69,7 +69,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
                      experiments: Sequence[str] | None = None) -> tuple[dict[str, str], dict]:
     """Data provenance, software versions, hardware, per-experiment and per-rule time tables.
 
-    ``run`` is the run's :func:`klvae.report.provenance.run_record`: the versions, hardware,
+    ``run`` is the run's :func:`klvae.record.run_record`: the versions, hardware,
     Keras backend, host, date and commit of the machine that made the numbers.
 
     Returns:
@@ -119,7 +119,7 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
 
 def run_variables(run: dict) -> dict:
     """Where (host, hardware), when, with which Keras backend and at which commit the numbers were
-    made, from a :func:`klvae.report.provenance.run_record`, as ``env`` variables: ``cpu``,
+    made, from a :func:`klvae.record.run_record`, as ``env`` variables: ``cpu``,
     ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host``,
     ``commit``, ``recorded_utc`` (as recorded) and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``),
     and the run's ``profile`` and ``seed``."""
@@ -158,7 +158,7 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times).
 
     Everything about the run comes from files the run wrote: its record ``run_json`` (rule
-    ``run_record``, :func:`klvae.report.provenance.write_run_record`: Keras backend, hardware,
+    ``run_record``, :func:`klvae.record.write_run_record`: Keras backend, hardware,
     host, date, commit, every package), the MNIST provenance and the benchmark files. So the same
     fragments come out when the report is rendered later, elsewhere, from a results bundle
     (``benchmarks_shown``, ``results_shown``: the benchmark folder and the results folder as the run

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from klvae.report.provenance import render_record
+from klvae.record import render_record
 from klvae.report.tables import markdown_table
 
 CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
@@ -323,7 +323,7 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, st
     """The fragments and variables about this render (the prose is in ``report/_render_*.qmd``).
 
     Args:
-        record: :func:`klvae.report.provenance.render_record` of the rendering machine.
+        record: :func:`klvae.record.render_record` of the rendering machine.
         bundle: ``None`` for a report rendered by the run itself; else the verified bundle's
             ``name`` (file name), ``manifest_sha256``, ``archive_sha256``, ``members`` (count)
             and ``created_utc``/``created_host`` (when and where it was packed).

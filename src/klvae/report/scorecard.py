@@ -38,13 +38,12 @@ from scipy.stats import t as student_t
 
 from klvae.io import write_rows, write_text
 from klvae.report.tables import markdown_table
+from klvae.stats import LEVEL, prediction_interval
 
 VERDICTS = ("reproduced", "differs", "inconclusive", "not comparable", "paper profile only")
 COLUMNS = ("id", "experiment", "claim", "compared", "post_value", "ours", "sd", "n", "interval", "basis", "verdict",
            "unit", "profile", "note")
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
-#: Coverage of the prediction interval for one new run.
-LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -70,29 +69,6 @@ class Tolerance:
         """``"±2 %"`` or ``"±1 nats"``."""
         return f"±{100 * self.amount:g} %" if self.kind == "rel" else f"±{self.amount:g}" + (
             f" {self.unit}" if self.unit else "")
-
-
-def prediction_interval(mean: float, sd: float, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Student-t prediction interval for one new run, from ``n`` runs of the same setting.
-
-    ``mean ± t(n - 1, (1 + level) / 2) · sd · sqrt(1 + 1/n)`` (e.g. Hahn & Meeker,
-    *Statistical Intervals*, 1991, ch. 4): where the post's single run should fall if it came
-    from the same distribution as ours.
-
-    Args:
-        mean, sd: sample mean and sample standard deviation (``ddof=1``) of our runs.
-        n: number of runs (>= 2).
-        level: coverage (0.95 by default).
-
-    Raises:
-        ValueError: for ``n < 2`` (no spread to estimate) or a negative ``sd``.
-    """
-    if n < 2:
-        raise ValueError(f"a prediction interval needs n >= 2 runs, got n = {n}")
-    if not sd >= 0:
-        raise ValueError(f"sd must be >= 0, got {sd}")
-    half = float(student_t.ppf((1 + level) / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
-    return mean - half, mean + half
 
 
 @dataclass(frozen=True)

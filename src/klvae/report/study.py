@@ -3,7 +3,7 @@
 The section is rendered from one of three sources (rule ``report_study``,
 ``workflow/rules/study.smk``; chosen when the workflow is parsed, :func:`choose_source`):
 
-* ``bundle`` -- the committed study bundle under ``bundles/`` (:mod:`klvae.study_bundle`),
+* ``bundle`` -- the committed study bundle under ``bundles/`` (:mod:`klvae.bundle.study`),
   verified member by member before anything is read;
 * ``results`` -- this checkout's study results (``results/backend_study/study/backend/``, written
   by ``make backend-study``; or this run's own, ``results/<profile>/study/backend/``);
@@ -63,8 +63,8 @@ def choose_source(mode: str, bundles_dir: str | Path, results_dir: str | Path,
             or ``mode`` is ``bundle`` and there is none.
         ValueError: an unknown ``mode``.
     """
-    from klvae import bundle as kb
-    from klvae.study_bundle import REQUIRED, find_study_bundle
+    from klvae.bundle import core as kb
+    from klvae.bundle.study import REQUIRED, find_study_bundle
 
     if mode not in ("auto", "bundle", "results"):
         raise ValueError(f"backend_study.report_source must be auto, bundle or results, got {mode!r}")
@@ -87,7 +87,7 @@ def source_digest(kind: str, path: str | None) -> str:
     the archive's bytes, the study's result tables and record, or ``"none"``."""
     import hashlib
 
-    from klvae.study_bundle import REQUIRED
+    from klvae.bundle.study import REQUIRED
 
     if kind == "none" or path is None:
         return "none"
@@ -101,10 +101,10 @@ def source_digest(kind: str, path: str | None) -> str:
 def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
     """The study's files by name (relative to the results folder) and a sentence on where they come from.
 
-    A bundle is verified completely first (:func:`klvae.study_bundle.read_study_bundle`); from a
-    results folder the :data:`klvae.study_bundle.REQUIRED` files and every run's files are read.
+    A bundle is verified completely first (:func:`klvae.bundle.study.read_study_bundle`); from a
+    results folder the :data:`klvae.bundle.study.REQUIRED` files and every run's files are read.
     """
-    from klvae.study_bundle import read_study_bundle, study_members
+    from klvae.bundle.study import read_study_bundle, study_members
 
     if kind == "bundle":
         _, contents, info = read_study_bundle(path)

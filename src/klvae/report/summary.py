@@ -136,7 +136,7 @@ def verdict_table(rows: list[dict], shipped: dict[str, str] | None = None) -> tu
 
 def shipped_verdicts(compare_csv: str | None) -> dict[str, str]:
     """The shipped run's verdict per claim id, from rule ``report_compare``'s diff CSV
-    (:data:`klvae.bundle_compare.DIFF_COLUMNS`; its ``scorecard`` rows, metric ``verdict``, value
+    (:data:`klvae.bundle.compare.DIFF_COLUMNS`; its ``scorecard`` rows, metric ``verdict``, value
     ``a``); empty without a shipped run (a header-only file) or without the file."""
     if not compare_csv or not Path(compare_csv).is_file():
         return {}
@@ -166,7 +166,7 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
 
 def code_version(run: dict) -> str:
     """The klvae version a run was made with, from its run record's installed packages
-    (:func:`klvae.report.provenance.installed_packages`); ``"unknown"`` where not listed."""
+    (:func:`klvae.record.installed_packages`); ``"unknown"`` where not listed."""
     packages = {str(k).lower(): v for k, v in (run.get("packages") or {}).items()}
     return str(packages.get("klvae") or "unknown")
 

@@ -2,9 +2,9 @@
 
 A study bundle is a :mod:`klvae.bundle` archive (same format, ``klvae-bundle/1``: the first
 member ``MANIFEST.json`` lists every other member with its size and SHA-256, and
-:func:`klvae.bundle.read_bundle` verifies all of them before anything is read) whose manifest
+:func:`klvae.bundle.core.read_bundle` verifies all of them before anything is read) whose manifest
 says ``"kind": "backend-study"``. It carries the study's data only, by an explicit list
-(:func:`study_members`), each also passing :func:`klvae.bundle.member_kind`'s allow-list:
+(:func:`study_members`), each also passing :func:`klvae.bundle.core.member_kind`'s allow-list:
 
 * ``study/backend/tables/*.csv`` -- the run table, the backend comparison (Welch) and the
   latent evidence (rule ``study_table``);
@@ -21,8 +21,8 @@ run's results folder, ``results/backend_study/`` (``make backend-study``).
 
 Command line::
 
-    python -m klvae.study_bundle create [--results results/backend_study] [--out-dir bundles]
-    python -m klvae.study_bundle verify ARCHIVE
+    python -m klvae.bundle.study create [--results results/backend_study] [--out-dir bundles]
+    python -m klvae.bundle.study verify ARCHIVE
 
 ``create`` writes ``<out-dir>/backend-study-<short commit of the run>.tar.gz`` and a
 ``.sha256`` file beside it (``sha256sum -c`` format).
@@ -41,7 +41,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from klvae import bundle as kb
+from klvae.bundle import core as kb
 
 #: ``"kind"`` of a study bundle's manifest.
 KIND = "backend-study"
@@ -108,7 +108,7 @@ def create_study_bundle(results: str | Path = "results/backend_study", out_dir: 
         klvae.bundle.BundleError: the study is not finished, a file changed while being packed.
         klvae.bundle.BundleTooLarge: over ``max_bytes`` (nothing left behind).
     """
-    from klvae.report.provenance import git_commit, host, short_commit, utc_now
+    from klvae.record import git_commit, host, short_commit, utc_now
 
     root = Path(results)
     files = study_members(root)
@@ -151,10 +151,10 @@ def create_study_bundle(results: str | Path = "results/backend_study", out_dir: 
 
 
 def read_study_bundle(archive: str | Path) -> tuple[dict, dict[str, bytes], dict]:
-    """Verify a study bundle completely (:func:`klvae.bundle.read_bundle`) and return it.
+    """Verify a study bundle completely (:func:`klvae.bundle.core.read_bundle`) and return it.
 
     Returns:
-        ``(manifest, {member name: bytes}, info)`` as :func:`klvae.bundle.read_bundle`.
+        ``(manifest, {member name: bytes}, info)`` as :func:`klvae.bundle.core.read_bundle`.
 
     Raises:
         klvae.bundle.BundleError: a refused archive (a changed byte, a member not in the
@@ -174,7 +174,7 @@ def read_study_bundle(archive: str | Path) -> tuple[dict, dict[str, bytes], dict
 def find_study_bundle(folder: str | Path) -> Path | None:
     """The newest ``backend-study-*.tar.gz`` in ``folder`` (by the time it was packed, from its
     manifest), or ``None`` when there is none. Every candidate is verified
-    (:func:`read_study_bundle`); a refused one raises :class:`klvae.bundle.BundleError`."""
+    (:func:`read_study_bundle`); a refused one raises :class:`klvae.bundle.core.BundleError`."""
     candidates = sorted(Path(folder).glob("backend-study-*.tar.gz")) if Path(folder).is_dir() else []
     if not candidates:
         return None
@@ -183,7 +183,7 @@ def find_study_bundle(folder: str | Path) -> Path | None:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m klvae.study_bundle", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m klvae.bundle.study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="pack the finished backend study into bundles/backend-study-<commit>.tar.gz")
     c.add_argument("--results", default="results/backend_study",

@@ -4,7 +4,7 @@ A *bundle* is one ``tar.gz`` (at most :data:`MAX_BUNDLE_BYTES`) that carries eve
 report needs and nothing that needs a deep-learning framework: tables, metrics, histories,
 latent summaries (``.npz``), figures, benchmarks, manifests and provenance records, the config as
 used and the run record (Keras backend, hardware, host, date, git commit, every installed
-package; :func:`klvae.report.provenance.run_record`). It never carries models (``.keras``,
+package; :func:`klvae.record.run_record`). It never carries models (``.keras``,
 ``*.weights.*``, ``.h5``), checkpoints (``*.ckpt/``), raw data or data arrays (``.npy``, anything
 under the run's ``data/`` but its JSON provenance and manifests), nor decoded images that only
 feed a figure (the E1 manifold's ``grid.npz``, E3's ``decoded_faces.npz``; their figures are
@@ -36,7 +36,8 @@ Command line (``create`` is the default command)::
     python -m klvae.bundle diff A B [--csv FILE]        # every number of two bundles side by side
     python -m klvae.bundle merge OUT A B [C ...]        # per-experiment bundles joined into one
 
-``diff`` and ``merge`` live in :mod:`klvae.bundle_compare`.
+``diff`` and ``merge`` live in :mod:`klvae.bundle.compare`, the command line in
+:mod:`klvae.bundle.__main__`.
 
 Sizes are in bytes (MB = 10**6 bytes in messages). Errors are :class:`BundleError` (the CLI
 prints them and exits with status 1).
@@ -44,7 +45,6 @@ prints them and exits with status 1).
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -52,7 +52,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tarfile
 import time
 import zlib
@@ -304,7 +303,7 @@ def bundle_name(run: dict, experiments=None) -> str:
     values are joined by ``+``. When ``experiments`` is given and is not all of
     :data:`EXPERIMENTS`, ``-e1+e2`` (the experiments held) is appended.
     """
-    from klvae.report.provenance import short_commit
+    from klvae.record import short_commit
 
     def joined(value, default: str, form=str) -> str:
         values = value if isinstance(value, (list, tuple)) else [value]
@@ -405,7 +404,7 @@ def create_bundle(results: str | Path = "results/default", out: str | Path | Non
         BundleTooLarge: the archive would exceed ``max_bytes``; nothing is left behind and the
             message lists the largest files.
     """
-    from klvae.report.provenance import git_commit, host, utc_now
+    from klvae.record import git_commit, host, utc_now
 
     root = Path(results)
     if not root.is_dir():
@@ -458,7 +457,7 @@ def provenance_entries(run: dict, config: dict, experiments) -> list[dict]:
 
     Each is ``{"experiment", "profile", "keras_backend", "run_commit", "run_host",
     "run_recorded_utc", "hardware" (the run record's dict: CPU, GPU, memory, OS), "config" (the
-    run's whole config as used)}``; :func:`klvae.bundle_compare.merge_bundles` keeps them per
+    run's whole config as used)}``; :func:`klvae.bundle.compare.merge_bundles` keeps them per
     experiment, so a merged bundle still says which commit, config and machine made each part.
     """
     return [{"experiment": e, "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
@@ -512,7 +511,7 @@ def write_archive(archive: str | Path, manifest: dict, items: list[tuple[str, Pa
                 f"{archive}: the bundle would be {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB. "
                 f"The largest files ({len(entries)} in all, {unpacked / 1e6:.1f} MB before compression):\n"
                 f"{_largest(entries)}\nRemove what should not travel from the results folder or narrow the "
-                "allow-list in klvae.bundle (EXTENSIONS, member_kind)")
+                "allow-list in klvae.bundle.core (EXTENSIONS, member_kind)")
         os.replace(tmp, archive)
     finally:
         if tmp.exists():
@@ -768,76 +767,3 @@ def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
     print(f"[bundle] verified {info['members']} members of {info['name']} (manifest SHA-256 "
           f"{info['manifest_sha256']}) and extracted them to {dest}", flush=True)
     return {**info, "paths": sorted(contents), "config": config or {}, "dest": str(dest)}
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def _main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv.insert(0, "create")  # `python -m klvae.bundle --out DIR` = create
-    parser = argparse.ArgumentParser(prog="python -m klvae.bundle", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("create", help="pack the finished run in --results into one tar.gz (the default command)")
-    c.add_argument("--results", default="results/default",
-                   help="the run's results folder, results/<profile> (default: results/default)")
-    c.add_argument("--out-dir", default=None, help="folder of the archive (default: <results>/bundle)")
-    c.add_argument("--out", default=None,
-                   help="archive path, or an existing folder for the default name "
-                        "(default: <out-dir>/klvae-<profile>-<backend>-<commit>.tar.gz)")
-    c.add_argument("--partial", action="store_true", help="pack an unfinished run too (it cannot be rendered)")
-    v = sub.add_parser("verify", help="check every member of a bundle against its manifest")
-    v.add_argument("archive")
-    x = sub.add_parser("extract", help="verify a bundle, then write its members into a folder")
-    x.add_argument("archive")
-    x.add_argument("--into", required=True, help="a new or empty folder")
-    d = sub.add_parser("diff", help="every metric and scorecard number of two bundles, B against A's interval")
-    d.add_argument("a")
-    d.add_argument("b")
-    d.add_argument("--csv", default=None, help="also write the rows to this CSV file")
-    m = sub.add_parser("merge", help="join bundles of different experiments (E1, E2, E3) into one")
-    m.add_argument("out", help="the merged archive, or an existing folder for the default name")
-    m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "create":
-            out, out_dir = args.out, args.out_dir
-            if out is not None and Path(out).is_dir():
-                out, out_dir = None, args.out
-            r = create_bundle(args.results, out=out, out_dir=out_dir, partial=args.partial)
-            left_out = ", ".join(f"{n} {why}" for why, n in sorted(r["excluded"].items())) or "nothing"
-            print(f">>> bundle: {r['path']}\n    {r['members']} files, {r['unpacked_bytes'] / 1e6:.1f} MB unpacked, "
-                  f"{r['size'] / 1e6:.1f} MB archive (limit {MAX_BUNDLE_BYTES / 1e6:.0f} MB)\n"
-                  f"    SHA-256 {r['sha256']} (also in {r['path']}.sha256)\n"
-                  f"    manifest SHA-256 {r['manifest_sha256']}\n    left out: {left_out}")
-            if r["complete"]:
-                print(f"    render it anywhere: make report BUNDLE={r['path']}")
-            else:
-                print(f"    PARTIAL: {len(r['missing'])} files the report needs are missing "
-                      f"({', '.join(r['missing'][:4])}{', ...' if len(r['missing']) > 4 else ''}); "
-                      "it cannot be rendered")
-        elif args.cmd == "verify":
-            r = verify_bundle(args.archive)
-            print(f"{r['name']}: OK, {r['members']} members verified; manifest SHA-256 {r['manifest_sha256']}; "
-                  f"profile {r['profile']}, backend {r['keras_backend']}, commit {r['run_commit']}"
-                  + ("" if r["complete"] else f"; PARTIAL ({len(r['missing'])} report files missing)"))
-        elif args.cmd == "diff":
-            from klvae.bundle_compare import diff_main
-
-            diff_main(args.a, args.b, args.csv)
-        elif args.cmd == "merge":
-            from klvae.bundle_compare import merge_main
-
-            merge_main(args.out, args.members)
-        else:
-            extract_bundle(args.archive, args.into)
-    except BundleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

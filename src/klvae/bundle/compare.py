@@ -1,6 +1,6 @@
 """Two results bundles side by side (``diff``), and per-experiment bundles joined into one (``merge``).
 
-Both read bundles with :func:`klvae.bundle.read_bundle`: every member is checked against the
+Both read bundles with :func:`klvae.bundle.core.read_bundle`: every member is checked against the
 manifest's SHA-256 before anything is parsed, in memory; nothing is extracted.
 
 ``diff A B`` (:func:`diff_rows`, :func:`format_diff`; ``make compare A=... B=...``) lists every
@@ -9,13 +9,13 @@ metrics per strategy and z_dim, the E2 equivalence, timing and compatibility tab
 metrics, latent summary and benchmarks, the scorecard's ``ours`` and verdict per claim id) and the
 scorecard's verdict counts (from ``tables/scorecard.csv``): A's value, B's value,
 ``B - A``, and whether B lies in A's 95 % prediction interval for one new run where A's value is a
-mean of n >= 2 runs with a standard deviation (:func:`klvae.report.scorecard.prediction_interval`),
+mean of n >= 2 runs with a standard deviation (:func:`klvae.stats.prediction_interval`),
 else ``n = 1``. Text values (verdicts, which forms run) are compared as text: ``same``/``different``.
 The per-run ``metrics.json`` files are not listed one by one: the tables summarise them.
 
 ``merge OUT A B [C ...]`` (:func:`merge_bundles`) joins bundles that each hold other experiments
 (their manifests' ``experiments``: ``e1``, ``e2``, ``e3``) into one bundle of the same format,
-named by :func:`klvae.bundle.bundle_name`. Each experiment's files come from the bundle that ran
+named by :func:`klvae.bundle.core.bundle_name`. Each experiment's files come from the bundle that ran
 it; its commit, config and hardware stay in the merged manifest's ``provenance`` list.
 
 Command line (through :mod:`klvae.bundle`)::
@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from klvae import bundle as kb
+from klvae.bundle import core as kb
 from klvae.layout import results_dir
 from klvae.legacy import migrate_csv
 
@@ -158,7 +158,7 @@ def bundle_values(contents: dict[str, bytes]) -> dict[str, dict[tuple[str, str],
     """Every comparable value of a bundle's verified contents, per table.
 
     Args:
-        contents: ``{member: bytes}`` from :func:`klvae.bundle.read_bundle`.
+        contents: ``{member: bytes}`` from :func:`klvae.bundle.core.read_bundle`.
 
     Returns:
         ``{table name: {(row label, column): value record}}`` (see :func:`table_values`); the
@@ -189,11 +189,11 @@ def compare_value(a: dict | None, b: dict | None) -> dict:
     Returns:
         ``{"a", "b"`` (as the tables hold them), ``"diff"`` (B - A, float, or None for text),
         ``"a_sd", "a_n", "a_lo", "a_hi"`` (A's spread and 95 % prediction interval for one new run,
-        :func:`klvae.report.scorecard.prediction_interval`, where A has a sd and n >= 2), ``"status"``:
+        :func:`klvae.stats.prediction_interval`, where A has a sd and n >= 2), ``"status"``:
         ``in interval``/``outside interval``, ``n = 1`` (a number without an interval),
         ``same``/``different`` (text, or two NaN), ``only in A``/``only in B``}.
     """
-    from klvae.report.scorecard import prediction_interval
+    from klvae.stats import prediction_interval
 
     row = {"a": None if a is None else a["value"], "b": None if b is None else b["value"], "diff": None,
            "a_sd": None, "a_n": None, "a_lo": None, "a_hi": None}
@@ -226,7 +226,7 @@ def diff_contents(a: dict[str, bytes], b: dict[str, bytes]) -> list[dict]:
 def diff_rows(a: str | Path, b: str | Path) -> list[dict]:
     """Every metric and scorecard number of two bundles side by side.
 
-    Both bundles are verified (:func:`klvae.bundle.read_bundle`) before anything is read.
+    Both bundles are verified (:func:`klvae.bundle.core.read_bundle`) before anything is read.
 
     Args:
         a, b: the bundles (``tar.gz``); A is the reference whose interval B is judged against.
@@ -379,11 +379,11 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
                   created_utc: str | None = None, max_bytes: int = kb.MAX_BUNDLE_BYTES) -> dict:
     """Join bundles that hold different experiments into one bundle of the same format.
 
-    Every member is verified first (:func:`klvae.bundle.read_bundle`). Which experiments a member
-    holds is its manifest's ``experiments`` (or, for an older bundle, :func:`klvae.bundle.experiments_in`
+    Every member is verified first (:func:`klvae.bundle.core.read_bundle`). Which experiments a member
+    holds is its manifest's ``experiments`` (or, for an older bundle, :func:`klvae.bundle.core.experiments_in`
     of its members). The merged bundle holds:
 
-    * each experiment's files (:func:`klvae.bundle.experiment_of`: ``eN/``, ``tables/eN_*``,
+    * each experiment's files (:func:`klvae.bundle.core.experiment_of`: ``eN/``, ``tables/eN_*``,
       ``figures/eN/``, its report fragments and benchmarks) from the member that ran it; a member's
       files of an experiment it did not run are left out;
     * the shared files (run record, MNIST provenance, scorecard, methods fragments) from the member
@@ -392,7 +392,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     * ``config.yaml``: the shared keys with each experiment's own section from its run;
     * members named as in today's bundles (a member made before each profile had its own results
       folder has its ``benchmarks/<profile>/...`` renamed ``benchmarks/...``,
-      :func:`klvae.bundle.current_member_name`);
+      :func:`klvae.bundle.core.current_member_name`);
     * a manifest whose ``provenance`` keeps, per experiment, the run's commit, backend, host, date,
       hardware and whole config, with the member bundle's name and manifest SHA-256.
 
@@ -400,14 +400,14 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
 
     Args:
         out: the archive to write, or None for ``<out_dir>/<bundle_name>.tar.gz``
-            (:func:`klvae.bundle.bundle_name`: profile, backends and commits joined by ``+``,
+            (:func:`klvae.bundle.core.bundle_name`: profile, backends and commits joined by ``+``,
             ``-e1+e2`` when not all experiments are held).
         archives: the member bundles (at least two).
         out_dir: folder of the default archive path (default ``results/<profile>/bundle``).
-        created_utc, max_bytes: as for :func:`klvae.bundle.create_bundle`.
+        created_utc, max_bytes: as for :func:`klvae.bundle.core.create_bundle`.
 
     Returns:
-        :func:`klvae.bundle.write_archive`'s dict plus ``"experiments"``, ``"complete"``,
+        :func:`klvae.bundle.core.write_archive`'s dict plus ``"experiments"``, ``"complete"``,
         ``"missing"`` and ``"manifest"``.
 
     Raises:
@@ -417,7 +417,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
             (different ``profile``, or a shared config key with different values: the message
             names the key, both values and both archives).
     """
-    from klvae.report.provenance import git_commit, host, utc_now
+    from klvae.record import git_commit, host, utc_now
 
     if len(archives) < 2:
         raise kb.BundleError("merge needs at least two bundles")
