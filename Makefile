@@ -26,7 +26,8 @@ RUN_PROFILE := $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' 
 RESULTS  = results/$(or $(RUN_PROFILE),$(PROFILE))
 REPORT   = $(RESULTS)/report/klvae.html $(RESULTS)/report/klvae.pdf
 
-.PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle snakemake-report
+.PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle snakemake-report \
+        paper-plan paper-part
 
 help:
 	@echo "make report [PROFILE=quick|default|paper]  -> results/<profile>/report/klvae.html and klvae.pdf"
@@ -36,6 +37,8 @@ help:
 	@echo "make compare A=<archive> B=<archive>        -> every metric and scorecard number of two bundles, B against A's interval"
 	@echo "make backend-study                          -> the backend study (TensorFlow vs JAX, 5 seeds): results/backend_study/study/backend/"
 	@echo "make study-bundle                           -> bundles/backend-study-<commit>.tar.gz of the finished study"
+	@echo "make paper-plan                             -> the paper profile cut into parts of <= 2 h on 2 cores, with estimates"
+	@echo "make paper-part PART=<part>                 -> one part trained and packed as bundles/paper/klvae-paper-part-<part>-*.tar.gz"
 	@echo "make snakemake-report [PROFILE=...]         -> results/<profile>/report/snakemake-report.zip: Snakemake's own report (figures by experiment, rule graph, run times)"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
 	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
@@ -95,6 +98,21 @@ backend-study: $(STAMP)
 # record; no weights) into bundles/backend-study-<commit>.tar.gz + .sha256 (klvae.bundle.study).
 study-bundle: $(STAMP)
 	$(BIN)/python -m klvae.bundle.study create --results $(STUDY_RESULTS) --out-dir bundles
+
+# The paper profile on an ordinary CPU, in parts of at most about two hours on two cores (klvae.paper):
+#   make paper-plan             the parts, each with its estimated CPU-s from this machine's benchmark files
+#   make paper-part PART=e1     trains one part (resumable: run it again after an interruption) and packs its
+#                               data -- never its weights -- as bundles/paper/klvae-paper-part-<part>-<commit>.tar.gz
+PART ?=
+paper-plan: $(STAMP)
+	$(BIN)/python -m klvae.paper plan
+
+paper-part: $(STAMP)
+	@test -n "$(PART)" || { echo "usage: make paper-part PART=<part> (make paper-plan lists them)"; exit 2; }
+	$(BIN)/python -m klvae.paper targets $(PART) > /dev/null
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $$($(BIN)/python -m klvae.paper targets $(PART)) \
+	    --cores $(CORES) --configfile config/paper.yaml
+	$(BIN)/python -m klvae.bundle part $(PART) --results results/paper --out-dir bundles/paper
 
 # Snakemake's own report of a finished run: every figure (report() flags, one category per
 # experiment), the rule graph, each job's code and run times, as one zip of HTML.

@@ -40,6 +40,11 @@ def _main(argv: list[str] | None = None) -> int:
     d.add_argument("a")
     d.add_argument("b")
     d.add_argument("--csv", default=None, help="also write the rows to this CSV file")
+    pt = sub.add_parser("part", help="pack one finished part of the paper run (klvae.paper) as a part bundle")
+    pt.add_argument("part", help="the part's name (python -m klvae.paper plan lists them)")
+    pt.add_argument("--results", default="results/paper")
+    pt.add_argument("--out-dir", default="bundles/paper")
+    pt.add_argument("--config", default="config/paper.yaml")
     m = sub.add_parser("merge", help="join bundles of different experiments (E1, E2, E3) into one")
     m.add_argument("out", help="the merged archive, or an existing folder for the default name")
     m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
@@ -70,6 +75,14 @@ def _main(argv: list[str] | None = None) -> int:
             from klvae.bundle.compare import diff_main
 
             diff_main(args.a, args.b, args.csv)
+        elif args.cmd == "part":
+            from klvae.bundle.part import create_part_bundle
+
+            r = create_part_bundle(args.part, args.results, args.out_dir, args.config)
+            times = r["record"]["times"]
+            print(f">>> part bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.1f} MB; "
+                  f"{times['jobs']} jobs, {times['cpu_s']:,.0f} CPU-s in {times['wall_s']:,.0f} s of wall time; "
+                  f"resumed trainings: {len(r['record']['resumed'])}\n    commit it with its .sha256")
         elif args.cmd == "merge":
             from klvae.bundle.compare import merge_main
 

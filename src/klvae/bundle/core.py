@@ -90,6 +90,9 @@ IMAGE_GRIDS = frozenset({"grid.npz", "decoded_faces.npz"})
 EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
 RUN_RECORD = "report/generated/run.json"
+#: The manifest's ``kind`` of a part bundle (:mod:`klvae.bundle.part`; its allow-list also admits
+#: the decoded image grids). Run bundles have no ``kind``.
+PART_KIND = "paper-part"
 #: Files the report rules write that a bundle also carries (the scorecard, for `klvae.bundle diff`);
 #: in bundle mode they are remade, not extracted.
 REPORT_PRODUCTS = frozenset({"tables/scorecard.csv"})
@@ -124,9 +127,10 @@ def safe_member_name(name: str) -> bool:
     return all(_SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts)
 
 
-def member_kind(rel: str) -> tuple[bool, str]:
+def member_kind(rel: str, part: bool = False) -> tuple[bool, str]:
     """The allow-list: whether the file at ``rel`` (relative to the run's results folder
-    ``results/<profile>/``, POSIX) goes in a bundle.
+    ``results/<profile>/``, POSIX) goes in a bundle (``part``: a part bundle of a long run,
+    :mod:`klvae.bundle.part`, which also carries the decoded image grids its figures are drawn from).
 
     Rules, first match wins:
 
@@ -161,7 +165,7 @@ def member_kind(rel: str) -> tuple[bool, str]:
         return False, EXCLUDED_EXTENSIONS[suffix]
     if ".weights." in name:
         return False, "model/weights"
-    if name in IMAGE_GRIDS:
+    if name in IMAGE_GRIDS and not part:
         return False, "decoded image grid"
     top = parts[0]
     if top in EXCLUDED_TOP:
@@ -550,6 +554,7 @@ def parse_manifest(data: bytes, archive: str | Path = "bundle") -> dict:
     members = manifest.get("members")
     if not isinstance(members, list) or not members:
         raise _refuse(archive, f"{MANIFEST_NAME} lists no members")
+    is_part = manifest.get("kind") == PART_KIND
     seen: set[str] = set()
     total = 0
     for entry in members:
@@ -558,9 +563,9 @@ def parse_manifest(data: bytes, archive: str | Path = "bundle") -> dict:
             raise _refuse(archive, f"{MANIFEST_NAME} names an unsafe path {path!r} (absolute, '..', or odd characters)")
         if path in seen:
             raise _refuse(archive, f"{MANIFEST_NAME} lists {path!r} twice")
-        if not member_kind(path)[0]:
-            raise _refuse(archive, f"{MANIFEST_NAME} lists {path!r}, a {member_kind(path)[1]} file that a bundle "
-                                   "never carries")
+        if not member_kind(path, part=is_part)[0]:
+            raise _refuse(archive, f"{MANIFEST_NAME} lists {path!r}, a {member_kind(path, part=is_part)[1]} file "
+                                   "that a bundle never carries")
         size, digest = entry.get("size"), entry.get("sha256")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or \
                 not isinstance(digest, str) or not _HEX64.fullmatch(digest):

@@ -1,0 +1,267 @@
+"""Part bundles: one part of a long run (:mod:`klvae.paper`) packed as data, never as weights.
+
+A part trains its runs and runs every per-run analysis that needs the weights; this module then
+packs what those jobs wrote -- test metrics, training histories, latent codes, decoded grids,
+reconstructions -- with the Snakemake benchmark files of its jobs, the data's provenance, the
+config as used and a *part record*, into one verified bundle (:mod:`klvae.bundle.core`'s format
+and checks, at most :data:`MAX_PART_BYTES`), committed with its ``.sha256`` under
+``bundles/paper/``. Models, weights and checkpoints never go in.
+
+The part record (member ``parts/<part>/part.json``) says what ran, where and with which code:
+the part and its experiment, its targets, the run record of the machine (commit, host,
+hardware with the CPU's vector extensions, every package version, Keras backend:
+:func:`klvae.record.run_record`), the training code's digest per rule
+(:func:`klvae.code_digest.rule_params`, the same digest Snakemake's rerun trigger compares), the
+CPU-seconds and wall time of its jobs (from the benchmark files), the load the machine had, and
+which trainings resumed from a checkpoint. Parts of one experiment can be merged only when
+their config, training code, Keras backend and package versions agree.
+
+Command line::
+
+    python -m klvae.bundle part PART [--results results/paper] [--out-dir bundles/paper]
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from klvae.bundle.core import (
+    FORMAT,
+    PART_KIND,
+    BundleError,
+    bundle_stem,
+    manifest_entries,
+    member_kind,
+    safe_member_name,
+    write_archive,
+)
+
+#: Size limit of a part bundle (bytes): what a repository should carry per file.
+MAX_PART_BYTES = 25_000_000
+#: Decoded-image arrays a part carries (the figures are drawn from them when the parts are
+#: assembled); the run bundle's allow-list leaves them out because it carries the figures.
+PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})
+#: The rules whose code a part's numbers depend on, per experiment (their digests go in the record).
+TRAINING_RULES = {
+    "e1": ("mnist_canonical", "e1_init_weights", "e1_train", "e1_analyse"),
+    "e2": ("mnist_canonical", "e2_init_weights", "e2_train", "e2_analyse", "e2_timing", "e2_equivalence",
+           "e2_compatibility"),
+    "e3": ("e3_standin", "e3_preprocess", "e3_train", "e3_evaluate", "e3_ae_latents", "e3_decode",
+           "e3_bench_preprocessing", "e3_bench_memory", "e3_bench_pipeline"),
+}
+_RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
+
+
+def part_member_kind(rel: str) -> tuple[bool, str]:
+    """The part bundle's allow-list: :func:`klvae.bundle.core.member_kind` with ``part=True`` (the
+    decoded image grids of :data:`PART_ARRAYS` go in too)."""
+    return member_kind(rel, part=True)
+
+
+def _rule_of_benchmark(rel: str) -> str:
+    """``benchmarks/e1_train/r0_c1.tsv`` -> ``e1_train``; ``benchmarks/mnist_canonical.tsv`` -> ``mnist_canonical``."""
+    parts = rel.split("/")
+    return parts[1] if len(parts) > 2 else Path(parts[1]).stem
+
+
+def part_files(results: str | Path, experiment: str, run_dirs: list[str]) -> list[tuple[str, Path]]:
+    """The files of a part under ``results`` (a profile's results folder), as ``(member, path)``.
+
+    Args:
+        results: ``results/<profile>``.
+        experiment: ``e1``, ``e2`` or ``e3``.
+        run_dirs: the part's run folders relative to ``results`` (``e1/r0/c1``): every allowed file
+            in them goes in.
+
+    Returns:
+        Sorted ``(member name, path)``: the run folders' files, the benchmark files and phase
+        records (``logs/**/*.phases.json``) of the experiment's rules for those runs, the data's
+        JSON provenance (``data/*.json``).
+
+    Raises:
+        BundleError: a run folder is missing or has no file, or a name a bundle cannot carry.
+    """
+    root = Path(results)
+    picked: dict[str, Path] = {}
+    for run in run_dirs:
+        folder = root / run
+        files = [p for p in sorted(folder.rglob("*")) if p.is_file()] if folder.is_dir() else []
+        if not files:
+            raise BundleError(f"{folder}: the part's run folder is missing or empty; run the part's targets first "
+                              f"(python -m klvae.paper targets <part>)")
+        for p in files:
+            rel = p.relative_to(root).as_posix()
+            if part_member_kind(rel)[0]:
+                picked[rel] = p
+    run_ids = {run.split("/", 1)[1].replace("/", "_") for run in run_dirs if "/" in run}
+    rules = set(TRAINING_RULES[experiment])
+    for top in ("benchmarks", "logs"):
+        for p in sorted((root / top).rglob("*")) if (root / top).is_dir() else []:
+            rel = p.relative_to(root).as_posix()
+            if not p.is_file() or (top == "logs" and not rel.endswith(".phases.json")):
+                continue
+            rule = _rule_of_benchmark(rel) if top == "benchmarks" else rel.split("/")[1].split(".")[0]
+            stem = p.name.split(".")[0]
+            per_run = len(rel.split("/")) > 2
+            if rule in rules and (not per_run or stem in run_ids or rule.endswith("init_weights")):
+                if part_member_kind(rel)[0]:
+                    picked[rel] = p
+    for p in sorted((root / "data").glob("*.json")) if (root / "data").is_dir() else []:
+        picked[p.relative_to(root).as_posix()] = p
+    bad = [rel for rel in picked if not safe_member_name(rel)]
+    if bad:
+        raise BundleError(f"names a bundle cannot carry: {', '.join(bad[:5])}")
+    return sorted(picked.items())
+
+
+def job_times(files: list[tuple[str, Path]]) -> dict:
+    """CPU-seconds, wall time and load of the part's jobs, from their Snakemake benchmark files.
+
+    Returns:
+        ``{"jobs", "cpu_s" (sum of ``cpu_time``), "job_s" (sum of ``s``), "wall_s" (first job's
+        start to last job's end, from the files' times), "mean_load" (CPU-s over 2 cores x wall),
+        "first_start_utc", "last_end_utc"}``; ``wall_s`` assumes each file was written when its
+        job ended.
+    """
+    import datetime as dt
+
+    cpu = job = 0.0
+    starts, ends, n = [], [], 0
+    for rel, path in files:
+        if not rel.startswith("benchmarks/") or not rel.endswith(".tsv"):
+            continue
+        with open(path, newline="") as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"), None)
+        if not row:
+            continue
+        s, c = float(row.get("s") or "nan"), float(row.get("cpu_time") or "nan")
+        if math.isfinite(c):
+            cpu += c
+        if math.isfinite(s):
+            job += s
+            end = path.stat().st_mtime
+            starts.append(end - s)
+            ends.append(end)
+        n += 1
+    wall = (max(ends) - min(starts)) if ends else math.nan
+
+    def iso(t):
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
+
+    return {"jobs": n, "cpu_s": round(cpu, 1), "job_s": round(job, 1), "wall_s": round(wall, 1),
+            "cores_busy": round(cpu / (2 * wall), 3) if wall and math.isfinite(wall) and wall > 0 else None,
+            "first_start_utc": iso(min(starts)) if starts else None, "last_end_utc": iso(max(ends)) if ends else None}
+
+
+def resumed_runs(results: str | Path, experiment: str) -> list[dict]:
+    """Trainings of ``experiment`` that resumed from an epoch checkpoint, read from their job logs.
+
+    Returns:
+        ``[{"log": path relative to results, "after_epoch": int}]``, one per resume.
+    """
+    root = Path(results)
+    out = []
+    for log in sorted((root / "logs").glob(f"{experiment}_train*/*.log")) if (root / "logs").is_dir() else []:
+        for m in _RESUMED.finditer(log.read_text(errors="replace")):
+            out.append({"log": log.relative_to(root).as_posix(), "after_epoch": int(m.group(1))})
+    return out
+
+
+def code_digests(experiment: str, repo: str | Path) -> dict[str, str]:
+    """``{rule: digest}`` of the experiment's training rules, as their ``params.code`` (the digest
+    of the rule's function's modules and of ``workflow/scripts/call.py``)."""
+    from klvae.code_digest import rule_params
+
+    repo = Path(repo)
+    text = "\n".join(p.read_text() for p in sorted((repo / "workflow" / "rules").glob("*.smk")))
+    out = {}
+    for rule in TRAINING_RULES[experiment]:
+        m = re.search(rf"^rule {rule}:.*?library_call\(\s*\"([^\"]+)\"", text, flags=re.S | re.M)
+        if m:
+            out[rule] = rule_params(m.group(1), repo / "src", repo / "workflow" / "scripts" / "call.py")["code"]
+    return out
+
+
+def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir: str | Path = "bundles/paper",
+                       config_path: str | Path = "config/paper.yaml", backend_facts: str | Path | None = None,
+                       max_bytes: int = MAX_PART_BYTES, created_utc: str | None = None) -> dict:
+    """Pack part ``part`` of the run in ``results`` as ``<out_dir>/klvae-paper-part-<part>-<commit>.tar.gz``.
+
+    Args:
+        part: a part of :data:`klvae.paper.PARTS`.
+        results: the profile's results folder.
+        out_dir: where the archive and its ``.sha256`` go.
+        config_path: the profile's config (validated, defaults filled, and packed as used).
+        backend_facts: the Keras backend facts of the environment that ran the part
+            (:func:`klvae.backend.write_facts`'s JSON); made now, in this environment, when None.
+        max_bytes: size limit (bytes).
+        created_utc: the creation time to record (default now).
+
+    Returns:
+        :func:`klvae.bundle.core.write_archive`'s dict plus ``"record"`` (the part record).
+
+    Raises:
+        KeyError: no such part. BundleError: a target is missing (the part did not finish), or
+        the archive is over ``max_bytes``.
+    """
+    from klvae import paper
+    from klvae.record import git_commit, host, run_record, short_commit, utc_now
+
+    repo = Path(__file__).resolve().parents[3]
+    p = paper.get_part(part)
+    config = paper.load_config(config_path)
+    targets = paper.part_targets(part, config)
+    from klvae.layout import results_dir
+
+    prefix = f"{results_dir(config['profile'])}/"  # the targets' folder; the files are looked for in ``results``
+    rel_targets = [t.removeprefix(prefix) for t in targets]
+    missing = [t for t in rel_targets if not (Path(results) / t).is_file()]
+    if missing:
+        raise BundleError(f"part {part} is not finished: {len(missing)} of {len(targets)} targets missing "
+                          f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); run "
+                          f"`make paper-part PART={part}` again (trainings resume from their checkpoints)")
+    run_dirs = sorted({t.rsplit("/", 1)[0] for t in rel_targets if t.startswith(f"{p.experiment}/")})
+    files = part_files(results, p.experiment, run_dirs)
+    if backend_facts is None:
+        from klvae.backend import backend_facts as facts_now
+
+        facts = facts_now()
+    else:
+        facts = json.loads(Path(backend_facts).read_text())
+    record = {
+        "part": part, "experiment": p.experiment, "timing": p.timing, "targets": rel_targets,
+        "run": run_record(config, repo, facts), "training_code": code_digests(p.experiment, repo),
+        "times": job_times(files), "resumed": resumed_runs(results, p.experiment),
+    }
+    extra = {f"parts/{part}/part.json": (json.dumps(record, indent=1) + "\n").encode(),
+             f"parts/{part}/config.yaml": yaml.safe_dump(config, sort_keys=False).encode()}
+    entries = manifest_entries(files)
+    for name, data in extra.items():
+        entries.append({"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    commit = short_commit(record["run"]["git_commit"])
+    archive = Path(out_dir) / f"klvae-{config['profile']}-part-{part}-{commit}.tar.gz"
+    manifest = {
+        "format": FORMAT, "kind": PART_KIND, "name": bundle_stem(archive), "part": part,
+        "created_utc": created_utc or utc_now(), "created_host": host(), "created_commit": git_commit(repo),
+        "profile": config["profile"], "keras_backend": facts.get("keras_backend"),
+        "run_commit": record["run"]["git_commit"], "run_host": record["run"]["host"],
+        "run_recorded_utc": record["run"]["recorded_utc"], "run_record": f"parts/{part}/part.json",
+        "config": f"parts/{part}/config.yaml", "complete": True, "missing": [], "experiments": [p.experiment],
+        "members_total_bytes": sum(e["size"] for e in entries), "members": entries,
+    }
+    items = [(rel, path, int(path.stat().st_mtime)) for rel, path in files]
+    items += [(name, data, int(time.time())) for name, data in extra.items()]
+    result = write_archive(archive, manifest, items, max_bytes)
+    return {**result, "record": record}
+
+
+__all__ = ["MAX_PART_BYTES", "PART_KIND", "PART_ARRAYS", "part_member_kind", "part_files", "job_times",
+           "resumed_runs", "code_digests", "create_part_bundle"]

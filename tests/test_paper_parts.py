@@ -1,0 +1,110 @@
+"""The paper profile in parts (klvae.paper) and part bundles (klvae.bundle.part): targets, estimates
+from benchmark files, and a part packed as verified data without weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from klvae import paper
+from klvae.bundle import core as kb
+from klvae.bundle import part as kp
+
+
+@pytest.fixture(scope="module")
+def paper_config():
+    return paper.load_config(REPO / "config" / "paper.yaml")
+
+
+def test_e1_part_is_every_replicate_of_every_c(paper_config):
+    targets = paper.part_targets("e1", paper_config)
+    assert len(targets) == 3 * 8 * 4 and len(set(targets)) == len(targets)
+    assert "results/paper/e1/r2/c0.02/grid.npz" in targets and "results/paper/e1/r0/c20/latent.npz" in targets
+
+
+def test_e2_parts_split_the_ten_trainings_four_three_three(paper_config):
+    runs = [paper._e2_slice(p, paper.e2_runs(paper_config)) for p in ("e2-a", "e2-b", "e2-c")]
+    assert [len(r) for r in runs] == [4, 3, 3]
+    assert sum(runs, []) == paper.e2_runs(paper_config) and len(set(sum(runs, []))) == 10
+    with pytest.raises(KeyError, match="no part 'e4'; the parts: e1, e2-a"):
+        paper.part_targets("e4", paper_config)
+
+
+def _tsv(path, s, cpu):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{s}\t0:00:01\t1\t1\t1\t1\t0\t0\t99\t{cpu}\n")
+
+
+def test_estimate_scales_this_machines_rate_by_the_papers_work(tmp_path, paper_config):
+    # results/paper/benchmarks: two E1 trainings at the paper's settings (40 epochs x 60,000 images)
+    _tsv(tmp_path / "paper" / "benchmarks" / "e1_train" / "r0_c1.tsv", 200, 190.0)
+    _tsv(tmp_path / "paper" / "benchmarks" / "e1_train" / "r0_c2.tsv", 220, 210.0)
+    rates = paper.measured_rates(tmp_path)
+    assert rates["e1_train"]["n"] == 2
+    assert rates["e1_train"]["rate"] == pytest.approx(200.0 / (40 * 60_000))  # the median of 190 and 210
+    cpu, missing = paper.estimate("e1", paper_config, rates)
+    assert cpu == pytest.approx(24 * 200.0) and missing == ["e1_analyse", "e1_init_weights"]
+    rows = {r["part"]: r for r in paper.plan(paper_config, tmp_path)}
+    assert rows["e1"]["hours_on_2_cores"] == pytest.approx(24 * 200 / 7200)
+    assert rows["e2-a"]["cpu_s"] is None and not rows["e1"]["over_limit"]
+    text = paper.format_plan(list(rows.values()))
+    assert "e2-timing" in text and "timing: nothing else on the machine" in text
+
+
+def _fake_e1_part(root, config):
+    for target in paper.part_targets("e1", config):
+        rel = target.removeprefix("results/paper/")
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".npz"):
+            np.savez(path, images=np.zeros((2, 2), np.float32), c=np.float64(1))
+        else:
+            path.write_text("{}\n" if rel.endswith(".json") else "epoch,c\n1,1\n")
+        (path.parent / "model.keras").write_bytes(b"weights")
+        (path.parent / "model.keras.ckpt").mkdir(exist_ok=True)
+        (path.parent / "model.keras.ckpt" / "state.json").write_text("{}")
+        r, c = rel.split("/")[1:3]
+        _tsv(root / "benchmarks" / "e1_train" / f"{r}_{c}.tsv", 100, 95.5)
+    _tsv(root / "benchmarks" / "e2_train" / "z2_end_layer.tsv", 100, 1.0)  # another experiment's job: left out
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "mnist_provenance.json").write_text('{"source": "pypi"}')
+    (root / "data" / "mnist.npz").write_bytes(b"raw")
+    (root / "logs" / "e1_train").mkdir(parents=True, exist_ok=True)
+    (root / "logs" / "e1_train" / "r1_c0.log").write_text("[checkpoint] resuming after epoch 17 from x\n")
+
+
+def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_path, paper_config):
+    results = tmp_path / "results" / "paper"
+    _fake_e1_part(results, paper_config)
+    facts = tmp_path / "backend.json"
+    facts.write_text(json.dumps({"keras_backend": "tensorflow", "KERAS_BACKEND": "", "accelerators": []}))
+    with pytest.raises(kb.BundleError, match="part e1 is not finished: 1 of 96 targets missing"):
+        os.replace(results / "e1/r0/c0/grid.npz", tmp_path / "g.npz")
+        kp.create_part_bundle("e1", results, tmp_path / "out", REPO / "config" / "paper.yaml", facts)
+    os.replace(tmp_path / "g.npz", results / "e1/r0/c0/grid.npz")
+    made = kp.create_part_bundle("e1", results, tmp_path / "out", REPO / "config" / "paper.yaml", facts,
+                                 created_utc="2026-01-01T00:00:00+00:00")
+    manifest, contents, _ = kb.read_bundle(made["path"])  # verified like every bundle
+    assert manifest["kind"] == kb.PART_KIND and manifest["experiments"] == ["e1"] and manifest["part"] == "e1"
+    names = set(contents)
+    assert "e1/r2/c20/grid.npz" in names and "e1/r0/c0/metrics.json" in names
+    assert not [n for n in names if n.endswith(".keras") or ".ckpt" in n or n.endswith("mnist.npz")]
+    assert "benchmarks/e1_train/r0_c0.tsv" in names and "benchmarks/e2_train/z2_end_layer.tsv" not in names
+    record = json.loads(contents["parts/e1/part.json"])
+    assert record["times"]["jobs"] == 24 and record["times"]["cpu_s"] == pytest.approx(24 * 95.5)
+    assert record["resumed"] == [{"log": "logs/e1_train/r1_c0.log", "after_epoch": 17}]
+    assert set(record["training_code"]) == {"mnist_canonical", "e1_init_weights", "e1_train", "e1_analyse"}
+    assert record["run"]["keras_backend"] == "tensorflow" and record["run"]["hardware"]["CPU"]
+    assert os.path.basename(made["path"]).startswith("klvae-paper-part-e1-")
+    assert (tmp_path / "out" / (os.path.basename(made["path"]) + ".sha256")).is_file()
+    # a run bundle's reader refuses a grid outside a part bundle: the allow-lists differ only there
+    assert kb.member_kind("e1/r0/c0/grid.npz") == (False, "decoded image grid")
+    assert kb.member_kind("e1/r0/c0/grid.npz", part=True)[0]
+    with tarfile.open(made["path"]) as tar:
+        assert tar.getnames()[0] == kb.MANIFEST_NAME
