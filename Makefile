@@ -1,4 +1,5 @@
 # klvae -- two commands do all the set-up on a fresh machine:
+#   make read     renders the shipped report (bundles/) in a report-only environment (.venv-read)
 #   make report   creates .venv if missing, runs the default profile, renders the report
 #   make test     creates .venv if missing, runs the test suite
 # PROFILE=quick|default|paper selects config/$(PROFILE).yaml; CORES=N limits the cores used.
@@ -27,9 +28,10 @@ RESULTS  = results/$(or $(RUN_PROFILE),$(PROFILE))
 REPORT   = $(RESULTS)/report/klvae.html $(RESULTS)/report/klvae.pdf
 
 .PHONY: report test env dag unlock clean-results help bundle compare lint why backend-study study-bundle snakemake-report \
-        paper-plan paper-part
+        paper-plan paper-part read
 
 help:
+	@echo "make read                                   -> the shipped report (bundles/), rendered without TensorFlow/JAX"
 	@echo "make report [PROFILE=quick|default|paper]  -> results/<profile>/report/klvae.html and klvae.pdf"
 	@echo "make test                                   -> unit tests + a real quick-profile pipeline run"
 	@echo "make bundle [PROFILE=...]                   -> results/<profile>/bundle/klvae-<profile>-<backend>-<commit>.tar.gz of the finished run"
@@ -71,6 +73,27 @@ report: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --config 'bundle=$(abspath $(BUNDLE))'
 	@echo ">>> report: $(BUNDLE_OUT)/report/klvae.html and $(BUNDLE_OUT)/report/klvae.pdf"
 endif
+
+# The reader's command: the newest complete report bundle shipped in bundles/ (the paper run once it
+# is complete, else the default run; never a part bundle) rendered into results/from_bundle/<name>/report/,
+# in a report-only environment (.venv-read from requirements-report.lock: no TensorFlow, Keras, JAX or
+# PyTorch; about 780 MB instead of the full 1.5 GB).
+READ_VENV  ?= .venv-read
+READ_BIN    = $(READ_VENV)/bin
+READ_STAMP  = $(READ_VENV)/.klvae-installed
+$(READ_STAMP): requirements-report.lock pyproject.toml
+	@echo ">>> creating $(READ_VENV): the report-only environment (no deep-learning framework)"
+	test -x $(READ_BIN)/python || $(PYTHON) -m venv $(READ_VENV)
+	$(READ_BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-report.lock
+	$(READ_BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+read: $(READ_STAMP)
+	@shipped=$$($(READ_BIN)/python -m klvae.bundle newest bundles) || exit 1; \
+	out=results/from_bundle/$$(basename $$shipped .tar.gz); \
+	echo ">>> rendering $$shipped (verified first; nothing is trained)"; \
+	PATH="$(CURDIR)/$(READ_BIN):$$PATH" $(READ_BIN)/snakemake --cores $(CORES) --config "bundle=$(CURDIR)/$$shipped" && \
+	echo ">>> report: $$out/report/klvae.html and $$out/report/klvae.pdf"
 
 # Pack the finished run in results/$(PROFILE)/ (tables, metrics, figures, provenance; no models
 # or data) into results/$(PROFILE)/bundle/klvae-<profile>-<backend>-<commit>.tar.gz (klvae.bundle).

@@ -10,7 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from klvae.bundle.core import MAX_BUNDLE_BYTES, BundleError, create_bundle, extract_bundle, verify_bundle
+from klvae.bundle.core import (
+    MAX_BUNDLE_BYTES,
+    BundleError,
+    create_bundle,
+    extract_bundle,
+    newest_report_bundle,
+    verify_bundle,
+)
 from klvae.bundle.core import __doc__ as CORE_DOC
 
 # ----------------------------------------------------------------------------------------------
@@ -40,6 +47,8 @@ def _main(argv: list[str] | None = None) -> int:
     d.add_argument("a")
     d.add_argument("b")
     d.add_argument("--csv", default=None, help="also write the rows to this CSV file")
+    nw = sub.add_parser("newest", help="print the newest complete report bundle in a folder (what `make read` renders)")
+    nw.add_argument("folder", nargs="?", default="bundles")
     pt = sub.add_parser("part", help="pack one finished part of the paper run (klvae.paper) as a part bundle")
     pt.add_argument("part", help="the part's name (python -m klvae.paper plan lists them)")
     pt.add_argument("--results", default="results/paper")
@@ -75,6 +84,8 @@ def _main(argv: list[str] | None = None) -> int:
             from klvae.bundle.compare import diff_main
 
             diff_main(args.a, args.b, args.csv)
+        elif args.cmd == "newest":
+            print(newest_report_bundle(args.folder))
         elif args.cmd == "part":
             from klvae.bundle.part import create_part_bundle
 

@@ -696,6 +696,34 @@ def verify_bundle(archive: str | Path, expected_manifest_sha256: str | None = No
     return {**info, "paths": sorted(contents), "config": config or {}}
 
 
+def newest_report_bundle(folder: str | Path = "bundles") -> Path:
+    """The report bundle a reader should see: the newest complete bundle of a run in ``folder``.
+
+    A complete paper-profile bundle with every experiment of :data:`EXPERIMENTS` wins over any
+    other run's (the posts' settings); among the rest, the newest by its manifest's
+    ``created_utc``. Part bundles (:mod:`klvae.bundle.part`), unfinished runs (``complete`` false),
+    study bundles and anything that fails verification are never chosen.
+
+    Raises:
+        BundleError: no such bundle in ``folder`` (the message says how to make one).
+    """
+    candidates = []
+    for path in sorted(Path(folder).glob("*.tar.gz")):
+        try:
+            manifest, _, info = read_bundle(path)
+        except BundleError:
+            continue
+        if manifest.get("kind") or not manifest.get("complete", False) or RUN_CONFIG not in \
+                {m["path"] for m in manifest["members"]}:
+            continue
+        full_paper = manifest.get("profile") == "paper" and set(EXPERIMENTS) <= set(manifest.get("experiments") or [])
+        candidates.append((full_paper, manifest.get("created_utc") or "", path.name, path))
+    if not candidates:
+        raise BundleError(f"{folder}: no complete report bundle (klvae-<profile>-*.tar.gz) to render. Make one with "
+                          "`make report` then `make bundle`, or get the repository's shipped bundles")
+    return max(candidates)[3]
+
+
 def extract_bundle(archive: str | Path, dest: str | Path, replace: bool = False,
                    expected_manifest_sha256: str | None = None, only=None, merge: bool = False) -> dict:
     """Verify a bundle completely, then write its members under ``dest`` (at their paths).
