@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 
 from conftest import REPO
@@ -108,3 +110,34 @@ def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_pat
     assert kb.member_kind("e1/r0/c0/grid.npz", part=True)[0]
     with tarfile.open(made["path"]) as tar:
         assert tar.getnames()[0] == kb.MANIFEST_NAME
+
+
+def _part(name, config, code="abc", backend="tensorflow", versions=None, gpu="none"):
+    manifest = {"part": name, "config": f"parts/{name}/config.yaml"}
+    contents = {manifest["config"]: yaml.safe_dump(config).encode()}
+    record = {"training_code": {"e2_train": code}, "run": {"keras_backend": backend,
+                                                          "versions": versions or {"keras": "3.15.0"},
+                                                          "hardware": {"GPU": gpu}}}
+    return (Path(f"klvae-paper-part-{name}-x.tar.gz"), manifest, contents, record)
+
+
+def test_parts_of_one_experiment_are_refused_when_they_are_not_one_run(paper_config):
+    names = ("e2-a", "e2-b", "e2-c", "e2-timing")
+    parts = [_part(n, paper_config) for n in names]
+    kp.check_parts("e2", parts, paper_config)  # four parts of one run: accepted
+    with pytest.raises(kb.BundleError, match=r"e2: parts e2-c, e2-timing are not in \(have: e2-a, e2-b\)"):
+        kp.check_parts("e2", parts[:2], paper_config)
+    with pytest.raises(kb.BundleError, match="part e2-b is there twice"):
+        kp.check_parts("e2", parts + [parts[1]], paper_config)
+    other = yaml.safe_load(yaml.safe_dump(paper_config))
+    other["e2"]["epochs"] = 36
+    with pytest.raises(kb.BundleError, match=r"klvae-paper-part-e2-b-x\.tar\.gz: its config differs from the "
+                                             r"profile's \(1 keys\): e2\.epochs: 37 vs 36"):
+        kp.check_parts("e2", [parts[0], _part("e2-b", other), *parts[2:]], paper_config)
+    for kw, what in (({"code": "abd"}, "training code differs from klvae-paper-part-e2-a-x.tar.gz's: "
+                                       "e2_train: 'abc' vs 'abd'"),
+                     ({"backend": "jax"}, "Keras backend differs .*'tensorflow' vs 'jax'"),
+                     ({"versions": {"keras": "3.14.0"}}, "package versions differ.*keras: '3.15.0' vs '3.14.0'"),
+                     ({"gpu": "NVIDIA H100"}, "accelerator differs .*'none' vs 'NVIDIA H100'")):
+        with pytest.raises(kb.BundleError, match=what):
+            kp.check_parts("e2", [parts[0], _part("e2-b", paper_config, **kw), *parts[2:]], paper_config)

@@ -54,6 +54,12 @@ def _main(argv: list[str] | None = None) -> int:
     pt.add_argument("--results", default="results/paper")
     pt.add_argument("--out-dir", default="bundles/paper")
     pt.add_argument("--config", default="config/paper.yaml")
+    asm = sub.add_parser("assemble", help="an experiment's tables and figures built from its part bundles (no weights)")
+    asm.add_argument("experiment")
+    asm.add_argument("--parts", default="bundles/paper")
+    asm.add_argument("--results", default="results/paper")
+    asm.add_argument("--config", default="config/paper.yaml")
+    asm.add_argument("--cores", default="all")
     m = sub.add_parser("merge", help="join bundles of different experiments (E1, E2, E3) into one")
     m.add_argument("out", help="the merged archive, or an existing folder for the default name")
     m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
@@ -94,6 +100,12 @@ def _main(argv: list[str] | None = None) -> int:
             print(f">>> part bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.1f} MB; "
                   f"{times['jobs']} jobs, {times['cpu_s']:,.0f} CPU-s in {times['wall_s']:,.0f} s of wall time; "
                   f"resumed trainings: {len(r['record']['resumed'])}\n    commit it with its .sha256")
+        elif args.cmd == "assemble":
+            from klvae.bundle.part import assemble
+
+            r = assemble(args.experiment, args.parts, args.results, args.config, args.cores)
+            print(f">>> {args.experiment} assembled from parts {', '.join(r['parts'])} in {args.results}/ "
+                  f"(rules allowed: {', '.join(r['allowed_rules'])})")
         elif args.cmd == "merge":
             from klvae.bundle.compare import merge_main
 

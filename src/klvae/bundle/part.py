@@ -263,5 +263,134 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
     return {**result, "record": record}
 
 
-__all__ = ["MAX_PART_BYTES", "PART_KIND", "PART_ARRAYS", "part_member_kind", "part_files", "job_times",
-           "resumed_runs", "code_digests", "create_part_bundle"]
+# ----------------------------------------------------------------------------------------------
+# Assembly: an experiment's tables and figures from its parts' data
+
+
+def _flatten(tree, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        out: dict[str, object] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """``"key: A vs B"`` for every dotted key whose value differs between two configs (missing = None)."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [f"{k}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def part_bundles(experiment: str, folder: str | Path = "bundles/paper") -> list[tuple[Path, dict, dict, dict]]:
+    """The verified part bundles of ``experiment`` in ``folder``: ``(archive, manifest, contents, record)``.
+
+    Raises:
+        BundleError: a part bundle in ``folder`` fails verification.
+    """
+    from klvae.bundle.core import read_bundle
+
+    out = []
+    for path in sorted(Path(folder).glob("*.tar.gz")):
+        manifest, contents, _ = read_bundle(path)
+        if manifest.get("kind") == PART_KIND and manifest.get("experiments") == [experiment]:
+            record = json.loads(contents[manifest["run_record"]])
+            out.append((path, manifest, contents, record))
+    return out
+
+
+def check_parts(experiment: str, parts: list, config: dict) -> None:
+    """Refuse parts that are not one run of ``experiment``.
+
+    Every part of :data:`klvae.paper.PARTS` for the experiment must be there, once; each part's
+    config must equal ``config`` (the profile's, defaults filled) key by key; and all parts must
+    share the training code's digests, the Keras backend, the package versions and the kind of
+    accelerator (a CPU part and a GPU part are different runs).
+
+    Raises:
+        BundleError: naming the part, the key and both values.
+    """
+    from klvae import paper
+
+    wanted = [p.name for p in paper.PARTS if p.experiment == experiment]
+    have = [m["part"] for _, m, _, _ in parts]
+    missing = [w for w in wanted if w not in have]
+    if missing:
+        raise BundleError(f"{experiment}: parts {', '.join(missing)} are not in (have: {', '.join(have) or 'none'}); "
+                          f"run `make paper-part PART=<part>` for each first")
+    twice = sorted({h for h in have if have.count(h) > 1})
+    if twice:
+        raise BundleError(f"{experiment}: part {', '.join(twice)} is there twice; keep one bundle per part")
+    first = parts[0]
+    for path, manifest, contents, record in parts:
+        used = yaml.safe_load(contents[manifest["config"]])
+        diff = config_differences(config, used)
+        if diff:
+            raise BundleError(f"{path.name}: its config differs from the profile's ({len(diff)} keys): "
+                              + "; ".join(diff[:5]))
+        for what, get in (("training code", lambda r: r["training_code"]),
+                          ("Keras backend", lambda r: r["run"]["keras_backend"]),
+                          ("package versions", lambda r: r["run"]["versions"]),
+                          ("accelerator", lambda r: r["run"]["hardware"].get("GPU"))):
+            ours, theirs = get(record), get(first[3])
+            if ours != theirs:
+                diff = config_differences({"v": theirs}, {"v": ours}) if isinstance(ours, dict) else \
+                    [f"{theirs!r} vs {ours!r}"]
+                raise BundleError(f"{path.name}: its {what} {'differ' if what.endswith('s') else 'differs'} from "
+                                  f"{first[0].name}'s: "
+                                  + "; ".join(d.removeprefix("v.") for d in diff[:5])
+                                  + ". The parts of one experiment must be one version of the code on one kind "
+                                    "of machine: run the differing part again")
+
+
+def assembly_rules(experiment: str, rules: list[str]) -> list[str]:
+    """The rules an assembly may run: the experiment's table and figure rules and its target
+    (``<experiment>_outputs``); none that trains, evaluates a model or times anything (those are
+    the parts' own: :data:`TRAINING_RULES`, ``*_train``, ``*_post_log``, ``*_timing``,
+    ``*_equivalence``, ``*_compatibility``, ``*_bench_*``)."""
+    parts_own = set(TRAINING_RULES[experiment])
+    return sorted(r for r in rules if r.startswith(f"{experiment}_") and r not in parts_own and "_bench_" not in r
+                  and not r.endswith(("_train", "_post_log", "_timing", "_equivalence", "_compatibility")))
+
+
+def assemble(experiment: str, parts_dir: str | Path = "bundles/paper", results: str | Path = "results/paper",
+             config_path: str | Path = "config/paper.yaml", cores: int | str = "all") -> dict:
+    """Build ``experiment``'s tables and figures from its part bundles, without weights.
+
+    The parts are verified and checked (:func:`check_parts`), their members written into
+    ``results`` (the profile's folder), and Snakemake builds ``<experiment>_outputs`` with only
+    :func:`assembly_rules` allowed, so no training, evaluation or timing job can run: every
+    table and figure that spans runs is made from the parts' data.
+
+    Returns:
+        ``{"experiment", "parts" (names), "allowed_rules", "records" (the parts' records)}``.
+
+    Raises:
+        BundleError: a part is missing, refused or differs (:func:`check_parts`).
+        subprocess.CalledProcessError: Snakemake failed (its output is on the console).
+    """
+    import subprocess
+    import sys
+
+    from klvae import paper
+    from klvae.bundle.core import extract_bundle
+
+    config = paper.load_config(config_path)
+    parts = part_bundles(experiment, parts_dir)
+    check_parts(experiment, parts, config)
+    for path, _, _, _ in parts:
+        extract_bundle(path, results, merge=True)
+    repo = Path(__file__).resolve().parents[3]
+    snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "workflow" / "Snakefile"),
+                 "--configfile", str(config_path), "--cores", str(cores)]
+    listed = subprocess.run(snakemake + ["--list-rules"], check=True, capture_output=True, text=True).stdout
+    rules = [line.split()[0] for line in listed.splitlines() if line.strip()]
+    allowed = assembly_rules(experiment, rules)
+    subprocess.run(snakemake + [f"{experiment}_outputs", "--allowed-rules", *allowed], check=True)
+    return {"experiment": experiment, "parts": [m["part"] for _, m, _, _ in parts], "allowed_rules": allowed,
+            "records": [r for _, _, _, r in parts]}
+
+
+__all__ = ["MAX_PART_BYTES", "PART_ARRAYS", "part_member_kind", "part_files", "job_times", "resumed_runs",
+           "code_digests", "create_part_bundle", "config_differences", "part_bundles", "check_parts",
+           "assembly_rules", "assemble"]
