@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 
 from conftest import REPO
 from klvae import paper
