@@ -389,7 +389,8 @@ def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
     assert (row["mean"], row["sd"], row["n"]) == (kl0["mean_tensorflow"], kl0["sd_tensorflow"], kl0["n_tensorflow"])
     assert row["source"] == "the backend study"  # as the caller names it
     assert {i for i, _ in rows} == {f"e1-c{c}-{q}" for c in ("0", "0.02", "1") for q in ("loss", "rec", "kl")}
-    # one TensorFlow run of the default setting at c = 0 with the post's KL +/- 300 nats: inside the study's spread
+    # one TensorFlow run of the default setting at c = 0 with the post's KL + 300 nats: inside the study's spread,
+    # which is wider than the KL itself (sd 306 nats on a mean of 527): inconclusive, it does not reproduce run to run
     spreads = tmp_path / "study_spreads.csv"
     pd.DataFrame(list(rows.values())).to_csv(spreads, index=False)
     table = tmp_path / "e1_losses.csv"
@@ -401,7 +402,10 @@ def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
     tol = {k: v["default"] for k, v in tolerances["properties"]["scorecard"]["properties"].items() if "default" in v}
     report_e1.write_e1_scorecard(str(part), str(table), tol, "default", "tensorflow", str(spreads))
     got = pd.read_csv(part, keep_default_na=False).set_index("id").loc["e1-c0-kl"]
-    assert got["verdict"] == "reproduced", got.to_dict()
+    assert got["verdict"] == "inconclusive", got.to_dict()
     assert got["basis"].startswith("prediction interval, single run ± spread of n = 3 runs of the same setting on "
                                    "tensorflow from the backend study")
+    assert got["basis_kind"] == "the backend study" and float(got["rel_width"]) > 50
+    assert got["note"].startswith(f"does not reproduce run to run (sd {kl0['sd_tensorflow']:,.0f}, n = 3 runs from "
+                                  "the backend study")
     assert "backend study (n = 3 seeds per backend, shared initial weights): the backends do not differ" in got["note"]

@@ -5,6 +5,7 @@ trees in the pipeline's table formats (no training)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import tarfile
@@ -165,6 +166,30 @@ def test_diff_finds_the_one_changed_metric(tmp_path):
     assert len(rows) == len(bc.diff_rows(a, a))
     inside = make_bundle(tmp_path, "c", tables={"tables/e1_losses.csv": E1_LOSSES.replace("0.5,150.0,", "0.5,152.0,")})
     assert _row(bc.diff_rows(a, inside), "e1_losses", "c=0.5", "loss")["status"] == "in interval"
+
+
+def test_diff_of_an_old_scorecard_against_one_with_the_new_columns(tmp_path):
+    """A bundle made before the scorecard had rel_width, basis_kind and nonnegative, beside one with
+    them: the same claims are compared (ours, verdict), the added columns are not listed."""
+    lines = SCORECARD.splitlines()
+    header = lines[0].replace("interval,basis,verdict,unit,", "interval,rel_width,basis,basis_kind,verdict,unit,"
+                              "nonnegative,")
+    added = [("1.65", "runs of the setting", "yes"), ("", "", "no"), ("50.00", "fixed tolerance", "yes")]
+    body = []
+    for line, (rel, kind, nonneg) in zip(lines[1:], added, strict=True):
+        row = next(csv.reader([line]))
+        row = row[:9] + [rel] + row[9:10] + [kind] + row[10:12] + [nonneg] + row[12:]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(row)
+        body.append(out.getvalue())
+    new = "\n".join([header, *body]) + "\n"
+    assert list(csv.DictReader(io.StringIO(new)))[0]["basis_kind"] == "runs of the setting"
+    a = make_bundle(tmp_path, "a")
+    b = make_bundle(tmp_path, "b", tables={"tables/scorecard.csv": new})
+    rows = [r for r in bc.diff_rows(a, b) if r["table"] == "scorecard"]
+    assert {r["metric"] for r in rows} == {"ours", "verdict"}
+    assert {r["status"] for r in rows} <= {"in interval", "n = 1", "same"}
+    assert {"rel_width", "basis_kind", "nonnegative"} <= bc.SKIP_COLUMNS
 
 
 def test_compare_value_text_numbers_and_missing():

@@ -148,6 +148,9 @@ def verdicts(inputs: dict, profile="paper", **tol) -> dict[str, str]:
 def test_seed_numbers_within_tolerance_are_reproduced(tmp_path):
     v = verdicts(fake_outputs(tmp_path))
     numeric = [k for k in v if k.startswith(("e1-", "e2-vii-log", "e2-iv-latent", "e3-ix-memory", "e3-ae"))]
+    # c = 20: the KL of 0.68 nats within ±1 nat: the tolerance is wider than the value (147 %)
+    assert v.pop("e1-c20-kl") == "inconclusive"
+    numeric.remove("e1-c20-kl")
     assert numeric and all(v[k] == "reproduced" for k in numeric), v
     assert v["e3-ix-preprocess"] == "not comparable"  # a rate measured on the post's CPU
     assert v["e2-iv-ratio"] == "reproduced"  # 286 / 200 = 1.43 = 15 / 10.5, on any hardware
@@ -236,16 +239,18 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
         assert block, e
         header, _, *body = block.group(1).splitlines()
         assert [h.strip() for h in header.strip("|").split("|")] == [
-            "claim", "compared", "post", "ours", "sd", "n", "basis", "verdict", "note"]
+            "claim", "compared", "post", "ours", "sd", "n", "basis", "rel. width", "verdict", "note"]
         assert len(body) == (t["experiment"] == e).sum()
         assert "{{< var made_by.report_scorecard >}}" in block.group(2)
     counts = yaml.safe_load((out / "scorecard.vars.yml").read_text())["scorecard"]
     assert counts["n_claims"] == len(t) == 37
     assert counts["n_reproduced"] + counts["n_differs"] + counts["n_inconclusive"] + counts["n_not_comparable"] \
         + counts["n_paper_only"] == len(t)
-    assert counts["by_experiment"]["E1"] == {"n_claims": 24, "n_reproduced": 24, "n_differs": 0, "n_inconclusive": 0,
-                                             "n_not_comparable": 0, "n_paper_only": 0, "n_judged": 24}
-    assert md.startswith("**Summary.** E1: 24 claims: 24 reproduced; E2: 10 claims: ")
+    # c = 20's KL (0.68 nats ± 1 nat) is inconclusive: the tolerance is wider than the value
+    assert counts["by_experiment"]["E1"] == {"n_claims": 24, "n_reproduced": 23, "n_differs": 0, "n_inconclusive": 1,
+                                             "n_not_comparable": 0, "n_paper_only": 0, "n_judged": 23}
+    assert counts["max_rel_width"] == "50 %" and counts["n_too_wide"] == 1
+    assert md.startswith("**Summary.** E1: 24 claims: 23 reproduced, 1 inconclusive; E2: 10 claims: ")
 
 
 def test_schema_gives_every_profile_the_tolerances_and_rejects_bad_ones():
@@ -326,17 +331,33 @@ def test_verdict_with_zero_spread_falls_back_to_the_tolerance():
 
 def test_e1_rows_use_the_replicates_spread(tmp_path):
     """E1 table with 3 replicates and sd 1.5 nats: the post's numbers (= our means here) are
-    inside every interval; a 5 % shift (~7 nats) lies outside the ±6.7-nat interval."""
+    inside every interval; a 5 % shift (~7 nats) lies outside the ±7.5-nat interval. Losses and
+    KL cannot be negative: the intervals are log-normal (log scale). An sd of 1.5 nats is more than
+    half of the KL at c >= 0.1 (12.22 nats and less): there the KL does not reproduce run to run."""
     rows = scorecard_rows(**fake_outputs(tmp_path / "a", e1_sd=1.5, e1_reps=3), tolerances=tolerances(),
                           profile="paper")
     e1 = [r for r in rows if r["experiment"] == "E1"]
     assert len(e1) == 24 and all(r["basis"] == "prediction interval, n = 3" for r in e1)
-    assert all(r["verdict"] == "reproduced" and r["n"] == 3 and r["sd"] == "1.50" for r in e1)
+    assert all(r["n"] == 3 and r["sd"] == "1.50" and r["nonnegative"] == "yes" for r in e1)
+    assert all(r["basis_kind"] == "runs of the setting" for r in e1)
+    wide = {f"e1-c{c:g}-kl" for c in (0.1, 0.5, 1, 2, 10, 20)}
+    assert {r["id"] for r in e1 if r["verdict"] == "inconclusive"} == wide
+    assert all(r["verdict"] == "reproduced" for r in e1 if r["id"] not in wide)
+    # by hand: sd_log = sqrt(log(1 + (1.5 / 150.39)^2)) = 0.0099738, mean_log = log(150.39) - sd_log^2 / 2,
+    # = 5.013182, half = 4.302653 * sd_log * sqrt(4/3) = 0.0495527: exp(5.013182 -/+ 0.0495527) = 143.11 to 158.02
     c1 = next(r for r in e1 if r["id"] == "e1-c1-loss")
-    half = 4.302653 * 1.5 * (4 / 3) ** 0.5
-    assert c1["interval"] == f"{150.39 - half:.2f} to {150.39 + half:.2f}"
+    sd_log = np.sqrt(np.log(1 + (1.5 / 150.39) ** 2))
+    mean_log, half = np.log(150.39) - sd_log ** 2 / 2, 4.302653 * sd_log * (4 / 3) ** 0.5
+    assert sd_log == pytest.approx(0.0099738, abs=1e-7) and half == pytest.approx(0.0495527, abs=1e-6)
+    assert c1["interval"] == f"{np.exp(mean_log - half):.2f} to {np.exp(mean_log + half):.2f}" == "143.11 to 158.02"
+    # relative width (158.0221 - 143.1123) / 2 / 150.39 = 4.96 %
+    assert c1["rel_width"] == "4.96"
+    kl = next(r for r in e1 if r["id"] == "e1-c0.1-kl")  # 12.22 nats: 6.61 to 22.27, half-width 64.08 %
+    assert (kl["interval"], kl["rel_width"]) == ("6.61 to 22.27", "64.08")
+    assert kl["note"] == "does not reproduce run to run (sd 1.5, n = 3)"
     v = verdicts(fake_outputs(tmp_path / "b", e1_sd=1.5, e1_reps=3, e1_scale=1.05))
-    assert v["e1-c1-loss"] == "differs" and v["e1-c20-loss"] == "differs" and v["e1-c1-kl"] == "reproduced"
+    assert v["e1-c1-loss"] == "differs" and v["e1-c20-loss"] == "differs"
+    assert v["e1-c0.02-kl"] == "reproduced" and v["e1-c1-kl"] == "inconclusive"  # KL unchanged
 
 
 def test_small_kl_weight_rows_name_the_backend_and_point_to_the_backend_study(tmp_path):
@@ -352,8 +373,8 @@ def test_small_kl_weight_rows_name_the_backend_and_point_to_the_backend_study(tm
 
 def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     """286/200 = 1.43 in every window: zero spread, so the tolerance decides; with a ±10 %/window
-    jitter of model_add_loss the slowdown's interval widens enough to meet the post's 1.3-1.5, and
-    being far wider than that range it proves nothing: inconclusive."""
+    jitter of model_add_loss the slowdown's interval (log scale: a ratio of times) widens enough to
+    meet the post's 1.3-1.5, and being far wider than that range it proves nothing: inconclusive."""
     rows = scorecard_rows(**fake_outputs(tmp_path / "a"), tolerances=tolerances(), profile="paper")
     ratio = next(r for r in rows if r["id"] == "e2-iv-ratio")
     assert ratio["verdict"] == "reproduced" and ratio["basis"].startswith("tolerance") and ratio["n"] == 5
@@ -362,14 +383,19 @@ def test_timing_ratio_is_judged_on_its_spread_over_windows(tmp_path):
     assert slow["basis"] == "tolerance ±0.15, 5 identical windows; ÷ median of the other 2 strategies per window"
     rows = scorecard_rows(**fake_outputs(tmp_path / "b", window_jitter=0.1), tolerances=tolerances(), profile="paper")
     slow = next(r for r in rows if r["id"] == "e2-vii-slowdown")
-    # per-window ratios 221/243 * (0.8, 0.9, 1, 1.1, 1.2): mean 0.909465, sd 0.143800, t(4) = 2.776445
-    mean, sd = 221 / 243, 221 / 243 * 0.1 * 2.5 ** 0.5
-    half = 2.776445 * sd * 1.2 ** 0.5  # 0.437361: 0.47 to 1.35, meets 1.3-1.5 and is 4.4 times wider
+    # per-window ratios 221/243 * (0.8, 0.9, 1, 1.1, 1.2): mean 0.909465, sd 0.143800; their logs:
+    # mean -0.105073, sd 0.160235; t(4) = 2.776445, half 2.776445 * 0.160235 * sqrt(1.2) = 0.487347
+    logs = np.log(221 / 243 * np.array([0.8, 0.9, 1.0, 1.1, 1.2]))
+    assert logs.mean() == pytest.approx(-0.105073, abs=1e-6) and logs.std(ddof=1) == pytest.approx(0.160235, abs=1e-6)
+    half = 2.776445 * 0.160235 * 1.2 ** 0.5  # exp(-0.105073 -/+ 0.487347): 0.55 to 1.47, 4.6 times 1.3-1.5's width
     assert (slow["ours"], slow["sd"]) == ("0.91", "0.14")
-    assert slow["interval"] == f"{mean - half:.2f} to {mean + half:.2f}" == "0.47 to 1.35"
-    assert slow["basis"] == ("prediction interval, n = 5 windows: 0.47 to 1.35, wider than the post's range 1.3–1.5; "
+    assert slow["interval"] == f"{np.exp(-0.105073 - half):.2f} to {np.exp(-0.105073 + half):.2f}" == "0.55 to 1.47"
+    assert slow["basis"] == ("prediction interval, n = 5 windows: 0.55 to 1.47, wider than the post's range 1.3–1.5; "
                              "÷ median of the other 2 strategies per window")
     assert slow["verdict"] == "inconclusive"  # was "reproduced" when meeting the range was enough
+    # half-width (1.465613 - 0.552987) / 2 = 0.456313 is 50.17 % of the mean 0.909465: also too wide
+    assert slow["rel_width"] == "50.17" and slow["note"].startswith("does not reproduce run to run (sd 0.144, n = 5 "
+                                                                    "windows); ")
     assert verdict_counts(rows)["E2"]["inconclusive"] == 1
     md = scorecard_markdown(rows, "paper")
     assert re.search(r"E2: 10 claims: [^;]*1 inconclusive", md.splitlines()[0]), md.splitlines()[0]
@@ -394,7 +420,8 @@ def test_vii_slowdown_uses_a_fixed_comparator_not_the_fastest(tmp_path):
     """model_add_loss is the fastest in every window (198, 196, 194 ms/step against the other four
     at 199-201, median 200; no_kl at 150 is left out). Divided by the fastest it was 1.00 in every
     window; divided by the per-window median of the other four it is 0.99, 0.98, 0.97: mean 0.98,
-    sd 0.01, PI 0.98 ± 4.302653 · 0.01 · sqrt(4/3) = 0.98 ± 0.049683."""
+    sd 0.01; on the log scale mean -0.020237, sd 0.010204, PI exp(-0.020237 ± 4.302653 · 0.010204 ·
+    sqrt(4/3)) = exp(-0.020237 ± 0.050699) = 0.9315 to 1.0309."""
     others = ({"end_layer": 199.0, "encoder_layer": 199.5, "tensor_transfer": 200.5, "gradient_tape": 201.0},
               {"end_layer": 201.0, "encoder_layer": 200.5, "tensor_transfer": 199.5, "gradient_tape": 199.0},
               {"end_layer": 200.5, "encoder_layer": 199.0, "tensor_transfer": 201.0, "gradient_tape": 199.5})
@@ -403,7 +430,8 @@ def test_vii_slowdown_uses_a_fixed_comparator_not_the_fastest(tmp_path):
     summary, per_window = _timing_files(tmp_path, windows)
     slow = next(r for r in timing_rows(summary, tolerances(), per_window) if r["id"] == "e2-vii-slowdown")
     assert (slow["ours"], slow["sd"], slow["n"]) == ("0.98", "0.01", 3)
-    assert slow["interval"] == f"{0.98 - 0.049683:.2f} to {0.98 + 0.049683:.2f}" == "0.93 to 1.03"
+    assert slow["interval"] == f"{np.exp(-0.020237 - 0.050699):.2f} to {np.exp(-0.020237 + 0.050699):.2f}" \
+        == "0.93 to 1.03"
     assert slow["basis"] == "prediction interval, n = 3 windows; ÷ median of the other 4 strategies per window"
     assert slow["unit"] == "× median of the others" and slow["compared"] == "per window, 3 windows"
     assert "`end_layer`, `encoder_layer`, `tensor_transfer`, `gradient_tape` (`no_kl` left out)" in slow["note"]
@@ -416,9 +444,11 @@ def test_vii_slowdown_uses_a_fixed_comparator_not_the_fastest(tmp_path):
 
 def test_ratio_interval_wider_than_the_seeds_range_is_inconclusive():
     """Post VII claims 1.3 to 1.5 (width 0.2). The quick run's 0.06 to 2.09 holds that range and
-    much else: inconclusive. By hand, n = 3 windows, t(2) · sqrt(4/3) = 4.968276:
-    1.2, 1.4, 1.6 (sd 0.2): 1.4 ± 0.993655 = 0.41 to 2.39, inconclusive;
-    1.38, 1.40, 1.42 (sd 0.02): 1.4 ± 0.099366 = 1.30 to 1.50, width 0.199 <= 0.2, reproduced."""
+    much else: inconclusive. By hand, n = 3 windows, t(2) · sqrt(4/3) = 4.968276, on the log scale
+    (a ratio of times cannot be negative):
+    1.2, 1.4, 1.6: logs mean 0.329599, sd 0.143964: exp(0.329599 ± 0.715253) = 0.68 to 2.84, inconclusive;
+    1.38, 1.40, 1.42: logs mean 0.336404, sd 0.014287: exp(0.336404 ± 0.070981) = 1.3040 to 1.5029,
+    width 0.1989 <= 0.2, reproduced."""
     assert ratio_verdict(0.06, 2.09, 1.3, 1.5) == "inconclusive"
     assert ratio_verdict(1.31, 1.49, 1.3, 1.5) == "reproduced"
     assert ratio_verdict(0.06, 1.2, 1.3, 1.5) == "differs"  # wide, but it excludes the whole range
@@ -426,11 +456,11 @@ def test_ratio_interval_wider_than_the_seeds_range_is_inconclusive():
     tol = Tolerance("abs", 0.15)
     j, mean, sd, n = judge_ratio(np.array([1.2, 1.4, 1.6]), 1.4, 1.3, 1.5, tol)
     assert (j.verdict, n) == ("inconclusive", 3) and mean == pytest.approx(1.4) and sd == pytest.approx(0.2)
-    assert (j.lo, j.hi) == pytest.approx((1.4 - 0.993655, 1.4 + 0.993655), abs=1e-6)
-    assert j.basis == "prediction interval, n = 3 windows: 0.41 to 2.39, wider than the post's range 1.3–1.5"
+    assert (j.lo, j.hi) == pytest.approx((np.exp(0.329599 - 0.715253), np.exp(0.329599 + 0.715253)), abs=1e-5)
+    assert j.basis == "prediction interval, n = 3 windows: 0.68 to 2.84, wider than the post's range 1.3–1.5"
     j, *_ = judge_ratio(np.array([1.38, 1.40, 1.42]), 1.4, 1.3, 1.5, tol)
     assert (j.verdict, j.basis) == ("reproduced", "prediction interval, n = 3 windows")
-    assert (j.lo, j.hi) == pytest.approx((1.4 - 0.0993655, 1.4 + 0.0993655), abs=1e-6)
+    assert (j.lo, j.hi) == pytest.approx((np.exp(0.336404 - 0.070981), np.exp(0.336404 + 0.070981)), abs=1e-5)
 
 
 def test_absolute_rate_on_other_hardware_is_not_comparable_with_the_direction(tmp_path):
@@ -451,9 +481,11 @@ def test_absolute_rate_on_other_hardware_is_not_comparable_with_the_direction(tm
 
 def test_single_run_is_judged_with_a_same_backend_spread_only(tmp_path):
     """E1 at c = 0, one run: our KL 480 nats against the post's 506.82 is 26.8 nats off, far
-    outside the ±1 nat tolerance. A spread of the same setting on the same backend (sd 20 nats,
-    n = 3, tensorflow) gives 480 ± 4.302653 · 20 · sqrt(2) = 480 ± 121.6968: 358.30 to 601.70,
-    which holds the post's value. A spread measured on jax is never used for a tensorflow run."""
+    outside the ±1 nat tolerance. A spread of the same setting on the same backend (mean 470, sd
+    20 nats, n = 3, tensorflow) gives, on the log scale (a KL cannot be negative), sd_log =
+    sqrt(log(1 + (20/470)^2)) = 0.0425339 and exp(log(480) ± 4.302653 · 0.0425339 · sqrt(2)) =
+    exp(log(480) ± 0.258814): 370.54 to 621.79, which holds the post's value. A spread measured on
+    jax is never used for a tensorflow run."""
     inputs = fake_outputs(tmp_path, backend="tensorflow")
     e1 = pd.read_csv(inputs["e1_table"])
     e1.loc[e1["c"] == 0.0, "kl_loss"] = 480.0
@@ -468,7 +500,9 @@ def test_single_run_is_judged_with_a_same_backend_spread_only(tmp_path):
     row = c0_kl()  # no spread supplied: the tolerance rule stays
     assert (row["verdict"], row["basis"]) == ("differs", "tolerance ±1 nats, single run")
     row = c0_kl(spreads={**tf_spread, **jax_spread})
-    assert row["verdict"] == "reproduced" and row["interval"] == "358.30 to 601.70"
+    assert row["verdict"] == "reproduced" and row["interval"] == "370.54 to 621.79"
+    assert row["interval"] == f"{480 * np.exp(-0.258814):.2f} to {480 * np.exp(0.258814):.2f}"
+    assert row["basis_kind"] == "runs of the setting"  # a shipped run's replicates, not the backend study
     assert row["basis"] == ("prediction interval, single run ± spread of n = 3 runs of the same setting on tensorflow "
                             "from klvae-paper-tensorflow.tar.gz")
     row = c0_kl(spreads=jax_spread)  # another backend's spread: ignored
@@ -497,3 +531,218 @@ def test_spreads_load_from_csv_and_are_checked(tmp_path):
     # the spread's interval for one new run around one run, by hand: t(4) = 2.776445
     lo, hi = Spread(0.0, 1.0, 5, "tensorflow", "x").interval(10.0)
     assert (lo, hi) == pytest.approx((10 - 2.776445 * 2 ** 0.5, 10 + 2.776445 * 2 ** 0.5), abs=1e-5)
+
+
+# --- verdicts that say how strong they are ----------------------------------------------------
+def test_log_scale_prediction_interval_by_hand():
+    """Runs 2, 4 and 8 (ms, say): logs ln 2 · (1, 2, 3), mean_log = 2 ln 2, sd_log = ln 2; with
+    t(2, 0.975) = 4.302653 (scipy) and sqrt(1 + 1/3): exp(2 ln 2 ± 4.302653 · ln 2 · 1.154701) =
+    4 · 2^(±4.968275) = 4 / 31.3040 to 4 · 31.3040 = 0.127779 to 125.2160."""
+    from scipy.stats import t as student_t
+
+    from klvae.stats import log_prediction_interval, lognormal_moments, lognormal_prediction_interval
+
+    t2 = student_t.ppf(0.975, 2)
+    assert t2 == pytest.approx(4.302653, abs=1e-6)
+    logs = np.log([2.0, 4.0, 8.0])
+    lo, hi = log_prediction_interval(float(logs.mean()), float(logs.std(ddof=1)), 3)
+    factor = 2 ** (t2 * (4 / 3) ** 0.5)
+    assert factor == pytest.approx(31.3040, abs=1e-4)
+    assert (lo, hi) == pytest.approx((4 / factor, 4 * factor), rel=1e-12)
+    assert (lo, hi) == pytest.approx((0.127779, 125.2160), abs=1e-4)
+    # only mean and sd known: the log-normal with that mean and sd. mean 10, sd 5: sd_log =
+    # sqrt(ln 1.25) = 0.472381, mean_log = ln 10 - 0.472381² / 2 = 2.191013; half = 4.302653 · 0.472381 ·
+    # 1.154701 = 2.346918: exp(2.191013 ∓ 2.346918) = 0.855641 to 93.4971
+    mean_log, sd_log = lognormal_moments(10.0, 5.0)
+    assert sd_log == pytest.approx(np.sqrt(np.log(1.25)), rel=1e-12) and sd_log == pytest.approx(0.472381, abs=1e-6)
+    assert mean_log == pytest.approx(np.log(10) - np.log(1.25) / 2, rel=1e-12)
+    half = t2 * sd_log * (4 / 3) ** 0.5
+    assert half == pytest.approx(2.346918, abs=1e-6)
+    lo, hi = lognormal_prediction_interval(10.0, 5.0, 3)
+    assert (lo, hi) == pytest.approx((np.exp(mean_log - half), np.exp(mean_log + half)), rel=1e-12)
+    assert (lo, hi) == pytest.approx((0.855641, 93.4971), abs=1e-4)
+    # the linear interval of the same runs goes below zero: 10 ± 24.84 = -14.84 to 34.84
+    assert prediction_interval(10.0, 5.0, 3)[0] < 0 < lo
+    # sd = 0: a point; a tiny sd: the linear interval (sd_log ≈ sd / mean)
+    assert lognormal_prediction_interval(10.0, 0.0, 3) == pytest.approx((10.0, 10.0))
+    lo, hi = lognormal_prediction_interval(100.0, 0.01, 5)
+    assert (lo, hi) == pytest.approx(prediction_interval(100.0, 0.01, 5), abs=1e-5)
+    with pytest.raises(ValueError, match="mean > 0"):
+        lognormal_prediction_interval(0.0, 1.0, 3)
+    with pytest.raises(ValueError, match="sd must be finite and >= 0"):
+        lognormal_moments(1.0, -1.0)
+    with pytest.raises(ValueError, match="n >= 2"):
+        lognormal_prediction_interval(1.0, 1.0, 1)
+    with pytest.raises(ValueError, match="mean_log must be finite"):
+        log_prediction_interval(float("-inf"), 1.0, 3)
+
+
+def test_the_issues_c0_kl_interval_no_longer_goes_below_zero_and_is_inconclusive():
+    """The default run's c = 0 KL: three runs whose linear interval was -1,350 to 2,373 nats (mean
+    511.5, half-width 1,861.5, so sd = 1,861.5 / 4.968275 = 374.68). On the log scale: sd_log =
+    sqrt(ln(1 + (374.68 / 511.5)²)) = 0.655401, mean_log = ln 511.5 - sd_log² / 2 = 6.022572,
+    half = 4.968275 · sd_log = 3.256212: exp(6.022572 ∓ 3.256212) = 15.90 to 10,708 nats: never below
+    zero, half-width 1,045 % of the mean; the post's 506.82 lies inside and the claim is inconclusive."""
+    sd = 1861.5 / 4.968275
+    linear = prediction_interval(511.5, sd, 3)
+    assert linear == pytest.approx((-1350.0, 2373.0), abs=0.05)
+    sd_log = np.sqrt(np.log(1 + (sd / 511.5) ** 2))
+    mean_log = np.log(511.5) - sd_log ** 2 / 2
+    half = 4.968275 * sd_log
+    assert (sd_log, mean_log, half) == pytest.approx((0.655401, 6.022572, 3.256212), abs=2e-6)
+    j = judge_value(506.82, 511.5, sd, 3, Tolerance("abs", 1.0, "nats"), nonnegative=True)
+    assert (j.lo, j.hi) == pytest.approx((np.exp(mean_log - half), np.exp(mean_log + half)), rel=1e-6)
+    assert (round(j.lo, 2), round(j.hi)) == (15.90, 10708)
+    assert j.rel_width == pytest.approx((j.hi - j.lo) / 2 / 511.5) and j.rel_width == pytest.approx(10.4521, abs=1e-4)
+    assert (j.verdict, j.basis, j.basis_kind) == ("inconclusive", "prediction interval, n = 3", "runs of the setting")
+    assert j.reason == "does not reproduce run to run (sd 375, n = 3)"
+    # the same judged as a signed quantity: the old interval, below zero, and still inconclusive by its width
+    signed = judge_value(506.82, 511.5, sd, 3, Tolerance("abs", 1.0, "nats"))
+    assert signed.lo < 0 and signed.verdict == "inconclusive"
+
+
+def test_inconclusive_rule_at_the_threshold():
+    """Half-width above 50 % of the value (MAX_REL_HALF_WIDTH) turns "reproduced" into
+    "inconclusive"; exactly 50 % does not. By hand: n = 3 runs, mean 100 (signed, linear interval),
+    t(2) · sqrt(4/3) = 4.968275: sd 10.0 gives half 49.68 (49.68 %), sd 10.1 gives 50.18 (50.18 %)."""
+    from klvae.stats import MAX_REL_HALF_WIDTH
+
+    assert MAX_REL_HALF_WIDTH == 0.5
+    tol = Tolerance("rel", 0.02)
+    below = judge_value(100.0, 100.0, 10.0, 3, tol)
+    above = judge_value(100.0, 100.0, 10.1, 3, tol)
+    assert below.rel_width == pytest.approx(0.4968275, abs=1e-6) and below.verdict == "reproduced"
+    assert below.reason == ""
+    assert above.rel_width == pytest.approx(0.5018, abs=1e-4) and above.verdict == "inconclusive"
+    assert above.reason == "does not reproduce run to run (sd 10.1, n = 3)"
+    # a post's value outside even so wide an interval still differs: 100 ± 50.18 does not hold 151
+    assert judge_value(151.0, 100.0, 10.1, 3, tol).verdict == "differs"
+    # a fixed tolerance: ±0.999, ±1 and ±1.001 nats around the post's 2 nats (49.95 %, 50 %, 50.05 %)
+    for amount, verdict in ((0.999, "reproduced"), (1.0, "reproduced"), (1.001, "inconclusive")):
+        j = judge_value(2.0, 2.2, np.nan, 1, Tolerance("abs", amount, "nats"), nonnegative=True)
+        assert j.rel_width == pytest.approx(amount / 2) and j.verdict == verdict, (amount, j)
+        assert j.basis_kind == "fixed tolerance"
+    j = judge_value(2.0, 2.2, np.nan, 1, Tolerance("abs", 1.001, "nats"), nonnegative=True)
+    assert j.reason == "the tolerance is wider than the value (±1.001 nats against 2)"
+    # a band below zero is cut there (a KL cannot be negative): 2 ± 2.5 is 0 to 4.5, and 125 % of the value
+    j = judge_value(2.0, 2.2, np.nan, 1, Tolerance("abs", 2.5, "nats"), nonnegative=True)
+    assert (j.lo, j.hi, j.rel_width, j.verdict) == (0.0, 4.5, 1.25, "inconclusive")
+    assert judge_value(2.0, 2.2, np.nan, 1, Tolerance("abs", 2.5, "nats")).lo == -0.5  # a signed quantity's is not
+    assert judge_value(2.0, 3.5, np.nan, 1, Tolerance("abs", 1.001, "nats")).verdict == "differs"
+    # a spread from the backend study: one run 100, spread sd 10.1 (mean 100), n = 3, signed:
+    # 100 ± 4.302653 · 10.1 · sqrt(2) = 100 ± 61.46: 61.46 % of the value
+    spread = Spread(100.0, 10.1, 3, "tensorflow", "the backend study (x.tar.gz)")
+    j = judge_value(100.0, 100.0, np.nan, 1, tol, spread=spread)
+    assert j.rel_width == pytest.approx(4.302653 * 10.1 * 2 ** 0.5 / 100, abs=1e-6)
+    assert (j.verdict, j.basis_kind) == ("inconclusive", "the backend study")
+    assert j.reason == "does not reproduce run to run (sd 10.1, n = 3 runs from the backend study (x.tar.gz))"
+    # unmet settings still win; the width is still recorded, no reason is given
+    j = judge_value(100.0, 100.0, 10.1, 3, tol, unmet=["epochs 2 (post 40)"])
+    assert (j.verdict, j.reason) == ("paper profile only", "") and j.rel_width > 0.5
+
+
+def test_ratio_judged_on_windows_becomes_inconclusive_when_too_wide():
+    """A point claim of 1.0 against windows 0.5, 1.0, 1.5 (logs: mean -0.095894, sd 0.555548):
+    exp(-0.095894 ± 4.968275 · 0.555548) = 0.0575 to 14.357, half-width 715 % of the mean 1.0."""
+    j, mean, sd, n = judge_ratio(np.array([0.5, 1.0, 1.5]), 1.0, 1.0, 1.0, Tolerance("abs", 0.15))
+    logs = np.log([0.5, 1.0, 1.5])
+    half = 4.968275 * logs.std(ddof=1)
+    assert (logs.mean(), logs.std(ddof=1)) == pytest.approx((-0.095894, 0.555548), abs=1e-6)
+    assert (j.lo, j.hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)), rel=1e-5)
+    assert (j.lo, j.hi) == pytest.approx((0.0575, 14.357), abs=1e-3)
+    assert j.lo > 0 and j.verdict == "inconclusive" and j.basis_kind == "runs of the setting"
+    assert j.rel_width == pytest.approx((j.hi - j.lo) / 2, rel=1e-9)
+    assert j.reason == "does not reproduce run to run (sd 0.5, n = 3 windows)"
+    # no windows: the tolerance band around the post's range, cut at zero
+    j, *_ = judge_ratio(np.array([]), 0.2, 0.1, 0.1, Tolerance("abs", 0.15))
+    assert (j.lo, j.hi) == pytest.approx((0.0, 0.25)) and j.verdict == "inconclusive"
+    assert j.rel_width == pytest.approx(1.5) and j.reason == "the tolerance is wider than the value (±0.15 against 0.1)"
+
+
+def test_rel_width_nonnegative_flag_and_basis_kind_of_every_row(tmp_path):
+    """The default tolerances against the posts' own numbers: rel_width = half-width ÷ |value| in
+    percent, by hand; c = 20's KL (0.68 nats ± 1 nat, 147.06 %) is inconclusive and its band is cut
+    at zero; every interval of a quantity that cannot be negative starts at or above zero."""
+    rows = scorecard_rows(**fake_outputs(tmp_path, window_jitter=0.1), tolerances=tolerances(), profile="paper")
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["e1-c1-loss"]["rel_width"] == "2.00"                   # ±2 %
+    assert by_id["e1-c0-kl"]["rel_width"] == f"{100 / 506.82:.2f}" == "0.20"  # ±1 nat of 506.82
+    assert by_id["e1-c10-kl"]["rel_width"] == "40.65" and by_id["e1-c10-kl"]["verdict"] == "reproduced"  # 1 / 2.46
+    kl20 = by_id["e1-c20-kl"]
+    assert (kl20["rel_width"], kl20["verdict"], kl20["interval"]) == ("147.06", "inconclusive", "0.00 to 1.68")
+    assert kl20["note"] == "the tolerance is wider than the value (±1 nats against 0.68)"
+    assert by_id["e2-vii-log-kl"]["rel_width"] == "5.00"                # ±5 %
+    assert by_id["e2-iv-latent-x"]["rel_width"] == f"{100 / 7.5:.2f}"   # ±1 per end on the extent -3 to 4.5
+    assert by_id["e2-iv-latent-x"]["nonnegative"] == "no"
+    assert by_id["e2-iv-ratio"]["rel_width"] == f"{100 * 0.15 / (15 / 10.5):.2f}" == "10.50"
+    assert by_id["e3-ix-memory"]["rel_width"] == "15.00"
+    assert by_id["e3-ae-latent-range"]["rel_width"] == "" and by_id["e2-vii-ms"]["rel_width"] == ""
+    kinds = {r["id"]: r["basis_kind"] for r in rows}
+    assert kinds["e2-vii-slowdown"] == "runs of the setting"  # 5 windows with a spread
+    assert {kinds[i] for i in ("e2-vii-ms", "e2-iv-end-s", "e2-iv-encoder-s", "e3-ix-preprocess")} == {
+        "other hardware"}
+    assert sum(k == "fixed tolerance" for k in kinds.values()) == 37 - 1 - 4
+    assert {r["nonnegative"] for r in rows if r["unit"] != "latent units"} == {"yes"}
+    for r in rows:  # no interval of a non-negative quantity extends below zero
+        if r["interval"] and r["nonnegative"] == "yes":
+            assert float(r["interval"].split(" to ")[0]) >= 0, r
+    # E1 with a huge spread (sd 400 nats, n = 3): the linear intervals would all reach below zero
+    rows = scorecard_rows(**fake_outputs(tmp_path / "wide", e1_sd=400.0, e1_reps=3), tolerances=tolerances(),
+                          profile="paper")
+    e1 = [r for r in rows if r["experiment"] == "E1"]
+    assert all(float(r["interval"].split(" to ")[0]) >= 0 for r in e1)  # c = 20's 0.68: "0.00 to ..."
+    assert float(next(r for r in e1 if r["id"] == "e1-c0-loss")["interval"].split(" to ")[0]) > 0
+    assert all(r["verdict"] == "inconclusive" and r["note"].startswith("does not reproduce run to run (sd 400, n = 3)")
+               for r in e1)
+    md = scorecard_markdown(rows, "paper")
+    assert "{{< var scorecard.max_rel_width >}}" in md and "| rel. width |" in md
+    kl0 = next(line for line in md.splitlines() if line.startswith("| c = 0: KL divergence |"))
+    # sd 400 on 506.82 nats: sd_log = sqrt(ln(1 + (400 / 506.82)²)) = 0.695852, exp(5.986051 ∓ 4.968275 · 0.695852)
+    # = 12.54 to 12,622.47 nats, half-width 6,304.97 = 1,244 % of 506.82
+    assert "| 1,244\u00a0% | inconclusive |" in kl0 and "PI, n = 3: 12.54 to 12622.47" in kl0
+
+
+def test_every_claims_unit_is_classified():
+    from klvae.report.scorecard import is_nonnegative
+
+    assert is_nonnegative("nats/image") and is_nonnegative("× median of the others") and is_nonnegative("GB")
+    assert not is_nonnegative("latent units")
+    with pytest.raises(ValueError, match="NONNEGATIVE_UNITS or SIGNED_UNITS"):
+        is_nonnegative("furlongs")
+
+
+def test_an_older_scorecard_part_gets_the_new_columns_derived(tmp_path):
+    """A part written before rel_width, basis_kind and nonnegative existed (an old bundle's)."""
+    from klvae.report.scorecard import ADDED_COLUMNS, complete_row
+
+    old = [c for c in COLUMNS if c not in ADDED_COLUMNS]
+    rows = [{"id": "e1-c1-loss", "experiment": "E1", "claim": "c = 1: test loss", "compared": "test", "post_value":
+             "150.39", "ours": "150.00", "sd": "1.50", "n": "3", "interval": "142.55 to 157.45",
+             "basis": "prediction interval, n = 3", "verdict": "reproduced", "unit": "nats/image", "profile": "paper",
+             "note": ""},
+            {"id": "e1-c20-kl", "experiment": "E1", "claim": "c = 20: KL", "compared": "test", "post_value": "0.68",
+             "ours": "0.70", "sd": "", "n": "1", "interval": "-0.32 to 1.68", "basis": "tolerance ±1 nats, single run",
+             "verdict": "reproduced", "unit": "nats/image", "profile": "paper", "note": ""},
+            {"id": "e1-c0-kl", "experiment": "E1", "claim": "c = 0: KL", "compared": "test", "post_value": "506.82",
+             "ours": "480.00", "sd": "", "n": "1", "interval": "358.30 to 601.70",
+             "basis": "prediction interval, single run ± spread of n = 3 runs of the same setting on tensorflow from "
+                      "the backend study (backend-study-2c10aae.tar.gz)", "verdict": "reproduced",
+             "unit": "nats/image", "profile": "paper", "note": ""},
+            {"id": "e2-vii-ms", "experiment": "E2", "claim": "VII: step time", "compared": "median", "post_value": "44",
+             "ours": "221.0", "sd": "", "n": "1", "interval": "", "basis": "other hardware (post: GTX 960)",
+             "verdict": "not comparable", "unit": "ms/step", "profile": "paper", "note": "ours slower"}]
+    part = tmp_path / "old.csv"
+    pd.DataFrame(rows, columns=old).to_csv(part, index=False)
+    got = {r["id"]: r for r in read_parts([str(part)])}
+    assert list(got["e1-c1-loss"]) == list(COLUMNS)
+    assert [got[i]["basis_kind"] for i in ("e1-c1-loss", "e1-c20-kl", "e1-c0-kl", "e2-vii-ms")] == [
+        "runs of the setting", "fixed tolerance", "the backend study", "other hardware"]
+    assert got["e1-c1-loss"]["rel_width"] == f"{100 * 7.45 / 150:.2f}"  # half-width 7.45 of ours, 150
+    assert got["e1-c20-kl"]["rel_width"] == f"{100 / 0.68:.2f}"        # ±1 of the post's 0.68
+    assert got["e1-c0-kl"]["rel_width"] == f"{100 * 121.7 / 480:.2f}"
+    assert got["e2-vii-ms"]["rel_width"] == "" and got["e2-vii-ms"]["nonnegative"] == "yes"
+    assert got["e1-c20-kl"]["verdict"] == "reproduced"  # an old verdict is kept as it was written
+    assert complete_row({"basis": "x", "unit": "furlongs"})["nonnegative"] == ""
+    (tmp_path / "bad.csv").write_text("id,verdict\na,reproduced\n")
+    with pytest.raises(ValueError, match="not a scorecard part"):
+        read_parts([str(tmp_path / "bad.csv")])

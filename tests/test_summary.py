@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from conftest import REPO
-from klvae.report.summary import headline_findings, relative_difference, shipped_verdicts, verdict_table, write_summary
+from klvae.report.summary import (
+    basis_table,
+    headline_findings,
+    relative_difference,
+    shipped_verdicts,
+    verdict_table,
+    write_summary,
+)
 
 
 def _row(id_, experiment, seed, ours, verdict, claim="claim"):
@@ -144,7 +151,8 @@ def test_write_summary_from_files(tmp_path):
     assert yaml.safe_load(variables.read_text())["summary"]["shipped_run"] == "yes"
     assert "| **all**, shipped run | 9 | 9 | 0 |" in verdicts.read_text()
     qmd = (REPO / "report" / "_summary.qmd").read_text()
-    for name, label in (("summary_verdicts", "tbl-summary-verdicts"), ("summary_headlines", "tbl-summary-headlines")):
+    for name, label in (("summary_verdicts", "tbl-summary-verdicts"), ("summary_headlines", "tbl-summary-headlines"),
+                        ("summary_bases", "tbl-summary-bases")):
         assert re.search(r"\{\{< include /_generated/" + name + r"\.md >\}\}\n\n: .*\{#" + label + r"\}$", qmd, re.M)
 
 
@@ -154,3 +162,65 @@ def test_code_version_from_the_run_record():
     assert code_version({"packages": {"keras": "3.15.1", "klvae": "0.1.0"}}) == "0.1.0"
     assert code_version({"packages": {"keras": "3.15.1"}}) == "unknown"
     assert code_version({}) == "unknown"
+
+
+def _kind(row: dict, basis: str, kind: str | None) -> dict:
+    out = {**row, "basis": basis}
+    if kind is not None:
+        out["basis_kind"] = kind
+    return out
+
+
+#: The same claims, each with a basis: explicit ``basis_kind`` where given, else (an older scorecard) none.
+BASED = [
+    _kind(ROWS[0], "prediction interval, n = 3", "runs of the setting"),                         # differs
+    _kind(ROWS[1], "prediction interval, single run ± spread of n = 3 runs of the same setting on tensorflow "
+                   "from the backend study (backend-study-2c10aae.tar.gz)", "the backend study"),  # differs
+    _kind(ROWS[2], "prediction interval, n = 3", "runs of the setting"),                         # reproduced
+    _kind(ROWS[3], "tolerance ±2 %, single run", "fixed tolerance"),                             # reproduced
+    _kind(ROWS[4], "tolerance ±2 %, single run", None),                                          # reproduced
+    _kind(ROWS[5], "tolerance ±1 per end, single run", None),                                    # differs
+    _kind(ROWS[6], "other hardware (post: GTX 960)", None),                                      # not comparable
+    _kind(ROWS[7], "prediction interval, n = 5 windows", None),                                  # differs
+    _kind(ROWS[8], "tolerance ±2 %", "fixed tolerance"),                                         # paper profile only
+    _kind(_row("j", "E1", "0.68", "0.70", "inconclusive"), "tolerance ±1 nats, single run", "fixed tolerance"),
+]
+
+
+def test_basis_table_counts_verdicts_by_what_they_rest_on():
+    """By hand from BASED: runs of the setting a (differs), c (reproduced), h (differs, derived from
+    its basis); the backend study b (differs); fixed tolerance d, e (reproduced), f (differs), i
+    (paper profile only), j (inconclusive); other hardware g (not comparable)."""
+    header, body = basis_table(BASED)
+    assert header == ["basis", "claims", "reproduced", "differs", "inconclusive", "not comparable",
+                      "paper profile only"]
+    assert body == [["runs of the setting", "3", "1", "2", "0", "0", "0"],
+                    ["the backend study", "1", "0", "1", "0", "0", "0"],
+                    ["fixed tolerance", "5", "2", "1", "1", "0", "1"],
+                    ["other hardware", "1", "0", "0", "0", "1", "0"]]
+    # a run without the backend study still shows its row, with 0 claims
+    header, body = basis_table([BASED[0]])
+    assert header == ["basis", "claims", "differs"]
+    assert body == [["runs of the setting", "1", "1"], ["the backend study", "0", "0"], ["fixed tolerance", "0", "0"],
+                    ["other hardware", "0", "0"]]
+
+
+def test_write_summary_counts_by_basis(tmp_path):
+    card = tmp_path / "scorecard.csv"
+    pd.DataFrame(BASED).to_csv(card, index=False)  # basis_kind empty where not given: derived from basis
+    methods = tmp_path / "methods.vars.yml"
+    methods.write_text(yaml.safe_dump({"env": {"cpu_minutes": "60", "job_minutes": "60", "cpu": "x", "gpu": "none"}}))
+    out = {k: tmp_path / f"{k}.md" for k in ("verdicts", "headlines", "bases")}
+    variables = tmp_path / "summary.vars.yml"
+    write_summary(str(card), str(methods), str(out["verdicts"]), str(out["headlines"]), str(variables),
+                  bases_md=str(out["bases"]))
+    v = yaml.safe_load(variables.read_text())["summary"]
+    assert (v["n_basis_runs"], v["n_basis_study"], v["n_basis_tolerance"], v["n_basis_other_hardware"]) == (3, 1, 5, 1)
+    bases = out["bases"].read_text()
+    assert bases.startswith("| basis | claims | reproduced | differs | inconclusive |")
+    assert "| the backend study | 1 | 0 | 1 | 0 | 0 | 0 |" in bases and "{#tbl-" not in bases
+    # an older scorecard (no basis_kind column at all) is counted by its basis text
+    pd.DataFrame(ROWS).to_csv(card, index=False)
+    write_summary(str(card), str(methods), str(out["verdicts"]), str(out["headlines"]), str(variables),
+                  bases_md=str(out["bases"]))
+    assert yaml.safe_load(variables.read_text())["summary"]["n_basis_tolerance"] == len(ROWS)

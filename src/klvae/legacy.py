@@ -12,6 +12,11 @@ column must not break a bundle packed before the rename. The renames:
 
 Keras-free and pandas-free: the bundle reader and the comparison call :func:`migrate_csv` on a
 verified member's bytes; nothing else needs to know the old names.
+
+Columns added later are not renames and are not made up here: the scorecard's ``rel_width``,
+``basis_kind`` and ``nonnegative`` are derived from an old row's other columns where the scorecard
+is read (``klvae.report.scorecard.complete_row``), and the bundle comparison does not compare them
+(``klvae.bundle.compare.SKIP_COLUMNS``).
 """
 
 from __future__ import annotations

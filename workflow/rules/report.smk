@@ -191,6 +191,7 @@ rule report_summary:
     output:
         verdicts_md=f"{GEN}/summary_verdicts.md",
         headlines_md=f"{GEN}/summary_headlines.md",
+        bases_md=f"{GEN}/summary_bases.md",
         variables=f"{GEN}/summary.vars.yml",
     log:
         f"{LOGS}/report/summary.log",

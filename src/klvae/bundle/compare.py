@@ -43,10 +43,12 @@ from klvae.legacy import migrate_csv
 
 #: Where the scorecard's verdict counts are inside a bundle (rule report_scorecard).
 SCORECARD = "tables/scorecard.csv"
-#: Columns never compared: the posts' own numbers (the same in every bundle) and descriptive text.
+#: Columns never compared: the posts' own numbers (the same in every bundle) and descriptive text, and what
+#: the scorecard derives from a row's verdict rule (``rel_width``, ``basis_kind``, ``nonnegative``: absent from
+#: bundles made before they existed).
 SKIP_COLUMNS = frozenset({"post", "post_loss", "post_reconstruction", "post_kl", "post_value", "claim",
                           "compared", "note", "unit", "profile", "basis", "interval", "experiment", "message",
-                          "source", "raised_at", "reference_source"})
+                          "source", "raised_at", "reference_source", "rel_width", "basis_kind", "nonnegative"})
 #: Columns of :func:`diff_rows`' rows (and of ``--csv``).
 DIFF_COLUMNS = ("table", "row", "metric", "a", "b", "diff", "a_sd", "a_n", "a_lo", "a_hi", "status")
 #: Config keys that may differ between the runs of a merged bundle: per-machine settings.

@@ -19,12 +19,14 @@ from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import c_of, write_text
 from klvae.report.scorecard import (
+    BASIS_TOLERANCE,
     MNIST_TEST,
     MNIST_TRAIN,
     Judgement,
     Spread,
     claim_row,
     config_tolerance,
+    is_nonnegative,
     join_notes,
     judge_value,
     load_spreads,
@@ -157,23 +159,26 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
                   # absolute: the KL divergence spans 0.68 to 507 nats
                   ("kl_loss", "KL divergence", "kl", config_tolerance(tol, "kl_abs", "abs", "nats")))
     compared = f"test set ({n_test:,}), epoch {epochs}"
+    unit = "nats/image"
     rows = []
     for c, *post in reference.E1_POST_TABLE:
         for (col, name, short, tolerance), s in zip(quantities, post, strict=True):
             id_, claim = f"e1-c{c:g}-{short}", f"c = {c:g}: {name}"
             if c not in t.index:
-                rows.append(claim_row(id_, "E1", claim, "--", f"{s:.2f}", "--", "nats/image",
-                                 Judgement("paper profile only", f"tolerance {tolerance.text}"),
+                rows.append(claim_row(id_, "E1", claim, "--", f"{s:.2f}", "--", unit,
+                                 Judgement("paper profile only", f"tolerance {tolerance.text}",
+                                           basis_kind=BASIS_TOLERANCE),
                                  f"c = {c:g} not trained in this run", n=0))
                 continue
             r = t.loc[c]
             n, sd = int(r.replicates), float(r[col + "_sd"])
-            j = judge_value(s, float(r[col]), sd, n, tolerance, unmet, spread=spreads.get(("E1", id_)))
+            j = judge_value(s, float(r[col]), sd, n, tolerance, unmet, spread=spreads.get(("E1", id_)),
+                            nonnegative=is_nonnegative(unit))
             study = (f"made on the {backend or 'recorded'} backend; whether the framework or chance explains a "
                      "difference at this KL weight: @sec-backend-study") if c in BACKEND_SENSITIVE else ""
             if study and id_ in study_notes:
                 study = f"{study} ({study_notes[id_]})"
-            rows.append(claim_row(id_, "E1", claim, compared, f"{s:.2f}", float(r[col]), "nats/image", j,
+            rows.append(claim_row(id_, "E1", claim, compared, f"{s:.2f}", float(r[col]), unit, j,
                              join_notes(unmet, study), sd=sd, n=n))
     return rows
 

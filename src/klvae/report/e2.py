@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -21,12 +22,15 @@ from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
 from klvae.reference import E2_POST_EPOCHS, POST_VII_LOG
 from klvae.report.scorecard import (
+    BASIS_OTHER_HARDWARE,
+    BASIS_TOLERANCE,
     MNIST_TRAIN,
     Judgement,
     Spread,
     Tolerance,
     claim_row,
     config_tolerance,
+    is_nonnegative,
     join_notes,
     judge,
     judge_ratio,
@@ -35,6 +39,8 @@ from klvae.report.scorecard import (
     run_backend,
     same_backend,
     speed_note,
+    tolerance_reason,
+    too_wide,
     unmet_settings,
     write_part,
 )
@@ -280,7 +286,7 @@ def vii_rows(e2_runs: list[str], e2_histories: list[str], tol: dict,
     if run is None or hist is None:
         return [claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {log['epoch'][-1]}: {name}", "--",
                      f"{post[-1]:.{3 if k == 'kl' else 4}f}", "--", "KL_mean" if k == "kl" else "nats/pixel",
-                     Judgement("paper profile only", f"tolerance {t.text}"),
+                     Judgement("paper profile only", f"tolerance {t.text}", basis_kind=BASIS_TOLERANCE),
                      f"`model_add_loss` at z_dim {z} not trained in this run", n=0)
                 for k, _, name, t, post in quantities]
     first, final = log["epoch"][0], log["epoch"][-1]
@@ -297,11 +303,11 @@ def vii_rows(e2_runs: list[str], e2_histories: list[str], tol: dict,
         note = join_notes(unmet,
                           f"ours: epoch {our_epoch}, the post's: {post_epoch}" if our_epoch != post_epoch else "",
                      f"post: fact · KL_mean = {log['kl_scaled'][i]:g}, ÷ fact" if k == "kl" else "")
+        unit = "KL_mean" if k == "kl" else "nats/pixel"
         j = judge_value(post[i], float(ours[col]), math.nan, 1, tolerance, unmet,
-                        spread=spreads.get(("E2", f"e2-vii-log-{k}")))
+                        spread=spreads.get(("E2", f"e2-vii-log-{k}")), nonnegative=is_nonnegative(unit))
         rows.append(claim_row(f"e2-vii-log-{k}", "E2", f"VII, z_dim {z}, epoch {post_epoch}: {name}", compared,
-                         f"{post[i]:.{digits}f}", float(ours[col]), "KL_mean" if k == "kl" else "nats/pixel", j,
-                         note, digits=digits))
+                         f"{post[i]:.{digits}f}", float(ours[col]), unit, j, note, digits=digits))
     return rows
 
 
@@ -309,7 +315,9 @@ def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[di
     """Post IV's latent extent at z_dim 2 (:data:`klvae.reference.POST_LATENT_EXTENT`) against the
     ``q``..``1 - q`` quantiles of our test-set z_mean per axis (``end_layer``, post IV's strategy,
     when it was trained; the post's box leaves out outliers such as its 6s). One run: each end
-    must lie within the tolerance."""
+    must lie within the tolerance. The tolerance's relative width is taken against the extent's
+    width (``hi - lo``; a coordinate's distance from 0 is no size): ``inconclusive`` instead of
+    ``reproduced`` above :data:`klvae.stats.MAX_REL_HALF_WIDTH`."""
     data = {str(d["strategy"]): d for d in (np.load(p) for p in e2_latents)}
     strategy = "end_layer" if "end_layer" in data else sorted(data)[0]
     z = data[strategy]["z_mean"]
@@ -323,7 +331,11 @@ def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[di
     for i, axis in enumerate(("x", "y")):
         s_lo, s_hi = ref.POST_LATENT_EXTENT[axis]
         ok = tolerance.within(lo[i], s_lo) and tolerance.within(hi[i], s_hi)
-        j = Judgement(judge(ok, unmet), f"tolerance {tolerance.text}, single run")
+        rel = tolerance.amount / (s_hi - s_lo)
+        wide = ok and too_wide(rel)
+        j = Judgement(judge(ok, unmet, inconclusive=wide), f"tolerance {tolerance.text}, single run",
+                      basis_kind=BASIS_TOLERANCE, rel_width=rel,
+                      reason=tolerance_reason(tolerance.text, s_hi - s_lo) if wide and not unmet else "")
         rows.append(claim_row(f"e2-iv-latent-{axis}", "E2", f"IV, z_dim 2: z_mean[{i}] ({axis}) range",
                          f"test z_mean, {100 * q:g}–{100 * (1 - q):g} % quantiles, `{strategy}`{epochs}",
                          f"{s_lo:g} to {s_hi:g}", f"{lo[i]:.1f} to {hi[i]:.1f}", "latent units", j,
@@ -373,7 +385,8 @@ def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None)
             return
         ours = float(t.loc[strategy, col])
         rows.append(claim_row(id_, "E2", claim, compared, f"{post:g}", ours, unit,
-                         Judgement("not comparable", f"other hardware (post: {device})"),
+                         Judgement("not comparable", f"other hardware (post: {device})",
+                                   basis_kind=BASIS_OTHER_HARDWARE),
                          f"{speed_note(post, ours, unit, higher_is_faster=False)}; post: {device}; {where}",
                          digits=1))
 
@@ -383,7 +396,7 @@ def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None)
         j, ours, sd, n = judge_ratio(_window_ratios(windows, num, den), single, post_lo, post_hi,
                                      config_tolerance(tol, "ratio_abs", "abs"))
         rows.append(claim_row(id_, "E2", claim, f"per window, {n} windows" if n else compared, post_text, ours, unit,
-                         Judgement(j.verdict, j.basis + comparator, j.lo, j.hi), f"{note}; {where}", sd=sd,
+                         replace(j, basis=j.basis + comparator), f"{note}; {where}", sd=sd,
                          n=max(n, 1)))
 
     log = ref.POST_VII_LOG

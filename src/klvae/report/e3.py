@@ -15,10 +15,13 @@ import yaml
 from klvae import reference as ref
 from klvae.io import write_text
 from klvae.report.scorecard import (
+    BASIS_OTHER_HARDWARE,
+    BASIS_TOLERANCE,
     Judgement,
     Spread,
     claim_row,
     config_tolerance,
+    is_nonnegative,
     join_notes,
     judge,
     judge_value,
@@ -227,7 +230,8 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
         secs = ref.POST_PREPROCESS_IMAGES / ours
         rows.append(claim_row("e3-ix-preprocess", "E3", "IX: crop + LANCZOS resize, 1 process",
                          f"1 process, {data}", f"{post:.0f}", ours, "images/s per core",
-                         Judgement("not comparable", "other hardware (post: its own CPU)"),
+                         Judgement("not comparable", "other hardware (post: its own CPU)",
+                                   basis_kind=BASIS_OTHER_HARDWARE),
                          f"{speed_note(post, ours, 'images/s', higher_is_faster=True)}; post: "
                          f"{ref.POST_PREPROCESS_SECONDS:g} s for {ref.POST_PREPROCESS_IMAGES:,}, ours {secs:.0f} s; "
                          f"different CPU ({rate.cpu}); the post also wrote q95 JPEGs", digits=0))
@@ -238,7 +242,7 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
         ours = float(f170.value)
         stream = f"; this project's streamed uint8: {float(s170.value):.2f} GB" if s170 is not None else ""
         j = judge_value(ref.POST_FLOAT32_GB, ours, math.nan, 1, config_tolerance(tol, "memory_rel"), unmet,
-                        spread=spreads.get(("E3", "e3-ix-memory")))
+                        spread=spreads.get(("E3", "e3-ix-memory")), nonnegative=is_nonnegative("GB"))
         rows.append(claim_row("e3-ix-memory", "E3", f"IX: {ref.POST_N_TRAIN:,} faces as one float32 array in RAM",
                          f"peak RSS, from {int(f170.n_images):,} images", f"{ref.POST_FLOAT32_GB:g}", ours, "GB", j,
                          join_notes(unmet, f"ours extrapolated to {ref.POST_N_TRAIN:,}{stream}"), digits=1))
@@ -248,7 +252,8 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
     majority = float(tol["ae_latent_majority"])
     rows.append(claim_row("e3-ae-latent-range", "E3", f"AE latent values mostly in {lo:g} < z_i < {hi:g}",
                      f"test faces, {data}", "most", f"{100 * frac:.1f} %", "share of values",
-                     Judgement(judge(frac >= majority, unmet), f"\"most\" = ≥ {100 * majority:g} %, single run"),
+                     Judgement(judge(frac >= majority, unmet), f"\"most\" = ≥ {100 * majority:g} %, single run",
+                               basis_kind=BASIS_TOLERANCE),
                      join_notes(unmet, f"ours: 1–99 % quantiles {lat.q01:.2f} to {lat.q99:.2f}")))
     return rows
 

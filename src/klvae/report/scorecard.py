@@ -10,9 +10,14 @@ Each claim gets one of five verdicts (:data:`VERDICTS`; :func:`judge_value`, :fu
   run without one, ours lies within the config's tolerance of the post's number (the ``basis``
   column says which);
 * ``differs`` -- it does not;
-* ``inconclusive`` -- a ratio whose prediction interval meets the range the post claims but is
-  wider than it (post VII's 1.3-1.5x slowdown against an interval of 0.06 to 2.09): it
-  neither confirms nor refutes the claim;
+* ``inconclusive`` -- the post's number lies inside an interval or tolerance band that is wider
+  than the quantity itself: half-width above :data:`klvae.stats.MAX_REL_HALF_WIDTH` (50 %) of the
+  value (ours for an interval from runs, the post's for a tolerance; column ``rel_width``), fixed
+  in advance. The note says why: "does not reproduce run to run" with the spread (sd, n) where the
+  interval comes from runs, "the tolerance is wider than the value" where it is a fixed tolerance.
+  Also a ratio whose prediction interval meets the range the post claims but is wider than it
+  (post VII's 1.3-1.5x slowdown against an interval of 0.06 to 2.09). Either way the claim is
+  neither confirmed nor refuted; a post's number outside even such an interval still ``differs``;
 * ``not comparable`` -- an absolute time or rate the post measured on its own hardware (a GTX
   960, the post's CPU): ours is shown, the note says whether ours is faster or slower and by
   what factor;
@@ -21,6 +26,14 @@ Each claim gets one of five verdicts (:data:`VERDICTS`; :func:`judge_value`, :fu
 
 Whether settings match is read from the outputs (epochs, image counts, batch size, KL weight
 recorded by the training and preprocessing jobs), not from the profile's name.
+
+Quantities that cannot be negative (losses, KL, times, rates, memory, ratios, shares; decided by
+the claim's unit, :func:`is_nonnegative`, column ``nonnegative``) get their prediction intervals
+on the log scale (:func:`klvae.stats.lognormal_prediction_interval`,
+:func:`klvae.stats.log_prediction_interval`), and a tolerance band around such a value is cut at
+zero: no interval of theirs extends below zero. Each row's ``basis_kind`` says what the verdict
+rests on (:data:`BASIS_KINDS`): our runs of the setting, the backend study's spread, a fixed
+tolerance, or nothing comparable (other hardware).
 """
 
 from __future__ import annotations
@@ -38,12 +51,89 @@ from scipy.stats import t as student_t
 
 from klvae.io import write_rows, write_text
 from klvae.report.tables import markdown_table
-from klvae.stats import LEVEL, prediction_interval
+from klvae.stats import (
+    LEVEL,
+    MAX_REL_HALF_WIDTH,
+    log_prediction_interval,
+    lognormal_moments,
+    lognormal_prediction_interval,
+    prediction_interval,
+    relative_half_width,
+)
 
 VERDICTS = ("reproduced", "differs", "inconclusive", "not comparable", "paper profile only")
-COLUMNS = ("id", "experiment", "claim", "compared", "post_value", "ours", "sd", "n", "interval", "basis", "verdict",
-           "unit", "profile", "note")
+COLUMNS = ("id", "experiment", "claim", "compared", "post_value", "ours", "sd", "n", "interval", "rel_width", "basis",
+           "basis_kind", "verdict", "unit", "nonnegative", "profile", "note")
+#: Columns added to the scorecard after bundles were first shipped: derived where an older CSV lacks
+#: them (:func:`complete_row`).
+ADDED_COLUMNS = ("rel_width", "basis_kind", "nonnegative")
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
+
+#: What a verdict rests on (column ``basis_kind``): our n >= 2 runs of the setting (or timing
+#: windows), a spread of the setting from the backend study, a tolerance fixed in the config, or
+#: nothing (an absolute time or rate measured on the post's own hardware).
+BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE = (
+    "runs of the setting", "the backend study", "fixed tolerance", "other hardware")
+BASIS_KINDS = (BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE)
+#: The claims' units, by whether the quantity can be negative (:func:`is_nonnegative`): losses and
+#: KL divergences, times, rates, memory, ratios of times and shares cannot; latent coordinates can.
+NONNEGATIVE_UNITS = frozenset({"nats/image", "nats/pixel", "KL_mean", "ms/step", "s/epoch", "images/s per core", "GB",
+                               "ratio", "× median of the others", "share of values"})
+SIGNED_UNITS = frozenset({"latent units"})
+
+
+def is_nonnegative(unit: str) -> bool:
+    """Whether a claim's quantity cannot be negative, decided by its unit (:data:`NONNEGATIVE_UNITS`,
+    :data:`SIGNED_UNITS`).
+
+    Raises:
+        ValueError: a unit in neither set (a new claim's unit must be classified there).
+    """
+    if unit in NONNEGATIVE_UNITS:
+        return True
+    if unit in SIGNED_UNITS:
+        return False
+    raise ValueError(f"unit {unit!r}: add it to NONNEGATIVE_UNITS or SIGNED_UNITS in klvae.report.scorecard")
+
+
+def basis_kind_of(basis: str) -> str:
+    """The basis kind (:data:`BASIS_KINDS`) of a ``basis`` text, for rows written before the
+    ``basis_kind`` column existed (:func:`complete_row`); ``""`` where the text names none."""
+    b = str(basis)
+    if b.startswith("prediction interval"):
+        return BASIS_STUDY if "spread of" in b and "backend study" in b else BASIS_RUNS
+    if b.startswith(("tolerance", '"most"')):
+        return BASIS_TOLERANCE
+    if b.startswith("other hardware"):
+        return BASIS_OTHER_HARDWARE
+    return ""
+
+
+def _sig(x: float) -> str:
+    """A spread for a note: thousands separators from 100 on, else 3 significant digits."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _percent(rel: float) -> str:
+    """A relative half-width (fraction) as the ``rel_width`` column writes it: percent, 2 decimals."""
+    return "" if math.isnan(rel) else "inf" if math.isinf(rel) else f"{100 * rel:.2f}"
+
+
+def too_wide(rel: float) -> bool:
+    """Whether a relative half-width is above :data:`klvae.stats.MAX_REL_HALF_WIDTH` (exactly at it is not)."""
+    return not math.isnan(rel) and rel > MAX_REL_HALF_WIDTH
+
+
+def run_to_run_reason(sd: float, n: int, what: str = "") -> str:
+    """The note of a claim made inconclusive by an interval from runs: ``does not reproduce run to
+    run (sd 375, n = 3)``; ``what`` follows n (``windows``, ``runs of ... from the backend study``)."""
+    return f"does not reproduce run to run (sd {_sig(sd)}, n = {n}{' ' + what if what else ''})"
+
+
+def tolerance_reason(tolerance_text: str, value: float) -> str:
+    """The note of a claim made inconclusive by a tolerance: ``the tolerance is wider than the value
+    (±1 nats against 0.68)``."""
+    return f"the tolerance is wider than the value ({tolerance_text} against {value:g})"
 
 
 @dataclass(frozen=True)
@@ -96,6 +186,28 @@ class Spread:
         with the run-to-run sd taken from these ``n`` runs and ``value`` a mean of one run."""
         half = float(student_t.ppf((1 + level) / 2, self.n - 1)) * self.sd * math.sqrt(2.0)
         return value - half, value + half
+
+    def log_interval(self, value: float, level: float = LEVEL) -> tuple[float, float]:
+        """:meth:`interval` on the log scale, for a quantity that cannot be negative:
+        ``exp(log(value) ± t(n - 1, (1 + level) / 2) · sd_log · sqrt(1 + 1/1))`` with the spread's
+        ``sd_log = sqrt(log(1 + sd² / mean²))`` (:func:`klvae.stats.lognormal_moments`); in the
+        claim's unit, both ends > 0.
+
+        Raises:
+            ValueError: ``value <= 0`` or a spread mean ``<= 0``.
+        """
+        if not value > 0:
+            raise ValueError(f"a log-scale interval needs a value > 0, got {value}")
+        _, sd_log = lognormal_moments(self.mean, self.sd)
+        half = float(student_t.ppf((1 + level) / 2, self.n - 1)) * sd_log * math.sqrt(2.0)
+        return math.exp(math.log(value) - half), math.exp(math.log(value) + half)
+
+    @property
+    def basis_kind(self) -> str:
+        """:data:`BASIS_STUDY` where the spread comes from the backend study (its ``source`` says
+        so, as rule ``report_study`` writes it), else :data:`BASIS_RUNS` (another run's replicates
+        of the setting)."""
+        return BASIS_STUDY if "backend study" in self.source.lower() else BASIS_RUNS
 
 
 #: (experiment, claim id, backend), e.g. ``("E1", "e1-c0-kl", "tensorflow")``.
@@ -158,28 +270,45 @@ class Judgement:
 
     ``lo``/``hi`` are the prediction interval (basis ``prediction interval``) or the band the
     tolerance allows around the post's value (basis ``tolerance``); NaN where neither applies.
+    ``basis_kind``: one of :data:`BASIS_KINDS` (``""``: derived from ``basis``, :func:`basis_kind_of`).
+    ``rel_width``: the interval's or tolerance's half-width as a fraction of the value it is
+    about (NaN where there is none). ``reason``: why the verdict is ``inconclusive`` (the row's
+    note starts with it), else ``""``.
     """
 
     verdict: str
     basis: str
     lo: float = math.nan
     hi: float = math.nan
+    basis_kind: str = ""
+    rel_width: float = math.nan
+    reason: str = ""
 
 
 def judge_value(post: float, mean: float, sd: float, n: int, tolerance: Tolerance,
                 unmet: Sequence[str] = (), comparable: bool = True, what: str = "runs",
-                spread: Spread | None = None) -> Judgement:
+                spread: Spread | None = None, *, nonnegative: bool = False) -> Judgement:
     """The verdict rule for one numeric claim.
 
     * ``n >= 2`` runs with ``sd > 0``: ``reproduced`` when the post's value lies inside our
-      :func:`prediction_interval`, else ``differs``; basis ``prediction interval, n = 3``.
+      :func:`prediction_interval`, else ``differs``; basis ``prediction interval, n = 3``,
+      kind :data:`BASIS_RUNS`.
     * one run, or ``n >= 2`` identical runs (``sd == 0`` gives a zero-width interval that
       says nothing about run-to-run noise), with a ``spread`` of the same setting measured on
       the same backend: ``reproduced`` when the post's value lies inside
       :meth:`Spread.interval` around ours; basis ``prediction interval, single run ± spread of
-      n = 3 runs of the same setting on tensorflow from <source>``.
+      n = 3 runs of the same setting on tensorflow from <source>``, kind :attr:`Spread.basis_kind`.
     * the same without a ``spread``: ``reproduced`` when ours is within ``tolerance`` of the
-      post's; basis ``tolerance ±2 %, single run`` (or ``..., 3 identical runs``).
+      post's; basis ``tolerance ±2 %, single run`` (or ``..., 3 identical runs``), kind
+      :data:`BASIS_TOLERANCE`.
+    * ``nonnegative`` (the quantity cannot be negative, :func:`is_nonnegative`): the intervals
+      are on the log scale (:func:`klvae.stats.lognormal_prediction_interval`,
+      :meth:`Spread.log_interval`; linear, cut at zero, where ours is not > 0) and the
+      tolerance band is cut at zero.
+    * ``inconclusive`` instead of ``reproduced`` where the interval's half-width is above
+      :data:`klvae.stats.MAX_REL_HALF_WIDTH` of ours, or the tolerance's above that of the
+      post's value (``rel_width``; the ``reason`` says which). A post's value outside such an
+      interval still ``differs``.
     * ``not comparable`` (``comparable`` false) and ``paper profile only`` (``unmet``
       settings) take precedence; the basis and interval are still computed and shown.
 
@@ -188,22 +317,33 @@ def judge_value(post: float, mean: float, sd: float, n: int, tolerance: Toleranc
         n: runs behind ``mean``. tolerance: used where no spread is known.
         unmet: our settings that differ from the post's (text). what: what ``n`` counts.
         spread: the same setting's spread on this run's backend (:func:`same_backend`), or None.
+        nonnegative: the quantity cannot be negative.
     """
     runs = "single run" if n < 2 else f"{n} identical {what}"
+    log = nonnegative and mean > 0
     if n >= 2 and sd > 0:
-        lo, hi = prediction_interval(mean, sd, n)
+        lo, hi = lognormal_prediction_interval(mean, sd, n) if log else prediction_interval(mean, sd, n)
         ok, basis = lo <= post <= hi, f"prediction interval, n = {n}" + ("" if what == "runs" else f" {what}")
+        kind, rel = BASIS_RUNS, relative_half_width(lo, hi, mean)
+        reason = run_to_run_reason(sd, n, "" if what == "runs" else what)
     elif spread is not None and spread.sd > 0:
-        lo, hi = spread.interval(mean)
+        lo, hi = spread.log_interval(mean) if log and spread.mean > 0 else spread.interval(mean)
         ok = lo <= post <= hi
         basis = (f"prediction interval, {runs} ± spread of n = {spread.n} runs of the same setting on "
                  f"{spread.backend} from {spread.source}")
+        kind, rel = spread.basis_kind, relative_half_width(lo, hi, mean)
+        reason = run_to_run_reason(spread.sd, spread.n, f"runs from {spread.source}")
     else:
         band = tolerance.amount * abs(post) if tolerance.kind == "rel" else tolerance.amount
         lo, hi = post - band, post + band
         ok = tolerance.within(mean, post)
         basis = f"tolerance {tolerance.text}, {runs}"
-    return Judgement(judge(ok, list(unmet), comparable), basis, lo, hi)
+        kind, rel = BASIS_TOLERANCE, relative_half_width(lo, hi, post)
+        reason = tolerance_reason(tolerance.text, post)
+    if nonnegative:
+        lo = max(lo, 0.0)
+    verdict = judge(ok, list(unmet), comparable, inconclusive=ok and too_wide(rel))
+    return Judgement(verdict, basis, lo, hi, kind, rel, reason if verdict == "inconclusive" else "")
 
 
 def judge(ok: bool, unmet: list[str] = (), comparable: bool = True, inconclusive: bool = False) -> str:
@@ -232,12 +372,17 @@ def judge_ratio(per_window: np.ndarray, single: float, post_lo: float, post_hi: 
                 tolerance: Tolerance) -> tuple[Judgement, float, float, int]:
     """The verdict rule for a ratio of step times, judged on its spread over timing windows.
 
-    * ``n >= 2`` windows with a spread: the 95 % :func:`prediction_interval` of the per-window
-      ratios, judged by :func:`ratio_verdict` against the post's range ``post_lo..post_hi``
-      (``inconclusive``: the basis gives the interval). A point claim (``post_lo == post_hi``)
-      is ``reproduced`` when the interval contains it.
+    * ``n >= 2`` windows with a spread: the 95 % prediction interval of the per-window ratios
+      on the log scale (a ratio of times cannot be negative: :func:`klvae.stats.log_prediction_interval`
+      of their logarithms; linear where a ratio is not > 0), judged by :func:`ratio_verdict`
+      against the post's range ``post_lo..post_hi`` (``inconclusive``: the basis gives the
+      interval). A point claim (``post_lo == post_hi``) is ``reproduced`` when the interval
+      contains it. Kind :data:`BASIS_RUNS`.
     * no windows, or identical ones: ``single`` (the ratio of the medians) must lie within
-      ``tolerance`` (absolute) of the post's range.
+      ``tolerance`` (absolute) of the post's range; the band is cut at zero. Kind
+      :data:`BASIS_TOLERANCE`.
+    * either way ``inconclusive`` instead of ``reproduced`` where the half-width is above
+      :data:`klvae.stats.MAX_REL_HALF_WIDTH` of ours (of the range's middle for a tolerance).
 
     Args:
         per_window: the ratio in each window (dimensionless, any length).
@@ -253,16 +398,27 @@ def judge_ratio(per_window: np.ndarray, single: float, post_lo: float, post_hi: 
     sd = float(np.std(per_window, ddof=1)) if n > 1 else math.nan
     if n >= 2 and sd > 0:
         mean = float(np.mean(per_window))
-        lo, hi = prediction_interval(mean, sd, n)
+        if bool(np.all(np.asarray(per_window) > 0)):
+            logs = np.log(np.asarray(per_window, dtype=float))
+            lo, hi = log_prediction_interval(float(np.mean(logs)), float(np.std(logs, ddof=1)), n)
+        else:
+            lo, hi = prediction_interval(mean, sd, n)
+            lo = max(lo, 0.0)
         verdict = ratio_verdict(lo, hi, post_lo, post_hi)
         basis = f"prediction interval, n = {n} windows"
         if verdict == "inconclusive":
             basis += f": {lo:.2f} to {hi:.2f}, wider than the post's range {post_lo:g}–{post_hi:g}"
-        return Judgement(verdict, basis, lo, hi), mean, sd, n
+        rel = relative_half_width(lo, hi, mean)
+        wide = verdict != "differs" and too_wide(rel)
+        return (Judgement("inconclusive" if wide else verdict, basis, lo, hi, BASIS_RUNS, rel,
+                          run_to_run_reason(sd, n, "windows") if wide else ""), mean, sd, n)
     ok = post_lo - tolerance.amount <= single <= post_hi + tolerance.amount
     what = f"{n} identical windows" if n >= 2 else "one benchmark run"
-    return (Judgement(judge(ok), f"tolerance {tolerance.text}, {what}", post_lo - tolerance.amount,
-                      post_hi + tolerance.amount), single, sd, n)
+    lo, hi = max(post_lo - tolerance.amount, 0.0), post_hi + tolerance.amount
+    rel = relative_half_width(post_lo - tolerance.amount, hi, (post_lo + post_hi) / 2)
+    wide = ok and too_wide(rel)
+    return (Judgement(judge(ok, inconclusive=wide), f"tolerance {tolerance.text}, {what}", lo, hi, BASIS_TOLERANCE,
+                      rel, tolerance_reason(tolerance.text, (post_lo + post_hi) / 2) if wide else ""), single, sd, n)
 
 
 def speed_note(post: float, ours: float, unit: str, higher_is_faster: bool) -> str:
@@ -307,12 +463,44 @@ def _fmt(x: float, digits: int) -> str:
 
 def claim_row(id_, experiment, claim, compared, post_value, ours, unit, judgement: Judgement, note="", *, sd=math.nan,
          n=1, digits=2) -> dict:
-    """One scorecard row (:data:`COLUMNS` less ``profile``); ``ours`` a number or text."""
+    """One scorecard row (:data:`COLUMNS` less ``profile``); ``ours`` a number or text.
+
+    ``rel_width`` is the judgement's relative half-width in percent (2 decimals; empty without an
+    interval or tolerance), ``basis_kind`` its kind, ``nonnegative`` (``yes``/``no``) whether the
+    quantity can be negative by its ``unit`` (:func:`is_nonnegative`); the note starts with the
+    judgement's ``reason`` where it has one.
+    """
     interval = "" if math.isnan(judgement.lo) else f"{judgement.lo:.{digits}f} to {judgement.hi:.{digits}f}"
     return {"id": id_, "experiment": experiment, "claim": claim, "compared": compared, "post_value": post_value,
             "ours": ours if isinstance(ours, str) else f"{ours:.{digits}f}", "sd": _fmt(sd, digits) if n > 1 else "",
-            "n": int(n), "interval": interval, "basis": judgement.basis, "verdict": judgement.verdict,
-            "unit": unit, "note": note}
+            "n": int(n), "interval": interval, "rel_width": _percent(judgement.rel_width), "basis": judgement.basis,
+            "basis_kind": judgement.basis_kind or basis_kind_of(judgement.basis), "verdict": judgement.verdict,
+            "unit": unit, "nonnegative": "yes" if is_nonnegative(unit) else "no",
+            "note": "; ".join(p for p in (judgement.reason, note) if p)}
+
+
+def complete_row(row: Mapping) -> dict:
+    """A scorecard row with the :data:`ADDED_COLUMNS` an older CSV (an old bundle's) lacks, derived
+    from its other columns: ``basis_kind`` from ``basis`` (:func:`basis_kind_of`), ``nonnegative``
+    from ``unit`` (empty for a unit not classified), ``rel_width`` from ``interval`` (its
+    half-width ÷ |ours| for a prediction interval, ÷ |post's value| for a tolerance band; empty
+    where either is not a number). Present columns are kept as they are."""
+    out = dict(row)
+    if not out.get("basis_kind"):
+        out["basis_kind"] = basis_kind_of(out.get("basis", ""))
+    if "nonnegative" not in out:
+        unit = str(out.get("unit", ""))
+        out["nonnegative"] = ("yes" if unit in NONNEGATIVE_UNITS else "no" if unit in SIGNED_UNITS else "")
+    if "rel_width" not in out:
+        rel = math.nan
+        ends = str(out.get("interval", "")).split(" to ")
+        value = out.get("ours") if out["basis_kind"] in (BASIS_RUNS, BASIS_STUDY) else out.get("post_value")
+        try:
+            rel = relative_half_width(float(ends[0]), float(ends[1]), float(str(value).replace(",", "")))
+        except (ValueError, IndexError):
+            pass
+        out["rel_width"] = _percent(rel)
+    return out
 
 
 def config_tolerance(tol: dict, key: str, kind: str = "rel", unit: str = "") -> Tolerance:
@@ -348,6 +536,16 @@ def _unbroken(value) -> str:
     return str(value).replace(" ", "\u00a0").replace("–", "–\u2060")
 
 
+def _width_cell(rel_width: str) -> str:
+    """The ``rel_width`` column (percent) as the table shows it: ``0.2 %``, ``50.2 %``, ``147 %``,
+    ``1,045 %`` (one decimal below 100 %, so that a width just above the threshold does not read as it)."""
+    try:
+        x = float(rel_width)
+    except ValueError:
+        return ""
+    return "∞" if math.isinf(x) else f"{x:.1f} %" if x < 100 else f"{x:,.0f} %"
+
+
 def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
     """One experiment's claims: a pipe table (one row per claim) with caption and
     ``{#tbl-scorecard-e1}``-style id; notes shared by rows are numbered under the table.
@@ -366,16 +564,18 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
         interval = r["interval"] if r["basis"].startswith("prediction interval") and r["interval"] not in basis else ""
         body.append([r["claim"], r["compared"], *(_unbroken(r[k]) for k in ("post_value", "ours", "sd")),
                      str(r["n"]) if r["n"] else "",
-                     f"{basis}: {interval}" if interval else basis, verdict, mark])
+                     f"{basis}: {interval}" if interval else basis, _unbroken(_width_cell(r.get("rel_width", ""))),
+                     verdict, mark])
     units = sorted({r["unit"] for r in rows})
     caption = (f"Scorecard, {title} ({profile} profile; unit: {', '.join(units)}). "
                f"ours: the mean over n runs (sd: their sample standard deviation); basis: the 95 % prediction "
                f"interval (PI) for one new run where n ≥ 2 (or where a spread of the same setting on the same "
-               f"backend is supplied), else the config's tolerance. "
+               f"backend is supplied), else the config's tolerance; rel. width: its half-width ÷ |value|, "
+               "inconclusive above {{< var scorecard.max_rel_width >}}. "
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
                "{{< var made_by.report_scorecard >}}")
-    table = markdown_table(["claim", "compared", "post", "ours", "sd", "n", "basis", "verdict", "note"], body,
-                           align="llrrrrlll") + f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
+    table = markdown_table(["claim", "compared", "post", "ours", "sd", "n", "basis", "rel. width", "verdict", "note"],
+                           body, align="llrrrrlrll") + f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
     listed = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
     return table + (f"\nNotes to @tbl-scorecard-{experiment.lower()}:\n\n{listed}" if notes else "")
 
@@ -408,15 +608,26 @@ def write_part(table: str, rows: list[dict], profile: str) -> None:
 
 def read_parts(parts: Sequence[str]) -> list[dict]:
     """The rows of the experiments' scorecard parts (:func:`write_part`), in the order given;
-    ``n`` as an int, every other column as the text written."""
+    ``n`` as an int, every other column as the text written. A part written before the
+    :data:`ADDED_COLUMNS` existed gets them derived (:func:`complete_row`)."""
     rows: list[dict] = []
+    old = [c for c in COLUMNS if c not in ADDED_COLUMNS]
     for part in parts:
         with open(part, newline="") as fh:
             got = list(csv.DictReader(fh))
-        if not got or list(got[0]) != list(COLUMNS):
+        if not got or list(got[0]) not in (list(COLUMNS), old):
             raise ValueError(f"{part}: not a scorecard part (columns {', '.join(COLUMNS)} and one row per claim)")
-        rows += [{**r, "n": int(r["n"])} for r in got]
+        for r in map(complete_row, got):
+            rows.append({**{k: r[k] for k in COLUMNS}, "n": int(r["n"])})
     return rows
+
+
+def _fraction(rel_width: str) -> float:
+    """The ``rel_width`` column (percent) as a fraction; NaN where empty."""
+    try:
+        return float(rel_width) / 100
+    except ValueError:
+        return math.nan
 
 
 def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], profile: str,
@@ -431,13 +642,17 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
             strategy of ours), ``post_value`` and ``ours`` (as printed, in ``unit``; ours is the
             mean over ``n`` runs), ``sd`` (sample sd over the runs, empty for one), ``n``,
             ``interval`` (the prediction interval, or the band the tolerance allows around the
-            post's value), ``basis`` (``prediction interval, n = 3`` or
-            ``tolerance ±2 %, single run``), ``verdict`` (one of :data:`VERDICTS`), ``profile``,
+            post's value), ``rel_width`` (its half-width ÷ |value|, percent), ``basis``
+            (``prediction interval, n = 3`` or ``tolerance ±2 %, single run``), ``basis_kind``
+            (:data:`BASIS_KINDS`), ``verdict`` (one of :data:`VERDICTS`), ``unit``,
+            ``nonnegative`` (``yes``: the quantity cannot be negative), ``profile``,
             ``note`` (why; settings that differ from the post's).
         md: output markdown fragment (summary line and ``{#tbl-scorecard-e1}``, ``-e2``, ...).
         variables: output YAML: ``scorecard.n_claims``, ``n_reproduced``, ``n_differs``,
             ``n_inconclusive``, ``n_not_comparable``, ``n_paper_only``, ``n_judged`` (reproduced +
-            differs), and ``by_experiment`` (the same counts per experiment).
+            differs), ``by_experiment`` (the same counts per experiment), ``max_rel_width`` (the
+            threshold :data:`klvae.stats.MAX_REL_HALF_WIDTH` in percent, ``50 %``) and
+            ``n_too_wide`` (claims inconclusive whose interval or tolerance is above that width).
         parts: the experiments' scorecard CSVs, in the report's order (the experiment registry).
         profile: the config's profile name.
         titles: experiment (``E1``) -> the title of its scorecard table (the registry's titles).
@@ -453,5 +668,7 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
                 "n_paper_only": c["paper profile only"],
                 "n_judged": c["reproduced"] + c["differs"]}
 
-    values = {**keyed(counts["all"]), "by_experiment": {e: keyed(c) for e, c in counts.items() if e != "all"}}
+    values = {**keyed(counts["all"]), "by_experiment": {e: keyed(c) for e, c in counts.items() if e != "all"},
+              "max_rel_width": f"{100 * MAX_REL_HALF_WIDTH:g} %",
+              "n_too_wide": sum(r["verdict"] == "inconclusive" and too_wide(_fraction(r["rel_width"])) for r in rows)}
     write_text(variables, yaml.safe_dump({"scorecard": values}, sort_keys=False, allow_unicode=True))

@@ -16,6 +16,10 @@ candidates.
 Where a shipped run is set beside this one (rule ``report_compare``), the verdict table also
 counts the shipped run's verdicts per experiment, on the same rules, so the summary gives the
 verdict counts of both runs.
+
+A second table counts this run's verdicts by what they rest on (:func:`basis_table`: the
+scorecard's ``basis_kind``, :data:`klvae.report.scorecard.BASIS_KINDS`): our runs of the setting,
+the backend study's spread, a fixed tolerance, or other hardware (nothing to compare).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pandas as pd
 import yaml
 
 from klvae.io import write_text
-from klvae.report.scorecard import VERDICTS
+from klvae.report.scorecard import BASIS_KINDS, VERDICTS, complete_row
 from klvae.report.tables import markdown_table
 
 #: Where each experiment's chapter starts (the ids in report/_eN.qmd).
@@ -134,6 +138,29 @@ def verdict_table(rows: list[dict], shipped: dict[str, str] | None = None) -> tu
     return ["experiment", "claims", *verdicts], body
 
 
+def basis_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Verdict counts by basis kind: ``(header, body)`` for a pipe table.
+
+    Rows: every kind of :data:`klvae.report.scorecard.BASIS_KINDS` in its order (0 claims
+    included: "the backend study: 0" says it judged nothing in this run), then any other kind
+    found. Columns: ``basis``, ``claims``, then the verdicts found, in :data:`VERDICTS` order and
+    any other after them (as :func:`verdict_table`).
+
+    Args:
+        rows: scorecard rows (``verdict`` and ``basis_kind``; a row without ``basis_kind``, from a
+            scorecard written before the column existed, gets it from its ``basis`` text,
+            :func:`klvae.report.scorecard.complete_row`).
+    """
+    kinds = [complete_row(r)["basis_kind"] for r in rows]
+    found = list(dict.fromkeys(r["verdict"] for r in rows))
+    verdicts = [v for v in VERDICTS if v in found] + [v for v in found if v not in VERDICTS]
+    body = []
+    for kind in [*BASIS_KINDS, *(k for k in dict.fromkeys(kinds) if k not in BASIS_KINDS)]:
+        picked = [r["verdict"] for r, k in zip(rows, kinds, strict=True) if k == kind]
+        body.append([kind or "unknown", str(len(picked)), *(str(picked.count(v)) for v in verdicts)])
+    return ["basis", "claims", *verdicts], body
+
+
 def shipped_verdicts(compare_csv: str | None) -> dict[str, str]:
     """The shipped run's verdict per claim id, from rule ``report_compare``'s diff CSV
     (:data:`klvae.bundle.compare.DIFF_COLUMNS`; its ``scorecard`` rows, metric ``verdict``, value
@@ -151,7 +178,8 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
     """The summary's table bodies: ``verdicts``, the verdict counts (``@tbl-summary-verdicts``;
     with the shipped run's beside them where ``shipped`` is given, :func:`verdict_table`), and
     ``headlines``, the headline findings (``@tbl-summary-headlines``), each claim linked to its
-    experiment's chapter."""
+    experiment's chapter, and ``bases``, the verdict counts by basis (``@tbl-summary-bases``,
+    :func:`basis_table`)."""
     header, body = verdict_table(rows, shipped)
     verdicts = markdown_table(header, body, align="l" + "r" * (len(header) - 1))
     heads = headline_findings(rows)
@@ -161,7 +189,9 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
                r["verdict"]] for r in heads]
     headlines = markdown_table(["finding", "claim (experiment)", "compared", "post", "ours", "unit", "difference",
                                 "verdict"], h_body, align="lllrrlrl")
-    return {"verdicts": verdicts, "headlines": headlines}
+    b_header, b_body = basis_table(rows)
+    bases = markdown_table(b_header, b_body, align="l" + "r" * (len(b_header) - 1))
+    return {"verdicts": verdicts, "headlines": headlines, "bases": bases}
 
 
 def code_version(run: dict) -> str:
@@ -172,7 +202,7 @@ def code_version(run: dict) -> str:
 
 
 def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, headlines_md: str, variables: str,
-                  run_json: str | None = None, compare_csv: str | None = None) -> None:
+                  run_json: str | None = None, compare_csv: str | None = None, bases_md: str | None = None) -> None:
     """Rule ``report_summary``: the summary page's table bodies and variables.
 
     Args:
@@ -181,11 +211,14 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
             ``env.gpu``, ``env.job_minutes``).
         verdicts_md, headlines_md: output pipe tables (:func:`summary_markdown`): claims per
             verdict and experiment; the headline findings. Their captions are in ``report/_summary.qmd``.
+        bases_md: output pipe table (optional): claims per verdict and basis kind (:func:`basis_table`).
         variables: output YAML: ``summary.n_posts``, ``n_experiments``, ``n_claims``,
             ``n_verdicts`` (claims judged reproduced or differs), ``n_reproduced``,
             ``n_differs``, ``cpu_hours`` (CPU time of every job, hours, 2 decimals),
             ``job_hours``, ``cpu``, ``gpu``, ``headlines`` (how many findings are listed),
-            ``version`` (klvae's version in the run, :func:`code_version`; for citing).
+            ``version`` (klvae's version in the run, :func:`code_version`; for citing),
+            ``n_basis_runs``, ``n_basis_study``, ``n_basis_tolerance``, ``n_basis_other_hardware``
+            (claims per basis kind, :data:`klvae.report.scorecard.BASIS_KINDS` in that order).
         run_json: the run record of rule ``report_methods`` (optional).
         compare_csv: rule ``report_compare``'s diff CSV (optional): where it names a shipped run,
             the verdict table counts that run's verdicts too (:func:`shipped_verdicts`);
@@ -201,6 +234,8 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
     tables = summary_markdown(rows, shipped)
     write_text(verdicts_md, tables["verdicts"])
     write_text(headlines_md, tables["headlines"])
+    if bases_md:
+        write_text(bases_md, tables["bases"])
     verdicts = [r["verdict"] for r in rows]
 
     def hours(minutes) -> str:
@@ -215,4 +250,7 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
               "cpu": str(env.get("cpu", "unknown")), "gpu": str(env.get("gpu", "none")),
               "headlines": len(headline_findings(rows)), "shipped_run": "yes" if shipped else "no",
               "version": code_version(json.loads(open(run_json).read())) if run_json else "unknown"}
+    kinds = [complete_row(r)["basis_kind"] for r in rows]
+    values.update({f"n_basis_{key}": kinds.count(kind)
+                   for key, kind in zip(("runs", "study", "tolerance", "other_hardware"), BASIS_KINDS, strict=True)})
     write_text(variables, yaml.safe_dump({"summary": values}, sort_keys=False, allow_unicode=True))
