@@ -711,3 +711,27 @@ def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundl
     assert "**all**, shipped run" in cells and len(cells) == 2 * len([k for k in cells if "shipped run" not in k])
     assert all(cells[k] == cells[f"{k}, shipped run"] for k in cells if "shipped run" not in k), cells
     assert "shipped run" not in (quick_run / QUICK / "report/generated/summary_verdicts.md").read_text()
+
+
+@pytest.mark.pipeline
+def test_make_read_renders_the_newest_shipped_report_bundle_without_a_framework(quick_bundle, fresh_checkout,
+                                                                                 tmp_path):
+    """`make read` in a checkout whose bundles/ ships a run's bundle (beside the backend-study bundle,
+    which it must pass over), with TensorFlow, Keras, JAX and PyTorch unimportable."""
+    shipped = fresh_checkout / "bundles" / Path(quick_bundle["path"]).name
+    shutil.copy2(quick_bundle["path"], shipped)
+    shutil.rmtree(fresh_checkout / kb.render_dir(shipped), ignore_errors=True)  # another test may have rendered it
+    assert kb.newest_report_bundle(fresh_checkout / "bundles") == shipped
+    venv = Path(sys.executable).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(_blocker(tmp_path / "blocked"))}
+    proc = subprocess.run(["make", "-C", str(fresh_checkout), f"READ_VENV={venv}", "-o", f"{venv}/.klvae-installed",
+                           "CORES=2", "read"], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    out = fresh_checkout / kb.render_dir(shipped) / "report"
+    assert f">>> report: {kb.render_dir(shipped)}/report/klvae.html" in proc.stdout
+    assert (out / "klvae.html").stat().st_size > 0 and (out / "klvae.pdf").stat().st_size > 0
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
+    assert "bundle_extract" in ran and not [r for r in ran if r.endswith(("_train", "_analyse"))]
+    shipped.unlink()
+    with pytest.raises(kb.BundleError, match="no complete report bundle"):
+        kb.newest_report_bundle(fresh_checkout / "bundles")
