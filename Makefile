@@ -43,7 +43,7 @@ help:
 	@echo "make paper-part PART=<part>                 -> one part trained and packed as bundles/paper/klvae-paper-part-<part>-*.tar.gz"
 	@echo "make snakemake-report [PROFILE=...]         -> results/<profile>/report/snakemake-report.zip: Snakemake's own report (figures by experiment, rule graph, run times)"
 	@echo "make why [PROFILE=...]                      -> what the next make report would rerun, and why (dry run)"
-	@echo "make lint                                   -> ruff (Python), snakefmt --check, snakemake --lint, report/*.qmd check"
+	@echo "make lint                                   -> ruff, snakefmt --check, snakemake --lint, generated files current, report/*.qmd check"
 	@echo "make env                                    -> only create/update .venv"
 	@echo "make unlock                                 -> after Snakemake itself was killed: release its lock, then make report"
 
@@ -152,16 +152,19 @@ why: $(STAMP)
 	  | grep -E "^(rule|localrule) |^    reason:" | sed -E 's/^    reason: /    why: /' | cut -c1-200
 
 # Static checks (CI runs them before the tests): Python (ruff: pyflakes, pycodestyle, bugbear,
-# import order, complexity <= 15), the Snakefiles' format (snakefmt), Snakemake's own linter and
-# config/README.md against the schema (klvae.config_docs) and the report's sources (no shortcode inside
-# TeX math, no '{{{<' escape: real Quarto renders both differently).
+# import order, complexity <= 15), the Snakefiles' format (snakefmt), Snakemake's own linter,
+# config/README.md against the schema (klvae.config_docs), the GPU profile's jobs against the
+# experiment registry (klvae.registry) and the report's sources (no shortcode inside TeX math, no
+# '{{{<' escape: real Quarto renders both differently); and that no experiment is named in code
+# outside the registry and its own files (a fast test of tests/test_registry.py, in `make test` too).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/quick.yaml
 	$(BIN)/python -m klvae.config_docs --check
+	$(BIN)/python -m klvae.registry --gpu-profile --check
 	$(BIN)/python -m klvae.report.render --check report
-	$(BIN)/python -m pytest -q tests/test_docs_links.py
+	$(BIN)/python -m pytest -q tests/test_docs_links.py tests/test_registry.py::test_no_experiment_is_named_outside_its_own_files
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -373,11 +373,12 @@ def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
     assert bundle is not None, "no committed study bundle under bundles/"
     contents, _ = read_source("bundle", str(bundle))
     where = "the backend study"
-    from snakemake.utils import validate
+    from klvae.config import validate_config
+    from klvae.registry import config_schema
 
     def e1_of(profile):  # the profile's e1 section as the workflow sees it (schema defaults filled)
         config = yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text())
-        validate(config, str(REPO / "workflow/schemas/config.schema.yaml"), set_default=True)
+        validate_config(config, config_schema())
         return config["e1"]
 
     default, quick = e1_of("default"), e1_of("quick")
@@ -398,7 +399,7 @@ def test_the_committed_study_judges_e1_single_runs_of_its_setting(tmp_path):
                    "loss_sd": np.nan, "reconstruction_loss_sd": np.nan, "kl_loss_sd": np.nan, "replicates": 1,
                    "epochs": 40, "n_train": 60000, "n_test": 10000}]).to_csv(table, index=False)
     part = tmp_path / "scorecard_e1.csv"
-    tolerances = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    tolerances = config_schema()  # the base schema plus each experiment's settings and tolerances
     tol = {k: v["default"] for k, v in tolerances["properties"]["scorecard"]["properties"].items() if "default" in v}
     report_e1.write_e1_scorecard(str(part), str(table), tol, "default", "tensorflow", str(spreads))
     got = pd.read_csv(part, keep_default_na=False).set_index("id").loc["e1-c0-kl"]

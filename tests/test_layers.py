@@ -118,6 +118,24 @@ def test_report_and_figures_import_nothing_below_them(layer):
     assert not found, "\n".join(found)
 
 
+#: What the experiment registry (klvae.registry) may not import: it sits low -- the workflow, the
+#: bundles, the config checks and the report read it -- so it is Keras-free, pandas-free and imports no
+#: ``klvae`` module but its own.
+REGISTRY_FORBIDDEN = FRAMEWORKS + ("numpy", "pandas", "matplotlib", "snakemake")
+
+
+def _klvae_outside(root: Path, package: str) -> tuple[str, ...]:
+    """Every top-level ``klvae`` module and package but ``package`` (and the ``klvae`` package itself)."""
+    return tuple(sorted(f"klvae.{p.stem}" for p in (root / "klvae").iterdir()
+                        if p.stem not in (package, "__init__", "__pycache__")
+                        and (p.suffix == ".py" or (p / "__init__.py").is_file())))
+
+
+def test_the_experiment_registry_sits_low():
+    found = forbidden_imports(SRC, "klvae.registry", _klvae_outside(SRC, "registry") + REGISTRY_FORBIDDEN)
+    assert not found, "klvae.registry imports what sits above it:\n" + "\n".join(found)
+
+
 #: The top floor: only its own modules may import it.
 TOP = "klvae.report"
 #: The one import circle that belongs: the strategy registry (and the package's face, which

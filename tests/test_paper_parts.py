@@ -30,9 +30,11 @@ def test_e1_part_is_every_replicate_of_every_c(paper_config):
 
 
 def test_e2_parts_split_the_ten_trainings_four_three_three(paper_config):
-    runs = [paper._e2_slice(p, paper.e2_runs(paper_config)) for p in ("e2-a", "e2-b", "e2-c")]
+    from klvae.registry import e2
+
+    runs = [e2.part_runs(p, e2.runs(paper_config)) for p in ("e2-a", "e2-b", "e2-c")]
     assert [len(r) for r in runs] == [4, 3, 3]
-    assert sum(runs, []) == paper.e2_runs(paper_config) and len(set(sum(runs, []))) == 10
+    assert sum(runs, []) == e2.runs(paper_config) and len(set(sum(runs, []))) == 10
     with pytest.raises(KeyError, match="no part 'e4'; the parts: e1, e2-a"):
         paper.part_targets("e4", paper_config)
 

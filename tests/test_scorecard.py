@@ -41,10 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tolerances(**override) -> dict:
     """The schema's defaults (as every profile inherits them), with ``override``."""
-    from snakemake.utils import validate
+    from klvae.config import validate_config
+    from klvae.registry import config_schema
 
     config = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    validate_config(config, config_schema())
     return {**config["scorecard"], **override}
 
 
@@ -254,16 +255,17 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
 
 
 def test_schema_gives_every_profile_the_tolerances_and_rejects_bad_ones():
-    from snakemake.utils import validate
+    from klvae.config import validate_config
+    from klvae.registry import config_schema
 
     for profile in ("quick", "default", "paper"):
         config = yaml.safe_load((REPO / "config" / f"{profile}.yaml").read_text())
-        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+        validate_config(config, config_schema())
         assert config["profile"] == profile and config["scorecard"]["loss_rel"] > 0
     config = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
     config["scorecard"] = {"loss_rel": -0.1}
     with pytest.raises(Exception, match="loss_rel|-0.1"):
-        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+        validate_config(config, config_schema())
 
 
 @pytest.mark.pipeline

@@ -9,7 +9,8 @@ the schema's constraint and ``description``) and what to do, e.g.::
     Invalid configuration in config/bad.yaml (1 problem); nothing was run and existing results are unchanged:
       - e1.epochs = -3: must be an integer >= 1 -- Training epochs per coefficient (seed 40). Fix: edit e1.epochs
         in config/bad.yaml, e.g. 30 (as in config/default.yaml).
-    Valid values: workflow/schemas/config.schema.yaml; a complete valid example: config/default.yaml.
+    Valid values: workflow/schemas/config.schema.yaml and the experiments' settings (src/klvae/registry/<id>.py);
+    a complete valid example: config/default.yaml.
 
 Unknown keys name the key, suggest the closest allowed one and list all allowed ones; a
 missing required key says what to add; a value given with ``--config`` is reported as such
@@ -21,13 +22,19 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
-__all__ = ["ConfigError", "check_config", "explain", "consistency_problems", "face_counts"]
+from klvae.registry import EXPERIMENTS
+
+__all__ = ["ConfigError", "check_config", "validate_config", "explain", "consistency_problems", "face_counts"]
+
+#: How a message names the composed schema (a dict, :func:`klvae.registry.config_schema`) as its source.
+SCHEMA_SOURCES = "workflow/schemas/config.schema.yaml and the experiments' settings (src/klvae/registry/<id>.py)"
 
 _TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
                "array": "a list", "object": "a mapping (key: value)", "null": "null"}
@@ -253,10 +260,9 @@ def consistency_problems(config: dict, files=()) -> list[str]:
 
     * NaN or infinity anywhere (YAML's ``.nan``/``.inf`` pass JSON-schema ranges, since every
       comparison with NaN is false);
-    * an MNIST batch larger than the experiment's training images (``e1``/``e2``: ``n_train`` or
-      all 60,000), surely a typo (it would train on one partial batch per epoch);
-    * on the synthetic stand-in (``data.celeba.path: null``) with the post's split,
-      ``e3.n_train + e3.n_test`` more than ``e3.standin_images`` (it is drawn first, then split).
+    * then each experiment's own checks, in the registry's order (its ``check``,
+      :class:`klvae.registry.Experiment`): e.g. an MNIST batch larger than the experiment's
+      training images, surely a typo; more faces than the synthetic stand-in holds.
 
     Counts against a real CelebA source are checked when the workflow reads it
     (:func:`face_counts`).
@@ -266,23 +272,9 @@ def consistency_problems(config: dict, files=()) -> list[str]:
              for key, value in _non_finite(config)]
     if lines:
         return lines
-    for exp, default_n in (("e1", 60_000), ("e2", 60_000)):
-        section = config.get(exp, {})
-        n = section.get("n_train") or default_n
-        batch = section.get("batch_size")
-        if n and batch and batch > n:
-            lines.append(f"{exp}.batch_size = {batch:,} is larger than the {n:,} training images of {exp} "
-                         f"({exp}.n_train{'' if section.get('n_train') else ', all of MNIST'}). Fix: set "
-                         f"{exp}.batch_size{where} to at most {n:,} (the posts use "
-                         f"{ {'e1': 128, 'e2': 256}[exp]}).")
-    e3, celeba = config.get("e3", {}), config.get("data", {}).get("celeba", {})
-    if not celeba.get("path") and celeba.get("split", "post") == "post":
-        wanted = (e3.get("n_train") or 0) + (e3.get("n_test") or 0)
-        have = e3.get("standin_images")
-        if have and wanted > have:
-            lines.append(f"e3.n_train + e3.n_test = {wanted:,} is more than e3.standin_images = {have:,}, the "
-                         f"synthetic faces drawn when data.celeba.path is null. Fix: raise e3.standin_images to "
-                         f"at least {wanted:,} or lower e3.n_train/e3.n_test{where}.")
+    for experiment in EXPERIMENTS:
+        if experiment.check is not None:
+            lines += experiment.check(config, where)
     return lines
 
 
@@ -309,13 +301,40 @@ def face_counts(n_images: int, n_train: int | None, n_test: int | None, split: s
             f"{n_train} and e3.n_test = {n_test}")
 
 
-def check_config(config: dict, schema_path: str | Path, source=(), example: str | Path | None = None,
+def validate_config(config: dict, schema: str | Path | Mapping) -> dict:
+    """``snakemake.utils.validate(config, schema, set_default=True)`` for a schema file or a schema
+    given as a dict (the composed one, :func:`klvae.registry.config_schema`: written to a temporary
+    file for Snakemake, which reads schemas from files only).
+
+    Returns:
+        ``config`` (validated, the schema's defaults filled in place).
+
+    Raises:
+        snakemake.exceptions.WorkflowError: the config does not match (Snakemake's message).
+    """
+    from snakemake.utils import validate
+
+    if not isinstance(schema, Mapping):
+        validate(config, str(schema), set_default=True)
+        return config
+    with tempfile.TemporaryDirectory(prefix="klvae-schema-") as tmp:
+        # YAML, as the schema files are: Snakemake reads a JSON file into OrderedDicts, whose
+        # defaults would then land in the config (and a YAML dump of it would fail)
+        path = Path(tmp) / "config.schema.yaml"
+        path.write_text(yaml.safe_dump(dict(schema), sort_keys=False, allow_unicode=True))
+        validate(config, str(path), set_default=True)
+    return config
+
+
+def check_config(config: dict, schema_path: str | Path | Mapping, source=(), example: str | Path | None = None,
                  overrides: Mapping | None = None) -> dict:
     """Validate ``config`` (filling defaults) with ``snakemake.utils.validate``; explain any failure.
 
     Args:
         config: the workflow's config dict (modified in place: schema defaults are filled).
-        schema_path: ``workflow/schemas/config.schema.yaml`` (absolute, or relative to the cwd).
+        schema_path: the schema: a file (absolute, or relative to the cwd), or the schema itself
+            (the workflow's: :func:`klvae.registry.config_schema`, the base schema
+            ``workflow/schemas/config.schema.yaml`` plus each experiment's settings).
         source: the config file path(s) the values came from (``workflow.configfiles``), or
             one path; named in the message.
         example: a complete valid config (``config/default.yaml``) whose values are quoted
@@ -330,11 +349,9 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
         ConfigError: (a :class:`snakemake.exceptions.WorkflowError`) one line per problem:
             the dotted key, the value given, what is expected and what to do.
     """
-    from snakemake.utils import validate
-
     files = [source] if isinstance(source, (str, Path)) else list(source or [])
     try:
-        validate(config, str(schema_path), set_default=True)
+        validate_config(config, schema_path)
         lines = consistency_problems(config, files)
         if lines:
             n = len(lines)
@@ -345,7 +362,8 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
     except ConfigError:
         raise
     except WorkflowError:
-        schema = yaml.safe_load(Path(schema_path).read_text())
+        schema = (dict(schema_path) if isinstance(schema_path, Mapping)
+                  else yaml.safe_load(Path(schema_path).read_text()))
         lines = explain(config, schema, files, example, overrides)
         if not lines:  # should not happen: fall back to Snakemake's own message
             raise
@@ -354,21 +372,20 @@ def check_config(config: dict, schema_path: str | Path, source=(), example: str 
         msg = (f"Invalid configuration in {origin} ({n} problem{'s' if n > 1 else ''}); "
                "nothing was run and existing results are unchanged:\n"
                + "\n".join(f"  - {line}" for line in lines)
-               + f"\nValid values: {schema_path}; a complete valid example: "
+               + f"\nValid values: {SCHEMA_SOURCES if isinstance(schema_path, Mapping) else schema_path}; "
+               + "a complete valid example: "
                + (str(example) if example else "config/default.yaml") + ".")
         raise ConfigError(msg) from None
 
 
-#: Config keys renamed since results bundles were first made: ``(section, old name, new name, why)``.
-#: :func:`migrate` applies them to the config a bundle carries, so today's code renders old bundles.
-RENAMED_KEYS = (
-    ("e3", "kl_weight", "fact", "one name per scale: E3's KL weight is on the posts' `fact` scale"),
-)
+#: Config keys renamed since results bundles were first made: ``(section, old name, new name, why)``
+#: (each experiment's ``renamed_keys``, :class:`klvae.registry.Experiment`). :func:`migrate` applies
+#: them to the config a bundle carries, so today's code renders old bundles.
+RENAMED_KEYS = tuple((e.section, old, new, why) for e in EXPERIMENTS for old, new, why in e.renamed_keys)
 
-#: Config values renamed since results bundles were first made: ``(dotted key, old value, new value, why)``.
-RENAMED_VALUES = (
-    ("data.celeba.split", "seed", "post", "\"seed\" means only the random seed; the split is post IX's"),
-)
+#: Config values renamed since results bundles were first made: ``(dotted key, old value, new value, why)``
+#: (each experiment's ``renamed_values``).
+RENAMED_VALUES = tuple(renamed for e in EXPERIMENTS for renamed in e.renamed_values)
 
 
 def migrate(config: dict) -> list[str]:

@@ -1,8 +1,10 @@
 """``config/README.md``: every configuration key, written from the schema and the profiles.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the one source of what a key means,
-admits and defaults to; this module renders it as a reference page, one table per top-level
-section, with the value each shipped profile (``config/*.yaml``) sets. ``make lint`` checks
+The schema -- the base schema ``workflow/schemas/config.schema.yaml`` plus each registered
+experiment's settings (``src/klvae/registry/<id>.py``, :func:`klvae.registry.config_schema`) -- is
+the one source of what a key means, admits and defaults to; this module renders it as a reference
+page, one table per top-level section, with the value each shipped profile (``config/*.yaml``)
+sets. ``make lint`` checks
 that the committed page is current (``python -m klvae.config_docs --check``), so the page
 cannot drift from the schema.
 
@@ -22,8 +24,10 @@ from pathlib import Path
 import yaml
 
 from klvae.config import expected
+from klvae.registry import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The base schema (the experiments' settings are added to it: :func:`schema`).
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG_DIR = ROOT / "config"
 PAGE = CONFIG_DIR / "README.md"
@@ -66,6 +70,11 @@ def profiles(config_dir: Path = CONFIG_DIR) -> dict[str, dict]:
     return {n: found[n] for n in order}
 
 
+def schema() -> dict:
+    """The whole config schema: :data:`SCHEMA` plus every registered experiment's settings."""
+    return config_schema(SCHEMA)
+
+
 def render(schema: dict, shipped: dict[str, dict]) -> str:
     """The page's markdown: an introduction, then one table per top-level section with
     ``key | admits | schema default | <profile>.yaml ... | meaning`` (top-level scalar keys
@@ -74,8 +83,9 @@ def render(schema: dict, shipped: dict[str, dict]) -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Every key a profile may set, written from `workflow/schemas/config.schema.yaml` by",
-        "`python -m klvae.config_docs` (do not edit by hand; `make lint` checks it is current).",
+        "Every key a profile may set, written from the config schema -- `workflow/schemas/config.schema.yaml`",
+        "plus each experiment's settings in `src/klvae/registry/<id>.py` -- by `python -m klvae.config_docs`",
+        "(do not edit by hand; `make lint` checks it is current).",
         "A profile is one YAML file in this folder, validated against the schema before any job",
         "runs (unknown keys, wrong types and out-of-range values are refused with the key named);",
         "keys it leaves out take the default. Run one with `make report PROFILE=<name>`.",
@@ -119,7 +129,7 @@ def main(argv=None) -> int:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--check", action="store_true", help="only check that config/README.md is current")
     args = a.parse_args(argv)
-    text = render(yaml.safe_load(SCHEMA.read_text()), profiles())
+    text = render(schema(), profiles())
     if args.check:
         if not PAGE.is_file() or PAGE.read_text() != text:
             print(f"{_shown(PAGE)} is not current with the schema and the profiles: "

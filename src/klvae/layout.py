@@ -18,10 +18,13 @@ import json
 import shlex
 from pathlib import Path
 
+from klvae import registry
+
 #: The folder that holds every profile's folder (relative to the working folder).
 RESULTS_ROOT = "results"
-#: What a run of the old layout wrote straight into ``results/`` (no profile is named like these).
-OLD_TOP = ("e1", "e2", "e3", "data", "figures", "tables", "report", "study", "benchmarks", "logs")
+#: What a run of the old layout wrote straight into ``results/``: each experiment's folder (the
+#: registry's ids) and the shared ones (no profile is named like these).
+OLD_TOP = (*registry.ids(), "data", "figures", "tables", "report", "study", "benchmarks", "logs")
 #: Old-layout folders that were split by profile already (``results/benchmarks/<profile>/``).
 OLD_PER_PROFILE = ("benchmarks", "logs")
 #: The profile of ``make backend-study``, whose old results (``results/study/``) go to its own folder.

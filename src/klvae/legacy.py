@@ -26,6 +26,8 @@ import io
 import re
 from pathlib import PurePosixPath
 
+from klvae import registry
+
 #: Column renames for every table: ``{old: new}``.
 RENAMED_COLUMNS = {
     "kl_weight": "c", "seed_post": "post", "seed_value": "post_value", "seed_loss": "post_loss",
@@ -35,8 +37,11 @@ RENAMED_COLUMNS = {
 RENAMED_PREFIXES = {"seed_form_keras3_": "post_form_keras3_", "seed_inside_": "post_inside_"}
 #: Column renames of one table only (by file name), where the old name also means something else elsewhere.
 RENAMED_TABLE_COLUMNS = {"backends.csv": {"seed": "post"}}
-#: Cell values renamed: ``{file name: {column: {old: new}}}``.
-RENAMED_CELLS = {"e2_compatibility_long.csv": {"form": {"seed": "post"}}}
+#: Cell values renamed: ``{file name: {column: {old: new}}}`` (each table's ``renamed_cells`` in the
+#: experiment registry, :class:`klvae.registry.TableSpec`: E2's compatibility trials had the form
+#: ``seed`` for the posts' own code).
+RENAMED_CELLS = {f"{stem}.csv": {column: dict(values) for column, values in spec.renamed_cells.items()}
+                 for stem, spec in registry.tables().items() if spec.renamed_cells}
 
 
 def new_column_name(table: str, column: str) -> str:

@@ -41,21 +41,21 @@ from pathlib import Path
 
 import yaml
 
+from klvae import registry
 from klvae.layout import results_dir
+from klvae.registry import PaperPart
 
 #: A part's CPU-seconds at most: two hours of both cores of a 2-core CPU.
 MAX_PART_CPU_S = 2 * 3600 * 2
-#: MNIST's training images (E1 and E2 train on all of them in the paper profile).
-MNIST_TRAIN = 60_000
 
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the paper run.
+    """One part of the paper run (an experiment's :class:`klvae.registry.PaperPart`, with its experiment).
 
     Attributes:
         name: the part's name (``e1``, ``e2-a``, ...), also in its bundle's name.
-        experiment: the experiment it belongs to (``e1``, ``e2``, ``e3``).
+        experiment: the experiment it belongs to (its id in the registry).
         what: one line for the plan.
         timing: it times something, so nothing else may run on the machine meanwhile.
     """
@@ -66,18 +66,8 @@ class Part:
     timing: bool = False
 
 
-#: The parts, in the order they run (E1, then E2, then E3).
-PARTS = (
-    Part("e1", "e1", "E1: every replicate of every c, with latent codes and decoder manifolds"),
-    Part("e2-a", "e2", "E2: trainings 1-4 of 10 (strategies x z_dims), latents and reconstructions"),
-    Part("e2-b", "e2", "E2: trainings 5-7 of 10"),
-    Part("e2-c", "e2", "E2: trainings 8-10 of 10"),
-    Part("e2-timing", "e2", "E2: timing benchmark, equivalence check, compatibility trials", timing=True),
-    Part("e3-data", "e3", "E3: the stand-in faces (or CelebA) preprocessed to uint8 arrays"),
-    Part("e3-vae", "e3", "E3: the VAE's training (resumes from its epoch checkpoint if cut) and analyses"),
-    Part("e3-ae", "e3", "E3: the plain AE's training and analyses"),
-    Part("e3-bench", "e3", "E3: preprocessing, memory and input-pipeline benchmarks", timing=True),
-)
+#: The parts, in the order they run: each registered experiment's ``paper_parts``, in the registry's order.
+PARTS = tuple(Part(p.name, e.id, p.what, p.timing) for e, p in registry.paper_parts())
 
 
 def get_part(name: str) -> Part:
@@ -93,64 +83,36 @@ def get_part(name: str) -> Part:
 
 
 def load_config(path: str | Path = "config/paper.yaml") -> dict:
-    """The profile's config with the schema's defaults filled in (as the workflow sees it)."""
-    from snakemake.utils import validate
+    """The profile's config with the schema's defaults filled in (as the workflow sees it: the base
+    schema plus every experiment's settings, :func:`klvae.registry.config_schema`)."""
+    from klvae.config import validate_config
 
     config = yaml.safe_load(Path(path).read_text())
-    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-    validate(config, str(schema), set_default=True)
-    return config
+    return validate_config(config, registry.config_schema())
 
 
-def _coef(c) -> str:
-    return f"{float(c):g}"
+def _paper_part(name: str) -> PaperPart:
+    """The registry's description of part ``name`` (its targets and work).
 
-
-def e2_runs(config: dict) -> list[tuple[int, str]]:
-    """E2's trainings as ``(z_dim, strategy)``, z_dim-major, in the config's order."""
-    e2 = config["e2"]
-    return [(int(z), s) for z in e2["z_dims"] for s in e2["strategies"]]
-
-
-def _e2_slice(part: str, runs: list) -> list:
-    """The trainings of E2 part ``part`` (``e2-a``/``-b``/``-c``): 4, 3 and 3 of ten, in order."""
-    n = len(runs)
-    bounds = [0, math.ceil(n * 4 / 10), math.ceil(n * 7 / 10), n]
-    i = ("e2-a", "e2-b", "e2-c").index(part)
-    return runs[bounds[i]:bounds[i + 1]]
+    Raises:
+        KeyError: no such part; the message lists the parts.
+    """
+    get_part(name)
+    return next(p for _, p in registry.paper_parts() if p.name == name)
 
 
 def part_targets(name: str, config: dict) -> list[str]:
     """The Snakemake targets (paths under the profile's results folder) of part ``name``.
 
     Each part's targets are the per-run outputs that need the trained weights, so that the part
-    leaves data, not weights: E1's ``metrics.json``, ``history.csv``, ``latent.npz`` and
-    ``grid.npz`` per replicate and c; E2's ``metrics.json``, ``history.csv``, ``latent.npz`` and
-    ``recon.npz`` per (z_dim, strategy); E3's per-model outputs.
+    leaves data, not weights (its experiment's registry entry says which: E1's ``metrics.json``,
+    ``history.csv``, ``latent.npz`` and ``grid.npz`` per replicate and c; E2's per (z_dim,
+    strategy); E3's per model).
 
     Raises:
         KeyError: no such part.
     """
-    part = get_part(name)
-    res = results_dir(config["profile"])
-    if part.name == "e1":
-        e1 = config["e1"]
-        return [f"{res}/e1/r{r}/c{_coef(c)}/{f}" for r in range(int(e1["replicates"])) for c in e1["coefficients"]
-                for f in ("metrics.json", "history.csv", "latent.npz", "grid.npz")]
-    if part.name in ("e2-a", "e2-b", "e2-c"):
-        return [f"{res}/e2/z{z}/{s}/{f}" for z, s in _e2_slice(part.name, e2_runs(config))
-                for f in ("metrics.json", "history.csv", "latent.npz", "recon.npz")]
-    if part.name == "e2-timing":
-        return [f"{res}/tables/e2_timing.csv", f"{res}/tables/e2_timing_windows.csv",
-                f"{res}/tables/e2_equivalence.csv", f"{res}/tables/e2_compatibility.csv",
-                f"{res}/tables/e2_compatibility_long.csv"]
-    if part.name == "e3-data":
-        return [f"{res}/data/faces/manifest.json"]
-    if part.name in ("e3-vae", "e3-ae"):
-        kind = part.name.split("-")[1]
-        return [f"{res}/e3/{kind}/history.csv", f"{res}/e3/{kind}/model.json"]
-    return [f"{res}/tables/e3_bench_preprocessing.csv", f"{res}/tables/e3_bench_memory.csv",
-            f"{res}/tables/e3_bench_pipeline.csv"]
+    return _paper_part(name).targets(config, results_dir(config["profile"]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,14 +144,15 @@ def _run_config(profile_dir: Path) -> dict | None:
 def measured_rates(results: str | Path = "results") -> dict[str, dict]:
     """CPU-s per unit of work per rule, from every profile's benchmark files under ``results``.
 
-    Units: per epoch and training image for ``e1_train``, ``e2_train`` and ``e3_train``; per
-    job for every other rule.
+    Units: per epoch and training image for the experiments' training rules (``e1_train``, ...: the
+    registry's ``training_rules``); per job for every other rule.
 
     Returns:
         ``{rule: {"rate": median CPU-s per unit, "n": jobs measured, "unit": str}}``.
     """
     per_rule: dict[str, list[float]] = {}
     units = {}
+    training = {rule: e for e in registry.EXPERIMENTS for rule in e.training_rules}
     for bench in sorted(Path(results).glob("*/benchmarks")):
         config = _run_config(bench.parent)
         for tsv in sorted(bench.rglob("*.tsv")):
@@ -198,12 +161,11 @@ def measured_rates(results: str | Path = "results") -> dict[str, dict]:
             if cpu is None:
                 continue
             work = 1.0
-            exp = rule.split("_")[0]
-            if rule in ("e1_train", "e2_train", "e3_train"):
+            if rule in training:
                 if config is None:
                     continue
-                section = config.get(exp, {})
-                n = section.get("n_train") or (MNIST_TRAIN if exp != "e3" else None)
+                section = config.get(training[rule].section, {})
+                n = section.get("n_train") or training[rule].train_images
                 if not n:
                     continue
                 work = float(section["epochs"]) * float(n)
@@ -222,24 +184,7 @@ def measured_rates(results: str | Path = "results") -> dict[str, dict]:
 
 def part_work(name: str, config: dict) -> dict[str, float]:
     """The work of part ``name`` per rule, in the units of :func:`measured_rates`."""
-    part = get_part(name)
-    if part.name == "e1":
-        e1 = config["e1"]
-        runs = int(e1["replicates"]) * len(e1["coefficients"])
-        return {"e1_train": runs * float(e1["epochs"]) * float(e1.get("n_train") or MNIST_TRAIN),
-                "e1_analyse": runs, "e1_init_weights": int(e1["replicates"])}
-    if part.name in ("e2-a", "e2-b", "e2-c"):
-        e2 = config["e2"]
-        runs = len(_e2_slice(part.name, e2_runs(config)))
-        return {"e2_train": runs * float(e2["epochs"]) * float(e2.get("n_train") or MNIST_TRAIN), "e2_analyse": runs}
-    if part.name == "e2-timing":
-        return {"e2_timing": 1, "e2_equivalence": 1, "e2_compatibility": 1}
-    if part.name == "e3-data":
-        return {"e3_standin": 1, "e3_preprocess": 1}
-    if part.name in ("e3-vae", "e3-ae"):
-        e3 = config["e3"]
-        return {"e3_train": float(e3["epochs"]) * float(e3["n_train"])}
-    return {"e3_bench_preprocessing": 1, "e3_bench_memory": 1, "e3_bench_pipeline": 1}
+    return _paper_part(name).work(config)
 
 
 def estimate(name: str, config: dict, rates: dict[str, dict]) -> tuple[float | None, list[str]]:

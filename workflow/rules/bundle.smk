@@ -16,10 +16,11 @@ import os
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from klvae.bundle import core as klvae_bundle
 from klvae.config import migrate as migrate_config
+from klvae.config import validate_config
+from klvae.registry import config_schema
 
 
 include: "call.smk"
@@ -55,7 +56,8 @@ config.update(BUNDLE["config"])
 for _line in migrate_config(config):
     print(f"{BUNDLE_ARCHIVE}: config key renamed since the bundle was made: {_line}", file=sys.stderr)
 try:
-    validate(config, os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml"), set_default=True)
+    # the base schema plus each registered experiment's settings (klvae.registry.config_schema)
+    validate_config(config, config_schema(os.path.join(REPO_ROOT, "workflow", "schemas", "config.schema.yaml")))
 except WorkflowError as err:
     raise WorkflowError(
         f"{BUNDLE_ARCHIVE}: the run's config ({klvae_bundle.RUN_CONFIG}) does not fit this version's config "

@@ -9,6 +9,9 @@ from pathlib import Path
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
+
+from klvae import registry as klvae_registry
 from klvae.layout import results_dir
 
 # Where every generated file goes: results/<profile>/ (klvae.layout), so profiles never share a
@@ -40,32 +43,40 @@ REPORT_DIR = f"{RESULTS}/report"
 GEN = f"{REPORT_DIR}/generated"
 
 
-# The experiments, in the report's order: the registry. Each is one unit -- its rules
-# (workflow/rules/<id>.smk, which ends with register_experiment(...)), its training code
-# (src/klvae/experiments/<id>.py), figures (src/klvae/figures/<id>.py), report fragment and
-# scorecard part (src/klvae/report/<id>.py) and chapter (report/_<id>.qmd). Adding E4 is those
-# five files and one line here; the Snakefile, `rule all`, the report's inputs, its chapters,
-# the scorecard and the methods chapter loop over this list (README, "Adding an experiment").
-EXPERIMENTS = [
-    "e1",  # the KL-coefficient post: the KL coefficient sweep on MNIST (MLP VAE)
-    "e2",  # posts IV-VIII: the KL-loss strategies in Keras 3 (conv VAE)
-    "e3",  # post IX and the AE-latent post: faces
-]
-# What each experiment registered: its figures, tables, report rule and scorecard part.
+# The experiments, in the report's order: the registry (klvae.registry, one module per experiment,
+# src/klvae/registry/<id>.py: its title, settings, tables, chapter, GPU jobs, ...). Each is one
+# unit -- its registry entry, its rules (workflow/rules/<id>.smk, which ends with
+# register_experiment(...)), its training code (src/klvae/experiments/<id>.py), figures
+# (src/klvae/figures/<id>.py), report fragment and scorecard part (src/klvae/report/<id>.py) and
+# chapter (report/_<id>.qmd). The Snakefile, `rule all`, the report's inputs, its chapters, the
+# scorecard and the methods chapter loop over this list (docs/architecture.md, "Adding an experiment").
+REGISTRY = klvae_registry.EXPERIMENTS
+EXPERIMENTS = klvae_registry.ids()
+# What each experiment's rules registered: its figures, tables, report rule and scorecard part.
 EXPERIMENT_PARTS = {}
 
 
-def register_experiment(name, *, title, figures, tables, report_rule, scorecard_rule):
+def register_experiment(name, *, figures, tables, report_rule, scorecard_rule):
     """Declare experiment `name` (one of EXPERIMENTS) to the report (called at the end of its .smk).
 
-    title: its scorecard table's title; figures, tables: the files the report shows (the report
-    waits for them); report_rule: the rule that writes its fragments (*.md) and variables
-    (output `variables`, a .vars.yml); scorecard_rule: the rule that writes its scorecard part
-    (output `table`, klvae.report.scorecard.write_part)."""
+    figures, tables: the files the report shows (the report waits for them; each table is one of
+    the experiment's tables in the registry, tables/<stem>.csv); report_rule: the rule that writes
+    its fragments (*.md) and variables (output `variables`, a .vars.yml); scorecard_rule: the rule
+    that writes its scorecard part (output `table`, klvae.report.scorecard.write_part). Its title
+    is the registry's."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"experiment {name!r} is not in EXPERIMENTS (workflow/rules/common.smk): add it there")
+        raise WorkflowError(
+            f"experiment {name!r} is not in the registry (klvae.registry): add src/klvae/registry/{name}.py "
+            f"and its line in src/klvae/registry/__init__.py"
+        )
+    declared = klvae_registry.get(name).tables
+    unknown = [str(t) for t in tables if Path(str(t)).stem not in declared]
+    if unknown:
+        raise WorkflowError(
+            f"experiment {name}: tables {', '.join(unknown)} are not among its tables in the registry "
+            f"(src/klvae/registry/{name}.py: {', '.join(declared) or 'none'})"
+        )
     EXPERIMENT_PARTS[name] = {
-        "title": title,
         "figures": list(figures),
         "tables": [str(t) for t in tables],
         "fragments": [str(f) for f in report_rule.output if str(f).endswith(".md")],
@@ -74,14 +85,29 @@ def register_experiment(name, *, title, figures, tables, report_rule, scorecard_
     }
 
 
+def check_registered():
+    """Checks, once every rule file is included, that each experiment of the registry registered
+    itself and that each rule the registry names (GPU jobs, part bundles' rules) exists."""
+    missing = [e for e in EXPERIMENTS if e not in EXPERIMENT_PARTS]
+    if missing:
+        raise WorkflowError(
+            f"experiments {', '.join(missing)} of the registry did not call register_experiment(...) "
+            "at the end of their rule files (workflow/rules/<id>.smk)"
+        )
+    rules_here = {r.name for r in workflow.rules}
+    for e in REGISTRY:
+        unknown = [r for r in (*e.gpu, *e.part_rules) if r not in rules_here]
+        if unknown:
+            raise WorkflowError(
+                f"experiment {e.id}: the registry (src/klvae/registry/{e.id}.py) names rules the workflow "
+                f"does not have: {', '.join(unknown)}"
+            )
+
+
 def registered(key):
     """One field of every registered experiment, in the registry's order, lists flattened."""
     parts = [EXPERIMENT_PARTS[e][key] for e in EXPERIMENTS]
     return [x for p in parts for x in p] if parts and isinstance(parts[0], list) else parts
-
-
-# KL coefficients as they appear in paths and titles: 0, 0.02, 0.1, 0.5, 1, 2, 10, 20.
-E1_COEFS = [f"{float(c):g}" for c in config["e1"]["coefficients"]]
 
 
 wildcard_constraints:

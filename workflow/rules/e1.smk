@@ -5,6 +5,8 @@
 # figures show replicate 0.
 
 E1 = config["e1"]
+# KL coefficients as they appear in paths and titles: 0, 0.02, 0.1, 0.5, 1, 2, 10, 20.
+E1_COEFS = [f"{float(c):g}" for c in E1["coefficients"]]
 E1_DIR = f"{RESULTS}/e1"
 E1_FIG = f"{RESULTS}/figures/e1"
 E1_REPS = list(range(E1["replicates"]))
@@ -287,7 +289,6 @@ rule report_scorecard_e1:
 
 register_experiment(
     "e1",
-    title="E1, the KL-coefficient post: test losses per KL coefficient c",
     figures=E1_FIGURES,
     tables=[rules.e1_table.output.table],
     report_rule=rules.report_e1,

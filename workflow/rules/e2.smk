@@ -389,7 +389,6 @@ rule report_scorecard_e2:
 
 register_experiment(
     "e2",
-    title="E2, posts IV-VIII: training log, latent extent and timings",
     figures=E2_FIGURES,
     tables=E2_TABLES,
     report_rule=rules.report_e2,

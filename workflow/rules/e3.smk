@@ -418,7 +418,6 @@ rule report_scorecard_e3:
 
 register_experiment(
     "e3",
-    title="E3, post IX and the AE-latent post: faces",
     figures=E3_FIGURES,
     tables=E3_TABLES,
     report_rule=rules.report_e3,

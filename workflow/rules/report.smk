@@ -58,39 +58,6 @@ rule run_record:
         CALL
 
 
-rule report_study:
-    """Section "Does the framework matter?": the backend study from its committed bundle, this run's study or neither."""
-    input:
-        # only with backend_study.report_source: results does the report wait for (and run) the study
-        study=STUDY_TARGETS if STUDY["report_source"] == "results" else [],
-    output:
-        md=f"{GEN}/backend_study.md",
-        backends_md=f"{GEN}/study_backends.md",
-        latent_md=f"{GEN}/study_latent.md",
-        variables=f"{GEN}/backend_study.vars.yml",
-        figure=STUDY_REPORT_FIGURES,
-        # the study's spread per E1 claim and backend, for E1's scorecard (empty unless it trained E1's setting)
-        spreads=f"{GEN}/study_spreads.csv",
-    log:
-        f"{LOGS}/report/study.log",
-    benchmark:
-        f"{BENCH}/report/study.tsv"
-    conda:
-        CONDA_ENV
-    params:
-        **library_call("klvae.report.study:write_study", deps_only=["study"]),
-        source=source_digest(STUDY_SOURCE, STUDY_SOURCE_PATH),  # rerun trigger: the bundle or results changed
-        kwargs={
-            "source_kind": STUDY_SOURCE,
-            "source_path": STUDY_SOURCE_PATH,
-            "command": "make backend-study",
-            "settings": config["backend_study"],  # the planned design, shown when the study has not been run
-            "e1_settings": config["e1"],
-        },
-    script:
-        CALL
-
-
 rule report_methods:
     """Provenance, versions, hardware, per-rule times, deviations from the posts, run variables."""
     input:
@@ -146,7 +113,7 @@ rule report_scorecard:
         **library_call("klvae.report.scorecard:write_scorecard"),
         kwargs={
             "profile": config["profile"],
-            "titles": {e.upper(): EXPERIMENT_PARTS[e]["title"] for e in EXPERIMENTS},
+            "titles": {e.label: e.title for e in REGISTRY},
         },
     script:
         CALL
@@ -284,7 +251,7 @@ rule report_render:
             # the verified results bundle this report is rendered from (bundle mode), else None
             "bundle": BUNDLE_INFO,
             # the experiments' chapters, in the registry's order (report/index.qmd includes them)
-            "chapters": [f"_{e}.qmd" for e in EXPERIMENTS],
+            "chapters": [e.chapter for e in REGISTRY],
         },
     script:
         CALL

@@ -210,3 +210,36 @@ STUDY_SOURCE, STUDY_SOURCE_PATH = choose_source(
     others=[] if BUNDLE_MODE else [results_dir("backend_study")],
 )
 STUDY_REPORT_FIGURES = [] if STUDY_SOURCE == "none" else [f"{RESULTS}/figures/study/backend_losses.png"]
+
+
+rule report_study:
+    """Section "Does the framework matter?": the backend study from its committed bundle, this run's study or neither."""
+    input:
+        # only with backend_study.report_source: results does the report wait for (and run) the study
+        study=STUDY_TARGETS if STUDY["report_source"] == "results" else [],
+    output:
+        md=f"{GEN}/backend_study.md",
+        backends_md=f"{GEN}/study_backends.md",
+        latent_md=f"{GEN}/study_latent.md",
+        variables=f"{GEN}/backend_study.vars.yml",
+        figure=STUDY_REPORT_FIGURES,
+        # the study's spread per E1 claim and backend, for E1's scorecard (empty unless it trained E1's setting)
+        spreads=f"{GEN}/study_spreads.csv",
+    log:
+        f"{LOGS}/report/study.log",
+    benchmark:
+        f"{BENCH}/report/study.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.report.study:write_study", deps_only=["study"]),
+        source=source_digest(STUDY_SOURCE, STUDY_SOURCE_PATH),  # rerun trigger: the bundle or results changed
+        kwargs={
+            "source_kind": STUDY_SOURCE,
+            "source_path": STUDY_SOURCE_PATH,
+            "command": "make backend-study",
+            "settings": config["backend_study"],  # the planned design, shown when the study has not been run
+            "e1_settings": config["e1"],
+        },
+    script:
+        CALL

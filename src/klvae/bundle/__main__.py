@@ -60,7 +60,7 @@ def _main(argv: list[str] | None = None) -> int:
     asm.add_argument("--results", default="results/paper")
     asm.add_argument("--config", default="config/paper.yaml")
     asm.add_argument("--cores", default="all")
-    m = sub.add_parser("merge", help="join bundles of different experiments (E1, E2, E3) into one")
+    m = sub.add_parser("merge", help="join bundles of different experiments into one")
     m.add_argument("out", help="the merged archive, or an existing folder for the default name")
     m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
     args = parser.parse_args(argv)

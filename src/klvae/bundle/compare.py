@@ -32,14 +32,15 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
 
+from klvae import registry
 from klvae.bundle import core as kb
 from klvae.layout import results_dir
 from klvae.legacy import migrate_csv
+from klvae.registry import TableSpec
 
 #: Where the scorecard's verdict counts are inside a bundle (rule report_scorecard).
 SCORECARD = "tables/scorecard.csv"
@@ -53,39 +54,13 @@ SKIP_COLUMNS = frozenset({"post", "post_loss", "post_reconstruction", "post_kl",
 DIFF_COLUMNS = ("table", "row", "metric", "a", "b", "diff", "a_sd", "a_n", "a_lo", "a_hi", "status")
 #: Config keys that may differ between the runs of a merged bundle: per-machine settings.
 MERGE_MACHINE_KEYS = ("threads", "report")
-#: Config keys that belong to one experiment (each comes from the bundle that ran it).
-MERGE_EXPERIMENT_KEYS = {"e1": ("e1",), "e2": ("e2",), "e3": ("e3", "data.celeba")}
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """How one table's rows are matched and which columns are compared.
-
-    ``keys``: columns naming a row (those present are used); ``values``: columns compared (None:
-    every other column but :data:`SKIP_COLUMNS` and the sd columns); ``sd``: metric -> its sample-sd
-    column (default ``<metric>_sd`` where present); ``n``: the column holding the number of runs.
-    """
-
-    keys: tuple[str, ...]
-    values: tuple[str, ...] | None = None
-    sd: dict[str, str] = field(default_factory=dict)
-    n: str | None = None
-
-
-_BENCH = TableSpec(keys=("benchmark", "quantity", "processes"), values=("value",))
-#: The tables a bundle holds (by file stem, ``tables/<stem>.csv``); others are keyed by their first column.
+#: Config keys that belong to one experiment (each comes from the bundle that ran it): its section,
+#: the ``data.<name>`` keys and the scorecard tolerances it owns (the registry's ``config_keys``).
+MERGE_EXPERIMENT_KEYS = {e.id: e.config_keys for e in registry.EXPERIMENTS}
+#: The tables a bundle holds (by file stem, ``tables/<stem>.csv``): each experiment's (its registry
+#: entry's ``tables``) and the scorecard; others are keyed by their first column.
 TABLES = {
-    "e1_losses": TableSpec(keys=("c",), n="replicates"),
-    "e2_metrics": TableSpec(keys=("z_dim", "strategy")),
-    "e2_equivalence": TableSpec(keys=("z_dim", "strategy")),
-    "e2_timing": TableSpec(keys=("strategy",)),
-    "e2_timing_windows": TableSpec(keys=("window", "strategy")),
-    "e2_compatibility": TableSpec(keys=("strategy",)),
-    "e2_compatibility_long": TableSpec(keys=("strategy", "form", "keras_flavour", "backend"),
-                                       values=("runs", "stage", "exception", "steps", "final_loss", "saves_keras")),
-    "e3_metrics": TableSpec(keys=("model",)),
-    "e3_ae_latents": TableSpec(keys=()),
-    "e3_bench_preprocessing": _BENCH, "e3_bench_memory": _BENCH, "e3_bench_pipeline": _BENCH,
+    **registry.tables(),
     "scorecard": TableSpec(keys=("id",), values=("ours", "verdict"), sd={"ours": "sd"}, n="n"),
 }
 
@@ -398,7 +373,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     * a manifest whose ``provenance`` keeps, per experiment, the run's commit, backend, host, date,
       hardware and whole config, with the member bundle's name and manifest SHA-256.
 
-    It is ``complete`` when it holds the run record, the config and all three experiments' outputs.
+    It is ``complete`` when it holds the run record, the config and every registered experiment's outputs.
 
     Args:
         out: the archive to write, or None for ``<out_dir>/<bundle_name>.tar.gz``
@@ -428,7 +403,8 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
         manifest, contents, info = kb.read_bundle(a)
         exps = _member_experiments(manifest, contents)
         if not exps:
-            raise kb.BundleError(f"{a}: holds no experiment (no e1/, e2/, e3/ outputs or tables); nothing to merge")
+            raise kb.BundleError(f"{a}: holds no experiment (no {', '.join(f'{e}/' for e in kb.EXPERIMENTS)} outputs "
+                                 "or tables); nothing to merge")
         unfinished = [p for p in info["missing"] if kb.experiment_of(p) in (None, *exps)]
         if unfinished:
             raise kb.BundleError(f"{a}: an unfinished run ({', '.join(unfinished[:4])} missing); merge finished "

@@ -59,6 +59,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from klvae import registry
 from klvae.legacy import migrate_csv
 
 #: Name of the manifest, the archive's first member.
@@ -97,10 +98,11 @@ PART_KIND = "paper-part"
 #: in bundle mode they are remade, not extracted.
 REPORT_PRODUCTS = frozenset({"tables/scorecard.csv"})
 RUN_CONFIG = "report/generated/config.yaml"
-#: The experiments a bundle can hold, in the report's order.
-EXPERIMENTS = ("e1", "e2", "e3")
-#: Folders of a run's ``data/`` that belong to one experiment (the faces are E3's; MNIST is shared).
-DATA_OWNERS = {"faces": "e3", "standin": "e3", "celeba": "e3"}
+#: The experiments a bundle can hold, in the report's order (the registry's ids, :mod:`klvae.registry`).
+EXPERIMENTS = tuple(registry.ids())
+#: Folders of a run's ``data/`` that belong to one experiment (each experiment's ``data_folders``:
+#: the faces are E3's; MNIST is shared).
+DATA_OWNERS = {folder: e.id for e in registry.EXPERIMENTS for folder in e.data_folders}
 
 _SAFE_PART = re.compile(r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -230,12 +232,12 @@ def manifest_entries(files: list[tuple[str, Path]]) -> list[dict]:
 
 
 def experiment_of(rel: str) -> str | None:
-    """The experiment (``e1``, ``e2``, ``e3``) a bundle member belongs to, or None for a shared file.
+    """The registered experiment (``e1``, ...) a bundle member belongs to, or None for a shared file.
 
     A member belongs to ``eN`` when it lies under ``eN/``, is ``tables/eN_*`` or ``figures/eN/...``,
     a report fragment or variables file ``report/generated/eN.*``/``eN_*``, a benchmark of a rule
-    ``eN_*`` (``benchmarks/eN_<rule>/...`` or ``benchmarks/eN_<rule>.tsv``), or E3's face data
-    records (:data:`DATA_OWNERS`). Names of a bundle made before each profile had its own results
+    ``eN_*`` (``benchmarks/eN_<rule>/...`` or ``benchmarks/eN_<rule>.tsv``), or a record of the data
+    folders it owns (:data:`DATA_OWNERS`: E3's faces). Names of a bundle made before each profile had its own results
     folder (``benchmarks/<profile>/...``) are read through :func:`current_member_name` first.
     Shared: the run record, the config, the MNIST provenance, the scorecard, the methods fragments.
     """
@@ -244,8 +246,8 @@ def experiment_of(rel: str) -> str | None:
         return None
 
     def own(name: str) -> str | None:
-        m = re.match(r"(e\d+)(?:[_.]|$)", name)
-        return m.group(1) if m and m.group(1) in EXPERIMENTS else None
+        found = registry.owner(name)
+        return found.id if found else None
 
     top = parts[0]
     if top in EXPERIMENTS:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from klvae import registry
 from klvae.bundle.core import (
     FORMAT,
     PART_KIND,
@@ -49,14 +50,9 @@ MAX_PART_BYTES = 25_000_000
 #: Decoded-image arrays a part carries (the figures are drawn from them when the parts are
 #: assembled); the run bundle's allow-list leaves them out because it carries the figures.
 PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})
-#: The rules whose code a part's numbers depend on, per experiment (their digests go in the record).
-TRAINING_RULES = {
-    "e1": ("mnist_canonical", "e1_init_weights", "e1_train", "e1_analyse"),
-    "e2": ("mnist_canonical", "e2_init_weights", "e2_train", "e2_analyse", "e2_timing", "e2_equivalence",
-           "e2_compatibility"),
-    "e3": ("e3_standin", "e3_preprocess", "e3_train", "e3_evaluate", "e3_ae_latents", "e3_decode",
-           "e3_bench_preprocessing", "e3_bench_memory", "e3_bench_pipeline"),
-}
+#: The rules whose code a part's numbers depend on, per experiment (their digests go in the record;
+#: each experiment's ``part_rules`` in the registry, :mod:`klvae.registry`).
+TRAINING_RULES = {e.id: e.part_rules for e in registry.EXPERIMENTS}
 _RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
 
 

@@ -25,13 +25,15 @@ from pathlib import Path
 
 import yaml
 
+from klvae import registry
 from klvae.io import write_text
 from klvae.report.tables import markdown_table
 
-#: The tables the report shows (the CSV has all of them), in this order.
-SHOWN_TABLES = ("e1_losses", "e2_metrics", "e3_metrics", "scorecard counts")
-#: The columns shown per table (others are in the CSV).
-SHOWN_METRICS = {"e1_losses": ("loss", "kl_loss"), "e2_metrics": ("test_loss",), "e3_metrics": ("loss", "mse")}
+#: The columns shown per table (others are in the CSV): the experiments' tables whose registry entry
+#: names them (``shown``, :class:`klvae.registry.TableSpec`), in the registry's order.
+SHOWN_METRICS = {stem: spec.shown for stem, spec in registry.tables().items() if spec.shown is not None}
+#: The tables the report shows (the CSV has all of them), in this order: those, then the scorecard's counts.
+SHOWN_TABLES = (*SHOWN_METRICS, "scorecard counts")
 RESULTS_QMD, NONE_QMD = "_compare_results.qmd", "_compare_none.qmd"
 PAPER_GLOB = "klvae-paper-*.tar.gz"
 

@@ -5,7 +5,6 @@ are bodies only; their captions are in ``report/_methods.qmd``."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +12,7 @@ import numpy as np
 import yaml
 
 from klvae import record as provenance
-from klvae import reference
+from klvae import reference, registry
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.layout import results_dir
@@ -33,22 +32,23 @@ def _fmt_setting(v) -> str:
 
 
 def experiment_sections(config: dict) -> list[str]:
-    """The experiments' config sections (``e1``, ``e2``, ...: the registry's names), in the config's order."""
-    return [k for k in config if re.fullmatch(r"e[0-9]+", str(k))]
+    """The registered experiments' config sections (``e1``, ...) that ``config`` has, in the registry's order."""
+    return [e.section for e in registry.EXPERIMENTS if e.section in config]
 
 
 def deviations_fragment(config: dict, paper_config: str, schema: str, experiments: Sequence[str] | None = None) -> str:
     """The body of the table of every experiment setting of this run beside the posts'
-    (``config/paper.yaml`` with the schema's defaults filled), marking those that differ.
+    (``config/paper.yaml`` with the schema's defaults filled: ``schema``, the base schema, plus each
+    experiment's settings, :func:`klvae.registry.config_schema`), marking those that differ.
 
     Covers the scalar and list settings of each experiment's section (``experiments``: the
     registry's names; default :func:`experiment_sections`);
     ``null`` sizes mean "all images".
     """
-    from snakemake.utils import validate
+    from klvae.config import validate_config
 
     paper = yaml.safe_load(Path(paper_config).read_text())
-    validate(paper, schema, set_default=True)
+    validate_config(paper, registry.config_schema(schema))
     rows = []
     for section in experiments or experiment_sections(config):
         if section not in config or section not in paper:

@@ -507,9 +507,9 @@ def config_tolerance(tol: dict, key: str, kind: str = "rel", unit: str = "") -> 
     return Tolerance(kind, float(tol[key]), unit)
 
 
-def run_backend(e2_timing: str) -> str | None:
-    """This run's Keras backend, as rule ``e2_timing`` recorded it (column ``backend``), or None."""
-    t = pd.read_csv(e2_timing, keep_default_na=False)
+def run_backend(table: str) -> str | None:
+    """This run's Keras backend, as a table recorded it (column ``backend``: rule ``e2_timing``'s), or None."""
+    t = pd.read_csv(table, keep_default_na=False)
     value = str(t["backend"].iloc[0]).strip().lower() if "backend" in t.columns and len(t) else ""
     return value or None
 

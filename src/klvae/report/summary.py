@@ -32,12 +32,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from klvae import registry
 from klvae.io import write_text
 from klvae.report.scorecard import BASIS_KINDS, VERDICTS, complete_row
 from klvae.report.tables import markdown_table
 
-#: Where each experiment's chapter starts (the ids in report/_eN.qmd).
-SECTIONS = {"E1": "sec-e1", "E2": "sec-e2", "E3": "sec-e3"}
+#: Where each experiment's chapter starts (``E1`` -> ``sec-e1``, the heading id of report/_e1.qmd):
+#: each registered experiment's ``anchor`` (:mod:`klvae.registry`).
+SECTIONS = {e.label: e.anchor for e in registry.EXPERIMENTS}
 #: The scope of the reproduction: the four posts (docs/sources.md) and the experiments built on them.
 N_POSTS = 4
 

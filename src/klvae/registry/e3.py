@@ -1,0 +1,157 @@
+"""E3, post IX and the AE-latent post: a face VAE against a plain autoencoder, on CelebA or a stand-in.
+
+Its rules are ``workflow/rules/e3.smk``; the face data (``data.celeba``, the stand-in, the
+preprocessed faces) and the face models belong to it.
+"""
+
+from __future__ import annotations
+
+from klvae.registry.spec import Experiment, GpuJob, PaperPart, TableSpec, schema
+
+SETTINGS = schema("""
+    type: object
+    additionalProperties: false
+    required: [epochs, n_train, n_test]
+    properties:
+      standin_images:
+        type: integer
+        minimum: 2
+        default: 18000
+        description: Images of the synthetic stand-in (used only when data.celeba.path is null).
+      n_train:
+        type: [integer, "null"]
+        minimum: 1
+        description: "Training faces (post IX: 170,000; null = all of the split)."
+      n_test:
+        type: [integer, "null"]
+        minimum: 1
+        description: Held-out test faces (seed 10,000).
+      epochs: {type: integer, minimum: 1, description: "Epochs for the VAE and for the AE."}
+      batch_size: {type: integer, minimum: 1, default: 128}
+      learning_rate: {type: number, exclusiveMinimum: 0, maximum: 1, default: 0.001}
+      z_dim: {type: integer, minimum: 1, default: 200}
+      fact:
+        type: [number, "null"]
+        minimum: 0
+        maximum: 1
+        default: null
+        description: >
+          The VAE's KL weight on the posts' scale (`fact`: KL_mean against the mean BCE, as
+          e2.fact; null = 100/27648, the plain ELBO: BCE summed over 96x96x3 pixels plus KL in
+          nats, divided by the pixel count, i.e. c 1 on E1's scale).
+      ae_bounds:
+        type: array
+        minItems: 1
+        items: {type: number, exclusiveMinimum: 0}
+        default: [0.5, 2.5, 5, 8, 10, 15, 20, 30, 50]
+      n_per_bound: {type: integer, minimum: 1, maximum: 30, default: 10}
+      benchmark:
+        type: object
+        additionalProperties: false
+        default: {}
+        properties:
+          preprocess_images: {type: integer, minimum: 10, default: 2000}
+          memory_images: {type: integer, minimum: 10, default: 5000}
+          input_batches: {type: integer, minimum: 1, default: 40}
+          windows: {type: integer, minimum: 2, default: 5}
+          steps_per_window: {type: integer, minimum: 1, default: 3}
+""")
+
+DATA_SETTINGS = schema("""
+    celeba:
+      type: object
+      additionalProperties: false
+      default: {}
+      properties:
+        path:
+          type: [string, "null"]
+          default: null
+          description: >
+            img_align_celeba.zip or the extracted folder (Kaggle's nested layout works). null =
+            generate and use the synthetic stand-in (labelled as such in every figure).
+        partition_file:
+          type: [string, "null"]
+          default: null
+          description: list_eval_partition.txt (MD5-checked), needed for split = official.
+        verify_md5:
+          type: boolean
+          default: true
+          description: Check the zip's size and MD5 (set false only for a re-packed copy).
+        split:
+          type: string
+          enum: [post, official]
+          default: post
+          description: post = first n_train / next n_test by file number (post IX); official = partitions 0 / 2.
+""")
+
+TOLERANCES = schema("""
+    memory_rel:
+      type: number
+      exclusiveMinimum: 0
+      default: 0.15
+      description: Relative tolerance on post IX's memory claim (float32 array of 170,000 faces, GB).
+    ae_latent_majority:
+      type: number
+      exclusiveMinimum: 0.5
+      maximum: 1
+      default: 0.8
+      description: Share of AE latent values in 0 < z_i < 20 that counts as the post's "most".
+""")
+
+#: The face benchmarks' tables: one row per benchmark, quantity and process count.
+BENCH_TABLE = TableSpec(keys=("benchmark", "quantity", "processes"), values=("value",))
+BENCH_RULES = ("e3_bench_preprocessing", "e3_bench_memory", "e3_bench_pipeline")
+
+
+def standin_check(config: dict, where: str) -> list[str]:
+    """On the synthetic stand-in (``data.celeba.path: null``) with the post's split, ``e3.n_train +
+    e3.n_test`` must not exceed ``e3.standin_images`` (it is drawn first, then split)."""
+    e3, celeba = config.get("e3", {}), config.get("data", {}).get("celeba", {})
+    if not celeba.get("path") and celeba.get("split", "post") == "post":
+        wanted = (e3.get("n_train") or 0) + (e3.get("n_test") or 0)
+        have = e3.get("standin_images")
+        if have and wanted > have:
+            return [f"e3.n_train + e3.n_test = {wanted:,} is more than e3.standin_images = {have:,}, the "
+                    f"synthetic faces drawn when data.celeba.path is null. Fix: raise e3.standin_images to "
+                    f"at least {wanted:,} or lower e3.n_train/e3.n_test{where}."]
+    return []
+
+
+def _model_part(kind: str, what: str) -> PaperPart:
+    return PaperPart(f"e3-{kind}", what,
+                     lambda config, results: [f"{results}/e3/{kind}/history.csv", f"{results}/e3/{kind}/model.json"],
+                     lambda config: {"e3_train": float(config["e3"]["epochs"]) * float(config["e3"]["n_train"])})
+
+
+EXPERIMENT = Experiment(
+    id="e3",
+    title="E3, post IX and the AE-latent post: faces",
+    settings=SETTINGS,
+    data_settings=DATA_SETTINGS,
+    tolerances=TOLERANCES,
+    data_folders=("faces", "standin", "celeba"),
+    tables={
+        "e3_metrics": TableSpec(keys=("model",), shown=("loss", "mse")),
+        "e3_ae_latents": TableSpec(keys=()),
+        **dict.fromkeys(BENCH_RULES, BENCH_TABLE),
+    },
+    gpu={"e3_train": GpuJob(threads=3, mem_mb=12000),
+         "e3_bench_pipeline": GpuJob(whole_card=True), "e3_bench_memory": GpuJob(whole_card=True)},
+    part_rules=("e3_standin", "e3_preprocess", "e3_train", "e3_evaluate", "e3_ae_latents", "e3_decode",
+                *BENCH_RULES),
+    paper_parts=(
+        PaperPart("e3-data", "E3: the stand-in faces (or CelebA) preprocessed to uint8 arrays",
+                  lambda config, results: [f"{results}/data/faces/manifest.json"],
+                  lambda config: {"e3_standin": 1, "e3_preprocess": 1}),
+        _model_part("vae", "E3: the VAE's training (resumes from its epoch checkpoint if cut) and analyses"),
+        _model_part("ae", "E3: the plain AE's training and analyses"),
+        PaperPart("e3-bench", "E3: preprocessing, memory and input-pipeline benchmarks",
+                  lambda config, results: [f"{results}/tables/{rule}.csv" for rule in BENCH_RULES],
+                  lambda config: dict.fromkeys(BENCH_RULES, 1), timing=True),
+    ),
+    check=standin_check,
+    renamed_keys=(("kl_weight", "fact", "one name per scale: E3's KL weight is on the posts' `fact` scale"),),
+    renamed_values=(("data.celeba.split", "seed", "post",
+                     "\"seed\" means only the random seed; the split is post IX's"),),
+    modules=("src/klvae/data/celeba.py", "src/klvae/data/standin.py", "src/klvae/models/faces.py"),
+)
