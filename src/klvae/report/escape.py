@@ -137,6 +137,24 @@ def md_code(value) -> Markdown:
     return Markdown(f"`{text}`")
 
 
+#: What a link destination keeps as it is: RFC 3986's unreserved and reserved characters but ``(``
+#: and ``)`` (a ``)`` ends a Markdown link's destination), and ``%``.
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#@!$&'*+,;=%")
+
+
+def md_url(value) -> Markdown:
+    """A URL for a Markdown link's destination (``[text](md_url)``): every character outside
+    :data:`_URL_SAFE` percent-encoded as UTF-8 --
+    ``(``, ``)``, ``<``, ``>``, ``[``, ``]``, ``{``, ``}``, ``|``, ``\\``, ``"``, `````, spaces,
+    tabs and newlines among them -- so the destination cannot end early, hold a shortcode or
+    start markup. A URL that was built of safe characters is unchanged.
+
+    Returns:
+        :class:`Markdown` (the destination only; the link text is escaped on its own).
+    """
+    return Markdown("".join(ch if ch in _URL_SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in str(value)))
+
+
 def md_values(tree):
     """A variables tree (dicts, lists, scalars) with every string that is not :class:`Markdown`
     escaped by :func:`md_text`; numbers, booleans and ``None`` kept, :class:`Markdown` kept as a
