@@ -21,10 +21,15 @@ How: the ASCII punctuation that can start or close markup is written as numeric 
 references (``&#60;`` for ``<``), which pandoc reads back as that one character, in every output
 format, and which hold no backslash (a YAML double-quoted string would read one as its own escape),
 no ``|`` (a pipe table would split the cell) and no ``{{<``. Punctuation that is markup only at
-the start of a line or in a run (``-``, ``+``, ``.``, ``:``, ``%``, ``(``, ``)``) is written so
-only there; ``,``, ``;``, ``/``, ``?``, digits, letters and everything outside ASCII stay as they
-are, so numbers (``-1,234.5``, ``1.0e-05``), versions and dates read the same in the generated
+the start of a line or in a run (``-``, ``+``, ``.``, ``:``, ``%``, ``(``, ``)``, ``=``) is written
+so only there, ``:`` also before a character other than a space or ``/`` (an emoji name, where a
+reader has them), ``_`` unless it joins two letters or digits; ``,``, ``;``, ``/``, ``?``,
+digits, letters and everything outside ASCII stay as they are, so numbers (``-1,234.5``,
+``1.0e-05``), versions, hashes and names such as ``end_layer`` read the same in the generated
 files.
+
+:func:`md_url` percent-encodes a link's destination; :func:`md_code` writes a code span (or, where
+a code span cannot hold the value, :func:`md_text`).
 
 Markup that the report's own code writes (a code span around a name, ``**differs**``, a link
 to a section) is :class:`Markdown`: a ``str`` that says "already Markdown, do not escape".
