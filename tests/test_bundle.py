@@ -434,7 +434,7 @@ def test_render_notes_name_the_bundle_and_the_render_machine(tmp_path):
 
     record = provenance.render_record(REPO)
     notes, values = render_notes(record)
-    assert notes[RENDER_TABLE] == "" and values["render"]["host"] == record["host"]
+    assert notes[RENDER_TABLE] == "" and values["render"]["host"] == f"`{record['host']}`"  # a code span
     banner, methods_note = _render_text(notes, values, tmp_path / "run")
     assert banner.strip() == "" and "right after the run" in methods_note and record["host"] in methods_note
     assert "{{<" not in methods_note and "{#tbl-render}" not in methods_note

@@ -15,7 +15,8 @@ none; ``none``; or a path to a bundle. The bundle is verified member by member
 (:func:`klvae.bundle.core.read_bundle`) before anything is read. The prose is in the qmd files; this
 module writes the table's body (its caption is in ``report/_compare_results.qmd``), a
 sentence-free fragment that includes the right qmd, and the ``compare`` variables. Never
-imports Keras.
+imports Keras. Every string of either run (table and row names, values that are not numbers, the
+bundle's description) is text (:mod:`klvae.report.escape`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
-
 from klvae import registry
 from klvae.io import write_text
+from klvae.report.escape import write_variables
 from klvae.report.tables import markdown_table
 
 #: The columns shown per table (others are in the CSV): the experiments' tables whose registry entry
@@ -72,6 +72,8 @@ def this_run(tables_dir: str | Path) -> dict[str, bytes]:
 
 
 def _cell(x, digits: int = 4) -> str:
+    """A value as the table shows it: a number formatted from the parsed number, anything else its
+    text (escaped by :func:`~klvae.report.tables.markdown_table`)."""
     if x is None or x == "":
         return "–"
     try:
@@ -160,7 +162,7 @@ def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables:
     text, table, values, rows = compare_fragment(reference, tables_dir)
     write_text(md, text)
     write_text(table_md, table)
-    write_text(variables, yaml.safe_dump({"compare": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"compare": values})
     if rows:
         write_diff_csv(rows, diff_csv)
     else:

@@ -13,11 +13,11 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from klvae import reference
 from klvae.formatting import fmt_coef
 from klvae.io import c_of, write_text
+from klvae.report.escape import Markdown, md_text, write_variables
 from klvae.report.scorecard import (
     BASIS_TOLERANCE,
     MNIST_TEST,
@@ -99,7 +99,7 @@ def e1_fragment(table_csv: str, latents: list[str], settings: dict) -> tuple[str
     reps = int(t["replicates"].min())
 
     def cell(mean, sd):
-        return fmt_num(mean) if reps < 2 else f"{fmt_num(mean)} ± {fmt_num(sd)}"
+        return fmt_num(mean) if reps < 2 else Markdown(f"{fmt_num(mean)} ± {fmt_num(sd)}")
 
     rows = [[fmt_coef(r.c), cell(r.loss, r.loss_sd), cell(r.reconstruction_loss, r.reconstruction_loss_sd),
              cell(r.kl_loss, r.kl_loss_sd), fmt_num(r.post_loss), fmt_num(r.post_reconstruction), fmt_num(r.post_kl)]
@@ -126,7 +126,7 @@ def write_e1(losses_md: str, variables: str, e1_table: str, latents: list[str], 
     (``variables``, YAML under ``e1``: the settings, the caption's counts and the facts' numbers)."""
     text, values = e1_fragment(e1_table, latents, settings)
     write_text(losses_md, text)
-    write_text(variables, yaml.safe_dump({"e1": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"e1": values})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,8 +174,8 @@ def e1_rows(e1_table: str, tol: dict, spreads: Mapping[tuple[str, str], Spread] 
             n, sd = int(r.replicates), float(r[col + "_sd"])
             j = judge_value(s, float(r[col]), sd, n, tolerance, unmet, spread=spreads.get(("E1", id_)),
                             nonnegative=is_nonnegative(unit))
-            study = (f"made on the {backend or 'recorded'} backend; whether the framework or chance explains a "
-                     "difference at this KL weight: @sec-backend-study") if c in BACKEND_SENSITIVE else ""
+            study = (f"made on the {md_text(backend or 'recorded')} backend; whether the framework or chance "
+                     "explains a difference at this KL weight: @sec-backend-study") if c in BACKEND_SENSITIVE else ""
             if study and id_ in study_notes:
                 study = f"{study} ({study_notes[id_]})"
             rows.append(claim_row(id_, "E1", claim, compared, f"{s:.2f}", float(r[col]), unit, j,

@@ -2,7 +2,9 @@
 (table bodies; their captions are in ``report/_e2.qmd``) and E2's variables.
 
 Every number comes from the pipeline's CSVs; the posts' claims are quoted from
-:mod:`klvae.experiments.e2` (``POST_VII_LOG``) and :mod:`klvae.reference`.
+:mod:`klvae.experiments.e2` (``POST_VII_LOG``) and :mod:`klvae.reference`. Every string from them
+(strategy names, versions, the compatibility trials' error messages, the machine) is text
+(:mod:`klvae.report.escape`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from klvae import reference as ref
 from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
 from klvae.reference import E2_POST_EPOCHS, POST_VII_LOG
+from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.scorecard import (
     BASIS_OTHER_HARDWARE,
     BASIS_TOLERANCE,
@@ -44,15 +46,17 @@ from klvae.report.scorecard import (
     unmet_settings,
     write_part,
 )
-from klvae.report.tables import fmt_num, markdown_table
+from klvae.report.tables import MISSING, fmt_num, markdown_table
 
 
 def _cell(text, limit: int = 170) -> str:
+    """A matrix cell's text (an error message, say) on one line, cut at ``limit`` characters; text,
+    not Markdown (:func:`~klvae.report.tables.markdown_table` escapes it)."""
     text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
     text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|").replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")
+    return text
 
 
 def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str], dict]:
@@ -85,17 +89,17 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str]
     k3 = next((v.iloc[0] for f, v in versions.items() if f.startswith("Keras 3") and len(v)), "?")
     tf = next((v for v in long["tensorflow"] if v), "not installed")
     post_cols = ["post_form_keras2", *[f"post_form_keras3_{b}" for b in backends]]
-    rows = [[f"`{r.strategy}`", r.post, *[_cell(getattr(r, c), 120) for c in post_cols]] for r in t.itertuples()]
+    rows = [[md_code(r.strategy), r.post, *[_cell(getattr(r, c), 120) for c in post_cols]] for r in t.itertuples()]
     compat = markdown_table(["strategy", "post", f"Keras 2 (tf-keras {k2})",
                              *[f"Keras 3 {k3}, {BACKEND_TITLES.get(b, b)}" for b in backends]], rows, align="llllll")
     proj_cols = [f"project_form_{b}" for b in backends]
-    rows = [[f"`{r.strategy}`", r.post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
+    rows = [[md_code(r.strategy), r.post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
     per_backend = markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES.get(b, b)}" for b in backends]],
                                  rows, align="lllll")
     # a list as long as the matrix has variants (none in some runs): written here with its lead-in
     variants = [r for r in t.itertuples() if getattr(r, "variants", "")]
     listed = ("Variants the pipeline also tried:\n\n" + "\n".join(
-        f"- `{r.strategy}`: {_cell(r.variants, 600)}" for r in variants) + "\n") if variants else ""
+        f"- {md_code(r.strategy)}: {md_text(_cell(r.variants, 600))}" for r in variants) + "\n") if variants else ""
     n_fail3 = int((~t["post_form_keras3_tensorflow"].str.startswith("runs")).sum())
     n_fail2 = int((~t["post_form_keras2"].str.startswith("runs")).sum())
     by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in backends}
@@ -114,8 +118,9 @@ def equivalence_table(csv: str) -> tuple[dict[str, str], dict]:
         ``equivalence_fact_kl`` (fact · KL of the test batch).
     """
     t = pd.read_csv(csv)
-    rows = [[str(r.z_dim), f"`{r.strategy}`", f"{r.abs_loss_diff:.1e}", f"{r.max_abs_grad_diff:.1e}",
-             f"{r.max_rel_grad_diff:.1e}", "yes" if bool(r.loss_close) and bool(r.grads_allclose) else "**no**"]
+    rows = [[str(r.z_dim), md_code(r.strategy), f"{r.abs_loss_diff:.1e}", f"{r.max_abs_grad_diff:.1e}",
+             f"{r.max_rel_grad_diff:.1e}",
+             "yes" if bool(r.loss_close) and bool(r.grads_allclose) else Markdown("**no**")]
             for r in t.itertuples() if r.strategy != r.reference]
     r0 = t.iloc[0]
     md = markdown_table(["z_dim", "strategy", "abs. loss difference", "max abs. gradient difference",
@@ -142,12 +147,13 @@ def metrics_table(csv: str, post_log_epochs: int | None = None) -> tuple[dict[st
     t = pd.read_csv(csv)
     rows = []
     for r in t.itertuples():
-        rows.append([str(r.z_dim), f"`{r.strategy}`", f"{r.test_loss:.4f}", f"{r.test_reconstruction_loss:.4f}",
+        rows.append([str(r.z_dim), md_code(r.strategy), f"{r.test_loss:.4f}", f"{r.test_reconstruction_loss:.4f}",
                      f"{r.test_kl_loss:.3f}", f"{r.test_loss_minus_reference:+.1e}", fmt_num(r.s_per_epoch_median, 1)])
     last = -1
     rows.append([str(POST_VII_LOG["z_dim"]), f"post VII, epoch {POST_VII_LOG['epoch'][last]} (training log)",
                  f"{POST_VII_LOG['loss'][last]:.4f}", f"{POST_VII_LOG['reconstruction_loss'][last]:.4f}",
-                 fmt_num(POST_VII_LOG["kl_mean"][last], 3), "--", fmt_num(POST_VII_LOG["s_per_epoch"], 0) + " (GPU)"])
+                 fmt_num(POST_VII_LOG["kl_mean"][last], 3), MISSING,
+                 fmt_num(POST_VII_LOG["s_per_epoch"], 0) + " (GPU)"])
     epochs, n_train, n_test = int(t["epochs"].iloc[0]), int(t["n_train"].iloc[0]), int(t["n_test"].iloc[0])
     md = markdown_table(["z_dim", "strategy", "test loss", "test BCE", "test KL_mean", "Δ loss vs gradient_tape",
                          "s/epoch"], rows, align="rlrrrrr")
@@ -157,12 +163,12 @@ def metrics_table(csv: str, post_log_epochs: int | None = None) -> tuple[dict[st
     for z, g in t.groupby("z_dim"):
         groups = g.groupby("test_loss")["strategy"].apply(list)
         if len(groups) == 1:
-            facts.append(f"At z_dim {z} all strategies end with the same test loss, to the last bit.")
+            facts.append(f"At z_dim {md_text(z)} all strategies end with the same test loss, to the last bit.")
         else:
-            names = "; ".join("{" + ", ".join(f"`{n}`" for n in grp) + "}" for grp in groups)
+            names = "; ".join("{" + ", ".join(md_code(n) for n in grp) + "}" for grp in groups)
             d = g["test_loss"].max() - g["test_loss"].min()
-            facts.append(f"At z_dim {z} the strategies form {len(groups)} groups with bit-identical test losses "
-                         f"({names}); the groups differ by {d:.1e} "
+            facts.append(f"At z_dim {md_text(z)} the strategies form {len(groups)} groups with bit-identical test "
+                         f"losses ({names}); the groups differ by {d:.1e} "
                          f"({100 * d / g['test_loss'].mean():.2f} % of the loss).")
     vii = t[(t["strategy"] == "model_add_loss") & (t["z_dim"] == POST_VII_LOG["z_dim"])]
     vii_epochs = ("n/a" if vii.empty else
@@ -187,7 +193,7 @@ def timing_table(csv: str) -> tuple[dict[str, str], dict]:
         ``backend``, ``backend_version``, ``intra_op_threads``, ``inter_op_threads``, ``jit_compile``).
     """
     t = pd.read_csv(csv)
-    rows = [[f"`{r.strategy}`", r.post, fmt_num(r.median_ms_per_step, 1),
+    rows = [[md_code(r.strategy), r.post, fmt_num(r.median_ms_per_step, 1),
              f"{r.min_ms_per_step:.0f}–{r.max_ms_per_step:.0f}", fmt_num(r.iqr_ms_per_step, 1),
              fmt_num(r.s_per_epoch, 1),
              f"{r.ratio_to_fastest:.2f}", f"{r.ratio_to_no_kl:.2f}", fmt_num(r.peak_rss_mb, 0)]
@@ -201,9 +207,9 @@ def timing_table(csv: str) -> tuple[dict[str, str], dict]:
     # The posts' timing claims are judged once, in the scorecard (klvae.report.scorecard).
     claims = []
     claims.append(["target: every strategy within 1.10× of the fastest", f"worst {worst_fastest:.2f}×",
-                   "met" if worst_fastest <= 1.10 else "**not met**"])
+                   "met" if worst_fastest <= 1.10 else Markdown("**not met**")])
     claims.append(["target: every strategy within 1.05× of the no-KL baseline", f"worst {worst_nokl:.2f}×",
-                   "met" if worst_nokl <= 1.05 else "**not met**"])
+                   "met" if worst_nokl <= 1.05 else Markdown("**not met**")])
     targets = markdown_table(["claim", "ours", "verdict"], claims, align="lll")
     machine = {"z_dim": int(r0.z_dim), "batch_size": int(r0.batch_size), "windows": int(r0.n_windows),
                "steps_per_window": int(r0.steps_per_window), "warmup_steps": int(r0.warmup_steps),
@@ -241,7 +247,7 @@ def write_e2(compat_md: str, compat_backends_md: str, compat_variants_md: str, e
         for name, text in texts.items():
             write_text(paths[name], text)
         values.update(v)
-    write_text(variables, yaml.safe_dump({"e2": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"e2": values})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,7 +343,7 @@ def latent_rows(e2_latents: list[str], e2_runs: list[str], tol: dict) -> list[di
                       basis_kind=BASIS_TOLERANCE, rel_width=rel,
                       reason=tolerance_reason(tolerance.text, s_hi - s_lo) if wide and not unmet else "")
         rows.append(claim_row(f"e2-iv-latent-{axis}", "E2", f"IV, z_dim 2: z_mean[{i}] ({axis}) range",
-                         f"test z_mean, {100 * q:g}–{100 * (1 - q):g} % quantiles, `{strategy}`{epochs}",
+                         f"test z_mean, {100 * q:g}–{100 * (1 - q):g} % quantiles, {md_code(strategy)}{epochs}",
                          f"{s_lo:g} to {s_hi:g}", f"{lo[i]:.1f} to {hi[i]:.1f}", "latent units", j,
                          join_notes(unmet, f"post: {ref.POST_LATENT_EXTENT_EPOCHS} epochs at batch 128")))
     return rows
@@ -372,7 +378,8 @@ def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None)
     windows = pd.read_csv(e2_timing_windows) if e2_timing_windows else None
     gpu = str(t["gpu"].iloc[0]) if "gpu" in t.columns else ""
     on_gpu = gpu.strip().lower() not in ("", "none", "nan")
-    cpu = f"{t['cpu'].iloc[0]}, {t['cpu_count'].iloc[0]} logical CPUs"
+    gpu = md_text(gpu)  # the note is Markdown: the machine's names are text
+    cpu = f"{md_text(t['cpu'].iloc[0])}, {md_text(t['cpu_count'].iloc[0])} logical CPUs"
     where = f"ours: {gpu}" if on_gpu else f"ours: {cpu}, no GPU" + (" recorded" if "gpu" not in t.columns else "")
     n_windows = int(t["n_windows"].iloc[0]) if "n_windows" in t.columns else 1
     batch = int(t["batch_size"].iloc[0]) if "batch_size" in t.columns else ref.E2_POST_BATCH_SIZE
@@ -405,7 +412,7 @@ def timing_rows(e2_timing: str, tol: dict, e2_timing_windows: str | None = None)
     others = [s for s in t.index if s not in ("no_kl", "model_add_loss")]
     if "model_add_loss" in t.index and others:
         lo, hi = ref.POST_VII_SLOWDOWN
-        names = ", ".join(f"`{s}`" for s in others)
+        names = ", ".join(md_code(s) for s in others)
         ratio("e2-vii-slowdown", "VII: `model.add_loss()` slowdown (\"in certain conditions\")", f"{lo:g}–{hi:g}",
               lo, hi, "model_add_loss", others, "× median of the others",
               f"comparator fixed in advance: in each window the median ms/step of {names} (`no_kl` left out); "

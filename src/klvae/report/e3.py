@@ -1,6 +1,7 @@
 """The E3 chapter's generated fragments: data provenance (and the stand-in banner), test
 losses, the AE's latent range, and the three benchmarks -- all from pipeline files. The tables
-are bodies only; their captions are in ``report/_e3.qmd``, with numbers from E3's variables."""
+are bodies only; their captions are in ``report/_e3.qmd``, with numbers from E3's variables. Every
+string of the face manifest and the benchmark files is text (:mod:`klvae.report.escape`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
-import yaml
 
 from klvae import reference as ref
 from klvae.io import write_text
+from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.scorecard import (
     BASIS_OTHER_HARDWARE,
     BASIS_TOLERANCE,
@@ -31,7 +32,7 @@ from klvae.report.scorecard import (
     unmet_settings,
     write_part,
 )
-from klvae.report.tables import markdown_table
+from klvae.report.tables import MISSING, markdown_table
 
 #: The callout of a chapter made from the synthetic stand-in faces (``report/``).
 STANDIN_QMD = "_e3_standin.qmd"
@@ -47,32 +48,35 @@ def data_table(manifest: dict) -> str:
     """What went into the face arrays (a pipe table's body): source, hashes, split, files used and
     skipped (by reason)."""
     src = manifest["source"]
-    rows = [["data", manifest["dataset"]], ["source", f"`{src['path']}` ({src['kind']})"]]
+    rows = [["data", manifest["dataset"]], ["source", Markdown(f"{md_code(src['path'])} ({md_text(src['kind'])})")]]
     if "zip" in src:
         z = src["zip"]
-        rows.append(["zip MD5", f"`{z['md5']}` ({'verified' if z['md5_verified'] else 'not verified: opt-out'})"])
+        rows.append(["zip MD5", Markdown(f"{md_code(z['md5'])} "
+                                         f"({'verified' if z['md5_verified'] else 'not verified: opt-out'})")])
     if "listing_sha256" in src:
-        rows.append(["file listing SHA-256", f"`{src['listing_sha256']}`"])
+        rows.append(["file listing SHA-256", md_code(src["listing_sha256"])])
     pre = manifest["preprocessing"]
     rows += [
         ["preprocessing", f"crop {tuple(pre['crop_box_ltrb'])} (left, top, right, bottom) → resize to "
                           f"{pre['resize'][0]}×{pre['resize'][1]} with {pre['resample']} "
                           f"({pre['library']}; {pre['source']})"],
-        ["split", f"`{manifest['split']}`: {manifest['n_train']:,} training and {manifest['n_test']:,} test faces"],
-        ["files examined / skipped", f"{manifest['files_examined']:,} / {manifest['files_skipped']:,}"],
+        ["split", Markdown(f"{md_code(manifest['split'])}: {int(manifest['n_train']):,} training and "
+                           f"{int(manifest['n_test']):,} test faces")],
+        ["files examined / skipped", f"{int(manifest['files_examined']):,} / {int(manifest['files_skipped']):,}"],
     ]
     for reason, count in sorted(manifest.get("skipped_by_reason", {}).items()):
-        rows.append([f"skipped: {reason}", f"{count:,}"])
+        rows.append([f"skipped: {reason}", f"{int(count):,}"])
     dc = manifest.get("draft_check", {})
     if "used" in dc:
-        rows.append(["reduced-size JPEG decoding (`Image.draft`)", "used" if dc["used"] else
+        rows.append([Markdown("reduced-size JPEG decoding (`Image.draft`)"), "used" if dc["used"] else
                      f"not used: {dc.get('note', 'outside tolerance')}" if "mean_abs_diff" not in dc else
                      f"not used: mean |Δ| {dc['mean_abs_diff']} levels, PSNR {dc['psnr_db']} dB against the full "
                      f"decode (tolerance: mean |Δ| ≤ {dc['tolerance']['max_mean_abs_diff']}, "
                      f"PSNR ≥ {dc['tolerance']['min_psnr_db']} dB)"])
     for key in ("train_npy", "test_npy"):
         o = manifest["outputs"][key]
-        rows.append([f"`{Path(o['path']).name}`", f"uint8 {tuple(o['shape'])}, SHA-256 `{o.get('sha256', '')}`"])
+        rows.append([md_code(Path(o["path"]).name),
+                     Markdown(f"uint8 {md_text(tuple(o['shape']))}, SHA-256 {md_code(o.get('sha256', ''))}")])
     return markdown_table(["faces", ""], rows, align="ll")
 
 
@@ -94,11 +98,11 @@ def latent_table(csv: str) -> tuple[str, dict]:
     ``latents_z_dim`` (test faces encoded, dimensions each)."""
     s = pd.read_csv(csv).iloc[0]
     rows = [["fraction of values in 0 < z_i < 20", f"{100 * s.frac_in_0_20:.1f} %",
-             "most (post: 'most of the data points')"],
-            ["fraction of negative values", f"{100 * s.frac_negative:.1f} %", "--"],
-            ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", "--"],
-            ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", "--"],
-            ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", "--"]]
+             Markdown("most (post: 'most of the data points')")],
+            ["fraction of negative values", f"{100 * s.frac_negative:.1f} %", MISSING],
+            ["fraction with |z_i| ≤ 3", f"{100 * s.frac_abs_le_3:.1f} %", MISSING],
+            ["1 % / 50 % / 99 % quantiles", f"{s.q01:.2f} / {s.q50:.2f} / {s.q99:.2f}", MISSING],
+            ["min / max", f"{s['min']:.2f} / {s['max']:.2f}", MISSING]]
     md = markdown_table(["AE latent values", "ours", "post"], rows, align="lrl")
     return md, {"frac_in_0_20": f"{100 * s.frac_in_0_20:.1f}", "frac_negative": f"{100 * s.frac_negative:.1f}",
                 "latents_n_images": f"{int(s.n_images):,}", "latents_z_dim": int(s.z_dim)}
@@ -123,20 +127,21 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
     if per_core is not None:
         rows.append(["preprocessing, 1 process", f"{float(per_core.value):,.0f} images/s",
                      f"{float(per_core.reference):,.0f} images/s (240 s for 200,000, 1 thread)",
-                     f"{float(per_core.ratio_to_reference):.2f}× (target ≥ 4×: "
-                     f"{'met' if str(per_core.meets_target) == 'True' else '**not met**'})"])
+                     Markdown(f"{float(per_core.ratio_to_reference):.2f}× (target ≥ 4×: "
+                              f"{'met' if str(per_core.meets_target) == 'True' else '**not met**'})")])
     ceiling = _pick(pre, "stage_ceiling_images_per_second_per_core")
     if ceiling is not None:
         stages = {q: float(_pick(pre, f"stage_ms_{q}").value)
                   for q in ("read_bytes", "jpeg_decode", "crop_resize_lanczos")}
         rows.append(["per-image cost, 1 core",
                      f"read {stages['read_bytes']:.3f} + decode {stages['jpeg_decode']:.3f} + "
-                     f"crop/resize {stages['crop_resize_lanczos']:.3f} ms", "--",
+                     f"crop/resize {stages['crop_resize_lanczos']:.3f} ms", MISSING,
                      f"ceiling {float(ceiling.value):,.0f} images/s = "
                      f"{float(ceiling.ratio_to_reference):.2f}× the post"])
     for r in multi.itertuples():
         if int(r.processes) > 1:
-            rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", "--", "--"])
+            rows.append([f"preprocessing, {int(r.processes)} processes", f"{float(r.value):,.0f} images/s", MISSING,
+                         MISSING])
     n = int(_pick(mem, "peak_rss_stream_uint8_memmap").n_images)
     s_peak = float(_pick(mem, "peak_rss_stream_uint8_memmap").value)
     f_peak = float(_pick(mem, "peak_rss_float32_in_ram").value)
@@ -148,8 +153,8 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
     data170 = _pick(mem, "float32_data_at_170000")
     rows.append(["peak RSS, N = 170,000 (extrapolated)", f"{s170:.2f} GB", f"{f170:.1f} GB (data alone "
                  f"{float(data170.value):.1f} GB; post: {float(data170.reference):g} GB)",
-                 f"{float(ratio.value):.2f} (target ≤ 0.25: "
-                 f"{'met' if str(ratio.meets_target) == 'True' else '**not met**'})"])
+                 Markdown(f"{float(ratio.value):.2f} (target ≤ 0.25: "
+                          f"{'met' if str(ratio.meets_target) == 'True' else '**not met**'})")])
     for r in pipe[pipe["quantity"] == "input_over_consumption"].itertuples():
         inp = _pick(pipe, "input_images_per_second", tf_threads=r.tf_threads)
         cons = _pick(pipe, "train_consumption_images_per_second", tf_threads=r.tf_threads)
@@ -157,11 +162,11 @@ def bench_table(preprocessing: str, memory: str, pipeline: str) -> tuple[str, di
         rows.append([f"input pipeline vs training, {r.tf_threads} backend thread(s)",
                      f"{float(inp.value):,.0f} images/s in ({inp.spread})",
                      f"{float(cons.value):,.0f} images/s consumed ({float(step.value):,.0f} ms/step, {step.spread})",
-                     f"{float(r.value):.0f}× (target ≥ 5×: "
-                     f"{'met' if str(r.meets_target) == 'True' else '**not met**'})"])
+                     Markdown(f"{float(r.value):.0f}× (target ≥ 5×: "
+                              f"{'met' if str(r.meets_target) == 'True' else '**not met**'})")])
     info = pre.iloc[0]
     md = markdown_table(["benchmark", "ours", "reference", "ratio"], rows, align="llll")
-    out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else "--",
+    out = {"preprocess_ratio": f"{float(per_core.ratio_to_reference):.2f}" if per_core is not None else MISSING,
            "memory_ratio_170k": f"{float(ratio.value):.2f}",
            "bench_batch_size": int(pipe["batch_size"].iloc[0]), "bench_cpu": str(info.cpu),
            "bench_logical_cpus": int(info.logical_cores), "bench_backend": str(getattr(info, "backend", "tensorflow")),
@@ -196,7 +201,7 @@ def write_e3(banner_md: str, data_md: str, metrics_md: str, latents_md: str, ben
                           (bench_md, bench_table(bench_preprocessing, bench_memory, bench_pipeline))):
         write_text(path, md)
         values.update(v)
-    write_text(variables, yaml.safe_dump({"e3": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"e3": values})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,12 +234,12 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
         ours = float(rate.value)
         secs = ref.POST_PREPROCESS_IMAGES / ours
         rows.append(claim_row("e3-ix-preprocess", "E3", "IX: crop + LANCZOS resize, 1 process",
-                         f"1 process, {data}", f"{post:.0f}", ours, "images/s per core",
+                         f"1 process, {md_text(data)}", f"{post:.0f}", ours, "images/s per core",
                          Judgement("not comparable", "other hardware (post: its own CPU)",
                                    basis_kind=BASIS_OTHER_HARDWARE),
                          f"{speed_note(post, ours, 'images/s', higher_is_faster=True)}; post: "
                          f"{ref.POST_PREPROCESS_SECONDS:g} s for {ref.POST_PREPROCESS_IMAGES:,}, ours {secs:.0f} s; "
-                         f"different CPU ({rate.cpu}); the post also wrote q95 JPEGs", digits=0))
+                         f"different CPU ({md_text(rate.cpu)}); the post also wrote q95 JPEGs", digits=0))
     mem = pd.read_csv(e3_memory, keep_default_na=False)
     f170 = _quantity(mem, "peak_rss_float32_at_170000_extrapolated")
     s170 = _quantity(mem, "peak_rss_stream_at_170000_extrapolated")
@@ -251,7 +256,7 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
     frac = float(lat.frac_in_0_20)
     majority = float(tol["ae_latent_majority"])
     rows.append(claim_row("e3-ae-latent-range", "E3", f"AE latent values mostly in {lo:g} < z_i < {hi:g}",
-                     f"test faces, {data}", "most", f"{100 * frac:.1f} %", "share of values",
+                     f"test faces, {md_text(data)}", "most", f"{100 * frac:.1f} %", "share of values",
                      Judgement(judge(frac >= majority, unmet), f"\"most\" = ≥ {100 * majority:g} %, single run",
                                basis_kind=BASIS_TOLERANCE),
                      join_notes(unmet, f"ours: 1–99 % quantiles {lat.q01:.2f} to {lat.q99:.2f}")))

@@ -1,6 +1,7 @@
 """The methods chapter's fragments: provenance, versions, hardware, per-rule times, the settings
 that differ from the posts', the title-page banner and the run-wide report variables. The tables
-are bodies only; their captions are in ``report/_methods.qmd``."""
+are bodies only; their captions are in ``report/_methods.qmd``. Every string from the run record, the
+config or the MNIST provenance is text (:mod:`klvae.report.escape`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from klvae import reference, registry
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.layout import results_dir
+from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.tables import fmt_num, markdown_table
 
 
@@ -58,8 +60,8 @@ def deviations_fragment(config: dict, paper_config: str, schema: str, experiment
             ours, post = ours_s.get(key), post_s.get(key)
             if isinstance(ours, dict) or isinstance(post, dict):
                 continue
-            rows.append([f"{section.upper()} `{key}`", _fmt_setting(ours), _fmt_setting(post),
-                         "same" if ours == post else "**differs**"])
+            rows.append([Markdown(f"{md_text(section.upper())} {md_code(key)}"), _fmt_setting(ours),
+                         _fmt_setting(post), "same" if ours == post else Markdown("**differs**")])
     return markdown_table(["setting", f"this run ({config['profile']} profile)", "posts (paper profile)", ""], rows,
                           align="llll")
 
@@ -80,28 +82,28 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
         in backticks).
     """
     prov = json.loads(Path(mnist_provenance).read_text())
-    data_rows = [["source", f"`{prov['source']}`"]]
+    data_rows = [["source", md_code(prov["source"])]]
     for key in ("file", "sha256", "member", "member_sha256", "folder"):
         if key in prov:
-            data_rows.append([key.replace("_", " "), f"`{prov[key]}`"])
+            data_rows.append([key.replace("_", " "), md_code(prov[key])])
     for name, md5 in prov.get("md5", {}).items():
-        data_rows.append([f"MD5 {name}", f"`{md5}`"])
-    data_rows += [["images (train / test)", f"{prov['n_train']:,} / {prov['n_test']:,}"],
-                  ["test label counts (digits 0-9)", " ".join(str(x) for x in prov["test_label_counts"])],
-                  ["canonical file SHA-256", f"`{prov['canonical_sha256']}`"]]
+        data_rows.append([f"MD5 {name}", md_code(md5)])
+    data_rows += [["images (train / test)", f"{int(prov['n_train']):,} / {int(prov['n_test']):,}"],
+                  ["test label counts (digits 0-9)", " ".join(str(int(x)) for x in prov["test_label_counts"])],
+                  ["canonical file SHA-256", md_code(prov["canonical_sha256"])]]
     tables = {"provenance": markdown_table(["MNIST", "value"], data_rows, align="ll")}
     versions = run["versions"]
     tables["versions"] = markdown_table(["package", "version"], [[k, v] for k, v in versions.items()], align="ll")
     hw = run["hardware"]
-    hw_rows = [["Keras backend", f"**{run['keras_backend']}**"], ["host", f"`{run['host']}`"],
+    hw_rows = [["Keras backend", Markdown(f"**{md_text(run['keras_backend'])}**")], ["host", md_code(run["host"])],
                *[[k, v] for k, v in hw.items()],
                ["threads per training job (intra-op)", str(config["threads"]["train"])],
-               ["profile", f"`{config['profile']}`"], ["seed", str(config["seed"])],
-               ["project commit", f"`{run['git_commit']}`"], ["recorded (UTC)", run["recorded_utc"]]]
+               ["profile", md_code(config["profile"])], ["seed", str(config["seed"])],
+               ["project commit", md_code(run["git_commit"])], ["recorded (UTC)", run["recorded_utc"]]]
     tables["hardware"] = markdown_table(["", "value"], hw_rows, align="ll")
     times = provenance.rule_times(benchmarks_dir)
     shown = benchmarks_shown or benchmarks_dir
-    t_rows = [[f"`{r['rule']}`", str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
+    t_rows = [[md_code(r["rule"]), str(r["jobs"]), fmt_num(r["total_s"], 1), fmt_num(r["median_s"], 1),
                fmt_num(r["max_s"], 1), fmt_num(r["cpu_s"], 0), fmt_num(r["max_rss_mb"], 0)] for r in times]
     total = sum(r["total_s"] for r in times)
     cpu_total = sum(r["cpu_s"] for r in times if np.isfinite(r["cpu_s"]))
@@ -113,20 +115,21 @@ def methods_fragment(mnist_provenance: str, config: dict, benchmarks_dir: str, r
     tables["rule_times"] = markdown_table(["rule", "jobs", "total s", "median s", "max s", "CPU s", "peak RSS MB"],
                                           t_rows, align="lrrrrrr")
     variables = {**run_variables(run), "job_minutes": fmt_num(total / 60, 1),
-                 "cpu_minutes": fmt_num(cpu_total / 60, 1), "benchmarks": f"`{shown}/`"}
+                 "cpu_minutes": fmt_num(cpu_total / 60, 1), "benchmarks": md_code(f"{shown}/")}
     return tables, variables
 
 
 def run_variables(run: dict) -> dict:
     """Where (host, hardware), when, with which Keras backend and at which commit the numbers were
     made, from a :func:`klvae.record.run_record`, as ``env`` variables: ``cpu``,
-    ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host``,
-    ``commit``, ``recorded_utc`` (as recorded) and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``),
-    and the run's ``profile`` and ``seed``."""
+    ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host`` and
+    ``commit`` (code spans, :func:`~klvae.report.escape.md_code`), ``recorded_utc`` (as recorded)
+    and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``), and the run's ``profile`` and ``seed``. The
+    strings are the record's text (:func:`~klvae.report.escape.write_variables` escapes them)."""
     hw, versions = run["hardware"], run["versions"]
     return {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
             "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions.get("keras", "?"),
-            "backend": run["keras_backend"], "host": run["host"], "commit": run["git_commit"],
+            "backend": run["keras_backend"], "host": md_code(run["host"]), "commit": md_code(run["git_commit"]),
             "recorded_utc": run["recorded_utc"], "recorded": run["recorded_utc"].replace("T", " ").replace("Z", " UTC"),
             "profile": run["profile"], "seed": run["seed"]}
 
@@ -155,7 +158,9 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     settings against the posts' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
     the title-page banner (``banner``, :func:`banner_fragment`: includes of the callouts saying
     where, when, on what, with which Keras backend and commit; the quick-profile warning) and the
-    run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times).
+    run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times;
+    ``results_dir`` and, as code spans, ``run_json`` and ``scorecard_csv``: the files the prose names),
+    every string escaped once (:func:`~klvae.report.escape.write_variables`).
 
     Everything about the run comes from files the run wrote: its record ``run_json`` (rule
     ``run_record``, :func:`klvae.record.write_run_record`: Keras backend, hardware,
@@ -172,7 +177,11 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     prov = json.loads(Path(mnist_provenance).read_text())
     values = {
         "profile": config["profile"], "seed": config["seed"], "results_dir": results_shown,
-        "mnist": {"source": prov["source"], "n_train": f"{prov['n_train']:,}", "n_test": f"{prov['n_test']:,}"},
+        # the files the prose names, as code spans (a variable inside a qmd code span would show escaped)
+        "run_json": md_code(f"{results_shown}/report/generated/run.json"),
+        "scorecard_csv": md_code(f"{results_shown}/tables/scorecard.csv"),
+        "mnist": {"source": prov["source"], "n_train": f"{int(prov['n_train']):,}",
+                  "n_test": f"{int(prov['n_test']):,}"},
         "env": env,
         "post_claims": reference.post_variables(),
     }
@@ -181,4 +190,4 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
         write_text(path, tables[name])
     write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
     write_text(banner, banner_fragment(config))
-    write_text(variables, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    write_variables(variables, values)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from klvae.record import head_commit
+from klvae.report.escape import md_url
 
 
 def function_line(src_dir: str | Path, func: str) -> int | None:
@@ -48,10 +49,11 @@ def made_by_caption(rule: str, func: str, outputs: list[str], source_root: str =
     (`results/default/figures/e1/scatter_panel.png`).`` -- the function links to ``link``
     (:func:`source_link`; default its source file relative to the rendered report, under
     ``source_root``); in the PDF the function's name says where it is. Wildcards in an output
-    (``{c}``) are shown as ``<c>``.
+    (``{c}``) are shown as ``<c>``. The link is percent-encoded (:func:`klvae.report.escape.md_url`):
+    a repository from a bundle's config cannot end it early.
     """
     shown = ", ".join("`" + re.sub(r"\{([a-z_]+)[^}]*\}", r"<\1>", o) + "`" for o in outputs)
-    return f"Made by rule `{rule}` with [`{func}`]({link or source_link(func, source_root)}) ({shown})."
+    return f"Made by rule `{rule}` with [`{func}`]({md_url(link or source_link(func, source_root))}) ({shown})."
 
 
 def write_made_by(variables: str, rules: dict, report_dir: str = "results/default/report",

@@ -22,6 +22,10 @@ rendered from a results bundle, :mod:`klvae.bundle`), ``_generated/render_method
 chapter: the render machine, and the bundle when there is one) and ``_generated/render_table.md``
 (the bundle and the render machine, a table's body; empty without a bundle), and the ``render``
 variables. The sentences are in ``report/_render_*.qmd``, which those fragments include.
+
+Variables are inserted as they are (Quarto inserts a variable's value as Markdown): the rules that
+write them escaped every string from data once (:mod:`klvae.report.escape`), and
+:func:`render_notes` does the same for the bundle's manifest and the render machine.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from klvae.record import render_record
+from klvae.report.escape import Markdown, md_code, md_text, md_values
 from klvae.report.tables import markdown_table
 
 CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
@@ -334,26 +339,28 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, st
         :data:`RUN_QMD` or :data:`BUNDLE_QMD`, :data:`RENDER_TABLE`: the body of the table of the
         bundle and the render machine (empty without a bundle) ``}``, and ``{"render": ...}``:
         ``host``, ``cpu``, ``logical_cpus``, ``os`` and ``when`` (``YYYY-MM-DD HH:MM:SS UTC``) of
-        the render, and with a bundle its ``bundle`` (file name) and ``manifest_sha256``.
+        the render, and with a bundle its ``bundle`` (file name) and ``manifest_sha256``; host,
+        file name and hash as code spans, every string escaped (:func:`~klvae.report.escape.md_values`).
     """
     when = record["rendered_utc"].replace("T", " ").replace("Z", " UTC")
-    values = {"host": record["host"], "cpu": record["CPU"], "logical_cpus": record["logical CPUs"],
+    values = {"host": md_code(record["host"]), "cpu": record["CPU"], "logical_cpus": record["logical CPUs"],
               "os": record["OS"], "when": when}
     if bundle is None:
         return {RENDER_BANNER: "", RENDER_METHODS: f"{{{{< include /{RUN_QMD} >}}}}\n", RENDER_TABLE: ""}, \
-            {"render": values}
-    rows = [["bundle file", f"`{bundle['name']}`"], ["bundle SHA-256", f"`{bundle['archive_sha256']}`"],
-            ["manifest SHA-256", f"`{bundle['manifest_sha256']}`"],
+            {"render": md_values(values)}
+    rows = [["bundle file", md_code(bundle["name"])], ["bundle SHA-256", md_code(bundle["archive_sha256"])],
+            ["manifest SHA-256", md_code(bundle["manifest_sha256"])],
             ["members (verified by SHA-256)", str(bundle["members"])],
-            ["packed", f"{bundle.get('created_utc', '?')} on host `{bundle.get('created_host', '?')}`"],
-            ["rendered", when], ["render host", f"`{record['host']}`"], ["render CPU", record["CPU"]],
+            ["packed", Markdown(f"{md_text(bundle.get('created_utc', '?'))} on host "
+                                f"{md_code(bundle.get('created_host', '?'))}")],
+            ["rendered", when], ["render host", md_code(record["host"])], ["render CPU", record["CPU"]],
             ["render logical CPUs / memory", f"{record['logical CPUs']} / {record['memory']}"],
             ["render OS / Python", f"{record['OS']} / {record['python']}"],
-            ["commit of the `report/` sources", f"`{record['git_commit']}`"]]
-    values.update(bundle=bundle["name"], manifest_sha256=bundle["manifest_sha256"])
+            [Markdown("commit of the `report/` sources"), md_code(record["git_commit"])]]
+    values.update(bundle=md_code(bundle["name"]), manifest_sha256=md_code(bundle["manifest_sha256"]))
     return {RENDER_BANNER: f"{{{{< include /{BUNDLE_BANNER_QMD} >}}}}\n",
             RENDER_METHODS: f"{{{{< include /{BUNDLE_QMD} >}}}}\n",
-            RENDER_TABLE: markdown_table(["render", "value"], rows, align="ll")}, {"render": values}
+            RENDER_TABLE: markdown_table(["render", "value"], rows, align="ll")}, {"render": md_values(values)}
 
 
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],

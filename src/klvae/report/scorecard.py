@@ -34,6 +34,12 @@ on the log scale (:func:`klvae.stats.lognormal_prediction_interval`,
 zero: no interval of theirs extends below zero. Each row's ``basis_kind`` says what the verdict
 rests on (:data:`BASIS_KINDS`): our runs of the setting, the backend study's spread, a fixed
 tolerance, or nothing comparable (other hardware).
+
+The scorecard's rows are written by the report's code (rules ``report_scorecard_<experiment>``,
+remade from the data when a report is rendered from a bundle): their ``claim``, ``compared``,
+``basis`` and ``note`` are Markdown (a strategy in a code span, a reference to a section), with
+every string from the data escaped where it enters (:mod:`klvae.report.escape`); the other
+columns are text.
 """
 
 from __future__ import annotations
@@ -46,11 +52,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.stats import t as student_t
 
 from klvae.io import write_rows, write_text
-from klvae.report.tables import markdown_table
+from klvae.report.escape import Markdown, md_text, write_variables
+from klvae.report.tables import MISSING, markdown_table
 from klvae.stats import (
     LEVEL,
     MAX_REL_HALF_WIDTH,
@@ -330,7 +336,7 @@ def judge_value(post: float, mean: float, sd: float, n: int, tolerance: Toleranc
         lo, hi = spread.log_interval(mean) if log and spread.mean > 0 else spread.interval(mean)
         ok = lo <= post <= hi
         basis = (f"prediction interval, {runs} ± spread of n = {spread.n} runs of the same setting on "
-                 f"{spread.backend} from {spread.source}")
+                 f"{md_text(spread.backend)} from {md_text(spread.source)}")
         kind, rel = spread.basis_kind, relative_half_width(lo, hi, mean)
         reason = run_to_run_reason(spread.sd, spread.n, f"runs from {spread.source}")
     else:
@@ -532,7 +538,9 @@ def _summary_text(counts: dict[str, int]) -> str:
 
 def _unbroken(value) -> str:
     """A number or range (``-3 to 4.5``, ``1.3–1.5``) that a narrow table cell must not break:
-    no-break spaces, and a word joiner (U+2060) after each en dash."""
+    no-break spaces, and a word joiner (U+2060) after each en dash; text (``--``: :data:`MISSING`)."""
+    if str(value) == "--":
+        return MISSING
     return str(value).replace(" ", "\u00a0").replace("–", "–\u2060")
 
 
@@ -559,15 +567,15 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
         if r["note"] and r["note"] not in notes:
             notes.append(r["note"])
         mark = str(notes.index(r["note"]) + 1) if r["note"] else ""
-        verdict = f"**{r['verdict']}**" if r["verdict"] == "differs" else r["verdict"]
+        verdict = Markdown("**differs**") if r["verdict"] == "differs" else r["verdict"]
         basis = r["basis"].replace("prediction interval", "PI").replace("tolerance ", "")
         interval = r["interval"] if r["basis"].startswith("prediction interval") and r["interval"] not in basis else ""
-        body.append([r["claim"], r["compared"], *(_unbroken(r[k]) for k in ("post_value", "ours", "sd")),
-                     str(r["n"]) if r["n"] else "",
-                     f"{basis}: {interval}" if interval else basis, _unbroken(_width_cell(r.get("rel_width", ""))),
-                     verdict, mark])
+        body.append([Markdown(r["claim"]), Markdown(r["compared"]),
+                     *(_unbroken(r[k]) for k in ("post_value", "ours", "sd")), str(r["n"]) if r["n"] else "",
+                     Markdown(f"{basis}: {md_text(interval)}" if interval else basis),
+                     _unbroken(_width_cell(r.get("rel_width", ""))), verdict, mark])
     units = sorted({r["unit"] for r in rows})
-    caption = (f"Scorecard, {title} ({profile} profile; unit: {', '.join(units)}). "
+    caption = (f"Scorecard, {md_text(title)} ({md_text(profile)} profile; unit: {md_text(', '.join(units))}). "
                f"ours: the mean over n runs (sd: their sample standard deviation); basis: the 95 % prediction "
                f"interval (PI) for one new run where n ≥ 2 (or where a spread of the same setting on the same "
                f"backend is supplied), else the config's tolerance; rel. width: its half-width ÷ |value|, "
@@ -587,7 +595,7 @@ def scorecard_markdown(rows: list[dict], profile: str, titles: Mapping[str, str]
     titles = titles or {}
     counts = verdict_counts(rows)
     experiments = [e for e in counts if e != "all"]
-    summary = "**Summary.** " + "; ".join(f"{e}: {_summary_text(counts[e])}" for e in experiments) + \
+    summary = "**Summary.** " + "; ".join(f"{md_text(e)}: {_summary_text(counts[e])}" for e in experiments) + \
         f". All: {_summary_text(counts['all'])}.\n\n"
     return summary + "\n".join(_table([r for r in rows if r["experiment"] == e], e, profile, titles.get(e, e))
                                 for e in experiments)
@@ -671,4 +679,4 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
     values = {**keyed(counts["all"]), "by_experiment": {e: keyed(c) for e, c in counts.items() if e != "all"},
               "max_rel_width": f"{100 * MAX_REL_HALF_WIDTH:g} %",
               "n_too_wide": sum(r["verdict"] == "inconclusive" and too_wide(_fraction(r["rel_width"])) for r in rows)}
-    write_text(variables, yaml.safe_dump({"scorecard": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"scorecard": values})

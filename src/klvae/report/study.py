@@ -14,7 +14,9 @@ The prose, the decision rule, the hypotheses and the tables' and figure's captio
 variables and generated fragments (``_generated/backend_study.md``: an include of the qmd that
 fits the source; ``_generated/study_backends.md`` and ``_generated/study_latent.md``: the bodies
 of the comparison table and of the latent-code evidence). Each hypothesis' verdict is computed
-by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras.
+by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras. The study bundle
+is data like any other: every string from it (backend names, verdict words, the manifest's dates)
+is text (:mod:`klvae.report.escape`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import yaml
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.legacy import migrate_csv
-from klvae.report.tables import fmt_num, markdown_table
+from klvae.report.escape import Markdown, md_code, md_text, write_variables
+from klvae.report.tables import MISSING, fmt_num, markdown_table
 
 STUDY_ROOT = "study/backend"
 #: Thresholds of the decision rules (fixed before the runs; quoted in the section through variables).
@@ -108,12 +111,13 @@ def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
 
     if kind == "bundle":
         _, contents, info = read_study_bundle(path)
-        where = (f"the committed study bundle `bundles/{info['name']}` ({info['members']} files, each verified "
-                 f"against its manifest, SHA-256 `{info['manifest_sha256'][:16]}…`; packed {info['created_utc']})")
+        where = Markdown(f"the committed study bundle {md_code('bundles/' + info['name'])} ({info['members']} files, "
+                         f"each verified against its manifest, SHA-256 {md_code(info['manifest_sha256'][:16] + '…')}; "
+                         f"packed {md_text(info['created_utc'])})")
         return contents, where
     contents = {rel: p.read_bytes() for rel, p in study_members(path)}
     shown = f"{Path(path).as_posix()}/{STUDY_ROOT}/"
-    return contents, f"this checkout's study results (`{shown}`, from `make backend-study`)"
+    return contents, Markdown(f"this checkout's study results ({md_code(shown)}, from `make backend-study`)")
 
 
 def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
@@ -194,7 +198,8 @@ def comparison_table(welch: pd.DataFrame, backends: list[str]) -> str:
                      f"{fmt_num(r[f'mean_{a}'])} ± {fmt_num(r[f'sd_{a}'])} ({r[f'n_{a}']})",
                      f"{fmt_num(r[f'mean_{b}'])} ± {fmt_num(r[f'sd_{b}'])} ({r[f'n_{b}']})",
                      fmt_num(r["difference"]), f"[{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]",
-                     f"**{r['differ']}**", fmt_num(r["post"]), post_in if not pd.isna(r["post"]) else "--"])
+                     Markdown(f"**{md_text(r['differ'])}**"), fmt_num(r["post"]),
+                     post_in if not pd.isna(r["post"]) else MISSING])
     return markdown_table(["c", "quantity", a, b, "difference", "95 % interval", "differ", "post",
                            "post inside"], rows, align="llrrrrlrl")
 
@@ -238,7 +243,7 @@ def not_run_variables(command: str, settings: dict | None = None) -> dict:
             v[f"{k}_{b}"] = NOT_RUN
     v.update({f"{h}_verdict": "not tested (the study has not been run)" for h in ("h1", "h2a", "h2b", "h3")})
     v.update(control_verdict="not tested", n_differ=NOT_RUN, n_rows=NOT_RUN, status="not run",
-             source="nowhere: the study has not been run", command=command)
+             source="nowhere: the study has not been run", command=md_code(command))
     return v
 
 
@@ -268,7 +273,8 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
     main = comparison_table(welch, backends)
     diff_rows = welch[welch["quantity"].isin(["loss", "reconstruction_loss", "kl_loss"])]
     v = {
-        "status": "bundle" if where.startswith("the committed") else "results", "source": where, "command": command,
+        "status": "bundle" if where.startswith("the committed") else "results", "source": Markdown(where),
+        "command": md_code(command),
         "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())), "n_seeds": int(runs["seed"].nunique()),
         "epochs": int(runs["epochs"].max()), "n_train": f"{int(runs['n_train'].max()):,}",
         "n_test": f"{int(runs['n_test'].max()):,}",
@@ -326,9 +332,10 @@ def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | N
 
     Returns:
         Rows of :data:`SPREAD_COLUMNS`: ``("E1", "e1-c<c>-<loss|rec|kl>", backend)`` with the
-        backend's mean, sd and n over seeds, ``source`` (named in the scorecard's basis) and a
+        backend's mean, sd and n over seeds, ``source`` (text, named in the scorecard's basis) and a
         ``note`` on what the study found for that claim (do the backends differ; is the post's
-        value inside each backend's 95 % prediction interval).
+        value inside each backend's 95 % prediction interval), Markdown with the backends' names
+        escaped (:mod:`klvae.report.escape`).
     """
     if not e1_settings:
         return []
@@ -343,7 +350,8 @@ def study_spreads(contents: dict[str, bytes], source: str, e1_settings: dict | N
         id_ = f"e1-c{float(r['c']):g}-{CLAIM_SHORT[r['quantity']]}"
         inside = [b for b in backends if r.get(f"post_inside_{b}") == "yes"]
         where_post = ("inside both backends' 95 % prediction intervals" if len(inside) == len(backends)
-                      else f"inside {' and '.join(inside)}'s 95 % prediction interval only" if inside
+                      else f"inside {' and '.join(md_text(b) for b in inside)}'s 95 % prediction interval only"
+                      if inside
                       else "inside neither backend's 95 % prediction interval")
         note = (f"backend study (n = {int(r[f'n_{backends[0]}'])} seeds per backend, shared initial weights): the "
                 f"backends {'differ' if r['differ'] == 'yes' else 'do not differ'} here; the post's value is "
@@ -381,7 +389,7 @@ def write_study(md: str, backends_md: str, latent_md: str, variables: str, sourc
         e1_settings: this run's ``e1`` section of the config.
 
     Returns:
-        The variables.
+        The variables as written (escaped, :func:`~klvae.report.escape.write_variables`).
 
     Raises:
         klvae.bundle.BundleError: the bundle is refused by verification.
@@ -413,7 +421,7 @@ def write_study(md: str, backends_md: str, latent_md: str, variables: str, sourc
         tmp = Path(figure).with_name(Path(figure).stem + ".tmp.png")
         tmp.write_bytes(png)
         tmp.replace(figure)
-    write_text(variables, yaml.safe_dump({"study": values}, sort_keys=False, allow_unicode=True))
+    values = write_variables(variables, {"study": values})["study"]
     if spreads is not None:
         frame = pd.DataFrame(spread_rows, columns=list(SPREAD_COLUMNS))
         write_text(spreads, frame.to_csv(index=False, lineterminator="\n"))

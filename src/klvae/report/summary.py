@@ -20,6 +20,10 @@ verdict counts of both runs.
 A second table counts this run's verdicts by what they rest on (:func:`basis_table`: the
 scorecard's ``basis_kind``, :data:`klvae.report.scorecard.BASIS_KINDS`): our runs of the setting,
 the backend study's spread, a fixed tolerance, or other hardware (nothing to compare).
+
+The scorecard's ``claim`` and ``compared`` are Markdown (:mod:`klvae.report.scorecard`); every
+other string -- the shipped run's verdicts and claim ids, which come from a bundle, included --
+is text (:mod:`klvae.report.escape`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import yaml
 
 from klvae import registry
 from klvae.io import write_text
+from klvae.report.escape import Markdown, md_text, write_variables
 from klvae.report.scorecard import BASIS_KINDS, VERDICTS, complete_row
 from klvae.report.tables import markdown_table
 
@@ -130,13 +135,13 @@ def verdict_table(rows: list[dict], shipped: dict[str, str] | None = None) -> tu
     experiments = list(dict.fromkeys(r["experiment"] for r in rows + shipped_rows))
     body = []
     for e in [*experiments, "all"]:
-        label = f"[{e}](#{SECTIONS[e]})" if e in SECTIONS else e
+        label = f"[{e}](#{SECTIONS[e]})" if e in SECTIONS else md_text(e)
         label = label if e != "all" else "**all**"
         for run, suffix in ((rows, ""), (shipped_rows, ", shipped run")):
             if run is shipped_rows and not shipped_rows:
                 continue
             picked = [r["verdict"] for r in run if e in ("all", r["experiment"])]
-            body.append([label + suffix, str(len(picked)), *(str(picked.count(v)) for v in verdicts)])
+            body.append([Markdown(label + suffix), str(len(picked)), *(str(picked.count(v)) for v in verdicts)])
     return ["experiment", "claims", *verdicts], body
 
 
@@ -186,9 +191,10 @@ def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) ->
     verdicts = markdown_table(header, body, align="l" + "r" * (len(header) - 1))
     heads = headline_findings(rows)
     # the experiment goes into the claim's cell: one column less keeps the table inside a PDF page's width
-    h_body = [[r["kind"], f"{r['claim']} ([{r['experiment']}](#{SECTIONS.get(r['experiment'], 'sec-scorecard')}))",
-               r["compared"], str(r["post_value"]), str(r["ours"]), r["unit"], f"{100 * r['rel_diff']:.1f} %",
-               r["verdict"]] for r in heads]
+    h_body = [[r["kind"], Markdown(f"{r['claim']} ([{md_text(r['experiment'])}]"
+                                   f"(#{SECTIONS.get(r['experiment'], 'sec-scorecard')}))"),
+               Markdown(r["compared"]), str(r["post_value"]), str(r["ours"]), r["unit"],
+               f"{100 * r['rel_diff']:.1f} %", r["verdict"]] for r in heads]
     headlines = markdown_table(["finding", "claim (experiment)", "compared", "post", "ours", "unit", "difference",
                                 "verdict"], h_body, align="lllrrlrl")
     b_header, b_body = basis_table(rows)
@@ -249,10 +255,11 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
               "n_differs": verdicts.count("differs"),
               "n_verdicts": verdicts.count("reproduced") + verdicts.count("differs"),
               "cpu_hours": hours(env.get("cpu_minutes")), "job_hours": hours(env.get("job_minutes")),
-              "cpu": str(env.get("cpu", "unknown")), "gpu": str(env.get("gpu", "none")),
+              # escaped once already, by rule report_methods
+              "cpu": Markdown(env.get("cpu", "unknown")), "gpu": Markdown(env.get("gpu", "none")),
               "headlines": len(headline_findings(rows)), "shipped_run": "yes" if shipped else "no",
               "version": code_version(json.loads(open(run_json).read())) if run_json else "unknown"}
     kinds = [complete_row(r)["basis_kind"] for r in rows]
     values.update({f"n_basis_{key}": kinds.count(kind)
                    for key, kind in zip(("runs", "study", "tolerance", "other_hardware"), BASIS_KINDS, strict=True)})
-    write_text(variables, yaml.safe_dump({"summary": values}, sort_keys=False, allow_unicode=True))
+    write_variables(variables, {"summary": values})

@@ -7,25 +7,37 @@ table caption syntax::
     {{< include /_generated/e1_losses.md >}}
 
     : E1 test-set losses ... {{< var made_by.e1_table >}} {#tbl-e1-losses}
+
+Cells are text unless they are :class:`~klvae.report.escape.Markdown` (:mod:`klvae.report.escape`):
+a cell from data shows literally, a cell the code built with markup (`````end_layer`````,
+``**differs**``) is written as it is.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Sequence
 
+from klvae.report.escape import Markdown, md_text
 
-def fmt_num(x, digits: int = 2) -> str:
-    """Format a number for a table: fixed ``digits`` decimals, '--' for missing/NaN."""
+#: A missing number in a table (pandoc's smart typography shows it as an en dash).
+MISSING = Markdown("--")
+
+
+def fmt_num(x, digits: int = 2) -> Markdown:
+    """Format a number for a table: fixed ``digits`` decimals with thousands separators,
+    :data:`MISSING` for ``None``/NaN; a value that is not a number is shown as text
+    (:func:`~klvae.report.escape.md_text`), never passed through as Markdown."""
     if x is None:
-        return "--"
+        return MISSING
     try:
         xf = float(x)
     except (TypeError, ValueError):
-        return str(x)
+        return md_text(x)
     if math.isnan(xf):
-        return "--"
-    return f"{xf:,.{digits}f}"
+        return MISSING
+    return Markdown(f"{xf:,.{digits}f}")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str | None = None) -> str:
@@ -36,7 +48,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str |
 
     Args:
         header: column titles.
-        rows: cells, already formatted as strings (other values are ``str()``-ed).
+        rows: cells. A :class:`~klvae.report.escape.Markdown` cell is written as it is (its
+            ``|`` escaped for the table); any other value is text, escaped by
+            :func:`~klvae.report.escape.md_text` (a number: its ``str()``). The same holds for
+            ``header``.
         align: one character per column, ``l``, ``r`` or ``c`` (default: all right except the first).
 
     Raises:
@@ -44,14 +59,20 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str |
     """
     n = len(header)
     align = align or ("l" + "r" * (n - 1))
+
+    def cell(c) -> str:
+        return c.replace("|", "\\|") if isinstance(c, Markdown) else md_text(c)
+
+    header = [cell(h) for h in header]
     cells = []
     for row in rows:
         if len(row) != n:
             raise ValueError(f"row {row!r} has {len(row)} cells, header has {n}")
-        cells.append([str(c).replace("|", "\\|") for c in row])
+        cells.append([cell(c) for c in row])
     # Pandoc gives wide pipe tables relative column widths from the separator's dash counts:
     # make them follow the longest cell (header words count too), so long text gets room.
     def width(text: str) -> int:  # monospace `code` is ~1.6x as wide as proportional text
+        text = html.unescape(text)  # a character reference is one character wide
         code = sum(len(part) for part in text.split("`")[1::2])
         return len(text) + int(0.6 * code)
 
