@@ -3,6 +3,7 @@ from benchmark files, and a part packed as verified data without weights."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tarfile
@@ -100,7 +101,10 @@ def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_pat
     assert "e1/r2/c20/grid.npz" in names and "e1/r0/c0/metrics.json" in names
     assert not [n for n in names if n.endswith(".keras") or ".ckpt" in n or n.endswith("mnist.npz")]
     assert "benchmarks/e1_train/r0_c0.tsv" in names and "benchmarks/e2_train/z2_end_layer.tsv" not in names
+    with np.load(io.BytesIO(contents["e1/r2/c20/grid.npz"]), allow_pickle=False) as grid:
+        assert grid["images"].dtype == np.uint8 and float(grid["c"]) == 1.0  # 8-bit, the other arrays as they were
     record = json.loads(contents["parts/e1/part.json"])
+    assert len(record["quantized"]["arrays"]) == 24
     assert record["times"]["jobs"] == 24 and record["times"]["cpu_s"] == pytest.approx(24 * 95.5)
     assert record["resumed"] == [{"log": "logs/e1_train/r1_c0.log", "after_epoch": 17}]
     assert set(record["training_code"]) == {"mnist_canonical", "e1_init_weights", "e1_train", "e1_analyse"}

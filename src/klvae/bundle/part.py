@@ -56,6 +56,35 @@ TRAINING_RULES = {e.id: e.part_rules for e in registry.EXPERIMENTS}
 _RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
 
 
+#: Decoded-image arrays a part bundle stores as 8-bit (``round(255 * p)``, uint8): E1's 30x30
+#: manifolds are 2.8 MB each as float32 and hardly compress; their figures are 8-bit PNGs, so the
+#: figure drawn from the 8-bit grid is the same picture (klvae.figures.e1 scales uint8 by 1/255).
+QUANTIZED = {"grid.npz": "images"}
+
+
+def quantized(name: str, data: bytes) -> bytes:
+    """A decoded-image ``.npz`` with its float array in [0, 1] stored as uint8 (:data:`QUANTIZED`);
+    every other array unchanged. Never unpickles (``allow_pickle=False``).
+
+    Raises:
+        BundleError: the array is not float in [0, 1].
+    """
+    import io
+
+    import numpy as np
+
+    key = QUANTIZED[name.rsplit("/", 1)[-1]]
+    with np.load(io.BytesIO(data), allow_pickle=False) as d:
+        arrays = {k: d[k] for k in d.files}
+    x = arrays[key]
+    if x.dtype.kind != "f" or (x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1)):
+        raise BundleError(f"{name}: {key!r} is not a float array in [0, 1]; cannot store it as 8-bit")
+    arrays[key] = np.round(x * 255.0).astype(np.uint8)
+    out = io.BytesIO()
+    np.savez_compressed(out, **arrays)
+    return out.getvalue()
+
+
 def part_member_kind(rel: str) -> tuple[bool, str]:
     """The part bundle's allow-list: :func:`klvae.bundle.core.member_kind` with ``part=True`` (the
     decoded image grids of :data:`PART_ARRAYS` go in too)."""
@@ -239,7 +268,11 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
     }
     extra = {f"parts/{part}/part.json": (json.dumps(record, indent=1) + "\n").encode(),
              f"parts/{part}/config.yaml": yaml.safe_dump(config, sort_keys=False).encode()}
-    entries = manifest_entries(files)
+    small = {rel: quantized(rel, path.read_bytes()) for rel, path in files if rel.rsplit("/", 1)[-1] in QUANTIZED}
+    record["quantized"] = {"arrays": sorted(small), "how": "round(255 * p) as uint8 (figures are 8-bit PNGs)"}
+    extra[f"parts/{part}/part.json"] = (json.dumps(record, indent=1) + "\n").encode()
+    entries = [{"path": rel, "size": len(small[rel]), "sha256": hashlib.sha256(small[rel]).hexdigest()} if rel in small
+               else manifest_entries([(rel, path)])[0] for rel, path in files]
     for name, data in extra.items():
         entries.append({"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     commit = short_commit(record["run"]["git_commit"])
@@ -253,7 +286,7 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
         "config": f"parts/{part}/config.yaml", "complete": True, "missing": [], "experiments": [p.experiment],
         "members_total_bytes": sum(e["size"] for e in entries), "members": entries,
     }
-    items = [(rel, path, int(path.stat().st_mtime)) for rel, path in files]
+    items = [(rel, small.get(rel, path), int(path.stat().st_mtime)) for rel, path in files]
     items += [(name, data, int(time.time())) for name, data in extra.items()]
     result = write_archive(archive, manifest, items, max_bytes)
     return {**result, "record": record}

@@ -87,11 +87,15 @@ def scatter_panel(latents: list[str], out: str, limit: float | None = None) -> N
 
 # --- decoder manifolds -------------------------------------------------------------------------
 def _mosaic(images: np.ndarray) -> np.ndarray:
+    """``(n, n, h, w)`` decoded digits as one ``(n*h, n*w)`` float image in [0, 1]; uint8 grids (a
+    part bundle's, :data:`klvae.bundle.part.QUANTIZED`: 8 bits, the PNG's own depth) are scaled by 1/255."""
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
     n_rows, n_cols, h, w = images.shape
     return images.transpose(0, 2, 1, 3).reshape(n_rows * h, n_cols * w)
 
 
-def _seed_ticks(ax, grid_x, grid_y, size: int, every: int = 1, fontsize: float = 6):
+def _post_ticks(ax, grid_x, grid_y, size: int, every: int = 1, fontsize: float = 6):
     n = len(grid_x)
     pixel_range = np.arange(size // 2, (n - 1) * size + size // 2 + 1, size)
     ax.set_xticks(pixel_range[::every], np.round(grid_x, 1)[::every], rotation=90, fontsize=fontsize)
@@ -110,7 +114,7 @@ def manifold(grid: str, out: str) -> None:
     c = c_of(d, grid)
     fig, ax = plt.subplots(figsize=(8.5, 8.5))
     ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
-    _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1])
+    _post_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1])
     ax.set(xlabel="z[0]", ylabel="z[1]", title=f"Decoder output for KL coefficient c = {fmt_coef(c)}")
     save(fig, out)
 
@@ -125,7 +129,7 @@ def manifold_panel(grids: list[str], out: str) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.4 * rows), squeeze=False, constrained_layout=True)
     for ax, d, c in zip(axes.flat, data, coefficients, strict=False):
         ax.imshow(_mosaic(d["images"]), cmap="Greys_r", vmin=0, vmax=1)
-        _seed_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1], every=5, fontsize=6)
+        _post_ticks(ax, d["grid_x"], d["grid_y"], d["images"].shape[-1], every=5, fontsize=6)
         ax.set_title(f"c = {fmt_coef(c)}")
     for ax in list(axes.flat)[len(data):]:
         ax.axis("off")
