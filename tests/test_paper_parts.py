@@ -147,3 +147,36 @@ def test_parts_of_one_experiment_are_refused_when_they_are_not_one_run(paper_con
                      ({"gpu": "NVIDIA H100"}, "accelerator differs .*'none' vs 'NVIDIA H100'")):
         with pytest.raises(kb.BundleError, match=what):
             kp.check_parts("e2", [parts[0], _part("e2-b", paper_config, **kw), *parts[2:]], paper_config)
+
+
+@pytest.mark.pipeline
+def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_alone(tmp_path, paper_config):
+    """The shipped part bundles (bundles/paper/) are data that today's code reads: each verifies, and
+    E1's tables and figures are built from its parts in an empty folder, with no weights and no
+    training, evaluation or timing job allowed to run."""
+    parts = sorted((REPO / "bundles" / "paper").glob("*.tar.gz"))
+    if not parts:
+        pytest.skip("no part bundle committed")
+    for path in parts:
+        assert kb.read_bundle(path)[0]["kind"] == kb.PART_KIND
+    if not kp.part_bundles("e1", REPO / "bundles" / "paper"):
+        pytest.skip("no part of E1 committed")
+    work = tmp_path / "work"
+    work.mkdir()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        made = kp.assemble("e1", REPO / "bundles" / "paper", "results/paper", REPO / "config" / "paper.yaml", cores=2)
+    finally:
+        os.chdir(cwd)
+    assert made["allowed_rules"] == ["e1_loss_curves", "e1_manifold", "e1_manifold_panel", "e1_outputs",
+                                     "e1_reference_scatter", "e1_scatter", "e1_scatter_panel", "e1_table"]
+    res = work / "results" / "paper"
+    import pandas as pd
+
+    table = pd.read_csv(res / "tables" / "e1_losses.csv")
+    assert sorted(table["c"]) == sorted(paper_config["e1"]["coefficients"]) and set(table["replicates"]) == {3}
+    assert (table["kl_loss_sd"] > 0).all() and (table["loss"] > 0).all()
+    for fig in ("scatter_panel.png", "manifold_panel.png", "loss_curves.png"):
+        assert (res / "figures" / "e1" / fig).stat().st_size > 10_000
+    assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
