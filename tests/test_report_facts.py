@@ -102,7 +102,7 @@ def test_e1_facts_are_worded_in_the_chapter_with_the_runs_numbers(tmp_path):
     assert "{{<" not in text
 
 
-def test_e1_facts_hold_without_c_1_and_without_the_seeds_numbers(tmp_path):
+def test_e1_facts_hold_without_c_1_and_without_the_posts_numbers(tmp_path):
     e1, _, raw = _e1_chapter(tmp_path, (0.5, 2.0), (5.0, 1.0), {0.5: 0.9, 2.0: 0.4})
     text = " ".join(raw.split())
     assert e1["kl_not_falling"] == "none" and "it falls 1 of 1 times (steps where it rises or stays: none)" in text
