@@ -249,15 +249,15 @@ def test_collect_writes_the_welch_table_and_the_latent_evidence(tmp_path):
 def _expand_section(build: Path, variables: dict) -> str:
     from klvae.report.render import expand_shortcodes
 
-    for name in ("_backend_study.qmd", "_backend_study_results.qmd", "_backend_study_notrun.qmd"):
-        (build / name).write_text((REPO / "report" / name).read_text())
+    for qmd in (REPO / "report").glob("_backend_study*.qmd"):  # the section and the prose it may include
+        (build / qmd.name).write_text(qmd.read_text())
     made_by = {"made_by": {"study_table": "(rule `study_table`)", "study_figure": "(rule `study_figure`)"}}
     return expand_shortcodes(build / "_backend_study.qmd", {**variables, **made_by})
 
 
 def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     from klvae.bundle.core import BundleError
-    from klvae.bundle.study import create_study_bundle
+    from klvae.bundle.study import create_study_bundle, read_study_bundle
     from klvae.report.study import choose_source, write_study
 
     results, bundles, gen = tmp_path / "results/backend_study", tmp_path / "bundles", tmp_path / "build/_generated"
@@ -276,6 +276,14 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     assert "$c$ = 0, 0.02, 1" in text and "with seeds 1, 2, 3 (3 per backend)" in text  # the planned design
 
     _finish_fake_study(results)
+    # this checkout's results, before any bundle: the section names their folder
+    values = write_study(str(gen / "backend_study.md"), str(gen / "study_backends.md"), str(gen / "study_latent.md"),
+                         str(gen / "v.yml"), "results", str(results), figure=[str(tmp_path / "fig.png")])
+    assert (values["status"], values["results_dir"]) == ("results", f"`{results.as_posix()}/study/backend/`")
+    text = _expand_section(tmp_path / "build", yaml.safe_load((gen / "v.yml").read_text()))
+    assert (f"Source of the numbers below: this checkout's study results (`{results.as_posix()}/study/backend/`, from "
+            "`make backend-study`).") in " ".join(text.split())
+    assert "committed study bundle" not in text and "{{<" not in text
     assert choose_source("auto", bundles, results) == ("results", str(results))
     assert choose_source("auto", bundles, this_run, others=[results]) == ("results", str(results))
     assert choose_source("results", bundles, this_run, others=[results]) == ("results", str(this_run))
@@ -292,6 +300,9 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     values = write_study(str(gen / "backend_study.md"), str(gen / "study_backends.md"), str(gen / "study_latent.md"),
                          str(gen / "v.yml"), kind, path, figure=[str(tmp_path / "fig.png")])
     assert values["status"] == "bundle" and values["n_seeds"] == 3
+    _, _, info = read_study_bundle(made["path"])
+    assert (values["bundle"], values["bundle_members"], values["manifest_sha256"]) == (
+        f"`bundles/{Path(made['path']).name}`", info["members"], f"`{info['manifest_sha256'][:16]}…`")
     assert (values["h1_verdict"], values["h2a_verdict"], values["h3_verdict"], values["control_verdict"]) == \
         ("supported", "supported", "refuted", "agree")
     assert values["s_per_epoch"] == "tensorflow 4.7 s, jax 4.7 s"
@@ -305,6 +316,10 @@ def test_section_from_a_verified_study_bundle_and_when_not_run(tmp_path):
     assert "the difference tensorflow − jax with its 95 % Welch interval" in text
     assert "{#tbl-" not in (gen / "study_backends.md").read_text() + (gen / "study_latent.md").read_text()
     assert text.index("Source of the numbers below: the committed study bundle") < text.index("#tbl-study-backends")
+    assert (f"Source of the numbers below: the committed study bundle `bundles/{Path(made['path']).name}` "
+            f"({info['members']} files, each verified against its manifest, SHA-256 `{info['manifest_sha256'][:16]}…`; "
+            f"packed {values['packed']}).") in " ".join(text.split())
+    assert info["created_utc"].startswith(values["packed"][:10]) and "this checkout's study results" not in text
     assert (tmp_path / "fig.png").read_bytes() == (results / "study/backend/figures/losses.png").read_bytes()
 
     # one changed byte in a member: refused before anything is read

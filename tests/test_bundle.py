@@ -125,7 +125,9 @@ def made(tmp_path):
 
 def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     """klvae.report.compare on a small bundle: differences, a changed number, a NaN, the fragment."""
-    from klvae.report.compare import NONE_QMD, RESULTS_QMD, choose_reference, compare_fragment
+    from klvae.report.compare import choose_reference, compare_fragment
+
+    RESULTS_QMD, NONE_QMD = "_compare_results.qmd", "_compare_none.qmd"  # chosen by klvae.report.includes
 
     results, archive, _ = made
     tables = tmp_path / "this" / "tables"

@@ -146,7 +146,7 @@ def verdicts(inputs: dict, profile="paper", **tol) -> dict[str, str]:
     return {r["id"]: r["verdict"] for r in scorecard_rows(**inputs, tolerances=tolerances(**tol), profile=profile)}
 
 
-def test_seed_numbers_within_tolerance_are_reproduced(tmp_path):
+def test_post_numbers_within_tolerance_are_reproduced(tmp_path):
     v = verdicts(fake_outputs(tmp_path))
     numeric = [k for k in v if k.startswith(("e1-", "e2-vii-log", "e2-iv-latent", "e3-ix-memory", "e3-ae"))]
     # c = 20: the KL of 0.68 nats within ±1 nat: the tolerance is wider than the value (147 %)
@@ -201,7 +201,7 @@ def test_too_few_epochs_or_images_is_paper_profile_only_but_shows_ours(tmp_path)
     assert "training faces 16,000" in by_id["e3-ix-memory"]["note"]
 
 
-def test_vii_is_compared_at_the_same_epoch_of_the_seed_log(tmp_path):
+def test_vii_is_compared_at_the_same_epoch_of_the_post_log(tmp_path):
     """Fewer than the log's 6 epochs: ours at its last epoch beside the post's same epoch, no verdict."""
     rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=4), tolerances=tolerances(), profile="default")
     loss = next(r for r in rows if r["id"] == "e2-vii-log-loss")
@@ -209,7 +209,7 @@ def test_vii_is_compared_at_the_same_epoch_of_the_seed_log(tmp_path):
     assert loss["verdict"] == "paper profile only" and "epochs 4 (post 6)" in loss["note"]
 
 
-def test_vii_uses_the_longer_seed_log_run_beside_short_main_runs(tmp_path):
+def test_vii_uses_the_longer_post_log_run_beside_short_main_runs(tmp_path):
     """The default profile's E2 runs are short; rule e2_post_log's 6-epoch run gets the verdict."""
     rows = scorecard_rows(**fake_outputs(tmp_path, e2_epochs=2, post_log_epochs=6), tolerances=tolerances(),
                           profile="default")
@@ -221,7 +221,7 @@ def test_vii_uses_the_longer_seed_log_run_beside_short_main_runs(tmp_path):
     assert by_id["e2-vii-log-loss"]["post_value"] == f"{ref.POST_VII_LOG['loss'][3]:.4f}"
 
 
-def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
+def test_written_files_have_every_post_number_and_a_labelled_caption(tmp_path):
     inputs = fake_outputs(tmp_path / "in")
     out = tmp_path / "out"
     parts = write_parts(tmp_path / "parts", **inputs, tolerances=tolerances(), profile="paper")
@@ -231,9 +231,9 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
     assert tuple(t.columns) == COLUMNS
     assert set(t["verdict"]) <= set(VERDICTS)
     assert t["id"].is_unique
-    e1_seed = {float(v) for v in t.loc[t["experiment"] == "E1", "post_value"]}
+    e1_post = {float(v) for v in t.loc[t["experiment"] == "E1", "post_value"]}
     for c, *numbers in ref.E1_POST_TABLE:
-        assert set(numbers) <= e1_seed, (c, numbers)
+        assert set(numbers) <= e1_post, (c, numbers)
     md = (out / "scorecard.md").read_text()
     for e in ("E1", "E2", "E3"):  # one table per experiment, one row per claim, captioned and labelled
         block = re.search(r"((?:^\|.*\n)+)\n: (.*) \{#tbl-scorecard-" + e.lower() + r"\}$", md, re.M)
@@ -252,6 +252,34 @@ def test_written_files_have_every_seed_number_and_a_labelled_caption(tmp_path):
                                              "n_not_comparable": 0, "n_paper_only": 0, "n_judged": 23}
     assert counts["max_rel_width"] == "50 %" and counts["n_too_wide"] == 1
     assert md.startswith("**Summary.** E1: 24 claims: 23 reproduced, 1 inconclusive; E2: 10 claims: ")
+    # the chapter as the report shows it: what the columns mean (report/_scorecard.qmd), then each table with
+    # its caption of data (title, profile, units, the claims per verdict) and the rule that made it
+    text = _scorecard_chapter(out, tmp_path / "build")
+    flat = " ".join(text.split())
+    assert ("In each table below, *ours* is the mean over *n* runs (*sd*: their sample standard deviation); *basis* is "
+            "the 95 % prediction interval (PI) for one new run where n ≥ 2 (or where a spread of the same setting on "
+            "the same backend is supplied), else the config's tolerance; *rel. width* is its half-width ÷ |value|, "
+            "and a claim is inconclusive above 50 %.") in flat
+    assert "Of the 37 claims," in flat and "are inconclusive (1 of them because their interval or tolerance" in flat
+    e1_caption = re.search(r"^: (.*) \{#tbl-scorecard-e1\}$", text, re.M).group(1)
+    assert e1_caption == (f"Scorecard, {TITLES['E1']} (paper profile; unit: nats/image). 24 claims: 23 reproduced, "
+                          "1 inconclusive. (rule report_scorecard)")
+    assert text.index("In each table below") < text.index("{#tbl-scorecard-e1}")
+    assert "{{<" not in text
+
+
+def _scorecard_chapter(out: Path, build: Path) -> str:
+    """report/_scorecard.qmd expanded with the scorecard fragment and variables written to ``out``."""
+    import shutil
+
+    from klvae.report.render import expand_shortcodes
+
+    shutil.copytree(REPO / "report", build)
+    (build / "_generated").mkdir()
+    (build / "_generated" / "scorecard.md").write_text((out / "scorecard.md").read_text())
+    variables = {**yaml.safe_load((out / "scorecard.vars.yml").read_text()), "profile": "paper",
+                 "scorecard_csv": "`tables/scorecard.csv`", "made_by": {"report_scorecard": "(rule report_scorecard)"}}
+    return expand_shortcodes(build / "_scorecard.qmd", variables)
 
 
 def test_schema_gives_every_profile_the_tolerances_and_rejects_bad_ones():
@@ -320,7 +348,7 @@ def test_verdict_three_runs_inside_and_outside_the_prediction_interval():
     outside = judge_value(152.5, 142.0, 2.0, 3, Tolerance("rel", 0.5))  # the tolerance would accept it
     assert outside.verdict == "differs"
     # unmet settings win over the number, but the interval is still computed
-    j = judge_value(150.0, 142.0, 2.0, 3, tol, unmet=["epochs 30 (seed 40)"])
+    j = judge_value(150.0, 142.0, 2.0, 3, tol, unmet=["epochs 30 (post 40)"])
     assert j.verdict == "paper profile only" and j.basis == "prediction interval, n = 3"
 
 
@@ -444,7 +472,7 @@ def test_vii_slowdown_uses_a_fixed_comparator_not_the_fastest(tmp_path):
     assert single["basis"] == "tolerance ±0.15, one benchmark run; ÷ median of the other 4 strategies"
 
 
-def test_ratio_interval_wider_than_the_seeds_range_is_inconclusive():
+def test_ratio_interval_wider_than_the_posts_range_is_inconclusive():
     """Post VII claims 1.3 to 1.5 (width 0.2). The quick run's 0.06 to 2.09 holds that range and
     much else: inconclusive. By hand, n = 3 windows, t(2) · sqrt(4/3) = 4.968276, on the log scale
     (a ratio of times cannot be negative):
@@ -697,7 +725,7 @@ def test_rel_width_nonnegative_flag_and_basis_kind_of_every_row(tmp_path):
     assert all(r["verdict"] == "inconclusive" and r["note"].startswith("does not reproduce run to run (sd 400, n = 3)")
                for r in e1)
     md = scorecard_markdown(rows, "paper")
-    assert "{{< var scorecard.max_rel_width >}}" in md and "| rel. width |" in md
+    assert "| rel. width |" in md  # what it means and the threshold: report/_scorecard.qmd (test_written_files_...)
     kl0 = next(line for line in md.splitlines() if line.startswith("| c = 0: KL divergence |"))
     # sd 400 on 506.82 nats: sd_log = sqrt(ln(1 + (400 / 506.82)²)) = 0.695852, exp(5.986051 ∓ 4.968275 · 0.695852)
     # = 12.54 to 12,622.47 nats, half-width 6,304.97 = 1,244 % of 506.82

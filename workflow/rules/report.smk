@@ -250,8 +250,6 @@ rule report_render:
             "renderer": config["report"]["renderer"],
             # the verified results bundle this report is rendered from (bundle mode), else None
             "bundle": BUNDLE_INFO,
-            # the experiments' chapters, in the registry's order (report/index.qmd includes them)
-            "chapters": [e.chapter for e in REGISTRY],
         },
     script:
         CALL

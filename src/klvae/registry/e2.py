@@ -170,4 +170,6 @@ EXPERIMENT = Experiment(
     train_images=MNIST_TRAIN,
     check=mnist_batch_check("e2", post_batch=256),
     modules=("src/klvae/strategies/",),
+    # the list of the variants the compatibility trials also tried, with its lead-in, when there are any
+    includes={"e2_compat_variants.md": (("variants=yes", "_e2_compat_variants.qmd"),)},
 )

@@ -154,4 +154,6 @@ EXPERIMENT = Experiment(
     renamed_values=(("data.celeba.split", "seed", "post",
                      "\"seed\" means only the random seed; the split is post IX's"),),
     modules=("src/klvae/data/celeba.py", "src/klvae/data/standin.py", "src/klvae/models/faces.py"),
+    # the chapter's warning when its faces are the synthetic stand-in, not CelebA
+    includes={"e3_banner.md": (("standin=yes", "_e3_standin.qmd"),)},
 )

@@ -120,6 +120,11 @@ class Experiment:
         renamed_values: ``(dotted key, old, new, why)``: values of its keys renamed since then.
         modules: further files that belong to it (repository-relative; a folder ends in ``/``),
             besides its own modules by name (:meth:`own_files`).
+        includes: ``{fragment: ((condition, qmd), ...)}``: its generated includes, the fragments
+            ``_generated/<id>_*.md`` of its report rule that choose which of its ``report/_<id>_*.qmd``
+            prose files appear (the stand-in faces' warning), each with the condition under which a
+            file is included; :data:`klvae.report.includes.INCLUDES` lists them beside the shared
+            sections' and says how a condition is written.
     """
 
     id: str
@@ -137,6 +142,7 @@ class Experiment:
     renamed_keys: tuple[tuple[str, str, str], ...] = ()
     renamed_values: tuple[tuple[str, str, str, str], ...] = ()
     modules: tuple[str, ...] = ()
+    includes: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         where = f"experiment {self.id!r} (src/klvae/registry/{self.id}.py)"
@@ -148,6 +154,12 @@ class Experiment:
             bad = [n for n in names if not n.startswith(f"{self.id}_")]
             if bad:
                 raise ValueError(f"{where}: {kind} names start with {self.id}_: {', '.join(bad)}")
+        bad = [f"{name}: {qmd}" for name, choices in self.includes.items() for _, qmd in choices
+               if not (name.startswith(f"{self.id}_") and name.endswith(".md") and qmd.startswith(f"_{self.id}_")
+                       and qmd.endswith(".qmd"))]
+        if bad:
+            raise ValueError(f"{where}: a generated include is <id>_*.md and includes report/_<id>_*.qmd files: "
+                             f"{', '.join(bad)}")
         bad = [p.name for p in self.paper_parts if p.name != self.id and not p.name.startswith(f"{self.id}-")]
         if bad:
             raise ValueError(f"{where}: paper parts are named {self.id} or {self.id}-<suffix>: {', '.join(bad)}")

@@ -13,8 +13,9 @@ Which bundle (config ``report.compare_with``): ``auto`` = the newest ``klvae-pap
 under ``bundles/`` (by the time it was packed, from its verified manifest), none when there is
 none; ``none``; or a path to a bundle. The bundle is verified member by member
 (:func:`klvae.bundle.core.read_bundle`) before anything is read. The prose is in the qmd files; this
-module writes the table's body (its caption is in ``report/_compare_results.qmd``), a
-sentence-free fragment that includes the right qmd, and the ``compare`` variables. Never
+module writes the table's body (its caption is in ``report/_compare_results.qmd``), the
+generated include ``compare.md`` (:mod:`klvae.report.includes` decides which qmd it includes),
+and the ``compare`` variables. Never
 imports Keras. Every string of either run (table and row names, values that are not numbers, the
 bundle's description) is text (:mod:`klvae.report.escape`).
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from klvae import registry
 from klvae.io import write_text
+from klvae.report import includes
 from klvae.report.escape import write_variables
 from klvae.report.tables import markdown_table
 
@@ -34,7 +36,6 @@ from klvae.report.tables import markdown_table
 SHOWN_METRICS = {stem: spec.shown for stem, spec in registry.tables().items() if spec.shown is not None}
 #: The tables the report shows (the CSV has all of them), in this order: those, then the scorecard's counts.
 SHOWN_TABLES = (*SHOWN_METRICS, "scorecard counts")
-RESULTS_QMD, NONE_QMD = "_compare_results.qmd", "_compare_none.qmd"
 PAPER_GLOB = "klvae-paper-*.tar.gz"
 
 
@@ -101,8 +102,9 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
     """The section's fragment, its table's body, its variables and every diff row.
 
     Returns:
-        ``(markdown, table, variables, rows)``: without a reference, an include of :data:`NONE_QMD`,
-        no table and ``{"available": "no"}``; with one, an include of :data:`RESULTS_QMD` (which
+        ``(markdown, table, variables, rows)``: ``markdown`` is generated include ``compare.md``
+        (:mod:`klvae.report.includes`): without a reference, an include of ``report/_compare_none.qmd``,
+        no table and ``{"available": "no"}``; with one, an include of ``report/_compare_results.qmd`` (which
         includes the table and holds its caption, ``@tbl-compare``), the table's body (one row per
         shown quantity), variables ``reference`` (the bundle, described), ``n_values``,
         ``n_shown``, ``n_in``/``n_outside`` (numbers with the shipped run's interval), ``n_single``
@@ -116,7 +118,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
     from klvae.bundle.compare import describe, diff_contents
 
     if reference is None:
-        return f"{{{{< include /{NONE_QMD} >}}}}\n", "", {"available": "no"}, []
+        return includes.fragment("compare.md", reference=False), "", {"available": "no"}, []
     manifest, contents, info = kb.read_bundle(reference)
     rows = diff_contents(contents, this_run(tables_dir))
     shown = shown_rows(rows)
@@ -137,9 +139,8 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         "n_verdicts": len(verdicts),
         "n_verdicts_changed": sum(r["status"] == "different" for r in verdicts),
     }
-    # the prose and the table's caption are in report/ (relative to the project root, as real Quarto
-    # resolves it from _generated/)
-    return f"{{{{< include /{RESULTS_QMD} >}}}}\n", table, variables, rows
+    # the prose and the table's caption are in report/_compare_results.qmd
+    return includes.fragment("compare.md", reference=True), table, variables, rows
 
 
 def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables: list[str],

@@ -22,6 +22,7 @@ from klvae import reference as ref
 from klvae.formatting import BACKEND_TITLES, KERAS2
 from klvae.io import write_text
 from klvae.reference import E2_POST_EPOCHS, POST_VII_LOG
+from klvae.report import includes
 from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.scorecard import (
     BASIS_OTHER_HARDWARE,
@@ -67,9 +68,11 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str]
     ``project_form_<backend>`` columns (:func:`klvae.strategies.compat.summary_table`).
 
     Returns:
-        ``({"compat": md, "compat_backends": md, "compat_variants": md}, variables)``: the two
-        pipe tables (captions in ``report/_e2.qmd``) and the list of the variants the pipeline
-        also tried (empty when there are none), and the variables ``keras2``, ``keras3``,
+        ``({"compat": md, "compat_backends": md, "compat_variants": md, "compat_variants_list": md},
+        variables)``: the two pipe tables (captions in ``report/_e2.qmd``); the generated include
+        of ``report/_e2_compat_variants.qmd`` (the lead-in of the variants the pipeline also tried;
+        empty when there are none, :mod:`klvae.report.includes`) and its list, one item per
+        strategy with variants; and the variables ``keras2``, ``keras3``,
         ``tensorflow`` (versions), ``n_fail_keras3``, ``n_fail_keras2``, ``n_strategies`` and
         ``n_project_runs_<backend>``.
 
@@ -96,14 +99,15 @@ def compatibility_table(summary_csv: str, long_csv: str) -> tuple[dict[str, str]
     rows = [[md_code(r.strategy), r.post, *[_cell(getattr(r, c), 120) for c in proj_cols]] for r in t.itertuples()]
     per_backend = markdown_table(["strategy", "post", *[f"Keras 3, {BACKEND_TITLES.get(b, b)}" for b in backends]],
                                  rows, align="lllll")
-    # a list as long as the matrix has variants (none in some runs): written here with its lead-in
+    # a list as long as the matrix has variants (none in some runs); its lead-in is in report/
     variants = [r for r in t.itertuples() if getattr(r, "variants", "")]
-    listed = ("Variants the pipeline also tried:\n\n" + "\n".join(
-        f"- {md_code(r.strategy)}: {md_text(_cell(r.variants, 600))}" for r in variants) + "\n") if variants else ""
+    listed = "".join(f"- {md_code(r.strategy)}: {md_text(_cell(r.variants, 600))}\n" for r in variants)
+    chooser = includes.fragment("e2_compat_variants.md", variants=bool(variants))
     n_fail3 = int((~t["post_form_keras3_tensorflow"].str.startswith("runs")).sum())
     n_fail2 = int((~t["post_form_keras2"].str.startswith("runs")).sum())
     by_backend = {f"n_project_runs_{b}": int(t[f"project_form_{b}"].str.startswith("runs").sum()) for b in backends}
-    return ({"compat": compat, "compat_backends": per_backend, "compat_variants": listed},
+    return ({"compat": compat, "compat_backends": per_backend, "compat_variants": chooser,
+             "compat_variants_list": listed},
             {"keras2": k2, "keras3": k3, "tensorflow": tf, "n_fail_keras3": n_fail3, "n_fail_keras2": n_fail2,
              "n_strategies": len(t), **by_backend})
 
@@ -137,9 +141,13 @@ def metrics_table(csv: str, post_log_epochs: int | None = None) -> tuple[dict[st
     """Final test loss/BCE/KL per strategy and z_dim, with post VII's log beside.
 
     Returns:
-        ``({"metrics": md, "metrics_facts": md}, variables)``: the table body and, per z_dim, a
-        bullet saying which strategies end with bit-identical test losses; the variables
-        ``epochs``, ``n_train``, ``n_test``, ``max_loss_spread``, ``post_loss_epoch6``, the post
+        ``({"metrics": md, "metrics_groups": md}, variables)``: the two table bodies (captions in
+        ``report/_e2.qmd``): the final losses, and per z_dim the groups of strategies that end with
+        bit-identical test losses, how many groups, and the largest minus the smallest test loss,
+        also as a share of their mean; the variables ``epochs``, ``n_train``, ``n_test``,
+        ``max_loss_spread``, ``n_z_dims``, ``n_z_dims_identical`` and ``z_dims_identical`` (the
+        z_dims where every strategy ends with the same test loss, ``none`` if there is none),
+        ``post_loss_epoch6``, the post
         log's ``vii_log_epoch``, ``vii_log_z_dim`` and ``vii_log_kl_scaled`` (fact · KL_mean), and
         ``vii_run_epochs``: the epochs of our longest ``model_add_loss`` run at that z_dim
         (``post_log_epochs`` where rule ``e2_post_log`` trained it longer; ``n/a`` if not trained).
@@ -158,24 +166,26 @@ def metrics_table(csv: str, post_log_epochs: int | None = None) -> tuple[dict[st
     md = markdown_table(["z_dim", "strategy", "test loss", "test BCE", "test KL_mean", "Δ loss vs gradient_tape",
                          "s/epoch"], rows, align="rlrrrrr")
     spread = t.groupby("z_dim")["test_loss"].agg(lambda s: s.max() - s.min())
-    # one bullet per z_dim, naming the groups of strategies the data form: a list the data shape
-    facts = []
+    # one row per z_dim: the groups of strategies with bit-identical test losses (by loss, lowest first)
+    group_rows, identical = [], []
     for z, g in t.groupby("z_dim"):
         groups = g.groupby("test_loss")["strategy"].apply(list)
+        names = "; ".join("{" + ", ".join(md_code(n) for n in grp) + "}" for grp in groups)
+        d = g["test_loss"].max() - g["test_loss"].min()
+        group_rows.append([str(z), Markdown(names), str(len(groups)), f"{d:.1e}",
+                           f"{100 * d / g['test_loss'].mean():.2f} %"])
         if len(groups) == 1:
-            facts.append(f"At z_dim {md_text(z)} all strategies end with the same test loss, to the last bit.")
-        else:
-            names = "; ".join("{" + ", ".join(md_code(n) for n in grp) + "}" for grp in groups)
-            d = g["test_loss"].max() - g["test_loss"].min()
-            facts.append(f"At z_dim {md_text(z)} the strategies form {len(groups)} groups with bit-identical test "
-                         f"losses ({names}); the groups differ by {d:.1e} "
-                         f"({100 * d / g['test_loss'].mean():.2f} % of the loss).")
+            identical.append(str(z))
+    groups_md = markdown_table(["z_dim", "groups of strategies with bit-identical test losses", "groups",
+                                "largest − smallest test loss", "share of the mean test loss"], group_rows,
+                               align="rlrrr")
     vii = t[(t["strategy"] == "model_add_loss") & (t["z_dim"] == POST_VII_LOG["z_dim"])]
     vii_epochs = ("n/a" if vii.empty else
                   max(int(vii["epochs"].max()), int(post_log_epochs) if post_log_epochs else 0))
-    # no newline after the last bullet: the chapter continues the list on the include's next line
-    return {"metrics": md, "metrics_facts": "\n".join(f"- {f}" for f in facts)}, {
+    return {"metrics": md, "metrics_groups": groups_md}, {
         "epochs": epochs, "n_train": f"{n_train:,}", "n_test": f"{n_test:,}", "max_loss_spread": f"{spread.max():.1e}",
+        "n_z_dims": len(group_rows), "n_z_dims_identical": len(identical),
+        "z_dims_identical": ", ".join(identical) or "none",
         "post_loss_epoch6": f"{POST_VII_LOG['loss'][last]:.4f}", "vii_log_epoch": POST_VII_LOG["epoch"][last],
         "vii_log_z_dim": POST_VII_LOG["z_dim"], "vii_log_kl_scaled": f"{POST_VII_LOG['kl_scaled'][last]:g}",
         "vii_run_epochs": vii_epochs}
@@ -222,25 +232,27 @@ def timing_table(csv: str) -> tuple[dict[str, str], dict]:
         **{f"timing_{k}": v for k, v in machine.items()}}
 
 
-def write_e2(compat_md: str, compat_backends_md: str, compat_variants_md: str, equivalence_md: str, metrics_md: str,
-             metrics_facts_md: str, timing_md: str, timing_claims_md: str, variables: str,
-             compatibility: str, compatibility_long: str, equivalence: str, metrics: str, timing: str,
+def write_e2(compat_md: str, compat_backends_md: str, compat_variants_md: str, compat_variants_list_md: str,
+             equivalence_md: str, metrics_md: str, metrics_groups_md: str, timing_md: str, timing_claims_md: str,
+             variables: str, compatibility: str, compatibility_long: str, equivalence: str, metrics: str, timing: str,
              settings: dict) -> None:
     """Rule ``report_e2``: E2's table bodies and lists (``settings`` = config ``e2``).
 
     Writes the pipe tables ``compat_md`` and ``compat_backends_md`` (:func:`compatibility_table`),
-    ``equivalence_md`` (:func:`equivalence_table`), ``metrics_md`` (:func:`metrics_table`),
-    ``timing_md`` and ``timing_claims_md`` (:func:`timing_table`), whose captions are in
-    ``report/_e2.qmd``; the lists ``compat_variants_md`` (variants the pipeline also tried; empty
-    when none) and ``metrics_facts_md`` (per z_dim, which strategies end bit-identically); and
-    E2's variables (``variables``, YAML under ``e2``: the settings, the captions' and the text's numbers).
+    ``equivalence_md`` (:func:`equivalence_table`), ``metrics_md`` and ``metrics_groups_md``
+    (:func:`metrics_table`: per z_dim, which strategies end bit-identically), ``timing_md`` and
+    ``timing_claims_md`` (:func:`timing_table`), whose captions are in ``report/_e2.qmd``; the
+    generated include ``compat_variants_md`` (``report/_e2_compat_variants.qmd`` when the
+    pipeline also tried variants, else empty) and the list it includes, ``compat_variants_list_md``;
+    and E2's variables (``variables``, YAML under ``e2``: the settings, the captions' and the text's numbers).
     """
     values = {"batch_size": settings["batch_size"], "fact": f"{settings['fact']:g}",
               "z_dims": ", ".join(str(z) for z in settings["z_dims"]), "post_epochs": E2_POST_EPOCHS,
               "n_strategies_trained": len(settings["strategies"]),
               "latent_z_dim": settings["latent_z_dim"], "reconstruction_z_dim": settings["reconstruction_z_dim"]}
     paths = {"compat": compat_md, "compat_backends": compat_backends_md, "compat_variants": compat_variants_md,
-             "equivalence": equivalence_md, "metrics": metrics_md, "metrics_facts": metrics_facts_md,
+             "compat_variants_list": compat_variants_list_md, "equivalence": equivalence_md, "metrics": metrics_md,
+             "metrics_groups": metrics_groups_md,
              "timing": timing_md, "timing_claims": timing_claims_md}
     for texts, v in (compatibility_table(compatibility, compatibility_long), equivalence_table(equivalence),
                      metrics_table(metrics, settings.get("post_log_epochs")), timing_table(timing)):

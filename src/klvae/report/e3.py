@@ -14,6 +14,7 @@ import pandas as pd
 
 from klvae import reference as ref
 from klvae.io import write_text
+from klvae.report import includes
 from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.scorecard import (
     BASIS_OTHER_HARDWARE,
@@ -34,14 +35,11 @@ from klvae.report.scorecard import (
 )
 from klvae.report.tables import MISSING, markdown_table
 
-#: The callout of a chapter made from the synthetic stand-in faces (``report/``).
-STANDIN_QMD = "_e3_standin.qmd"
-
 
 def banner(manifest: dict) -> str:
-    """An include of the visible callout :data:`STANDIN_QMD` when the faces are the synthetic
-    stand-in (empty for CelebA)."""
-    return f"{{{{< include /{STANDIN_QMD} >}}}}\n" if manifest["standin"] else ""
+    """Generated include ``e3_banner.md`` (:mod:`klvae.report.includes`; E3's registry entry): the
+    visible callout ``report/_e3_standin.qmd`` when the faces are the synthetic stand-in, empty for CelebA."""
+    return includes.fragment("e3_banner.md", standin=bool(manifest["standin"]))
 
 
 def data_table(manifest: dict) -> str:

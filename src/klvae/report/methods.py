@@ -17,6 +17,7 @@ from klvae import reference, registry
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.layout import results_dir
+from klvae.report import includes
 from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.tables import fmt_num, markdown_table
 
@@ -134,17 +135,13 @@ def run_variables(run: dict) -> dict:
             "profile": run["profile"], "seed": run["seed"]}
 
 
-#: The title page's callouts (``report/``): where the numbers come from; the quick profile's warning.
-RUN_BANNER_QMD, QUICK_BANNER_QMD = "_banner_run.qmd", "_banner_quick.qmd"
-
-
 def banner_fragment(config: dict) -> str:
-    """The title page's banner: includes of the callouts saying where, when, on which hardware,
-    with which Keras backend and at which commit the numbers were made (:data:`RUN_BANNER_QMD`,
-    with the ``env`` variables of :func:`run_variables`) and, for the quick profile, the warning
-    that its numbers are not the posts' (:data:`QUICK_BANNER_QMD`)."""
-    out = f"{{{{< include /{RUN_BANNER_QMD} >}}}}\n"
-    return out + (f"\n{{{{< include /{QUICK_BANNER_QMD} >}}}}\n" if config["profile"] == "quick" else "")
+    """The title page's banner, generated include ``banner.md`` (:mod:`klvae.report.includes`):
+    the callout saying where, when, on which hardware, with which Keras backend and at which commit
+    the numbers were made (``report/_banner_run.qmd``, with the ``env`` variables of
+    :func:`run_variables`) and, for the quick profile, the warning that its numbers are not the
+    posts' (``report/_banner_quick.qmd``)."""
+    return includes.fragment("banner.md", profile=config["profile"])
 
 
 def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experiment_times_md: str,
@@ -156,8 +153,9 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
     experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
     settings against the posts' (``deviations``) -- whose captions are in ``report/_methods.qmd``;
-    the title-page banner (``banner``, :func:`banner_fragment`: includes of the callouts saying
-    where, when, on what, with which Keras backend and commit; the quick-profile warning) and the
+    the title-page banner (``banner``, :func:`banner_fragment`: the generated include of the
+    callouts saying where, when, on what, with which Keras backend and commit; the quick-profile
+    warning) and the
     run-wide variables (profile, seed, data, environment ``env``: :func:`run_variables`, the jobs' times;
     ``results_dir`` and, as code spans, ``run_json`` and ``scorecard_csv``: the files the prose names),
     every string escaped once (:func:`~klvae.report.escape.write_variables`).

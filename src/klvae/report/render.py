@@ -21,7 +21,8 @@ Besides the run's generated fragments, :func:`render` writes its own, about the 
 rendered from a results bundle, :mod:`klvae.bundle`), ``_generated/render_methods.md`` (methods
 chapter: the render machine, and the bundle when there is one) and ``_generated/render_table.md``
 (the bundle and the render machine, a table's body; empty without a bundle), and the ``render``
-variables. The sentences are in ``report/_render_*.qmd``, which those fragments include.
+variables. The sentences are in ``report/_render_*.qmd``, which those fragments include: they are
+generated includes, and :mod:`klvae.report.includes` decides which file each includes.
 
 Variables are inserted as they are (Quarto inserts a variable's value as Markdown): the rules that
 write them escaped every string from data once (:mod:`klvae.report.escape`), and
@@ -41,6 +42,7 @@ from pathlib import Path
 import yaml
 
 from klvae.record import render_record
+from klvae.report import includes
 from klvae.report.escape import Markdown, md_code, md_text, md_values
 from klvae.report.tables import markdown_table
 
@@ -49,10 +51,9 @@ CROSSREF_FILTER = Path(__file__).with_name("crossref.lua")
 RENDER_BANNER = "_generated/render_banner.md"
 RENDER_METHODS = "_generated/render_methods.md"
 RENDER_TABLE = "_generated/render_table.md"
-#: The prose about the render (``report/``), included by :data:`RENDER_BANNER` and :data:`RENDER_METHODS`.
-RUN_QMD, BUNDLE_QMD, BUNDLE_BANNER_QMD = "_render_run.qmd", "_render_bundle.qmd", "_render_bundle_banner.qmd"
-#: The experiments' chapters, one include each, in the registry's order (``index.qmd`` includes it).
-RENDER_CHAPTERS = "_generated/experiments.qmd"
+#: The experiments' chapters, one include each, in the registry's order (``index.qmd`` includes it;
+#: :data:`klvae.report.includes.CHAPTERS`).
+RENDER_CHAPTERS = f"_generated/{includes.CHAPTERS}"
 INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 VAR_RE = re.compile(r"\{\{<\s*var\s+([\w.\-]+)\s*>\}\}")
 SHORTCODE_OPEN = "{{<"
@@ -335,8 +336,9 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, st
 
     Returns:
         ``(fragments, variables)``: ``{`` :data:`RENDER_BANNER`: an include of
-        :data:`BUNDLE_BANNER_QMD` (empty without a bundle), :data:`RENDER_METHODS`: an include of
-        :data:`RUN_QMD` or :data:`BUNDLE_QMD`, :data:`RENDER_TABLE`: the body of the table of the
+        ``report/_render_bundle_banner.qmd`` (empty without a bundle), :data:`RENDER_METHODS`: an
+        include of ``report/_render_run.qmd`` or ``report/_render_bundle.qmd`` (both generated
+        includes, :mod:`klvae.report.includes`), :data:`RENDER_TABLE`: the body of the table of the
         bundle and the render machine (empty without a bundle) ``}``, and ``{"render": ...}``:
         ``host``, ``cpu``, ``logical_cpus``, ``os`` and ``when`` (``YYYY-MM-DD HH:MM:SS UTC``) of
         the render, and with a bundle its ``bundle`` (file name) and ``manifest_sha256``; host,
@@ -345,9 +347,10 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, st
     when = record["rendered_utc"].replace("T", " ").replace("Z", " UTC")
     values = {"host": md_code(record["host"]), "cpu": record["CPU"], "logical_cpus": record["logical CPUs"],
               "os": record["OS"], "when": when}
+    chosen = {name: includes.fragment(name.removeprefix("_generated/"), bundle=bundle is not None)
+              for name in (RENDER_BANNER, RENDER_METHODS)}
     if bundle is None:
-        return {RENDER_BANNER: "", RENDER_METHODS: f"{{{{< include /{RUN_QMD} >}}}}\n", RENDER_TABLE: ""}, \
-            {"render": md_values(values)}
+        return {**chosen, RENDER_TABLE: ""}, {"render": md_values(values)}
     rows = [["bundle file", md_code(bundle["name"])], ["bundle SHA-256", md_code(bundle["archive_sha256"])],
             ["manifest SHA-256", md_code(bundle["manifest_sha256"])],
             ["members (verified by SHA-256)", str(bundle["members"])],
@@ -358,14 +361,12 @@ def render_notes(record: dict, bundle: dict | None = None) -> tuple[dict[str, st
             ["render OS / Python", f"{record['OS']} / {record['python']}"],
             [Markdown("commit of the `report/` sources"), md_code(record["git_commit"])]]
     values.update(bundle=md_code(bundle["name"]), manifest_sha256=md_code(bundle["manifest_sha256"]))
-    return {RENDER_BANNER: f"{{{{< include /{BUNDLE_BANNER_QMD} >}}}}\n",
-            RENDER_METHODS: f"{{{{< include /{BUNDLE_QMD} >}}}}\n",
-            RENDER_TABLE: markdown_table(["render", "value"], rows, align="ll")}, {"render": md_values(values)}
+    return {**chosen, RENDER_TABLE: markdown_table(["render", "value"], rows, align="ll")}, \
+        {"render": md_values(values)}
 
 
 def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, str], figures: list[str],
-           figures_root: str, variables: list[str] = (), renderer: str = "auto", bundle: dict | None = None,
-           chapters: list[str] = ()) -> str:
+           figures_root: str, variables: list[str] = (), renderer: str = "auto", bundle: dict | None = None) -> str:
     """Assemble the project in ``build`` and render ``html`` (self-contained) and ``pdf``.
 
     Args:
@@ -378,8 +379,6 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
         renderer: ``auto`` (quarto if the command exists, else pandoc), ``quarto`` or ``pandoc``.
         bundle: the verified results bundle the files come from (see :func:`render_notes`), or
             ``None`` when the report is rendered by the run itself.
-        chapters: the experiments' chapters (``_e1.qmd``, ...; the experiment registry's order),
-            included by ``index.qmd`` through :data:`RENDER_CHAPTERS`.
 
     Returns:
         The renderer used.
@@ -395,8 +394,8 @@ def render(html: str, pdf: str, sources: str, build: str, generated: dict[str, s
                           "install Quarto or set report.renderer: pandoc")
     notes, render_values = render_notes(render_record(Path(sources).resolve().parent), bundle)
     project = assemble(sources, build, generated, figures, figures_root, variables, render_values)
-    included = "\n".join(f"{{{{< include /{c} >}}}}\n" for c in chapters)
-    for name, text in (*notes.items(), (RENDER_CHAPTERS, included)):
+    # the experiments' chapters (_e1.qmd, ...), in the experiment registry's order: index.qmd includes them
+    for name, text in (*notes.items(), (RENDER_CHAPTERS, includes.fragment(includes.CHAPTERS))):
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text)
     print(f"[report] rendering {project} with {renderer}", flush=True)

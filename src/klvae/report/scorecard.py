@@ -560,7 +560,10 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
 
     Unlike the other tables of the report, this one's caption is written here: there is one
     table per registered experiment (an experiment added to the registry gets its table without
-    an edit of ``report/_scorecard.qmd``), so the tables and their captions are data."""
+    an edit of ``report/_scorecard.qmd``), so the tables and their captions are data -- the
+    experiment's title, the profile, the units, the count of its claims per verdict and the rule
+    that made it. What the columns mean, the same for every table, is said in
+    ``report/_scorecard.qmd``, right above the tables."""
     notes: list[str] = []
     body = []
     for r in rows:
@@ -576,10 +579,6 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
                      _unbroken(_width_cell(r.get("rel_width", ""))), verdict, mark])
     units = sorted({r["unit"] for r in rows})
     caption = (f"Scorecard, {md_text(title)} ({md_text(profile)} profile; unit: {md_text(', '.join(units))}). "
-               f"ours: the mean over n runs (sd: their sample standard deviation); basis: the 95 % prediction "
-               f"interval (PI) for one new run where n ≥ 2 (or where a spread of the same setting on the same "
-               f"backend is supplied), else the config's tolerance; rel. width: its half-width ÷ |value|, "
-               "inconclusive above {{< var scorecard.max_rel_width >}}. "
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
                "{{< var made_by.report_scorecard >}}")
     table = markdown_table(["claim", "compared", "post", "ours", "sd", "n", "basis", "rel. width", "verdict", "note"],

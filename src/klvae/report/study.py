@@ -9,11 +9,12 @@ The section is rendered from one of three sources (rule ``report_study``,
   by ``make backend-study``; or this run's own, ``results/<profile>/study/backend/``);
 * ``none`` -- the study has not been run: a short paragraph with the command that runs it.
 
-The prose, the decision rule, the hypotheses and the tables' and figure's captions are in the
-``.qmd``; every number and every verdict comes from here, through ``{{< var study.* >}}``
-variables and generated fragments (``_generated/backend_study.md``: an include of the qmd that
-fits the source; ``_generated/study_backends.md`` and ``_generated/study_latent.md``: the bodies
-of the comparison table and of the latent-code evidence). Each hypothesis' verdict is computed
+The prose, the decision rule, the hypotheses, where the numbers come from and the tables' and
+figure's captions are in the ``.qmd``; every number and every verdict comes from here, through
+``{{< var study.* >}}`` variables and generated fragments (``_generated/backend_study.md``: the
+generated include of the qmd files that fit the source, :mod:`klvae.report.includes`;
+``_generated/study_backends.md`` and ``_generated/study_latent.md``: the bodies of the comparison
+table and of the latent-code evidence). Each hypothesis' verdict is computed
 by the fixed rule stated in the section (:func:`verdicts`). Never imports Keras. The study bundle
 is data like any other: every string from it (backend names, verdict words, the manifest's dates)
 is text (:mod:`klvae.report.escape`).
@@ -33,6 +34,7 @@ import yaml
 from klvae.formatting import fmt_coef
 from klvae.io import write_text
 from klvae.legacy import migrate_csv
+from klvae.report import includes
 from klvae.report.escape import Markdown, md_code, md_text, write_variables
 from klvae.report.tables import MISSING, fmt_num, markdown_table
 
@@ -41,6 +43,8 @@ STUDY_ROOT = "study/backend"
 H1_SHARE = 0.90          # H1: 1/2 sum mu^2 is at least this share of the c = 0 test KL on both backends
 H2_SIGMA_RATIO = 0.10    # H2a: median posterior sd below this fraction of the smaller z_mean sd per axis
 NOT_RUN = "n/a"
+#: Every verdict when the study has not been run (``report/_backend_study_notrun.qmd`` shows none).
+NOT_TESTED = "not tested"
 QUANTITY_NAMES = {"loss": "test loss", "reconstruction_loss": "reconstruction", "kl_loss": "KL divergence",
                   "train_loss": "training loss", "gap": "test − training loss"}
 
@@ -101,23 +105,28 @@ def source_digest(kind: str, path: str | None) -> str:
     return h.hexdigest()[:16]
 
 
-def read_source(kind: str, path: str) -> tuple[dict[str, bytes], str]:
-    """The study's files by name (relative to the results folder) and a sentence on where they come from.
+def read_source(kind: str, path: str) -> tuple[dict[str, bytes], dict]:
+    """The study's files by name (relative to the results folder) and the variables naming where
+    they come from (``report/_backend_study_source_<kind>.qmd`` words it).
 
     A bundle is verified completely first (:func:`klvae.bundle.study.read_study_bundle`); from a
     results folder the :data:`klvae.bundle.study.REQUIRED` files and every run's files are read.
+
+    Returns:
+        ``(contents, source)``: for a bundle, ``source`` holds ``bundle`` (its path, a code span),
+        ``bundle_members`` (how many files it holds, each verified), ``manifest_sha256`` (the
+        first 16 hex digits and an ellipsis, a code span) and ``packed`` (when, as its manifest
+        says); for results, ``results_dir`` (the study's folder, a code span).
     """
     from klvae.bundle.study import read_study_bundle, study_members
 
     if kind == "bundle":
         _, contents, info = read_study_bundle(path)
-        where = Markdown(f"the committed study bundle {md_code('bundles/' + info['name'])} ({info['members']} files, "
-                         f"each verified against its manifest, SHA-256 {md_code(info['manifest_sha256'][:16] + '…')}; "
-                         f"packed {md_text(info['created_utc'])})")
-        return contents, where
+        return contents, {"bundle": md_code("bundles/" + info["name"]), "bundle_members": int(info["members"]),
+                          "manifest_sha256": md_code(info["manifest_sha256"][:16] + "…"),
+                          "packed": info["created_utc"]}
     contents = {rel: p.read_bytes() for rel, p in study_members(path)}
-    shown = f"{Path(path).as_posix()}/{STUDY_ROOT}/"
-    return contents, Markdown(f"this checkout's study results ({md_code(shown)}, from `make backend-study`)")
+    return contents, {"results_dir": md_code(f"{Path(path).as_posix()}/{STUDY_ROOT}/")}
 
 
 def _csv(contents: dict[str, bytes], name: str) -> pd.DataFrame:
@@ -227,7 +236,7 @@ def _backend_value(latent: pd.DataFrame, c: float, b: str, col: str) -> float:
 def not_run_variables(command: str, settings: dict | None = None) -> dict:
     """The ``study`` variables when the study has not been run: the planned design from the
     config's ``backend_study`` section (``settings``: coefficients, seeds, backends, epochs, image
-    counts; ``n/a`` without it), every number ``n/a``, every verdict ``not tested``."""
+    counts; ``n/a`` without it), every number ``n/a``, every verdict :data:`NOT_TESTED`."""
     keys = ["seeds", "n_seeds", "epochs", "n_train", "n_test", "coefficients", "backends", "cpu_hours",
             "s_per_epoch"]
     v = {k: NOT_RUN for k in keys}
@@ -241,19 +250,21 @@ def not_run_variables(command: str, settings: dict | None = None) -> dict:
         for k in ("h1_share", "h1_kl", "h1_mean_part", "h1_variance_part", "h1_z_sd", "h2_log_var", "h2_sigma",
                   "h2_z_sd", "h2_gap"):
             v[f"{k}_{b}"] = NOT_RUN
-    v.update({f"{h}_verdict": "not tested (the study has not been run)" for h in ("h1", "h2a", "h2b", "h3")})
-    v.update(control_verdict="not tested", n_differ=NOT_RUN, n_rows=NOT_RUN, status="not run",
-             source="nowhere: the study has not been run", command=md_code(command))
+    v.update({f"{h}_verdict": NOT_TESTED for h in ("h1", "h2a", "h2b", "h3", "control")})
+    v.update(n_differ=NOT_RUN, n_rows=NOT_RUN, status="not run", command=md_code(command))
     return v
 
 
-def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tuple[str, str, dict, bytes]:
+def study_fragments(contents: dict[str, bytes], kind: str, source: dict, command: str) -> tuple[str, str, dict, bytes]:
     """The two table bodies, the variables and the figure's bytes from the study's files.
+
+    Args:
+        contents, source: :func:`read_source`'s answer for ``kind`` (``bundle`` or ``results``).
 
     Returns:
         ``(backends_md, latent_md, variables, png_bytes)``: :func:`comparison_table`,
-        :func:`latent_table`, the ``study`` variables (among them ``source``, the sentence on
-        where the numbers come from, and ``backend_a``/``backend_b``, the compared backends in
+        :func:`latent_table`, the ``study`` variables (among them ``status``, the source's kind,
+        the variables of ``source``, and ``backend_a``/``backend_b``, the compared backends in
         the comparison table's order) and the loss curves' PNG.
     """
     welch = _csv(contents, "tables/backends.csv")
@@ -273,8 +284,7 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
     main = comparison_table(welch, backends)
     diff_rows = welch[welch["quantity"].isin(["loss", "reconstruction_loss", "kl_loss"])]
     v = {
-        "status": "bundle" if where.startswith("the committed") else "results", "source": Markdown(where),
-        "command": md_code(command),
+        "status": kind, **source, "command": md_code(command),
         "seeds": ", ".join(str(s) for s in sorted(runs["seed"].unique())), "n_seeds": int(runs["seed"].nunique()),
         "epochs": int(runs["epochs"].max()), "n_train": f"{int(runs['n_train'].max()):,}",
         "n_test": f"{int(runs['n_test'].max()):,}",
@@ -298,8 +308,6 @@ def study_fragments(contents: dict[str, bytes], where: str, command: str) -> tup
     return main, latent_table(latent), v, contents[f"{STUDY_ROOT}/figures/losses.png"]
 
 
-#: The section's prose for each case (report/, included from the generated fragment).
-RESULTS_QMD, NOT_RUN_QMD = "_backend_study_results.qmd", "_backend_study_notrun.qmd"
 #: Columns of the spreads file E1's scorecard reads (:func:`klvae.report.scorecard.load_spreads`, plus ``note``).
 SPREAD_COLUMNS = ("experiment", "id", "backend", "mean", "sd", "n", "source", "note")
 #: The study's quantities -> the short names of E1's scorecard claim ids (``e1-c<c>-<short>``).
@@ -370,9 +378,11 @@ def write_study(md: str, backends_md: str, latent_md: str, variables: str, sourc
     """Rule ``report_study``: the section's fragments, its ``study`` variables and (with results) its figure.
 
     Args:
-        md: output, ``_generated/backend_study.md``: an include of ``report/_backend_study_results.qmd``
-            (the source, the tables, the figure and the hypotheses, with their captions) or of
-            ``report/_backend_study_notrun.qmd`` (the study has not been run, and how to run it).
+        md: output, ``_generated/backend_study.md``, the generated include of the section's prose
+            (:mod:`klvae.report.includes`): ``report/_backend_study_source_<kind>.qmd`` (where the
+            numbers come from) and ``report/_backend_study_results.qmd`` (the tables, the figure
+            and the hypotheses, with their captions), or ``report/_backend_study_notrun.qmd``
+            (the study has not been run, and how to run it).
         backends_md: output, ``_generated/study_backends.md``: the comparison table's body
             (:func:`comparison_table`; empty when not run).
         latent_md: output, ``_generated/study_latent.md``: the latent evidence table's body
@@ -399,28 +409,25 @@ def write_study(md: str, backends_md: str, latent_md: str, variables: str, sourc
         figure = str(figure[0]) if figure else None
     thresholds = {"h1_threshold": f"{100 * H1_SHARE:.0f} %", "h2_ratio": f"{100 * H2_SIGMA_RATIO:.0f} %"}
     if source_kind == "none":
-        text = f"{{{{< include /{NOT_RUN_QMD} >}}}}\n"  # the prose is in report/ (relative to the project root)
         values = {**not_run_variables(command, settings), **thresholds}
-        write_text(md, text)
         write_text(backends_md, "")
         write_text(latent_md, "")
         spread_rows = []
     else:
         if figure is None:
             raise ValueError("the study has results but no figure path was given for the report")
-        contents, where = read_source(source_kind, source_path)
-        backends_text, latent_text, values, png = study_fragments(contents, where, command)
+        contents, source = read_source(source_kind, source_path)
+        backends_text, latent_text, values, png = study_fragments(contents, source_kind, source, command)
         label = Path(source_path).name if source_kind == "bundle" else f"{source_path}/study/backend"
         spread_rows = study_spreads(contents, f"the backend study ({label})", e1_settings)
-        text = f"{{{{< include /{RESULTS_QMD} >}}}}\n"  # the prose, captions, hypotheses: report/
         values.update(thresholds)
-        write_text(md, text)
         write_text(backends_md, backends_text)
         write_text(latent_md, latent_text)
         Path(figure).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(figure).with_name(Path(figure).stem + ".tmp.png")
         tmp.write_bytes(png)
         tmp.replace(figure)
+    write_text(md, includes.fragment("backend_study.md", source=source_kind))  # the prose: report/
     values = write_variables(variables, {"study": values})["study"]
     if spreads is not None:
         frame = pd.DataFrame(spread_rows, columns=list(SPREAD_COLUMNS))
