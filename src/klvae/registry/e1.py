@@ -32,7 +32,7 @@ SETTINGS = schema("""
       epochs:
         type: integer
         minimum: 1
-        description: Training epochs per coefficient (seed 40).
+        description: Training epochs per coefficient (the post used 40).
       replicates:
         type: integer
         minimum: 1

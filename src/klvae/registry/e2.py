@@ -32,7 +32,7 @@ SETTINGS = schema("""
         {type: integer, minimum: 2, maximum: 2, default: 2, description: "z_dim of the latent scatters (2-D)."}
       reconstruction_z_dim: {type: integer, minimum: 1, default: 12}
       timing_z_dim: {type: integer, minimum: 1, default: 12}
-      epochs: {type: integer, minimum: 1, description: "Training epochs per strategy and z_dim (seed 37)."}
+      epochs: {type: integer, minimum: 1, description: "Training epochs per strategy and z_dim (the posts used 37)."}
       post_log_epochs:
         type: integer
         minimum: 1

@@ -25,7 +25,7 @@ SETTINGS = schema("""
       n_test:
         type: [integer, "null"]
         minimum: 1
-        description: Held-out test faces (seed 10,000).
+        description: Held-out test faces (post IX used 10,000).
       epochs: {type: integer, minimum: 1, description: "Epochs for the VAE and for the AE."}
       batch_size: {type: integer, minimum: 1, default: 128}
       learning_rate: {type: number, exclusiveMinimum: 0, maximum: 1, default: 0.001}
