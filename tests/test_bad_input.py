@@ -148,7 +148,7 @@ def test_missing_required_key_says_what_to_add():
     del cfg["e1"]["epochs"]
     msg = _config_error(cfg)
     example = yaml.safe_load(DEFAULT.read_text())["e1"]["epochs"]  # the message quotes the default profile
-    assert ("e1.epochs is missing: must be an integer >= 1 -- Training epochs per coefficient (seed 40). "
+    assert ("e1.epochs is missing: must be an integer >= 1 -- Training epochs per coefficient (the post used 40). "
             f"Fix: add e1.epochs to config/bad.yaml, e.g. {example} (as in config/default.yaml).") in msg
 
 

@@ -7,8 +7,8 @@ line each, naming the dotted key (``e1.epochs``), the value given, what is expec
 the schema's constraint and ``description``) and what to do, e.g.::
 
     Invalid configuration in config/bad.yaml (1 problem); nothing was run and existing results are unchanged:
-      - e1.epochs = -3: must be an integer >= 1 -- Training epochs per coefficient (the post used 40). Fix: edit e1.epochs
-        in config/bad.yaml, e.g. 30 (as in config/default.yaml).
+      - e1.epochs = -3: must be an integer >= 1 -- Training epochs per coefficient (the post used 40). Fix: edit
+        e1.epochs in config/bad.yaml, e.g. 30 (as in config/default.yaml).
     Valid values: workflow/schemas/config.schema.yaml and the experiments' settings (src/klvae/registry/<id>.py);
     a complete valid example: config/default.yaml.
 
