@@ -164,7 +164,7 @@ def test_pdf_has_captions_and_the_e1_table(quick_run):
     for n in range(1, len(REPORT_FIGURES) + 1):
         assert f"Figure {n}:" in flat
     assert "samples from the two-dimensional standard normal" in flat
-    assert "Table 3: E1 test-set losses" in flat  # after the summary's two tables (verdicts, headlines)
+    assert "Table 4: E1 test-set losses" in flat  # after the summary's three tables (verdicts, bases, headlines)
     for _, post_loss in (("0.02", "143.99"), ("20", "203.31")):
         assert post_loss in flat
     assert "??" not in flat
