@@ -743,3 +743,17 @@ def test_make_read_renders_the_newest_shipped_report_bundle_without_a_framework(
         copied.unlink()
         with pytest.raises(kb.BundleError, match="no complete report bundle"):
             kb.newest_report_bundle(bundles)
+
+
+def test_the_records_default_checkout_is_this_repository():
+    """The run record, the bundles and the study bundle name the commit of the checkout they run from
+    (their modules find the repository root by their own place in src/klvae/)."""
+    from klvae.bundle import compare, study
+
+    head = provenance.git_commit(REPO)
+    assert head != "not a git checkout"
+    for module in (provenance, kb, compare, study):
+        source = Path(module.__file__).read_text()
+        depth = len(Path(module.__file__).resolve().relative_to(REPO).parts) - 1
+        found = set(re.findall(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d)\]", source))
+        assert found <= {str(depth)}, (module.__name__, found, depth)  # parents[depth] is the repository

@@ -207,7 +207,7 @@ def write_run_record(run_json: str, config_yaml: str, backend: str, config: dict
 
     from klvae.io import write_text
 
-    repo = repo if repo is not None else Path(__file__).resolve().parents[3]
+    repo = repo if repo is not None else Path(__file__).resolve().parents[2]
     run = run_record(config, repo, json.loads(Path(backend).read_text()))
     write_text(run_json, json.dumps(run, indent=2, sort_keys=False) + "\n")
     write_text(config_yaml, yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False, allow_unicode=True))

@@ -457,7 +457,7 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
     manifest = {
         "format": kb.FORMAT, "name": kb.bundle_stem(archive),
         "created_utc": created_utc or utc_now(), "created_host": host(),
-        "created_commit": git_commit(Path(__file__).resolve().parents[2]),
+        "created_commit": git_commit(Path(__file__).resolve().parents[3]),
         "profile": first.get("profile"), "keras_backend": joined("keras_backend"), "run_commit": joined("run_commit"),
         "run_host": joined("run_host"), "run_recorded_utc": joined("run_recorded_utc"),
         "run_record": kb.RUN_RECORD, "config": kb.RUN_CONFIG, "complete": not missing, "missing": missing,

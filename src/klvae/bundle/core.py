@@ -430,7 +430,7 @@ def create_bundle(results: str | Path = "results/default", out: str | Path | Non
     if not run:  # partial run without a run record: its profile names its folder, results/<profile>
         run = {"profile": root.resolve().name or "unknown",
                "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow",
-               "git_commit": git_commit(Path(__file__).resolve().parents[2])}
+               "git_commit": git_commit(Path(__file__).resolve().parents[3])}
     files, excluded = select_files(root)
     entries = manifest_entries(files)
     unpacked = sum(e["size"] for e in entries)
@@ -446,7 +446,7 @@ def create_bundle(results: str | Path = "results/default", out: str | Path | Non
     manifest = {
         "format": FORMAT, "name": bundle_stem(archive),
         "created_utc": created_utc or utc_now(), "created_host": host(),
-        "created_commit": git_commit(Path(__file__).resolve().parents[2]),
+        "created_commit": git_commit(Path(__file__).resolve().parents[3]),
         "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
         "run_commit": run.get("git_commit"), "run_host": run.get("host"), "run_recorded_utc": run.get("recorded_utc"),
         "run_record": RUN_RECORD, "config": RUN_CONFIG, "complete": not missing, "missing": missing,

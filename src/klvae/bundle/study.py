@@ -119,7 +119,7 @@ def create_study_bundle(results: str | Path = "results/backend_study", out_dir: 
     unpacked = sum(e["size"] for e in entries)
     manifest = {
         "format": kb.FORMAT, "kind": KIND, "name": kb.bundle_stem(archive), "created_utc": utc_now(),
-        "created_host": host(), "created_commit": git_commit(Path(__file__).resolve().parents[2]),
+        "created_host": host(), "created_commit": git_commit(Path(__file__).resolve().parents[3]),
         "profile": run.get("profile"), "keras_backend": "+".join(run.get("study", {}).get("backends", [])),
         "run_commit": run.get("git_commit"), "run_host": run.get("host"), "run_recorded_utc": run.get("recorded_utc"),
         "run_record": f"{STUDY_ROOT}/run.json", "config": f"{STUDY_ROOT}/config.yaml", "complete": True,
