@@ -62,6 +62,7 @@ EXPERIMENT = Experiment(
           description: Absolute tolerance on the number of values E9 measures.
     """),
     tables={"e9_values": TableSpec(keys=("item",), values=("value",), shown=("value",))},
+    units={"values": True},
     gpu={"e9_measure": GpuJob(threads=1)},
 )
 '''

@@ -103,6 +103,11 @@ def tables() -> dict[str, TableSpec]:
     return {stem: spec for e in EXPERIMENTS for stem, spec in e.tables.items()}
 
 
+def units() -> dict[str, bool]:
+    """Every experiment's own claim units, ``{unit: cannot be negative}`` (:attr:`Experiment.units`)."""
+    return {unit: bool(nonneg) for e in EXPERIMENTS for unit, nonneg in e.units.items()}
+
+
 def config_schema(base=None, experiments=None) -> dict:
     """The whole config schema the workflow validates with: the base schema ``base`` (default
     ``workflow/schemas/config.schema.yaml``) plus the settings of ``experiments`` (default every

@@ -125,6 +125,9 @@ class Experiment:
             prose files appear (the stand-in faces' warning), each with the condition under which a
             file is included; :data:`klvae.report.includes.INCLUDES` lists them beside the shared
             sections' and says how a condition is written.
+        units: the units of its scorecard claims that the shared ones
+            (:data:`klvae.report.scorecard.NONNEGATIVE_UNITS`, ``SIGNED_UNITS``) do not cover,
+            ``{unit: True if the quantity cannot be negative}`` (its intervals are then log-scale).
     """
 
     id: str
@@ -134,6 +137,7 @@ class Experiment:
     tolerances: Mapping[str, Mapping] = field(default_factory=dict)
     data_folders: tuple[str, ...] = ()
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    units: Mapping[str, bool] = field(default_factory=dict)
     gpu: Mapping[str, GpuJob] = field(default_factory=dict)
     part_rules: tuple[str, ...] = ()
     paper_parts: tuple[PaperPart, ...] = ()

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
+from klvae import registry
 from klvae.io import write_rows, write_text
 from klvae.report.escape import Markdown, md_text, write_variables
 from klvae.report.tables import MISSING, markdown_table
@@ -99,7 +100,11 @@ def is_nonnegative(unit: str) -> bool:
         return True
     if unit in SIGNED_UNITS:
         return False
-    raise ValueError(f"unit {unit!r}: add it to NONNEGATIVE_UNITS or SIGNED_UNITS in klvae.report.scorecard")
+    own = registry.units()
+    if unit in own:
+        return own[unit]
+    raise ValueError(f"unit {unit!r}: add it to NONNEGATIVE_UNITS or SIGNED_UNITS in klvae.report.scorecard, or "
+                     "to its experiment's `units` in the registry (src/klvae/registry/<id>.py)")
 
 
 def basis_kind_of(basis: str) -> str:
@@ -496,7 +501,8 @@ def complete_row(row: Mapping) -> dict:
         out["basis_kind"] = basis_kind_of(out.get("basis", ""))
     if "nonnegative" not in out:
         unit = str(out.get("unit", ""))
-        out["nonnegative"] = ("yes" if unit in NONNEGATIVE_UNITS else "no" if unit in SIGNED_UNITS else "")
+        known = {**registry.units(), **{u: True for u in NONNEGATIVE_UNITS}, **{u: False for u in SIGNED_UNITS}}
+        out["nonnegative"] = {True: "yes", False: "no"}.get(known.get(unit), "")
     if "rel_width" not in out:
         rel = math.nan
         ends = str(out.get("interval", "")).split(" to ")
