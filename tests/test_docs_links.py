@@ -135,9 +135,9 @@ def test_checker_catches_bad_links(monkeypatch):
     page = REPO / "docs" / "_probe.md"  # never written: read_text is replaced below
     text = ("[ok](../README.md) [web](https://example.org/x) [mail](mailto:a@b.c) [here](#top)\n"
             "![img](missing.png) [up](../../elsewhere/SPEC.md) [anchor](usage.md#no-such-heading)\n"
-            "`[code](not-a-link.md)` and text naming ../../shared/SPEC.md\n")
+            "`[code](not-a-link.md)` and text naming ../../notes/plan.md\n")
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text if self == page else
                         Path.read_bytes(self).decode("utf-8"))
     links = link_problems(page)
     assert len(links) == 3 and "missing.png" in links[0] and "leaves" in links[1] and "#no-such-heading" in links[2]
-    assert len(outside_paths(page)) == 2  # the link ../../elsewhere and the text ../../shared
+    assert len(outside_paths(page)) == 2  # the link ../../elsewhere and the text ../../notes
