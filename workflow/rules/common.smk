@@ -95,12 +95,12 @@ def check_registered():
             f"experiments {', '.join(missing)} of the registry did not call register_experiment(...) "
             "at the end of their rule files (workflow/rules/<id>.smk)"
         )
-    # the rules of every rule file, also those defined only under some configs (e3_standin: only
-    # without CelebA), read from the files' text
+    # every rule named in the rule files, those defined only under some configs included
+    # (e3_standin only without CelebA), read from the files' text
     rules_here = {r.name for r in workflow.rules} | {
         m.group(1)
         for f in Path(workflow.basedir, "rules").glob("*.smk")
-        for m in re.finditer(r"^\s*rule (\w+):", f.read_text(), re.M)
+        for m in re.finditer(r"^\s*rule\s+(\w+)\s*:", f.read_text(), re.M)
     }
     for e in REGISTRY:
         unknown = [r for r in (*e.gpu, *e.part_rules) if r not in rules_here]
