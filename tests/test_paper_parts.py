@@ -30,11 +30,12 @@ def test_e1_part_is_every_replicate_of_every_c(paper_config):
     assert "results/paper/e1/r2/c0.02/grid.npz" in targets and "results/paper/e1/r0/c20/latent.npz" in targets
 
 
-def test_e2_parts_split_the_ten_trainings_four_three_three(paper_config):
+def test_e2_parts_split_the_ten_trainings_two_per_part(paper_config):
     from klvae.registry import e2
 
-    runs = [e2.part_runs(p, e2.runs(paper_config)) for p in ("e2-a", "e2-b", "e2-c")]
-    assert [len(r) for r in runs] == [4, 3, 3]
+    runs = [e2.part_runs(p, e2.runs(paper_config)) for p in ("e2-a", "e2-b", "e2-c", "e2-d", "e2-e")]
+    assert [len(r) for r in runs] == [2, 2, 2, 2, 2]
+    assert runs[0] == [(2, paper_config["e2"]["strategies"][0]), (2, paper_config["e2"]["strategies"][1])]
     assert sum(runs, []) == e2.runs(paper_config) and len(set(sum(runs, []))) == 10
     with pytest.raises(KeyError, match="no part 'e4'; the parts: e1, e2-a"):
         paper.part_targets("e4", paper_config)
@@ -128,10 +129,10 @@ def _part(name, config, code="abc", backend="tensorflow", versions=None, gpu="no
 
 
 def test_parts_of_one_experiment_are_refused_when_they_are_not_one_run(paper_config):
-    names = ("e2-a", "e2-b", "e2-c", "e2-timing")
+    names = ("e2-a", "e2-b", "e2-c", "e2-d", "e2-e", "e2-timing")
     parts = [_part(n, paper_config) for n in names]
-    kp.check_parts("e2", parts, paper_config)  # four parts of one run: accepted
-    with pytest.raises(kb.BundleError, match=r"e2: parts e2-c, e2-timing are not in \(have: e2-a, e2-b\)"):
+    kp.check_parts("e2", parts, paper_config)  # six parts of one run: accepted
+    with pytest.raises(kb.BundleError, match=r"e2: parts e2-c, e2-d, e2-e, e2-timing are not in \(have: e2-a, e2-b\)"):
         kp.check_parts("e2", parts[:2], paper_config)
     with pytest.raises(kb.BundleError, match="part e2-b is there twice"):
         kp.check_parts("e2", parts + [parts[1]], paper_config)

@@ -12,8 +12,8 @@ The parts, in the order they run (:data:`PARTS`):
 
 * ``e1`` -- E1, every replicate of every c (3 x 8 trainings of 40 epochs), with their latent
   codes and decoder manifolds;
-* ``e2-a``, ``e2-b``, ``e2-c`` -- E2's ten 37-epoch trainings (strategies x z_dims), three or
-  four per part, each with its latent codes and reconstructions;
+* ``e2-a`` ... ``e2-e`` -- E2's ten 37-epoch trainings (strategies x z_dims), two per part
+  (one per core), each with its latent codes and reconstructions;
 * ``e2-timing`` -- E2's timing benchmark, equivalence check and compatibility trials: timing,
   so nothing else may run on the machine;
 * ``e3-data``, ``e3-vae``, ``e3-ae``, ``e3-bench`` -- E3: the stand-in faces and their

@@ -105,8 +105,10 @@ TOLERANCES = schema("""
       default: 0.15
       description: Absolute tolerance on ratios of step times between strategies (posts IV and VII).
 """)
-#: The paper parts that train: E2's trainings cut 4, 3 and 3 of ten.
-TRAINING_PARTS = ("e2-a", "e2-b", "e2-c")
+#: The paper parts that train: E2's ten trainings two per part. Trainings run one thread each
+#: (``threads.train``), so two fill a 2-core machine for one training's time (about 1.1 h at
+#: 37 epochs); four would need two rounds and more than the part's two hours.
+TRAINING_PARTS = ("e2-a", "e2-b", "e2-c", "e2-d", "e2-e")
 
 
 def runs(config: dict) -> list[tuple[int, str]]:
@@ -116,11 +118,14 @@ def runs(config: dict) -> list[tuple[int, str]]:
 
 
 def part_runs(part: str, trainings: list) -> list:
-    """The trainings of part ``part`` (``e2-a``/``-b``/``-c``): 4, 3 and 3 of ten, in order."""
-    n = len(trainings)
-    bounds = [0, math.ceil(n * 4 / 10), math.ceil(n * 7 / 10), n]
+    """The trainings of part ``part`` (``e2-a`` ... ``e2-e``): consecutive, as even as ``len(trainings)`` allows.
+
+    Raises:
+        ValueError: ``part`` is not one of :data:`TRAINING_PARTS`.
+    """
+    n, k = len(trainings), len(TRAINING_PARTS)
     i = TRAINING_PARTS.index(part)
-    return trainings[bounds[i]:bounds[i + 1]]
+    return trainings[math.ceil(n * i / k):math.ceil(n * (i + 1) / k)]
 
 
 def _training_part(part: str) -> PaperPart:
@@ -133,8 +138,9 @@ def _training_part(part: str) -> PaperPart:
         n = len(part_runs(part, runs(config)))
         return {"e2_train": n * float(e2["epochs"]) * float(e2.get("n_train") or MNIST_TRAIN), "e2_analyse": n}
 
-    what = {"e2-a": "E2: trainings 1-4 of 10 (strategies x z_dims), latents and reconstructions",
-            "e2-b": "E2: trainings 5-7 of 10", "e2-c": "E2: trainings 8-10 of 10"}[part]
+    i = TRAINING_PARTS.index(part)
+    what = (f"E2: trainings {2 * i + 1}-{2 * i + 2} of the paper's 10 (z_dim-major, strategies in the "
+            "config's order), latents and reconstructions")
     return PaperPart(part, what, targets, work)
 
 
