@@ -60,6 +60,13 @@ def _main(argv: list[str] | None = None) -> int:
     asm.add_argument("--results", default="results/paper")
     asm.add_argument("--config", default="config/paper.yaml")
     asm.add_argument("--cores", default="all")
+    eb = sub.add_parser("experiment", help="pack an experiment assembled from its parts (assemble first) as a "
+                                          "report bundle")
+    eb.add_argument("experiment")
+    eb.add_argument("--parts", default="bundles/paper")
+    eb.add_argument("--results", default="results/paper")
+    eb.add_argument("--out-dir", default="bundles")
+    eb.add_argument("--config", default="config/paper.yaml")
     m = sub.add_parser("merge", help="join bundles of different experiments into one")
     m.add_argument("out", help="the merged archive, or an existing folder for the default name")
     m.add_argument("members", nargs="+", help="two or more bundles, each holding other experiments")
@@ -106,6 +113,17 @@ def _main(argv: list[str] | None = None) -> int:
             r = assemble(args.experiment, args.parts, args.results, args.config, args.cores)
             print(f">>> {args.experiment} assembled from parts {', '.join(r['parts'])} in {args.results}/ "
                   f"(rules allowed: {', '.join(r['allowed_rules'])})")
+        elif args.cmd == "experiment":
+            from klvae.bundle.part import create_experiment_bundle
+
+            r = create_experiment_bundle(args.experiment, args.parts, args.results, args.out_dir, args.config)
+            parts = r["record"]["parts"]
+            print(f">>> {args.experiment} bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.1f} MB; "
+                  f"from parts {', '.join(p['part'] for p in parts)} "
+                  f"({sum(p['cpu_s'] or 0 for p in parts):,.0f} CPU-s of jobs)\n"
+                  f"    holds {', '.join(e.upper() for e in r['experiments'])}; not yet: "
+                  f"{', '.join(m.split('/')[0].upper() for m in r['missing']) or 'nothing'}\n"
+                  f"    SHA-256 {r['sha256']} (also in {r['path']}.sha256)")
         elif args.cmd == "merge":
             from klvae.bundle.compare import merge_main
 

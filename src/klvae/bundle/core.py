@@ -35,6 +35,9 @@ Command line (``create`` is the default command)::
     python -m klvae.bundle extract ARCHIVE --into DIR
     python -m klvae.bundle diff A B [--csv FILE]        # every number of two bundles side by side
     python -m klvae.bundle merge OUT A B [C ...]        # per-experiment bundles joined into one
+    python -m klvae.bundle part PART                    # a paper run's part (klvae.bundle.part)
+    python -m klvae.bundle assemble EXPERIMENT          # its tables and figures from its parts
+    python -m klvae.bundle experiment EXPERIMENT        # the assembled experiment as a bundle
 
 ``diff`` and ``merge`` live in :mod:`klvae.bundle.compare`, the command line in
 :mod:`klvae.bundle.__main__`.
@@ -380,7 +383,7 @@ def missing_files(results: str | Path, sources: str | Path | None = None) -> lis
 
 def create_bundle(results: str | Path = "results/default", out: str | Path | None = None,
                   out_dir: str | Path | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
-                  created_utc: str | None = None, partial: bool = False) -> dict:
+                  created_utc: str | None = None, partial: bool = False, experiments=None) -> dict:
     """Pack the small outputs of the finished run in ``results`` into one ``tar.gz``.
 
     A run is finished when it has its run record and config (:func:`required_files`; rule
@@ -398,6 +401,12 @@ def create_bundle(results: str | Path = "results/default", out: str | Path | Non
         partial: pack an unfinished run too (e.g. one stopped at a batch job's time limit): the
             manifest says ``"complete": false`` and lists what is missing, the name ends in
             ``-partial``, and ``make report BUNDLE=`` refuses to render it.
+        experiments: pack only these experiments' files (and the shared ones: run record, config,
+            MNIST provenance): an experiment assembled from a paper run's parts
+            (:func:`klvae.bundle.part.create_experiment_bundle`). Unless it is every registered
+            experiment, the manifest lists the others as missing (``e2/ (no E2 outputs)``, as
+            :func:`klvae.bundle.compare.merge_bundles` does), so the bundle is not ``complete``: it
+            is merged with the other experiments' bundles, or compared with, but not rendered alone.
 
     Returns:
         ``{"path", "size" (archive bytes), "sha256" (of the archive), "manifest_sha256",
@@ -432,13 +441,29 @@ def create_bundle(results: str | Path = "results/default", out: str | Path | Non
                "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow") or "tensorflow",
                "git_commit": git_commit(Path(__file__).resolve().parents[3])}
     files, excluded = select_files(root)
+    if experiments is not None:
+        unknown = [e for e in experiments if e not in EXPERIMENTS]
+        if unknown:
+            raise BundleError(f"no experiment {', '.join(unknown)}; the experiments: {', '.join(EXPERIMENTS)}")
+        kept = [(rel, path) for rel, path in files if experiment_of(rel) in (None, *experiments)]
+        if len(kept) < len(files):
+            excluded["another experiment's file"] = len(files) - len(kept)
+        files = kept
     entries = manifest_entries(files)
     unpacked = sum(e["size"] for e in entries)
     if unpacked > MAX_UNPACKED_BYTES:
         raise BundleTooLarge(f"{root}: the selected files hold {unpacked / 1e6:.1f} MB, more than a bundle may "
                              f"unpack to ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); the largest:\n{_largest(entries)}")
-    experiments = experiments_in(rel for rel, _ in files)
-    name = bundle_name(run, experiments) + ("-partial" if missing else "")
+    partial_run = bool(missing)
+    held = experiments_in(rel for rel, _ in files)
+    if experiments is not None:
+        lacking = [e for e in experiments if e not in held]
+        if lacking:
+            raise BundleError(f"{root}: no outputs of {', '.join(e.upper() for e in lacking)} to pack "
+                              f"(no {lacking[0]}/ files or tables/{lacking[0]}_*.csv)")
+        missing = missing + [f"{e}/ (no {e.upper()} outputs)" for e in EXPERIMENTS if e not in held]
+    experiments = held
+    name = bundle_name(run, experiments) + ("-partial" if partial_run else "")
     out_dir = root / "bundle" if out_dir is None else Path(out_dir)
     archive = Path(out) if out is not None else out_dir / f"{name}.tar.gz"
     config_path = root / RUN_CONFIG

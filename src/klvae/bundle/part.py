@@ -420,6 +420,85 @@ def assemble(experiment: str, parts_dir: str | Path = "bundles/paper", results: 
             "records": [r for _, _, _, r in parts]}
 
 
+# ----------------------------------------------------------------------------------------------
+# The assembled experiment as a report bundle
+
+
+def part_summary(record: dict) -> dict:
+    """One part's line of the provenance: ``{"part", "commit", "host", "cpu", "logical_cpus",
+    "gpu", "recorded_utc", "first_start_utc", "last_end_utc", "jobs", "cpu_s" (CPU-seconds of its
+    jobs, from their benchmark files), "wall_s" (first job's start to last job's end, s),
+    "cores_busy" (cpu_s over 2 x wall_s), "resumed" (trainings resumed from a checkpoint),
+    "timing" (a timing part, run alone)}``, read from its part record."""
+    run, times = record["run"], record["times"]
+    hw = run.get("hardware") or {}
+    return {"part": record["part"], "commit": run.get("git_commit"), "host": run.get("host"),
+            "cpu": hw.get("CPU"), "logical_cpus": hw.get("logical CPUs"), "gpu": hw.get("GPU"),
+            "recorded_utc": run.get("recorded_utc"), "first_start_utc": times.get("first_start_utc"),
+            "last_end_utc": times.get("last_end_utc"), "jobs": times.get("jobs"), "cpu_s": times.get("cpu_s"),
+            "wall_s": times.get("wall_s"), "cores_busy": times.get("cores_busy"),
+            "resumed": len(record.get("resumed") or []), "timing": bool(record.get("timing"))}
+
+
+def experiment_run_record(experiment: str, records: list[dict], repo: str | Path) -> dict:
+    """The run record of an experiment assembled from its parts (:func:`assemble`).
+
+    The environment (profile, seed, Keras backend, hardware, package versions, Python, packages)
+    is the parts' -- :func:`check_parts` made sure they share it; ``git_commit``, ``host`` and
+    ``recorded_utc`` are the assembly's (the code that built the tables and figures); ``parts``
+    lists every part (:func:`part_summary`) with its own commit, host, CPU, dates and CPU-seconds,
+    ``training_code`` the digests the parts share, and ``assembled`` says it was assembled.
+    """
+    from klvae.record import git_commit, host, utc_now
+
+    first = records[0]["run"]
+    return {**first, "recorded_utc": utc_now(), "host": host(), "git_commit": git_commit(repo),
+            "assembled": {"experiment": experiment, "from_parts": [r["part"] for r in records]},
+            "training_code": records[0]["training_code"], "parts": [part_summary(r) for r in records]}
+
+
+def create_experiment_bundle(experiment: str, parts_dir: str | Path = "bundles/paper",
+                             results: str | Path = "results/paper", out_dir: str | Path = "bundles",
+                             config_path: str | Path = "config/paper.yaml", created_utc: str | None = None,
+                             max_bytes: int = MAX_PART_BYTES) -> dict:
+    """Pack an experiment assembled from its parts (:func:`assemble`, run first) as a report bundle.
+
+    Its run record (:func:`experiment_run_record`) and the profile's config are written to
+    ``results/report/generated/`` and the experiment's files and the shared ones are packed
+    (:func:`klvae.bundle.core.create_bundle` with ``experiments``): the paper run's data, tables
+    and figures, never weights. The bundle lists the other experiments as missing until it is
+    merged with their bundles (``python -m klvae.bundle merge``).
+
+    Returns:
+        :func:`klvae.bundle.core.create_bundle`'s dict plus ``"record"`` (the run record).
+
+    Raises:
+        BundleError: the parts are refused (:func:`check_parts`), an assembled table of the
+            experiment is missing (run ``python -m klvae.bundle assemble`` first), or the archive
+            is over ``max_bytes``.
+    """
+    from klvae import paper
+    from klvae.bundle.core import RUN_CONFIG, RUN_RECORD, create_bundle
+
+    repo = Path(__file__).resolve().parents[3]
+    config = paper.load_config(config_path)
+    parts = part_bundles(experiment, parts_dir)
+    check_parts(experiment, parts, config)
+    root = Path(results)
+    tables = [f"tables/{t}.csv" for t in registry.get(experiment).tables]
+    absent = [t for t in tables if not (root / t).is_file()]
+    if absent:
+        raise BundleError(f"{root}: {experiment} is not assembled ({', '.join(absent[:4])} missing); run "
+                          f"`python -m klvae.bundle assemble {experiment}` first")
+    record = experiment_run_record(experiment, [r for _, _, _, r in parts], repo)
+    (root / RUN_RECORD).parent.mkdir(parents=True, exist_ok=True)
+    (root / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    (root / RUN_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    result = create_bundle(root, out_dir=out_dir, created_utc=created_utc, max_bytes=max_bytes,
+                           experiments=[experiment])
+    return {**result, "record": record}
+
+
 __all__ = ["MAX_PART_BYTES", "PART_ARRAYS", "part_member_kind", "part_files", "job_times", "resumed_runs",
            "code_digests", "create_part_bundle", "config_differences", "part_bundles", "check_parts",
-           "assembly_rules", "assemble"]
+           "assembly_rules", "assemble", "part_summary", "experiment_run_record", "create_experiment_bundle"]
