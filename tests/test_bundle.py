@@ -678,15 +678,22 @@ def test_tampered_quick_bundle_is_refused_before_anything_is_extracted(quick_bun
 def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundle, tmp_path):
     """Section "This run against a shipped run" (klvae.report.compare), tried on two quick-profile
     runs: the session's run beside its own bundle gives a difference of 0 for every number and no
-    changed verdict; without a shipped paper bundle the section says so."""
+    changed verdict. The session's own report is set beside the repository's shipped paper bundle
+    (report.compare_with: auto), or says that none is shipped."""
     import csv
 
     import yaml
 
     from conftest import QUICK_TARGETS, run_snakemake
+    from klvae.report.compare import choose_reference
 
     own = (quick_run / QUICK / "report/klvae.html").read_text()
-    assert 'id="sec-compare"' in own and "No shipped run to compare with" in own
+    paper = choose_reference("auto", REPO / "bundles")
+    assert 'id="sec-compare"' in own
+    if paper is None:
+        assert "No shipped run to compare with" in own
+    else:
+        assert Path(paper).name in own and "No shipped run to compare with" not in own
     work = tmp_path / "work"
     shutil.copytree(quick_run, work, symlinks=True)
     archive = Path(quick_bundle["path"])

@@ -181,3 +181,23 @@ def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_al
     for fig in ("scatter_panel.png", "manifold_panel.png", "loss_curves.png"):
         assert (res / "figures" / "e1" / fig).stat().st_size > 10_000
     assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
+
+    # packed as E1's report bundle: the parts' data and the assembled tables, nothing of E2/E3
+    made = kp.create_experiment_bundle("e1", REPO / "bundles" / "paper", res, tmp_path / "out",
+                                       REPO / "config" / "paper.yaml")
+    assert made["experiments"] == ["e1"] and not made["complete"]
+    assert made["missing"] == ["e2/ (no E2 outputs)", "e3/ (no E3 outputs)"]
+    parts = made["record"]["parts"]
+    assert [p["part"] for p in parts] == ["e1"] and parts[0]["cpu_s"] > 1000 and parts[0]["resumed"] == 0
+    assert made["record"]["assembled"] == {"experiment": "e1", "from_parts": ["e1"]}
+    with pytest.raises(kb.BundleError, match="no complete report bundle"):
+        kb.newest_report_bundle(tmp_path / "out")  # what `make read` renders: never an experiment alone
+
+    # the shipped paper bundle's E1 table is exactly what today's code assembles from the shipped parts
+    shipped = [p for p in sorted((REPO / "bundles").glob("klvae-paper-*.tar.gz"))
+               if "e1" in kb.read_bundle(p)[0]["experiments"]]
+    assert shipped, "E1's parts are committed, but no paper bundle holding E1 is shipped in bundles/"
+    _, contents, _ = kb.read_bundle(shipped[-1])
+    assert contents["tables/e1_losses.csv"] == (res / "tables" / "e1_losses.csv").read_bytes()
+    record = json.loads(contents[kb.RUN_RECORD])
+    assert [p["part"] for p in record["parts"]] == ["e1"] and record["profile"] == "paper"

@@ -31,6 +31,14 @@ try:
     BUNDLE = klvae_bundle.verify_bundle(BUNDLE_ARCHIVE)
 except klvae_bundle.BundleError as err:
     raise WorkflowError(str(err)) from None
+_ABSENT = [m for m in BUNDLE["missing"] if m.endswith(" outputs)")]
+if not BUNDLE["complete"] and len(_ABSENT) == len(BUNDLE["missing"]):
+    raise WorkflowError(
+        f"{BUNDLE_ARCHIVE}: holds only some experiments of its run ({', '.join(BUNDLE['missing'])}), so the "
+        "report cannot be rendered from it alone. Merge it with the other experiments' bundles "
+        "(python -m klvae.bundle merge OUT A B ...), or set it beside a run: make report "
+        "(config report.compare_with)."
+    )
 if not BUNDLE["complete"]:
     raise WorkflowError(
         f"{BUNDLE_ARCHIVE}: a partial bundle (made with --partial from an unfinished run): "
