@@ -148,6 +148,38 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     md, table, values, rows = compare_fragment(None, tables)
     assert (md.strip(), table, values, rows) == (f"{{{{< include /{NONE_QMD} >}}}}", "", {"available": "no"}, [])
     assert choose_reference("auto", tmp_path / "no-bundles") is None and choose_reference("none", ".") is None
+
+
+def test_the_comparison_lists_the_parts_a_shipped_run_was_made_in(tmp_path):
+    """A shipped run made in parts (the paper run, klvae.bundle.part) gets a table of its parts from
+    its run record, every string shown as text; the repository's shipped paper bundle, where one
+    holds only some experiments, says which are in it."""
+    from klvae.report.compare import choose_reference, compare_fragment, parts_table
+
+    run = {"parts": [{"part": "e1", "commit": "953da1b6313d", "host": "<b>vm</b>", "cpu": "AMD EPYC",
+                      "logical_cpus": "2", "first_start_utc": "2026-12-06T05:15:41+00:00",
+                      "last_end_utc": "2026-12-06T06:16:05+00:00", "jobs": 52, "cpu_s": 4890.3, "wall_s": 3624.0,
+                      "cores_busy": 0.67, "resumed": 1}]}
+    body = parts_table(run).splitlines()
+    assert body[0].startswith("| part | commit | host | CPU |") and len(body) == 3
+    from klvae.report.escape import md_text
+
+    assert body[2].startswith("| e1 | 953da1b6313d |")
+    assert f"| AMD EPYC (2 logical) | {md_text('2026-12-06 05:15:41')} |" in body[2]
+    assert "| 52 | 4,890 | 1.01 | 67% | 1 |" in body[2] and "<b>" not in body[2]
+    assert parts_table({}) == parts_table({"parts": "e1"}) == parts_table({"parts": []}) == ""
+
+    shipped = choose_reference("auto", REPO / "bundles")
+    if shipped is None:
+        pytest.skip("no paper bundle shipped")
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "e1_losses.csv").write_text("c,loss\n0,140\n")
+    md, _, values, _ = compare_fragment(shipped, tables)
+    manifest = kb.read_bundle(shipped)[0]
+    assert values["held"] == ", ".join(e.upper() for e in manifest["experiments"])
+    if "parts" in json.loads(kb.read_bundle(shipped)[1][kb.RUN_RECORD]):
+        assert "{{< include /_compare_parts.qmd >}}" in md and values["n_parts"] >= 1
     with pytest.raises(FileNotFoundError, match="report.compare_with = 'missing.tar.gz': no such bundle file"):
         choose_reference("missing.tar.gz", ".")
 

@@ -93,7 +93,7 @@ def test_a_generated_include_holds_the_prose_files_whose_conditions_hold():
     assert own and all(registry.get(e).owns(name) for name, e in own.items()) and set(own) <= set(includes.INCLUDES)
     with pytest.raises(ValueError, match=r"decides on the facts \['profile'\], got \['profile', 'x'\]"):
         includes.fragment("banner.md", profile="quick", x=1)
-    with pytest.raises(ValueError, match=r"decides on the facts \['reference'\], got \[\]"):
+    with pytest.raises(ValueError, match=r"decides on the facts \['parts', 'reference'\], got \[\]"):
         includes.fragment("compare.md")
     with pytest.raises(KeyError, match="no generated include 'nowhere.md'"):
         includes.fragment("nowhere.md")

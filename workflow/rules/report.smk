@@ -134,6 +134,7 @@ rule report_compare:
     output:
         md=f"{GEN}/compare.md",
         table_md=f"{GEN}/compare_table.md",
+        parts_md=f"{GEN}/compare_parts.md",
         variables=f"{GEN}/compare.vars.yml",
         diff_csv=f"{GEN}/compare.csv",
     log:

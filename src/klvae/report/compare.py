@@ -22,6 +22,7 @@ bundle's description) is text (:mod:`klvae.report.escape`).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -98,6 +99,54 @@ def shown_rows(rows: list[dict]) -> list[dict]:
             and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
 
 
+def _number(x, fmt: str) -> str:
+    """A number from a bundle's run record, formatted from the parsed number; ``–`` where it is none."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return format(v, fmt) if math.isfinite(v) else "–"
+
+
+def shipped_run_record(contents: dict[str, bytes]) -> dict:
+    """The run record of a verified bundle's members (``{}`` where it has none or it is not a JSON object)."""
+    from klvae.bundle import core as kb
+
+    try:
+        run = json.loads(contents[kb.RUN_RECORD]) if kb.RUN_RECORD in contents else {}
+    except ValueError:
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
+def parts_table(run: dict) -> str:
+    """The body of the table of the parts a shipped run was made in (``@tbl-compare-parts``), or ``""``.
+
+    One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
+    part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
+    CPU-seconds and wall time (h) from their benchmark files, the share of two cores they kept
+    busy, and how many trainings resumed from a checkpoint. Strings come from the bundle and are
+    shown as text; numbers are formatted from parsed numbers.
+    """
+    parts = run.get("parts") if isinstance(run, dict) else None
+    if not isinstance(parts, list) or not parts:
+        return ""
+    rows = []
+    for p in parts:
+        if not isinstance(p, dict):
+            continue
+        busy = _number(p.get("cores_busy"), ".0%")
+        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:12], str(p.get("host", "")),
+                     f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
+                     str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
+                     str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
+                     _number(p.get("jobs"), ".0f"), _number(p.get("cpu_s"), ",.0f"),
+                     _number(p["wall_s"] / 3600 if isinstance(p.get("wall_s"), (int, float)) else None, ".2f"),
+                     busy, _number(p.get("resumed"), ".0f")])
+    return markdown_table(["part", "commit", "host", "CPU", "first job (UTC)", "last job ends (UTC)", "jobs",
+                           "CPU-s", "wall (h)", "2 cores busy", "resumed"], rows, align="llllllrrrrr")
+
+
 def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, str, dict, list[dict]]:
     """The section's fragment, its table's body, its variables and every diff row.
 
@@ -118,7 +167,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
     from klvae.bundle.compare import describe, diff_contents
 
     if reference is None:
-        return includes.fragment("compare.md", reference=False), "", {"available": "no"}, []
+        return includes.fragment("compare.md", reference=False, parts=False), "", {"available": "no"}, []
     manifest, contents, info = kb.read_bundle(reference)
     rows = diff_contents(contents, this_run(tables_dir))
     shown = shown_rows(rows)
@@ -128,10 +177,16 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         [[r["table"].replace("_", " "), r["row"], r["metric"].replace("_", " "), _cell(r["a"]), _cell(r["b"]),
           _cell(r["diff"]), _status(r)] for r in shown], align="lllrrrl")
     verdicts = [r for r in rows if r["table"] == "scorecard" and r["metric"] == "verdict"]
+    held = [e for e in registry.ids() if e in (manifest.get("experiments") or [])]
+    run = shipped_run_record(contents)
+    parts = parts_table(run)
     variables = {
         "available": "yes",
         "reference": describe(info, manifest),
         "reference_file": Path(reference).name,
+        "held": ", ".join(e.upper() for e in held) or "none",
+        "not_held": ", ".join(e.upper() for e in registry.ids() if e not in held) or "none",
+        "n_parts": len(run.get("parts") or []) if isinstance(run, dict) else 0,
         "n_values": len(rows), "n_shown": len(shown),
         "n_in": sum(r["status"] == "in interval" for r in rows),
         "n_outside": sum(r["status"] == "outside interval" for r in rows),
@@ -139,14 +194,16 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         "n_verdicts": len(verdicts),
         "n_verdicts_changed": sum(r["status"] == "different" for r in verdicts),
     }
-    # the prose and the table's caption are in report/_compare_results.qmd
-    return includes.fragment("compare.md", reference=True), table, variables, rows
+    # the prose and the tables' captions are in report/_compare_results.qmd and _compare_parts.qmd
+    return includes.fragment("compare.md", reference=True, parts=bool(parts)), table, variables, rows
 
 
-def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables: list[str],
+def write_compare(md: str, table_md: str, parts_md: str, variables: str, diff_csv: str, tables: list[str],
                   reference: str | list[str] | None = None) -> dict:
     """Rule ``report_compare``: the fragment (``md``, an include of the section's prose), the body of
-    the comparison table (``table_md``; empty without a reference), the ``compare`` variables
+    the comparison table (``table_md``; empty without a reference), the body of the table of the
+    parts the shipped run was made in (``parts_md``, :func:`parts_table`; empty for a run made in
+    one go or without a reference), the ``compare`` variables
     (YAML) and every diff row (``diff_csv``, :func:`klvae.bundle.compare.write_diff_csv`; a
     header-only file without a reference).
 
@@ -163,6 +220,12 @@ def write_compare(md: str, table_md: str, variables: str, diff_csv: str, tables:
     text, table, values, rows = compare_fragment(reference, tables_dir)
     write_text(md, text)
     write_text(table_md, table)
+    parts = ""
+    if reference is not None:
+        from klvae.bundle import core as kb
+
+        parts = parts_table(shipped_run_record(kb.read_bundle(reference)[1]))
+    write_text(parts_md, parts)
     write_variables(variables, {"compare": values})
     if rows:
         write_diff_csv(rows, diff_csv)

@@ -46,7 +46,8 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
                          ("source=bundle|results", "_backend_study_results.qmd"),
                          ("source=none", "_backend_study_notrun.qmd")),
     # "This run against a shipped run" (rule report_compare)
-    "compare.md": (("reference=yes", "_compare_results.qmd"), ("reference=no", "_compare_none.qmd")),
+    "compare.md": (("reference=yes", "_compare_results.qmd"), ("parts=yes", "_compare_parts.qmd"),
+                   ("reference=no", "_compare_none.qmd")),
 }
 
 
