@@ -346,3 +346,53 @@ def test_merge_cli_writes_a_verifiable_bundle(tmp_path, capsys):
     assert [r for r in rows if r["status"] == "only in B"] == [r for r in rows if r["table"] == "e3_metrics"] != []
     assert len(rows) == len(bc.diff_rows(a, a)) + 12 and all(r["diff"] in (0, None) for r in rows)
     assert "commit 0123456789ab-dirty + ccccccc3333" in capsys.readouterr().out
+
+
+def _paper_member(tmp_path: Path, exp: str, config_edit=None, **run_changes) -> Path:
+    """An experiment's bundle of a paper run made in parts (klvae.bundle.part.create_experiment_bundle's
+    run record: parts, training code, versions), with the profile's config as used."""
+    from conftest import REPO
+    from klvae import paper
+
+    config = paper.load_config(REPO / "config" / "paper.yaml")
+    if config_edit:
+        config_edit(config)
+    commit = {"e1": "aaaaaaa1111", "e2": "bbbbbbb2222", "e3": "ccccccc3333"}[exp]
+    run = {**_run(commit=commit, host=f"node-{exp}", backend="tensorflow", gpu="none"), "profile": "paper",
+           "versions": {"keras": "3.15.0", "tensorflow": "2.20.0"},
+           "training_code": {"mnist_canonical": "m1", f"{exp}_train": f"t-{exp}"},
+           "parts": [{"part": f"{exp}-a", "commit": commit, "host": f"node-{exp}", "cpu": "Test CPU",
+                      "cpu_s": 100.0, "wall_s": 60.0, "resumed": 0}]}
+    run.update(run_changes)
+    return make_bundle(tmp_path, exp + str(len(list(tmp_path.glob("*")))), experiments=(exp,), run=run,
+                       config=config)
+
+
+def test_merge_of_experiments_made_in_parts_lists_every_part_and_refuses_two_runs(tmp_path):
+    """A paper run made in parts: merging its experiments' bundles keeps every part in the run record
+    and the manifest's provenance, and refuses members that are not one run -- a config that is not
+    config/paper.yaml's, another package version, other training code for a rule both ran."""
+    e1, e2 = _paper_member(tmp_path, "e1"), _paper_member(tmp_path, "e2")
+    r = bc.merge_bundles(None, [e2, e1], out_dir=tmp_path / "m")
+    manifest, contents, _ = kb.read_bundle(r["path"])
+    run = json.loads(contents[kb.RUN_RECORD])
+    assert [(p["part"], p["host"]) for p in run["parts"]] == [("e1-a", "node-e1"), ("e2-a", "node-e2")]
+    assert run["assembled"] == {"experiments": ["e1", "e2"], "from_parts": ["e1-a", "e2-a"]}
+    assert {p["experiment"]: [q["part"] for q in p["parts"]] for p in manifest["provenance"]} == {
+        "e1": ["e1-a"], "e2": ["e2-a"]}
+
+    def epochs(c):
+        c["e2"]["epochs"] = 36
+
+    for other, message in (
+            (_paper_member(tmp_path, "e2", config_edit=epochs),
+             r"its config differs from config/paper\.yaml \(1 keys\): e2\.epochs: 37 vs 36"),
+            (_paper_member(tmp_path, "e2", versions={"keras": "3.14.0", "tensorflow": "2.20.0"}),
+             r"not one run: the version of keras is '3\.15\.0' vs '3\.14\.0'"),
+            (_paper_member(tmp_path, "e2", training_code={"mnist_canonical": "m2", "e2_train": "t"}),
+             r"not one run: the training code of rule mnist_canonical is 'm1' vs 'm2'"),
+            (_paper_member(tmp_path, "e2", keras_backend="jax"),
+             r"not one run: the Keras backend is 'tensorflow' vs 'jax'")):
+        with pytest.raises(kb.BundleError, match=message):
+            bc.merge_bundles(tmp_path / "refused.tar.gz", [e1, other])
+        assert not (tmp_path / "refused.tar.gz").exists()

@@ -352,6 +352,65 @@ def _check_compatible(members: list[dict]) -> None:
                                      f"{sb[key]!r} in {m['path']}; merge runs of one configuration only")
 
 
+def _run_record(contents: dict[str, bytes]) -> dict:
+    try:
+        run = json.loads(contents[kb.RUN_RECORD]) if kb.RUN_RECORD in contents else {}
+    except ValueError:
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
+def check_one_paper_run(members: list[dict], profile_config: dict) -> None:
+    """Refuse members made in parts (their run record lists ``parts``:
+    :func:`klvae.bundle.part.create_experiment_bundle`) that are not one run of the profile.
+
+    Each such member's config must equal ``profile_config`` (``config/<profile>.yaml``, defaults
+    filled) key by key, but for the per-machine keys (:data:`MERGE_MACHINE_KEYS`); and any two of
+    them must share the Keras backend, the package versions and, for every training rule both
+    ran (the MNIST preparation, say), the training code's digest.
+
+    Raises:
+        klvae.bundle.BundleError: naming the archive, the key and both values.
+    """
+    from klvae.bundle.part import config_differences
+
+    def machine_free(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in MERGE_MACHINE_KEYS}
+
+    in_parts = [m for m in members if m["run"].get("parts")]
+    for m in in_parts:
+        diff = config_differences(machine_free(profile_config), machine_free(m["config"]))
+        if diff:
+            raise kb.BundleError(f"{m['path']}: its config differs from config/{m['manifest'].get('profile')}.yaml "
+                                 f"({len(diff)} keys): " + "; ".join(diff[:5]))
+    for m in in_parts[1:]:
+        first = in_parts[0]
+        a, b = first["run"], m["run"]
+        checks = [("Keras backend", a.get("keras_backend"), b.get("keras_backend"))]
+        checks += [(f"version of {k}", (a.get("versions") or {}).get(k), (b.get("versions") or {}).get(k))
+                   for k in sorted(set(a.get("versions") or {}) | set(b.get("versions") or {}))]
+        code_a, code_b = a.get("training_code") or {}, b.get("training_code") or {}
+        checks += [(f"training code of rule {r}", code_a[r], code_b[r]) for r in sorted(set(code_a) & set(code_b))]
+        for what, va, vb in checks:
+            if va != vb:
+                raise kb.BundleError(f"{first['path']} and {m['path']} are not one run: the {what} is {va!r} vs "
+                                     f"{vb!r}. The experiments of a run made in parts must share it; run the "
+                                     "differing experiment's parts again")
+
+
+def merged_run_record(members: list[dict]) -> dict | None:
+    """The run record of a merge whose members were made in parts: the first member's, with
+    ``parts`` the list of every member's parts (in experiment order) and ``assembled`` naming
+    the experiments and their parts; None when no member was made in parts."""
+    if not any(m["run"].get("parts") for m in members):
+        return None
+    run = dict(members[0]["run"])
+    run["parts"] = [p for m in members for p in m["run"].get("parts") or []]
+    run["assembled"] = {"experiments": [e for m in members for e in m["experiments"]],
+                        "from_parts": [p.get("part") for p in run["parts"]]}
+    return run
+
+
 def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: str | Path | None = None,
                   created_utc: str | None = None, max_bytes: int = kb.MAX_BUNDLE_BYTES) -> dict:
     """Join bundles that hold different experiments into one bundle of the same format.
@@ -372,6 +431,9 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
       :func:`klvae.bundle.core.current_member_name`);
     * a manifest whose ``provenance`` keeps, per experiment, the run's commit, backend, host, date,
       hardware and whole config, with the member bundle's name and manifest SHA-256.
+    * for members made in parts (a paper run, :mod:`klvae.bundle.part`), a run record listing
+      every part of every experiment (:func:`merged_run_record`); such members are refused unless
+      they are one run of ``config/<profile>.yaml`` (:func:`check_one_paper_run`).
 
     It is ``complete`` when it holds the run record, the config and every registered experiment's outputs.
 
@@ -411,8 +473,17 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
                                  "bundles only")
         config = yaml.safe_load(contents[kb.RUN_CONFIG].decode()) if kb.RUN_CONFIG in contents else {}
         members.append({"path": str(a), "manifest": manifest, "contents": contents, "info": info,
-                        "experiments": exps, "config": config or {}})
+                        "experiments": exps, "config": config or {}, "run": _run_record(contents)})
     _check_compatible(members)
+    profile = members[0]["manifest"].get("profile")
+    profile_file = Path(__file__).resolve().parents[3] / "config" / f"{profile}.yaml"
+    if any(m["run"].get("parts") for m in members):
+        if not profile_file.is_file():
+            raise kb.BundleError(f"{members[0]['path']}: made in parts, but there is no config/{profile}.yaml to "
+                                 "check its config against")
+        from klvae.paper import load_config
+
+        check_one_paper_run(members, load_config(profile_file))
     members.sort(key=lambda m: kb.EXPERIMENTS.index(m["experiments"][0]))
     experiments = [e for e in kb.EXPERIMENTS if any(e in m["experiments"] for m in members)]
 
@@ -436,6 +507,9 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
                 if _get(m["config"], key) is not None:
                     _set(config, key, _get(m["config"], key))
     files[kb.RUN_CONFIG] = yaml.safe_dump(config, sort_keys=False).encode()
+    run = merged_run_record(members)
+    if run is not None:  # every part of every experiment, with its commit, host, CPU, dates and CPU-s
+        files[kb.RUN_RECORD] = (json.dumps(run, indent=1) + "\n").encode()
     provenance = [p for m in members for p in _member_provenance(m["manifest"], m["contents"], m["info"],
                                                                  m["experiments"])]
     provenance.sort(key=lambda p: kb.EXPERIMENTS.index(p["experiment"]))

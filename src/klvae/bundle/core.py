@@ -488,13 +488,16 @@ def provenance_entries(run: dict, config: dict, experiments) -> list[dict]:
 
     Each is ``{"experiment", "profile", "keras_backend", "run_commit", "run_host",
     "run_recorded_utc", "hardware" (the run record's dict: CPU, GPU, memory, OS), "config" (the
-    run's whole config as used)}``; :func:`klvae.bundle.compare.merge_bundles` keeps them per
+    run's whole config as used), and for a run made in parts "parts" (each part's commit, host, CPU,
+    dates and CPU-seconds: :func:`klvae.bundle.part.part_summary`)}``;
+    :func:`klvae.bundle.compare.merge_bundles` keeps them per
     experiment, so a merged bundle still says which commit, config and machine made each part.
     """
+    parts = {"parts": run["parts"]} if isinstance(run.get("parts"), list) and run["parts"] else {}
     return [{"experiment": e, "profile": run.get("profile"), "keras_backend": run.get("keras_backend"),
              "run_commit": run.get("git_commit"), "run_host": run.get("host"),
-             "run_recorded_utc": run.get("recorded_utc"), "hardware": run.get("hardware") or {}, "config": config}
-            for e in experiments]
+             "run_recorded_utc": run.get("recorded_utc"), "hardware": run.get("hardware") or {}, "config": config,
+             **parts} for e in experiments]
 
 
 def write_archive(archive: str | Path, manifest: dict, items: list[tuple[str, Path | bytes, int]],
