@@ -411,6 +411,43 @@ def merged_run_record(members: list[dict]) -> dict | None:
     return run
 
 
+def _read_members(archives: list[str | Path]) -> list[dict]:
+    """Each archive verified and read: ``{"path", "manifest", "contents", "info", "experiments", "config", "run"}``.
+
+    Raises:
+        klvae.bundle.BundleError: refused, holding no experiment, or an unfinished run.
+    """
+    members = []
+    for a in archives:
+        manifest, contents, info = kb.read_bundle(a)
+        exps = _member_experiments(manifest, contents)
+        if not exps:
+            raise kb.BundleError(f"{a}: holds no experiment (no {', '.join(f'{e}/' for e in kb.EXPERIMENTS)} outputs "
+                                 "or tables); nothing to merge")
+        unfinished = [p for p in info["missing"] if kb.experiment_of(p) in (None, *exps)]
+        if unfinished:
+            raise kb.BundleError(f"{a}: an unfinished run ({', '.join(unfinished[:4])} missing); merge finished "
+                                 "bundles only")
+        config = yaml.safe_load(contents[kb.RUN_CONFIG].decode()) if kb.RUN_CONFIG in contents else {}
+        members.append({"path": str(a), "manifest": manifest, "contents": contents, "info": info,
+                        "experiments": exps, "config": config or {}, "run": _run_record(contents)})
+    return members
+
+
+def _check_profile_run(members: list[dict]) -> None:
+    """Where a member was made in parts, :func:`check_one_paper_run` against ``config/<profile>.yaml``."""
+    if not any(m["run"].get("parts") for m in members):
+        return
+    profile = members[0]["manifest"].get("profile")
+    profile_file = Path(__file__).resolve().parents[3] / "config" / f"{profile}.yaml"
+    if not profile_file.is_file():
+        raise kb.BundleError(f"{members[0]['path']}: made in parts, but there is no config/{profile}.yaml to "
+                             "check its config against")
+    from klvae.paper import load_config
+
+    check_one_paper_run(members, load_config(profile_file))
+
+
 def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: str | Path | None = None,
                   created_utc: str | None = None, max_bytes: int = kb.MAX_BUNDLE_BYTES) -> dict:
     """Join bundles that hold different experiments into one bundle of the same format.
@@ -460,30 +497,9 @@ def merge_bundles(out: str | Path | None, archives: list[str | Path], out_dir: s
 
     if len(archives) < 2:
         raise kb.BundleError("merge needs at least two bundles")
-    members = []
-    for a in archives:
-        manifest, contents, info = kb.read_bundle(a)
-        exps = _member_experiments(manifest, contents)
-        if not exps:
-            raise kb.BundleError(f"{a}: holds no experiment (no {', '.join(f'{e}/' for e in kb.EXPERIMENTS)} outputs "
-                                 "or tables); nothing to merge")
-        unfinished = [p for p in info["missing"] if kb.experiment_of(p) in (None, *exps)]
-        if unfinished:
-            raise kb.BundleError(f"{a}: an unfinished run ({', '.join(unfinished[:4])} missing); merge finished "
-                                 "bundles only")
-        config = yaml.safe_load(contents[kb.RUN_CONFIG].decode()) if kb.RUN_CONFIG in contents else {}
-        members.append({"path": str(a), "manifest": manifest, "contents": contents, "info": info,
-                        "experiments": exps, "config": config or {}, "run": _run_record(contents)})
+    members = _read_members(archives)
     _check_compatible(members)
-    profile = members[0]["manifest"].get("profile")
-    profile_file = Path(__file__).resolve().parents[3] / "config" / f"{profile}.yaml"
-    if any(m["run"].get("parts") for m in members):
-        if not profile_file.is_file():
-            raise kb.BundleError(f"{members[0]['path']}: made in parts, but there is no config/{profile}.yaml to "
-                                 "check its config against")
-        from klvae.paper import load_config
-
-        check_one_paper_run(members, load_config(profile_file))
+    _check_profile_run(members)
     members.sort(key=lambda m: kb.EXPERIMENTS.index(m["experiments"][0]))
     experiments = [e for e in kb.EXPERIMENTS if any(e in m["experiments"] for m in members)]
 
