@@ -74,6 +74,8 @@ rule report_methods:
         rule_times_md=f"{GEN}/rule_times.md",
         deviations=f"{GEN}/deviations.md",
         banner=f"{GEN}/banner.md",
+        parts_md=f"{GEN}/parts.md",
+        parts_include=f"{GEN}/methods_parts.md",
         variables=f"{GEN}/methods.vars.yml",
     log:
         f"{LOGS}/report/methods.log",

@@ -372,14 +372,12 @@ def check_one_paper_run(members: list[dict], profile_config: dict) -> None:
     Raises:
         klvae.bundle.BundleError: naming the archive, the key and both values.
     """
-    from klvae.bundle.part import config_differences
-
     def machine_free(config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in MERGE_MACHINE_KEYS}
 
     in_parts = [m for m in members if m["run"].get("parts")]
     for m in in_parts:
-        diff = config_differences(machine_free(profile_config), machine_free(m["config"]))
+        diff = kb.config_differences(machine_free(profile_config), machine_free(m["config"]))
         if diff:
             raise kb.BundleError(f"{m['path']}: its config differs from config/{m['manifest'].get('profile')}.yaml "
                                  f"({len(diff)} keys): " + "; ".join(diff[:5]))

@@ -266,6 +266,21 @@ def experiment_of(rel: str) -> str | None:
     return None
 
 
+def _flatten(tree, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        out: dict[str, object] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """``"key: A vs B"`` for every dotted key whose value differs between two configs (missing = None)."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [f"{k}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
 def benchmarks_folder(paths, profile: str | None) -> str:
     """Where a bundle keeps the run's benchmark files: ``benchmarks``, or ``benchmarks/<profile>`` in
     a bundle made before each profile had its own results folder (``results/benchmarks/<profile>/``).

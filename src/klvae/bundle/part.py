@@ -39,6 +39,7 @@ from klvae.bundle.core import (
     PART_KIND,
     BundleError,
     bundle_stem,
+    config_differences,
     manifest_entries,
     member_kind,
     safe_member_name,
@@ -294,21 +295,6 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
 
 # ----------------------------------------------------------------------------------------------
 # Assembly: an experiment's tables and figures from its parts' data
-
-
-def _flatten(tree, prefix: str = "") -> dict[str, object]:
-    if isinstance(tree, dict):
-        out: dict[str, object] = {}
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): tree}
-
-
-def config_differences(a: dict, b: dict) -> list[str]:
-    """``"key: A vs B"`` for every dotted key whose value differs between two configs (missing = None)."""
-    fa, fb = _flatten(a), _flatten(b)
-    return [f"{k}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
 def part_bundles(experiment: str, folder: str | Path = "bundles/paper") -> list[tuple[Path, dict, dict, dict]]:

@@ -30,6 +30,7 @@ from klvae import registry
 from klvae.io import write_text
 from klvae.report import includes
 from klvae.report.escape import write_variables
+from klvae.report.methods import parts_table
 from klvae.report.tables import markdown_table
 
 #: The columns shown per table (others are in the CSV): the experiments' tables whose registry entry
@@ -99,15 +100,6 @@ def shown_rows(rows: list[dict]) -> list[dict]:
             and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
 
 
-def _number(x, fmt: str) -> str:
-    """A number from a bundle's run record, formatted from the parsed number; ``–`` where it is none."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "–"
-    return format(v, fmt) if math.isfinite(v) else "–"
-
-
 def shipped_run_record(contents: dict[str, bytes]) -> dict:
     """The run record of a verified bundle's members (``{}`` where it has none or it is not a JSON object)."""
     from klvae.bundle import core as kb
@@ -117,34 +109,6 @@ def shipped_run_record(contents: dict[str, bytes]) -> dict:
     except ValueError:
         return {}
     return run if isinstance(run, dict) else {}
-
-
-def parts_table(run: dict) -> str:
-    """The body of the table of the parts a shipped run was made in (``@tbl-compare-parts``), or ``""``.
-
-    One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
-    part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
-    CPU-seconds and wall time (h) from their benchmark files, the share of two cores they kept
-    busy, and how many trainings resumed from a checkpoint. Strings come from the bundle and are
-    shown as text; numbers are formatted from parsed numbers.
-    """
-    parts = run.get("parts") if isinstance(run, dict) else None
-    if not isinstance(parts, list) or not parts:
-        return ""
-    rows = []
-    for p in parts:
-        if not isinstance(p, dict):
-            continue
-        busy = _number(p.get("cores_busy"), ".0%")
-        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:12], str(p.get("host", "")),
-                     f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
-                     str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
-                     str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
-                     _number(p.get("jobs"), ".0f"), _number(p.get("cpu_s"), ",.0f"),
-                     _number(p["wall_s"] / 3600 if isinstance(p.get("wall_s"), (int, float)) else None, ".2f"),
-                     busy, _number(p.get("resumed"), ".0f")])
-    return markdown_table(["part", "commit", "host", "CPU", "first job (UTC)", "last job ends (UTC)", "jobs",
-                           "CPU-s", "wall (h)", "2 cores busy", "resumed"], rows, align="llllllrrrrr")
 
 
 def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, str, dict, list[dict]]:

@@ -45,6 +45,8 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
                          ("source=results", "_backend_study_source_results.qmd"),
                          ("source=bundle|results", "_backend_study_results.qmd"),
                          ("source=none", "_backend_study_notrun.qmd")),
+    # the methods chapter (rule report_methods): the parts a run made in parts was made in
+    "methods_parts.md": (("parts=yes", "_methods_parts.qmd"),),
     # "This run against a shipped run" (rule report_compare)
     "compare.md": (("reference=yes", "_compare_results.qmd"), ("parts=yes", "_compare_parts.qmd"),
                    ("reference=no", "_compare_none.qmd")),

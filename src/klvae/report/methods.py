@@ -6,6 +6,7 @@ config or the MNIST provenance is text (:mod:`klvae.report.escape`)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -135,6 +136,43 @@ def run_variables(run: dict) -> dict:
             "profile": run["profile"], "seed": run["seed"]}
 
 
+def _number(x, fmt: str) -> str:
+    """A number from a bundle's run record, formatted from the parsed number; ``–`` where it is none."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return format(v, fmt) if math.isfinite(v) else "–"
+
+
+def parts_table(run: dict) -> str:
+    """The body of the table of the parts a shipped run was made in (``@tbl-compare-parts``), or ``""``.
+
+    One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
+    part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
+    CPU-seconds and wall time (h) from their benchmark files, the share of two cores they kept
+    busy, and how many trainings resumed from a checkpoint. Strings come from the bundle and are
+    shown as text; numbers are formatted from parsed numbers.
+    """
+    parts = run.get("parts") if isinstance(run, dict) else None
+    if not isinstance(parts, list) or not parts:
+        return ""
+    rows = []
+    for p in parts:
+        if not isinstance(p, dict):
+            continue
+        busy = _number(p.get("cores_busy"), ".0%")
+        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:12], str(p.get("host", "")),
+                     f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
+                     str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
+                     str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
+                     _number(p.get("jobs"), ".0f"), _number(p.get("cpu_s"), ",.0f"),
+                     _number(p["wall_s"] / 3600 if isinstance(p.get("wall_s"), (int, float)) else None, ".2f"),
+                     busy, _number(p.get("resumed"), ".0f")])
+    return markdown_table(["part", "commit", "host", "CPU", "first job (UTC)", "last job ends (UTC)", "jobs",
+                           "CPU-s", "wall (h)", "2 cores busy", "resumed"], rows, align="llllllrrrrr")
+
+
 def banner_fragment(config: dict) -> str:
     """The title page's banner, generated include ``banner.md`` (:mod:`klvae.report.includes`):
     the callout saying where, when, on which hardware, with which Keras backend and at which commit
@@ -148,7 +186,8 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
                   rule_times_md: str, deviations: str, banner: str, variables: str, run_json: str,
                   mnist_provenance: str, config: dict, paper_config: str, schema: str, benchmarks_dir: str,
                   benchmarks_shown: str | None = None, experiments: Sequence[str] | None = None,
-                  results_shown: str | None = None) -> None:
+                  results_shown: str | None = None, parts_md: str | None = None,
+                  parts_include: str | None = None) -> None:
     """Rule ``report_methods``: the bodies of the methods chapter's tables -- MNIST provenance
     (``provenance_md``), software versions (``versions_md``), hardware (``hardware_md``), time per
     experiment (``experiment_times_md``) and per rule (``rule_times_md``, seconds and MB), the
@@ -167,7 +206,9 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
     (``benchmarks_shown``, ``results_shown``: the benchmark folder and the results folder as the run
     named them, ``results/<profile>/...``, for the captions and the ``results_dir`` variable).
     ``experiments``: the experiment registry's names (``e1``, ...), for the per-experiment times
-    and the settings table (default: the config's experiment sections).
+    and the settings table (default: the config's experiment sections). ``parts_md``: the body of
+    the table of the parts a run was made in (:func:`parts_table`; empty for a run made in one go),
+    ``parts_include``: the generated include ``methods_parts.md`` of its prose (:mod:`klvae.report.includes`).
     """
     run = json.loads(Path(run_json).read_text())
     results_shown = results_shown or results_dir(config["profile"])
@@ -188,4 +229,10 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
         write_text(path, tables[name])
     write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
     write_text(banner, banner_fragment(config))
+    parts = parts_table(run)
+    values["n_parts"] = len(run.get("parts") or []) if parts else 0
+    if parts_md:
+        write_text(parts_md, parts)
+    if parts_include:
+        write_text(parts_include, includes.fragment("methods_parts.md", parts=bool(parts)))
     write_variables(variables, values)
