@@ -463,13 +463,17 @@ def _hostile_config(poison: Poisoner, name: str, data: bytes, edits: dict) -> by
     return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True).encode()
 
 
-def hostile_contents(contents: dict[str, bytes], payload: str = PAYLOAD, config_edits: dict | None = None
-                     ) -> tuple[dict[str, bytes], Poisoner]:
+def hostile_contents(contents: dict[str, bytes], payload: str = PAYLOAD, config_edits: dict | None = None,
+                     run_edits: dict | None = None) -> tuple[dict[str, bytes], Poisoner]:
     """A bundle's members with every string of every CSV/TSV, JSON and YAML member the allow-list admits
     replaced by ``payload`` (:class:`Poisoner`); ``config_edits`` (dotted key -> value) set in the run's
-    config first (e.g. ``report.compare_with``)."""
+    config first (e.g. ``report.compare_with``), ``run_edits`` (key -> value) in its run record (e.g.
+    the ``parts`` of a run made in parts, whose strings are then poisoned too)."""
     poison = Poisoner(payload)
     out = {}
+    if run_edits:
+        run = {**json.loads(contents[kb.RUN_RECORD]), **run_edits}
+        contents = {**contents, kb.RUN_RECORD: json.dumps(run).encode()}
     for name, data in contents.items():
         admitted, _ = kb.member_kind(name)
         suffix = Path(name).suffix.lower()
@@ -489,14 +493,15 @@ def hostile_contents(contents: dict[str, bytes], payload: str = PAYLOAD, config_
     return out, poison
 
 
-def make_hostile_bundle(src: Path, dst: Path, payload: str = PAYLOAD, config_edits: dict | None = None) -> Poisoner:
+def make_hostile_bundle(src: Path, dst: Path, payload: str = PAYLOAD, config_edits: dict | None = None,
+                        run_edits: dict | None = None) -> Poisoner:
     """``src`` (a verified bundle) made hostile (:func:`hostile_contents`), its manifest's own strings
     too (but :data:`MANIFEST_STRUCTURE`), rehashed and written to ``dst`` by
     :func:`klvae.bundle.core.write_archive`, so that it verifies."""
     import hashlib
 
     manifest, contents, _ = kb.read_bundle(src)
-    new, poison = hostile_contents(contents, payload, config_edits)
+    new, poison = hostile_contents(contents, payload, config_edits, run_edits)
     manifest = {k: (v if k in MANIFEST_STRUCTURE else poison.tree(kb.MANIFEST_NAME, v, k)) for k, v in manifest.items()}
     manifest["members"] = [{"path": e["path"], "size": len(new[e["path"]]),
                             "sha256": hashlib.sha256(new[e["path"]]).hexdigest()} for e in manifest["members"]]
@@ -599,7 +604,13 @@ def hostile_render(quick_run, tmp_path_factory) -> dict:
     work = tmp / "work"
     work.mkdir()
     archive = tmp / "klvae-quick-hostile.tar.gz"
-    poison = make_hostile_bundle(src, archive, config_edits={"report.compare_with": str(archive)})
+    # a run made in parts (the paper run's record), so the tables of its parts are rendered from poison too
+    parts = [{"part": p, "commit": "953da1b6313d", "host": "vm", "cpu": "AMD EPYC", "logical_cpus": "2",
+              "gpu": "none", "recorded_utc": "2026-12-06T06:15:41Z", "first_start_utc": "2026-12-06T05:15:41+00:00",
+              "last_end_utc": "2026-12-06T06:15:00+00:00", "jobs": 52, "cpu_s": 4890.3, "wall_s": 3624.0,
+              "cores_busy": 0.67, "resumed": 0, "timing": False} for p in ("e1", "e2-a")]
+    poison = make_hostile_bundle(src, archive, config_edits={"report.compare_with": str(archive)},
+                                 run_edits={"parts": parts})
     (tmp / "poisoned.json").write_text(json.dumps({"poisoned": poison.poisoned, "kept": poison.kept}, indent=1))
     start = time.time()
     proc = run_snakemake(work, "--config", f"bundle={archive}", check=False, timeout=1500)
@@ -623,6 +634,8 @@ def test_hostile_bundle_is_made_from_every_string_of_every_member(hostile_render
           f"values; members with names only: {named_only}")
     assert_kept_strings_hold_no_markup(poison)
     wheres = {(m, w.split(",")[-1].strip()) for m, w in poison.poisoned}
+    assert any(m == kb.RUN_RECORD and "parts" in w and w.endswith("host") for m, w in poison.poisoned), \
+        [w for m, w in poison.poisoned if m == kb.RUN_RECORD][:20]
     for needed in ((kb.RUN_RECORD, "host"), (kb.RUN_RECORD, "hardware.CPU"), (kb.RUN_RECORD, "recorded_utc"),
                    (kb.MANIFEST_NAME, "created_host")):
         assert needed in wheres, needed
@@ -640,6 +653,8 @@ def test_hostile_bundle_renders_as_text_in_html_and_pdf(hostile_render):
     out = hostile_render["out"]
     document = (out / "klvae.html").read_text()
     assert 'id="tbl-compare"' in document  # the shipped run's tables (the hostile bundle itself) are shown too
+    # a run made in parts: the methods chapter's table of its parts, and the comparison's
+    assert 'id="tbl-parts"' in document and 'id="tbl-compare-parts"' in document
     check_html(document, min_literal=10)
     assert not live_typst((out / "build" / "_klvae.typ").read_text())
     assert (out / "klvae.pdf").read_bytes()[:5] == b"%PDF-"
