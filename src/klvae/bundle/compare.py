@@ -352,7 +352,8 @@ def _check_compatible(members: list[dict]) -> None:
                                      f"{sb[key]!r} in {m['path']}; merge runs of one configuration only")
 
 
-def _run_record(contents: dict[str, bytes]) -> dict:
+def run_record_of(contents: dict[str, bytes]) -> dict:
+    """The run record of a verified bundle's members (``{}`` where it has none or it is not a JSON object)."""
     try:
         run = json.loads(contents[kb.RUN_RECORD]) if kb.RUN_RECORD in contents else {}
     except ValueError:
@@ -428,7 +429,7 @@ def _read_members(archives: list[str | Path]) -> list[dict]:
                                  "bundles only")
         config = yaml.safe_load(contents[kb.RUN_CONFIG].decode()) if kb.RUN_CONFIG in contents else {}
         members.append({"path": str(a), "manifest": manifest, "contents": contents, "info": info,
-                        "experiments": exps, "config": config or {}, "run": _run_record(contents)})
+                        "experiments": exps, "config": config or {}, "run": run_record_of(contents)})
     return members
 
 

@@ -22,7 +22,6 @@ bundle's description) is text (:mod:`klvae.report.escape`).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -100,17 +99,6 @@ def shown_rows(rows: list[dict]) -> list[dict]:
             and (r["table"] not in SHOWN_METRICS or r["metric"] in SHOWN_METRICS[r["table"]])]
 
 
-def shipped_run_record(contents: dict[str, bytes]) -> dict:
-    """The run record of a verified bundle's members (``{}`` where it has none or it is not a JSON object)."""
-    from klvae.bundle import core as kb
-
-    try:
-        run = json.loads(contents[kb.RUN_RECORD]) if kb.RUN_RECORD in contents else {}
-    except ValueError:
-        return {}
-    return run if isinstance(run, dict) else {}
-
-
 def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str, str, dict, list[dict]]:
     """The section's fragment, its table's body, its variables and every diff row.
 
@@ -128,7 +116,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
         klvae.bundle.BundleError: the reference bundle is refused (the message names the member).
     """
     from klvae.bundle import core as kb
-    from klvae.bundle.compare import describe, diff_contents
+    from klvae.bundle.compare import describe, diff_contents, run_record_of
 
     if reference is None:
         return includes.fragment("compare.md", reference=False, parts=False), "", {"available": "no"}, []
@@ -142,7 +130,7 @@ def compare_fragment(reference: str | None, tables_dir: str | Path) -> tuple[str
           _cell(r["diff"]), _status(r)] for r in shown], align="lllrrrl")
     verdicts = [r for r in rows if r["table"] == "scorecard" and r["metric"] == "verdict"]
     held = [e for e in registry.ids() if e in (manifest.get("experiments") or [])]
-    run = shipped_run_record(contents)
+    run = run_record_of(contents)
     parts = parts_table(run)
     variables = {
         "available": "yes",
@@ -187,8 +175,9 @@ def write_compare(md: str, table_md: str, parts_md: str, variables: str, diff_cs
     parts = ""
     if reference is not None:
         from klvae.bundle import core as kb
+        from klvae.bundle.compare import run_record_of
 
-        parts = parts_table(shipped_run_record(kb.read_bundle(reference)[1]))
+        parts = parts_table(run_record_of(kb.read_bundle(reference)[1]))
     write_text(parts_md, parts)
     write_variables(variables, {"compare": values})
     if rows:
