@@ -47,6 +47,8 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
                          ("source=none", "_backend_study_notrun.qmd")),
     # "This run against a shipped run" (rule report_compare)
     "compare.md": (("reference=yes", "_compare_results.qmd"), ("reference=no", "_compare_none.qmd")),
+    # the scorecard's column of the shipped run's verdicts (rule report_scorecard), only where there is one
+    "scorecard_shipped.md": (("reference=yes", "_scorecard_shipped.qmd"),),
 }
 
 

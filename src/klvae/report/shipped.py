@@ -1,0 +1,110 @@
+"""The shipped run's verdicts under today's rules: the scorecard's "paper run" column.
+
+The report sets a shipped results bundle beside this run (config ``report.compare_with``,
+:func:`klvae.report.compare.choose_reference`: by default the newest paper-profile bundle under
+``bundles/``). Its verdicts are not read from a scorecard inside the bundle: the bundle is
+verified, the data members that the experiments' scorecard rules read are extracted to
+``results/<profile>/shipped/data/`` (rule ``report_shipped_extract``), and each experiment the
+bundle holds (its manifest's ``experiments``) gets its own scorecard function run again on them
+(rules ``report_shipped_scorecard_<experiment>``, written to ``results/<profile>/shipped/``),
+with the shipped run's profile and Keras backend and this run's tolerances (the config's
+``scorecard`` section). Rule ``report_scorecard`` then puts those verdicts beside ours
+(:func:`klvae.report.scorecard.shipped_columns`, :func:`klvae.report.scorecard.shipped_cell`).
+
+Used by ``workflow/rules/report.smk`` when the workflow is parsed (:func:`reference_facts`,
+:func:`shipped_inputs`, :func:`needed_members`). Never imports Keras.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from klvae import registry
+
+#: Where the shipped run's extracted data and scorecard parts go, under the results folder.
+SHIPPED_FOLDER = "shipped"
+
+
+def reference_facts(archive: str | Path | None) -> dict | None:
+    """What the report needs to know of the shipped bundle when the workflow is parsed, read from
+    its verified manifest (:func:`klvae.bundle.core.read_bundle`); None without a bundle.
+
+    Returns:
+        ``{"archive", "name" (file name), "manifest_sha256", "profile", "backend" (its Keras
+        backend; several joined by ", "), "experiments" (the manifest's experiment ids that the
+        registry knows, in the registry's order), "members" (every member's path)}``.
+
+    Raises:
+        klvae.bundle.BundleError: the bundle is refused (the message names the member).
+    """
+    from klvae.bundle import core as kb
+
+    if not archive:
+        return None
+    manifest, contents, info = kb.read_bundle(archive)
+    backend = info.get("keras_backend")
+    backend = ", ".join(map(str, backend)) if isinstance(backend, (list, tuple)) else str(backend or "")
+    held = {str(e) for e in manifest.get("experiments") or []}
+    return {"archive": str(archive), "name": info["name"], "manifest_sha256": info["manifest_sha256"],
+            "profile": str(info.get("profile") or ""), "backend": backend,
+            "experiments": [e for e in registry.ids() if e in held], "members": sorted(contents)}
+
+
+def _function(func_spec: str):
+    module, _, name = func_spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def shipped_inputs(func_spec: str, inputs: Mapping[str, str | Sequence[str]], results: str, dest: str,
+                   members: Sequence[str]) -> dict[str, str | list[str]] | None:
+    """An experiment's scorecard rule's named inputs, pointed at the shipped run's extracted data.
+
+    A file of the run's results folder (``results/<profile>/tables/e1_losses.csv``) becomes the
+    same member under ``dest`` when the bundle holds it. Files the report rules write
+    (``<results>/report/...``, e.g. the backend study's spreads) and files outside the results
+    folder stay this run's: they are the rules, not the shipped run's data. An input whose
+    member the bundle lacks is left out where the scorecard function has a default for it;
+    otherwise the experiment cannot be judged from the bundle (None).
+
+    Args:
+        func_spec: the rule's function, ``"klvae.report.<experiment>:write_..._scorecard"``.
+        inputs: the rule's named inputs, ``{name: path or list of paths}``.
+        results: the run's results folder as the rules name it (``RESULTS``).
+        dest: where the bundle's members are extracted (``<results>/shipped/data``).
+        members: the bundle's member paths.
+    """
+    params = inspect.signature(_function(func_spec)).parameters
+    have = set(members)
+    own = f"{results}/report/"
+    out: dict[str, str | list[str]] = {}
+    for name, value in inputs.items():
+        paths = [value] if isinstance(value, str) else [str(v) for v in value]
+        mapped, lacking = [], False
+        for p in map(str, paths):
+            if p.startswith(own) or not p.startswith(f"{results}/"):
+                mapped.append(p)
+            elif p[len(results) + 1:] in have:
+                mapped.append(f"{dest}/{p[len(results) + 1:]}")
+            else:
+                lacking = True
+        if lacking:
+            if name in params and params[name].default is not inspect.Parameter.empty:
+                continue
+            return None
+        out[name] = mapped[0] if isinstance(value, str) else mapped
+    return out
+
+
+def needed_members(inputs: Mapping[str, Mapping[str, str | Sequence[str]]], dest: str) -> list[str]:
+    """The bundle members that :func:`shipped_inputs` pointed at ``dest`` (names relative to the
+    run's results folder), sorted: what rule ``report_shipped_extract`` writes."""
+    out = set()
+    for named in inputs.values():
+        for value in named.values():
+            for p in [value] if isinstance(value, str) else value:
+                if str(p).startswith(f"{dest}/"):
+                    out.add(str(p)[len(dest) + 1:])
+    return sorted(out)
