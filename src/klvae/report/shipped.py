@@ -35,7 +35,8 @@ def reference_facts(archive: str | Path | None) -> dict | None:
     Returns:
         ``{"archive", "name" (file name), "manifest_sha256", "profile", "backend" (its Keras
         backend; several joined by ", "), "experiments" (the manifest's experiment ids that the
-        registry knows, in the registry's order), "members" (every member's path)}``.
+        registry knows, in the registry's order; for a manifest without that list, those whose
+        outputs it holds, :func:`klvae.bundle.core.experiments_in`), "members" (every member's path)}``.
 
     Raises:
         klvae.bundle.BundleError: the bundle is refused (the message names the member).
@@ -47,7 +48,9 @@ def reference_facts(archive: str | Path | None) -> dict | None:
     manifest, contents, info = kb.read_bundle(archive)
     backend = info.get("keras_backend")
     backend = ", ".join(map(str, backend)) if isinstance(backend, (list, tuple)) else str(backend or "")
-    held = {str(e) for e in manifest.get("experiments") or []}
+    # a bundle made before manifests listed them: the experiments its members hold
+    listed = manifest["experiments"] if "experiments" in manifest else kb.experiments_in(contents)
+    held = {str(e) for e in listed} if isinstance(listed, (list, tuple)) else set()
     return {"archive": str(archive), "name": info["name"], "manifest_sha256": info["manifest_sha256"],
             "profile": str(info.get("profile") or ""), "backend": backend,
             "experiments": [e for e in registry.ids() if e in held], "members": sorted(contents)}
