@@ -168,7 +168,7 @@ for _e, _call in SHIPPED_CALLS.items():
 
 
 rule report_scorecard:
-    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric claim of the posts, ours, a verdict)."""
+    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric claim of the posts, ours, a verdict), the shipped run's verdicts beside them."""
     input:
         parts=registered("scorecard"),
         # the shipped run's, judged anew from its data (empty without a shipped run)
