@@ -190,3 +190,31 @@ def test_strings_of_the_shipped_run_are_text(tmp_path, payload):
     assert md_text(f"klvae-paper-{payload}") not in md  # the bundle's name is in the variables, not the table
     v = yaml.safe_load((out / "scorecard.vars.yml").read_text())["scorecard"]["shipped"]
     assert v["reference"] == md_text(f"klvae-paper-{payload}.tar.gz") and v["backend"] == md_text(payload)
+
+
+def test_a_list_input_becomes_the_shipped_runs_own_runs_of_that_kind():
+    """This run: z_dims 2 and 12, two strategies, and post VII's longer log run; the shipped run: z_dims
+    2, 12 and 32, the same strategies, no longer log run (its main runs are long enough), and files
+    of other kinds beside them."""
+    ours = [f"e2/z{z}/{s}/metrics.json" for z in (2, 12) for s in ("end_layer", "model_add_loss")]
+    ours.append("e2/post_log/z12/model_add_loss/metrics.json")
+    theirs = [f"e2/z{z}/{s}/metrics.json" for z in (2, 12, 32) for s in ("end_layer", "model_add_loss")]
+    other = ["e2/z2/end_layer/history.csv", "e2/z2/other_strategy/metrics.json", "e2/zz/end_layer/metrics.json",
+             "e2/timing/metrics.json", "e1/r0/c0.5/metrics.json"]
+    assert sh.same_kind(ours, theirs + other) == sorted(theirs)
+    # one file is that file only
+    assert sh.same_kind(["e2/z2/end_layer/latent.npz"], ["e2/z2/end_layer/latent.npz", "e2/z12/end_layer/latent.npz"]) \
+        == ["e2/z2/end_layer/latent.npz"]
+    # a constant component stays: the latents at this run's latent z_dim, every strategy's
+    latents = [f"e2/z2/{s}/latent.npz" for s in ("end_layer", "model_add_loss")]
+    assert sh.same_kind(latents, [*latents, "e2/z12/end_layer/latent.npz"]) == sorted(latents)
+    got = sh.shipped_inputs("klvae.report.e2:write_e2_scorecard",
+                            {"e2_runs": [f"{RESULTS}/{p}" for p in ours], "e2_histories": [],
+                             "e2_latents": [f"{RESULTS}/{p}" for p in latents],
+                             "e2_timing": f"{RESULTS}/tables/e2_timing.csv"},
+                            RESULTS, "S", [*theirs, *latents, "tables/e2_timing.csv"])
+    assert got == {"e2_runs": [f"S/{p}" for p in sorted(theirs)], "e2_histories": [],
+                   "e2_latents": [f"S/{p}" for p in sorted(latents)], "e2_timing": "S/tables/e2_timing.csv"}
+    # none of a list's kind in the bundle: E2 cannot be judged from it
+    assert sh.shipped_inputs("klvae.report.e2:write_e2_scorecard", {"e2_runs": [f"{RESULTS}/{p}" for p in ours]},
+                             RESULTS, "S", ["tables/e2_timing.csv"]) is None

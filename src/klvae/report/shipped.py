@@ -61,16 +61,54 @@ def _function(func_spec: str):
     return getattr(importlib.import_module(module), name)
 
 
+def same_kind(paths: Sequence[str], members: Sequence[str]) -> list[str]:
+    """The members of the same kind as a list input's files (names relative to the results folder):
+    the shipped run's own runs of a setting, which its config may have made more or fewer of.
+
+    The files are grouped by depth; in a group, a path component that is the same in every file
+    stays as it is, one that varies matches what it varies over -- a numbered name (``z2``,
+    ``z12``: ``z`` and any number) or else one of the values seen (the strategies). A group of one
+    file matches that file only. ``e2/z2/end_layer/metrics.json``, ``e2/z12/end_layer/metrics.json``
+    and ``e2/post_log/z12/model_add_loss/metrics.json`` give every ``e2/z<n>/end_layer/metrics.json``
+    and that one post-log file, where the bundle holds them.
+
+    Returns:
+        The matching members, sorted.
+    """
+    import re
+
+    groups: dict[int, list[list[str]]] = {}
+    for p in paths:
+        groups.setdefault(len(p.split("/")), []).append(p.split("/"))
+    patterns = []
+    for parts in groups.values():
+        columns = list(zip(*parts, strict=True))
+        pieces = []
+        for values in map(set, columns):
+            if len(values) == 1:
+                pieces.append(re.escape(next(iter(values))))
+                continue
+            numbered = {re.fullmatch(r"([A-Za-z_]*)\d+", v).group(1) if re.fullmatch(r"[A-Za-z_]*\d+", v) else None
+                        for v in values}
+            pieces.append(re.escape(next(iter(numbered))) + r"\d+" if len(numbered) == 1 and None not in numbered
+                          else "(?:" + "|".join(map(re.escape, sorted(values))) + ")")
+        patterns.append(re.compile("/".join(pieces)))
+    return sorted(m for m in members if any(pat.fullmatch(m) for pat in patterns))
+
+
 def shipped_inputs(func_spec: str, inputs: Mapping[str, str | Sequence[str]], results: str, dest: str,
                    members: Sequence[str]) -> dict[str, str | list[str]] | None:
     """An experiment's scorecard rule's named inputs, pointed at the shipped run's extracted data.
 
     A file of the run's results folder (``results/<profile>/tables/e1_losses.csv``) becomes the
-    same member under ``dest`` when the bundle holds it. Files the report rules write
+    same member under ``dest`` when the bundle holds it; a list of such files (the runs of a
+    setting) becomes the bundle's files of the same kind (:func:`same_kind`), so that the shipped
+    run is judged on its own runs where its config made other ones (post VII's longer log run
+    beside shorter main runs in one profile, not in another). Files the report rules write
     (``<results>/report/...``, e.g. the backend study's spreads) and files outside the results
     folder stay this run's: they are the rules, not the shipped run's data. An input whose
-    member the bundle lacks is left out where the scorecard function has a default for it;
-    otherwise the experiment cannot be judged from the bundle (None).
+    member the bundle lacks (a list: none of its kind) is left out where the scorecard function
+    has a default for it; otherwise the experiment cannot be judged from the bundle (None).
 
     Args:
         func_spec: the rule's function, ``"klvae.report.<experiment>:write_..._scorecard"``.
@@ -85,18 +123,17 @@ def shipped_inputs(func_spec: str, inputs: Mapping[str, str | Sequence[str]], re
     out: dict[str, str | list[str]] = {}
     for name, value in inputs.items():
         paths = [value] if isinstance(value, str) else [str(v) for v in value]
-        mapped, lacking = [], False
-        for p in map(str, paths):
-            if p.startswith(own) or not p.startswith(f"{results}/"):
-                mapped.append(p)
-            elif p[len(results) + 1:] in have:
-                mapped.append(f"{dest}/{p[len(results) + 1:]}")
-            else:
-                lacking = True
-        if lacking:
+        kept = [p for p in paths if p.startswith(own) or not p.startswith(f"{results}/")]
+        data = [p[len(results) + 1:] for p in paths if p not in kept]
+        if isinstance(value, str):
+            found = [m for m in data if m in have]
+        else:
+            found = same_kind(data, members) if data else []
+        if (data and not found) or (isinstance(value, str) and len(found) != len(data)):
             if name in params and params[name].default is not inspect.Parameter.empty:
                 continue
             return None
+        mapped = kept + [f"{dest}/{m}" for m in found]
         out[name] = mapped[0] if isinstance(value, str) else mapped
     return out
 
