@@ -744,6 +744,16 @@ def test_the_report_sets_this_run_beside_a_shipped_bundle(quick_run, quick_bundl
     numeric = [r for r in rows if r["diff"] != ""]
     assert numeric and all(float(r["diff"]) == 0 for r in numeric), [r for r in numeric if float(r["diff"]) != 0][:5]
     assert {r["status"] for r in rows} <= {"n = 1", "in interval", "same"}
+    # the scorecard's shipped column: the bundle's data judged anew by the experiments' own scorecard
+    # functions -- here the same run, so the same verdicts and numbers, for every claim of every experiment
+    assert {"report_shipped_extract", "report_scorecard"} <= ran
+    assert {f"report_shipped_scorecard_{e}" for e in kb.EXPERIMENTS} <= ran, ran
+    claims = list(csv.DictReader(open(work / QUICK / "tables/scorecard.csv")))
+    assert claims and all((r["shipped_verdict"], r["shipped_ours"], r["shipped_n"]) == (r["verdict"], r["ours"], r["n"])
+                          for r in claims), [r["id"] for r in claims if r["shipped_verdict"] != r["verdict"]]
+    shipped = yaml.safe_load((gen / "scorecard.vars.yml").read_text())["scorecard"]["shipped"]
+    assert shipped["n_changed"] == 0 and shipped["n_not_held"] == 0 and shipped["column"] == "shipped run"
+    assert "judges the same claims for the shipped run" in html
     # the summary counts the shipped run's verdicts beside this run's: here the same run, so the same counts
     assert "report_summary" in ran
     assert yaml.safe_load((gen / "summary.vars.yml").read_text())["summary"]["shipped_run"] == "yes"

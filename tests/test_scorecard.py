@@ -20,6 +20,7 @@ from klvae.report.e2 import timing_rows, write_e2_scorecard
 from klvae.report.e3 import write_e3_scorecard
 from klvae.report.scorecard import (
     COLUMNS,
+    SHIPPED_COLUMNS,
     VERDICTS,
     Spread,
     Tolerance,
@@ -228,7 +229,8 @@ def test_written_files_have_every_post_number_and_a_labelled_caption(tmp_path):
     write_scorecard(str(out / "scorecard.csv"), str(out / "scorecard.md"), str(out / "scorecard.vars.yml"),
                     parts, "paper", TITLES)
     t = pd.read_csv(out / "scorecard.csv", dtype=str, keep_default_na=False)
-    assert tuple(t.columns) == COLUMNS
+    assert tuple(t.columns) == COLUMNS + SHIPPED_COLUMNS  # the shipped run's, empty without one
+    assert (t[list(SHIPPED_COLUMNS)] == "").all().all()
     assert set(t["verdict"]) <= set(VERDICTS)
     assert t["id"].is_unique
     e1_post = {float(v) for v in t.loc[t["experiment"] == "E1", "post_value"]}
@@ -277,6 +279,8 @@ def _scorecard_chapter(out: Path, build: Path) -> str:
     shutil.copytree(REPO / "report", build)
     (build / "_generated").mkdir()
     (build / "_generated" / "scorecard.md").write_text((out / "scorecard.md").read_text())
+    shipped = out / "scorecard_shipped.md"  # the prose on a shipped run's column: none here
+    (build / "_generated" / "scorecard_shipped.md").write_text(shipped.read_text() if shipped.is_file() else "")
     variables = {**yaml.safe_load((out / "scorecard.vars.yml").read_text()), "profile": "paper",
                  "scorecard_csv": "`tables/scorecard.csv`", "made_by": {"report_scorecard": "(rule report_scorecard)"}}
     return expand_shortcodes(build / "_scorecard.qmd", variables)

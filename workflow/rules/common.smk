@@ -83,6 +83,15 @@ def register_experiment(name, *, figures, tables, report_rule, scorecard_rule):
         "fragments": [str(f) for f in report_rule.output if str(f).endswith(".md")],
         "variables": str(report_rule.output.variables),
         "scorecard": str(scorecard_rule.output.table),
+        # its scorecard rule's function, named inputs and kwargs: run again on a shipped run's data
+        # (klvae.report.shipped, rules report_shipped_scorecard_<id> in workflow/rules/report.smk)
+        "scorecard_call": {
+            "func": scorecard_rule.params.func,
+            "inputs": {
+                k: str(v) if isinstance(v, str) else [str(x) for x in v] for k, v in scorecard_rule.input.items()
+            },
+            "kwargs": dict(scorecard_rule.params.kwargs),
+        },
     }
 
 

@@ -97,13 +97,88 @@ rule report_methods:
         CALL
 
 
+# The shipped run this one is set beside (report.compare_with; klvae.report.compare): by default the
+# newest paper-profile bundle committed under bundles/, verified when the workflow is parsed.
+from klvae.report.compare import choose_reference
+from klvae.report.shipped import SHIPPED_FOLDER, needed_members, reference_facts, shipped_inputs
+
+COMPARE_WITH = choose_reference(config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"))
+# The shipped run's verdicts under today's rules (klvae.report.shipped): each experiment its bundle
+# holds is judged again by that experiment's own scorecard rule's function, on the bundle's
+# verified data extracted to <results>/shipped/data, with the shipped run's profile and backend.
+SHIPPED_REF = reference_facts(COMPARE_WITH)
+SHIPPED = f"{RESULTS}/{SHIPPED_FOLDER}"
+SHIPPED_DATA = f"{SHIPPED}/data"
+SHIPPED_CALLS = {}
+for _e in SHIPPED_REF["experiments"] if SHIPPED_REF else []:
+    _call = EXPERIMENT_PARTS[_e]["scorecard_call"]
+    _inputs = shipped_inputs(_call["func"], _call["inputs"], RESULTS, SHIPPED_DATA, SHIPPED_REF["members"])
+    if _inputs is not None:
+        _kwargs = {**_call["kwargs"], "profile": SHIPPED_REF["profile"]}
+        if "backend" in _kwargs:
+            _kwargs["backend"] = SHIPPED_REF["backend"]
+        SHIPPED_CALLS[_e] = {"func": _call["func"], "inputs": _inputs, "kwargs": _kwargs}
+SHIPPED_MEMBERS = needed_members({e: c["inputs"] for e, c in SHIPPED_CALLS.items()}, SHIPPED_DATA)
+
+
+if SHIPPED_MEMBERS:
+
+    rule report_shipped_extract:
+        """The shipped bundle verified member by member, and the data its experiments' scorecards read extracted."""
+        input:
+            archive=COMPARE_WITH,
+        output:
+            [f"{SHIPPED_DATA}/{m}" for m in SHIPPED_MEMBERS],
+        log:
+            f"{LOGS}/report/shipped_extract.log",
+        benchmark:
+            f"{BENCH}/report/shipped_extract.tsv"
+        conda:
+            CONDA_ENV
+        params:
+            **library_call("klvae.bundle.core:extract_bundle"),
+            kwargs={
+                "dest": SHIPPED_DATA,
+                "replace": True,
+                "expected_manifest_sha256": SHIPPED_REF["manifest_sha256"],
+                "only": SHIPPED_MEMBERS,
+            },
+        script:
+            CALL
+
+
+for _e, _call in SHIPPED_CALLS.items():
+
+    rule:
+        name:
+            f"report_shipped_scorecard_{_e}"
+        input:
+            **_call["inputs"],
+        output:
+            table=f"{SHIPPED}/scorecard_{_e}.csv",
+        log:
+            f"{LOGS}/report/shipped_scorecard_{_e}.log",
+        benchmark:
+            f"{BENCH}/report/shipped_scorecard_{_e}.tsv"
+        conda:
+            CONDA_ENV
+        params:
+            **library_call(_call["func"]),
+            kwargs=_call["kwargs"],
+        script:
+            CALL
+
+
 rule report_scorecard:
-    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric claim of the posts, ours, a verdict)."""
+    """Reproduction scorecard: the experiments' scorecard parts joined (every numeric claim of the posts, ours, a verdict), the shipped run's verdicts beside them."""
     input:
         parts=registered("scorecard"),
+        # the shipped run's, judged anew from its data (empty without a shipped run)
+        shipped_parts=[f"{SHIPPED}/scorecard_{e}.csv" for e in SHIPPED_CALLS],
     output:
         table=f"{RESULTS}/tables/scorecard.csv",
         md=f"{GEN}/scorecard.md",
+        shipped_md=f"{GEN}/scorecard_shipped.md",
         variables=f"{GEN}/scorecard.vars.yml",
     log:
         f"{LOGS}/report/scorecard.log",
@@ -116,16 +191,12 @@ rule report_scorecard:
         kwargs={
             "profile": config["profile"],
             "titles": {e.label: e.title for e in REGISTRY},
+            "shipped": (
+                {k: SHIPPED_REF[k] for k in ("name", "profile", "backend", "experiments")} if SHIPPED_REF else None
+            ),
         },
     script:
         CALL
-
-
-# The shipped run this one is set beside (report.compare_with; klvae.report.compare): by default the
-# newest paper-profile bundle committed under bundles/, verified when the workflow is parsed.
-from klvae.report.compare import choose_reference
-
-COMPARE_WITH = choose_reference(config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"))
 
 
 rule report_compare:

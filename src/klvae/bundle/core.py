@@ -91,7 +91,8 @@ EXCLUDED_EXTENSIONS = {".keras": "model", ".h5": "model/weights", ".hdf5": "mode
 #: manifold's 30x30 digits (2.8 MB each) and E3's decoded faces (about 20 MB of float32).
 IMAGE_GRIDS = frozenset({"grid.npz", "decoded_faces.npz"})
 #: Top-level folders of a results folder that are never packed (other bundles and their renders).
-EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render"}
+EXCLUDED_TOP = {"bundle": "another bundle", "from_bundle": "a bundle's render",
+                "shipped": "a shipped run's data, extracted for the scorecard (klvae.report.shipped)"}
 #: Where the run's own record and config are inside a bundle (written by rule report_methods).
 RUN_RECORD = "report/generated/run.json"
 #: The manifest's ``kind`` of a part bundle (:mod:`klvae.bundle.part`; its allow-list also admits
@@ -144,7 +145,8 @@ def member_kind(rel: str, part: bool = False) -> tuple[bool, str]:
        (``.whl``, ``.zip``, ``.gz``, JPEGs) and decoded image grids (:data:`IMAGE_GRIDS`: the
        manifold's 30x30 decoded digits, 2.8 MB each, and E3's decoded faces; their figures
        are in the bundle);
-    2. by folder: ``bundle/`` and ``from_bundle/`` out (bundles and their renders);
+    2. by folder: ``bundle/``, ``from_bundle/`` and ``shipped/`` out (bundles, their renders, a
+       shipped run's data extracted for the scorecard);
        ``data/`` only its JSON provenance records and manifests; ``figures/study/`` out (the report
        draws it from the committed backend-study bundle); ``report/`` only the run record and
        the config (``generated/run.json``, ``config.yaml``: fragments, HTML and PDF are remade

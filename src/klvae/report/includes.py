@@ -50,6 +50,8 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
     # "This run against a shipped run" (rule report_compare)
     "compare.md": (("reference=yes", "_compare_results.qmd"), ("parts=yes", "_compare_parts.qmd"),
                    ("reference=no", "_compare_none.qmd")),
+    # the scorecard's column of the shipped run's verdicts (rule report_scorecard), only where there is one
+    "scorecard_shipped.md": (("reference=yes", "_scorecard_shipped.qmd"),),
 }
 
 

@@ -71,6 +71,12 @@ from klvae.stats import (
 VERDICTS = ("reproduced", "differs", "inconclusive", "not comparable", "paper profile only")
 COLUMNS = ("id", "experiment", "claim", "compared", "post_value", "ours", "sd", "n", "interval", "rel_width", "basis",
            "basis_kind", "verdict", "unit", "nonnegative", "profile", "note")
+#: The scorecard CSV's columns for the shipped run, after :data:`COLUMNS`:
+#: its verdict, its number (mean over ``shipped_n`` runs, sample sd), its interval (as the
+#: shipped run's own row writes it: a prediction interval or a tolerance band), its basis, and a
+#: note where there is no verdict (the experiment is not in the shipped bundle).
+SHIPPED_COLUMNS = ("shipped_verdict", "shipped_ours", "shipped_sd", "shipped_n", "shipped_interval", "shipped_basis",
+                   "shipped_note")
 #: Columns added to the scorecard after bundles were first shipped: derived where an older CSV lacks
 #: them (:func:`complete_row`).
 ADDED_COLUMNS = ("rel_width", "basis_kind", "nonnegative")
@@ -560,7 +566,7 @@ def _width_cell(rel_width: str) -> str:
     return "∞" if math.isinf(x) else f"{x:.1f} %" if x < 100 else f"{x:,.0f} %"
 
 
-def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
+def _table(rows: list[dict], experiment: str, profile: str, title: str, shipped: str | None = None) -> str:
     """One experiment's claims: a pipe table (one row per claim) with caption and
     ``{#tbl-scorecard-e1}``-style id; notes shared by rows are numbered under the table.
 
@@ -569,7 +575,11 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
     an edit of ``report/_scorecard.qmd``), so the tables and their captions are data -- the
     experiment's title, the profile, the units, the count of its claims per verdict and the rule
     that made it. What the columns mean, the same for every table, is said in
-    ``report/_scorecard.qmd``, right above the tables."""
+    ``report/_scorecard.qmd``, right above the tables.
+
+    ``shipped``: the title of a column for a shipped run's verdict (``paper run``), whose cells are
+    :func:`shipped_cell` of each row (rows with :data:`SHIPPED_COLUMNS`);
+    None: no such column."""
     notes: list[str] = []
     body = []
     for r in rows:
@@ -582,27 +592,32 @@ def _table(rows: list[dict], experiment: str, profile: str, title: str) -> str:
         body.append([Markdown(r["claim"]), Markdown(r["compared"]),
                      *(_unbroken(r[k]) for k in ("post_value", "ours", "sd")), str(r["n"]) if r["n"] else "",
                      Markdown(f"{basis}: {md_text(interval)}" if interval else basis),
-                     _unbroken(_width_cell(r.get("rel_width", ""))), verdict, mark])
+                     _unbroken(_width_cell(r.get("rel_width", ""))), verdict,
+                     *([shipped_cell(r)] if shipped else []), mark])
     units = sorted({r["unit"] for r in rows})
     caption = (f"Scorecard, {md_text(title)} ({md_text(profile)} profile; unit: {md_text(', '.join(units))}). "
                f"{_summary_text({v: sum(r['verdict'] == v for r in rows) for v in VERDICTS})}. "
                "{{< var made_by.report_scorecard >}}")
-    table = markdown_table(["claim", "compared", "post", "ours", "sd", "n", "basis", "rel. width", "verdict", "note"],
-                           body, align="llrrrrlrll") + f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
+    header = ["claim", "compared", "post", "ours", "sd", "n", "basis", "rel. width", "verdict",
+              *([shipped] if shipped else []), "note"]
+    table = markdown_table(header, body, align="llrrrrlrl" + ("l" if shipped else "") + "l") + \
+        f"\n: {caption} {{#tbl-scorecard-{experiment.lower()}}}\n"
     listed = "".join(f"{i}. {n}\n" for i, n in enumerate(notes, 1))
     return table + (f"\nNotes to @tbl-scorecard-{experiment.lower()}:\n\n{listed}" if notes else "")
 
 
-def scorecard_markdown(rows: list[dict], profile: str, titles: Mapping[str, str] | None = None) -> str:
+def scorecard_markdown(rows: list[dict], profile: str, titles: Mapping[str, str] | None = None,
+                       shipped: str | None = None) -> str:
     """The scorecard fragment: a summary line counting verdicts per experiment, then one table
     per experiment (``{#tbl-scorecard-e1}``, ``-e2``, ``-e3``), one row per claim; ``titles``:
-    experiment -> its table's title (default: the experiment's name)."""
+    experiment -> its table's title (default: the experiment's name); ``shipped``: the title of
+    the shipped run's column (:func:`_table`), None for none."""
     titles = titles or {}
     counts = verdict_counts(rows)
     experiments = [e for e in counts if e != "all"]
     summary = "**Summary.** " + "; ".join(f"{md_text(e)}: {_summary_text(counts[e])}" for e in experiments) + \
         f". All: {_summary_text(counts['all'])}.\n\n"
-    return summary + "\n".join(_table([r for r in rows if r["experiment"] == e], e, profile, titles.get(e, e))
+    return summary + "\n".join(_table([r for r in rows if r["experiment"] == e], e, profile, titles.get(e, e), shipped)
                                 for e in experiments)
 
 
@@ -635,6 +650,90 @@ def read_parts(parts: Sequence[str]) -> list[dict]:
     return rows
 
 
+# The shipped run's column (klvae.report.shipped judges it; these put it beside ours)
+
+
+def _number(text) -> str | None:
+    """A number written by the scorecard (``"104.21"``, ``"1,162"``), re-formatted from the parsed
+    number with the decimals it was written with; None where it is not a finite number."""
+    s = str(text).strip().replace(",", "")
+    try:
+        x = float(s)
+    except ValueError:
+        return None
+    if not math.isfinite(x):
+        return None
+    decimals = len(s.split(".")[1]) if "." in s and "e" not in s.lower() else 0
+    return f"{x:,.{decimals}f}" if abs(x) >= 1000 else f"{x:.{decimals}f}"
+
+
+def not_held_note(reference_profile: str) -> str:
+    """The cell of a claim whose experiment the shipped bundle does not hold (yet)."""
+    return "not in the paper bundle yet" if reference_profile == "paper" else "not in the shipped bundle"
+
+
+def shipped_columns(rows: Sequence[Mapping], shipped_rows: Sequence[Mapping], held: Sequence[str],
+                    reference_profile: str) -> list[dict]:
+    """This run's scorecard rows with :data:`SHIPPED_COLUMNS` added, matched by claim ``id``.
+
+    Args:
+        rows: this run's rows (:func:`read_parts`).
+        shipped_rows: the shipped run's rows, judged by today's code on its data.
+        held: the experiments (labels, ``E1``) the shipped bundle's manifest lists.
+        reference_profile: the shipped run's profile (``paper``), for the note.
+
+    Returns:
+        One dict per row: the row's columns, then ``shipped_verdict`` (a verdict of
+        :data:`VERDICTS`, or empty), ``shipped_ours``, ``shipped_sd``,
+        ``shipped_n`` (empty without a verdict), ``shipped_interval``, ``shipped_basis`` and
+        ``shipped_note`` (``not in the paper bundle yet`` where the experiment is not held;
+        ``no such claim in the shipped run`` where it is held but judged no such claim; or why
+        it could not be judged from the bundle).
+    """
+    by_id = {str(r["id"]): r for r in shipped_rows}
+    judged = {str(r["experiment"]) for r in shipped_rows}
+    out = []
+    for r in rows:
+        s = by_id.get(str(r["id"]))
+        if s is not None:
+            extra = {"shipped_verdict": s["verdict"], "shipped_ours": s["ours"], "shipped_sd": s["sd"],
+                     "shipped_n": int(s["n"]), "shipped_interval": s["interval"], "shipped_basis": s["basis"],
+                     "shipped_note": ""}
+        else:
+            if r["experiment"] not in held:
+                note = not_held_note(reference_profile)
+            elif r["experiment"] in judged:
+                note = "no such claim in the shipped run"
+            else:
+                note = "the shipped bundle lacks files this claim is judged from"
+            extra = {**{k: "" for k in SHIPPED_COLUMNS}, "shipped_note": note}
+        out.append({**r, **extra})
+    return out
+
+
+def shipped_cell(row: Mapping) -> str:
+    """The table's cell for the shipped run (plain text; the table escapes it): the verdict, the
+    number as mean ± sd (n), and the 95 % prediction interval where the shipped verdict rests on
+    one -- ``reproduced: 104.21 ± 0.31 (n = 3), PI 103.0–105.4`` -- or the note without a verdict.
+    Numbers are re-formatted from the parsed numbers; anything else is shown as text."""
+    verdict = str(row.get("shipped_verdict", ""))
+    if not verdict:
+        return str(row.get("shipped_note", ""))
+    if verdict not in VERDICTS:
+        verdict = f"verdict {verdict}"
+    ours = _number(row.get("shipped_ours", ""))
+    number = ours if ours is not None else str(row.get("shipped_ours", ""))
+    sd = _number(row.get("shipped_sd", ""))
+    n = str(row.get("shipped_n", ""))
+    text = f"{verdict}: {number}" + (f" ± {sd}" if sd is not None else "")
+    text += f" (n = {n})" if n not in ("", "0") else ""
+    if basis_kind_of(str(row.get("shipped_basis", ""))) in (BASIS_RUNS, BASIS_STUDY):
+        ends = [_number(x) for x in str(row.get("shipped_interval", "")).split(" to ")]
+        if len(ends) == 2 and None not in ends:
+            text += f", PI {ends[0]}–{ends[1]}"
+    return text
+
+
 def _fraction(rel_width: str) -> float:
     """The ``rel_width`` column (percent) as a fraction; NaN where empty."""
     try:
@@ -644,7 +743,8 @@ def _fraction(rel_width: str) -> float:
 
 
 def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], profile: str,
-                    titles: Mapping[str, str] | None = None) -> None:
+                    titles: Mapping[str, str] | None = None, shipped_md: str | None = None,
+                    shipped_parts: Sequence[str] = (), shipped: Mapping | None = None) -> None:
     """Rule ``report_scorecard``: the experiments' scorecard parts joined, as CSV, markdown
     fragment and YAML variables. It judges nothing itself: each experiment's report rule wrote
     its claims and verdicts (``report_scorecard_e1``, ...; :func:`write_part`).
@@ -669,10 +769,34 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
         parts: the experiments' scorecard CSVs, in the report's order (the experiment registry).
         profile: the config's profile name.
         titles: experiment (``E1``) -> the title of its scorecard table (the registry's titles).
+        shipped_md: output, generated include ``scorecard_shipped.md`` (:mod:`klvae.report.includes`):
+            the prose on the shipped run's column where there is one, else empty.
+        shipped_parts: the shipped run's scorecard parts, judged by today's code from the shipped
+            bundle's data (rules ``report_shipped_scorecard_<experiment>``, :mod:`klvae.report.shipped`).
+        shipped: the shipped bundle (:func:`klvae.report.shipped.reference_facts`: ``name``,
+            ``profile``, ``backend``, ``experiments``), None where no bundle is set beside this run:
+            then the tables have no shipped column and the CSV's :data:`SHIPPED_COLUMNS`
+            are empty. With one, the tables get a column ``paper run`` (``shipped run`` for a bundle of
+            another profile), the CSV those columns, and the variables ``scorecard.shipped``: ``available``,
+            ``reference`` (the bundle's file name), ``profile``, ``backend``, ``column``, the verdict counts
+            of the shipped run (as above, over the claims it has a verdict for), ``n_not_held`` (claims of
+            experiments the bundle does not hold), ``n_same`` and ``n_changed`` (claims whose shipped
+            verdict is, or is not, ours).
     """
+    from klvae.report import includes
+
     rows = read_parts(parts)
+    column = None
+    if shipped is not None:
+        held = [registry.get(e).label for e in shipped.get("experiments", ())]
+        column = "paper run" if shipped.get("profile") == "paper" else "shipped run"
+        rows = shipped_columns(rows, read_parts(shipped_parts), held, str(shipped.get("profile", "")))
+    else:
+        rows = [{**r, **dict.fromkeys(SHIPPED_COLUMNS, "")} for r in rows]
     write_rows(table, rows)
-    write_text(md, scorecard_markdown(rows, profile, titles))
+    write_text(md, scorecard_markdown(rows, profile, titles, column))
+    if shipped_md is not None:
+        write_text(shipped_md, includes.fragment("scorecard_shipped.md", reference=shipped is not None))
     counts = verdict_counts(rows)
 
     def keyed(c: dict[str, int]) -> dict[str, int]:
@@ -684,4 +808,14 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
     values = {**keyed(counts["all"]), "by_experiment": {e: keyed(c) for e, c in counts.items() if e != "all"},
               "max_rel_width": f"{100 * MAX_REL_HALF_WIDTH:g} %",
               "n_too_wide": sum(r["verdict"] == "inconclusive" and too_wide(_fraction(r["rel_width"])) for r in rows)}
+    values["shipped"] = {"available": "no"}
+    if shipped is not None:
+        judged = [r for r in rows if r["shipped_verdict"]]
+        values["shipped"] = {
+            "available": "yes", "reference": str(shipped.get("name", "")), "profile": str(shipped.get("profile", "")),
+            "backend": str(shipped.get("backend", "")), "column": column,
+            **keyed({v: sum(r["shipped_verdict"] == v for r in judged) for v in VERDICTS}),
+            "n_not_held": sum(not r["shipped_verdict"] for r in rows),
+            "n_same": sum(r["shipped_verdict"] == r["verdict"] for r in judged),
+            "n_changed": sum(r["shipped_verdict"] != r["verdict"] for r in judged)}
     write_variables(variables, {"scorecard": values})
