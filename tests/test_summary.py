@@ -106,19 +106,11 @@ def test_verdict_table_sets_the_shipped_runs_counts_beside_this_runs():
     assert verdict_table(ROWS, {}) == verdict_table(ROWS)  # none shipped: this run's rows only
 
 
-def test_shipped_verdicts_from_the_compare_csv(tmp_path):
-    from klvae.bundle.compare import DIFF_COLUMNS
-
-    csv = tmp_path / "compare.csv"
-    assert shipped_verdicts(None) == {} and shipped_verdicts(str(csv)) == {}
-    csv.write_text(",".join(DIFF_COLUMNS) + "\n")  # no shipped run: rule report_compare's header-only file
-    assert shipped_verdicts(str(csv)) == {}
-    rows = [{"table": "scorecard", "row": "a", "metric": "verdict", "a": "reproduced", "b": "differs"},
-            {"table": "scorecard", "row": "a", "metric": "ours", "a": "140.1", "b": "138.11"},
-            {"table": "scorecard", "row": "new", "metric": "verdict", "a": "", "b": "differs"},  # this run's only
-            {"table": "e1_losses", "row": "c=0", "metric": "verdict", "a": "x", "b": "y"}]
-    pd.DataFrame(rows, columns=list(DIFF_COLUMNS)).to_csv(csv, index=False)
-    assert shipped_verdicts(str(csv)) == {"a": "reproduced"}
+def test_shipped_verdicts_from_the_scorecards_shipped_column():
+    rows = [{"id": "a", "verdict": "differs", "shipped_verdict": "reproduced"},
+            {"id": "b", "verdict": "reproduced", "shipped_verdict": ""},  # its experiment is not in the shipped run
+            {"id": "c", "verdict": "reproduced"}]  # a scorecard made before the column existed
+    assert shipped_verdicts(rows) == {"a": "reproduced"} and shipped_verdicts([]) == {}
 
 
 def test_write_summary_from_files(tmp_path):
@@ -143,11 +135,9 @@ def test_write_summary_from_files(tmp_path):
     assert "| claim b ([E1](#sec-e1)) | test |" in heads  # each claim links its experiment's chapter
     assert "{#tbl-" not in counts + heads  # bodies only: the captions are in report/_summary.qmd
     assert v["shipped_run"] == "no" and "shipped run" not in counts
-    # beside a shipped run (rule report_compare's diff CSV): its counts get rows of their own
-    compare = tmp_path / "compare.csv"
-    pd.DataFrame([{"table": "scorecard", "row": r["id"], "metric": "verdict", "a": "reproduced", "b": r["verdict"]}
-                  for r in ROWS]).to_csv(compare, index=False)
-    write_summary(str(card), str(methods), str(verdicts), str(headlines), str(variables), str(run), str(compare))
+    # beside a shipped run (the scorecard's shipped_verdict, judged from its data): its counts get rows of their own
+    pd.DataFrame([{**r, "shipped_verdict": "reproduced"} for r in ROWS]).to_csv(card, index=False)
+    write_summary(str(card), str(methods), str(verdicts), str(headlines), str(variables), str(run))
     assert yaml.safe_load(variables.read_text())["summary"]["shipped_run"] == "yes"
     assert "| **all**, shipped run | 9 | 9 | 0 |" in verdicts.read_text()
     qmd = (REPO / "report" / "_summary.qmd").read_text()

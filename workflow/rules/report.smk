@@ -228,7 +228,6 @@ rule report_summary:
         scorecard=rules.report_scorecard.output.table,
         methods_variables=rules.report_methods.output.variables,
         run_json=rules.run_record.output.run_json,
-        compare_csv=rules.report_compare.output.diff_csv,
     output:
         verdicts_md=f"{GEN}/summary_verdicts.md",
         headlines_md=f"{GEN}/summary_headlines.md",

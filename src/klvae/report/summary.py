@@ -13,7 +13,7 @@ such a claim is not a candidate for "most clearly reproduced" (lying inside a ra
 nothing about how close). Claims whose own number is not one number (a range, text) are not
 candidates.
 
-Where a shipped run is set beside this one (rule ``report_compare``), the verdict table also
+Where a shipped run is set beside this one (its verdicts are the scorecard's ``shipped_verdict``), the verdict table also
 counts the shipped run's verdicts per experiment, on the same rules, so the summary gives the
 verdict counts of both runs.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -168,17 +167,12 @@ def basis_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["basis", "claims", *verdicts], body
 
 
-def shipped_verdicts(compare_csv: str | None) -> dict[str, str]:
-    """The shipped run's verdict per claim id, from rule ``report_compare``'s diff CSV
-    (:data:`klvae.bundle.compare.DIFF_COLUMNS`; its ``scorecard`` rows, metric ``verdict``, value
-    ``a``); empty without a shipped run (a header-only file) or without the file."""
-    if not compare_csv or not Path(compare_csv).is_file():
-        return {}
-    frame = pd.read_csv(compare_csv, dtype=str, keep_default_na=False)
-    if frame.empty:
-        return {}
-    picked = frame[(frame["table"] == "scorecard") & (frame["metric"] == "verdict") & (frame["a"] != "")]
-    return dict(zip(picked["row"], picked["a"], strict=True))
+def shipped_verdicts(rows: list[dict]) -> dict[str, str]:
+    """The shipped run's verdict per claim id, as the scorecard's ``shipped_verdict`` column holds
+    it (:func:`klvae.report.scorecard.shipped_columns`: judged by today's code from the shipped
+    bundle's data); claims of experiments the shipped run does not hold, a scorecard without a
+    shipped run and one made before the column existed give none."""
+    return {str(r["id"]): str(r["shipped_verdict"]) for r in rows if str(r.get("shipped_verdict") or "")}
 
 
 def summary_markdown(rows: list[dict], shipped: dict[str, str] | None = None) -> dict[str, str]:
@@ -210,7 +204,7 @@ def code_version(run: dict) -> str:
 
 
 def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, headlines_md: str, variables: str,
-                  run_json: str | None = None, compare_csv: str | None = None, bases_md: str | None = None) -> None:
+                  run_json: str | None = None, bases_md: str | None = None) -> None:
     """Rule ``report_summary``: the summary page's table bodies and variables.
 
     Args:
@@ -228,9 +222,10 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
             ``n_basis_runs``, ``n_basis_study``, ``n_basis_tolerance``, ``n_basis_other_hardware``
             (claims per basis kind, :data:`klvae.report.scorecard.BASIS_KINDS` in that order).
         run_json: the run record of rule ``report_methods`` (optional).
-        compare_csv: rule ``report_compare``'s diff CSV (optional): where it names a shipped run,
-            the verdict table counts that run's verdicts too (:func:`shipped_verdicts`);
-            ``shipped_run`` is then ``yes``.
+
+    Where a shipped run is set beside this one, the scorecard holds its verdicts (recomputed by
+    today's code from its data) and the verdict table counts them too (:func:`shipped_verdicts`);
+    ``shipped_run`` is then ``yes``.
 
     Raises:
         FileNotFoundError: an input is missing. KeyError: the scorecard lacks a column.
@@ -238,7 +233,7 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
     frame = pd.read_csv(scorecard, dtype=str, keep_default_na=False)
     rows = frame.to_dict("records")
     env = (yaml.safe_load(open(methods_variables)) or {}).get("env", {})
-    shipped = shipped_verdicts(compare_csv)
+    shipped = shipped_verdicts(rows)
     tables = summary_markdown(rows, shipped)
     write_text(verdicts_md, tables["verdicts"])
     write_text(headlines_md, tables["headlines"])
