@@ -13,8 +13,8 @@ such a claim is not a candidate for "most clearly reproduced" (lying inside a ra
 nothing about how close). Claims whose own number is not one number (a range, text) are not
 candidates.
 
-Where a shipped run is set beside this one (its verdicts are the scorecard's ``shipped_verdict``), the verdict table also
-counts the shipped run's verdicts per experiment, on the same rules, so the summary gives the
+Where a shipped run is set beside this one (its verdicts are the scorecard's ``shipped_verdict``),
+the verdict table also counts the shipped run's verdicts per experiment, on the same rules, so the summary gives the
 verdict counts of both runs.
 
 A second table counts this run's verdicts by what they rest on (:func:`basis_table`: the
