@@ -192,6 +192,40 @@ def test_each_e3_part_stands_alone(paper_rules, paper_config, tmp_path):
             assert any(rel in packed[p] for p in where), f"{name} reads {rel}, which no part packs ({where})"
 
 
+def test_an_e3_model_part_packs_its_analyses_with_the_faces_in_8_bits(tmp_path, paper_config):
+    """The e3-vae part: the VAE's metrics, history, facts and decoded faces (8-bit), its own jobs'
+    benchmark files, never the weights nor the AE's files."""
+    results = tmp_path / "results" / "paper"
+    rng = np.random.default_rng(0)
+    for kind in ("vae", "ae"):
+        run = results / "e3" / kind
+        run.mkdir(parents=True)
+        for name in ("history.csv", "model.json", "metrics.json", *(("latents.json",) if kind == "ae" else ())):
+            (run / name).write_text("{}\n" if name.endswith(".json") else "epoch,loss\n1,0.5\n")
+        faces = {"random_faces" if kind == "vae" else "ae_points": rng.random((60 if kind == "vae" else 90, 96, 96, 3),
+                                                                             dtype=np.float32)}
+        np.savez(run / "decoded_faces.npz", **faces, test_faces=rng.random((10, 96, 96, 3), dtype=np.float32),
+                 reconstructions=rng.random((10, 96, 96, 3), dtype=np.float32), test_index=np.arange(10),
+                 kind=np.str_(kind), z_dim=np.int64(200), seed=np.int64(0), fact=np.float64(0))
+        (run / "model.keras").write_bytes(b"weights")
+        for rule in ("e3_train", "e3_evaluate", "e3_decode"):
+            _tsv(results / "benchmarks" / rule / f"{kind}.tsv", 100, 90.0)
+    facts = tmp_path / "backend.json"
+    facts.write_text(json.dumps({"keras_backend": "tensorflow", "KERAS_BACKEND": "", "accelerators": []}))
+    made = kp.create_part_bundle("e3-vae", results, tmp_path / "out", REPO / "config" / "paper.yaml", facts)
+    _, contents, _ = kb.read_bundle(made["path"])
+    assert {f"e3/vae/{n}" for n in ("history.csv", "model.json", "metrics.json", "decoded_faces.npz")} <= set(contents)
+    assert not [n for n in contents if n.startswith("e3/ae/") or n.endswith((".keras", ".npy"))]
+    assert {"benchmarks/e3_evaluate/vae.tsv", "benchmarks/e3_decode/vae.tsv"} <= set(contents)
+    assert "benchmarks/e3_decode/ae.tsv" not in contents
+    with np.load(io.BytesIO(contents["e3/vae/decoded_faces.npz"]), allow_pickle=False) as d:
+        assert {k: d[k].dtype for k in ("random_faces", "test_faces", "reconstructions")} == dict.fromkeys(
+            ("random_faces", "test_faces", "reconstructions"), np.uint8)
+        assert str(d["kind"]) == "vae" and d["test_index"].tolist() == list(range(10))
+    assert made["record"]["quantized"]["arrays"] == ["e3/vae/decoded_faces.npz"]
+    assert os.path.getsize(made["path"]) < kp.MAX_PART_BYTES
+
+
 def _part(name, config, code="abc", backend="tensorflow", versions=None, gpu="none"):
     manifest = {"part": name, "config": f"parts/{name}/config.yaml"}
     contents = {manifest["config"]: yaml.safe_dump(config).encode()}
