@@ -132,9 +132,16 @@ def model_targets(kind: str, results: str) -> list[str]:
     return [f"{results}/e3/{kind}/{name}" for name in MODEL_FILES[kind]]
 
 
+def model_work(kind: str, config: dict) -> dict[str, float]:
+    """The ``e3-<kind>`` part's work: the training (epochs x images) and one job of each analysis."""
+    e3 = config["e3"]
+    return {"e3_train": float(e3["epochs"]) * float(e3["n_train"]), "e3_evaluate": 1, "e3_decode": 1,
+            **({"e3_ae_latents": 1} if kind == "ae" else {})}
+
+
 def _model_part(kind: str, what: str) -> PaperPart:
     return PaperPart(f"e3-{kind}", what, lambda config, results: model_targets(kind, results),
-                     lambda config: {"e3_train": float(config["e3"]["epochs"]) * float(config["e3"]["n_train"])})
+                     lambda config: model_work(kind, config))
 
 
 EXPERIMENT = Experiment(
