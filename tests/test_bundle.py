@@ -196,6 +196,8 @@ def test_the_comparison_lists_the_parts_a_shipped_run_was_made_in(tmp_path):
     ("report/build/figures/e1/a.png", False), ("bundle/x.tar.gz", False), ("from_bundle/x/tables/a.csv", False),
     ("e1/.x.tmp1.csv", False), ("MANIFEST.json", False), ("raw/mnist.whl", False), ("notes.docx", False),
     ("e1/r0/c0.5/grid.npz", False), ("e2/z2/end_layer/recon.npz", True), ("e3/decoded_faces.npz", False),
+    ("e3/vae/decoded_faces.npz", False), ("e3/ae/decoded_faces.npz", False), ("e3/ae/metrics.json", True),
+    ("e3/ae/latent_histogram.npz", True), ("e3/ae/latents.json", True),
     ("e3/vae/model.json", True), ("figures/study/backend_losses.png", False), ("figures/e1/scatter_panel.png", True),
 ])
 def test_allow_list_sorts_files_by_folder_and_extension(rel, included):

@@ -1,6 +1,6 @@
 """E3 models: the face VAE / plain AE (shapes, sizes, loss, a training step), the E3 entry
-points (train -> .keras + history + model facts, evaluate, encode_latents, decode_faces) and
-the four face figures."""
+points (train -> .keras + history + model facts; per model: evaluate, encode_latents, decode_faces; the
+tables from the per-model files) and the four face figures."""
 
 from __future__ import annotations
 
@@ -158,19 +158,39 @@ def test_evaluate_and_encode_latents(trained):
     from klvae.experiments import e3
 
     d = trained["dir"]
-    rows = e3.evaluate(d / "vae.keras", d / "ae.keras", d / "test.npy", d / "metrics.csv", batch_size=4)
-    assert [r["model"] for r in rows] == ["vae", "ae"]
-    assert rows[1]["loss"] == pytest.approx(rows[1]["reconstruction_loss"])  # the AE has no KL term
-    assert rows[0]["loss"] == pytest.approx(rows[0]["reconstruction_loss"]
-                                            + faces.DEFAULT_FACT * rows[0]["kl_loss"], rel=1e-5)
+    rows = [e3.evaluate(d / f"{kind}.keras", d / "test.npy", d / f"{kind}_metrics.json", kind=kind, batch_size=4)
+            for kind in ("ae", "vae")]  # each model in its own job, in any order
+    assert [json.loads((d / f"{k}_metrics.json").read_text()) for k in ("ae", "vae")] == rows
+    table = e3.metrics_table([d / "ae_metrics.json", d / "vae_metrics.json"], d / "metrics.csv")
+    assert table == rows
+    got = list(csv.DictReader(open(d / "metrics.csv")))
+    assert [r["model"] for r in got] == ["vae", "ae"]  # the table's order, whatever the files' order
+    assert list(got[0]) == ["model", "loss", "reconstruction_loss", "kl_loss", "fact", "mse", "n_test"]
+    ae, vae = rows
+    assert ae["loss"] == pytest.approx(ae["reconstruction_loss"])  # the AE has no KL term
+    assert vae["loss"] == pytest.approx(vae["reconstruction_loss"] + faces.DEFAULT_FACT * vae["kl_loss"], rel=1e-5)
     assert all(r["n_test"] == 6 for r in rows)
-    summary = e3.encode_latents(d / "ae.keras", d / "test.npy", d / "z.npy", d / "z.csv", batch_size=4)
+    # the VAE's z is drawn from its saved SeedGenerator: the same numbers in every job
+    again = e3.evaluate(d / "vae.keras", d / "test.npy", d / "vae_again.json", kind="vae", batch_size=4)
+    assert again == vae
+    with pytest.raises(ValueError, match="expected the face AE, the file holds a VAE"):
+        e3.evaluate(d / "vae.keras", d / "test.npy", d / "x.json", kind="ae")
+    with pytest.raises(ValueError, match="one VAE and one AE"):
+        e3.metrics_table([d / "vae_metrics.json", d / "vae_again.json"], d / "x.csv")
+    summary = e3.encode_latents(d / "ae.keras", d / "test.npy", d / "z.npy", d / "z.json", d / "z_hist.npz",
+                                batch_size=4)
     z = np.load(d / "z.npy")
     assert z.shape == (6, 200) and z.dtype == np.float32
     model = faces.load_face_model(d / "ae.keras")
     x = np.load(d / "test.npy").astype(np.float32) / 255.0
     np.testing.assert_allclose(z, np.asarray(model.encoder(x)[0]), atol=1e-5)
     assert summary["frac_in_0_20"] == pytest.approx(np.mean((z > 0) & (z < 20)))
+    assert json.loads((d / "z.json").read_text()) == summary
+    with np.load(d / "z_hist.npz") as hist:
+        counts, edges = np.histogram(z.ravel(), bins=120)
+        assert hist["counts"].tolist() == counts.tolist() and hist["edges"].tobytes() == edges.tobytes()
+    assert e3.latents_table(d / "z.json", d / "z.csv") == summary
+    assert list(csv.DictReader(open(d / "z.csv")))[0]["frac_in_0_20"] == str(summary["frac_in_0_20"])
 
 
 def _decode_as_the_figures_did(model, z):
@@ -180,53 +200,80 @@ def _decode_as_the_figures_did(model, z):
 
 
 def test_decode_faces_gives_the_bits_the_figures_decoded(trained, tmp_path):
+    """Each model's job draws and decodes what the figures (and the former two-model job) did: every
+    generator is made afresh from the seed, so splitting the job per model changes no bit."""
     from klvae.experiments import e3
 
     d = trained["dir"]
     bounds = [0.5, 5, 50]
-    info = e3.decode_faces(d / "vae.keras", d / "ae.keras", d / "test.npy", tmp_path / "decoded.npz", n_random=6,
-                           bounds=bounds, n_per_bound=3, n_test=4, seed=7)
-    assert info == {"z_dim": 200, "n_random": 6, "n_ae_points": 9, "n_test": 4}
-    got = np.load(tmp_path / "decoded.npz")
+    got = {}
+    for kind in ("vae", "ae"):
+        info = e3.decode_faces(d / f"{kind}.keras", d / "test.npy", tmp_path / f"{kind}.npz", kind=kind, n_random=6,
+                               bounds=bounds, n_per_bound=3, n_test=4, seed=7)
+        assert info == {"kind": kind, "z_dim": 200, "n_test": 4,
+                        **({"n_random": 6} if kind == "vae" else {"n_ae_points": 9})}
+        got[kind] = dict(np.load(tmp_path / f"{kind}.npz", allow_pickle=False))
     # what figures/e3.py computed before (random_faces, ae_random_points, reconstructions), step by step
     vae, ae = faces.load_face_model(d / "vae.keras"), faces.load_face_model(d / "ae.keras")
     z = np.random.default_rng(7).standard_normal((6, 200)).astype(np.float32)
-    want = {"random_faces": _decode_as_the_figures_did(vae, z)}
+    want = {"vae": {"random_faces": _decode_as_the_figures_did(vae, z)}}
     zs = [np.random.default_rng([7, r]).uniform(0.0, b, (3, 200)).astype(np.float32) for r, b in enumerate(bounds)]
-    want["ae_points"] = _decode_as_the_figures_did(ae, np.concatenate(zs))
+    want["ae"] = {"ae_points": _decode_as_the_figures_did(ae, np.concatenate(zs))}
     x = np.load(d / "test.npy", mmap_mode="r")
     idx = np.sort(np.random.default_rng(7).choice(len(x), size=4, replace=False))
-    want["test_index"], want["test_faces"] = idx, np.asarray(x[idx], np.float32) / 255.0
     for name, model in (("vae", vae), ("ae", ae)):
-        want[f"{name}_reconstructions"] = _decode_as_the_figures_did(
-            model, np.asarray(model.encoder(want["test_faces"], training=False)[0]))
-    for key, value in want.items():
-        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
-        assert got[key].tobytes() == value.tobytes(), key  # bitwise
-    assert got["random_faces"].shape == (6, 96, 96, 3) and got["ae_points"].shape == (9, 96, 96, 3)
-    assert got["bounds"].tolist() == [0.5, 5.0, 50.0] and int(got["n_per_bound"]) == 3
-    assert int(got["z_dim"]) == int(got["ae_z_dim"]) == 200 and int(got["seed"]) == 7
-    assert float(got["vae_fact"]) == faces.DEFAULT_FACT and float(got["ae_fact"]) == 0.0
+        want[name]["test_index"], want[name]["test_faces"] = idx, np.asarray(x[idx], np.float32) / 255.0
+        want[name]["reconstructions"] = _decode_as_the_figures_did(
+            model, np.asarray(model.encoder(want[name]["test_faces"], training=False)[0]))
+    for name in ("vae", "ae"):
+        for key, value in want[name].items():
+            assert got[name][key].dtype == value.dtype and got[name][key].shape == value.shape, (name, key)
+            assert got[name][key].tobytes() == value.tobytes(), (name, key)  # bitwise
+    assert "ae_points" not in got["vae"] and "random_faces" not in got["ae"]
+    assert got["vae"]["random_faces"].shape == (6, 96, 96, 3) and got["ae"]["ae_points"].shape == (9, 96, 96, 3)
+    assert got["ae"]["bounds"].tolist() == [0.5, 5.0, 50.0] and int(got["ae"]["n_per_bound"]) == 3
+    assert int(got["vae"]["z_dim"]) == int(got["ae"]["z_dim"]) == 200 and int(got["vae"]["seed"]) == 7
+    assert str(got["vae"]["kind"]) == "vae" and str(got["ae"]["kind"]) == "ae"
+    assert float(got["vae"]["fact"]) == faces.DEFAULT_FACT and float(got["ae"]["fact"]) == 0.0
+    with pytest.raises(ValueError, match="expected the face VAE, the file holds a FaceAE"):
+        e3.decode_faces(d / "ae.keras", d / "test.npy", tmp_path / "x.npz", kind="vae")
 
 
 def test_face_figures_write_pngs(trained, tmp_path):
     from PIL import Image
 
+    from klvae.bundle.part import quantized
     from klvae.experiments import e3
     from klvae.figures import e3 as ff
 
     d = trained["dir"]
-    e3.decode_faces(d / "vae.keras", d / "ae.keras", d / "test.npy", tmp_path / "decoded.npz", n_random=6,
-                    n_per_bound=3, n_test=4)
-    dec = tmp_path / "decoded.npz"
+    for kind in ("vae", "ae"):
+        e3.decode_faces(d / f"{kind}.keras", d / "test.npy", tmp_path / f"{kind}.npz", kind=kind, n_random=6,
+                        n_per_bound=3, n_test=4)
+    vae, ae = tmp_path / "vae.npz", tmp_path / "ae.npz"
     label = "synthetic stand-in, not CelebA"
-    ff.random_faces(dec, d / "random.png", label, n_cols=3)
-    ff.ae_random_points(dec, d / "ae_points.png", label)
-    ff.reconstructions(dec, d / "rec.png", "CelebA")
+    ff.random_faces(vae, d / "random.png", label, n_cols=3)
+    ff.ae_random_points(ae, d / "ae_points.png", label)
+    ff.reconstructions(vae, ae, d / "rec.png", "CelebA")
     (d / "manifest.json").write_text('{"data_label": "synthetic stand-in, not CelebA", "standin": true}')
-    ff.reconstructions(dec, d / "rec_m.png", manifest=d / "manifest.json")
-    np.save(d / "z.npy", np.random.default_rng(0).normal(size=(6, 200)).astype(np.float32))
-    ff.latent_histogram(d / "z.npy", d / "hist.png", label)
+    ff.reconstructions(vae, ae, d / "rec_m.png", manifest=d / "manifest.json")
+    z = np.random.default_rng(0).normal(size=(6, 200)).astype(np.float32)
+    counts, edges = np.histogram(z.ravel(), bins=120)
+    np.savez(d / "hist.npz", counts=counts, edges=edges)
+    (d / "z.json").write_text(json.dumps({"n_images": 6, "z_dim": 200, "min": float(z.min()), "max": float(z.max()),
+                                          "q01": 0.0, "q99": 1.0, "frac_in_0_20": 0.5, "frac_abs_le_3": 0.99}))
+    ff.latent_histogram(d / "hist.npz", d / "z.json", d / "hist.png", label)
+    # a part bundle's 8-bit copies draw the same figures (up to one level of 255 per pixel)
+    for kind in ("vae", "ae"):
+        (tmp_path / f"{kind}_8bit.npz").write_bytes(quantized(f"e3/{kind}/decoded_faces.npz",
+                                                              (tmp_path / f"{kind}.npz").read_bytes()))
+    ff.reconstructions(tmp_path / "vae_8bit.npz", tmp_path / "ae_8bit.npz", d / "rec_8bit.png", "CelebA")
+    a, b = (np.asarray(Image.open(d / f"{n}.png"), np.int16) for n in ("rec", "rec_8bit"))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
+    with pytest.raises(ValueError, match="expected the VAE's decoded faces"):
+        ff.random_faces(ae, d / "x.png", label)
+    with pytest.raises(ValueError, match="expected the AE's decoded faces"):
+        ff.reconstructions(vae, vae, d / "x.png", label)
     for name in ("random", "ae_points", "rec", "hist"):
         im = Image.open(d / f"{name}.png")
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 150
@@ -236,5 +283,5 @@ def test_face_figures_write_pngs(trained, tmp_path):
 
     assert red(d / "hist.png") > 500 and red(d / "rec.png") == 0 and red(d / "rec_m.png") > 500
     with pytest.raises(ValueError, match="give data_label or manifest"):
-        ff.latent_histogram(d / "z.npy", d / "x.png")
+        ff.latent_histogram(d / "hist.npz", d / "z.json", d / "x.png")
     assert ff._is_standin("CelebA", None) is False and ff._is_standin("x", True) is True

@@ -119,6 +119,113 @@ def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_pat
         assert tar.getnames()[0] == kb.MANIFEST_NAME
 
 
+_RULES_SCRIPT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+with SnakemakeApi(OutputSettings()) as api:
+    wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
+                        config_settings=ConfigSettings(configfiles=[repo / "config" / "paper.yaml"]),
+                        snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
+    rules = {r.name: {"inputs": [str(f) for f in r.input if isinstance(f, str)],
+                      "outputs": [str(f) for f in r.output]} for r in wapi._workflow.rules}
+print("RULES=" + json.dumps(rules))
+"""
+
+
+@pytest.fixture(scope="module")
+def paper_rules(tmp_path_factory):
+    """Every rule of the paper profile's workflow (parsed, nothing runs): its input and output patterns."""
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("parse")
+    proc = subprocess.run([sys.executable, "-c", _RULES_SCRIPT, str(REPO), str(work)], capture_output=True,
+                          text=True, timeout=300)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES=")), None)
+    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(line.removeprefix("RULES="))
+
+
+def test_each_e3_part_stands_alone(paper_rules, paper_config, tmp_path):
+    """A rule that loads a face model takes exactly one (wildcard kind) and is the parts' own; E3's
+    assembly rules load none, and every file they read is made by another assembly rule or packed
+    by one of E3's part bundles -- a model's files by that model's own part."""
+    from klvae.registry import e3 as e3_registry
+
+    e3_rules = {name: r for name, r in paper_rules.items() if name.startswith("e3_")}
+    loading = {name for name, r in e3_rules.items() if any(f.endswith("model.keras") for f in r["inputs"])}
+    assert loading == {"e3_evaluate", "e3_ae_latents", "e3_decode"}
+    for name in loading:
+        models = [f for f in e3_rules[name]["inputs"] if f.endswith(".keras")]
+        assert len(models) == 1 and name in e3_registry.EXPERIMENT.part_rules, (name, models)
+    allowed = kp.assembly_rules("e3", list(paper_rules))
+    assert allowed == ["e3_ae_latents_table", "e3_ae_random_points", "e3_latent_histogram", "e3_outputs",
+                       "e3_random_faces", "e3_reconstructions", "e3_table"]
+    assert not [(n, f) for n in allowed for f in paper_rules[n]["inputs"] if f.endswith(".keras")]
+
+    # what each of E3's part bundles would pack, from fake files at every target
+    results, prefix = tmp_path / "paper", "results/paper/"
+    packed = {}
+    for part in (p.name for p in paper.PARTS if p.experiment == "e3"):
+        targets = [t.removeprefix(prefix) for t in paper.part_targets(part, paper_config)]
+        for rel in targets:
+            (results / rel).parent.mkdir(parents=True, exist_ok=True)
+            (results / rel).write_text("x")
+            if rel.startswith("e3/"):  # the weights beside the run's files: never packed
+                (results / rel).with_name("model.keras").write_bytes(b"weights")
+        packed[part] = {m for m, _ in kp.part_files(results, "e3", *kp.split_targets("e3", targets))}
+    assert {"e3/vae/metrics.json", "e3/vae/decoded_faces.npz"} <= packed["e3-vae"]
+    assert not [m for ms in packed.values() for m in ms if m.endswith((".keras", ".npy"))]
+
+    def expanded(files):
+        return {f.removeprefix(prefix).replace("{kind}", k) for f in files for k in ("vae", "ae")}
+
+    made = expanded(f for n in allowed for f in paper_rules[n]["outputs"])
+    for name in allowed:
+        for rel in expanded(paper_rules[name]["inputs"]) - made:
+            owner = f"e3-{rel.split('/')[1]}" if rel.startswith("e3/") else None
+            where = [owner] if owner else list(packed)
+            assert any(rel in packed[p] for p in where), f"{name} reads {rel}, which no part packs ({where})"
+
+
+def test_an_e3_model_part_packs_its_analyses_with_the_faces_in_8_bits(tmp_path, paper_config):
+    """The e3-vae part: the VAE's metrics, history, facts and decoded faces (8-bit), its own jobs'
+    benchmark files, never the weights nor the AE's files."""
+    results = tmp_path / "results" / "paper"
+    rng = np.random.default_rng(0)
+    for kind in ("vae", "ae"):
+        run = results / "e3" / kind
+        run.mkdir(parents=True)
+        for name in ("history.csv", "model.json", "metrics.json", *(("latents.json",) if kind == "ae" else ())):
+            (run / name).write_text("{}\n" if name.endswith(".json") else "epoch,loss\n1,0.5\n")
+        faces = {"random_faces" if kind == "vae" else "ae_points": rng.random((60 if kind == "vae" else 90, 96, 96, 3),
+                                                                             dtype=np.float32)}
+        np.savez(run / "decoded_faces.npz", **faces, test_faces=rng.random((10, 96, 96, 3), dtype=np.float32),
+                 reconstructions=rng.random((10, 96, 96, 3), dtype=np.float32), test_index=np.arange(10),
+                 kind=np.str_(kind), z_dim=np.int64(200), seed=np.int64(0), fact=np.float64(0))
+        (run / "model.keras").write_bytes(b"weights")
+        for rule in ("e3_train", "e3_evaluate", "e3_decode"):
+            _tsv(results / "benchmarks" / rule / f"{kind}.tsv", 100, 90.0)
+    facts = tmp_path / "backend.json"
+    facts.write_text(json.dumps({"keras_backend": "tensorflow", "KERAS_BACKEND": "", "accelerators": []}))
+    made = kp.create_part_bundle("e3-vae", results, tmp_path / "out", REPO / "config" / "paper.yaml", facts)
+    _, contents, _ = kb.read_bundle(made["path"])
+    assert {f"e3/vae/{n}" for n in ("history.csv", "model.json", "metrics.json", "decoded_faces.npz")} <= set(contents)
+    assert not [n for n in contents if n.startswith("e3/ae/") or n.endswith((".keras", ".npy"))]
+    assert {"benchmarks/e3_evaluate/vae.tsv", "benchmarks/e3_decode/vae.tsv"} <= set(contents)
+    assert "benchmarks/e3_decode/ae.tsv" not in contents
+    with np.load(io.BytesIO(contents["e3/vae/decoded_faces.npz"]), allow_pickle=False) as d:
+        assert {k: d[k].dtype for k in ("random_faces", "test_faces", "reconstructions")} == dict.fromkeys(
+            ("random_faces", "test_faces", "reconstructions"), np.uint8)
+        assert str(d["kind"]) == "vae" and d["test_index"].tolist() == list(range(10))
+    assert made["record"]["quantized"]["arrays"] == ["e3/vae/decoded_faces.npz"]
+    assert os.path.getsize(made["path"]) < kp.MAX_PART_BYTES
+
+
 def _part(name, config, code="abc", backend="tensorflow", versions=None, gpu="none"):
     manifest = {"part": name, "config": f"parts/{name}/config.yaml"}
     contents = {manifest["config"]: yaml.safe_dump(config).encode()}

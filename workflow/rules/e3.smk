@@ -1,7 +1,10 @@
 # E3 -- faces (post IX, post IX and the post on the AE latent space): CelebA (or the
 # labelled synthetic stand-in) -> cropped/resized uint8 memmaps -> VAE and plain AE trained
-# by streaming -> decoded faces (e3_decode) -> random faces, AE random points,
-# reconstructions, AE latent histogram; benchmarks of preprocessing, memory and input throughput.
+# by streaming -> per model: test metrics (e3_evaluate), decoded faces (e3_decode) -> the
+# metrics table (e3_table), random faces, AE random points, reconstructions, AE latent
+# histogram; benchmarks of preprocessing, memory and input throughput. Every rule that loads
+# a model takes one model (wildcard kind), so each model's paper part stands alone; the rules
+# that show both models read only the per-model files.
 
 E3 = config["e3"]
 CELEBA = config["data"]["celeba"]
@@ -130,34 +133,52 @@ rule e3_train:
 
 
 rule e3_evaluate:
-    """Test-set loss, reconstruction and KL of both face models."""
+    """Test-set loss, reconstruction and KL of one face model (VAE or AE), as JSON."""
     input:
-        vae_model=f"{E3_DIR}/vae/model.keras",
-        ae_model=f"{E3_DIR}/ae/model.keras",
+        model=f"{E3_DIR}/{{kind}}/model.keras",
         test_npy=rules.e3_preprocess.output.test_npy,
     output:
-        metrics=f"{RESULTS}/tables/e3_metrics.csv",
+        metrics=f"{E3_DIR}/{{kind}}/metrics.json",
     log:
-        f"{LOGS}/e3_evaluate.log",
+        f"{LOGS}/e3_evaluate/{{kind}}.log",
     benchmark:
-        f"{BENCH}/e3_evaluate.tsv"
+        f"{BENCH}/e3_evaluate/{{kind}}.tsv"
     conda:
         CONDA_ENV
     params:
         **library_call("klvae.experiments.e3:evaluate"),
-        kwargs={"seed": config["seed"]},
+        kwargs=lambda w: {"kind": w.kind, "seed": config["seed"]},
+    script:
+        CALL
+
+
+rule e3_table:
+    """Table: test-set loss, reconstruction, KL and MSE of the VAE and the AE (from their metrics.json)."""
+    input:
+        metrics=expand(f"{E3_DIR}/{{kind}}/metrics.json", kind=("vae", "ae")),
+    output:
+        table=f"{RESULTS}/tables/e3_metrics.csv",
+    log:
+        f"{LOGS}/e3_table.log",
+    benchmark:
+        f"{BENCH}/e3_table.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e3:metrics_table"),
     script:
         CALL
 
 
 rule e3_ae_latents:
-    """The AE encoder's latent values on the test faces, and their summary."""
+    """The AE encoder's latent values on the test faces, their summary and their histogram."""
     input:
         model=f"{E3_DIR}/ae/model.keras",
         test_npy=rules.e3_preprocess.output.test_npy,
     output:
         latents=f"{E3_DIR}/ae/test_latents.npy",
-        summary=f"{RESULTS}/tables/e3_ae_latents.csv",
+        summary=f"{E3_DIR}/ae/latents.json",
+        histogram=f"{E3_DIR}/ae/latent_histogram.npz",
     log:
         f"{LOGS}/e3_ae_latents.log",
     benchmark:
@@ -170,24 +191,47 @@ rule e3_ae_latents:
         CALL
 
 
-rule e3_decode:
-    """Decode what the face figures show: VAE faces from z ~ N(0, I), AE decodings of z_i ~ U(0, b), reconstructions."""
+rule e3_ae_latents_table:
+    """Table: the range of the AE's latent values on the test faces (from its latents.json)."""
     input:
-        vae_model=f"{E3_DIR}/vae/model.keras",
-        ae_model=f"{E3_DIR}/ae/model.keras",
+        summary=rules.e3_ae_latents.output.summary,
+    output:
+        table=f"{RESULTS}/tables/e3_ae_latents.csv",
+    log:
+        f"{LOGS}/e3_ae_latents_table.log",
+    benchmark:
+        f"{BENCH}/e3_ae_latents_table.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        **library_call("klvae.experiments.e3:latents_table"),
+    script:
+        CALL
+
+
+rule e3_decode:
+    """Decode what the face figures show of one model: VAE faces from z ~ N(0, I) or AE decodings of
+    z_i ~ U(0, b), and the model's reconstructions of the same test faces."""
+    input:
+        model=f"{E3_DIR}/{{kind}}/model.keras",
         test_npy=rules.e3_preprocess.output.test_npy,
     output:
-        decoded=f"{E3_DIR}/decoded_faces.npz",
+        decoded=f"{E3_DIR}/{{kind}}/decoded_faces.npz",
     log:
-        f"{LOGS}/e3_decode.log",
+        f"{LOGS}/e3_decode/{{kind}}.log",
     benchmark:
-        f"{BENCH}/e3_decode.tsv"
+        f"{BENCH}/e3_decode/{{kind}}.tsv"
     conda:
         CONDA_ENV
     params:
         **library_call("klvae.experiments.e3:decode_faces"),
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend decodes other bits
-        kwargs={"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"], "seed": config["seed"]},
+        # each model only the settings it uses, so a change of the AE's bounds leaves the VAE's file
+        kwargs=lambda w: {
+            "kind": w.kind,
+            "seed": config["seed"],
+            **({"bounds": E3["ae_bounds"], "n_per_bound": E3["n_per_bound"]} if w.kind == "ae" else {}),
+        },
     script:
         CALL
 
@@ -195,7 +239,7 @@ rule e3_decode:
 rule e3_random_faces:
     """Figure: VAE decodings of z ~ N(0, I)."""
     input:
-        decoded=rules.e3_decode.output.decoded,
+        decoded=f"{E3_DIR}/vae/decoded_faces.npz",
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=report(
@@ -218,7 +262,7 @@ rule e3_random_faces:
 rule e3_ae_random_points:
     """Figure: AE decodings of z with components uniform in [0, b], one row per b."""
     input:
-        decoded=rules.e3_decode.output.decoded,
+        decoded=f"{E3_DIR}/ae/decoded_faces.npz",
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=report(
@@ -241,7 +285,8 @@ rule e3_ae_random_points:
 rule e3_reconstructions:
     """Figure: held-out test faces and their VAE and AE reconstructions."""
     input:
-        decoded=rules.e3_decode.output.decoded,
+        vae_decoded=f"{E3_DIR}/vae/decoded_faces.npz",
+        ae_decoded=f"{E3_DIR}/ae/decoded_faces.npz",
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=report(
@@ -264,7 +309,8 @@ rule e3_reconstructions:
 rule e3_latent_histogram:
     """Figure: histogram of the AE encoder's latent values on test faces."""
     input:
-        latents=rules.e3_ae_latents.output.latents,
+        histogram=rules.e3_ae_latents.output.histogram,
+        summary=rules.e3_ae_latents.output.summary,
         manifest=rules.e3_preprocess.output.manifest,
     output:
         png=report(
@@ -356,8 +402,8 @@ E3_FIGURES = [
     f"{E3_FIG}/{n}.png" for n in ("random_faces", "ae_random_points", "reconstructions", "ae_latent_histogram")
 ]
 E3_TABLES = [
-    rules.e3_evaluate.output.metrics,
-    rules.e3_ae_latents.output.summary,
+    rules.e3_table.output.table,
+    rules.e3_ae_latents_table.output.table,
     rules.e3_bench_preprocessing.output.csv,
     rules.e3_bench_memory.output.csv,
     rules.e3_bench_pipeline.output.csv,
@@ -368,8 +414,8 @@ rule report_e3:
     """E3 data provenance and stand-in banner, test losses, AE latent range, benchmarks, E3 variables."""
     input:
         manifest=rules.e3_preprocess.output.manifest,
-        metrics=rules.e3_evaluate.output.metrics,
-        latents=rules.e3_ae_latents.output.summary,
+        metrics=rules.e3_table.output.table,
+        latents=rules.e3_ae_latents_table.output.table,
         bench_preprocessing=rules.e3_bench_preprocessing.output.csv,
         bench_memory=rules.e3_bench_memory.output.csv,
         bench_pipeline=rules.e3_bench_pipeline.output.csv,
@@ -398,7 +444,7 @@ rule report_scorecard_e3:
     """E3's scorecard part: post IX's preprocessing time and memory, the AE latent range."""
     input:
         e3_manifest=rules.e3_preprocess.output.manifest,
-        e3_latents=rules.e3_ae_latents.output.summary,
+        e3_latents=rules.e3_ae_latents_table.output.table,
         e3_preprocessing=rules.e3_bench_preprocessing.output.csv,
         e3_memory=rules.e3_bench_memory.output.csv,
     output:

@@ -50,37 +50,43 @@ from klvae.bundle.core import (
 MAX_PART_BYTES = 25_000_000
 #: Decoded-image arrays a part carries (the figures are drawn from them when the parts are
 #: assembled); the run bundle's allow-list leaves them out because it carries the figures.
-PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})
+PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})  # E3's: one per model, e3/<kind>/
 #: The rules whose code a part's numbers depend on, per experiment (their digests go in the record;
 #: each experiment's ``part_rules`` in the registry, :mod:`klvae.registry`).
 TRAINING_RULES = {e.id: e.part_rules for e in registry.EXPERIMENTS}
 _RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
 
 
-#: Decoded-image arrays a part bundle stores as 8-bit (``round(255 * p)``, uint8): E1's 30x30
-#: manifolds are 2.8 MB each as float32 and hardly compress; their figures are 8-bit PNGs, so the
-#: figure drawn from the 8-bit grid is the same picture (klvae.figures.e1 scales uint8 by 1/255).
-QUANTIZED = {"grid.npz": "images"}
+#: Decoded-image arrays a part bundle stores as 8-bit (``round(255 * p)``, uint8), by file name: the
+#: arrays of each that are quantized (those a file lacks are skipped). E1's 30x30 manifolds are
+#: 2.8 MB each as float32 and hardly compress; E3's per-model decoded faces (the VAE's 60 random
+#: faces, the AE's 90 random points, 10 test faces and their reconstructions, 96x96x3 each) are
+#: 8.8 and 12.2 MB. Their figures are 8-bit PNGs, so the figure drawn from the 8-bit arrays is the
+#: same picture (klvae.figures.e1 and klvae.figures.e3 scale uint8 by 1/255).
+QUANTIZED = {"grid.npz": ("images",),
+             "decoded_faces.npz": ("random_faces", "ae_points", "test_faces", "reconstructions")}
 
 
 def quantized(name: str, data: bytes) -> bytes:
-    """A decoded-image ``.npz`` with its float array in [0, 1] stored as uint8 (:data:`QUANTIZED`);
+    """A decoded-image ``.npz`` with its float arrays in [0, 1] (:data:`QUANTIZED`) stored as uint8;
     every other array unchanged. Never unpickles (``allow_pickle=False``).
 
     Raises:
-        BundleError: the array is not float in [0, 1].
+        BundleError: an array to quantize is not float in [0, 1].
     """
     import io
 
     import numpy as np
 
-    key = QUANTIZED[name.rsplit("/", 1)[-1]]
     with np.load(io.BytesIO(data), allow_pickle=False) as d:
         arrays = {k: d[k] for k in d.files}
-    x = arrays[key]
-    if x.dtype.kind != "f" or (x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1)):
-        raise BundleError(f"{name}: {key!r} is not a float array in [0, 1]; cannot store it as 8-bit")
-    arrays[key] = np.round(x * 255.0).astype(np.uint8)
+    for key in QUANTIZED[name.rsplit("/", 1)[-1]]:
+        if key not in arrays:
+            continue
+        x = arrays[key]
+        if x.dtype.kind != "f" or (x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1)):
+            raise BundleError(f"{name}: {key!r} is not a float array in [0, 1]; cannot store it as 8-bit")
+        arrays[key] = np.round(x * 255.0).astype(np.uint8)
     out = io.BytesIO()
     np.savez_compressed(out, **arrays)
     return out.getvalue()
@@ -98,7 +104,8 @@ def _rule_of_benchmark(rel: str) -> str:
     return parts[1] if len(parts) > 2 else Path(parts[1]).stem
 
 
-def part_files(results: str | Path, experiment: str, run_dirs: list[str]) -> list[tuple[str, Path]]:
+def part_files(results: str | Path, experiment: str, run_dirs: list[str],
+               files: list[str] = ()) -> list[tuple[str, Path]]:
     """The files of a part under ``results`` (a profile's results folder), as ``(member, path)``.
 
     Args:
@@ -106,17 +113,27 @@ def part_files(results: str | Path, experiment: str, run_dirs: list[str]) -> lis
         experiment: ``e1``, ``e2`` or ``e3``.
         run_dirs: the part's run folders relative to ``results`` (``e1/r0/c1``): every allowed file
             in them goes in.
+        files: single files relative to ``results`` that go in when the allow-list admits them:
+            the part's targets outside its run folders (a benchmark part's ``tables/*.csv``, E3's
+            ``data/faces/manifest.json``).
 
     Returns:
-        Sorted ``(member name, path)``: the run folders' files, the benchmark files and phase
-        records (``logs/**/*.phases.json``) of the experiment's rules for those runs, the data's
-        JSON provenance (``data/*.json``).
+        Sorted ``(member name, path)``: the run folders' files, ``files``, the benchmark files and
+        phase records (``logs/**/*.phases.json``) of the experiment's rules for those runs, the
+        data's JSON provenance (``data/*.json``).
 
     Raises:
-        BundleError: a run folder is missing or has no file, or a name a bundle cannot carry.
+        BundleError: a run folder is missing or has no file, one of ``files`` is missing, or a name
+        a bundle cannot carry.
     """
     root = Path(results)
     picked: dict[str, Path] = {}
+    for rel in files:
+        if not (root / rel).is_file():
+            raise BundleError(f"{root / rel}: a target of the part is missing; run the part's targets first "
+                              f"(python -m klvae.paper targets <part>)")
+        if part_member_kind(rel)[0]:
+            picked[rel] = root / rel
     for run in run_dirs:
         folder = root / run
         files = [p for p in sorted(folder.rglob("*")) if p.is_file()] if folder.is_dir() else []
@@ -146,6 +163,14 @@ def part_files(results: str | Path, experiment: str, run_dirs: list[str]) -> lis
     if bad:
         raise BundleError(f"names a bundle cannot carry: {', '.join(bad[:5])}")
     return sorted(picked.items())
+
+
+def split_targets(experiment: str, rel_targets: list[str]) -> tuple[list[str], list[str]]:
+    """A part's targets (relative to the results folder) as :func:`part_files` takes them:
+    ``(run_dirs, files)``: the folders of the targets under ``<experiment>/`` (all their allowed
+    files go in) and the other targets, each alone (``tables/*.csv``, ``data/**/*.json``)."""
+    run_dirs = sorted({t.rsplit("/", 1)[0] for t in rel_targets if t.startswith(f"{experiment}/")})
+    return run_dirs, [t for t in rel_targets if not t.startswith(f"{experiment}/")]
 
 
 def job_times(files: list[tuple[str, Path]]) -> dict:
@@ -254,8 +279,7 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
         raise BundleError(f"part {part} is not finished: {len(missing)} of {len(targets)} targets missing "
                           f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); run "
                           f"`make paper-part PART={part}` again (trainings resume from their checkpoints)")
-    run_dirs = sorted({t.rsplit("/", 1)[0] for t in rel_targets if t.startswith(f"{p.experiment}/")})
-    files = part_files(results, p.experiment, run_dirs)
+    files = part_files(results, p.experiment, *split_targets(p.experiment, rel_targets))
     if backend_facts is None:
         from klvae.backend import backend_facts as facts_now
 
@@ -485,6 +509,6 @@ def create_experiment_bundle(experiment: str, parts_dir: str | Path = "bundles/p
     return {**result, "record": record}
 
 
-__all__ = ["MAX_PART_BYTES", "PART_ARRAYS", "part_member_kind", "part_files", "job_times", "resumed_runs",
-           "code_digests", "create_part_bundle", "config_differences", "part_bundles", "check_parts",
+__all__ = ["MAX_PART_BYTES", "PART_ARRAYS", "part_member_kind", "part_files", "split_targets", "job_times",
+           "resumed_runs", "code_digests", "create_part_bundle", "config_differences", "part_bundles", "check_parts",
            "assembly_rules", "assemble", "part_summary", "experiment_run_record", "create_experiment_bundle"]

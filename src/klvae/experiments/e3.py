@@ -11,13 +11,19 @@ every output is written under a temporary name and renamed when complete):
   float32 per batch; :class:`klvae.data.stream.ImageBatches`), so no float32 copy of the
   training set exists. Writes the model (``.keras``) and a
   per-epoch history CSV.
-* :func:`evaluate` -- test-set loss, reconstruction and KL of both models, one CSV.
-* :func:`encode_latents` -- the encoder's ``z_mean`` of test faces (``.npy``) plus a CSV
+* :func:`evaluate` -- test-set loss, reconstruction and KL of one model, one JSON;
+  :func:`metrics_table` -- both models' JSON as one CSV (``tables/e3_metrics.csv``).
+* :func:`encode_latents` -- the encoder's ``z_mean`` of test faces (``.npy``) plus a JSON
   summary of the value range (the AE post: "most of the data points ... in a region of
-  0 < x_i < 20").
-* :func:`decode_faces` -- the decoded images the face figures show (VAE faces from
-  z ~ N(0, I), AE decodings of z_i ~ U(0, b), test faces and both models' reconstructions),
-  one ``.npz`` with the settings that made them.
+  0 < x_i < 20") and the histogram the figure draws; :func:`latents_table` -- the summary
+  as ``tables/e3_ae_latents.csv``.
+* :func:`decode_faces` -- the decoded images the face figures show, per model (VAE faces
+  from z ~ N(0, I); AE decodings of z_i ~ U(0, b); test faces and the model's
+  reconstructions), one ``.npz`` with the settings that made them.
+
+Everything that needs a model's weights runs per model (one job, one ``.keras``), so each
+model's paper part (:mod:`klvae.paper`) stands alone; the table and the figures that show both
+models are built from the per-model files.
 
 The figures are drawn by :mod:`klvae.figures.e3` from these files (no model is loaded there).
 """
@@ -155,14 +161,44 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             "final": {k: float(logs[-1][k]) for k in ("loss", "reconstruction_loss", "kl_loss")}}
 
 
-def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, metrics: str | Path,
-             n_test: int | None = None, batch_size: int = 256, seed: int = 0, threads: int = 1) -> list[dict]:
-    """Test-set loss terms of both models -> ``metrics`` CSV.
+def _check_kind(net, kind: str, path) -> None:
+    """Refuse a model file whose class is not ``kind``'s (``"ae"``: :class:`FaceAE`; ``"vae"``: the VAE)."""
+    from klvae.models.faces import FaceAE
 
-    Columns: ``model`` (vae/ae), ``loss``, ``reconstruction_loss`` (mean-BCE, nats per
-    pixel value), ``kl_loss`` (KL_mean; for the AE a monitor only, weight 0),
-    ``fact`` (the KL weight on the posts' scale), ``mse`` (of the deterministic reconstruction ``decoder(z_mean)``, in
-    [0, 1]^2 units), ``n_test``. The VAE's loss uses one seeded draw of z per image.
+    if kind not in ("vae", "ae"):
+        raise ValueError(f"unknown model kind {kind!r}; choose 'vae' or 'ae'")
+    if isinstance(net, FaceAE) != (kind == "ae"):
+        raise ValueError(f"{path}: expected the face {kind.upper()}, the file holds a {type(net).__name__}")
+
+
+def evaluate(model: str | Path, test_npy: str | Path, metrics: str | Path, kind: str = "vae",
+             n_test: int | None = None, batch_size: int = 256, seed: int = 0, threads: int = 1) -> dict:
+    """Test-set loss terms of one face model -> ``metrics`` (JSON, one row of :func:`metrics_table`).
+
+    Keys: ``model`` (``kind``: vae/ae), ``loss``, ``reconstruction_loss`` (mean-BCE, nats per
+    pixel value), ``kl_loss`` (KL_mean; for the AE a monitor only, weight 0), ``fact`` (the KL
+    weight on the posts' scale), ``mse`` (of the deterministic reconstruction
+    ``decoder(z_mean)``, in [0, 1]^2 units), all floats (means over the test images, each batch
+    weighted by its size), and ``n_test`` (int).
+
+    The VAE's loss uses one draw of z per image from its sampling layer's ``SeedGenerator``,
+    whose state is saved in the ``.keras`` file and restored on loading; the AE draws nothing.
+    So each model's numbers depend on its own file only: one job per model gives the numbers
+    the former two-model evaluation gave (it also evaluated the VAE first, straight after
+    ``set_global_seed(seed, threads)``).
+
+    Args:
+        model: ``.keras`` file from :func:`train`.
+        test_npy: uint8 ``(N, 96, 96, 3)`` test ``.npy`` from :func:`klvae.data.celeba.preprocess`.
+        metrics: output JSON.
+        kind: ``"vae"`` or ``"ae"``; the file's model must be of that kind.
+        n_test: use the first ``n_test`` test images (None = all).
+        batch_size: images per forward pass.
+        seed: :func:`klvae.seeding.set_global_seed`'s seed.
+        threads: CPU threads of the Keras backend.
+
+    Raises:
+        ValueError: unknown kind, or the file holds the other kind of model.
     """
     set_global_seed(seed, threads)
     from keras import ops
@@ -171,31 +207,63 @@ def evaluate(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, 
     from klvae.models.faces import load_face_model
 
     x = _open_images(test_npy, n_test)
-    rows = []
-    for name, path in (("vae", vae_model), ("ae", ae_model)):
-        net = load_face_model(path)
-        sums = np.zeros(4)
-        for batch in ImageBatches(x, batch_size):
-            total, rec, kl = net.loss_terms(batch, training=False)
-            z_mean, _ = net.encoder(batch, training=False)
-            mse = ops.mean(ops.square(net.decoder(z_mean, training=False) - batch))
-            sums += np.array([float(total), float(rec), float(kl), float(mse)]) * len(batch)
-        total, rec, kl, mse = sums / len(x)
-        rows.append({"model": name, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
-                     "fact": float(net.fact), "mse": mse, "n_test": len(x)})
-    write_rows(metrics, rows)
+    net = load_face_model(model)
+    _check_kind(net, kind, model)
+    sums = np.zeros(4)
+    for batch in ImageBatches(x, batch_size):
+        total, rec, kl = net.loss_terms(batch, training=False)
+        z_mean, _ = net.encoder(batch, training=False)
+        mse = ops.mean(ops.square(net.decoder(z_mean, training=False) - batch))
+        sums += np.array([float(total), float(rec), float(kl), float(mse)]) * len(batch)
+    total, rec, kl, mse = (float(v) for v in sums / len(x))
+    row = {"model": kind, "loss": total, "reconstruction_loss": rec, "kl_loss": kl,
+           "fact": float(net.fact), "mse": mse, "n_test": len(x)}
+    write_json(metrics, row)
+    return row
+
+
+#: The order of the models in ``tables/e3_metrics.csv``.
+MODEL_ORDER = ("vae", "ae")
+
+
+def metrics_table(metrics: list[str | Path], table: str | Path) -> list[dict]:
+    """The face models' test metrics (:func:`evaluate`'s JSON files) -> ``table`` CSV.
+
+    One row per model, VAE first (:data:`MODEL_ORDER`), columns ``model, loss,
+    reconstruction_loss, kl_loss, fact, mse, n_test`` as :func:`evaluate` wrote them (a JSON
+    float reads back as the same float64, so the CSV is the one the former two-model
+    evaluation wrote).
+
+    Raises:
+        ValueError: a model missing or given twice.
+    """
+    import json
+
+    rows = [json.loads(Path(p).read_text()) for p in ([metrics] if isinstance(metrics, (str, Path)) else metrics)]
+    names = [r["model"] for r in rows]
+    if sorted(names) != sorted(MODEL_ORDER):
+        raise ValueError(f"expected the metrics of one VAE and one AE, got models {names}")
+    write_rows(table, sorted(rows, key=lambda r: MODEL_ORDER.index(r["model"])))
     return rows
 
 
 def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path, summary: str | Path,
-                   n_test: int | None = None, batch_size: int = 256, threads: int = 1) -> dict:
-    """The encoder's ``z_mean`` for test faces -> ``latents`` (float32 ``(n, z_dim)`` ``.npy``) and ``summary`` CSV.
+                   histogram: str | Path | None = None, n_test: int | None = None, batch_size: int = 256,
+                   bins: int = 120, threads: int = 1) -> dict:
+    """The encoder's ``z_mean`` for test faces -> ``latents`` (float32 ``(n, z_dim)`` ``.npy``),
+    its ``summary`` (JSON, the row of ``tables/e3_ae_latents.csv``, :func:`latents_table`) and
+    ``histogram`` (``.npz``, what the latent-histogram figure draws).
 
     For the AE this is its (deterministic) code; the summary quantifies the AE post's
     "most of the data points in the latent space were created in a region of
-    0 < x_i < 20". Summary columns: ``n_images, z_dim, min, max, mean, std, q01, q05,
-    q50, q95, q99, frac_in_0_20`` (fraction of all components with 0 < z_i < 20),
-    ``frac_negative``, ``frac_abs_le_3`` (fraction with |z_i| <= 3, where N(0, 1) keeps 99.7 %).
+    0 < x_i < 20". Summary keys: ``n_images, z_dim`` (int), ``min, max, mean, std, q01, q05,
+    q50, q95, q99`` (floats over all n * z_dim components), ``frac_in_0_20`` (fraction of all
+    components with 0 < z_i < 20), ``frac_negative``, ``frac_abs_le_3`` (fraction with
+    |z_i| <= 3, where N(0, 1) keeps 99.7 %).
+
+    ``histogram`` holds ``counts`` (int64 ``(bins,)``) and ``edges`` (``(bins + 1,)``, the
+    latents' float32) of ``np.histogram(z.ravel(), bins)`` -- the bins ``hist(z.ravel(), bins)``
+    draws -- so the figure is drawn without the ``.npy`` (which no bundle carries).
     """
     set_global_seed(0, threads)
     from klvae.data.stream import ImageBatches
@@ -210,10 +278,27 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     commit(tmp, latents)
     q = np.quantile(z, [0.01, 0.05, 0.5, 0.95, 0.99])
     row = {"n_images": int(z.shape[0]), "z_dim": int(z.shape[1]), "min": float(z.min()), "max": float(z.max()),
-           "mean": float(z.mean()), "std": float(z.std()), "q01": q[0], "q05": q[1], "q50": q[2], "q95": q[3],
-           "q99": q[4], "frac_in_0_20": float(np.mean((z > 0) & (z < 20))), "frac_negative": float(np.mean(z < 0)),
+           "mean": float(z.mean()), "std": float(z.std()), "q01": float(q[0]), "q05": float(q[1]),
+           "q50": float(q[2]), "q95": float(q[3]), "q99": float(q[4]),
+           "frac_in_0_20": float(np.mean((z > 0) & (z < 20))), "frac_negative": float(np.mean(z < 0)),
            "frac_abs_le_3": float(np.mean(np.abs(z) <= 3))}
-    write_rows(summary, [row])
+    write_json(summary, row)
+    if histogram is not None:
+        counts, edges = np.histogram(z.ravel(), bins=bins)
+        tmp = atomic_path(histogram)
+        np.savez(tmp, counts=counts.astype(np.int64), edges=edges)
+        commit(tmp, histogram)
+    return row
+
+
+def latents_table(summary: str | Path, table: str | Path) -> dict:
+    """The AE's latent summary (:func:`encode_latents`' JSON) -> ``table`` CSV, one row, columns in
+    :func:`encode_latents`' order (a JSON float reads back as the same float64, so the CSV is the
+    one the encoding job wrote before the table moved to its own rule)."""
+    import json
+
+    row = json.loads(Path(summary).read_text())
+    write_rows(table, [row])
     return row
 
 
@@ -223,72 +308,79 @@ def _decode(model, z: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate(out), 0.0, 1.0)
 
 
-def decode_faces(vae_model: str | Path, ae_model: str | Path, test_npy: str | Path, decoded: str | Path,
+def decode_faces(model: str | Path, test_npy: str | Path, decoded: str | Path, kind: str = "vae",
                  n_random: int = 60, bounds=AE_BOUNDS, n_per_bound: int = 10, n_test: int = 10,
                  seed: int = 0) -> dict:
-    """Decode what the face figures show -> ``decoded`` (``.npz``); the figures only draw it.
+    """Decode what the face figures show of one model -> ``decoded`` (``.npz``); the figures only draw it.
 
-    Three sets, each drawn and decoded exactly as the figures did before (same generators,
-    seeds, order of draws and batches):
+    Each set is drawn and decoded as the figures did before, and as the former two-model job
+    did (same generators, seeds, order of draws and batches): every generator is made afresh
+    from ``seed``, none is shared between the models, so one job per model gives the same bits.
 
-    * ``random_faces``: the VAE's ``decoder(z)`` of ``n_random`` points
-      ``z = default_rng(seed).standard_normal((n_random, z_dim))`` (float32);
-    * ``ae_points``: the AE's ``decoder(z)``, one block of ``n_per_bound`` rows per boundary
-      ``b`` (row ``r``: ``z = default_rng([seed, r]).uniform(0, b, (n_per_bound, z_dim))``,
-      float32), blocks in the order of ``bounds``;
-    * ``test_faces`` (uint8 test images / 255, float32), ``test_index`` (int, sorted; picked
-      with ``default_rng(seed).choice(N, min(n_test, N), replace=False)``), and
-      ``vae_reconstructions``/``ae_reconstructions``: ``decoder(z_mean)`` of each model
-      (deterministic, no sampling).
+    * VAE (``kind="vae"``): ``random_faces``, ``decoder(z)`` of ``n_random`` points
+      ``z = default_rng(seed).standard_normal((n_random, z_dim))`` (float32) -- the
+      random-face figure of post IX;
+    * AE (``kind="ae"``): ``ae_points``, ``decoder(z)``, one block of ``n_per_bound`` rows per
+      boundary ``b`` (row ``r``: ``z = default_rng([seed, r]).uniform(0, b, (n_per_bound,
+      z_dim))``, float32), blocks in the order of ``bounds`` (float64, stored), with
+      ``n_per_bound`` -- the AE post's random points;
+    * both: ``test_faces`` (uint8 test images / 255, float32), ``test_index`` (int, sorted;
+      picked with ``default_rng(seed).choice(N, min(n_test, N), replace=False)``, the same
+      faces for both models) and ``reconstructions``, ``decoder(z_mean)`` (deterministic, no
+      sampling).
 
     Every image array is float32 ``(n, 96, 96, 3)`` clipped to [0, 1]; the decoder runs on
-    chunks of :data:`DECODE_BATCH` points. Settings stored beside them: ``z_dim``, ``seed``,
-    ``bounds`` (float64), ``n_per_bound``, ``vae_fact`` and ``ae_fact`` (the models'
-    ``fact``; 0 for the AE). No random draw of the backend is used and its threads are left at
-    their defaults, so the images are those the figure rules decoded.
+    chunks of :data:`DECODE_BATCH` points. Stored beside them: ``kind`` (str), ``z_dim``,
+    ``seed``, ``fact`` (the model's KL weight on the posts' scale; 0 for the AE). No random
+    draw of the backend is used and its threads are left at their defaults, so the images are
+    those the figure rules decoded. A part bundle stores the image arrays as 8-bit
+    (:data:`klvae.bundle.part.QUANTIZED`).
 
     Args:
-        vae_model, ae_model: ``.keras`` files from :func:`train` (kind ``"vae"``, ``"ae"``).
+        model: ``.keras`` file from :func:`train`, of kind ``kind``.
         test_npy: uint8 ``(N, 96, 96, 3)`` test ``.npy`` from :func:`klvae.data.celeba.preprocess`.
         decoded: output ``.npz``.
-        n_random: points z ~ N(0, I) for the random-face figure (6 rows x 10).
-        bounds: boundaries b of z_i ~ U(0, b) (the AE post's, :data:`AE_BOUNDS`).
-        n_per_bound: points per boundary (the AE post showed 10 of 100).
+        kind: ``"vae"`` or ``"ae"``.
+        n_random: VAE: points z ~ N(0, I) for the random-face figure (6 rows x 10).
+        bounds: AE: boundaries b of z_i ~ U(0, b) (the AE post's, :data:`AE_BOUNDS`).
+        n_per_bound: AE: points per boundary (the AE post showed 10 of 100).
         n_test: test faces to reconstruct.
         seed: seeds the NumPy generators above.
 
     Returns:
-        ``{"z_dim", "n_random", "n_ae_points", "n_test"}``.
+        ``{"kind", "z_dim", "n_random" (VAE) or "n_ae_points" (AE), "n_test"}``.
 
     Raises:
         DataIntegrityError: the test array is missing, truncated or of the wrong shape.
+        ValueError: unknown kind, or the file holds the other kind of model.
     """
     from klvae.models.faces import load_face_model
 
     x = _open_images(test_npy, None)
-    vae = load_face_model(vae_model)
-    z_dim = vae.decoder.input_shape[-1]
-    z = np.random.default_rng(seed).standard_normal((n_random, z_dim)).astype(np.float32)
-    random_faces = _decode(vae, z)
-
-    ae = load_face_model(ae_model)
-    ae_z_dim = ae.decoder.input_shape[-1]
-    zs = [np.random.default_rng([seed, r]).uniform(0.0, b, (n_per_bound, ae_z_dim)).astype(np.float32)
-          for r, b in enumerate(bounds)]
-    ae_points = _decode(ae, np.concatenate(zs))
+    net = load_face_model(model)
+    _check_kind(net, kind, model)
+    z_dim = net.decoder.input_shape[-1]
+    arrays: dict[str, np.ndarray] = {}
+    if kind == "vae":
+        z = np.random.default_rng(seed).standard_normal((n_random, z_dim)).astype(np.float32)
+        arrays["random_faces"] = _decode(net, z)
+    else:
+        zs = [np.random.default_rng([seed, r]).uniform(0.0, b, (n_per_bound, z_dim)).astype(np.float32)
+              for r, b in enumerate(bounds)]
+        arrays.update(ae_points=_decode(net, np.concatenate(zs)), bounds=np.asarray(bounds, np.float64),
+                      n_per_bound=np.int64(n_per_bound))
 
     idx = np.sort(np.random.default_rng(seed).choice(len(x), size=min(n_test, len(x)), replace=False))
     orig = np.asarray(x[idx], np.float32) / 255.0
-    recs = [_decode(m, np.asarray(m.encoder(orig, training=False)[0])) for m in (vae, ae)]
+    recs = _decode(net, np.asarray(net.encoder(orig, training=False)[0]))
 
     tmp = atomic_path(decoded)
-    np.savez(tmp, random_faces=random_faces, ae_points=ae_points, test_faces=orig, test_index=idx,
-             vae_reconstructions=recs[0], ae_reconstructions=recs[1], z_dim=np.int64(z_dim),
-             ae_z_dim=np.int64(ae_z_dim), seed=np.int64(seed), bounds=np.asarray(bounds, np.float64),
-             n_per_bound=np.int64(n_per_bound), vae_fact=np.float64(float(vae.fact)),
-             ae_fact=np.float64(float(ae.fact)))
+    np.savez(tmp, **arrays, test_faces=orig, test_index=idx, reconstructions=recs, kind=np.str_(kind),
+             z_dim=np.int64(z_dim), seed=np.int64(seed), fact=np.float64(float(net.fact)))
     commit(tmp, decoded)
-    return {"z_dim": int(z_dim), "n_random": len(random_faces), "n_ae_points": len(ae_points), "n_test": len(idx)}
+    n = {"n_random": len(arrays["random_faces"])} if kind == "vae" else {"n_ae_points": len(arrays["ae_points"])}
+    return {"kind": kind, "z_dim": int(z_dim), **n, "n_test": len(idx)}
 
 
-__all__ = ["train", "evaluate", "encode_latents", "decode_faces", "AE_BOUNDS"]
+__all__ = ["train", "evaluate", "metrics_table", "encode_latents", "latents_table", "decode_faces", "AE_BOUNDS",
+           "MODEL_ORDER"]

@@ -12,10 +12,13 @@ across the top says so, so a stand-in figure cannot be mistaken for CelebA.
 * :func:`reconstructions` -- held-out test faces (top row) and their VAE and AE
   reconstructions.
 * :func:`latent_histogram` -- the AE encoder's latent values on test faces (AE post:
-  "most of the data points ... 0 < x_i < 20").
+  "most of the data points ... 0 < x_i < 20"), drawn from the histogram and summary that
+  :func:`klvae.experiments.e3.encode_latents` wrote (rule ``e3_ae_latents``).
 
 The first three draw the images that :func:`klvae.experiments.e3.decode_faces` decoded (rule
-``e3_decode``, ``decoded_faces.npz``); no model is loaded here.
+``e3_decode``, one ``e3/<vae|ae>/decoded_faces.npz`` per model); no model is loaded here. An
+image array may be float32 in [0, 1] (as decoded) or uint8 (a part bundle's 8-bit copy,
+:data:`klvae.bundle.part.QUANTIZED`, scaled by 1/255 here).
 """
 
 from __future__ import annotations
@@ -44,6 +47,23 @@ def _resolve(data_label: str | None, standin: bool | None, manifest) -> tuple[st
     if data_label is None:
         raise ValueError("give data_label or manifest (the JSON written by klvae.data.celeba.preprocess)")
     return data_label, standin
+
+
+def _images(d, key: str) -> np.ndarray:
+    """``d[key]`` as float images in [0, 1]: float32 as decoded, uint8 (a part bundle's) scaled by 1/255."""
+    x = d[key]
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+
+
+def _decoded(path: str | Path, kind: str) -> dict:
+    """The arrays of one model's ``decoded_faces.npz``, refusing the other model's file."""
+    with np.load(path, allow_pickle=False) as d:
+        out = {k: d[k] for k in d.files}
+    if "kind" not in out or str(out["kind"]) != kind:
+        got = str(out["kind"]) if "kind" in out else "no kind (a two-model file of an older run?)"
+        raise ValueError(f"{path}: expected the {kind.upper()}'s decoded faces (rule e3_decode, kind={kind}), "
+                         f"the file holds {got}")
+    return out
 
 
 def _label(fig, title: str, data_label: str, standin: bool | None, top: float) -> None:
@@ -90,18 +110,18 @@ def random_faces(decoded: str | Path, png: str | Path, data_label: str | None = 
     """VAE decodings of points z ~ N(0, I) (seeded), ``n_cols`` per row -> ``png``.
 
     Args:
-        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``random_faces``
-            float32 ``(n, 96, 96, 3)``, ``z_dim``, ``seed``).
+        decoded: the VAE's ``.npz`` from :func:`klvae.experiments.e3.decode_faces`
+            (``random_faces`` ``(n, 96, 96, 3)``, ``z_dim``, ``seed``).
         png: output path.
         data_label: what the model was trained on (shown; banner for the stand-in).
         n_cols: images per row; ``ceil(n / n_cols)`` rows.
     """
     data_label, standin = _resolve(data_label, standin, manifest)
-    with np.load(decoded) as d:
-        images, z_dim, seed = d["random_faces"], int(d["z_dim"]), int(d["seed"])
+    d = _decoded(decoded, "vae")
+    images, z_dim, seed = _images(d, "random_faces"), int(d["z_dim"]), int(d["seed"])
     n_rows = -(-len(images) // n_cols)
     fig, top, left = _grid_figure(n_rows, n_cols, f"VAE: faces decoded from random z ~ N(0, I), z_dim = {z_dim} "
-                                  f"(post {seed})", data_label, standin)
+                                  f"(seed {seed})", data_label, standin)
     _grid(fig, images, n_rows, n_cols, top=top, left=left)
     save(fig, png)
 
@@ -111,16 +131,16 @@ def ae_random_points(decoded: str | Path, png: str | Path, data_label: str | Non
     """AE decodings of z with i.i.d. components ``z_i ~ U(0, b)``, one row per ``b`` -> ``png``.
 
     Args:
-        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``ae_points``
-            float32 ``(len(bounds) * n_per_bound, 96, 96, 3)``, ``bounds``, ``n_per_bound``,
-            ``ae_z_dim``). The AE post drew 100 points per b and showed 10; all decoded points
+        decoded: the AE's ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``ae_points``
+            ``(len(bounds) * n_per_bound, 96, 96, 3)``, ``bounds``, ``n_per_bound``,
+            ``z_dim``). The AE post drew 100 points per b and showed 10; all decoded points
             are shown.
         png: output path.
     """
     data_label, standin = _resolve(data_label, standin, manifest)
-    with np.load(decoded) as d:
-        images, bounds = d["ae_points"], [float(b) for b in d["bounds"]]
-        n_per_bound, z_dim = int(d["n_per_bound"]), int(d["ae_z_dim"])
+    d = _decoded(decoded, "ae")
+    images, bounds = _images(d, "ae_points"), [float(b) for b in d["bounds"]]
+    n_per_bound, z_dim = int(d["n_per_bound"]), int(d["z_dim"])
     n_rows = len(bounds)
     fig, top, left = _grid_figure(n_rows, n_per_bound, f"AE: decodings of random z with z_i ~ U(0, b), z_dim = {z_dim}",
                                   data_label, standin, label_in=0.8)
@@ -128,19 +148,27 @@ def ae_random_points(decoded: str | Path, png: str | Path, data_label: str | Non
     save(fig, png)
 
 
-def reconstructions(decoded: str | Path, png: str | Path, data_label: str | None = None,
+def reconstructions(vae_decoded: str | Path, ae_decoded: str | Path, png: str | Path, data_label: str | None = None,
                     standin: bool | None = None, manifest: str | Path | None = None) -> None:
     """Held-out test faces (top row), VAE reconstructions, AE reconstructions -> ``png``.
 
     Args:
-        decoded: ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``test_faces``,
-            ``vae_reconstructions``, ``ae_reconstructions``: float32 ``(n, 96, 96, 3)``; both
-            reconstructions are ``decoder(z_mean)``).
+        vae_decoded, ae_decoded: each model's ``.npz`` from
+            :func:`klvae.experiments.e3.decode_faces` (``test_faces``, ``test_index``,
+            ``reconstructions`` ``(n, 96, 96, 3)``, ``decoder(z_mean)``); both must hold the
+            same test faces (the same ``test_index``).
         png: output path.
+
+    Raises:
+        ValueError: a file of the wrong model, or the two files reconstruct different test faces.
     """
     data_label, standin = _resolve(data_label, standin, manifest)
-    with np.load(decoded) as d:
-        rows = [d["test_faces"], d["vae_reconstructions"], d["ae_reconstructions"]]
+    vae, ae = _decoded(vae_decoded, "vae"), _decoded(ae_decoded, "ae")
+    if not np.array_equal(vae["test_index"], ae["test_index"]):
+        raise ValueError(f"{vae_decoded} and {ae_decoded} reconstruct different test faces (test_index "
+                         f"{vae['test_index'].tolist()} vs {ae['test_index'].tolist()}): decode both with the same "
+                         "seed and test set (rule e3_decode)")
+    rows = [_images(vae, "test_faces"), _images(vae, "reconstructions"), _images(ae, "reconstructions")]
     n = len(rows[0])
     fig, top, left = _grid_figure(3, n, "Held-out test faces and their reconstructions", data_label,
                                   standin, label_in=0.6)
@@ -148,35 +176,42 @@ def reconstructions(decoded: str | Path, png: str | Path, data_label: str | None
     save(fig, png)
 
 
-def latent_histogram(latents: str | Path, png: str | Path, data_label: str | None = None, bins: int = 120,
+def latent_histogram(histogram: str | Path, summary: str | Path, png: str | Path, data_label: str | None = None,
                      standin: bool | None = None, manifest: str | Path | None = None) -> None:
     """Histogram of all latent components ``z_i`` of the AE on test faces -> ``png``.
 
     Args:
-        latents: float32 ``(n, z_dim)`` ``.npy`` from :func:`klvae.experiments.e3.encode_latents`.
+        histogram: ``.npz`` from :func:`klvae.experiments.e3.encode_latents`: ``counts`` (int
+            ``(bins,)``) and ``edges`` (``(bins + 1,)``) of ``np.histogram(z.ravel(), bins)``.
+        summary: JSON from :func:`klvae.experiments.e3.encode_latents` (``n_images``, ``z_dim``,
+            ``min``, ``max``, ``q01``, ``q99``, ``frac_in_0_20``, ``frac_abs_le_3``).
 
+    The bars are those of ``hist(z.ravel(), bins, density=True)`` (each bin's count is given as
+    the weight of its left edge, so the same bins and heights are drawn without the latents).
     The plot marks the AE post's range 0 < z_i < 20, the range [-3, 3] where N(0, 1) keeps
     99.7 %, and states the fraction of values inside each.
     """
+    import json
+
     data_label, standin = _resolve(data_label, standin, manifest)
-    z = np.load(latents)
-    v = z.ravel()
-    in_post = float(np.mean((v > 0) & (v < 20)))
-    in_3 = float(np.mean(np.abs(v) <= 3))
+    with np.load(histogram, allow_pickle=False) as d:
+        counts, edges = d["counts"], d["edges"]
+    s = json.loads(Path(summary).read_text())
+    in_post, in_3 = float(s["frac_in_0_20"]), float(s["frac_abs_le_3"])
     sb = _is_standin(data_label, standin)
     fig, ax = plt.subplots(figsize=(8, 4.6))
     fig.subplots_adjust(top=0.8 if sb else 0.84, bottom=0.12, left=0.1, right=0.97)
-    ax.hist(v, bins=bins, color="#2c7fb8", alpha=0.85, density=True)
+    ax.hist(edges[:-1], bins=edges, weights=counts, color="#2c7fb8", alpha=0.85, density=True)
     ax.axvspan(0, 20, color="#fdae61", alpha=0.18, label=f"post's range 0 < z_i < 20: {100 * in_post:.1f} %")
     ax.axvspan(-3, 3, color="0.5", alpha=0.15, label=f"|z_i| <= 3 (N(0,1) 99.7 %): {100 * in_3:.1f} %")
-    lo, hi = float(v.min()), float(v.max())
+    lo, hi = float(s["min"]), float(s["max"])
     pad = 0.05 * max(hi - lo, 1e-6)
     ax.set_xlim(lo - pad, hi + pad)  # the data's range; the shaded bands are clipped to it
     ax.set_xlabel("latent component value z_i (AE encoder output on test faces)")
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=9)
-    ax.text(0.01, 0.97, f"{z.shape[0]:,} test faces x {z.shape[1]} dims\nmin {v.min():.2f}, max {v.max():.2f}, "
-            f"1-99 %: [{np.quantile(v, 0.01):.2f}, {np.quantile(v, 0.99):.2f}]",
+    ax.text(0.01, 0.97, f"{s['n_images']:,} test faces x {s['z_dim']} dims\nmin {lo:.2f}, max {hi:.2f}, "
+            f"1-99 %: [{s['q01']:.2f}, {s['q99']:.2f}]",
             transform=ax.transAxes, va="top", fontsize=9)
     _label(fig, "Latent values the plain AE uses", data_label, standin, top=0.975 - (0.06 if sb else 0))
     save(fig, png)

@@ -117,10 +117,31 @@ def standin_check(config: dict, where: str) -> list[str]:
     return []
 
 
+#: Per face model (``e3/<kind>/``), what its paper part makes: training (history, model facts) and
+#: every analysis that needs the weights (test metrics, decoded faces; the AE's latent summary and
+#: histogram, made with ``test_latents.npy``, which no bundle carries).
+#: The table and figures that show both models are made from these files when the parts are
+#: assembled (:func:`klvae.bundle.part.assembly_rules`).
+MODEL_FILES = {"vae": ("history.csv", "model.json", "metrics.json", "decoded_faces.npz"),
+               "ae": ("history.csv", "model.json", "metrics.json", "decoded_faces.npz", "latents.json",
+                      "latent_histogram.npz")}
+
+
+def model_targets(kind: str, results: str) -> list[str]:
+    """The ``e3-<kind>`` part's targets: :data:`MODEL_FILES` under ``<results>/e3/<kind>/``."""
+    return [f"{results}/e3/{kind}/{name}" for name in MODEL_FILES[kind]]
+
+
+def model_work(kind: str, config: dict) -> dict[str, float]:
+    """The ``e3-<kind>`` part's work: the training (epochs x images) and one job of each analysis."""
+    e3 = config["e3"]
+    return {"e3_train": float(e3["epochs"]) * float(e3["n_train"]), "e3_evaluate": 1, "e3_decode": 1,
+            **({"e3_ae_latents": 1} if kind == "ae" else {})}
+
+
 def _model_part(kind: str, what: str) -> PaperPart:
-    return PaperPart(f"e3-{kind}", what,
-                     lambda config, results: [f"{results}/e3/{kind}/history.csv", f"{results}/e3/{kind}/model.json"],
-                     lambda config: {"e3_train": float(config["e3"]["epochs"]) * float(config["e3"]["n_train"])})
+    return PaperPart(f"e3-{kind}", what, lambda config, results: model_targets(kind, results),
+                     lambda config: model_work(kind, config))
 
 
 EXPERIMENT = Experiment(
@@ -143,8 +164,9 @@ EXPERIMENT = Experiment(
         PaperPart("e3-data", "E3: the stand-in faces (or CelebA) preprocessed to uint8 arrays",
                   lambda config, results: [f"{results}/data/faces/manifest.json"],
                   lambda config: {"e3_standin": 1, "e3_preprocess": 1}),
-        _model_part("vae", "E3: the VAE's training (resumes from its epoch checkpoint if cut) and analyses"),
-        _model_part("ae", "E3: the plain AE's training and analyses"),
+        _model_part("vae", "E3: the VAE's training (resumes from its epoch checkpoint if cut), test metrics and "
+                           "decoded faces"),
+        _model_part("ae", "E3: the plain AE's training, test metrics, decoded faces and latent values"),
         PaperPart("e3-bench", "E3: preprocessing, memory and input-pipeline benchmarks",
                   lambda config, results: [f"{results}/tables/{rule}.csv" for rule in BENCH_RULES],
                   lambda config: dict.fromkeys(BENCH_RULES, 1), timing=True),

@@ -216,7 +216,7 @@ def e3_rows(e3_manifest: str, e3_latents: str, e3_preprocessing: str, e3_memory:
             spreads: Mapping[tuple[str, str], Spread] | None = None) -> list[dict]:
     """Post IX's preprocessing time and memory (:data:`klvae.reference.POST_PREPROCESS_SECONDS`,
     ``POST_FLOAT32_GB``) and the AE-latent post's range (``POST_AE_LATENT_RANGE``) against rules
-    ``e3_bench_preprocessing``, ``e3_bench_memory`` and ``e3_ae_latents``. The preprocessing
+    ``e3_bench_preprocessing``, ``e3_bench_memory`` and ``e3_ae_latents_table``. The preprocessing
     rate was measured on the post's CPU: ``not comparable``, the note says whether ours is faster
     or slower and by what factor. The memory: one run, judged with the claim's same-backend
     spread in ``spreads`` (by ``("E3", id)``) where there is one, else the tolerance."""
