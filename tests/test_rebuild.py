@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import QUICK_TARGETS, REPO, copy_checkout, run_snakemake
+from klvae import registry
 from klvae.code_digest import code_digest, module_closure, rule_params
 
 SRC = REPO / "src"
@@ -127,7 +128,10 @@ def copied_run(quick_run, tmp_path_factory) -> tuple[Path, Path]:
 # variables, E1's scorecard part and the scorecard follow the study's spreads (report_study);
 # nothing else may rerun (no training, analysis or figure, and the run record neither).
 REPORT_RULES_NAMING_THE_CHECKOUT = {"report_methods", "report_summary", "report_study", "report_compare",
-                                    "report_scorecard_e1", "report_scorecard", "report_render"}
+                                    "report_scorecard_e1", "report_scorecard", "report_render",
+                                    # the shipped paper bundle's data and its verdicts (klvae.report.shipped)
+                                    "report_shipped_extract",
+                                    *(f"report_shipped_scorecard_{e}" for e in registry.ids())}
 
 
 @pytest.mark.pipeline
