@@ -308,3 +308,19 @@ def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_al
     assert contents["tables/e1_losses.csv"] == (res / "tables" / "e1_losses.csv").read_bytes()
     record = json.loads(contents[kb.RUN_RECORD])
     assert [p["part"] for p in record["parts"]] == ["e1"] and record["profile"] == "paper"
+
+
+def test_a_parts_times_leave_out_jobs_an_earlier_part_ran(tmp_path):
+    """The MNIST preparation runs in the first part that needs it; a later part packs its benchmark
+    file too (its data are shared) but does not count its CPU-seconds or its hour as its own."""
+    early, late = tmp_path / "benchmarks" / "mnist_canonical.tsv", tmp_path / "benchmarks" / "e2_train" / "z2.tsv"
+    _tsv(early, 30, 29.0)
+    _tsv(late, 4000, 3990.0)
+    os.utime(early, (1_000_000, 1_000_000))
+    os.utime(late, (1_100_000, 1_100_000))
+    files = [("benchmarks/mnist_canonical.tsv", early), ("benchmarks/e2_train/z2.tsv", late)]
+    both = kp.job_times(files)
+    assert both["jobs"] == 2 and both["cpu_s"] == 4019.0 and both["wall_s"] == 100_000 + 30
+    own = kp.job_times(files, since=1_050_000)
+    assert (own["jobs"], own["cpu_s"], own["wall_s"]) == (1, 3990.0, 4000.0)
+    assert kp.earlier_parts_made(tmp_path / "none", "e2-a") is None

@@ -173,8 +173,11 @@ def split_targets(experiment: str, rel_targets: list[str]) -> tuple[list[str], l
     return run_dirs, [t for t in rel_targets if not t.startswith(f"{experiment}/")]
 
 
-def job_times(files: list[tuple[str, Path]]) -> dict:
+def job_times(files: list[tuple[str, Path]], since: float | None = None) -> dict:
     """CPU-seconds, wall time and load of the part's jobs, from their Snakemake benchmark files.
+
+    ``since`` (seconds since the epoch): jobs whose file was written before then ran in an earlier
+    part (the MNIST preparation that E1's part ran, say) and are not counted here.
 
     Returns:
         ``{"jobs", "cpu_s" (sum of ``cpu_time``), "job_s" (sum of ``s``), "wall_s" (first job's
@@ -191,7 +194,7 @@ def job_times(files: list[tuple[str, Path]]) -> dict:
             continue
         with open(path, newline="") as fh:
             row = next(csv.DictReader(fh, delimiter="\t"), None)
-        if not row:
+        if not row or (since is not None and path.stat().st_mtime <= since):
             continue
         s, c = float(row.get("s") or "nan"), float(row.get("cpu_time") or "nan")
         if math.isfinite(c):
@@ -239,6 +242,21 @@ def code_digests(experiment: str, repo: str | Path) -> dict[str, str]:
         if m:
             out[rule] = rule_params(m.group(1), repo / "src", repo / "workflow" / "scripts" / "call.py")["code"]
     return out
+
+
+def earlier_parts_made(folder: str | Path, part: str) -> float | None:
+    """When the newest other part bundle in ``folder`` was made (its manifest's ``created_utc``, as
+    seconds since the epoch), or None: jobs finished before then belong to earlier parts."""
+    import datetime as dt
+
+    from klvae.bundle.core import read_bundle
+
+    made = []
+    for path in sorted(Path(folder).glob("*.tar.gz")) if Path(folder).is_dir() else []:
+        manifest = read_bundle(path)[0]
+        if manifest.get("kind") == PART_KIND and manifest.get("part") != part and manifest.get("created_utc"):
+            made.append(dt.datetime.fromisoformat(manifest["created_utc"].replace("Z", "+00:00")).timestamp())
+    return max(made) if made else None
 
 
 def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir: str | Path = "bundles/paper",
@@ -289,7 +307,7 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
     record = {
         "part": part, "experiment": p.experiment, "timing": p.timing, "targets": rel_targets,
         "run": run_record(config, repo, facts), "training_code": code_digests(p.experiment, repo),
-        "times": job_times(files), "resumed": resumed_runs(results, p.experiment),
+        "times": job_times(files, earlier_parts_made(out_dir, part)), "resumed": resumed_runs(results, p.experiment),
     }
     extra = {f"parts/{part}/part.json": (json.dumps(record, indent=1) + "\n").encode(),
              f"parts/{part}/config.yaml": yaml.safe_dump(config, sort_keys=False).encode()}
@@ -510,5 +528,6 @@ def create_experiment_bundle(experiment: str, parts_dir: str | Path = "bundles/p
 
 
 __all__ = ["MAX_PART_BYTES", "PART_ARRAYS", "part_member_kind", "part_files", "split_targets", "job_times",
-           "resumed_runs", "code_digests", "create_part_bundle", "config_differences", "part_bundles", "check_parts",
+           "resumed_runs", "code_digests", "earlier_parts_made", "create_part_bundle", "config_differences",
+           "part_bundles", "check_parts",
            "assembly_rules", "assemble", "part_summary", "experiment_run_record", "create_experiment_bundle"]
