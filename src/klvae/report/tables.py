@@ -40,6 +40,10 @@ def fmt_num(x, digits: int = 2) -> Markdown:
     return Markdown(f"{xf:,.{digits}f}")
 
 
+#: Dashes of a pipe table's separator line beyond which its text columns give up width (about a page).
+TABLE_BUDGET = 150
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str | None = None) -> str:
     """A pipe table without caption: header, separator and one line per row, ending in a newline.
 
@@ -82,6 +86,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], align: str |
     # digits are wider than the average letter and must not wrap; text wraps, up to 40 wide
     dashes = [max(3, min(40, m + 3)) if a == "l" else max(3, int(1.3 * m) + 3)
               for a, m in zip(align, longest, strict=True)]
+    # a table wider than TABLE_BUDGET dashes (the scorecard's eleven columns): the text columns give
+    # up room, down to their longest word, so the numbers keep theirs (PDF columns are relative)
+    excess = sum(dashes) - TABLE_BUDGET
+    if excess > 0:
+        floor = [max(3, max((width(w) for r in [header, *cells] for w in str(r[i]).split()), default=0) + 5)
+                 if a == "l" else d for i, (a, d) in enumerate(zip(align, dashes, strict=True))]
+        spare = sum(d - f for d, f in zip(dashes, floor, strict=True))
+        if spare > 0:
+            cut = min(1.0, excess / spare)
+            dashes = [d - int(cut * (d - f)) for d, f in zip(dashes, floor, strict=True)]
     marks = {"l": lambda k: ":" + "-" * (k - 1), "r": lambda k: "-" * (k - 1) + ":",
              "c": lambda k: ":" + "-" * (k - 2) + ":"}
     lines = ["| " + " | ".join(header) + " |",
