@@ -9,6 +9,7 @@ is left of its run. Every run is killed, with its jobs, when the session ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -71,6 +72,42 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, che
 
 
 TOP_LEVEL_SKIPPED = {".git", ".venv", "results", ".snakemake", "data", ".pytest_cache", ".ruff_cache", ".whl"}
+
+
+_PARSE_SCRIPT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+repo, workdir, configfile = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+with SnakemakeApi(OutputSettings()) as api:
+    wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
+                        config_settings=ConfigSettings(configfiles=[configfile]),
+                        snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
+    def unnamed(files):
+        covered = {i for start, end in files._names.values() for i in range(start, end or start + 1)}
+        return [str(f) for i, f in enumerate(files) if i not in covered]
+
+    rules = {r.name: {"func": r.params.get("func"), "input_names": list(r.input.keys()),
+                      "output_names": list(r.output.keys()),
+                      "inputs": [str(f) for f in r.input if isinstance(f, str)], "outputs": [str(f) for f in r.output],
+                      "deps_only": list(r.params.get("deps_only", [])), "unnamed": unnamed(r.input),
+                      "kwargs": sorted(r.params["kwargs"]) if isinstance(r.params.get("kwargs"), dict) else []}
+             for r in wapi._workflow.rules}
+print("RULES=" + json.dumps(rules))
+"""
+
+
+def workflow_rules(workdir: Path, profile: str = "quick") -> dict[str, dict]:
+    """Every rule of the workflow as parsed for ``config/<profile>.yaml`` (nothing runs), in a fresh
+    process: ``{name: {"func", "input_names", "output_names", "inputs", "outputs" (file patterns),
+    "deps_only", "unnamed" (inputs without a name), "kwargs" (the params.kwargs keys)}}``."""
+    proc = subprocess.run([sys.executable, "-c", _PARSE_SCRIPT, str(REPO), str(workdir),
+                           str(REPO / "config" / f"{profile}.yaml")], capture_output=True, text=True, timeout=300)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES=")), None)
+    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(line.removeprefix("RULES="))
 
 
 def copy_checkout(dst: Path) -> Path:

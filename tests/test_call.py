@@ -5,7 +5,6 @@ is declared a dependency only (``library_call(..., deps_only=[...])``)."""
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 import runpy
@@ -107,42 +106,17 @@ def test_a_parameter_that_shadows_a_file_is_an_error():
             call_kwargs("r", FUNC, write_methods, INPUTS, OUTPUTS, kwargs, deps_only=["after"])
 
 
-_RULES_SCRIPT = """
-import json, sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
-
-repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-with SnakemakeApi(OutputSettings()) as api:
-    wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
-                        config_settings=ConfigSettings(configfiles=[repo / "config" / "quick.yaml"]),
-                        snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
-    def unnamed(files):
-        covered = {i for start, end in files._names.values() for i in range(start, end or start + 1)}
-        return [str(f) for i, f in enumerate(files) if i not in covered]
-
-    rules = {r.name: {"func": r.params.get("func"), "inputs": list(r.input.keys()), "outputs": list(r.output.keys()),
-                      "deps_only": list(r.params.get("deps_only", [])), "unnamed": unnamed(r.input),
-                      "kwargs": sorted(r.params["kwargs"]) if isinstance(r.params.get("kwargs"), dict) else []}
-             for r in wapi._workflow.rules if r.params.get("func")}
-print("RULES=" + json.dumps(rules))
-"""
-
-
 def test_every_rule_of_the_workflow_passes_all_its_named_files(tmp_path):
     """Parse the workflow (quick profile; nothing runs) and bind every rule's named files as call.py does."""
-    proc = subprocess.run([sys.executable, "-c", _RULES_SCRIPT, str(REPO), str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES=")), None)
-    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rules = json.loads(line.removeprefix("RULES="))
+    from conftest import workflow_rules
+
+    rules = {name: r for name, r in workflow_rules(tmp_path).items() if r["func"]}
     assert {"e3_decode", "report_backend", "report_methods", "report_render"} <= set(rules)
     assert rules["report_methods"]["deps_only"] == ["after"]
     for name, r in rules.items():
         module, func = r["func"].split(":")
         call_kwargs(name, r["func"], getattr(importlib.import_module(module), func),
-                    {k: "in" for k in r["inputs"]}, {k: "out" for k in r["outputs"]},
+                    {k: "in" for k in r["input_names"]}, {k: "out" for k in r["output_names"]},
                     {k: None for k in r["kwargs"]}, deps_only=r["deps_only"], unnamed_inputs=r["unnamed"])
 
 

@@ -119,35 +119,12 @@ def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_pat
         assert tar.getnames()[0] == kb.MANIFEST_NAME
 
 
-_RULES_SCRIPT = """
-import json, sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
-
-repo, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-with SnakemakeApi(OutputSettings()) as api:
-    wapi = api.workflow(resource_settings=ResourceSettings(cores=1), storage_settings=StorageSettings(),
-                        config_settings=ConfigSettings(configfiles=[repo / "config" / "paper.yaml"]),
-                        snakefile=repo / "workflow" / "Snakefile", workdir=workdir)
-    rules = {r.name: {"inputs": [str(f) for f in r.input if isinstance(f, str)],
-                      "outputs": [str(f) for f in r.output]} for r in wapi._workflow.rules}
-print("RULES=" + json.dumps(rules))
-"""
-
-
 @pytest.fixture(scope="module")
 def paper_rules(tmp_path_factory):
     """Every rule of the paper profile's workflow (parsed, nothing runs): its input and output patterns."""
-    import subprocess
-    import sys
+    from conftest import workflow_rules
 
-    work = tmp_path_factory.mktemp("parse")
-    proc = subprocess.run([sys.executable, "-c", _RULES_SCRIPT, str(REPO), str(work)], capture_output=True,
-                          text=True, timeout=300)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES=")), None)
-    assert line, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(line.removeprefix("RULES="))
+    return workflow_rules(tmp_path_factory.mktemp("parse"), "paper")
 
 
 def test_each_e3_part_stands_alone(paper_rules, paper_config, tmp_path):
