@@ -155,7 +155,7 @@ def test_train_is_repeatable_with_the_same_seed(trained, tmp_path):
 
 
 def test_evaluate_and_encode_latents(trained):
-    from klvae.experiments import e3
+    from klvae.experiments import e3_analysis as e3
 
     d = trained["dir"]
     rows = [e3.evaluate(d / f"{kind}.keras", d / "test.npy", d / f"{kind}_metrics.json", kind=kind, batch_size=4)
@@ -194,7 +194,7 @@ def test_evaluate_and_encode_latents(trained):
 
 
 def _decode_as_the_figures_did(model, z):
-    """The face figures' decoding before it moved to klvae.experiments.e3.decode_faces (verbatim)."""
+    """The face figures' decoding before it moved to klvae.experiments.e3_analysis.decode_faces (verbatim)."""
     out = [np.asarray(model.decoder(z[i:i + 256], training=False)) for i in range(0, len(z), 256)]
     return np.clip(np.concatenate(out), 0.0, 1.0)
 
@@ -202,7 +202,7 @@ def _decode_as_the_figures_did(model, z):
 def test_decode_faces_gives_the_bits_the_figures_decoded(trained, tmp_path):
     """Each model's job draws and decodes what the figures (and the former two-model job) did: every
     generator is made afresh from the seed, so splitting the job per model changes no bit."""
-    from klvae.experiments import e3
+    from klvae.experiments import e3_analysis as e3
 
     d = trained["dir"]
     bounds = [0.5, 5, 50]
@@ -243,7 +243,7 @@ def test_face_figures_write_pngs(trained, tmp_path):
     from PIL import Image
 
     from klvae.bundle.part import quantized
-    from klvae.experiments import e3
+    from klvae.experiments import e3_analysis as e3
     from klvae.figures import e3 as ff
 
     d = trained["dir"]

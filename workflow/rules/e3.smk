@@ -146,7 +146,7 @@ rule e3_evaluate:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.e3:evaluate"),
+        **library_call("klvae.experiments.e3_analysis:evaluate"),
         kwargs=lambda w: {"kind": w.kind, "seed": config["seed"]},
     script:
         CALL
@@ -165,7 +165,7 @@ rule e3_table:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.e3:metrics_table"),
+        **library_call("klvae.experiments.e3_analysis:metrics_table"),
     script:
         CALL
 
@@ -186,7 +186,7 @@ rule e3_ae_latents:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.e3:encode_latents"),
+        **library_call("klvae.experiments.e3_analysis:encode_latents"),
     script:
         CALL
 
@@ -204,7 +204,7 @@ rule e3_ae_latents_table:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.e3:latents_table"),
+        **library_call("klvae.experiments.e3_analysis:latents_table"),
     script:
         CALL
 
@@ -224,7 +224,7 @@ rule e3_decode:
     conda:
         CONDA_ENV
     params:
-        **library_call("klvae.experiments.e3:decode_faces"),
+        **library_call("klvae.experiments.e3_analysis:decode_faces"),
         backend=KERAS_BACKEND,  # rerun trigger: another Keras backend decodes other bits
         # each model only the settings it uses, so a change of the AE's bounds leaves the VAE's file
         kwargs=lambda w: {

@@ -13,9 +13,9 @@ across the top says so, so a stand-in figure cannot be mistaken for CelebA.
   reconstructions.
 * :func:`latent_histogram` -- the AE encoder's latent values on test faces (AE post:
   "most of the data points ... 0 < x_i < 20"), drawn from the histogram and summary that
-  :func:`klvae.experiments.e3.encode_latents` wrote (rule ``e3_ae_latents``).
+  :func:`klvae.experiments.e3_analysis.encode_latents` wrote (rule ``e3_ae_latents``).
 
-The first three draw the images that :func:`klvae.experiments.e3.decode_faces` decoded (rule
+The first three draw the images that :func:`klvae.experiments.e3_analysis.decode_faces` decoded (rule
 ``e3_decode``, one ``e3/<vae|ae>/decoded_faces.npz`` per model); no model is loaded here. An
 image array may be float32 in [0, 1] (as decoded) or uint8 (a part bundle's 8-bit copy,
 :data:`klvae.bundle.part.QUANTIZED`, scaled by 1/255 here).
@@ -110,7 +110,7 @@ def random_faces(decoded: str | Path, png: str | Path, data_label: str | None = 
     """VAE decodings of points z ~ N(0, I) (seeded), ``n_cols`` per row -> ``png``.
 
     Args:
-        decoded: the VAE's ``.npz`` from :func:`klvae.experiments.e3.decode_faces`
+        decoded: the VAE's ``.npz`` from :func:`klvae.experiments.e3_analysis.decode_faces`
             (``random_faces`` ``(n, 96, 96, 3)``, ``z_dim``, ``seed``).
         png: output path.
         data_label: what the model was trained on (shown; banner for the stand-in).
@@ -131,7 +131,7 @@ def ae_random_points(decoded: str | Path, png: str | Path, data_label: str | Non
     """AE decodings of z with i.i.d. components ``z_i ~ U(0, b)``, one row per ``b`` -> ``png``.
 
     Args:
-        decoded: the AE's ``.npz`` from :func:`klvae.experiments.e3.decode_faces` (``ae_points``
+        decoded: the AE's ``.npz`` from :func:`klvae.experiments.e3_analysis.decode_faces` (``ae_points``
             ``(len(bounds) * n_per_bound, 96, 96, 3)``, ``bounds``, ``n_per_bound``,
             ``z_dim``). The AE post drew 100 points per b and showed 10; all decoded points
             are shown.
@@ -154,7 +154,7 @@ def reconstructions(vae_decoded: str | Path, ae_decoded: str | Path, png: str | 
 
     Args:
         vae_decoded, ae_decoded: each model's ``.npz`` from
-            :func:`klvae.experiments.e3.decode_faces` (``test_faces``, ``test_index``,
+            :func:`klvae.experiments.e3_analysis.decode_faces` (``test_faces``, ``test_index``,
             ``reconstructions`` ``(n, 96, 96, 3)``, ``decoder(z_mean)``); both must hold the
             same test faces (the same ``test_index``).
         png: output path.
@@ -181,9 +181,9 @@ def latent_histogram(histogram: str | Path, summary: str | Path, png: str | Path
     """Histogram of all latent components ``z_i`` of the AE on test faces -> ``png``.
 
     Args:
-        histogram: ``.npz`` from :func:`klvae.experiments.e3.encode_latents`: ``counts`` (int
+        histogram: ``.npz`` from :func:`klvae.experiments.e3_analysis.encode_latents`: ``counts`` (int
             ``(bins,)``) and ``edges`` (``(bins + 1,)``) of ``np.histogram(z.ravel(), bins)``.
-        summary: JSON from :func:`klvae.experiments.e3.encode_latents` (``n_images``, ``z_dim``,
+        summary: JSON from :func:`klvae.experiments.e3_analysis.encode_latents` (``n_images``, ``z_dim``,
             ``min``, ``max``, ``q01``, ``q99``, ``frac_in_0_20``, ``frac_abs_le_3``).
 
     The bars are those of ``hist(z.ravel(), bins, density=True)`` (each bin's count is given as

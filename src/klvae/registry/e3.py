@@ -175,7 +175,10 @@ EXPERIMENT = Experiment(
     renamed_keys=(("kl_weight", "fact", "one name per scale: E3's KL weight is on the posts' `fact` scale"),),
     renamed_values=(("data.celeba.split", "seed", "post",
                      "\"seed\" means only the random seed; the split is post IX's"),),
-    modules=("src/klvae/data/celeba.py", "src/klvae/data/standin.py", "src/klvae/models/faces.py"),
+    # E3's analyses have a module of their own beside its training (``experiments/e3.py``): an edit
+    # to one reruns no face training
+    modules=("src/klvae/experiments/e3_analysis.py", "src/klvae/data/celeba.py", "src/klvae/data/standin.py",
+             "src/klvae/models/faces.py"),
     # the chapter's warning when its faces are the synthetic stand-in, not CelebA
     includes={"e3_banner.md": (("standin=yes", "_e3_standin.qmd"),)},
 )
