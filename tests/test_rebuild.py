@@ -37,6 +37,23 @@ def test_registry_users_depend_on_every_strategy_module():
         assert f"klvae.strategies.{name}" in closure
 
 
+def test_an_edit_to_an_e3_analysis_reruns_no_face_training(tmp_path):
+    """A face training is hours of CPU (the paper profile): its code digest must not cover the
+    analyses of trained models, the figures or the report, which change far more often."""
+    closure = set(module_closure(str(SRC), "klvae.experiments.e3"))
+    assert "klvae.models.faces" in closure
+    assert not any(m.startswith(("klvae.experiments.e3_analysis", "klvae.figures", "klvae.report", "klvae.bench"))
+                   for m in closure), sorted(closure)
+    src = tmp_path / "src"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    train, evaluate = "klvae.experiments.e3:train", "klvae.experiments.e3_analysis:evaluate"
+    before = {f: code_digest(f, src) for f in (train, evaluate)}
+    target = src / "klvae" / "experiments" / "e3_analysis.py"
+    target.write_text(target.read_text() + "\n# an edited analysis\n")
+    assert code_digest(train, src) == before[train]
+    assert code_digest(evaluate, src) != before[evaluate]
+
+
 def test_digest_changes_with_content_only(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
