@@ -57,10 +57,28 @@ def test_estimate_scales_this_machines_rate_by_the_papers_work(tmp_path, paper_c
     cpu, missing = paper.estimate("e1", paper_config, rates)
     assert cpu == pytest.approx(24 * 200.0) and missing == ["e1_analyse", "e1_init_weights"]
     rows = {r["part"]: r for r in paper.plan(paper_config, tmp_path)}
-    assert rows["e1"]["hours_on_2_cores"] == pytest.approx(24 * 200 / 7200)
+    assert rows["e1"]["width"] == 2 and rows["e1"]["hours"] == pytest.approx(24 * 200 / 7200)
     assert rows["e2-a"]["cpu_s"] is None and not rows["e1"]["over_limit"]
     text = paper.format_plan(list(rows.values()))
     assert "e2-timing" in text and "timing: nothing else on the machine" in text
+
+
+def test_the_plan_times_a_one_thread_training_part_on_one_core(tmp_path, paper_config):
+    """A face training on one thread keeps one core busy: its wall time is its CPU-s, and at the
+    paper's 10 epochs x 170,000 faces it is over the part's 2 hours (resumed in a second run)."""
+    # one face VAE measured at 1 epoch x 1,000 faces: 0.06 CPU-s per image and epoch
+    _tsv(tmp_path / "paper" / "benchmarks" / "e3_train" / "vae.tsv", 61, 60.0)
+    config = {**paper_config, "e3": {**paper_config["e3"], "epochs": 1, "n_train": 1000}}
+    (tmp_path / "paper" / "report" / "generated").mkdir(parents=True)
+    (tmp_path / "paper" / "report" / "generated" / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = {r["part"]: r for r in paper.plan(paper_config, tmp_path)}
+    vae = rows["e3-vae"]
+    assert paper_config["threads"]["train"] == 1 and vae["width"] == 1
+    assert vae["cpu_s"] == pytest.approx(60.0 / 1000 * 10 * 170_000, rel=1e-3)  # plus unmeasured analyses
+    assert vae["hours"] == pytest.approx(vae["cpu_s"] / 3600) and vae["over_limit"]
+    two = {**paper_config, "threads": {**paper_config["threads"], "train": 2}}
+    assert {r["part"]: r for r in paper.plan(two, tmp_path)}["e3-vae"]["hours"] == pytest.approx(vae["hours"] / 2)
+    assert "over 2 h: run it again, its training resumes from its epoch checkpoint" in paper.format_plan([vae])
 
 
 def _fake_e1_part(root, config):

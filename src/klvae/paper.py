@@ -2,7 +2,7 @@
 
 The paper profile (``config/paper.yaml``: the posts' settings) is about 60,000-85,000 CPU-s on
 an ordinary 2-core CPU: a night on a laptop, or a few short cluster slots. It runs in *parts*
-of at most about two hours on two cores (:data:`MAX_PART_CPU_S`), each a list of Snakemake
+of at most about two hours on two cores (:data:`MAX_PART_HOURS`), each a list of Snakemake
 targets (:func:`part_targets`) that trains its runs and runs every per-run analysis that needs
 the weights; :mod:`klvae.bundle.part` then packs the part's data -- never its weights -- as a
 part bundle under ``bundles/paper/``. Once all parts of an experiment are in, its tables and
@@ -45,8 +45,10 @@ from klvae import registry
 from klvae.layout import results_dir
 from klvae.registry import PaperPart
 
-#: A part's CPU-seconds at most: two hours of both cores of a 2-core CPU.
-MAX_PART_CPU_S = 2 * 3600 * 2
+#: The cores of the machine a part is planned for: an ordinary laptop's or a CI runner's CPU.
+MACHINE_CORES = 2
+#: A part's wall time at most, in hours.
+MAX_PART_HOURS = 2.0
 
 
 @dataclass(frozen=True)
@@ -203,42 +205,57 @@ def estimate(name: str, config: dict, rates: dict[str, dict]) -> tuple[float | N
     return (total if len(missing) < len(part_work(name, config)) else None), missing
 
 
+def part_width(name: str, config: dict) -> int:
+    """How many of the machine's :data:`MACHINE_CORES` cores part ``name``'s jobs keep busy at once
+    (its registry entry's ``width``, at most the machine's; the machine's when it gives none)."""
+    width = _paper_part(name).width
+    return MACHINE_CORES if width is None else max(1, min(MACHINE_CORES, int(width(config))))
+
+
 def plan(config: dict, results: str | Path = "results") -> list[dict]:
-    """The plan: one row per part with its targets' count and estimated CPU-s (this machine's).
+    """The plan: one row per part with its targets' count, estimated CPU-s (this machine's) and
+    wall time.
+
+    The wall time is the CPU-s over the cores the part keeps busy (:func:`part_width`): a part
+    of one training on one thread takes its CPU-s in wall time, however many cores the machine
+    has. A part over :data:`MAX_PART_HOURS` is flagged: its training resumes from its epoch
+    checkpoint when the part is run again.
 
     Returns:
-        ``[{"part", "experiment", "what", "timing", "targets", "cpu_s" (or None), "hours_on_2_cores"
-        (or None), "over_limit" (bool), "unmeasured" (rules)}]``.
+        ``[{"part", "experiment", "what", "timing", "targets", "cpu_s" (or None), "width" (cores
+        busy), "hours" (wall, or None), "over_limit" (bool), "unmeasured" (rules)}]``.
     """
     rates = measured_rates(results)
     rows = []
     for p in PARTS:
         cpu, missing = estimate(p.name, config, rates)
+        width = part_width(p.name, config)
+        hours = None if cpu is None else cpu / width / 3600
         rows.append({"part": p.name, "experiment": p.experiment, "what": p.what, "timing": p.timing,
-                     "targets": len(part_targets(p.name, config)), "cpu_s": cpu,
-                     "hours_on_2_cores": None if cpu is None else cpu / 2 / 3600,
-                     "over_limit": cpu is not None and cpu > MAX_PART_CPU_S, "unmeasured": missing})
+                     "targets": len(part_targets(p.name, config)), "cpu_s": cpu, "width": width, "hours": hours,
+                     "over_limit": hours is not None and hours > MAX_PART_HOURS, "unmeasured": missing})
     return rows
 
 
 def format_plan(rows: list[dict]) -> str:
     """The plan as text for the terminal."""
-    lines = [f"{'part':<10} {'targets':>7} {'CPU-s':>8} {'h (2 cores)':>11}  what"]
+    lines = [f"{'part':<10} {'targets':>7} {'CPU-s':>8} {'cores':>5} {'h':>5}  what"]
     for r in rows:
         cpu = "?" if r["cpu_s"] is None else f"{r['cpu_s']:,.0f}"
-        hours = "?" if r["hours_on_2_cores"] is None else f"{r['hours_on_2_cores']:.1f}"
+        hours = "?" if r["hours"] is None else f"{r['hours']:.1f}"
         notes = []
         if r["timing"]:
             notes.append("timing: nothing else on the machine")
         if r["over_limit"]:
-            notes.append("over 2 h: a training resumes from its checkpoint in the next run of this part")
+            notes.append(f"over {MAX_PART_HOURS:g} h: run it again, its training resumes from its epoch checkpoint")
         if r["unmeasured"]:
             notes.append("not measured here: " + ", ".join(r["unmeasured"]))
-        lines.append(f"{r['part']:<10} {r['targets']:>7} {cpu:>8} {hours:>11}  {r['what']}"
+        lines.append(f"{r['part']:<10} {r['targets']:>7} {cpu:>8} {r['width']:>5} {hours:>5}  {r['what']}"
                      + (f" [{'; '.join(notes)}]" if notes else ""))
-    known = [r["cpu_s"] for r in rows if r["cpu_s"] is not None]
-    lines.append(f"total measured: {sum(known):,.0f} CPU-s ({sum(known) / 2 / 3600:.1f} h on 2 cores) for "
-                 f"{len(known)} of {len(rows)} parts. Estimates come from this machine's benchmark files "
+    known = [r for r in rows if r["cpu_s"] is not None]
+    lines.append(f"total measured: {sum(r['cpu_s'] for r in known):,.0f} CPU-s, {sum(r['hours'] for r in known):.1f} h "
+                 f"of wall time for {len(known)} of {len(rows)} parts on {MACHINE_CORES} cores ('cores': how many "
+                 "its jobs keep busy). Estimates come from this machine's benchmark files "
                  "(results/<profile>/benchmarks/); a part with '?' has none yet: run `make report` first.")
     return "\n".join(lines)
 

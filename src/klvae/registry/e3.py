@@ -140,8 +140,9 @@ def model_work(kind: str, config: dict) -> dict[str, float]:
 
 
 def _model_part(kind: str, what: str) -> PaperPart:
+    # one training: it keeps as many cores busy as it has threads
     return PaperPart(f"e3-{kind}", what, lambda config, results: model_targets(kind, results),
-                     lambda config: model_work(kind, config))
+                     lambda config: model_work(kind, config), width=lambda config: config["threads"]["train"])
 
 
 EXPERIMENT = Experiment(

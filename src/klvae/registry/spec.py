@@ -85,6 +85,9 @@ class PaperPart:
         work: ``config -> {rule: work}``: the work per rule, in the units of
             :func:`klvae.paper.measured_rates` (epochs x training images for a training rule, jobs else).
         timing: it times something, so nothing else may run on the machine meanwhile.
+        width: ``config -> int``: how many cores its jobs keep busy at once (one training on one
+            thread: 1); None: as many as the machine has. The plan's wall time is its CPU-s over
+            this, not over the machine's cores.
     """
 
     name: str
@@ -92,6 +95,7 @@ class PaperPart:
     targets: Callable[[dict, str], list[str]]
     work: Callable[[dict], dict[str, float]]
     timing: bool = False
+    width: Callable[[dict], int] | None = None
 
 
 @dataclass(frozen=True)
