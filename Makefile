@@ -134,7 +134,7 @@ paper-part: $(STAMP)
 	@test -n "$(PART)" || { echo "usage: make paper-part PART=<part> (make paper-plan lists them)"; exit 2; }
 	$(BIN)/python -m klvae.paper targets $(PART) > /dev/null
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake $$($(BIN)/python -m klvae.paper targets $(PART)) \
-	    --cores $(CORES) --configfile config/paper.yaml
+	    --cores $(CORES) --configfile $$($(BIN)/python -m klvae.paper configfile $(PART))
 	$(BIN)/python -m klvae.bundle part $(PART) --results results/paper --out-dir bundles/paper
 
 # Snakemake's own report of a finished run: every figure (report() flags, one category per

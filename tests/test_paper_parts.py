@@ -3,6 +3,7 @@ from benchmark files, and a part packed as verified data without weights."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from klvae import paper
+from klvae import paper, registry
 from klvae.bundle import core as kb
 from klvae.bundle import part as kp
 
@@ -63,22 +64,47 @@ def test_estimate_scales_this_machines_rate_by_the_papers_work(tmp_path, paper_c
     assert "e2-timing" in text and "timing: nothing else on the machine" in text
 
 
-def test_the_plan_times_a_one_thread_training_part_on_one_core(tmp_path, paper_config):
-    """A face training on one thread keeps one core busy: its wall time is its CPU-s, and at the
-    paper's 10 epochs x 170,000 faces it is over the part's 2 hours (resumed in a second run)."""
-    # one face VAE measured at 1 epoch x 1,000 faces: 0.06 CPU-s per image and epoch
-    _tsv(tmp_path / "paper" / "benchmarks" / "e3_train" / "vae.tsv", 61, 60.0)
+def test_an_e3_model_part_trains_on_both_cores_and_the_plan_times_it_so(tmp_path, paper_config):
+    """One face training on one thread keeps one core busy: at the paper's 10 epochs x 170,000
+    faces its wall time is its CPU-s, over a part's 2 hours. So each E3 model part runs its
+    training on two threads (its own config change), and the plan times it on two cores."""
+    # one face VAE measured at 1 epoch x 1,000 faces: 6.1 ms of CPU per image and epoch (as here)
+    _tsv(tmp_path / "paper" / "benchmarks" / "e3_train" / "vae.tsv", 6.2, 6.1)
     config = {**paper_config, "e3": {**paper_config["e3"], "epochs": 1, "n_train": 1000}}
     (tmp_path / "paper" / "report" / "generated").mkdir(parents=True)
     (tmp_path / "paper" / "report" / "generated" / "config.yaml").write_text(yaml.safe_dump(config))
-    rows = {r["part"]: r for r in paper.plan(paper_config, tmp_path)}
-    vae = rows["e3-vae"]
-    assert paper_config["threads"]["train"] == 1 and vae["width"] == 1
-    assert vae["cpu_s"] == pytest.approx(60.0 / 1000 * 10 * 170_000, rel=1e-3)  # plus unmeasured analyses
-    assert vae["hours"] == pytest.approx(vae["cpu_s"] / 3600) and vae["over_limit"]
-    two = {**paper_config, "threads": {**paper_config["threads"], "train": 2}}
-    assert {r["part"]: r for r in paper.plan(two, tmp_path)}["e3-vae"]["hours"] == pytest.approx(vae["hours"] / 2)
-    assert "over 2 h: run it again, its training resumes from its epoch checkpoint" in paper.format_plan([vae])
+    assert paper_config["threads"]["train"] == 1
+    for kind in ("vae", "ae"):
+        assert paper.part_config(f"e3-{kind}", paper_config)["threads"] == {"train": 2}
+    assert paper.part_config("e2-a", paper_config) is paper_config and paper_config["threads"]["train"] == 1
+    vae = {r["part"]: r for r in paper.plan(paper_config, tmp_path)}["e3-vae"]
+    assert vae["width"] == 2
+    assert vae["cpu_s"] == pytest.approx(6.1 / 1000 * 10 * 170_000, rel=1e-3)  # plus unmeasured analyses
+    assert vae["hours"] == pytest.approx(vae["cpu_s"] / 2 / 3600) and not vae["over_limit"]  # 1.4 h
+    # the same training on one thread: one core, over 2 h, flagged
+    one_thread = registry.get("e3").paper_parts[1].width({**paper_config, "threads": {"train": 1}})
+    assert one_thread == 1
+    slow = {**vae, "width": 1, "hours": vae["cpu_s"] / 3600, "over_limit": vae["cpu_s"] / 3600 > paper.MAX_PART_HOURS}
+    assert slow["over_limit"]
+    assert "over 2 h: run it again, its training resumes from its epoch checkpoint" in paper.format_plan([slow])
+
+
+def test_a_parts_configfile_is_the_profiles_or_its_own_written_beside_its_results(tmp_path, paper_config,
+                                                                                   monkeypatch):
+    """``make paper-part`` runs Snakemake with ``python -m klvae.paper configfile <part>``: the profile's
+    own file for a part that changes nothing, else the part's config, complete and valid."""
+    from klvae.config import validate_config
+
+    monkeypatch.chdir(tmp_path)
+    assert paper.part_configfile("e2-a", paper_config, "config/paper.yaml") == Path("config/paper.yaml")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert paper._main(["configfile", "e3-ae", "--config", str(REPO / "config" / "paper.yaml")]) == 0
+    path = Path(out.getvalue().strip())
+    assert path == Path("results/paper/parts/e3-ae.config.yaml") and path.is_file()
+    written = validate_config(yaml.safe_load(path.read_text()), registry.config_schema())
+    assert written["threads"]["train"] == 2
+    assert kb.config_differences(paper_config, written) == ["threads.train: 1 vs 2"]
 
 
 def _fake_e1_part(root, config):
@@ -243,6 +269,11 @@ def test_parts_of_one_experiment_are_refused_when_they_are_not_one_run(paper_con
     with pytest.raises(kb.BundleError, match=r"klvae-paper-part-e2-b-x\.tar\.gz: its config differs from the "
                                              r"profile's \(1 keys\): e2\.epochs: 37 vs 36"):
         kp.check_parts("e2", [parts[0], _part("e2-b", other), *parts[2:]], paper_config)
+    # an E3 model part must have run with its own change (two threads), and only with it
+    e3 = [_part(n, paper.part_config(n, paper_config)) for n in ("e3-data", "e3-vae", "e3-ae", "e3-bench")]
+    kp.check_parts("e3", e3, paper_config)
+    with pytest.raises(kb.BundleError, match=r"part-e3-vae-x\.tar\.gz: its config differs .*threads\.train: 2 vs 1"):
+        kp.check_parts("e3", [e3[0], _part("e3-vae", paper_config), *e3[2:]], paper_config)
     for kw, what in (({"code": "abd"}, "training code differs from klvae-paper-part-e2-a-x.tar.gz's: "
                                        "e2_train: 'abc' vs 'abd'"),
                      ({"backend": "jax"}, "Keras backend differs .*'tensorflow' vs 'jax'"),
@@ -291,6 +322,7 @@ def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_al
     assert made["missing"] == ["e2/ (no E2 outputs)", "e3/ (no E3 outputs)"]
     parts = made["record"]["parts"]
     assert [p["part"] for p in parts] == ["e1"] and parts[0]["cpu_s"] > 1000 and parts[0]["resumed"] == 0
+    assert parts[0]["threads"] == 1  # not in that part's record (packed before it said): its packed config says it
     assert made["record"]["assembled"] == {"experiment": "e1", "from_parts": ["e1"]}
     with pytest.raises(kb.BundleError, match="no complete report bundle"):
         kb.newest_report_bundle(tmp_path / "out")  # what `make read` renders: never an experiment alone

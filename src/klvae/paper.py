@@ -28,6 +28,7 @@ Command line::
 
     python -m klvae.paper plan [--config config/paper.yaml] [--results results]
     python -m klvae.paper targets PART [--config config/paper.yaml]
+    python -m klvae.paper configfile PART [--config config/paper.yaml]
 """
 
 from __future__ import annotations
@@ -205,11 +206,46 @@ def estimate(name: str, config: dict, rates: dict[str, dict]) -> tuple[float | N
     return (total if len(missing) < len(part_work(name, config)) else None), missing
 
 
+def _laid_over(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _laid_over(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def part_config(name: str, config: dict) -> dict:
+    """The config part ``name`` runs with: the profile's ``config`` with the part's own changes
+    (its registry entry's ``config``, e.g. E3's trainings on two threads) laid over it, key by
+    key; ``config`` itself when the part changes nothing. ``config`` is not modified.
+
+    Raises:
+        KeyError: no such part.
+    """
+    changes = _paper_part(name).config
+    return _laid_over(config, changes) if changes else config
+
+
+def part_configfile(name: str, config: dict, profile_file: str | Path = "config/paper.yaml") -> Path:
+    """The ``--configfile`` of part ``name``'s Snakemake run: ``profile_file`` itself when the part
+    changes nothing; else :func:`part_config` written to ``results/<profile>/parts/<name>.config.yaml``.
+
+    Raises:
+        KeyError: no such part.
+    """
+    if not _paper_part(name).config:
+        return Path(profile_file)
+    path = Path(results_dir(config["profile"])) / "parts" / f"{name}.config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(part_config(name, config), sort_keys=False))
+    return path
+
+
 def part_width(name: str, config: dict) -> int:
     """How many of the machine's :data:`MACHINE_CORES` cores part ``name``'s jobs keep busy at once
-    (its registry entry's ``width``, at most the machine's; the machine's when it gives none)."""
+    (its registry entry's ``width`` of the part's config, at most the machine's; the machine's
+    when it gives none)."""
     width = _paper_part(name).width
-    return MACHINE_CORES if width is None else max(1, min(MACHINE_CORES, int(width(config))))
+    return MACHINE_CORES if width is None else max(1, min(MACHINE_CORES, int(width(part_config(name, config)))))
 
 
 def plan(config: dict, results: str | Path = "results") -> list[dict]:
@@ -269,11 +305,17 @@ def _main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("targets", help="print one part's Snakemake targets, one per line")
     t.add_argument("part")
     t.add_argument("--config", default="config/paper.yaml")
+    c = sub.add_parser("configfile", help="write the config one part runs with (the profile's, with the "
+                                          "part's own changes) under results/<profile>/parts/ and print its path")
+    c.add_argument("part")
+    c.add_argument("--config", default="config/paper.yaml")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     try:
         if args.cmd == "plan":
             print(format_plan(plan(config, args.results)))
+        elif args.cmd == "configfile":
+            print(part_configfile(args.part, config, args.config))
         else:
             print("\n".join(part_targets(args.part, config)))
     except KeyError as err:

@@ -286,7 +286,7 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
 
     repo = Path(__file__).resolve().parents[3]
     p = paper.get_part(part)
-    config = paper.load_config(config_path)
+    config = paper.part_config(part, paper.load_config(config_path))  # as the part ran it
     targets = paper.part_targets(part, config)
     from klvae.layout import results_dir
 
@@ -306,7 +306,8 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
         facts = json.loads(Path(backend_facts).read_text())
     record = {
         "part": part, "experiment": p.experiment, "timing": p.timing, "targets": rel_targets,
-        "run": run_record(config, repo, facts), "training_code": code_digests(p.experiment, repo),
+        "threads": config["threads"]["train"], "run": run_record(config, repo, facts),
+        "training_code": code_digests(p.experiment, repo),
         "times": job_times(files, earlier_parts_made(out_dir, part)), "resumed": resumed_runs(results, p.experiment),
     }
     extra = {f"parts/{part}/part.json": (json.dumps(record, indent=1) + "\n").encode(),
@@ -360,7 +361,8 @@ def check_parts(experiment: str, parts: list, config: dict) -> None:
     """Refuse parts that are not one run of ``experiment``.
 
     Every part of :data:`klvae.paper.PARTS` for the experiment must be there, once; each part's
-    config must equal ``config`` (the profile's, defaults filled) key by key; and all parts must
+    config must equal ``config`` (the profile's, defaults filled) key by key, with the part's own
+    changes (:func:`klvae.paper.part_config`: E3's trainings on two threads); and all parts must
     share the training code's digests, the Keras backend, the package versions and the kind of
     accelerator (a CPU part and a GPU part are different runs).
 
@@ -381,7 +383,7 @@ def check_parts(experiment: str, parts: list, config: dict) -> None:
     first = parts[0]
     for path, manifest, contents, record in parts:
         used = yaml.safe_load(contents[manifest["config"]])
-        diff = config_differences(config, used)
+        diff = config_differences(paper.part_config(manifest["part"], config), used)
         if diff:
             raise BundleError(f"{path.name}: its config differs from the profile's ({len(diff)} keys): "
                               + "; ".join(diff[:5]))
@@ -457,7 +459,9 @@ def part_summary(record: dict) -> dict:
     "gpu", "recorded_utc", "first_start_utc", "last_end_utc", "jobs", "cpu_s" (CPU-seconds of its
     jobs, from their benchmark files), "wall_s" (first job's start to last job's end, s),
     "cores_busy" (cpu_s over 2 x wall_s), "resumed" (trainings resumed from a checkpoint),
-    "timing" (a timing part, run alone)}``, read from its part record."""
+    "timing" (a timing part, run alone), "threads" (its trainings' threads, config
+    ``threads.train`` as the part ran it; None where the record does not say)}``, read from its
+    part record."""
     run, times = record["run"], record["times"]
     hw = run.get("hardware") or {}
     return {"part": record["part"], "commit": run.get("git_commit"), "host": run.get("host"),
@@ -465,7 +469,8 @@ def part_summary(record: dict) -> dict:
             "recorded_utc": run.get("recorded_utc"), "first_start_utc": times.get("first_start_utc"),
             "last_end_utc": times.get("last_end_utc"), "jobs": times.get("jobs"), "cpu_s": times.get("cpu_s"),
             "wall_s": times.get("wall_s"), "cores_busy": times.get("cores_busy"),
-            "resumed": len(record.get("resumed") or []), "timing": bool(record.get("timing"))}
+            "resumed": len(record.get("resumed") or []), "timing": bool(record.get("timing")),
+            "threads": record.get("threads")}
 
 
 def experiment_run_record(experiment: str, records: list[dict], repo: str | Path) -> dict:
@@ -518,7 +523,10 @@ def create_experiment_bundle(experiment: str, parts_dir: str | Path = "bundles/p
     if absent:
         raise BundleError(f"{root}: {experiment} is not assembled ({', '.join(absent[:4])} missing); run "
                           f"`python -m klvae.bundle assemble {experiment}` first")
-    record = experiment_run_record(experiment, [r for _, _, _, r in parts], repo)
+    # a part packed before its record said its threads: the config it packed says them
+    records = [{"threads": (yaml.safe_load(c[m["config"]]).get("threads") or {}).get("train"), **r}
+               for _, m, c, r in parts]
+    record = experiment_run_record(experiment, records, repo)
     (root / RUN_RECORD).parent.mkdir(parents=True, exist_ok=True)
     (root / RUN_RECORD).write_text(json.dumps(record, indent=1) + "\n")
     (root / RUN_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))

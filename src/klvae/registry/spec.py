@@ -87,7 +87,11 @@ class PaperPart:
         timing: it times something, so nothing else may run on the machine meanwhile.
         width: ``config -> int``: how many cores its jobs keep busy at once (one training on one
             thread: 1); None: as many as the machine has. The plan's wall time is its CPU-s over
-            this, not over the machine's cores.
+            this, not over the machine's cores. It is given the part's config (``config`` below applied).
+        config: what the part changes in the profile's config for its own run, as a nested dict
+            laid over it (:func:`klvae.paper.part_config`), e.g. ``{"threads": {"train": 2}}`` for one
+            training that would take one core longer than a part. The part bundle records the
+            config as used, and the assembly expects exactly this change for this part.
     """
 
     name: str
@@ -96,6 +100,7 @@ class PaperPart:
     work: Callable[[dict], dict[str, float]]
     timing: bool = False
     width: Callable[[dict], int] | None = None
+    config: dict | None = None
 
 
 @dataclass(frozen=True)

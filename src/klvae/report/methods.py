@@ -151,8 +151,9 @@ def parts_table(run: dict) -> str:
     One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
     part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
     CPU-seconds and wall time (h) from their benchmark files, the share of two cores they kept
-    busy, and how many trainings resumed from a checkpoint. Strings come from the bundle and are
-    shown as text; numbers are formatted from parsed numbers.
+    busy, how many trainings resumed from a checkpoint, and its trainings' threads (``–`` where the
+    record does not say). Strings come from the bundle and are shown as text; numbers are
+    formatted from parsed numbers.
     """
     parts = run.get("parts") if isinstance(run, dict) else None
     if not isinstance(parts, list) or not parts:
@@ -168,9 +169,9 @@ def parts_table(run: dict) -> str:
                      str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
                      _number(p.get("jobs"), ".0f"), _number(p.get("cpu_s"), ",.0f"),
                      _number(p["wall_s"] / 3600 if isinstance(p.get("wall_s"), (int, float)) else None, ".2f"),
-                     busy, _number(p.get("resumed"), ".0f")])
+                     busy, _number(p.get("resumed"), ".0f"), _number(p.get("threads"), ".0f")])
     return markdown_table(["part", "commit", "host", "CPU", "first job (UTC)", "last job ends (UTC)", "jobs",
-                           "CPU-s", "wall (h)", "2 cores busy", "resumed"], rows, align="llllllrrrrr")
+                           "CPU-s", "wall (h)", "2 cores busy", "resumed", "threads"], rows, align="llllllrrrrrr")
 
 
 def banner_fragment(config: dict) -> str:
