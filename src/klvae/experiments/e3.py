@@ -27,7 +27,22 @@ from klvae.io import atomic_path, commit, write_json, write_rows
 from klvae.seeding import set_global_seed
 
 
-def _open_images(npy: str | Path, n: int | None) -> np.ndarray:
+def open_images(npy: str | Path, n: int | None) -> np.ndarray:
+    """The face images of a ``.npy`` written by :func:`klvae.data.celeba.preprocess`, memory-mapped
+    read-only (nothing is read until a batch is taken).
+
+    Args:
+        npy: ``train.npy`` or ``test.npy``: uint8 ``(N, 96, 96, 3)``.
+        n: the first ``n`` images only (None: all).
+
+    Returns:
+        uint8 ``(n or N, 96, 96, 3)`` memory-mapped array.
+
+    Raises:
+        DataIntegrityError: the file is missing, truncated (its header promises more bytes), corrupt,
+            or not uint8 ``(N, 96, 96, 3)``; the message says how to rebuild it.
+        ValueError: ``n`` is larger than the file's ``N``.
+    """
     from klvae.data.integrity import DataIntegrityError
 
     fix = (f"Delete {npy} and rerun snakemake: rule e3_preprocess rebuilds it (train.npy, test.npy and "
@@ -110,7 +125,7 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
     from klvae import training
     from klvae.models.faces import DEFAULT_FACT, build_face_model
 
-    x = _open_images(train_npy, n_train)
+    x = open_images(train_npy, n_train)
     net = build_face_model(kind, fact, z_dim=z_dim, seed=seed)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
     steps = int(np.ceil(len(x) / batch_size))
@@ -145,4 +160,4 @@ def train(train_npy: str | Path, model: str | Path, history: str | Path, kind: s
             "final": {k: float(logs[-1][k]) for k in ("loss", "reconstruction_loss", "kl_loss")}}
 
 
-__all__ = ["train"]
+__all__ = ["train", "open_images"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from klvae.experiments.e3 import _open_images
+from klvae.experiments.e3 import open_images
 from klvae.io import atomic_path, commit, write_json, write_rows
 from klvae.seeding import set_global_seed
 
@@ -82,7 +82,7 @@ def evaluate(model: str | Path, test_npy: str | Path, metrics: str | Path, kind:
     from klvae.data.stream import ImageBatches
     from klvae.models.faces import load_face_model
 
-    x = _open_images(test_npy, n_test)
+    x = open_images(test_npy, n_test)
     net = load_face_model(model)
     _check_kind(net, kind, model)
     sums = np.zeros(4)
@@ -145,7 +145,7 @@ def encode_latents(model: str | Path, test_npy: str | Path, latents: str | Path,
     from klvae.data.stream import ImageBatches
     from klvae.models.faces import load_face_model
 
-    x = _open_images(test_npy, n_test)
+    x = open_images(test_npy, n_test)
     net = load_face_model(model)
     zs = [np.asarray(net.encoder(b, training=False)[0]) for b in ImageBatches(x, batch_size)]
     z = np.concatenate(zs).astype(np.float32)
@@ -232,7 +232,7 @@ def decode_faces(model: str | Path, test_npy: str | Path, decoded: str | Path, k
     """
     from klvae.models.faces import load_face_model
 
-    x = _open_images(test_npy, None)
+    x = open_images(test_npy, None)
     net = load_face_model(model)
     _check_kind(net, kind, model)
     z_dim = net.decoder.input_shape[-1]
