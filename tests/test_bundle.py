@@ -159,16 +159,20 @@ def test_the_comparison_lists_the_parts_a_shipped_run_was_made_in(tmp_path):
     run = {"parts": [{"part": "e1", "commit": "953da1b6313d", "host": "<b>vm</b>", "cpu": "AMD EPYC",
                       "logical_cpus": "2", "first_start_utc": "2026-12-06T05:15:41+00:00",
                       "last_end_utc": "2026-12-06T06:16:05+00:00", "jobs": 52, "cpu_s": 4890.3, "wall_s": 3624.0,
-                      "cores_busy": 0.67, "resumed": 1, "threads": 2}]}
+                      "cores_busy": None, "resumed": 1, "cpu_s_before_resume_est": 1730.4, "threads": 2}]}
     body = parts_table(run).splitlines()
     assert body[0].startswith("| part | commit | host | CPU |") and len(body) == 3
     from klvae.report.escape import md_text
 
     assert body[2].startswith("| e1 | 953da1b6313d |")
     assert f"| AMD EPYC (2 logical) | {md_text('2026-12-06 05:15:41')} |" in body[2]
-    assert "| 52 | 4,890 | 1.01 | 67% | 1 | 2 |" in body[2] and "<b>" not in body[2]
+    assert "| 52 | 4,890 + ≈1,730 | 1.01 | – | 1 | 2 |" in body[2] and "<b>" not in body[2]
+    run["parts"][0].update(resumed=0, cores_busy=0.67)  # not resumed: the benchmark files count it all
+    assert "| 52 | 4,890 | 1.01 | 67% | 0 | 2 |" in parts_table(run).splitlines()[2]
     del run["parts"][0]["threads"]  # a record that does not say its threads
-    assert parts_table(run).splitlines()[2].endswith("| 67% | 1 | – |")
+    assert parts_table(run).splitlines()[2].endswith("| 67% | 0 | – |")
+    run["parts"][0].update(resumed=2, cores_busy=None, cpu_s_before_resume_est=None)  # an older record
+    assert "| 52 | 4,890 + ? | 1.01 | – | 2 | – |" in parts_table(run).splitlines()[2]
     assert parts_table({}) == parts_table({"parts": "e1"}) == parts_table({"parts": []}) == ""
 
     shipped = choose_reference("auto", REPO / "bundles")

@@ -126,7 +126,8 @@ def _fake_e1_part(root, config):
     (root / "data" / "mnist_provenance.json").write_text('{"source": "pypi"}')
     (root / "data" / "mnist.npz").write_bytes(b"raw")
     (root / "logs" / "e1_train").mkdir(parents=True, exist_ok=True)
-    (root / "logs" / "e1_train" / "r1_c0.log").write_text("[checkpoint] resuming after epoch 17 from x\n")
+    (root / "logs" / "e1_train" / "r1_c0.log").write_text(
+        "[checkpoint] resuming after epoch 17 from x\n" + "".join(f"Epoch {e}/40\nloss\n" for e in range(18, 41)))
 
 
 def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_path, paper_config):
@@ -151,7 +152,11 @@ def test_a_part_bundle_carries_the_data_and_the_record_never_the_weights(tmp_pat
     record = json.loads(contents["parts/e1/part.json"])
     assert len(record["quantized"]["arrays"]) == 24
     assert record["times"]["jobs"] == 24 and record["times"]["cpu_s"] == pytest.approx(24 * 95.5)
-    assert record["resumed"] == [{"log": "logs/e1_train/r1_c0.log", "after_epoch": 17}]
+    # 23 epochs after the resume took 95.5 CPU-s: the 17 before it, which no file counts, ~70.6
+    assert record["resumed"] == [{"log": "logs/e1_train/r1_c0.log", "after_epoch": 17, "epochs": 40,
+                                  "cpu_s_after": 95.5, "cpu_s_before_est": round(95.5 * 17 / 23, 1)}]
+    assert record["times"]["cores_busy"] is None  # its wall time spans the pause before the resume
+    assert kp.part_summary(record)["cpu_s_before_resume_est"] == round(95.5 * 17 / 23, 1)
     assert set(record["training_code"]) == {"mnist_canonical", "e1_init_weights", "e1_train", "e1_analyse"}
     assert record["run"]["keras_backend"] == "tensorflow" and record["run"]["hardware"]["CPU"]
     assert os.path.basename(made["path"]).startswith("klvae-paper-part-e1-")
@@ -351,3 +356,27 @@ def test_a_parts_times_leave_out_jobs_an_earlier_part_ran(tmp_path):
     own = kp.job_times(files, since=1_050_000)
     assert (own["jobs"], own["cpu_s"], own["wall_s"]) == (1, 3990.0, 4000.0)
     assert kp.earlier_parts_made(tmp_path / "none", "e2-a") is None
+
+
+def test_a_parts_resumed_trainings_are_its_own(tmp_path):
+    """Training logs of every part share one folder: a part lists only its own jobs' resumes (those
+    of its benchmark files), each with the CPU-s of its epochs before the resume estimated from the
+    finishing run's CPU-s per epoch; a record without a resume has nothing to add."""
+    logs, bench = tmp_path / "logs" / "e2_train", tmp_path / "benchmarks" / "e2_train"
+    logs.mkdir(parents=True)
+    (logs / "z2_a.log").write_text("[e2] train\n[checkpoint] resuming after epoch 29 from y\n"
+                                   + "".join(f"Epoch {e}/37\n235/235 - 80s\n" for e in range(30, 38)))
+    (logs / "z2_b.log").write_text("[checkpoint] resuming after epoch 3 from z\nEpoch 4/37\n")  # another part's
+    (logs / "z2_c.log").write_text("".join(f"Epoch {e}/37\n" for e in range(1, 38)))  # never resumed
+    _tsv(bench / "z2_a.tsv", 650, 640.0)
+    _tsv(bench / "z2_c.tsv", 3000, 2900.0)
+    own = kp.resumed_runs(tmp_path, "e2", ["benchmarks/e2_train/z2_a.tsv", "benchmarks/e2_train/z2_c.tsv"])
+    assert own == [{"log": "logs/e2_train/z2_a.log", "after_epoch": 29, "epochs": 37, "cpu_s_after": 640.0,
+                    "cpu_s_before_est": 2320.0}]  # 640 CPU-s for 8 epochs: 29 epochs ~ 2,320
+    every = kp.resumed_runs(tmp_path, "e2")
+    assert [(r["log"], r["cpu_s_before_est"]) for r in every] == [("logs/e2_train/z2_a.log", 2320.0),
+                                                                 ("logs/e2_train/z2_b.log", None)]
+    run = {"run": {"hardware": {}}, "times": {}, "part": "e2-c"}
+    assert kp.part_summary({**run, "resumed": own})["cpu_s_before_resume_est"] == 2320.0
+    assert kp.part_summary({**run, "resumed": every})["cpu_s_before_resume_est"] is None
+    assert kp.part_summary({**run, "resumed": []})["cpu_s_before_resume_est"] == 0

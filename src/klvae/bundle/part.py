@@ -55,6 +55,7 @@ PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})  # E3's:
 #: each experiment's ``part_rules`` in the registry, :mod:`klvae.registry`).
 TRAINING_RULES = {e.id: e.part_rules for e in registry.EXPERIMENTS}
 _RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
+_EPOCHS = re.compile(r"^Epoch \d+/(\d+)\s*$", re.M)  # Keras's progress line: ``Epoch k/N``
 
 
 #: Decoded-image arrays a part bundle stores as 8-bit (``round(255 * p)``, uint8), by file name: the
@@ -215,17 +216,55 @@ def job_times(files: list[tuple[str, Path]], since: float | None = None) -> dict
             "first_start_utc": iso(min(starts)) if starts else None, "last_end_utc": iso(max(ends)) if ends else None}
 
 
-def resumed_runs(results: str | Path, experiment: str) -> list[dict]:
+def resumed_runs(results: str | Path, experiment: str, jobs: list[str] | None = None) -> list[dict]:
     """Trainings of ``experiment`` that resumed from an epoch checkpoint, read from their job logs.
 
+    A job's log (``logs/<rule>/<run>.log``) holds the output of its last run only, and so does its
+    Snakemake benchmark file: the CPU-seconds of the run(s) a resume continued are in no file. They
+    are estimated here from the epochs: the finishing run's CPU-seconds per epoch times the epochs
+    trained before the resume (its start-up and test evaluation counted in, so rather over than
+    under).
+
+    Args:
+        results: the profile's results folder.
+        experiment: ``e1``, ``e2`` or ``e3``.
+        jobs: the part's benchmark members (``benchmarks/<rule>/<run>.tsv``, as
+            :func:`part_files` picks them): only their jobs' logs are read, so a training of another
+            part in the same folder is not listed. None: every training log of the experiment.
+
     Returns:
-        ``[{"log": path relative to results, "after_epoch": int}]``, one per resume.
+        ``[{"log": path relative to results, "after_epoch": int, "epochs": int (the training's
+        epochs, from Keras's ``Epoch k/N`` lines; None if the log has none), "cpu_s_after" (the
+        finishing run's CPU-s, from its benchmark file; None without one), "cpu_s_before_est"
+        (estimated CPU-s of the epochs before the resume; None where it cannot be estimated)}]``,
+        one per resume.
     """
     root = Path(results)
+    wanted = None
+    if jobs is not None:
+        wanted = {"logs/" + j.removeprefix("benchmarks/").removesuffix(".tsv") + ".log" for j in jobs}
     out = []
     for log in sorted((root / "logs").glob(f"{experiment}_train*/*.log")) if (root / "logs").is_dir() else []:
-        for m in _RESUMED.finditer(log.read_text(errors="replace")):
-            out.append({"log": log.relative_to(root).as_posix(), "after_epoch": int(m.group(1))})
+        rel = log.relative_to(root).as_posix()
+        if wanted is not None and rel not in wanted:
+            continue
+        text = log.read_text(errors="replace")
+        epochs = [int(n) for n in _EPOCHS.findall(text)]
+        total = epochs[-1] if epochs else None
+        bench = root / "benchmarks" / (rel.removeprefix("logs/").removesuffix(".log") + ".tsv")
+        cpu = None
+        if bench.is_file():
+            with open(bench, newline="") as fh:
+                row = next(csv.DictReader(fh, delimiter="\t"), None)
+            c = float((row or {}).get("cpu_time") or "nan")
+            cpu = round(c, 1) if math.isfinite(c) else None
+        for m in _RESUMED.finditer(text):
+            after = int(m.group(1))
+            est = None
+            if cpu is not None and total and total > after:
+                est = round(cpu * after / (total - after), 1)
+            out.append({"log": rel, "after_epoch": after, "epochs": total, "cpu_s_after": cpu,
+                        "cpu_s_before_est": est})
     return out
 
 
@@ -308,8 +347,13 @@ def create_part_bundle(part: str, results: str | Path = "results/paper", out_dir
         "part": part, "experiment": p.experiment, "timing": p.timing, "targets": rel_targets,
         "threads": config["threads"]["train"], "run": run_record(config, repo, facts),
         "training_code": code_digests(p.experiment, repo),
-        "times": job_times(files, earlier_parts_made(out_dir, part)), "resumed": resumed_runs(results, p.experiment),
+        "times": job_times(files, earlier_parts_made(out_dir, part)),
+        "resumed": resumed_runs(results, p.experiment, [rel for rel, _ in files if rel.startswith("benchmarks/")]),
     }
+    if record["resumed"]:
+        # the wall time spans the pause between the runs and the benchmark files count only the
+        # finishing run: the share of cores kept busy is not measured across a resume
+        record["times"]["cores_busy"] = None
     extra = {f"parts/{part}/part.json": (json.dumps(record, indent=1) + "\n").encode(),
              f"parts/{part}/config.yaml": yaml.safe_dump(config, sort_keys=False).encode()}
     small = {rel: quantized(rel, path.read_bytes()) for rel, path in files if rel.rsplit("/", 1)[-1] in QUANTIZED}
@@ -458,7 +502,10 @@ def part_summary(record: dict) -> dict:
     """One part's line of the provenance: ``{"part", "commit", "host", "cpu", "logical_cpus",
     "gpu", "recorded_utc", "first_start_utc", "last_end_utc", "jobs", "cpu_s" (CPU-seconds of its
     jobs, from their benchmark files), "wall_s" (first job's start to last job's end, s),
-    "cores_busy" (cpu_s over 2 x wall_s), "resumed" (trainings resumed from a checkpoint),
+    "cores_busy" (cpu_s over 2 x wall_s; None for a part with a resumed training, whose wall time
+    spans the pause), "resumed" (trainings resumed from a checkpoint), "cpu_s_before_resume_est"
+    (the estimated CPU-s of their epochs before the resume, :func:`resumed_runs`, which no
+    benchmark file counts; 0 without a resume, None where a record cannot say),
     "timing" (a timing part, run alone), "threads" (its trainings' threads, config
     ``threads.train`` as the part ran it; None where the record does not say)}``, read from its
     part record."""
@@ -469,8 +516,17 @@ def part_summary(record: dict) -> dict:
             "recorded_utc": run.get("recorded_utc"), "first_start_utc": times.get("first_start_utc"),
             "last_end_utc": times.get("last_end_utc"), "jobs": times.get("jobs"), "cpu_s": times.get("cpu_s"),
             "wall_s": times.get("wall_s"), "cores_busy": times.get("cores_busy"),
-            "resumed": len(record.get("resumed") or []), "timing": bool(record.get("timing")),
+            "resumed": len(record.get("resumed") or []), "cpu_s_before_resume_est": _before_resume(record),
+            "timing": bool(record.get("timing")),
             "threads": record.get("threads")}
+
+
+def _before_resume(record: dict) -> float | None:
+    """The estimated CPU-s of a part's trainings before their resume (0 without a resume; None when
+    an entry has no estimate, as in records packed before they carried one)."""
+    resumed = record.get("resumed") or []
+    est = [r.get("cpu_s_before_est") if isinstance(r, dict) else None for r in resumed]
+    return None if any(e is None for e in est) else round(sum(est), 1)
 
 
 def experiment_run_record(experiment: str, records: list[dict], repo: str | Path) -> dict:

@@ -150,8 +150,11 @@ def parts_table(run: dict) -> str:
 
     One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
     part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
-    CPU-seconds and wall time (h) from their benchmark files, the share of two cores they kept
-    busy, how many trainings resumed from a checkpoint, and its trainings' threads (``–`` where the
+    CPU-seconds and wall time (h) from their benchmark files (for a part with a resumed training,
+    ``+ ≈N``: the estimated CPU-s of its epochs before the resume, which no benchmark file counts,
+    ``+ ?`` where its record has no estimate; its wall time spans the pause, so its share of busy
+    cores is ``–``), the share of two cores they
+    kept busy, how many trainings resumed from a checkpoint, and its trainings' threads (``–`` where the
     record does not say). Strings come from the bundle and are shown as text; numbers are
     formatted from parsed numbers.
     """
@@ -163,11 +166,15 @@ def parts_table(run: dict) -> str:
         if not isinstance(p, dict):
             continue
         busy = _number(p.get("cores_busy"), ".0%")
+        cpu = _number(p.get("cpu_s"), ",.0f")
+        if _number(p.get("resumed"), ".0f") not in ("–", "0"):  # the runs before a resume: estimated
+            before = _number(p.get("cpu_s_before_resume_est"), ",.0f")
+            cpu += " + ?" if before == "–" else f" + ≈{before}"
         rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:12], str(p.get("host", "")),
                      f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
                      str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
                      str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
-                     _number(p.get("jobs"), ".0f"), _number(p.get("cpu_s"), ",.0f"),
+                     _number(p.get("jobs"), ".0f"), cpu,
                      _number(p["wall_s"] / 3600 if isinstance(p.get("wall_s"), (int, float)) else None, ".2f"),
                      busy, _number(p.get("resumed"), ".0f"), _number(p.get("threads"), ".0f")])
     return markdown_table(["part", "commit", "host", "CPU", "first job (UTC)", "last job ends (UTC)", "jobs",
