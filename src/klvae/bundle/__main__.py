@@ -100,13 +100,20 @@ def _main(argv: list[str] | None = None) -> int:
         elif args.cmd == "newest":
             print(newest_report_bundle(args.folder))
         elif args.cmd == "part":
-            from klvae.bundle.part import create_part_bundle
+            from klvae.bundle.part import create_part_bundle, part_summary
 
             r = create_part_bundle(args.part, args.results, args.out_dir, args.config)
-            times = r["record"]["times"]
+            times, resumed = r["record"]["times"], r["record"]["resumed"]
+            before = part_summary(r["record"])["cpu_s_before_resume_est"]
+            if resumed:
+                before = "?" if before is None else f"~{before:,.0f}"
+                resumed_text = (f"resumed trainings: {len(resumed)} (their epochs before the resume: {before} CPU-s, "
+                                "estimated; the wall time spans the pause)")
+            else:
+                resumed_text = "resumed trainings: 0"
             print(f">>> part bundle: {r['path']}\n    {r['members']} files, {r['size'] / 1e6:.1f} MB; "
                   f"{times['jobs']} jobs, {times['cpu_s']:,.0f} CPU-s in {times['wall_s']:,.0f} s of wall time; "
-                  f"resumed trainings: {len(r['record']['resumed'])}\n    commit it with its .sha256")
+                  f"{resumed_text}\n    commit it with its .sha256")
         elif args.cmd == "assemble":
             from klvae.bundle.part import assemble
 
