@@ -288,6 +288,29 @@ def test_parts_of_one_experiment_are_refused_when_they_are_not_one_run(paper_con
             kp.check_parts("e2", [parts[0], _part("e2-b", paper_config, **kw), *parts[2:]], paper_config)
 
 
+def _assemble_in(work: Path, experiment: str) -> dict:
+    """:func:`klvae.bundle.part.assemble` of ``experiment`` from the committed part bundles, run in
+    the new, empty folder ``work`` (its ``results/paper``): nothing but the parts' data is there."""
+    work.mkdir()
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        return kp.assemble(experiment, REPO / "bundles" / "paper", "results/paper", REPO / "config" / "paper.yaml",
+                           cores=2)
+    finally:
+        os.chdir(cwd)
+
+
+def _shipped_paper_bundle_with(experiment: str) -> tuple[dict, dict]:
+    """The members and run record of the newest paper bundle in ``bundles/`` holding ``experiment``."""
+    shipped = [p for p in sorted((REPO / "bundles").glob("klvae-paper-*.tar.gz"))
+               if experiment in kb.read_bundle(p)[0]["experiments"]]
+    assert shipped, (f"{experiment.upper()}'s parts are committed, but no paper bundle holding it is shipped in "
+                     "bundles/")
+    contents = kb.read_bundle(shipped[-1])[1]
+    return contents, json.loads(contents[kb.RUN_RECORD])
+
+
 @pytest.mark.pipeline
 def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_alone(tmp_path, paper_config):
     """The shipped part bundles (bundles/paper/) are data that today's code reads: each verifies, and
@@ -301,13 +324,7 @@ def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_al
     if not kp.part_bundles("e1", REPO / "bundles" / "paper"):
         pytest.skip("no part of E1 committed")
     work = tmp_path / "work"
-    work.mkdir()
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        made = kp.assemble("e1", REPO / "bundles" / "paper", "results/paper", REPO / "config" / "paper.yaml", cores=2)
-    finally:
-        os.chdir(cwd)
+    made = _assemble_in(work, "e1")
     assert made["allowed_rules"] == ["e1_loss_curves", "e1_manifold", "e1_manifold_panel", "e1_outputs",
                                      "e1_reference_scatter", "e1_scatter", "e1_scatter_panel", "e1_table"]
     res = work / "results" / "paper"
@@ -333,12 +350,8 @@ def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_al
         kb.newest_report_bundle(tmp_path / "out")  # what `make read` renders: never an experiment alone
 
     # the shipped paper bundle's E1 table is exactly what today's code assembles from the shipped parts
-    shipped = [p for p in sorted((REPO / "bundles").glob("klvae-paper-*.tar.gz"))
-               if "e1" in kb.read_bundle(p)[0]["experiments"]]
-    assert shipped, "E1's parts are committed, but no paper bundle holding E1 is shipped in bundles/"
-    _, contents, _ = kb.read_bundle(shipped[-1])
+    contents, record = _shipped_paper_bundle_with("e1")
     assert contents["tables/e1_losses.csv"] == (res / "tables" / "e1_losses.csv").read_bytes()
-    record = json.loads(contents[kb.RUN_RECORD])
     assert [p["part"] for p in record["parts"] if p["part"].split("-")[0] == "e1"] == ["e1"]
     assert record["profile"] == "paper"
 
@@ -355,13 +368,7 @@ def test_e2_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
     if committed != names:
         pytest.skip(f"E2 parts not all committed yet: {sorted(names - committed)} missing")
     work = tmp_path / "work"
-    work.mkdir()
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        made = kp.assemble("e2", REPO / "bundles" / "paper", "results/paper", REPO / "config" / "paper.yaml", cores=2)
-    finally:
-        os.chdir(cwd)
+    made = _assemble_in(work, "e2")
     assert made["allowed_rules"] == ["e2_latent", "e2_latent_panel", "e2_loss_curves", "e2_outputs",
                                      "e2_reconstructions", "e2_table"]
     res = work / "results" / "paper"
@@ -375,12 +382,8 @@ def test_e2_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
     for fig in ("latent_panel.png", "reconstructions.png", "loss_curves_z2.png", "loss_curves_z12.png"):
         assert (res / "figures" / "e2" / fig).stat().st_size > 10_000
     assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
-    shipped = [p for p in sorted((REPO / "bundles").glob("klvae-paper-*.tar.gz"))
-               if "e2" in kb.read_bundle(p)[0]["experiments"]]
-    assert shipped, "E2's parts are committed, but no paper bundle holding E2 is shipped in bundles/"
-    _, contents, _ = kb.read_bundle(shipped[-1])
+    contents, record = _shipped_paper_bundle_with("e2")
     assert contents["tables/e2_metrics.csv"] == (res / "tables" / "e2_metrics.csv").read_bytes()
-    record = json.loads(contents[kb.RUN_RECORD])
     assert names <= {p["part"] for p in record["parts"]}
 
 def test_a_parts_times_leave_out_jobs_an_earlier_part_ran(tmp_path):
