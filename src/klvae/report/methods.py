@@ -149,7 +149,8 @@ def parts_table(run: dict) -> str:
     """The body of the table of the parts a shipped run was made in (``@tbl-compare-parts``), or ``""``.
 
     One row per part of the run record's ``parts`` (:func:`klvae.bundle.part.part_summary`): the
-    part, its commit, host and CPU, when its first job started and its last ended (UTC), its jobs,
+    part, its commit (7 hex digits, as in the bundles' names), host and CPU, when its first job
+    started and its last ended (UTC), its jobs,
     CPU-seconds and wall time (h) from their benchmark files (for a part with a resumed training,
     ``+ ≈N``: the estimated CPU-s of its epochs before the resume, which no benchmark file counts,
     ``+ ?`` where its record has no estimate; its wall time spans the pause, so its share of busy
@@ -170,7 +171,7 @@ def parts_table(run: dict) -> str:
         if _number(p.get("resumed"), ".0f") not in ("–", "0"):  # the runs before a resume: estimated
             before = _number(p.get("cpu_s_before_resume_est"), ",.0f")
             cpu += " + ?" if before == "–" else f" + ≈{before}"
-        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:12], str(p.get("host", "")),
+        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:7], str(p.get("host", "")),
                      f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
                      str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
                      str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
