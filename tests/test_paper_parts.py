@@ -376,7 +376,7 @@ def test_e2_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
 
     table = pd.read_csv(res / "tables" / "e2_metrics.csv")
     cfg = paper_config["e2"]
-    assert sorted(zip(table["z_dim"], table["strategy"])) == sorted(
+    assert sorted(zip(table["z_dim"], table["strategy"], strict=True)) == sorted(
         (z, s) for z in cfg["z_dims"] for s in cfg["strategies"])
     assert set(table["epochs"]) == {37} and (table["test_loss"] > 0).all()
     for fig in ("latent_panel.png", "reconstructions.png", "loss_curves_z2.png", "loss_curves_z12.png"):
