@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import tarfile
 from pathlib import Path
@@ -87,6 +88,63 @@ def test_an_e3_model_part_trains_on_both_cores_and_the_plan_times_it_so(tmp_path
     slow = {**vae, "width": 1, "hours": vae["cpu_s"] / 3600, "over_limit": vae["cpu_s"] / 3600 > paper.MAX_PART_HOURS}
     assert slow["over_limit"]
     assert "over 2 h: run it again, its training resumes from its epoch checkpoint" in paper.format_plan([slow])
+
+
+def _run_config(profile_dir, config):
+    (profile_dir / "report" / "generated").mkdir(parents=True, exist_ok=True)
+    (profile_dir / "report" / "generated" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_the_face_data_part_is_estimated_per_image_not_per_job(tmp_path, paper_config):
+    """The stand-in and the preprocessing cost per face: measured on a small profile's 18,000 faces
+    they scale to the paper's 180,000 (a per-job rate would call the paper's data part 10x cheaper
+    than it is). With CelebA named, no stand-in is drawn."""
+    small = {**paper_config, "profile": "default",
+             "e3": {**paper_config["e3"], "standin_images": 18_000, "n_train": 16_000, "n_test": 2_000}}
+    _run_config(tmp_path / "default", small)
+    _tsv(tmp_path / "default" / "benchmarks" / "e3_standin.tsv", 48.4, 90.0)  # 5 ms per face
+    _tsv(tmp_path / "default" / "benchmarks" / "e3_preprocess.tsv", 10.5, 18.0)  # 1 ms per face
+    rates = paper.measured_rates(tmp_path, "paper")
+    assert rates["e3_standin"]["unit"] == "CPU-s per image" and rates["e3_standin"]["profiles"] == ["default"]
+    assert rates["e3_standin"]["rate"] == pytest.approx(90.0 / 18_000)
+    cpu, missing = paper.estimate("e3-data", paper_config, rates)
+    assert cpu == pytest.approx(90.0 * 10 + 18.0 * 10) and missing == []
+    celeba = {**paper_config, "data": {**paper_config["data"], "celeba": {**paper_config["data"]["celeba"],
+                                                                         "path": "img_align_celeba.zip"}}}
+    assert paper.estimate("e3-data", celeba, rates) == (pytest.approx(18.0 * 10), [])
+
+
+def test_a_resumed_training_is_rated_over_its_epochs_after_the_resume(tmp_path, paper_config):
+    """A training's benchmark file and log hold its last run only: a VAE that resumed after epoch 2
+    of 10 measured 8 epochs' CPU-s. The profile's own measurement outranks another profile's."""
+    _run_config(tmp_path / "paper", paper_config)
+    _tsv(tmp_path / "paper" / "benchmarks" / "e3_train" / "vae.tsv", 5000, 9600.0)
+    log = tmp_path / "paper" / "logs" / "e3_train" / "vae.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("[checkpoint] resuming after epoch 2 from x\n" + "".join(f"Epoch {e}/10\n" for e in range(3, 11)))
+    small = {**paper_config, "profile": "default", "e3": {**paper_config["e3"], "epochs": 1, "n_train": 1000}}
+    _run_config(tmp_path / "default", small)
+    _tsv(tmp_path / "default" / "benchmarks" / "e3_train" / "vae.tsv", 6.2, 6.1)
+    rate = paper.measured_rates(tmp_path, "paper")["e3_train"]
+    assert rate["profiles"] == ["paper"] and rate["n"] == 1
+    assert rate["rate"] == pytest.approx(9600.0 / (8 * 170_000))  # not over 10 epochs
+    assert paper.measured_rates(tmp_path)["e3_train"]["n"] == 2  # no profile named: every one pooled
+    cpu, _ = paper.estimate("e3-vae", paper_config, {"e3_train": rate})
+    assert cpu == pytest.approx(12_000.0)
+
+
+def test_a_benchmark_file_reads_as_numbers_and_a_broken_one_as_nothing(tmp_path):
+    from klvae.record import benchmark_rows, job_cpu_seconds, resumed_training
+
+    _tsv(tmp_path / "a.tsv", 12.5, 20.25)
+    rows = benchmark_rows(tmp_path / "a.tsv")
+    assert len(rows) == 1 and rows[0]["s"] == 12.5 and rows[0]["cpu_time"] == 20.25 and rows[0]["max_rss"] == 1.0
+    (tmp_path / "b.tsv").write_text("s\tcpu_time\n3.0\t-\n")  # Snakemake writes "-" where it measured nothing
+    assert math.isnan(benchmark_rows(tmp_path / "b.tsv")[0]["cpu_time"]) and job_cpu_seconds(tmp_path / "b.tsv") is None
+    (tmp_path / "c.tsv").write_bytes(b"\xff\xfe\x00")
+    assert benchmark_rows(tmp_path / "c.tsv") == [] and benchmark_rows(tmp_path / "missing.tsv") == []
+    assert job_cpu_seconds(tmp_path / "a.tsv") == 20.25
+    assert resumed_training(tmp_path / "missing.log") == (None, None)
 
 
 def test_a_parts_configfile_is_the_profiles_or_its_own_written_beside_its_results(tmp_path, paper_config,

@@ -22,7 +22,8 @@ The parts, in the order they run (:data:`PARTS`):
 
 Estimates (:func:`estimate`) come from this machine's own Snakemake ``benchmark:`` files
 (``results/<profile>/benchmarks/<rule>/...tsv``, column ``cpu_time``), scaled by the work the
-paper profile asks for (epochs x training images for a training, jobs for the rest).
+paper profile asks for (epochs x training images for a training, images for E3's data rules, jobs
+for the rest); the paper profile's own files, once a part has run, before any other profile's.
 
 Command line::
 
@@ -34,8 +35,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,16 +121,6 @@ def part_targets(name: str, config: dict) -> list[str]:
 # Estimates from this machine's benchmark files
 
 
-def _cpu_seconds(tsv: Path) -> float | None:
-    try:
-        with open(tsv, newline="") as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"))
-        value = float(row["cpu_time"])
-    except (OSError, StopIteration, KeyError, ValueError):
-        return None
-    return value if math.isfinite(value) and value > 0 else None
-
-
 def _run_config(profile_dir: Path) -> dict | None:
     """The config a results folder was made with: its run record's copy, else ``config/<profile>.yaml``."""
     for path in (profile_dir / "report" / "generated" / "config.yaml",
@@ -144,66 +133,83 @@ def _run_config(profile_dir: Path) -> dict | None:
     return None
 
 
-def measured_rates(results: str | Path = "results") -> dict[str, dict]:
+def _owner(rule: str):
+    """The registered experiment whose rule ``rule`` is (by its name), or None (``mnist_*``, ...)."""
+    return next((e for e in registry.EXPERIMENTS if e.owns(rule)), None)
+
+
+def measured_rates(results: str | Path = "results", profile: str | None = None) -> dict[str, dict]:
     """CPU-s per unit of work per rule, from every profile's benchmark files under ``results``.
 
-    Units: per epoch and training image for the experiments' training rules (``e1_train``, ...: the
-    registry's ``training_rules``); per job for every other rule.
+    Units (:meth:`klvae.registry.Experiment.work_of_job`): per epoch and training image for the
+    experiments' training rules, per image for rules the registry scales so (E3's stand-in and
+    preprocessing), per job for every other rule. A training that resumed from its epoch checkpoint
+    has in its benchmark file only the epochs after the resume (its log says how many): its rate is
+    taken over those.
+
+    Args:
+        results: the folder of every profile's results.
+        profile: where this profile's own files measured a rule, its rate comes from them alone (the
+            same settings, the same threads); other rules pool every profile.
 
     Returns:
-        ``{rule: {"rate": median CPU-s per unit, "n": jobs measured, "unit": str}}``.
+        ``{rule: {"rate": median CPU-s per unit, "n": jobs measured, "unit": str (``"CPU-s per
+        job"``, ...), "profiles": [the profiles it comes from]}}``.
     """
-    per_rule: dict[str, list[float]] = {}
+    from klvae.record import job_cpu_seconds, resumed_training
+
+    per_rule: dict[str, dict[str, list[float]]] = {}
     units = {}
-    training = {rule: e for e in registry.EXPERIMENTS for rule in e.training_rules}
     for bench in sorted(Path(results).glob("*/benchmarks")):
         config = _run_config(bench.parent)
         for tsv in sorted(bench.rglob("*.tsv")):
             rule = tsv.parent.name if tsv.parent != bench else tsv.stem
-            cpu = _cpu_seconds(tsv)
+            cpu = job_cpu_seconds(tsv)
             if cpu is None:
                 continue
-            work = 1.0
-            if rule in training:
-                if config is None:
-                    continue
-                section = config.get(training[rule].section, {})
-                n = section.get("n_train") or training[rule].train_images
-                if not n:
-                    continue
-                work = float(section["epochs"]) * float(n)
-                units[rule] = "CPU-s per epoch and image"
-            else:
-                units.setdefault(rule, "CPU-s per job")
-            per_rule.setdefault(rule, []).append(cpu / work)
+            owner = _owner(rule)
+            unit, work = owner.work_of_job(rule, config) if owner else ("job", 1.0)
+            if not work:
+                continue
+            if owner and rule in owner.training_rules:
+                after, epochs = resumed_training(bench.parent / "logs" / tsv.relative_to(bench).with_suffix(".log"))
+                if after is not None and epochs and epochs > after:
+                    work *= (epochs - after) / epochs
+            units[rule] = f"CPU-s per {unit}"
+            per_rule.setdefault(rule, {}).setdefault(bench.parent.name, []).append(cpu / work)
     out = {}
-    for rule, values in per_rule.items():
-        values.sort()
+    for rule, by_profile in per_rule.items():
+        used = [profile] if profile in by_profile else sorted(by_profile)
+        values = sorted(v for name in used for v in by_profile[name])
         mid = len(values) // 2
         median = values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
-        out[rule] = {"rate": median, "n": len(values), "unit": units[rule]}
+        out[rule] = {"rate": median, "n": len(values), "unit": units[rule], "profiles": used}
     return out
 
 
 def part_work(name: str, config: dict) -> dict[str, float]:
-    """The work of part ``name`` per rule, in the units of :func:`measured_rates`."""
+    """The jobs of part ``name`` per rule (its registry entry's ``work``)."""
     return _paper_part(name).work(config)
 
 
 def estimate(name: str, config: dict, rates: dict[str, dict]) -> tuple[float | None, list[str]]:
-    """Estimated CPU-s of part ``name`` from ``rates`` (:func:`measured_rates`).
+    """Estimated CPU-s of part ``name`` from ``rates`` (:func:`measured_rates`): per rule, its jobs
+    x the work of one job under ``config`` (:meth:`klvae.registry.Experiment.work_of_job`) x the rate.
 
     Returns:
         ``(cpu_s or None, rules without a measurement on this machine)``; None when no rule of
         the part was measured.
     """
     total, missing = 0.0, []
-    for rule, work in part_work(name, config).items():
-        if rule in rates:
-            total += rates[rule]["rate"] * work
+    jobs = part_work(name, config)
+    for rule, n in jobs.items():
+        owner = _owner(rule)
+        _, work = owner.work_of_job(rule, config) if owner else ("job", 1.0)
+        if rule in rates and work is not None:
+            total += rates[rule]["rate"] * n * work
         else:
             missing.append(rule)
-    return (total if len(missing) < len(part_work(name, config)) else None), missing
+    return (total if len(missing) < len(jobs) else None), missing
 
 
 def _laid_over(base: dict, changes: dict) -> dict:
@@ -261,7 +267,7 @@ def plan(config: dict, results: str | Path = "results") -> list[dict]:
         ``[{"part", "experiment", "what", "timing", "targets", "cpu_s" (or None), "width" (cores
         busy), "hours" (wall, or None), "over_limit" (bool), "unmeasured" (rules)}]``.
     """
-    rates = measured_rates(results)
+    rates = measured_rates(results, config.get("profile"))
     rows = []
     for p in PARTS:
         cpu, missing = estimate(p.name, config, rates)

@@ -10,7 +10,9 @@ which commit a run's numbers were made; the machine that renders a report; and t
   OS, date and commit only.
 * :func:`git_commit`, :func:`host`, :func:`utc_now` -- the stamps a bundle's manifest carries.
 * :func:`rule_times`, :func:`experiment_times` -- wall and CPU seconds from Snakemake's
-  ``benchmark:`` files.
+  ``benchmark:`` files; :func:`benchmark_rows` and :func:`job_cpu_seconds` read one such file
+  (the one reader the bundles' part records and the paper plan use too), :func:`resumed_training`
+  a training job's log.
 
 Below the report and the bundles (both read it; it imports neither). Imports no deep-learning
 framework.
@@ -265,6 +267,58 @@ def head_commit(repo: str | Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
+#: The line a training logs when it resumes from its epoch checkpoint (:mod:`klvae.training`).
+RESUMED_LINE = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
+#: Keras's progress line at the start of each epoch, ``Epoch k/N``: N is the training's epochs.
+KERAS_EPOCH_LINE = re.compile(r"^Epoch \d+/(\d+)\s*$", re.M)
+
+
+def benchmark_rows(tsv: str | Path) -> list[dict[str, float]]:
+    """The rows of one Snakemake ``benchmark:`` file (tab-separated, a header line, one row per
+    repeat of the job), each ``{column: value}``: ``s`` (wall seconds), ``cpu_time`` (CPU seconds of
+    the job's processes), ``max_rss`` (MB), ... as floats, NaN where a cell is empty or not a number.
+
+    Returns:
+        The rows, ``[]`` when the file cannot be read or has no row.
+    """
+    try:
+        with open(tsv, newline="") as fh:
+            raw = list(csv.DictReader(fh, delimiter="\t"))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+    def number(cell):
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return [{key: number(cell) for key, cell in row.items() if key is not None} for row in raw]
+
+
+def job_cpu_seconds(tsv: str | Path) -> float | None:
+    """The CPU seconds of one job, from its benchmark file's first row (``cpu_time``); None where the
+    file has none, or not a positive finite number."""
+    rows = benchmark_rows(tsv)
+    value = rows[0].get("cpu_time", float("nan")) if rows else float("nan")
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def resumed_training(log: str | Path) -> tuple[int | None, int | None]:
+    """``(epochs trained before the resume, the training's epochs)`` from a training job's log.
+
+    A job's log holds its last run only: the first is None when that run started from scratch, the
+    second when the log has no Keras progress line (or cannot be read).
+    """
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return None, None
+    resumes = [int(n) for n in RESUMED_LINE.findall(text)]
+    epochs = [int(n) for n in KERAS_EPOCH_LINE.findall(text)]
+    return (resumes[-1] if resumes else None), (epochs[-1] if epochs else None)
+
+
 def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",)) -> list[dict]:
     """Aggregate Snakemake ``benchmark:`` TSVs per rule.
 
@@ -285,15 +339,10 @@ def rule_times(benchmarks_dir: str | Path, exclude: tuple[str, ...] = ("report",
         rule = rel.parts[0] if len(rel.parts) > 1 else tsv.stem
         if rule in exclude:
             continue
-        with open(tsv, newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                try:
-                    s = float(row["s"])
-                    rss = float(row.get("max_rss") or "nan")
-                    cpu = float(row.get("cpu_time") or "nan")
-                except (KeyError, ValueError):
-                    continue
-                per_rule.setdefault(rule, []).append((s, rss, cpu))
+        for row in benchmark_rows(tsv):
+            if np.isfinite(row.get("s", float("nan"))):
+                per_rule.setdefault(rule, []).append((row["s"], row.get("max_rss", float("nan")),
+                                                      row.get("cpu_time", float("nan"))))
     rows = []
     for rule, vals in per_rule.items():
         s, rss, cpu = (np.array(col) for col in zip(*vals, strict=True))

@@ -23,7 +23,6 @@ Command line::
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -45,6 +44,7 @@ from klvae.bundle.core import (
     safe_member_name,
     write_archive,
 )
+from klvae.record import benchmark_rows, job_cpu_seconds, resumed_training
 
 #: Size limit of a part bundle (bytes): what a repository should carry per file.
 MAX_PART_BYTES = 25_000_000
@@ -54,8 +54,6 @@ PART_ARRAYS = frozenset({"grid.npz", "recon.npz", "decoded_faces.npz"})  # E3's:
 #: The rules whose code a part's numbers depend on, per experiment (their digests go in the record;
 #: each experiment's ``part_rules`` in the registry, :mod:`klvae.registry`).
 TRAINING_RULES = {e.id: e.part_rules for e in registry.EXPERIMENTS}
-_RESUMED = re.compile(r"\[checkpoint\] resuming after epoch (\d+)")
-_EPOCHS = re.compile(r"^Epoch \d+/(\d+)\s*$", re.M)  # Keras's progress line: ``Epoch k/N``
 
 
 #: Decoded-image arrays a part bundle stores as 8-bit (``round(255 * p)``, uint8), by file name: the
@@ -193,11 +191,10 @@ def job_times(files: list[tuple[str, Path]], since: float | None = None) -> dict
     for rel, path in files:
         if not rel.startswith("benchmarks/") or not rel.endswith(".tsv"):
             continue
-        with open(path, newline="") as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"), None)
-        if not row or (since is not None and path.stat().st_mtime <= since):
+        rows = benchmark_rows(path)
+        if not rows or (since is not None and path.stat().st_mtime <= since):
             continue
-        s, c = float(row.get("s") or "nan"), float(row.get("cpu_time") or "nan")
+        s, c = rows[0].get("s", math.nan), rows[0].get("cpu_time", math.nan)
         if math.isfinite(c):
             cpu += c
         if math.isfinite(s):
@@ -248,23 +245,16 @@ def resumed_runs(results: str | Path, experiment: str, jobs: list[str] | None = 
         rel = log.relative_to(root).as_posix()
         if wanted is not None and rel not in wanted:
             continue
-        text = log.read_text(errors="replace")
-        epochs = [int(n) for n in _EPOCHS.findall(text)]
-        total = epochs[-1] if epochs else None
-        bench = root / "benchmarks" / (rel.removeprefix("logs/").removesuffix(".log") + ".tsv")
-        cpu = None
-        if bench.is_file():
-            with open(bench, newline="") as fh:
-                row = next(csv.DictReader(fh, delimiter="\t"), None)
-            c = float((row or {}).get("cpu_time") or "nan")
-            cpu = round(c, 1) if math.isfinite(c) else None
-        for m in _RESUMED.finditer(text):
-            after = int(m.group(1))
-            est = None
-            if cpu is not None and total and total > after:
-                est = round(cpu * after / (total - after), 1)
-            out.append({"log": rel, "after_epoch": after, "epochs": total, "cpu_s_after": cpu,
-                        "cpu_s_before_est": est})
+        after, total = resumed_training(log)
+        if after is None:
+            continue
+        cpu = job_cpu_seconds(root / "benchmarks" / (rel.removeprefix("logs/").removesuffix(".log") + ".tsv"))
+        cpu = None if cpu is None else round(cpu, 1)
+        est = None
+        if cpu is not None and total and total > after:
+            est = round(cpu * after / (total - after), 1)
+        out.append({"log": rel, "after_epoch": after, "epochs": total, "cpu_s_after": cpu,
+                    "cpu_s_before_est": est})
     return out
 
 

@@ -133,10 +133,25 @@ def model_targets(kind: str, results: str) -> list[str]:
 
 
 def model_work(kind: str, config: dict) -> dict[str, float]:
-    """The ``e3-<kind>`` part's work: the training (epochs x images) and one job of each analysis."""
-    e3 = config["e3"]
-    return {"e3_train": float(e3["epochs"]) * float(e3["n_train"]), "e3_evaluate": 1, "e3_decode": 1,
-            **({"e3_ae_latents": 1} if kind == "ae" else {})}
+    """The ``e3-<kind>`` part's jobs: the training and one job of each analysis."""
+    return {"e3_train": 1, "e3_evaluate": 1, "e3_decode": 1, **({"e3_ae_latents": 1} if kind == "ae" else {})}
+
+
+def data_work(config: dict) -> dict[str, float]:
+    """The ``e3-data`` part's jobs: the stand-in (none when ``data.celeba.path`` names CelebA) and
+    the preprocessing."""
+    return {**({} if config["data"]["celeba"].get("path") else {"e3_standin": 1}), "e3_preprocess": 1}
+
+
+#: Rules whose CPU-seconds grow per image, not per job (:attr:`klvae.registry.Experiment.job_work`):
+#: the stand-in per face drawn, the preprocessing per face kept (train and test), the analyses of
+#: the test split per test face.
+JOB_WORK = {
+    "e3_standin": ("image", lambda config: config["e3"]["standin_images"]),
+    "e3_preprocess": ("image", lambda config: config["e3"]["n_train"] + config["e3"]["n_test"]),
+    "e3_evaluate": ("test image", lambda config: config["e3"]["n_test"]),
+    "e3_ae_latents": ("test image", lambda config: config["e3"]["n_test"]),
+}
 
 
 def _model_part(kind: str, what: str) -> PaperPart:
@@ -167,7 +182,7 @@ EXPERIMENT = Experiment(
     paper_parts=(
         PaperPart("e3-data", "E3: the stand-in faces (or CelebA) preprocessed to uint8 arrays",
                   lambda config, results: [f"{results}/data/faces/manifest.json"],
-                  lambda config: {"e3_standin": 1, "e3_preprocess": 1}),
+                  data_work),
         _model_part("vae", "E3: the VAE's training (resumes from its epoch checkpoint if cut), test metrics and "
                            "decoded faces"),
         _model_part("ae", "E3: the plain AE's training, test metrics, decoded faces and latent values"),
@@ -175,6 +190,7 @@ EXPERIMENT = Experiment(
                   lambda config, results: [f"{results}/tables/{rule}.csv" for rule in BENCH_RULES],
                   lambda config: dict.fromkeys(BENCH_RULES, 1), timing=True),
     ),
+    job_work=JOB_WORK,
     check=standin_check,
     renamed_keys=(("kl_weight", "fact", "one name per scale: E3's KL weight is on the posts' `fact` scale"),),
     renamed_values=(("data.celeba.split", "seed", "post",

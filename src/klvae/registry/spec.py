@@ -82,8 +82,8 @@ class PaperPart:
         what: one line for the plan.
         targets: ``(config, results folder) -> [paths]``: the Snakemake targets, the per-run outputs
             that need the trained weights (so the part leaves data, not weights).
-        work: ``config -> {rule: work}``: the work per rule, in the units of
-            :func:`klvae.paper.measured_rates` (epochs x training images for a training rule, jobs else).
+        work: ``config -> {rule: jobs}``: how many jobs of each rule it runs; the plan scales each
+            by the work of one job (:meth:`Experiment.work_of_job`).
         timing: it times something, so nothing else may run on the machine meanwhile.
         width: ``config -> int``: how many cores its jobs keep busy at once (one training on one
             thread: 1); None: as many as the machine has. The plan's wall time is its CPU-s over
@@ -123,6 +123,9 @@ class Experiment:
         paper_parts: its parts of the paper profile's run, in the order they run.
         train_images: what ``n_train: null`` means for its training rules' work (MNIST: 60,000);
             None where it depends on the data (no estimate without ``n_train``).
+        job_work: ``{rule: (unit, config -> work of one job in that unit)}``: rules whose CPU-seconds
+            grow with a setting rather than per job (E3's stand-in: per image drawn), for the paper
+            plan's estimates (:meth:`work_of_job`); its training rules need no entry.
         check: ``(config, where) -> [lines]``: problems of a validated config the schema cannot
             express (``where``: `` in <files>`` or empty), one line each.
         renamed_keys: ``(old, new, why)``: keys of its section renamed since bundles were first made.
@@ -151,6 +154,7 @@ class Experiment:
     part_rules: tuple[str, ...] = ()
     paper_parts: tuple[PaperPart, ...] = ()
     train_images: int | None = None
+    job_work: Mapping[str, tuple[str, Callable[[dict], float]]] = field(default_factory=dict)
     check: Callable[[dict, str], list[str]] | None = None
     renamed_keys: tuple[tuple[str, str, str], ...] = ()
     renamed_values: tuple[tuple[str, str, str, str], ...] = ()
@@ -213,6 +217,28 @@ class Experiment:
     def training_rules(self) -> tuple[str, ...]:
         """Its training rules: the GPU jobs that take one slot of the card."""
         return tuple(r for r, job in self.gpu.items() if not job.whole_card)
+
+    def work_of_job(self, rule: str, config: dict | None) -> tuple[str, float | None]:
+        """The work one job of ``rule`` does under ``config`` (a validated profile config), and its unit.
+
+        :attr:`job_work`'s where it names the rule; for a training rule (:attr:`training_rules`)
+        epochs x training images (``n_train``, else :attr:`train_images`), unit ``"epoch and
+        training image"``; else ``("job", 1.0)``.
+
+        Returns:
+            ``(unit, work)``; work is None where ``config`` is None or lacks what it needs.
+        """
+        section = (config or {}).get(self.section) or {}
+        try:
+            if rule in self.job_work:
+                unit, work = self.job_work[rule]
+                return unit, (float(work(config)) if config else None)
+            if rule in self.training_rules:
+                images = section.get("n_train") or self.train_images
+                return "epoch and training image", (float(section["epochs"]) * float(images) if images else None)
+        except (KeyError, TypeError, ValueError):
+            return (self.job_work[rule][0] if rule in self.job_work else "epoch and training image"), None
+        return "job", 1.0
 
     def owns(self, name: str) -> bool:
         """Whether ``name`` (a folder, rule, table stem or file name) is this experiment's:
