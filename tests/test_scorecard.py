@@ -497,6 +497,23 @@ def test_ratio_interval_wider_than_the_posts_range_is_inconclusive():
     assert (j.lo, j.hi) == pytest.approx((np.exp(0.336404 - 0.070981), np.exp(0.336404 + 0.070981)), abs=1e-5)
 
 
+def test_the_ae_latent_claim_on_the_stand_in_is_not_comparable_and_on_celeba_judged(tmp_path):
+    """The AE-latent post's "mostly in 0 < z_i < 20" is about CelebA's faces: on the synthetic
+    stand-in the share is shown but not judged (basis "other data"); on CelebA, 90 % >= the 50 %
+    majority is reproduced."""
+    inputs = fake_outputs(tmp_path)
+    row = next(r for r in scorecard_rows(**inputs, tolerances=tolerances(), profile="paper")
+               if r["id"] == "e3-ae-latent-range")
+    assert (row["ours"], row["verdict"], row["basis_kind"]) == ("90.0 %", "reproduced", "fixed tolerance")
+    Path(inputs["e3_manifest"]).write_text(json.dumps(
+        {"data_label": "synthetic stand-in, not CelebA", "n_train": 170_000, "standin": True}))
+    row = next(r for r in scorecard_rows(**inputs, tolerances=tolerances(), profile="paper")
+               if r["id"] == "e3-ae-latent-range")
+    assert (row["ours"], row["verdict"], row["basis_kind"]) == ("90.0 %", "not comparable", "other data")
+    assert row["basis"] == "other data (post: CelebA; here the synthetic stand-in)" and row["interval"] == ""
+    assert "synthetic stand-in, not CelebA" in row["compared"]
+
+
 def test_absolute_rate_on_other_hardware_is_not_comparable_with_the_direction(tmp_path):
     """Post IX: 200,000 images in 240 s = 833 images/s on the post's CPU (which also wrote
     JPEGs); ours 1,162: 1162 / 833.33 = 1.39 times faster -- not comparable, never 'differs'."""

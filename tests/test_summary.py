@@ -174,25 +174,29 @@ BASED = [
     _kind(ROWS[7], "prediction interval, n = 5 windows", None),                                  # differs
     _kind(ROWS[8], "tolerance ±2 %", "fixed tolerance"),                                         # paper profile only
     _kind(_row("j", "E1", "0.68", "0.70", "inconclusive"), "tolerance ±1 nats, single run", "fixed tolerance"),
+    _kind(_row("k", "E3", "most", "50.2 %", "not comparable"), "other data (post: CelebA; here the synthetic stand-in)",
+          None),
 ]
 
 
 def test_basis_table_counts_verdicts_by_what_they_rest_on():
     """By hand from BASED: runs of the setting a (differs), c (reproduced), h (differs, derived from
     its basis); the backend study b (differs); fixed tolerance d, e (reproduced), f (differs), i
-    (paper profile only), j (inconclusive); other hardware g (not comparable)."""
+    (paper profile only), j (inconclusive); other hardware g (not comparable); other data k (not
+    comparable, derived from its basis)."""
     header, body = basis_table(BASED)
     assert header == ["basis", "claims", "reproduced", "differs", "inconclusive", "not comparable",
                       "paper profile only"]
     assert body == [["runs of the setting", "3", "1", "2", "0", "0", "0"],
                     ["the backend study", "1", "0", "1", "0", "0", "0"],
                     ["fixed tolerance", "5", "2", "1", "1", "0", "1"],
-                    ["other hardware", "1", "0", "0", "0", "1", "0"]]
+                    ["other hardware", "1", "0", "0", "0", "1", "0"],
+                    ["other data", "1", "0", "0", "0", "1", "0"]]
     # a run without the backend study still shows its row, with 0 claims
     header, body = basis_table([BASED[0]])
     assert header == ["basis", "claims", "differs"]
     assert body == [["runs of the setting", "1", "1"], ["the backend study", "0", "0"], ["fixed tolerance", "0", "0"],
-                    ["other hardware", "0", "0"]]
+                    ["other hardware", "0", "0"], ["other data", "0", "0"]]
 
 
 def test_write_summary_counts_by_basis(tmp_path):
@@ -205,7 +209,8 @@ def test_write_summary_counts_by_basis(tmp_path):
     write_summary(str(card), str(methods), str(out["verdicts"]), str(out["headlines"]), str(variables),
                   bases_md=str(out["bases"]))
     v = yaml.safe_load(variables.read_text())["summary"]
-    assert (v["n_basis_runs"], v["n_basis_study"], v["n_basis_tolerance"], v["n_basis_other_hardware"]) == (3, 1, 5, 1)
+    assert (v["n_basis_runs"], v["n_basis_study"], v["n_basis_tolerance"], v["n_basis_other_hardware"],
+            v["n_basis_other_data"]) == (3, 1, 5, 1, 1)
     bases = out["bases"].read_text()
     assert bases.startswith("| basis | claims | reproduced | differs | inconclusive |")
     assert "| the backend study | 1 | 0 | 1 | 0 | 0 | 0 |" in bases and "{#tbl-" not in bases

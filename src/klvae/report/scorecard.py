@@ -33,7 +33,8 @@ on the log scale (:func:`klvae.stats.lognormal_prediction_interval`,
 :func:`klvae.stats.log_prediction_interval`), and a tolerance band around such a value is cut at
 zero: no interval of theirs extends below zero. Each row's ``basis_kind`` says what the verdict
 rests on (:data:`BASIS_KINDS`): our runs of the setting, the backend study's spread, a fixed
-tolerance, or nothing comparable (other hardware).
+tolerance, or nothing comparable: other hardware (an absolute time) or other data (a claim about
+CelebA's faces, judged on the synthetic stand-in).
 
 The scorecard's rows are written by the report's code (rules ``report_scorecard_<experiment>``,
 remade from the data when a report is rendered from a bundle): their ``claim``, ``compared``,
@@ -85,9 +86,9 @@ MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 #: What a verdict rests on (column ``basis_kind``): our n >= 2 runs of the setting (or timing
 #: windows), a spread of the setting from the backend study, a tolerance fixed in the config, or
 #: nothing (an absolute time or rate measured on the post's own hardware).
-BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE = (
-    "runs of the setting", "the backend study", "fixed tolerance", "other hardware")
-BASIS_KINDS = (BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE)
+BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE, BASIS_OTHER_DATA = (
+    "runs of the setting", "the backend study", "fixed tolerance", "other hardware", "other data")
+BASIS_KINDS = (BASIS_RUNS, BASIS_STUDY, BASIS_TOLERANCE, BASIS_OTHER_HARDWARE, BASIS_OTHER_DATA)
 #: The claims' units, by whether the quantity can be negative (:func:`is_nonnegative`): losses and
 #: KL divergences, times, rates, memory, ratios of times and shares cannot; latent coordinates can.
 NONNEGATIVE_UNITS = frozenset({"nats/image", "nats/pixel", "KL_mean", "ms/step", "s/epoch", "images/s per core", "GB",
@@ -123,6 +124,8 @@ def basis_kind_of(basis: str) -> str:
         return BASIS_TOLERANCE
     if b.startswith("other hardware"):
         return BASIS_OTHER_HARDWARE
+    if b.startswith("other data"):
+        return BASIS_OTHER_DATA
     return ""
 
 

@@ -19,7 +19,7 @@ verdict counts of both runs.
 
 A second table counts this run's verdicts by what they rest on (:func:`basis_table`: the
 scorecard's ``basis_kind``, :data:`klvae.report.scorecard.BASIS_KINDS`): our runs of the setting,
-the backend study's spread, a fixed tolerance, or other hardware (nothing to compare).
+the backend study's spread, a fixed tolerance, or nothing to compare (other hardware, other data).
 
 The scorecard's ``claim`` and ``compared`` are Markdown (:mod:`klvae.report.scorecard`); every
 other string -- the shipped run's verdicts and claim ids, which come from a bundle, included --
@@ -219,8 +219,8 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
             ``n_differs``, ``cpu_hours`` (CPU time of every job, hours, 2 decimals),
             ``job_hours``, ``cpu``, ``gpu``, ``headlines`` (how many findings are listed),
             ``version`` (klvae's version in the run, :func:`code_version`; for citing),
-            ``n_basis_runs``, ``n_basis_study``, ``n_basis_tolerance``, ``n_basis_other_hardware``
-            (claims per basis kind, :data:`klvae.report.scorecard.BASIS_KINDS` in that order).
+            ``n_basis_runs``, ``n_basis_study``, ``n_basis_tolerance``, ``n_basis_other_hardware``,
+            ``n_basis_other_data`` (claims per basis kind, :data:`klvae.report.scorecard.BASIS_KINDS` in that order).
         run_json: the run record of rule ``report_methods`` (optional).
 
     Where a shipped run is set beside this one, the scorecard holds its verdicts (recomputed by
@@ -255,6 +255,6 @@ def write_summary(scorecard: str, methods_variables: str, verdicts_md: str, head
               "headlines": len(headline_findings(rows)), "shipped_run": "yes" if shipped else "no",
               "version": code_version(json.loads(open(run_json).read())) if run_json else "unknown"}
     kinds = [complete_row(r)["basis_kind"] for r in rows]
-    values.update({f"n_basis_{key}": kinds.count(kind)
-                   for key, kind in zip(("runs", "study", "tolerance", "other_hardware"), BASIS_KINDS, strict=True)})
+    keys = ("runs", "study", "tolerance", "other_hardware", "other_data")
+    values.update({f"n_basis_{key}": kinds.count(kind) for key, kind in zip(keys, BASIS_KINDS, strict=True)})
     write_variables(variables, {"summary": values})
