@@ -369,6 +369,26 @@ def _shipped_paper_bundle_with(experiment: str) -> tuple[dict, dict]:
     return contents, json.loads(contents[kb.RUN_RECORD])
 
 
+def _assembled_once_all_parts_are_in(work: Path, experiment: str) -> tuple[set[str], dict, Path]:
+    """Skips until every part of ``experiment`` is committed under ``bundles/paper/``; then assembles
+    it in ``work`` (:func:`_assemble_in`). Returns its parts' names, what the assembly made, and the
+    assembled results folder."""
+    names = {p.name for p in paper.PARTS if p.experiment == experiment}
+    committed = {rec["part"] for _, _, _, rec in kp.part_bundles(experiment, REPO / "bundles" / "paper")}
+    if committed != names:
+        pytest.skip(f"{experiment.upper()} parts not all committed yet: {sorted(names - committed)} missing")
+    return names, _assemble_in(work, experiment), work / "results" / "paper"
+
+
+def _shipped_as_assembled(work: Path, experiment: str, table: str, names: set[str]) -> None:
+    """No weights anywhere under ``work``, and the shipped paper bundle holding ``experiment``
+    carries the assembled ``tables/<table>.csv`` byte for byte and lists each of ``names`` among its parts."""
+    assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
+    contents, record = _shipped_paper_bundle_with(experiment)
+    assert contents[f"tables/{table}.csv"] == (work / "results" / "paper" / "tables" / f"{table}.csv").read_bytes()
+    assert names <= {p["part"] for p in record["parts"]}
+
+
 @pytest.mark.pipeline
 def test_every_committed_part_bundle_verifies_and_e1_assembles_from_its_parts_alone(tmp_path, paper_config):
     """The shipped part bundles (bundles/paper/) are data that today's code reads: each verifies, and
@@ -421,15 +441,10 @@ def test_e2_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
     empty folder with no weights and only E2's table and figure rules allowed; its table holds all
     ten trainings at the paper's 37 epochs, and the shipped paper bundle holding E2 carries exactly
     that table."""
-    names = {p.name for p in paper.PARTS if p.experiment == "e2"}
-    committed = {rec["part"] for _, _, _, rec in kp.part_bundles("e2", REPO / "bundles" / "paper")}
-    if committed != names:
-        pytest.skip(f"E2 parts not all committed yet: {sorted(names - committed)} missing")
     work = tmp_path / "work"
-    made = _assemble_in(work, "e2")
+    names, made, res = _assembled_once_all_parts_are_in(work, "e2")
     assert made["allowed_rules"] == ["e2_latent", "e2_latent_panel", "e2_loss_curves", "e2_outputs",
                                      "e2_reconstructions", "e2_table"]
-    res = work / "results" / "paper"
     import pandas as pd
 
     table = pd.read_csv(res / "tables" / "e2_metrics.csv")
@@ -439,10 +454,8 @@ def test_e2_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
     assert set(table["epochs"]) == {37} and (table["test_loss"] > 0).all()
     for fig in ("latent_panel.png", "reconstructions.png", "loss_curves_z2.png", "loss_curves_z12.png"):
         assert (res / "figures" / "e2" / fig).stat().st_size > 10_000
-    assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
-    contents, record = _shipped_paper_bundle_with("e2")
-    assert contents["tables/e2_metrics.csv"] == (res / "tables" / "e2_metrics.csv").read_bytes()
-    assert names <= {p["part"] for p in record["parts"]}
+    _shipped_as_assembled(work, "e2", "e2_metrics", names)
+
 
 @pytest.mark.pipeline
 def test_e3_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
@@ -450,15 +463,10 @@ def test_e3_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
     empty folder with no weights and only E3's table and figure rules allowed; both face models
     trained the paper's epochs on its 170,000 faces and were tested on its 10,000, and the shipped
     paper bundle holding E3 carries exactly that table."""
-    names = {p.name for p in paper.PARTS if p.experiment == "e3"}
-    committed = {rec["part"] for _, _, _, rec in kp.part_bundles("e3", REPO / "bundles" / "paper")}
-    if committed != names:
-        pytest.skip(f"E3 parts not all committed yet: {sorted(names - committed)} missing")
     work = tmp_path / "work"
-    made = _assemble_in(work, "e3")
+    names, made, res = _assembled_once_all_parts_are_in(work, "e3")
     assert made["allowed_rules"] == ["e3_ae_latents_table", "e3_ae_random_points", "e3_latent_histogram",
                                      "e3_outputs", "e3_random_faces", "e3_reconstructions", "e3_table"]
-    res = work / "results" / "paper"
     import pandas as pd
 
     cfg = paper_config["e3"]
@@ -469,10 +477,7 @@ def test_e3_assembles_from_its_committed_parts_alone(tmp_path, paper_config):
         assert len(pd.read_csv(res / "e3" / kind / "history.csv")) == cfg["epochs"]
     for fig in ("random_faces.png", "ae_random_points.png", "reconstructions.png", "ae_latent_histogram.png"):
         assert (res / "figures" / "e3" / fig).stat().st_size > 10_000
-    assert not list(work.rglob("*.keras")) and not list(work.rglob("*.weights.h5"))
-    contents, record = _shipped_paper_bundle_with("e3")
-    assert contents["tables/e3_metrics.csv"] == (res / "tables" / "e3_metrics.csv").read_bytes()
-    assert names <= {p["part"] for p in record["parts"]}
+    _shipped_as_assembled(work, "e3", "e3_metrics", names)
 
 
 def test_a_parts_times_leave_out_jobs_an_earlier_part_ran(tmp_path):
