@@ -34,7 +34,7 @@ on the log scale (:func:`klvae.stats.lognormal_prediction_interval`,
 zero: no interval of theirs extends below zero. Each row's ``basis_kind`` says what the verdict
 rests on (:data:`BASIS_KINDS`): our runs of the setting, the backend study's spread, a fixed
 tolerance, or nothing comparable: other hardware (an absolute time) or other data (a claim about
-CelebA's faces, judged on the synthetic stand-in).
+CelebA's faces, measured on the synthetic stand-in).
 
 The scorecard's rows are written by the report's code (rules ``report_scorecard_<experiment>``,
 remade from the data when a report is rendered from a bundle): their ``claim``, ``compared``,
