@@ -241,6 +241,22 @@ def test_standin_is_recognised_by_the_ingestion(tmp_path):
     assert rec["n_train"] + rec["n_test"] <= 6 and rec["partition"]["md5_verified"] is False
 
 
+def test_the_reports_face_source_is_the_users_path_or_the_stand_ins_folder_in_the_project(
+        fixture_dir, tmp_path, monkeypatch):
+    """The data table names CelebA by the path the user gave (resolved), and the stand-in by the
+    folder the pipeline drew it into, relative to the project: never the machine's own path."""
+    from klvae.report.e3 import data_table
+
+    monkeypatch.chdir(tmp_path)
+    standin.generate_standin(Path("results/p/data/standin/img_align_celeba"), 6, seed=1)
+    rec = celeba.preprocess("results/p/data/standin", "tr.npy", "te.npy", "m.json", n_train=4, n_test=2)
+    assert rec["source"]["path"] == str(tmp_path / "results/p/data/standin")  # kept in the manifest
+    table = data_table(rec)
+    assert "`results/p/data/standin/img_align_celeba` (dir)" in table and str(tmp_path) not in table
+    rec = celeba.preprocess(fixture_dir, "tr.npy", "te.npy", "m.json", n_train=3, n_test=2)
+    assert f"`{Path(fixture_dir).resolve()}` (dir)" in data_table(rec)
+
+
 # --- the memmap stream (keras.utils.PyDataset, backend-neutral) ------------------------------------
 def test_memmap_stream_is_float32_in_unit_range_and_a_seeded_permutation(tmp_path):
     from klvae.data.stream import ImageBatches, _RowReader, epoch_order, memmap_row_reader

@@ -45,9 +45,11 @@ def banner(manifest: dict) -> str:
 
 def data_table(manifest: dict) -> str:
     """What went into the face arrays (a pipe table's body): source, hashes, split, files used and
-    skipped (by reason)."""
+    skipped (by reason). The source is the path the user gave for CelebA; for the stand-in, the
+    folder rule ``e3_standin`` drew it into, relative to the project (wherever the run was)."""
     src = manifest["source"]
-    rows = [["data", manifest["dataset"]], ["source", Markdown(f"{md_code(src['path'])} ({md_text(src['kind'])})")]]
+    where = src.get("image_folder") if manifest.get("standin") and src.get("image_folder") else src["path"]
+    rows = [["data", manifest["dataset"]], ["source", Markdown(f"{md_code(where)} ({md_text(src['kind'])})")]]
     if "zip" in src:
         z = src["zip"]
         rows.append(["zip MD5", Markdown(f"{md_code(z['md5'])} "
