@@ -25,6 +25,7 @@ from klvae import record as provenance
 from klvae.bundle import core as kb
 from klvae.bundle.__main__ import _main as bundle_cli
 from klvae.report import methods
+from klvae.report.escape import write_variables
 from klvae.report.render import render_notes
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +148,35 @@ def test_compare_fragment_sets_this_runs_tables_beside_a_bundle(made, tmp_path):
     assert values["available"] == "yes" and values["n_values"] == len(rows) and archive.name in values["reference"]
     md, table, values, rows = compare_fragment(None, tables)
     assert (md.strip(), table, values, rows) == (f"{{{{< include /{NONE_QMD} >}}}}", "", {"available": "no"}, [])
+    md, *_ = compare_fragment(None, tables, itself=True)  # the shipped paper run's own report
+    assert md.strip() == "{{< include /_compare_self.qmd >}}"
     assert choose_reference("auto", tmp_path / "no-bundles") is None and choose_reference("none", ".") is None
+
+
+def test_a_report_rendered_from_the_shipped_paper_bundle_is_not_set_beside_itself(made, tmp_path):
+    """`make read` / `make report BUNDLE=` of the shipped paper bundle: ``auto`` chooses another paper
+    bundle or none, never the rendered one (nor a copy of it elsewhere), and the section says why."""
+    from klvae.report.compare import choose_reference, renders_the_reference, same_bundle
+
+    _, archive, _ = made
+    shipped = tmp_path / "bundles"
+    shipped.mkdir()
+    paper = shipped / "klvae-paper-tensorflow-aaaaaaa.tar.gz"
+    shutil.copy2(archive, paper)
+    elsewhere = tmp_path / "elsewhere.tar.gz"  # the same bytes under another name and folder
+    shutil.copy2(archive, elsewhere)
+    assert same_bundle(paper, elsewhere) and not same_bundle(paper, REPO / "README.md")
+    assert choose_reference("auto", shipped) == str(paper)  # a run's own report: the shipped paper run
+    for rendered in (paper, elsewhere):
+        assert choose_reference("auto", shipped, rendered) is None
+        assert renders_the_reference("auto", shipped, rendered)
+    assert choose_reference(str(paper), shipped, paper) == str(paper)  # named explicitly: as asked
+    assert not renders_the_reference(str(paper), shipped, paper) and not renders_the_reference("auto", shipped, None)
+    other = tmp_path / "other.tar.gz"
+    rewrite(archive, other, add={"figures/e1/extra.png": b"\x89PNG"})  # different bytes: another run
+    assert not renders_the_reference("auto", shipped, other) and choose_reference("auto", shipped, other) == str(paper)
+    text = (REPO / "report" / "_compare_self.qmd").read_text()
+    assert "This report is the shipped run's own" in text and "`make report` sets your own run beside it" in text
 
 
 def test_the_comparison_lists_the_parts_a_shipped_run_was_made_in(tmp_path):
@@ -453,6 +482,42 @@ def test_title_banner_says_where_when_backend_and_commit(tmp_path):
                        tmp_path / "default", "_generated/banner.md")
     assert "Quick profile" not in banner and "gpu-node-7" in banner
     assert "Where these numbers come from" not in methods.banner_fragment({"profile": "quick"})  # prose: report/
+
+
+def test_a_run_made_in_parts_says_so_on_its_title_page(tmp_path):
+    """The banner of a run assembled from parts (the paper run on a CPU): how many parts, from the
+    first part's first job to the last part's last, on which hosts and at which commits (each once),
+    not the one commit and date of the record kept from the first experiment merged."""
+    parts = [{"part": "e1", "commit": "953da1b6313d", "host": "laptop", "first_start_utc": "2026-12-06T05:11:02+00:00",
+              "last_end_utc": "2026-12-06T06:12:00+00:00"},
+             {"part": "e3-vae", "commit": "b0515a8aaaaa", "host": "<b>node</b>",
+              "first_start_utc": "2026-12-06T17:40:00+00:00", "last_end_utc": "2026-12-06T19:05:59+00:00"},
+             {"part": "e3-ae", "commit": "953da1b6313d", "host": "laptop",
+              "first_start_utc": "2026-12-06T20:59:30+00:00", "last_end_utc": "2026-12-06T21:50:59+00:00"}]
+    run = {**RUN, "profile": "paper", "parts": parts}
+    fragment = methods.banner_fragment({"profile": "paper"}, run)
+    assert fragment.strip() == "{{< include /_banner_parts.qmd >}}"
+    assert methods.banner_fragment({"profile": "paper"}, RUN).strip() == "{{< include /_banner_run.qmd >}}"
+    variables = tmp_path / "vars.yml"
+    write_variables(variables, {"env": methods.run_variables(run)})
+    banner = " ".join(_expanded({"_generated/banner.md": fragment}, yaml.safe_load(variables.read_text()),
+                                tmp_path, "_generated/banner.md").split())
+    # (a colon is written &#58; so that no variable can open a link or a shortcode; a code span shows its text)
+    assert ("in 3 parts, from 2026-12-06 05&#58;11 UTC to 2026-12-06 21&#58;50 UTC, on hosts `laptop`, "
+            "`<b>node</b>` (Test CPU, 16 logical CPUs") in banner
+    assert "at project commits `953da1b`, `b0515a8`:" in banner and "0123456789ab" not in banner
+    assert "2025-01-02" not in banner and "{{<" not in banner
+    one = {**run, "parts": parts[:1]}  # one part: one host
+    write_variables(variables, {"env": methods.run_variables(one)})
+    assert yaml.safe_load(variables.read_text())["env"]["part_hosts"] == "host `laptop`"
+    # the subtitle: a run made in parts names no single commit
+    assert methods.run_variables(run)["origin"] == "made in 3 parts"
+    assert methods.run_variables(RUN)["origin"] == "commit `0123456789ab-dirty`"
+    # the methods chapter and the citation name every part's commit and say when the record was written
+    assert methods.run_variables(run)["commits"] == "project commits `953da1b`, `b0515a8`"
+    assert methods.run_variables(RUN)["commits"] == "project commit `0123456789ab-dirty`"
+    assert methods.run_variables(run)["recorded_when"].startswith("when its first experiment was assembled")
+    assert methods.run_variables(RUN)["recorded_when"] == "at its end, 2025-01-02T03:04:05Z (UTC)"
 
 
 def test_standin_banner_only_for_the_standin_faces(tmp_path):
@@ -805,6 +870,11 @@ def test_make_read_renders_the_newest_shipped_report_bundle_without_a_framework(
     assert (out / "klvae.html").stat().st_size > 0 and (out / "klvae.pdf").stat().st_size > 0
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M))
     assert "bundle_extract" in ran and not [r for r in ran if r.endswith(("_train", "_analyse"))]
+    if shipped.name.startswith("klvae-paper-"):  # the shipped paper run is not set beside itself
+        html = " ".join((out / "klvae.html").read_text().split())
+        assert "This report is the shipped run&#8217;s own" in html or "This report is the shipped run’s own" in html
+        assert "report_shipped_extract" not in ran and "report_compare" in ran
+        assert "shipped run" not in (out / "generated" / "summary_verdicts.md").read_text()
     if copied is not None:
         copied.unlink()
         with pytest.raises(kb.BundleError, match="no complete report bundle"):

@@ -79,9 +79,10 @@ def test_a_generated_include_holds_the_prose_files_whose_conditions_hold():
     from klvae import registry
     from klvae.report import includes
 
-    assert includes.fragment("banner.md", profile="quick") == ("{{< include /_banner_run.qmd >}}\n\n"
+    assert includes.fragment("banner.md", profile="quick", parts=False) == ("{{< include /_banner_run.qmd >}}\n\n"
                                                                "{{< include /_banner_quick.qmd >}}\n")
-    assert includes.fragment("banner.md", profile="paper") == "{{< include /_banner_run.qmd >}}\n"
+    assert includes.fragment("banner.md", profile="paper", parts=False) == "{{< include /_banner_run.qmd >}}\n"
+    assert includes.fragment("banner.md", profile="paper", parts=True) == "{{< include /_banner_parts.qmd >}}\n"
     assert includes.chosen("backend_study.md", source="bundle") == ["_backend_study_source_bundle.qmd",
                                                                     "_backend_study_results.qmd"]
     assert includes.chosen("backend_study.md", source="none") == ["_backend_study_notrun.qmd"]
@@ -91,7 +92,7 @@ def test_a_generated_include_holds_the_prose_files_whose_conditions_hold():
     # the experiments' own, from their registry entries
     own = {name: e.id for e in registry.EXPERIMENTS for name in e.includes}
     assert own and all(registry.get(e).owns(name) for name, e in own.items()) and set(own) <= set(includes.INCLUDES)
-    with pytest.raises(ValueError, match=r"decides on the facts \['profile'\], got \['profile', 'x'\]"):
+    with pytest.raises(ValueError, match=r"decides on the facts \['parts', 'profile'\], got \['profile', 'x'\]"):
         includes.fragment("banner.md", profile="quick", x=1)
     with pytest.raises(ValueError, match=r"decides on the facts \['parts', 'reference'\], got \[\]"):
         includes.fragment("compare.md")

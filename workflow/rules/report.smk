@@ -99,10 +99,14 @@ rule report_methods:
 
 # The shipped run this one is set beside (report.compare_with; klvae.report.compare): by default the
 # newest paper-profile bundle committed under bundles/, verified when the workflow is parsed.
-from klvae.report.compare import choose_reference
+from klvae.report.compare import choose_reference, renders_the_reference
 from klvae.report.shipped import SHIPPED_FOLDER, needed_members, reference_facts, shipped_inputs
 
-COMPARE_WITH = choose_reference(config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"))
+# A report rendered from a bundle (BUNDLE_ARCHIVE, bundle mode) is never set beside that same bundle.
+COMPARE_WITH = choose_reference(config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"), BUNDLE_ARCHIVE)
+COMPARE_ITSELF = renders_the_reference(
+    config["report"]["compare_with"], os.path.join(REPO_ROOT, "bundles"), BUNDLE_ARCHIVE
+)
 # The shipped run's verdicts under today's rules (klvae.report.shipped): each experiment its bundle
 # holds is judged again by that experiment's own scorecard rule's function, on the bundle's
 # verified data extracted to <results>/shipped/data, with the shipped run's profile and backend.
@@ -218,6 +222,7 @@ rule report_compare:
         CONDA_ENV
     params:
         **library_call("klvae.report.compare:write_compare"),
+        kwargs={"itself": COMPARE_ITSELF},
     script:
         CALL
 

@@ -36,7 +36,8 @@ CHAPTERS = "experiments.qmd"
 #: The shared sections' generated includes: ``{fragment in _generated/: ((condition, qmd in report/), ...)}``.
 SHARED: dict[str, tuple[tuple[str, str], ...]] = {
     # the title page (rule report_methods): where the numbers come from; the quick profile's warning
-    "banner.md": ((ALWAYS, "_banner_run.qmd"), ("profile=quick", "_banner_quick.qmd")),
+    "banner.md": (("parts=no", "_banner_run.qmd"), ("parts=yes", "_banner_parts.qmd"),
+                  ("profile=quick", "_banner_quick.qmd")),
     # the title page and the methods chapter (klvae.report.render): rendered by the run or from a bundle
     "render_banner.md": (("bundle=yes", "_render_bundle_banner.qmd"),),
     "render_methods.md": (("bundle=no", "_render_run.qmd"), ("bundle=yes", "_render_bundle.qmd")),
@@ -49,7 +50,7 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
     "methods_parts.md": (("parts=yes", "_methods_parts.qmd"),),
     # "This run against a shipped run" (rule report_compare)
     "compare.md": (("reference=yes", "_compare_results.qmd"), ("parts=yes", "_compare_parts.qmd"),
-                   ("reference=no", "_compare_none.qmd")),
+                   ("reference=no", "_compare_none.qmd"), ("reference=self", "_compare_self.qmd")),
     # the scorecard's column of the shipped run's verdicts (rule report_scorecard), only where there is one
     "scorecard_shipped.md": (("reference=yes", "_scorecard_shipped.qmd"),),
 }

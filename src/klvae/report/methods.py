@@ -126,14 +126,57 @@ def run_variables(run: dict) -> dict:
     made, from a :func:`klvae.record.run_record`, as ``env`` variables: ``cpu``,
     ``logical_cpus``, ``gpu``, ``memory``, ``tensorflow``, ``keras``, ``backend``, ``host`` and
     ``commit`` (code spans, :func:`~klvae.report.escape.md_code`), ``recorded_utc`` (as recorded)
-    and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``), and the run's ``profile`` and ``seed``. The
+    and ``recorded`` (``YYYY-MM-DD HH:MM:SS UTC``), the run's ``profile`` and ``seed``, ``origin``
+    (the subtitle's ``commit <commit>``, or ``made in N parts``), ``commits`` (``project commit <c>``, or
+    the parts' ``project commits <c1>, <c2>, ...``), ``recorded_when`` (when the record was written) and,
+    for a run made in parts, the variables of its parts (:func:`_parts_variables`). The
     strings are the record's text (:func:`~klvae.report.escape.write_variables` escapes them)."""
     hw, versions = run["hardware"], run["versions"]
-    return {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
-            "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions.get("keras", "?"),
-            "backend": run["keras_backend"], "host": md_code(run["host"]), "commit": md_code(run["git_commit"]),
-            "recorded_utc": run["recorded_utc"], "recorded": run["recorded_utc"].replace("T", " ").replace("Z", " UTC"),
-            "profile": run["profile"], "seed": run["seed"]}
+    values = {"cpu": hw["CPU"], "logical_cpus": hw["logical CPUs"], "gpu": hw["GPU"], "memory": hw["memory"],
+              "tensorflow": versions.get("tensorflow", "not installed"), "keras": versions.get("keras", "?"),
+              "backend": run["keras_backend"], "host": md_code(run["host"]), "commit": md_code(run["git_commit"]),
+              "recorded_utc": run["recorded_utc"],
+              "recorded": run["recorded_utc"].replace("T", " ").replace("Z", " UTC"),
+              "profile": run["profile"], "seed": run["seed"]}
+    parts = _parts_variables(run)
+    # the title page's subtitle: the commit of a run made in one go; a run made in parts had several
+    values["origin"] = f"made in {parts['n_parts']} parts" if parts else Markdown(f"commit {values['commit']}")
+    # the methods chapter and the citation: the commit(s) the numbers were made at, and when the record was written
+    values["commits"] = Markdown(f"project commits {parts['part_commits']}" if parts
+                                 else f"project commit {values['commit']}")
+    values["recorded_when"] = (f"when its first experiment was assembled from its parts, {run['recorded_utc']} (UTC); "
+                               "the dates of each part are in the table of parts" if parts
+                               else f"at its end, {run['recorded_utc']} (UTC)")
+    return {**values, **parts}
+
+
+def _utc(stamp) -> str:
+    """A part's ISO time stamp as the report shows it (``YYYY-MM-DD HH:MM UTC``); ``?`` where it is none."""
+    text = str(stamp or "").replace("T", " ").removesuffix("+00:00").removesuffix("Z")
+    return f"{text[:16]} UTC" if len(text) >= 16 else "?"
+
+
+def _parts_variables(run: dict) -> dict:
+    """For a run made in parts (its record's ``parts``, :func:`klvae.bundle.part.part_summary`), what
+    the title page's banner says of them (``report/_banner_parts.qmd``): ``n_parts``, their hosts
+    (``host a`` or ``hosts a, b``) and commits (code spans, in the order of the record, each once) and
+    when the first part's first job started and the last part's last job ended
+    (``parts_first``/``parts_last``). ``{}`` for a run made in one go."""
+    parts = [p for p in run.get("parts") or [] if isinstance(p, dict)] if isinstance(run.get("parts"), list) else []
+    if not parts:
+        return {}
+
+    def once(key, width=None, noun=""):
+        seen = dict.fromkeys(str(p.get(key, ""))[:width] for p in parts if p.get(key))
+        if not seen:
+            return f"{noun} ?".strip()
+        word = f"{noun}{'s' if len(seen) > 1 else ''} " if noun else ""
+        return Markdown(word + ", ".join(md_code(v) for v in seen))
+
+    starts = sorted(str(p["first_start_utc"]) for p in parts if p.get("first_start_utc"))
+    ends = sorted(str(p["last_end_utc"]) for p in parts if p.get("last_end_utc"))
+    return {"n_parts": len(parts), "part_hosts": once("host", noun="host"), "part_commits": once("commit", 7),
+            "parts_first": _utc(starts[0] if starts else None), "parts_last": _utc(ends[-1] if ends else None)}
 
 
 def _number(x, fmt: str) -> str:
@@ -182,13 +225,14 @@ def parts_table(run: dict) -> str:
                            "CPU-s", "wall (h)", "2 cores busy", "resumed", "threads"], rows, align="llllllrrrrrr")
 
 
-def banner_fragment(config: dict) -> str:
+def banner_fragment(config: dict, run: dict | None = None) -> str:
     """The title page's banner, generated include ``banner.md`` (:mod:`klvae.report.includes`):
     the callout saying where, when, on which hardware, with which Keras backend and at which commit
     the numbers were made (``report/_banner_run.qmd``, with the ``env`` variables of
-    :func:`run_variables`) and, for the quick profile, the warning that its numbers are not the
-    posts' (``report/_banner_quick.qmd``)."""
-    return includes.fragment("banner.md", profile=config["profile"])
+    :func:`run_variables`; for a run made in parts, ``report/_banner_parts.qmd``: its parts' hosts,
+    commits and first and last job, from the run record ``run``) and, for the quick profile, the
+    warning that its numbers are not the posts' (``report/_banner_quick.qmd``)."""
+    return includes.fragment("banner.md", profile=config["profile"], parts=bool(_parts_variables(run or {})))
 
 
 def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experiment_times_md: str,
@@ -237,7 +281,7 @@ def write_methods(provenance_md: str, versions_md: str, hardware_md: str, experi
                        ("experiment_times", experiment_times_md), ("rule_times", rule_times_md)):
         write_text(path, tables[name])
     write_text(deviations, deviations_fragment(config, paper_config, schema, experiments))
-    write_text(banner, banner_fragment(config))
+    write_text(banner, banner_fragment(config, run))
     parts = parts_table(run)
     values["n_parts"] = len(run.get("parts") or []) if parts else 0
     if parts_md:
