@@ -518,6 +518,9 @@ def test_a_run_made_in_parts_says_so_on_its_title_page(tmp_path):
     assert methods.run_variables(RUN)["commits"] == "project commit `0123456789ab-dirty`"
     assert methods.run_variables(run)["recorded_when"].startswith("when its first experiment was assembled")
     assert methods.run_variables(RUN)["recorded_when"] == "at its end, 2025-01-02T03:04:05Z (UTC)"
+    # a commit is shortened only where it is one; any other text is shown whole
+    assert [methods.short_commit(c) for c in ("953da1b6313d", "0123456789ab-dirty", "# PWN <b>x</b>", "abc")] == \
+        ["953da1b", "0123456-dirty", "# PWN <b>x</b>", "abc"]
 
 
 def test_standin_banner_only_for_the_standin_faces(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -156,6 +157,17 @@ def _utc(stamp) -> str:
     return f"{text[:16]} UTC" if len(text) >= 16 else "?"
 
 
+#: A commit as a run record writes it (:func:`klvae.record.git_commit`): hex digits, maybe ``-dirty``.
+_COMMIT = re.compile(r"([0-9a-f]{7})[0-9a-f]{0,33}(-dirty)?")
+
+
+def short_commit(commit: str) -> str:
+    """A recorded commit shortened to 7 hex digits as in the bundles' names (``-dirty`` kept); any other
+    text whole, so that what a record holds is shown as it is, never cut into a fragment."""
+    m = _COMMIT.fullmatch(commit)
+    return m.group(1) + (m.group(2) or "") if m else commit
+
+
 def _parts_variables(run: dict) -> dict:
     """For a run made in parts (its record's ``parts``, :func:`klvae.bundle.part.part_summary`), what
     the title page's banner says of them (``report/_banner_parts.qmd``): ``n_parts``, their hosts
@@ -166,8 +178,8 @@ def _parts_variables(run: dict) -> dict:
     if not parts:
         return {}
 
-    def once(key, width=None, noun=""):
-        seen = dict.fromkeys(str(p.get(key, ""))[:width] for p in parts if p.get(key))
+    def once(key, short=str, noun=""):
+        seen = dict.fromkeys(short(str(p.get(key, ""))) for p in parts if p.get(key))
         if not seen:
             return f"{noun} ?".strip()
         word = f"{noun}{'s' if len(seen) > 1 else ''} " if noun else ""
@@ -175,7 +187,8 @@ def _parts_variables(run: dict) -> dict:
 
     starts = sorted(str(p["first_start_utc"]) for p in parts if p.get("first_start_utc"))
     ends = sorted(str(p["last_end_utc"]) for p in parts if p.get("last_end_utc"))
-    return {"n_parts": len(parts), "part_hosts": once("host", noun="host"), "part_commits": once("commit", 7),
+    return {"n_parts": len(parts), "part_hosts": once("host", noun="host"),
+            "part_commits": once("commit", short_commit),
             "parts_first": _utc(starts[0] if starts else None), "parts_last": _utc(ends[-1] if ends else None)}
 
 
@@ -214,7 +227,7 @@ def parts_table(run: dict) -> str:
         if _number(p.get("resumed"), ".0f") not in ("–", "0"):  # the runs before a resume: estimated
             before = _number(p.get("cpu_s_before_resume_est"), ",.0f")
             cpu += " + ?" if before == "–" else f" + ≈{before}"
-        rows.append([str(p.get("part", "")), str(p.get("commit", ""))[:7], str(p.get("host", "")),
+        rows.append([str(p.get("part", "")), short_commit(str(p.get("commit", ""))), str(p.get("host", "")),
                      f"{p.get('cpu', '')} ({p.get('logical_cpus', '?')} logical)",
                      str(p.get("first_start_utc") or "").replace("T", " ").removesuffix("+00:00"),
                      str(p.get("last_end_utc") or "").replace("T", " ").removesuffix("+00:00"),
