@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -157,15 +156,12 @@ def _utc(stamp) -> str:
     return f"{text[:16]} UTC" if len(text) >= 16 else "?"
 
 
-#: A commit as a run record writes it (:func:`klvae.record.git_commit`): hex digits, maybe ``-dirty``.
-_COMMIT = re.compile(r"([0-9a-f]{7})[0-9a-f]{0,33}(-dirty)?")
-
-
 def short_commit(commit: str) -> str:
-    """A recorded commit shortened to 7 hex digits as in the bundles' names (``-dirty`` kept); any other
-    text whole, so that what a record holds is shown as it is, never cut into a fragment."""
-    m = _COMMIT.fullmatch(commit)
-    return m.group(1) + (m.group(2) or "") if m else commit
+    """A recorded commit (:func:`klvae.record.git_commit`) shortened as in the bundles' names
+    (:func:`klvae.record.short_commit`: 7 hex digits, ``-dirty`` kept); any text that holds no commit
+    whole, so that what a record holds is shown as it is, never cut into a fragment."""
+    short = provenance.short_commit(commit)
+    return commit if short == "nogit" else short
 
 
 def _parts_variables(run: dict) -> dict:
