@@ -52,7 +52,8 @@ SHARED: dict[str, tuple[tuple[str, str], ...]] = {
     "compare.md": (("reference=yes", "_compare_results.qmd"), ("parts=yes", "_compare_parts.qmd"),
                    ("reference=no", "_compare_none.qmd"), ("reference=self", "_compare_self.qmd")),
     # the scorecard's column of the shipped run's verdicts (rule report_scorecard), only where there is one
-    "scorecard_shipped.md": (("reference=yes", "_scorecard_shipped.qmd"),),
+    "scorecard_shipped.md": (("reference=yes", "_scorecard_shipped.qmd"),
+                             ("not_held=yes", "_scorecard_shipped_not_held.qmd")),
 }
 
 

@@ -773,7 +773,8 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
         profile: the config's profile name.
         titles: experiment (``E1``) -> the title of its scorecard table (the registry's titles).
         shipped_md: output, generated include ``scorecard_shipped.md`` (:mod:`klvae.report.includes`):
-            the prose on the shipped run's column where there is one, else empty.
+            the prose on the shipped run's column where there is one (and the sentence on the claims of
+            experiments its bundle does not hold, where there are any), else empty.
         shipped_parts: the shipped run's scorecard parts, judged by today's code from the shipped
             bundle's data (rules ``report_shipped_scorecard_<experiment>``, :mod:`klvae.report.shipped`).
         shipped: the shipped bundle (:func:`klvae.report.shipped.reference_facts`: ``name``,
@@ -799,7 +800,9 @@ def write_scorecard(table: str, md: str, variables: str, parts: Sequence[str], p
     write_rows(table, rows)
     write_text(md, scorecard_markdown(rows, profile, titles, column))
     if shipped_md is not None:
-        write_text(shipped_md, includes.fragment("scorecard_shipped.md", reference=shipped is not None))
+        write_text(shipped_md, includes.fragment(
+            "scorecard_shipped.md", reference=shipped is not None,
+            not_held=shipped is not None and any(not r["shipped_verdict"] for r in rows)))
     counts = verdict_counts(rows)
 
     def keyed(c: dict[str, int]) -> dict[str, int]:
